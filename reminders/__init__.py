@@ -1,0 +1,1 @@
+"""reminders: keeps iontophoresis patients on their treatment schedule."""

@@ -1,0 +1,415 @@
+"""The `reminders` command: a thin layer over settings, services and the planner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
+
+from reminders import db as database
+from reminders.errors import RemindersError
+from reminders.models import WEEKDAY_NAMES, EnrollmentCreate, PatientCreate, SessionReport, utcnow
+from reminders.planner import AssumedResponse, EnrollmentSettings, Plan, preview
+from reminders.protocols import ProtocolError
+from reminders.runtime import Runtime
+from reminders.services import clinics, enrollments, patients, sessions
+from reminders.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="Keeps iontophoresis patients on their treatment schedule.")
+clinic_app = typer.Typer(help="Clinics (tenants) and their API keys.")
+patient_app = typer.Typer(help="Patients of a clinic.")
+plan_app = typer.Typer(help="Read plans: preview a protocol or show an enrollment.")
+session_app = typer.Typer(help="Record what a patient did.")
+app.add_typer(clinic_app, name="clinic")
+app.add_typer(patient_app, name="patient")
+app.add_typer(plan_app, name="plan")
+app.add_typer(session_app, name="session")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    settings = _settings()
+    try:
+        runtime = Runtime.from_settings(settings)
+    except ProtocolError as exc:
+        raise _fail(str(exc), 2) from None
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def _transaction(runtime: Runtime) -> Iterator[Session]:
+    """A unit of work; a service error becomes a one-line message naming the field."""
+    try:
+        with database.session_scope(runtime.engine) as db:
+            yield db
+    except RemindersError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise _fail(f"{field}: {err['msg']}") from None
+
+
+def _weekdays(text: str | None) -> list[str] | None:
+    return [d.strip().lower() for d in text.split(",") if d.strip()] if text else None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    settings = _settings()
+    database.migrate(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve() -> None:
+    """Run the service: the scheduler and the HTTP API."""
+    from reminders.server import run_server
+
+    with _runtime() as runtime:
+        run_server(runtime, with_api=True)
+
+
+@app.command()
+def worker() -> None:
+    """Run only the scheduler (dispatch, sweep, housekeeping), no HTTP API."""
+    from reminders.server import run_server
+
+    with _runtime() as runtime:
+        run_server(runtime, with_api=False)
+
+
+@app.command("protocols")
+def list_protocols() -> None:
+    """List the installed protocols."""
+    with _runtime() as runtime:
+        for protocol in runtime.protocols.values():
+            phases = " -> ".join(p.name for p in protocol.phases)
+            typer.echo(f"{protocol.id:32} {protocol.name}  [{phases}]")
+
+
+@clinic_app.command("create")
+def clinic_create(name: str) -> None:
+    """Create a clinic and print its API key (shown only this once)."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        clinic, api_key = clinics.create_clinic(db, name)
+    typer.echo(f"clinic {clinic.id}")
+    typer.echo(f"api key {api_key}")
+    typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
+
+
+@patient_app.command("add")
+def patient_add(
+    clinic: str = typer.Option(..., help="Clinic id."),
+    name: str = typer.Option(...),
+    timezone: str = typer.Option(..., help="IANA time zone, e.g. Europe/Berlin."),
+    email: str | None = typer.Option(None),
+    reminder_time: str = typer.Option("18:00", help="Local HH:MM."),
+    channel: str = typer.Option("email", help="email or webhook."),
+    quiet_hours: str | None = typer.Option(None, help="Local HH:MM-HH:MM, e.g. 21:00-08:00."),
+    locale: str = typer.Option("en"),
+    external_id: str | None = typer.Option(None),
+) -> None:
+    """Add a patient to a clinic and print the patient id."""
+    quiet = None
+    if quiet_hours is not None:
+        start, _, end = quiet_hours.partition("-")
+        quiet = {"start": start, "end": end}
+    data = {
+        "name": name,
+        "email": email,
+        "timezone": timezone,
+        "reminder_time": reminder_time,
+        "channel": channel,
+        "quiet_hours": quiet,
+        "locale": locale,
+        "external_id": external_id,
+    }
+    request = _validated(PatientCreate, data)
+    with _runtime() as runtime, _transaction(runtime) as db:
+        patient = patients.add_patient(db, clinic, request)
+    typer.echo(f"patient {patient.id}")
+
+
+@app.command()
+def enroll(
+    patient: str = typer.Argument(..., help="Patient id."),
+    protocol: str = typer.Option(..., help="Protocol id (see `reminders protocols`)."),
+    start: str = typer.Option(..., help="Start date, YYYY-MM-DD."),
+    screened: bool = typer.Option(
+        False, "--screened", help="Confirms the patient was screened for every contraindication."
+    ),
+    contraindication: list[str] = typer.Option(
+        [], help="A contraindication the screening found (repeat for several)."
+    ),
+    override_reason: str | None = typer.Option(None, help="Why to enroll despite one."),
+    body_area: str | None = typer.Option(None, help="e.g. palms, soles, underarms."),
+    weekdays: str | None = typer.Option(None, help="Allowed weekdays, e.g. mon,wed,fri."),
+) -> None:
+    """Enroll a patient in a protocol and write the first horizon of sessions."""
+    if not screened:
+        raise _fail("screening: pass --screened to confirm the contraindication screening")
+    with _runtime() as runtime:
+        chosen = runtime.protocols.get(protocol)
+        if chosen is None:
+            raise _fail(f"protocol: unknown protocol {protocol!r}")
+        unknown = sorted(set(contraindication) - set(chosen.contraindications))
+        if unknown:
+            raise _fail(f"contraindication: not screened by this protocol: {', '.join(unknown)}")
+        screening = {c: c in contraindication for c in chosen.contraindications}
+        request = _validated(
+            EnrollmentCreate,
+            {
+                "protocol": protocol,
+                "start_date": start,
+                "body_area": body_area,
+                "weekdays": _weekdays(weekdays),
+                "screening": screening,
+                "override_reason": override_reason,
+            },
+        )
+        with _transaction(runtime) as db:
+            found = patients.get_patient(db, None, patient)
+            enrollment = enrollments.enroll(
+                db,
+                runtime.protocols,
+                found.clinic_id,
+                found.id,
+                request,
+                utcnow(),
+                runtime.settings.horizon_days,
+            )
+            rows = enrollments.sessions_of(db, enrollment.id)
+    typer.echo(f"enrollment {enrollment.id} ({enrollment.protocol_id}, phase {enrollment.phase})")
+    _print_table(
+        ["date", "day", "phase", "minutes", "status"],
+        [
+            [r.local_date.isoformat(), _day(r.local_date), r.phase, r.minutes, r.status]
+            for r in rows
+        ],
+    )
+
+
+def _day(day: date) -> str:
+    return WEEKDAY_NAMES[day.weekday()].capitalize()
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [list(header), *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _parse_response(text: str | None) -> AssumedResponse | None:
+    if text is None:
+        return None
+    key, _, value = text.partition("=")
+    if key != "dry-after" or not value.isdigit() or int(value) < 1:
+        raise _fail("response: expected dry-after=N with N a whole number from 1")
+    return AssumedResponse(dry_after=int(value))
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "phase": plan.phase,
+        "sessions": [
+            {
+                "date": s.local_date.isoformat(),
+                "weekday": WEEKDAY_NAMES[s.local_date.weekday()],
+                "phase": s.phase,
+                "minutes": s.minutes,
+            }
+            for s in plan.sessions
+        ],
+        "changes": [
+            {"on": c.on.isoformat(), "from": c.from_phase, "to": c.to_phase, "reason": c.reason}
+            for c in plan.changes
+        ],
+        "review": list(plan.review),
+        "completed": plan.completed,
+    }
+
+
+@plan_app.command("preview")
+def plan_preview(
+    protocol: str = typer.Option(..., help="Protocol id."),
+    start: str = typer.Option(..., help="Start date, YYYY-MM-DD."),
+    response: str | None = typer.Option(
+        None, help="Assumed response, e.g. dry-after=6: dry (HDSS 1) from session 6 on."
+    ),
+    days: int = typer.Option(182, min=1, max=730, help="How far to show an ongoing plan."),
+    weekdays: str | None = typer.Option(None, help="Allowed weekdays, e.g. mon,wed,fri."),
+    body_area: str | None = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show the whole plan for a protocol from a start date, assuming full adherence."""
+    settings = _settings()
+    try:
+        from reminders.protocols import load_protocols
+
+        protocols = load_protocols(settings.protocols_path)
+    except ProtocolError as exc:
+        raise _fail(str(exc), 2) from None
+    chosen = protocols.get(protocol)
+    if chosen is None:
+        raise _fail(f"protocol: unknown protocol {protocol!r}")
+    try:
+        start_date = date.fromisoformat(start)
+    except ValueError:
+        raise _fail(f"start: not a date (YYYY-MM-DD): {start!r}") from None
+    allowed = _weekdays(weekdays)
+    if allowed is not None:
+        unknown = [d for d in allowed if d not in WEEKDAY_NAMES]
+        if unknown or not allowed:
+            raise _fail(f"weekdays: expected names like mon,wed,fri, got {weekdays!r}")
+    settings_for_plan = EnrollmentSettings(
+        start_date,
+        frozenset(WEEKDAY_NAMES.index(d) for d in allowed) if allowed else None,
+        body_area,
+    )
+    result = preview(chosen, settings_for_plan, days, _parse_response(response))
+    if as_json:
+        document = {"protocol": chosen.id, "start": start_date.isoformat(), **_plan_json(result)}
+        json.dump(document, sys.stdout, indent=2)
+        typer.echo()
+        return
+    typer.echo(f"{chosen.name} ({chosen.id}) from {start_date.isoformat()}")
+    _print_table(
+        ["date", "day", "phase", "minutes"],
+        [
+            [s.local_date.isoformat(), _day(s.local_date), s.phase, s.minutes]
+            for s in result.sessions
+        ],
+    )
+    _print_changes(result)
+
+
+def _print_changes(result: Plan) -> None:
+    for change in result.changes:
+        to = change.to_phase or "end of course"
+        typer.echo(f"after {change.on.isoformat()}: {change.from_phase} -> {to} ({change.reason})")
+    for reason in result.review:
+        typer.echo(f"review: {reason}")
+
+
+@plan_app.command("show")
+def plan_show(
+    enrollment: str = typer.Argument(..., help="Enrollment id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show an enrollment's sessions: past ones with what happened, then the plan."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = enrollments.get_enrollment(db, None, enrollment)
+        rows = enrollments.sessions_of(db, found.id)
+    if as_json:
+        document = {
+            "enrollment": found.id,
+            "protocol": found.protocol_id,
+            "status": found.status,
+            "phase": found.phase,
+            "review": found.review_reason,
+            "sessions": [
+                {
+                    "id": r.id,
+                    "date": r.local_date.isoformat(),
+                    "phase": r.phase,
+                    "minutes": r.minutes,
+                    "status": r.status,
+                    "hdss": r.hdss,
+                }
+                for r in rows
+            ],
+        }
+        json.dump(document, sys.stdout, indent=2)
+        typer.echo()
+        return
+    typer.echo(
+        f"enrollment {found.id}: {found.protocol_id}, {found.status}, phase {found.phase}"
+        + (f", review: {found.review_reason}" if found.review_reason else "")
+    )
+    _print_table(
+        ["session", "date", "day", "phase", "minutes", "status", "hdss"],
+        [
+            [
+                r.id,
+                r.local_date.isoformat(),
+                _day(r.local_date),
+                r.phase,
+                r.minutes,
+                r.status,
+                "" if r.hdss is None else r.hdss,
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _record(action: Callable[[Session, Runtime], None]) -> None:
+    with _runtime() as runtime, _transaction(runtime) as db:
+        action(db, runtime)
+
+
+@session_app.command("confirm")
+def session_confirm(
+    session: str = typer.Argument(..., help="Session id."),
+    hdss: int | None = typer.Option(None, help="HDSS 1-4 reported by the patient."),
+    current_ma: float | None = typer.Option(None, help="Current in mA."),
+    minutes: int | None = typer.Option(None, help="Minutes actually treated."),
+) -> None:
+    """Record a session as done and re-plan the enrollment."""
+    report = _validated(SessionReport, {"hdss": hdss, "current_ma": current_ma, "minutes": minutes})
+
+    def action(db: Session, runtime: Runtime) -> None:
+        sessions.confirm_session(
+            db, runtime.protocols, None, session, report, utcnow(), runtime.settings.horizon_days
+        )
+
+    _record(action)
+    typer.echo(f"session {session} confirmed")
+
+
+@session_app.command("skip")
+def session_skip(
+    session: str = typer.Argument(..., help="Session id."),
+    reason: str | None = typer.Option(None),
+) -> None:
+    """Record that a session will not be done and re-plan the enrollment."""
+
+    def action(db: Session, runtime: Runtime) -> None:
+        sessions.skip_session(
+            db, runtime.protocols, None, session, reason, utcnow(), runtime.settings.horizon_days
+        )
+
+    _record(action)
+    typer.echo(f"session {session} skipped")

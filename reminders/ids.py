@@ -1,0 +1,27 @@
+"""Identifiers: time-ordered, unguessable where they must be."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+
+
+def new_id() -> str:
+    """Return a 32-hex-digit id: 48 bits of milliseconds, then 80 random bits.
+
+    Ids made later sort later, so lists can page on id, and rows can be inserted in
+    bulk without asking the database for keys.
+    """
+    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+def new_secret(prefix: str) -> str:
+    """Return a random secret with 256 bits of entropy, e.g. an API key."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """Return the SHA-256 hex digest under which a secret is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()

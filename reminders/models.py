@@ -1,0 +1,182 @@
+"""SQLModel tables. Times are stored in UTC; session dates are the patient's local dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from reminders.ids import new_id
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always goes in and comes out as an aware UTC datetime.
+
+    SQLite has no time zone type, so values are stored naive in UTC and tagged on read.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Return the current instant as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Clinic(SQLModel, table=True):
+    """A tenant: its staff and systems authenticate with the clinic's API key."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    api_key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+
+
+class Patient(SQLModel, table=True):
+    """A patient of one clinic, with how and when they want to be reminded."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    timezone: str = Field(max_length=64)
+    reminder_time: str = Field(max_length=5)
+    quiet_start: str | None = Field(default=None, max_length=5)
+    quiet_end: str | None = Field(default=None, max_length=5)
+    channel: str = Field(default="email", max_length=16)
+    locale: str = Field(default="en", max_length=16)
+    external_id: str | None = Field(default=None, max_length=200)
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
+class Enrollment(SQLModel, table=True):
+    """A patient's plan: one protocol from a start date with the patient's preferences.
+
+    `phase`, `interval_days` and `review_reason` are the planner's last answer, kept so
+    lists and reminders need not re-plan; the history of sessions is the source of truth.
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=32)
+    protocol_id: str = Field(max_length=100)
+    start_date: date
+    body_area: str | None = Field(default=None, max_length=50)
+    weekdays: str | None = Field(default=None, max_length=27)
+    status: str = Field(default="active", max_length=16, index=True)
+    phase: str = Field(max_length=50)
+    interval_days: int | None = None
+    review_reason: str | None = Field(default=None, max_length=500)
+    screening: str = Field(default="{}", max_length=2000)
+    override_reason: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class TreatmentSession(SQLModel, table=True):
+    """One treatment occurrence on a patient's local date.
+
+    planned -> confirmed / skipped / missed, or cancelled when a re-plan drops it. At
+    most one row per enrollment and local date: a re-plan reuses a cancelled row.
+    """
+
+    __tablename__ = "treatment_session"
+    __table_args__ = (
+        sa.UniqueConstraint("enrollment_id", "local_date", name="uq_session_enrollment_date"),
+        sa.Index("ix_session_status_date", "status", "local_date"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    enrollment_id: str = Field(foreign_key="enrollment.id", max_length=32)
+    local_date: date
+    timezone: str = Field(max_length=64)
+    phase: str = Field(max_length=50)
+    status: str = Field(default="planned", max_length=16)
+    minutes: int
+    unscheduled: bool = False
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    hdss: int | None = None
+    current_ma: float | None = None
+    minutes_done: int | None = None
+    skip_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_EMAIL = r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$"
+
+
+class _Input(BaseModel):
+    """Inputs refuse unknown fields, so a typo is an error and not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuietHours(_Input):
+    """Local times between which no message is sent (may wrap midnight)."""
+
+    start: str = PydanticField(pattern=HHMM)
+    end: str = PydanticField(pattern=HHMM)
+
+
+class PatientCreate(_Input):
+    """A new patient as a clinic sends it."""
+
+    name: str = PydanticField(min_length=1, max_length=200)
+    email: str | None = PydanticField(default=None, max_length=320, pattern=_EMAIL)
+    timezone: str = PydanticField(min_length=1, max_length=64)
+    reminder_time: str = PydanticField(default="18:00", pattern=HHMM)
+    quiet_hours: QuietHours | None = None
+    channel: Literal["email", "webhook"] = "email"
+    locale: str = PydanticField(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    external_id: str | None = PydanticField(default=None, max_length=200)
+
+
+class EnrollmentCreate(_Input):
+    """A request to enroll a patient in a protocol, with the contraindication screening.
+
+    `screening` answers every contraindication the protocol lists (true = present).
+    """
+
+    protocol: str = PydanticField(min_length=1, max_length=100)
+    start_date: date
+    body_area: str | None = PydanticField(default=None, max_length=50, pattern=r"^[a-z][a-z-]*$")
+    weekdays: list[str] | None = PydanticField(default=None, max_length=7)
+    screening: dict[str, bool] = PydanticField(default_factory=dict, max_length=50)
+    override_reason: str | None = PydanticField(default=None, max_length=1000)
+
+
+class SessionReport(_Input):
+    """What a patient or clinic reports with a confirmation."""
+
+    completed_at: datetime | None = None
+    minutes: int | None = PydanticField(default=None, ge=1, le=120)
+    current_ma: float | None = PydanticField(default=None, ge=0, le=30)
+    hdss: int | None = PydanticField(default=None, ge=1, le=4)

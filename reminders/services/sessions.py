@@ -1,0 +1,104 @@
+"""Recording what a patient did: confirmations and skips. Each re-plans the enrollment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.models import Enrollment, SessionReport, TreatmentSession, utcnow
+from reminders.planner import Plan
+from reminders.protocols import Protocol
+from reminders.services.enrollments import local_today, replan
+
+# A device clock or a phone a few minutes ahead should not turn a report away.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def get_session(
+    db: Session, clinic_id: str | None, session_id: str
+) -> tuple[TreatmentSession, Enrollment]:
+    """Return the session and its enrollment; raise NotFound if missing or another
+    clinic's."""
+    session = db.get(TreatmentSession, session_id)
+    if session is None:
+        raise NotFound("session", session_id)
+    enrollment = db.get(Enrollment, session.enrollment_id)
+    assert enrollment is not None  # foreign key
+    if clinic_id is not None and enrollment.clinic_id != clinic_id:
+        raise NotFound("session", session_id)
+    return session, enrollment
+
+
+def _recordable(session: TreatmentSession, now: datetime, *, ahead_ok: bool) -> None:
+    if session.status == "cancelled":
+        raise Conflict("the session was cancelled by a re-plan; record an unscheduled one")
+    if not ahead_ok and session.local_date > local_today(now, session.timezone):
+        raise InvalidInput("session", f"is planned for {session.local_date}, a later day")
+
+
+def confirm_session(
+    db: Session,
+    protocols: Mapping[str, Protocol],
+    clinic_id: str | None,
+    session_id: str,
+    report: SessionReport,
+    now: datetime,
+    horizon_days: int,
+) -> tuple[TreatmentSession, Plan | None]:
+    """Record a session as done, with the optional report, and re-plan.
+
+    Confirming an already confirmed session changes nothing and returns (session, None).
+    Raises NotFound, InvalidInput (a later day, completed_at in the future) or Conflict.
+    """
+    session, enrollment = get_session(db, clinic_id, session_id)
+    if session.status == "confirmed":
+        return session, None
+    _recordable(session, now, ahead_ok=False)
+    completed_at = report.completed_at or now
+    if completed_at.tzinfo is None:
+        raise InvalidInput("completed_at", "needs a time zone offset")
+    if completed_at > now + CLOCK_SKEW:
+        raise InvalidInput("completed_at", "is in the future")
+    session.status = "confirmed"
+    session.completed_at = completed_at
+    session.hdss = report.hdss
+    session.current_ma = report.current_ma
+    session.minutes_done = report.minutes
+    session.updated_at = utcnow()
+    db.add(session)
+    db.flush()
+    return session, replan(db, protocols, enrollment, now, horizon_days)
+
+
+def skip_session(
+    db: Session,
+    protocols: Mapping[str, Protocol],
+    clinic_id: str | None,
+    session_id: str,
+    reason: str | None,
+    now: datetime,
+    horizon_days: int,
+) -> tuple[TreatmentSession, Plan | None]:
+    """Record that the patient will not do a session, and re-plan.
+
+    Skipping an already skipped session changes nothing and returns (session, None).
+    Raises NotFound, InvalidInput or Conflict (a confirmed or cancelled session).
+    """
+    session, enrollment = get_session(db, clinic_id, session_id)
+    if session.status == "skipped":
+        return session, None
+    if session.status == "confirmed":
+        raise Conflict("the session is already confirmed")
+    # A patient may skip ahead ("away on Friday"); the re-plan keeps that day free.
+    _recordable(session, now, ahead_ok=True)
+    if reason is not None and len(reason) > 500:
+        raise InvalidInput("reason", "at most 500 characters")
+    session.status = "skipped"
+    session.skip_reason = reason
+    session.updated_at = utcnow()
+    db.add(session)
+    db.flush()
+    return session, replan(db, protocols, enrollment, now, horizon_days)

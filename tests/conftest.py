@@ -1,0 +1,78 @@
+"""Shared fixtures: settings on a temporary folder, a migrated database, protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from reminders import db as database
+from reminders.models import PatientCreate
+from reminders.protocols import Protocol, load_protocols
+from reminders.services import clinics, patients
+from reminders.settings import PROJECT_ROOT, Settings, load_settings
+
+PROTOCOLS_DIR = PROJECT_ROOT / "config" / "protocols"
+
+
+@pytest.fixture(autouse=True)
+def _no_operator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests must not pick up an operator's REMINDERS_* variables.
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("REMINDERS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(var_dir=tmp_path)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[sa.Engine]:
+    database.migrate(settings.database_url)
+    engine = database.create_db_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: sa.Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def protocols() -> dict[str, Protocol]:
+    return load_protocols(PROTOCOLS_DIR)
+
+
+def make_clinic(db: Session, name: str = "North Clinic") -> str:
+    clinic, _key = clinics.create_clinic(db, name)
+    db.commit()
+    return clinic.id
+
+
+def make_patient(
+    db: Session, clinic_id: str, timezone: str = "Europe/Berlin", **fields: object
+) -> str:
+    data: dict[str, object] = {
+        "name": "Ann Example",
+        "email": "ann@example.org",
+        "timezone": timezone,
+        **fields,
+    }
+    patient = patients.add_patient(db, clinic_id, PatientCreate.model_validate(data))
+    db.commit()
+    return patient.id
+
+
+def at(text: str) -> datetime:
+    """An aware UTC instant from 'YYYY-MM-DD HH:MM'."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

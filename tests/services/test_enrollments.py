@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from sqlmodel import Session, func, select
+
+from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.models import Enrollment, EnrollmentCreate, SessionReport, TreatmentSession
+from reminders.protocols import Protocol
+from reminders.services import enrollments, sessions
+from tests.conftest import at, make_clinic, make_patient
+
+NO = {
+    "pacemaker": False, "pregnancy": False, "epilepsy": False, "heart_disease": False,
+    "metal_implants": False, "skin_defects": False, "reduced_sensation": False,
+    "acute_infection": False, "cancer_in_area": False,
+}  # fmt: skip
+NOW = at("2026-12-07 07:00")  # Monday 08:00 in Berlin
+
+
+def request(**fields: object) -> EnrollmentCreate:
+    data: dict[str, object] = {
+        "protocol": "tap-water-hyperhidrosis",
+        "start_date": "2026-12-07",
+        "screening": NO,
+        **fields,
+    }
+    return EnrollmentCreate.model_validate(data)
+
+
+def count(db: Session, model: type[Enrollment] | type[TreatmentSession]) -> int:
+    return db.exec(select(func.count()).select_from(model)).one()
+
+
+def planned_dates(db: Session, enrollment_id: str) -> list[str]:
+    return [
+        r.local_date.isoformat()
+        for r in enrollments.sessions_of(db, enrollment_id)
+        if r.status == "planned"
+    ]
+
+
+def test_enrolling_writes_the_first_horizon_from_the_start_date(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    db.commit()
+    assert enrollment.phase == "induction"
+    assert planned_dates(db, enrollment.id) == [
+        "2026-12-07", "2026-12-09", "2026-12-11", "2026-12-14", "2026-12-16", "2026-12-18",
+    ]  # fmt: skip
+    rows = enrollments.sessions_of(db, enrollment.id)
+    assert {r.timezone for r in rows} == {"Europe/Berlin"}
+
+
+def test_flagged_contraindication_refuses_enrollment_and_writes_nothing(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    with pytest.raises(InvalidInput) as caught:
+        enrollments.enroll(
+            db, protocols, clinic, patient, request(screening={**NO, "pacemaker": True}), NOW, 14
+        )
+    assert caught.value.field == "screening"
+    assert "pacemaker" in caught.value.message
+    db.rollback()
+    assert count(db, Enrollment) == 0
+    assert count(db, TreatmentSession) == 0
+
+
+def test_override_with_reason_enrolls_and_stores_screening_and_reason(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(
+        db,
+        protocols,
+        clinic,
+        patient,
+        request(
+            screening={**NO, "metal_implants": True},
+            override_reason="Implant in the left knee; treating palms only.",
+        ),
+        NOW,
+        14,
+    )
+    assert json.loads(enrollment.screening)["metal_implants"] is True
+    assert enrollment.override_reason == "Implant in the left knee; treating palms only."
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"protocol": "snake-oil"}, "protocol"),
+        ({"start_date": "2020-01-01"}, "start_date"),
+        ({"start_date": "2030-01-01"}, "start_date"),
+        ({"weekdays": ["mon", "funday"]}, "weekdays"),
+        ({"weekdays": []}, "weekdays"),
+        ({"screening": {"pacemaker": False}}, "screening"),
+        ({"screening": {**NO, "left_handed": False}}, "screening"),
+    ],
+)
+def test_bad_enrollment_names_the_field_and_writes_nothing(
+    db: Session, protocols: dict[str, Protocol], fields: dict[str, object], field: str
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    with pytest.raises(InvalidInput) as caught:
+        enrollments.enroll(db, protocols, clinic, patient, request(**fields), NOW, 14)
+    assert caught.value.field == field
+    db.rollback()
+    assert count(db, Enrollment) == 0
+
+
+def test_bulk_enrollment_with_one_bad_request_writes_nothing(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    first = make_patient(db, clinic)
+    second = make_patient(db, clinic)
+    with pytest.raises(InvalidInput) as caught:
+        enrollments.enroll_many(
+            db,
+            protocols,
+            clinic,
+            [
+                enrollments.EnrollRequest(first, request()),
+                enrollments.EnrollRequest(second, request(protocol="snake-oil")),
+            ],
+            NOW,
+            14,
+        )
+    assert caught.value.field == "[1].protocol"
+    db.rollback()
+    assert count(db, Enrollment) == 0
+
+
+def test_another_clinics_patient_is_not_found(db: Session, protocols: dict[str, Protocol]) -> None:
+    north = make_clinic(db, "North")
+    south = make_clinic(db, "South")
+    patient = make_patient(db, north)
+    with pytest.raises(NotFound):
+        enrollments.enroll(db, protocols, south, patient, request(), NOW, 14)
+
+
+def test_second_active_enrollment_in_same_protocol_and_area_conflicts(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollments.enroll(db, protocols, clinic, patient, request(body_area="palms"), NOW, 14)
+    with pytest.raises(Conflict):
+        enrollments.enroll(db, protocols, clinic, patient, request(body_area="palms"), NOW, 14)
+    feet = enrollments.enroll(db, protocols, clinic, patient, request(body_area="soles"), NOW, 14)
+    assert enrollments.sessions_of(db, feet.id)[0].minutes == 30
+
+
+def test_missed_session_is_replanned_at_the_earliest_allowed_day(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(
+        db, protocols, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW, 14
+    )
+    first, wednesday = enrollments.sessions_of(db, enrollment.id)[:2]
+    sessions.confirm_session(db, protocols, clinic, first.id, SessionReport(), NOW, 14)
+    wednesday.status = "missed"
+    db.add(wednesday)
+    thursday = at("2026-12-10 09:00")
+    enrollments.replan(db, protocols, enrollment, thursday, 14)
+    assert planned_dates(db, enrollment.id)[0] == "2026-12-11"
+
+
+def test_skipping_ahead_frees_that_day_and_replans(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(
+        db, protocols, clinic, patient, request(protocol="glycopyrrolate-hyperhidrosis"), NOW, 14
+    )
+    rows = enrollments.sessions_of(db, enrollment.id)
+    sessions.confirm_session(db, protocols, clinic, rows[0].id, SessionReport(hdss=2), NOW, 14)
+    sessions.skip_session(db, protocols, clinic, rows[1].id, "away", NOW, 14)
+    assert planned_dates(db, enrollment.id) == ["2026-12-15"]
+    statuses = {
+        r.local_date.isoformat(): r.status for r in enrollments.sessions_of(db, enrollment.id)
+    }
+    assert statuses["2026-12-14"] == "skipped"
+
+
+def test_confirming_twice_is_harmless(db: Session, protocols: dict[str, Protocol]) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    first = enrollments.sessions_of(db, enrollment.id)[0]
+    report = SessionReport(hdss=2, current_ma=12.5, minutes=20)
+    sessions.confirm_session(db, protocols, clinic, first.id, report, NOW, 14)
+    again, replanned = sessions.confirm_session(db, protocols, clinic, first.id, report, NOW, 14)
+    assert replanned is None
+    assert (again.status, again.hdss, again.current_ma) == ("confirmed", 2, 12.5)
+
+
+def test_confirming_a_later_days_session_is_refused(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    wednesday = enrollments.sessions_of(db, enrollment.id)[1]
+    with pytest.raises(InvalidInput) as caught:
+        sessions.confirm_session(db, protocols, clinic, wednesday.id, SessionReport(), NOW, 14)
+    assert caught.value.field == "session"
+
+
+def test_pause_cancels_planned_sessions_and_resume_plans_again(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    enrollments.set_status(db, protocols, clinic, enrollment.id, "paused", NOW, 14)
+    assert planned_dates(db, enrollment.id) == []
+    later = at("2026-12-14 07:00")
+    enrollments.set_status(db, protocols, clinic, enrollment.id, "active", later, 14)
+    assert planned_dates(db, enrollment.id)[0] == "2026-12-14"
+    # cancelled rows are reused, so there is still one row per date
+    dates = [r.local_date for r in enrollments.sessions_of(db, enrollment.id)]
+    assert len(dates) == len(set(dates))
+
+
+def test_finishing_a_course_completes_the_enrollment(
+    db: Session, protocols: dict[str, Protocol]
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, timezone="UTC")
+    enrollment = enrollments.enroll(
+        db, protocols, clinic, patient, request(protocol="sports-injury-short-course"), NOW, 14
+    )
+    for row in enrollments.sessions_of(db, enrollment.id):
+        day_after = at(f"{row.local_date.isoformat()} 20:00")
+        sessions.confirm_session(db, protocols, clinic, row.id, SessionReport(), day_after, 14)
+    assert enrollment.status == "completed"
+    assert planned_dates(db, enrollment.id) == []
+    assert enrollments.sessions_of(db, enrollment.id)[-1].local_date == date(2026, 12, 15)
