@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import random
 import secrets
 import time
+
+# Ids need to be unique, not secret (every lookup is checked against the clinic), so a
+# fast generator seeded from the OS will do; secrets come from `secrets`.
+_random = random.Random(secrets.randbits(128))
 
 
 def new_id() -> str:
@@ -14,7 +18,7 @@ def new_id() -> str:
     Ids made later sort later, so lists can page on id, and rows can be inserted in
     bulk without asking the database for keys.
     """
-    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+    return "%012x%020x" % (int(time.time() * 1000), _random.getrandbits(80))  # noqa: UP031  (faster than an f-string here)
 
 
 def new_secret(prefix: str) -> str:

@@ -10,9 +10,9 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from reminders.db import insert_rows
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (
@@ -104,6 +104,15 @@ def _checked(
     return protocol, weekdays
 
 
+def _screening_json(screening: dict[str, bool]) -> str:
+    return _screening_text(tuple(sorted(screening.items())))
+
+
+@lru_cache(maxsize=256)
+def _screening_text(answers: tuple[tuple[str, bool], ...]) -> str:
+    return json.dumps(dict(answers))
+
+
 def _session_row(
     enrollment_id: str, local_date: date, timezone: str, phase: str, minutes: int, now: datetime
 ) -> dict[str, Any]:
@@ -137,11 +146,15 @@ def enroll_many(
     already has an active enrollment in that protocol and body area.
     """
     patient_ids = list({r.patient_id for r in requests})
-    patients: dict[str, Patient] = {}
+    # (clinic id, time zone) by patient id; plain columns, as bulk imports load many.
+    patients: dict[str, tuple[str, str]] = {}
     for chunk_start in range(0, len(patient_ids), 500):
         chunk = patient_ids[chunk_start : chunk_start + 500]
-        for row in db.exec(select(Patient).where(Patient.id.in_(chunk))):  # type: ignore[attr-defined]
-            patients[row.id] = row
+        query = select(Patient.id, Patient.clinic_id, Patient.timezone).where(
+            Patient.id.in_(chunk)  # type: ignore[attr-defined]
+        )
+        for patient_id, patient_clinic, timezone in db.exec(query):
+            patients[patient_id] = (patient_clinic, timezone)
     if len(requests) == 1:
         existing = db.exec(
             select(Enrollment).where(
@@ -156,29 +169,34 @@ def enroll_many(
     created = utcnow()
     enrollment_rows: list[dict[str, Any]] = []
     session_rows: list[dict[str, Any]] = []
+    first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = {}
     for i, request in enumerate(requests):
         where = f"[{i}]." if len(requests) > 1 else ""
-        patient = patients.get(request.patient_id)
-        if patient is None or patient.clinic_id != clinic_id:
+        patient_clinic, timezone = patients.get(request.patient_id, ("", ""))
+        if patient_clinic != clinic_id:
             raise NotFound("patient", request.patient_id)
         wanted = request.enrollment
-        today = local_today(now, patient.timezone)
+        today = local_today(now, timezone)
         protocol, weekdays = _checked(wanted, protocols, today, where)
         if (protocol.id, wanted.body_area) in busy:
             raise Conflict(
-                f"patient {patient.id} already has an active {protocol.id} enrollment"
+                f"patient {request.patient_id} already has an active {protocol.id} enrollment"
                 + (f" for {wanted.body_area}" if wanted.body_area else "")
             )
-        settings = EnrollmentSettings(
-            wanted.start_date, weekdays_from_text(weekdays), wanted.body_area
-        )
-        first = plan(protocol, settings, (), today, horizon_days)
+        # The planner is pure: a batch plans each distinct set of inputs once.
+        key = (protocol.id, wanted.start_date, weekdays, wanted.body_area, today)
+        first = first_plans.get(key)
+        if first is None:
+            settings = EnrollmentSettings(
+                wanted.start_date, weekdays_from_text(weekdays), wanted.body_area
+            )
+            first = first_plans[key] = plan(protocol, settings, (), today, horizon_days)
         enrollment_id = new_id()
         enrollment_rows.append(
             {
                 "id": enrollment_id,
                 "clinic_id": clinic_id,
-                "patient_id": patient.id,
+                "patient_id": request.patient_id,
                 "protocol_id": protocol.id,
                 "start_date": wanted.start_date,
                 "body_area": wanted.body_area,
@@ -186,20 +204,18 @@ def enroll_many(
                 "status": "active",
                 "phase": first.phase,
                 "interval_days": first.interval_days,
-                "screening": json.dumps(wanted.screening, sort_keys=True),
+                "screening": _screening_json(wanted.screening),
                 "override_reason": (wanted.override_reason or "").strip() or None,
                 "created_at": created,
                 "updated_at": created,
             }
         )
         session_rows.extend(
-            _session_row(enrollment_id, s.local_date, patient.timezone, s.phase, s.minutes, created)
+            _session_row(enrollment_id, s.local_date, timezone, s.phase, s.minutes, created)
             for s in first.sessions
         )
-    if enrollment_rows:
-        db.execute(sa.insert(Enrollment), enrollment_rows)
-    if session_rows:
-        db.execute(sa.insert(TreatmentSession), session_rows)
+    insert_rows(db, Enrollment, enrollment_rows)
+    insert_rows(db, TreatmentSession, session_rows)
     return [row["id"] for row in enrollment_rows]
 
 
@@ -294,8 +310,7 @@ def replan(
             existing.timezone = patient.timezone
             existing.updated_at = changed
             db.add(existing)
-    if fresh:
-        db.execute(sa.insert(TreatmentSession), fresh)
+    insert_rows(db, TreatmentSession, fresh)
     enrollment.phase = new_plan.phase
     enrollment.interval_days = new_plan.interval_days
     enrollment.review_reason = "; ".join(new_plan.review) or None

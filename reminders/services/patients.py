@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
+from reminders.db import insert_rows
 from reminders.errors import InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import Clinic, Patient, PatientCreate, utcnow
@@ -49,8 +49,7 @@ def add_patients(db: Session, clinic_id: str, patients: Sequence[PatientCreate])
                 "created_at": now,
             }
         )
-    if rows:
-        db.execute(sa.insert(Patient), rows)
+    insert_rows(db, Patient, rows)
     return [row["id"] for row in rows]
 
 

@@ -1,0 +1,207 @@
+"""Benchmarks. `scripts/bench plan` measures enrolling and planning through the services.
+
+Each measurement runs in a fresh subprocess (so peak RSS is its own), ours and the
+baseline alternate run by run (so machine noise hits both), and medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TIMEZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC")
+WEEKDAY_CHOICES: tuple[list[str] | None, ...] = (
+    None,
+    ["mon", "wed", "fri"],
+    ["tue", "thu", "sat"],
+    ["mon", "tue", "wed", "thu", "fri"],
+)
+CHUNK = 5000
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_plan(enrollments: int) -> dict[str, Any]:
+    """Enroll `enrollments` patients through the service layer; return the figures."""
+    from sqlmodel import Session
+
+    from reminders import db as database
+    from reminders.models import EnrollmentCreate, PatientCreate
+    from reminders.protocols import load_protocols
+    from reminders.services import clinics, enrollments as enrolling, patients
+    from reminders.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(var_dir=Path(tmp))
+        database.migrate(settings.database_url)
+        engine = database.create_db_engine(settings.database_url)
+        protocols = load_protocols(settings.protocols_path)
+        ids = sorted(protocols)
+        now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+        first_day = date(2026, 12, 7)
+        with Session(engine) as db:
+            clinic_id = clinics.create_clinic(db, "Bench Clinic")[0].id
+            db.commit()
+        # Patients are a precondition, imported before the clock starts.
+        patient_ids_by_chunk: list[list[str]] = []
+        import_started = time.perf_counter()
+        for chunk_start in range(0, enrollments, CHUNK):
+            size = min(CHUNK, enrollments - chunk_start)
+            people = [
+                PatientCreate(
+                    name=f"Patient {chunk_start + i}",
+                    email=f"p{chunk_start + i}@example.org",
+                    timezone=TIMEZONES[(chunk_start + i) % len(TIMEZONES)],
+                )
+                for i in range(size)
+            ]
+            with Session(engine) as db:
+                patient_ids_by_chunk.append(patients.add_patients(db, clinic_id, people))
+                db.commit()
+        import_seconds = time.perf_counter() - import_started
+        started = time.perf_counter()
+        for chunk_index, chunk_start in enumerate(range(0, enrollments, CHUNK)):
+            patient_ids = patient_ids_by_chunk[chunk_index]
+            with Session(engine) as db:
+                requests = []
+                for i, patient_id in enumerate(patient_ids):
+                    n = chunk_start + i
+                    protocol = protocols[ids[n % len(ids)]]
+                    requests.append(
+                        enrolling.EnrollRequest(
+                            patient_id,
+                            EnrollmentCreate(
+                                protocol=protocol.id,
+                                start_date=first_day + timedelta(days=n % 7),
+                                weekdays=WEEKDAY_CHOICES[n % len(WEEKDAY_CHOICES)],
+                                screening={c: False for c in protocol.contraindications},
+                            ),
+                        )
+                    )
+                enrolling.enroll_many(
+                    db, protocols, clinic_id, requests, now, settings.horizon_days
+                )
+                db.commit()
+        seconds = time.perf_counter() - started
+        with engine.connect() as connection:
+            sessions_written = connection.exec_driver_sql(
+                "SELECT count(*) FROM treatment_session"
+            ).scalar_one()
+        engine.dispose()
+    return {
+        "enrollments": enrollments,
+        "sessions": sessions_written,
+        "seconds": seconds,
+        "patient_import_seconds": import_seconds,
+        "sessions_per_s": sessions_written / seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _remind(session_id: int) -> None:
+    """The job a job-per-reminder design would run."""
+
+
+def measure_apscheduler(reminders: int) -> dict[str, Any]:
+    """Store one APScheduler 3 date job per reminder in SQLAlchemyJobStore on SQLite."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLAlchemyJobStore(url=f"sqlite:///{tmp}/jobs.sqlite3")
+        scheduler = BackgroundScheduler(jobstores={"default": store}, timezone=UTC)
+        scheduler.start(paused=True)
+        due = datetime(2027, 1, 1, 17, 0, tzinfo=UTC)
+        started = time.perf_counter()
+        for n in range(reminders):
+            scheduler.add_job(
+                _remind, "date", run_date=due + timedelta(minutes=n), args=[n], id=f"r{n}"
+            )
+        seconds = time.perf_counter() - started
+        scheduler.shutdown(wait=False)
+    return {"reminders": reminders, "seconds": seconds, "per_s": reminders / seconds}
+
+
+def _child(kind: str, count: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "_once", kind, str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_plan(args: argparse.Namespace) -> dict[str, Any]:
+    ours: list[dict[str, Any]] = []
+    baseline: list[dict[str, Any]] = []
+    for run in range(args.runs):
+        baseline.append(_child("apscheduler", args.baseline))
+        ours.append(_child("plan", args.enrollments))
+        print(
+            f"run {run + 1}/{args.runs}: planned {ours[-1]['sessions_per_s']:,.0f} sessions/s "
+            f"in {ours[-1]['seconds']:.1f} s; baseline {baseline[-1]['per_s']:,.0f} jobs/s",
+            flush=True,
+        )
+    per_s = statistics.median(r["sessions_per_s"] for r in ours)
+    base_per_s = statistics.median(r["per_s"] for r in baseline)
+    figures = {
+        "enrollments": args.enrollments,
+        "sessions": ours[0]["sessions"],
+        "runs": args.runs,
+        "seconds": statistics.median(r["seconds"] for r in ours),
+        "sessions_per_s": per_s,
+        "baseline": "one APScheduler 3 date job per reminder, SQLAlchemyJobStore on SQLite",
+        "baseline_reminders": args.baseline,
+        "baseline_per_s": base_per_s,
+        "ratio": per_s / base_per_s,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in ours),
+        "all_runs": {"ours": ours, "baseline": baseline},
+    }
+    print(
+        f"median of {args.runs}: {args.enrollments:,} enrollments, {figures['sessions']:,} "
+        f"sessions in {figures['seconds']:.1f} s = {per_s:,.0f} sessions/s; baseline "
+        f"{base_per_s:,.0f} reminders/s; ratio {figures['ratio']:.0f}x; "
+        f"peak RSS {figures['peak_rss_mb']:.0f} MB"
+    )
+    return figures
+
+
+def main() -> None:
+    if len(sys.argv) >= 2 and sys.argv[1] == "_once":
+        kind, count = sys.argv[2], int(sys.argv[3])
+        measured = measure_plan(count) if kind == "plan" else measure_apscheduler(count)
+        print(json.dumps(measured))
+        return
+    parser = argparse.ArgumentParser(prog="scripts/bench")
+    sub = parser.add_subparsers(dest="which", required=True)
+    plan = sub.add_parser("plan", help="enroll and plan N patients vs job-per-reminder")
+    plan.add_argument("--enrollments", type=int, default=100_000)
+    plan.add_argument("--baseline", type=int, default=2_000)
+    plan.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    figures = bench_plan(args)
+    out = ROOT / "var" / "bench" / f"{args.which}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
