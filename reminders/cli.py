@@ -19,7 +19,7 @@ from reminders.models import WEEKDAY_NAMES, EnrollmentCreate, PatientCreate, Ses
 from reminders.planner import AssumedResponse, EnrollmentSettings, Plan, preview
 from reminders.protocols import ProtocolError
 from reminders.runtime import Runtime
-from reminders.services import clinics, enrollments, patients, sessions
+from reminders.services import clinics, enrollments, patients, sessions, webhooks
 from reminders.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Keeps iontophoresis patients on their treatment schedule.")
@@ -27,10 +27,12 @@ clinic_app = typer.Typer(help="Clinics (tenants) and their API keys.")
 patient_app = typer.Typer(help="Patients of a clinic.")
 plan_app = typer.Typer(help="Read plans: preview a protocol or show an enrollment.")
 session_app = typer.Typer(help="Record what a patient did.")
+webhook_app = typer.Typer(help="A clinic's webhook endpoints.")
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(patient_app, name="patient")
 app.add_typer(plan_app, name="plan")
 app.add_typer(session_app, name="session")
+app.add_typer(webhook_app, name="webhook")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -119,10 +121,15 @@ def list_protocols() -> None:
 
 
 @clinic_app.command("create")
-def clinic_create(name: str) -> None:
+def clinic_create(
+    name: str,
+    alert_email: str | None = typer.Option(
+        None, help="Where the clinic is told about dead deliveries and escalations."
+    ),
+) -> None:
     """Create a clinic and print its API key (shown only this once)."""
     with _runtime() as runtime, _transaction(runtime) as db:
-        clinic, api_key = clinics.create_clinic(db, name)
+        clinic, api_key = clinics.create_clinic(db, name, alert_email)
     typer.echo(f"clinic {clinic.id}")
     typer.echo(f"api key {api_key}")
     typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
@@ -201,13 +208,7 @@ def enroll(
         with _transaction(runtime) as db:
             found = patients.get_patient(db, None, patient)
             enrollment = enrollments.enroll(
-                db,
-                runtime.protocols,
-                found.clinic_id,
-                found.id,
-                request,
-                utcnow(),
-                runtime.settings.horizon_days,
+                db, runtime, found.clinic_id, found.id, request, utcnow()
             )
             rows = enrollments.sessions_of(db, enrollment.id)
     typer.echo(f"enrollment {enrollment.id} ({enrollment.protocol_id}, phase {enrollment.phase})")
@@ -391,9 +392,7 @@ def session_confirm(
     report = _validated(SessionReport, {"hdss": hdss, "current_ma": current_ma, "minutes": minutes})
 
     def action(db: Session, runtime: Runtime) -> None:
-        sessions.confirm_session(
-            db, runtime.protocols, None, session, report, utcnow(), runtime.settings.horizon_days
-        )
+        sessions.confirm_session(db, runtime, None, session, report, utcnow())
 
     _record(action)
     typer.echo(f"session {session} confirmed")
@@ -407,9 +406,21 @@ def session_skip(
     """Record that a session will not be done and re-plan the enrollment."""
 
     def action(db: Session, runtime: Runtime) -> None:
-        sessions.skip_session(
-            db, runtime.protocols, None, session, reason, utcnow(), runtime.settings.horizon_days
-        )
+        sessions.skip_session(db, runtime, None, session, reason, utcnow())
 
     _record(action)
     typer.echo(f"session {session} skipped")
+
+
+@webhook_app.command("add")
+def webhook_add(
+    url: str = typer.Argument(..., help="https URL of the clinic's receiver."),
+    clinic: str = typer.Option(..., help="Clinic id."),
+    events: str = typer.Option("*", help="Event types, comma-separated, or * for all."),
+) -> None:
+    """Register a webhook endpoint and print its signing secret (shown only this once)."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        endpoint = webhooks.add_endpoint(db, runtime.settings, clinic, url, events)
+    typer.echo(f"endpoint {endpoint.id}")
+    typer.echo(f"secret {endpoint.secret}")
+    typer.echo("Verify signatures with this secret (Standard Webhooks).")

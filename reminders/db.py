@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ def insert_rows(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> No
         .values({k: sa.bindparam(k) for k in keys})
         .compile(dialect=dialect)
     )
-    processors = compiled._bind_processors
+    processors: dict[str, Callable[[Any], Any]] = compiled._bind_processors  # type: ignore[assignment]
     positional = compiled.positiontup
     order = list(positional) if positional is not None else keys
     columns: list[list[Any]] = []
@@ -100,7 +100,7 @@ def insert_rows(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> No
         values = [row[key] for row in rows]
         if process is not None:
             memo: dict[Any, Any] = {}
-            processed = []
+            processed: list[Any] = []
             for value in values:
                 if value is None:
                     processed.append(None)
@@ -118,3 +118,25 @@ def insert_rows(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> No
     else:
         params = [dict(zip(order, values, strict=True)) for values in zip(*columns, strict=True)]
     connection.exec_driver_sql(compiled.string, params)
+
+
+def insert_ignore(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Insert rows, silently keeping the existing row where a unique key already holds one.
+
+    This is how "one reminder per session and kind, ever" is kept: by the database's
+    unique key, not by a check in code that two processes could both pass.
+    """
+    if not rows:
+        return
+    table = model.__table__
+    dialect = db.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        db.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        db.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(dialect)

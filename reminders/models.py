@@ -53,6 +53,7 @@ class Clinic(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     name: str = Field(max_length=200)
     api_key_hash: str = Field(max_length=64, unique=True)
+    alert_email: str | None = Field(default=None, max_length=320)
     created_at: datetime = _created()
 
 
@@ -91,6 +92,7 @@ class Enrollment(SQLModel, table=True):
     status: str = Field(default="active", max_length=16, index=True)
     phase: str = Field(max_length=50)
     interval_days: int | None = None
+    planned_on: date | None = None
     review_reason: str | None = Field(default=None, max_length=500)
     screening: str = Field(default="{}", max_length=2000)
     override_reason: str | None = Field(default=None, max_length=1000)
@@ -128,9 +130,79 @@ class TreatmentSession(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class WebhookEndpoint(SQLModel, table=True):
+    """A clinic's receiver of signed webhooks (Standard Webhooks).
+
+    The secret must be usable for signing, so it is stored as given; while a rotation
+    is under way the previous secret signs too, until `previous_secret_until`.
+    """
+
+    __tablename__ = "webhook_endpoint"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    events: str = Field(default="*", max_length=1000)
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _created()
+
+
+class Delivery(SQLModel, table=True):
+    """One message to send through one channel, held in the outbox until it is done.
+
+    `id` is the message's identity for its whole life: the `webhook-id` header, the
+    email's Message-ID. States: pending -> sending -> sent, or back to pending for a
+    retry, or failed (permanent), dead (out of retries), expired (past its useful
+    window), cancelled (no longer relevant). One per session, kind, channel and target.
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "session_id", "kind", "channel", "target", name="uq_delivery_session_kind"
+        ),
+        sa.Index("ix_delivery_state_next", "state", "next_attempt_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    patient_id: str | None = Field(default=None, foreign_key="patient.id", max_length=32)
+    session_id: str | None = Field(default=None, foreign_key="treatment_session.id", max_length=32)
+    kind: str = Field(max_length=32)
+    channel: str = Field(max_length=16)
+    target: str = Field(max_length=32)
+    state: str = Field(default="pending", max_length=16)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = 0
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=1000)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    payload: str = Field(default="{}", max_length=20000)
+    created_at: datetime = _created()
+
+
+class PatientToken(SQLModel, table=True):
+    """A link token for a patient (session page or unsubscribe), stored only as a hash."""
+
+    __tablename__ = "patient_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=32)
+    session_id: str | None = Field(default=None, foreign_key="treatment_session.id", max_length=32)
+    purpose: str = Field(max_length=16)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-_EMAIL = r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$"
+EMAIL_PATTERN = r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$"
 
 
 class _Input(BaseModel):
@@ -150,7 +222,7 @@ class PatientCreate(_Input):
     """A new patient as a clinic sends it."""
 
     name: str = PydanticField(min_length=1, max_length=200)
-    email: str | None = PydanticField(default=None, max_length=320, pattern=_EMAIL)
+    email: str | None = PydanticField(default=None, max_length=320, pattern=EMAIL_PATTERN)
     timezone: str = PydanticField(min_length=1, max_length=64)
     reminder_time: str = PydanticField(default="18:00", pattern=HHMM)
     quiet_hours: QuietHours | None = None

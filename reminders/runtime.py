@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -18,13 +21,33 @@ class Runtime:
     settings: Settings
     engine: sa.Engine
     protocols: dict[str, Protocol]
+    secret_key: bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         """Return a runtime; raises ProtocolError if a protocol file is bad."""
         protocols = load_protocols(settings.protocols_path)
-        return cls(settings, create_db_engine(settings.database_url), protocols)
+        engine = create_db_engine(settings.database_url)
+        return cls(settings, engine, protocols, _secret_key(settings))
 
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+
+def _secret_key(settings: Settings) -> bytes:
+    """Return the key link tokens are derived from: the setting, or a random key kept in
+    var/secret_key (made on first use, readable only by its owner)."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = Path(settings.var_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()

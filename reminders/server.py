@@ -1,18 +1,50 @@
-"""Running the service: wires the runtime to the scheduler and (optionally) the HTTP API."""
+"""Running the service: the scheduler, and with it (for `serve`) the HTTP API."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
+import uvicorn
+
+from reminders.api import create_app
+from reminders.dispatcher import Dispatcher, build_senders
 from reminders.runtime import Runtime
+from reminders.scheduler import build_scheduler
+
+log = logging.getLogger("reminders")
 
 
-def run_server(runtime: Runtime, *, with_api: bool) -> None:
-    """Run until SIGINT or SIGTERM."""
+def run_server(rt: Runtime, *, with_api: bool) -> None:
+    """Run until SIGINT or SIGTERM: the scheduler, plus uvicorn when `with_api`."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    dispatcher = Dispatcher(rt, build_senders(rt))
+    scheduler, _dispatch = build_scheduler(rt, dispatcher)
+    settings = rt.settings
+    email = (
+        f"Maildir {settings.maildir}"
+        if settings.email_backend == "maildir"
+        else f"SMTP {settings.smtp_host}:{settings.smtp_port}"
+    )
+    log.info("email goes to %s; database %s", email, rt.engine.url.render_as_string())
+    if with_api:
+        app = create_app(
+            rt,
+            on_start=scheduler.start,
+            on_stop=lambda: scheduler.shutdown(wait=True),
+            scheduler_running=lambda: bool(scheduler.running),
+        )
+        log.info("API on http://%s:%d", settings.http_host, settings.http_port)
+        uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
+        return
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print("reminders: database ready; delivery is not built yet, idling (Ctrl-C stops)")
+    scheduler.start()
+    log.info("worker running (Ctrl-C stops)")
     stop.wait()
-    print("reminders: stopped")
+    scheduler.shutdown(wait=True)
+    log.info("worker stopped")

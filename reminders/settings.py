@@ -88,10 +88,12 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_s: float = Field(default=60.0, gt=0)
     sweep_interval_s: float = Field(default=60.0, gt=0)
-    follow_up_after_min: int = Field(default=180, ge=0)
+    follow_up_after_min: int = Field(default=120, ge=0, le=1439)
     missed_grace_h: int = Field(default=12, ge=0, le=168)
     day_before_reminder: bool = False
     token_ttl_days: int = Field(default=21, ge=1, le=365)
+    unsubscribe_ttl_days: int = Field(default=365, ge=1, le=3650)
+    secret_key: str | None = Field(default=None, min_length=32)
 
     @classmethod
     def settings_customise_sources(

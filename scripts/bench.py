@@ -41,15 +41,17 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
 
     from reminders import db as database
     from reminders.models import EnrollmentCreate, PatientCreate
-    from reminders.protocols import load_protocols
-    from reminders.services import clinics, enrollments as enrolling, patients
+    from reminders.runtime import Runtime
+    from reminders.services import clinics, patients
+    from reminders.services import enrollments as enrolling
     from reminders.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(var_dir=Path(tmp))
         database.migrate(settings.database_url)
-        engine = database.create_db_engine(settings.database_url)
-        protocols = load_protocols(settings.protocols_path)
+        rt = Runtime.from_settings(settings)
+        engine = rt.engine
+        protocols = rt.protocols
         ids = sorted(protocols)
         now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
         first_day = date(2026, 12, 7)
@@ -92,9 +94,7 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
                             ),
                         )
                     )
-                enrolling.enroll_many(
-                    db, protocols, clinic_id, requests, now, settings.horizon_days
-                )
+                enrolling.enroll_many(db, rt, clinic_id, requests, now)
                 db.commit()
         seconds = time.perf_counter() - started
         with engine.connect() as connection:

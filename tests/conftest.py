@@ -13,6 +13,7 @@ from sqlmodel import Session
 from reminders import db as database
 from reminders.models import PatientCreate
 from reminders.protocols import Protocol, load_protocols
+from reminders.runtime import Runtime
 from reminders.services import clinics, patients
 from reminders.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -40,6 +41,13 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
     engine = database.create_db_engine(settings.database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def rt(settings: Settings, engine: sa.Engine) -> Iterator[Runtime]:
+    runtime = Runtime.from_settings(settings)
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture

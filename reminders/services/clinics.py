@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlmodel import Session, select
 
 from reminders.errors import InvalidInput
 from reminders.ids import hash_secret, new_secret
-from reminders.models import Clinic
+from reminders.models import EMAIL_PATTERN, Clinic
 
 API_KEY_PREFIX = "rk_"
 
 
-def create_clinic(db: Session, name: str) -> tuple[Clinic, str]:
+def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tuple[Clinic, str]:
     """Create a clinic; return it and its API key, which is shown once and stored hashed.
 
-    Raises InvalidInput if the name is blank or longer than 200 characters.
+    Raises InvalidInput if the name is blank or too long, or the alert email malformed.
     """
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("name", "must be 1 to 200 characters")
+    if alert_email is not None and not re.fullmatch(EMAIL_PATTERN, alert_email):
+        raise InvalidInput("alert_email", "not an email address")
     api_key = new_secret(API_KEY_PREFIX)
-    clinic = Clinic(name=name, api_key_hash=hash_secret(api_key))
+    clinic = Clinic(name=name, api_key_hash=hash_secret(api_key), alert_email=alert_email)
     db.add(clinic)
     db.flush()
     return clinic, api_key

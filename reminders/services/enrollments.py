@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -25,15 +24,12 @@ from reminders.models import (
 )
 from reminders.planner import EnrollmentSettings, PastSession, Plan, plan
 from reminders.protocols import CONTRAINDICATIONS, Protocol
+from reminders.runtime import Runtime
+from reminders.services.reminding import schedule_reminders
+from reminders.timing import zone
 
 MAX_DAYS_IN_PAST = 30
 MAX_DAYS_IN_FUTURE = 365
-
-
-@lru_cache(maxsize=1024)
-def zone(name: str) -> ZoneInfo:
-    """Return the ZoneInfo for an IANA name (cached: plans are made in bulk)."""
-    return ZoneInfo(name)
 
 
 def local_today(now: datetime, timezone: str) -> date:
@@ -132,19 +128,21 @@ def _session_row(
 
 def enroll_many(
     db: Session,
-    protocols: Mapping[str, Protocol],
+    rt: Runtime,
     clinic_id: str,
     requests: Sequence[EnrollRequest],
     now: datetime,
-    horizon_days: int,
 ) -> list[str]:
     """Enroll patients and write each plan's first horizon of sessions; return the ids.
 
     Everything is checked before anything is written, so a bad request writes nothing.
+    Reminders due soon are scheduled in the same transaction.
     Raises NotFound for a patient missing or of another clinic, InvalidInput naming the
     field (prefixed with the position when there are several), Conflict when the patient
     already has an active enrollment in that protocol and body area.
     """
+    protocols = rt.protocols
+    horizon_days = rt.settings.horizon_days
     patient_ids = list({r.patient_id for r in requests})
     # (clinic id, time zone) by patient id; plain columns, as bulk imports load many.
     patients: dict[str, tuple[str, str]] = {}
@@ -204,6 +202,7 @@ def enroll_many(
                 "status": "active",
                 "phase": first.phase,
                 "interval_days": first.interval_days,
+                "planned_on": today,
                 "screening": _screening_json(wanted.screening),
                 "override_reason": (wanted.override_reason or "").strip() or None,
                 "created_at": created,
@@ -216,22 +215,21 @@ def enroll_many(
         )
     insert_rows(db, Enrollment, enrollment_rows)
     insert_rows(db, TreatmentSession, session_rows)
-    return [row["id"] for row in enrollment_rows]
+    ids = [row["id"] for row in enrollment_rows]
+    schedule_reminders(db, rt.settings, now, enrollment_ids=ids)
+    return ids
 
 
 def enroll(
     db: Session,
-    protocols: Mapping[str, Protocol],
+    rt: Runtime,
     clinic_id: str,
     patient_id: str,
     request: EnrollmentCreate,
     now: datetime,
-    horizon_days: int,
 ) -> Enrollment:
     """Enroll one patient; return the enrollment. Raises as `enroll_many`."""
-    (enrollment_id,) = enroll_many(
-        db, protocols, clinic_id, [EnrollRequest(patient_id, request)], now, horizon_days
-    )
+    (enrollment_id,) = enroll_many(db, rt, clinic_id, [EnrollRequest(patient_id, request)], now)
     return get_enrollment(db, clinic_id, enrollment_id)
 
 
@@ -254,22 +252,17 @@ def sessions_of(db: Session, enrollment_id: str) -> list[TreatmentSession]:
     )
 
 
-def replan(
-    db: Session,
-    protocols: Mapping[str, Protocol],
-    enrollment: Enrollment,
-    now: datetime,
-    horizon_days: int,
-) -> Plan:
+def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> Plan:
     """Re-run the planner for an enrollment and bring its planned sessions in line.
 
     Planned sessions from today on that the new plan drops are cancelled; a cancelled
     row on a date the plan wants again is reused, so there is never a second session on
-    one date. A paused or withdrawn enrollment keeps no planned sessions. Returns the plan
+    one date. Reminders due soon for the new plan are scheduled in the same transaction.
+    A paused or withdrawn enrollment keeps no planned sessions. Returns the plan
     (for an inactive enrollment, the plan it would have). Raises Conflict if the
     enrollment's protocol is no longer installed.
     """
-    protocol = protocols.get(enrollment.protocol_id)
+    protocol = rt.protocols.get(enrollment.protocol_id)
     if protocol is None:
         raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
     patient = db.get(Patient, enrollment.patient_id)
@@ -277,7 +270,7 @@ def replan(
     today = local_today(now, patient.timezone)
     rows = sessions_of(db, enrollment.id)
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
-    new_plan = plan(protocol, settings_of(enrollment), history, today, horizon_days)
+    new_plan = plan(protocol, settings_of(enrollment), history, today, rt.settings.horizon_days)
     wanted = {s.local_date: s for s in new_plan.sessions} if enrollment.status == "active" else {}
     changed = utcnow()
     by_date = {r.local_date: r for r in rows}
@@ -316,20 +309,16 @@ def replan(
     enrollment.review_reason = "; ".join(new_plan.review) or None
     if new_plan.completed and enrollment.status == "active":
         enrollment.status = "completed"
+    enrollment.planned_on = today
     enrollment.updated_at = changed
     db.add(enrollment)
     db.flush()
+    schedule_reminders(db, rt.settings, now, enrollment_ids=[enrollment.id])
     return new_plan
 
 
 def set_status(
-    db: Session,
-    protocols: Mapping[str, Protocol],
-    clinic_id: str | None,
-    enrollment_id: str,
-    status: str,
-    now: datetime,
-    horizon_days: int,
+    db: Session, rt: Runtime, clinic_id: str | None, enrollment_id: str, status: str, now: datetime
 ) -> Enrollment:
     """Pause, resume or withdraw an enrollment and re-plan; return it.
 
@@ -344,5 +333,5 @@ def set_status(
     if enrollment.status not in allowed[status]:
         raise Conflict(f"enrollment is {enrollment.status}; cannot become {status}")
     enrollment.status = status
-    replan(db, protocols, enrollment, now, horizon_days)
+    replan(db, rt, enrollment, now)
     return enrollment

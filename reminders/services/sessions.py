@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -10,7 +9,7 @@ from sqlmodel import Session
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, SessionReport, TreatmentSession, utcnow
 from reminders.planner import Plan
-from reminders.protocols import Protocol
+from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
@@ -41,12 +40,11 @@ def _recordable(session: TreatmentSession, now: datetime, *, ahead_ok: bool) -> 
 
 def confirm_session(
     db: Session,
-    protocols: Mapping[str, Protocol],
+    rt: Runtime,
     clinic_id: str | None,
     session_id: str,
     report: SessionReport,
     now: datetime,
-    horizon_days: int,
 ) -> tuple[TreatmentSession, Plan | None]:
     """Record a session as done, with the optional report, and re-plan.
 
@@ -70,17 +68,16 @@ def confirm_session(
     session.updated_at = utcnow()
     db.add(session)
     db.flush()
-    return session, replan(db, protocols, enrollment, now, horizon_days)
+    return session, replan(db, rt, enrollment, now)
 
 
 def skip_session(
     db: Session,
-    protocols: Mapping[str, Protocol],
+    rt: Runtime,
     clinic_id: str | None,
     session_id: str,
     reason: str | None,
     now: datetime,
-    horizon_days: int,
 ) -> tuple[TreatmentSession, Plan | None]:
     """Record that the patient will not do a session, and re-plan.
 
@@ -101,4 +98,4 @@ def skip_session(
     session.updated_at = utcnow()
     db.add(session)
     db.flush()
-    return session, replan(db, protocols, enrollment, now, horizon_days)
+    return session, replan(db, rt, enrollment, now)

@@ -8,7 +8,7 @@ from sqlmodel import Session, func, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, EnrollmentCreate, SessionReport, TreatmentSession
-from reminders.protocols import Protocol
+from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions
 from tests.conftest import at, make_clinic, make_patient
 
@@ -42,12 +42,10 @@ def planned_dates(db: Session, enrollment_id: str) -> list[str]:
     ]
 
 
-def test_enrolling_writes_the_first_horizon_from_the_start_date(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_enrolling_writes_the_first_horizon_from_the_start_date(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
-    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
     db.commit()
     assert enrollment.phase == "induction"
     assert planned_dates(db, enrollment.id) == [
@@ -58,13 +56,13 @@ def test_enrolling_writes_the_first_horizon_from_the_start_date(
 
 
 def test_flagged_contraindication_refuses_enrollment_and_writes_nothing(
-    db: Session, protocols: dict[str, Protocol]
+    db: Session, rt: Runtime
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     with pytest.raises(InvalidInput) as caught:
         enrollments.enroll(
-            db, protocols, clinic, patient, request(screening={**NO, "pacemaker": True}), NOW, 14
+            db, rt, clinic, patient, request(screening={**NO, "pacemaker": True}), NOW
         )
     assert caught.value.field == "screening"
     assert "pacemaker" in caught.value.message
@@ -74,13 +72,13 @@ def test_flagged_contraindication_refuses_enrollment_and_writes_nothing(
 
 
 def test_override_with_reason_enrolls_and_stores_screening_and_reason(
-    db: Session, protocols: dict[str, Protocol]
+    db: Session, rt: Runtime
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     enrollment = enrollments.enroll(
         db,
-        protocols,
+        rt,
         clinic,
         patient,
         request(
@@ -88,7 +86,6 @@ def test_override_with_reason_enrolls_and_stores_screening_and_reason(
             override_reason="Implant in the left knee; treating palms only.",
         ),
         NOW,
-        14,
     )
     assert json.loads(enrollment.screening)["metal_implants"] is True
     assert enrollment.override_reason == "Implant in the left knee; treating palms only."
@@ -107,88 +104,81 @@ def test_override_with_reason_enrolls_and_stores_screening_and_reason(
     ],
 )
 def test_bad_enrollment_names_the_field_and_writes_nothing(
-    db: Session, protocols: dict[str, Protocol], fields: dict[str, object], field: str
+    db: Session, rt: Runtime, fields: dict[str, object], field: str
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     with pytest.raises(InvalidInput) as caught:
-        enrollments.enroll(db, protocols, clinic, patient, request(**fields), NOW, 14)
+        enrollments.enroll(db, rt, clinic, patient, request(**fields), NOW)
     assert caught.value.field == field
     db.rollback()
     assert count(db, Enrollment) == 0
 
 
-def test_bulk_enrollment_with_one_bad_request_writes_nothing(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_bulk_enrollment_with_one_bad_request_writes_nothing(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     first = make_patient(db, clinic)
     second = make_patient(db, clinic)
     with pytest.raises(InvalidInput) as caught:
         enrollments.enroll_many(
             db,
-            protocols,
+            rt,
             clinic,
             [
                 enrollments.EnrollRequest(first, request()),
                 enrollments.EnrollRequest(second, request(protocol="snake-oil")),
             ],
             NOW,
-            14,
         )
     assert caught.value.field == "[1].protocol"
     db.rollback()
     assert count(db, Enrollment) == 0
 
 
-def test_another_clinics_patient_is_not_found(db: Session, protocols: dict[str, Protocol]) -> None:
+def test_another_clinics_patient_is_not_found(db: Session, rt: Runtime) -> None:
     north = make_clinic(db, "North")
     south = make_clinic(db, "South")
     patient = make_patient(db, north)
     with pytest.raises(NotFound):
-        enrollments.enroll(db, protocols, south, patient, request(), NOW, 14)
+        enrollments.enroll(db, rt, south, patient, request(), NOW)
 
 
 def test_second_active_enrollment_in_same_protocol_and_area_conflicts(
-    db: Session, protocols: dict[str, Protocol]
+    db: Session, rt: Runtime
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
-    enrollments.enroll(db, protocols, clinic, patient, request(body_area="palms"), NOW, 14)
+    enrollments.enroll(db, rt, clinic, patient, request(body_area="palms"), NOW)
     with pytest.raises(Conflict):
-        enrollments.enroll(db, protocols, clinic, patient, request(body_area="palms"), NOW, 14)
-    feet = enrollments.enroll(db, protocols, clinic, patient, request(body_area="soles"), NOW, 14)
+        enrollments.enroll(db, rt, clinic, patient, request(body_area="palms"), NOW)
+    feet = enrollments.enroll(db, rt, clinic, patient, request(body_area="soles"), NOW)
     assert enrollments.sessions_of(db, feet.id)[0].minutes == 30
 
 
-def test_missed_session_is_replanned_at_the_earliest_allowed_day(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_missed_session_is_replanned_at_the_earliest_allowed_day(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     enrollment = enrollments.enroll(
-        db, protocols, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW, 14
+        db, rt, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW
     )
     first, wednesday = enrollments.sessions_of(db, enrollment.id)[:2]
-    sessions.confirm_session(db, protocols, clinic, first.id, SessionReport(), NOW, 14)
+    sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), NOW)
     wednesday.status = "missed"
     db.add(wednesday)
     thursday = at("2026-12-10 09:00")
-    enrollments.replan(db, protocols, enrollment, thursday, 14)
+    enrollments.replan(db, rt, enrollment, thursday)
     assert planned_dates(db, enrollment.id)[0] == "2026-12-11"
 
 
-def test_skipping_ahead_frees_that_day_and_replans(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_skipping_ahead_frees_that_day_and_replans(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     enrollment = enrollments.enroll(
-        db, protocols, clinic, patient, request(protocol="glycopyrrolate-hyperhidrosis"), NOW, 14
+        db, rt, clinic, patient, request(protocol="glycopyrrolate-hyperhidrosis"), NOW
     )
     rows = enrollments.sessions_of(db, enrollment.id)
-    sessions.confirm_session(db, protocols, clinic, rows[0].id, SessionReport(hdss=2), NOW, 14)
-    sessions.skip_session(db, protocols, clinic, rows[1].id, "away", NOW, 14)
+    sessions.confirm_session(db, rt, clinic, rows[0].id, SessionReport(hdss=2), NOW)
+    sessions.skip_session(db, rt, clinic, rows[1].id, "away", NOW)
     assert planned_dates(db, enrollment.id) == ["2026-12-15"]
     statuses = {
         r.local_date.isoformat(): r.status for r in enrollments.sessions_of(db, enrollment.id)
@@ -196,57 +186,51 @@ def test_skipping_ahead_frees_that_day_and_replans(
     assert statuses["2026-12-14"] == "skipped"
 
 
-def test_confirming_twice_is_harmless(db: Session, protocols: dict[str, Protocol]) -> None:
+def test_confirming_twice_is_harmless(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
-    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
     first = enrollments.sessions_of(db, enrollment.id)[0]
     report = SessionReport(hdss=2, current_ma=12.5, minutes=20)
-    sessions.confirm_session(db, protocols, clinic, first.id, report, NOW, 14)
-    again, replanned = sessions.confirm_session(db, protocols, clinic, first.id, report, NOW, 14)
+    sessions.confirm_session(db, rt, clinic, first.id, report, NOW)
+    again, replanned = sessions.confirm_session(db, rt, clinic, first.id, report, NOW)
     assert replanned is None
     assert (again.status, again.hdss, again.current_ma) == ("confirmed", 2, 12.5)
 
 
-def test_confirming_a_later_days_session_is_refused(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_confirming_a_later_days_session_is_refused(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
-    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
+    enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
     wednesday = enrollments.sessions_of(db, enrollment.id)[1]
     with pytest.raises(InvalidInput) as caught:
-        sessions.confirm_session(db, protocols, clinic, wednesday.id, SessionReport(), NOW, 14)
+        sessions.confirm_session(db, rt, clinic, wednesday.id, SessionReport(), NOW)
     assert caught.value.field == "session"
 
 
-def test_pause_cancels_planned_sessions_and_resume_plans_again(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_pause_cancels_planned_sessions_and_resume_plans_again(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
-    enrollment = enrollments.enroll(db, protocols, clinic, patient, request(), NOW, 14)
-    enrollments.set_status(db, protocols, clinic, enrollment.id, "paused", NOW, 14)
+    enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
+    enrollments.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
     assert planned_dates(db, enrollment.id) == []
     later = at("2026-12-14 07:00")
-    enrollments.set_status(db, protocols, clinic, enrollment.id, "active", later, 14)
+    enrollments.set_status(db, rt, clinic, enrollment.id, "active", later)
     assert planned_dates(db, enrollment.id)[0] == "2026-12-14"
     # cancelled rows are reused, so there is still one row per date
     dates = [r.local_date for r in enrollments.sessions_of(db, enrollment.id)]
     assert len(dates) == len(set(dates))
 
 
-def test_finishing_a_course_completes_the_enrollment(
-    db: Session, protocols: dict[str, Protocol]
-) -> None:
+def test_finishing_a_course_completes_the_enrollment(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, timezone="UTC")
     enrollment = enrollments.enroll(
-        db, protocols, clinic, patient, request(protocol="sports-injury-short-course"), NOW, 14
+        db, rt, clinic, patient, request(protocol="sports-injury-short-course"), NOW
     )
     for row in enrollments.sessions_of(db, enrollment.id):
         day_after = at(f"{row.local_date.isoformat()} 20:00")
-        sessions.confirm_session(db, protocols, clinic, row.id, SessionReport(), day_after, 14)
+        sessions.confirm_session(db, rt, clinic, row.id, SessionReport(), day_after)
     assert enrollment.status == "completed"
     assert planned_dates(db, enrollment.id) == []
     assert enrollments.sessions_of(db, enrollment.id)[-1].local_date == date(2026, 12, 15)

@@ -1,0 +1,304 @@
+"""The dispatcher: claims due deliveries, decides whether each is still worth sending,
+renders it, sends it through its channel and records the result.
+
+Three short transactions per batch: claim; prepare (relevance, quiet hours, tokens);
+record. Sending happens outside any transaction, so a slow receiver holds no lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from reminders import outbox
+from reminders.channels import Sender
+from reminders.channels.email import email_sender
+from reminders.channels.webhook import WebhookMessage, WebhookSender
+from reminders.db import session_scope
+from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
+from reminders.models import (
+    Clinic,
+    Delivery,
+    Enrollment,
+    Patient,
+    TreatmentSession,
+    WebhookEndpoint,
+    utcnow,
+)
+from reminders.runtime import Runtime
+from reminders.services.reminding import EVENT_FOR_KIND, alert_clinic, recipient
+from reminders.timing import after_quiet_hours, end_of_local_day, zone
+from reminders.tokens import link_token, store_token
+
+SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up"})
+
+
+@dataclass(frozen=True)
+class Senders:
+    """One sender per channel."""
+
+    email: Sender[EmailMessage]
+    webhook: Sender[WebhookMessage]
+
+
+def build_senders(rt: Runtime) -> Senders:
+    """Return the senders the settings configure."""
+    settings = rt.settings
+    return Senders(
+        email=email_sender(settings),
+        webhook=WebhookSender(
+            timeout_s=settings.webhook_timeout_s,
+            allow_http=settings.webhook_allow_http,
+            allowed_hosts=settings.webhook_allowed_hosts,
+        ),
+    )
+
+
+@dataclass
+class _Prepared:
+    """A claimed delivery and either a message to send or the values that end it now."""
+
+    delivery: Delivery
+    message: EmailMessage | WebhookMessage | None = None
+    values: dict[str, Any] | None = None
+    endpoint_id: str | None = None
+
+
+def _ended(state: str, reason: str) -> dict[str, Any]:
+    return {"state": state, "last_error": reason, "lease_until": None}
+
+
+@dataclass
+class Dispatcher:
+    """Sends what is due. Safe to run in any number of processes at once."""
+
+    rt: Runtime
+    senders: Senders
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    clock: Callable[[], datetime] = utcnow
+    rand: Callable[[], float] = random.random
+
+    def dispatch(self) -> int:
+        """Send batches until nothing is due; return how many deliveries were handled."""
+        total = 0
+        while True:
+            handled = self.run_batch()
+            total += handled
+            if handled < self.rt.settings.dispatch_batch_size:
+                return total
+
+    def next_due(self) -> datetime | None:
+        """Return when the next pending delivery falls due, or None."""
+        with session_scope(self.rt.engine) as db:
+            return outbox.next_due(db)
+
+    def run_batch(self) -> int:
+        """Claim, send and record one batch; return how many deliveries it held."""
+        settings = self.rt.settings
+        now = self.clock()
+        with session_scope(self.rt.engine) as db:
+            claimed = outbox.claim(
+                db,
+                self.worker,
+                now,
+                settings.dispatch_batch_size,
+                timedelta(seconds=settings.lease_s),
+            )
+        if not claimed:
+            return 0
+        with session_scope(self.rt.engine) as db:
+            prepared = [self._prepare(db, delivery, now) for delivery in claimed]
+        outcomes = self._send(prepared)
+        done = self.clock()
+        with session_scope(self.rt.engine) as db:
+            for item in prepared:
+                self._record(db, item, outcomes.get(item.delivery.id), done)
+        return len(claimed)
+
+    def _send(self, prepared: list[_Prepared]) -> dict[str, outbox.Outcome]:
+        emails = [p for p in prepared if isinstance(p.message, EmailMessage)]
+        hooks = [p for p in prepared if isinstance(p.message, WebhookMessage)]
+        outcomes: dict[str, outbox.Outcome] = {}
+        if emails:
+            results = self.senders.email.send([p.message for p in emails])  # type: ignore[misc]
+            outcomes.update((p.delivery.id, o) for p, o in zip(emails, results, strict=True))
+        if hooks:
+            results = self.senders.webhook.send([p.message for p in hooks])  # type: ignore[misc]
+            outcomes.update((p.delivery.id, o) for p, o in zip(hooks, results, strict=True))
+        return outcomes
+
+    def _record(
+        self, db: Any, item: _Prepared, outcome: outbox.Outcome | None, now: datetime
+    ) -> None:
+        delivery = item.delivery
+        if outcome is None:
+            assert item.values is not None
+            outbox.finish(db, delivery.id, self.worker, item.values)
+            return
+        values = outbox.result_values(delivery, outcome, now, self.rand)
+        if not outbox.finish(db, delivery.id, self.worker, values):
+            return  # another worker took the row over after our lease ran out
+        if outcome.status == "gone" and item.endpoint_id is not None:
+            self._disable_endpoint(db, item.endpoint_id, delivery, now)
+        if values["state"] == "dead" and delivery.kind != "clinic_alert":
+            alert_clinic(
+                db,
+                delivery.clinic_id,
+                "A message could not be delivered",
+                f"Delivery {delivery.id} ({delivery.kind} by {delivery.channel}) failed after "
+                f"{delivery.attempts} attempts and was given up. Last error: "
+                f"{outcome.error}. Patient id: {delivery.patient_id}.",
+                now,
+            )
+
+    def _disable_endpoint(
+        self, db: Any, endpoint_id: str, delivery: Delivery, now: datetime
+    ) -> None:
+        endpoint = db.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            return
+        endpoint.enabled = False
+        endpoint.disabled_reason = f"answered 410 Gone at {now.isoformat()}"
+        db.add(endpoint)
+        alert_clinic(
+            db,
+            delivery.clinic_id,
+            "A webhook endpoint was disabled",
+            f"The endpoint {endpoint.url} answered 410 Gone, so no more webhooks go to it. "
+            "Register it again once it is ready.",
+            now,
+        )
+
+    def _prepare(self, db: Any, delivery: Delivery, now: datetime) -> _Prepared:
+        settings = self.rt.settings
+        if delivery.kind == "clinic_alert":
+            clinic = db.get(Clinic, delivery.clinic_id)
+            if clinic is None or not clinic.alert_email:
+                return _Prepared(delivery, values=_ended("failed", "clinic has no alert email"))
+            payload = json.loads(delivery.payload)
+            alert = clinic_email(
+                payload["subject"],
+                payload["text"],
+                delivery_id=delivery.id,
+                sender=settings.email_from,
+                to=clinic.alert_email,
+                now=now,
+            )
+            return _Prepared(delivery, message=alert)
+        patient = db.get(Patient, delivery.patient_id)
+        session = db.get(TreatmentSession, delivery.session_id) if delivery.session_id else None
+        enrollment = db.get(Enrollment, session.enrollment_id) if session else None
+        if patient is None or patient.unsubscribed_at is not None:
+            return _Prepared(delivery, values=_ended("cancelled", "patient unsubscribed"))
+        if session is not None and delivery.kind in SESSION_BOUND and session.status != "planned":
+            return _Prepared(delivery, values=_ended("cancelled", f"session {session.status}"))
+        if enrollment is not None and enrollment.status != "active":
+            return _Prepared(
+                delivery, values=_ended("cancelled", f"enrollment {enrollment.status}")
+            )
+        if delivery.expires_at is not None and now >= delivery.expires_at:
+            return _Prepared(delivery, values=_ended("expired", "useful window passed"))
+        who = recipient(patient, settings)
+        zone_name = session.timezone if session else patient.timezone
+        resume = after_quiet_hours(now, zone_name, who.quiet)
+        if resume > now:
+            if delivery.expires_at is not None and resume >= delivery.expires_at:
+                return _Prepared(delivery, values=_ended("expired", "quiet hours until too late"))
+            # Not an attempt: give back the attempt the claim counted.
+            wait = {"state": "pending", "next_attempt_at": resume, "lease_until": None}
+            return _Prepared(delivery, values={**wait, "attempts": delivery.attempts - 1})
+        links = self._links(db, delivery, patient, session, now)
+        local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
+        protocol = self.rt.protocols.get(enrollment.protocol_id) if enrollment else None
+        message = PatientMessage(
+            kind=delivery.kind,
+            name=patient.name,
+            local_date=local_date,
+            minutes=session.minutes if session else None,
+            body_area=enrollment.body_area if enrollment else None,
+            tips=protocol.tips if protocol else (),
+            links=links,
+        )
+        if delivery.channel == "email":
+            if not patient.email:
+                return _Prepared(delivery, values=_ended("failed", "patient has no email address"))
+            email = patient_email(
+                message,
+                delivery_id=delivery.id,
+                sender=settings.email_from,
+                to=patient.email,
+                now=now,
+            )
+            return _Prepared(delivery, message=email)
+        endpoint = db.get(WebhookEndpoint, delivery.target)
+        if endpoint is None or not endpoint.enabled:
+            return _Prepared(delivery, values=_ended("failed", "webhook endpoint disabled"))
+        active = [endpoint.secret]
+        if (
+            endpoint.previous_secret
+            and endpoint.previous_secret_until
+            and (endpoint.previous_secret_until > now)
+        ):
+            active.append(endpoint.previous_secret)
+        data = {
+            "delivery_id": delivery.id,
+            "kind": delivery.kind,
+            "patient_id": patient.id,
+            "external_id": patient.external_id,
+            "session_id": session.id if session else None,
+            "enrollment_id": enrollment.id if enrollment else None,
+            "local_date": local_date.isoformat(),
+            "timezone": zone_name,
+            "minutes": message.minutes,
+            "links": {"session": links.session, "unsubscribe": links.unsubscribe},
+        }
+        body = webhook_body(EVENT_FOR_KIND[delivery.kind], delivery.due_at, data)
+        hook = WebhookMessage(delivery.id, endpoint.url, tuple(active), body)
+        return _Prepared(delivery, message=hook, endpoint_id=endpoint.id)
+
+    def _links(
+        self,
+        db: Any,
+        delivery: Delivery,
+        patient: Patient,
+        session: TreatmentSession | None,
+        now: datetime,
+    ) -> Links:
+        settings = self.rt.settings
+        base = settings.base_url.rstrip("/")
+        session_link = None
+        if session is not None:
+            token = link_token(self.rt.secret_key, delivery.id, "session")
+            expires = max(
+                end_of_local_day(session.local_date, session.timezone)
+                + timedelta(hours=settings.missed_grace_h),
+                now + timedelta(days=settings.token_ttl_days),
+            )
+            store_token(
+                db,
+                token,
+                patient_id=patient.id,
+                session_id=session.id,
+                purpose="session",
+                expires_at=expires,
+                now=now,
+            )
+            session_link = f"{base}/s/{token}"
+        unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
+        store_token(
+            db,
+            unsubscribe,
+            patient_id=patient.id,
+            session_id=None,
+            purpose="unsubscribe",
+            expires_at=now + timedelta(days=settings.unsubscribe_ttl_days),
+            now=now,
+        )
+        return Links(session_link, f"{base}/u/{unsubscribe}")

@@ -1,0 +1,107 @@
+"""Rendering messages: patient emails (plain text + HTML), clinic alerts, webhook bodies.
+
+Subjects never name a diagnosis or a protocol: an email preview is often seen by others.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+SUBJECTS = {
+    "reminder": "Your treatment session today",
+    "day_before": "Your treatment session tomorrow",
+    "follow_up": "Did you manage today's session?",
+    "missed": "We missed your session",
+}
+
+_templates = Environment(
+    loader=PackageLoader("reminders", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """The patient's links: the session page (with a form per action) and unsubscribe."""
+
+    session: str | None
+    unsubscribe: str
+
+    def action(self, name: str) -> str | None:
+        """Return the session page link that opens with one action's form."""
+        return f"{self.session}?action={name}" if self.session else None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientMessage:
+    """What a patient message says."""
+
+    kind: str
+    name: str
+    local_date: date
+    minutes: int | None
+    body_area: str | None
+    tips: tuple[str, ...]
+    links: Links
+
+
+def _domain(sender: str) -> str:
+    address = parseaddr(sender)[1]
+    return address.rpartition("@")[2] or "reminders.invalid"
+
+
+def patient_email(
+    message: PatientMessage, *, delivery_id: str, sender: str, to: str, now: datetime
+) -> EmailMessage:
+    """Return the email for a patient message, with a stable Message-ID and RFC 8058
+    one-click unsubscribe headers."""
+    context = {
+        "m": message,
+        "day": f"{message.local_date:%A} {message.local_date.day} {message.local_date:%B}",
+        "confirm": message.links.action("confirm"),
+        "skip": message.links.action("skip"),
+        "snooze": message.links.action("snooze"),
+    }
+    email = EmailMessage()
+    email["Subject"] = SUBJECTS[message.kind]
+    email["From"] = sender
+    email["To"] = Address(display_name=message.name, addr_spec=to)
+    email["Date"] = format_datetime(now)
+    email["Message-ID"] = f"<{delivery_id}@{_domain(sender)}>"
+    email["Auto-Submitted"] = "auto-generated"
+    email["List-Unsubscribe"] = f"<{message.links.unsubscribe}>"
+    email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    email.set_content(_templates.get_template("patient.txt").render(context))
+    email.add_alternative(_templates.get_template("patient.html").render(context), subtype="html")
+    return email
+
+
+def clinic_email(
+    subject: str, text: str, *, delivery_id: str, sender: str, to: str, now: datetime
+) -> EmailMessage:
+    """Return an alert email to a clinic's alert address."""
+    email = EmailMessage()
+    email["Subject"] = subject
+    email["From"] = sender
+    email["To"] = to
+    email["Date"] = format_datetime(now)
+    email["Message-ID"] = f"<{delivery_id}@{_domain(sender)}>"
+    email["Auto-Submitted"] = "auto-generated"
+    email.set_content(_templates.get_template("clinic_alert.txt").render(text=text))
+    return email
+
+
+def webhook_body(event: str, timestamp: datetime, data: dict[str, Any]) -> bytes:
+    """Return the JSON body `{type, timestamp, data}` of a webhook."""
+    document = {"type": event, "timestamp": timestamp.isoformat(), "data": data}
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()

@@ -1,0 +1,147 @@
+"""The outbox: claiming due deliveries with a lease, the retry schedule, recording results.
+
+Any number of dispatchers may run against one database. A claim is one conditional
+UPDATE ... RETURNING (on PostgreSQL its subquery takes row locks with SKIP LOCKED), so
+two workers never hold the same row; a worker that dies keeps its rows only until the
+lease runs out. Results are written only while the worker still holds the claim.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from reminders.models import Delivery
+
+# Standard Webhooks' suggested schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+RETRY_DELAYS_S: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+JITTER = 0.1
+ERROR_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a channel made of one message.
+
+    sent: accepted; retry: try again later (`retry_after` seconds if the receiver asked);
+    failed: permanent, do not retry; gone: the endpoint said 410, disable it.
+    """
+
+    status: Literal["sent", "retry", "failed", "gone"]
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta | None:
+    """Return the wait after the `attempts`-th failed attempt, jittered by +-10 %, or
+    None when the schedule is used up."""
+    if attempts < 1 or attempts > len(RETRY_DELAYS_S):
+        return None
+    base = RETRY_DELAYS_S[attempts - 1]
+    return timedelta(seconds=base * (1 + JITTER * (2 * rand() - 1)))
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(Delivery.state == "pending", Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
+        sa.and_(Delivery.state == "sending", Delivery.lease_until < now),  # type: ignore[arg-type, operator]
+    )
+
+
+def claim(db: Session, worker: str, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+    """Claim up to `limit` due deliveries (oldest due first) for `worker`; return them.
+
+    Also takes over rows whose previous claim's lease has run out (a crashed worker).
+    Each claim counts as an attempt. The caller commits.
+    """
+    candidates = (
+        sa.select(Delivery.id)  # type: ignore[call-overload]
+        .where(_due(now))
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    # The due condition is repeated on the UPDATE: under READ COMMITTED a row another
+    # worker claimed meanwhile no longer matches, and is not taken twice.
+    statement = (
+        sa.update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()))  # type: ignore[attr-defined]
+        .where(_due(now))
+        .values(
+            state="sending",
+            lease_until=now + lease,
+            claimed_by=worker,
+            attempts=Delivery.attempts + 1,
+        )
+        .returning(Delivery)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = list(db.execute(statement).scalars().all())
+    claimed.sort(key=lambda d: d.next_attempt_at)
+    return claimed
+
+
+def next_due(db: Session) -> datetime | None:
+    """Return when the earliest pending delivery falls due, or None."""
+    earliest = db.execute(
+        sa.select(sa.func.min(Delivery.next_attempt_at)).where(col(Delivery.state) == "pending")
+    ).scalar_one()
+    if earliest is None:
+        return None
+    return Delivery.__table__.c.next_attempt_at.type.process_result_value(  # type: ignore[attr-defined, no-any-return]
+        earliest, db.get_bind().dialect
+    )
+
+
+def result_values(
+    delivery: Delivery,
+    outcome: Outcome,
+    now: datetime,
+    rand: Callable[[], float] = random.random,
+) -> dict[str, Any]:
+    """Return the column values that record `outcome` for a claimed delivery.
+
+    A retry that the schedule has no room for makes the delivery dead; one that would
+    land after the delivery's useful window makes it expired.
+    """
+    error = outcome.error[:ERROR_LIMIT] if outcome.error else None
+    done: dict[str, Any] = {"lease_until": None, "last_error": error}
+    if outcome.status == "sent":
+        return {**done, "state": "sent", "sent_at": now}
+    if outcome.status in ("failed", "gone"):
+        return {**done, "state": "failed"}
+    delay = retry_delay(delivery.attempts, rand)
+    if delay is None:
+        return {**done, "state": "dead"}
+    if outcome.retry_after is not None:
+        delay = max(delay, timedelta(seconds=outcome.retry_after))
+    next_attempt = now + delay
+    if delivery.expires_at is not None and next_attempt >= delivery.expires_at:
+        return {**done, "state": "expired"}
+    return {**done, "state": "pending", "next_attempt_at": next_attempt}
+
+
+def finish(db: Session, delivery_id: str, worker: str, values: dict[str, Any]) -> bool:
+    """Write a claimed delivery's result; return False if the worker no longer holds it.
+
+    False means the lease ran out and another worker took the row over: that worker's
+    result stands (the receiver sees the same id twice at most, and de-duplicates).
+    """
+    result = db.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == delivery_id,  # type: ignore[arg-type]
+            Delivery.state == "sending",  # type: ignore[arg-type]
+            Delivery.claimed_by == worker,  # type: ignore[arg-type]
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,237 @@
+"""Turning plans into deliveries: reminders, follow-ups and missed sessions.
+
+Deliveries are written in the transaction of whatever causes them. A reminder is
+materialised once it is due within LOOKAHEAD, by the re-plan that creates its session or
+else by the sweep; the database's unique key makes a second one impossible.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from reminders.db import insert_ignore
+from reminders.ids import new_id
+from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
+from reminders.settings import Settings
+from reminders.timing import (
+    QuietHours,
+    SendWindow,
+    end_of_local_day,
+    parse_hhmm,
+    send_window,
+    zone,
+)
+
+LOOKAHEAD = timedelta(hours=36)
+# Local dates run up to 14 hours ahead of and 12 behind UTC.
+_ZONE_SPREAD = timedelta(hours=14)
+MISSED_NOTICE_USEFUL = timedelta(hours=24)
+_IN_CHUNKS = 500
+
+EVENT_FOR_KIND = {
+    "reminder": "session.reminder",
+    "day_before": "session.reminder",
+    "follow_up": "session.follow_up",
+    "missed": "session.missed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who a patient message goes to and when the patient may be disturbed."""
+
+    clinic_id: str
+    patient_id: str
+    channel: str
+    reminder_time: time
+    quiet: QuietHours
+
+
+def recipient(patient: Patient, settings: Settings) -> Recipient:
+    """Return the patient's delivery preferences, with the operator's quiet hours as the
+    default."""
+    quiet = QuietHours(
+        parse_hhmm(patient.quiet_start) if patient.quiet_start else settings.quiet_hours_start,
+        parse_hhmm(patient.quiet_end) if patient.quiet_end else settings.quiet_hours_end,
+    )
+    return Recipient(
+        patient.clinic_id, patient.id, patient.channel, parse_hhmm(patient.reminder_time), quiet
+    )
+
+
+def endpoints_by_clinic(db: Session, clinic_ids: set[str]) -> dict[str, list[WebhookEndpoint]]:
+    """Return each clinic's enabled webhook endpoints."""
+    found: dict[str, list[WebhookEndpoint]] = defaultdict(list)
+    ids = sorted(clinic_ids)
+    for start in range(0, len(ids), _IN_CHUNKS):
+        query = select(WebhookEndpoint).where(
+            WebhookEndpoint.clinic_id.in_(ids[start : start + _IN_CHUNKS]),  # type: ignore[attr-defined]
+            WebhookEndpoint.enabled == True,  # noqa: E712  (SQL comparison)
+        )
+        for endpoint in db.exec(query):
+            found[endpoint.clinic_id].append(endpoint)
+    return found
+
+
+def subscribed(endpoint: WebhookEndpoint, event: str) -> bool:
+    """Return True if the endpoint wants this event type."""
+    wanted = {e.strip() for e in endpoint.events.split(",")}
+    return "*" in wanted or event in wanted
+
+
+def patient_delivery_rows(
+    who: Recipient,
+    kind: str,
+    session_id: str | None,
+    window: SendWindow,
+    now: datetime,
+    endpoints: list[WebhookEndpoint],
+    payload: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Return outbox rows for one patient message: one email, or one webhook per endpoint
+    of the clinic that takes the event. A window already closed gives an expired row."""
+    state = "pending" if window.useful and now < window.expires else "expired"
+    if who.channel == "email":
+        targets = [("email", who.patient_id)]
+    else:
+        event = EVENT_FOR_KIND[kind]
+        targets = [("webhook", e.id) for e in endpoints if subscribed(e, event)]
+    return [
+        {
+            "id": new_id(),
+            "clinic_id": who.clinic_id,
+            "patient_id": who.patient_id,
+            "session_id": session_id,
+            "kind": kind,
+            "channel": channel,
+            "target": target,
+            "state": state,
+            "due_at": window.due,
+            "expires_at": window.expires,
+            "next_attempt_at": window.due,
+            "attempts": 0,
+            "payload": json.dumps(payload or {}),
+            "created_at": now,
+        }
+        for channel, target in targets
+    ]
+
+
+def _session_windows(
+    settings: Settings, who: Recipient, day: date, tz: str
+) -> list[tuple[str, SendWindow]]:
+    at = who.reminder_time
+    windows = [("reminder", send_window(day, at, tz, who.quiet))]
+    follow_up = datetime.combine(day, at) + timedelta(minutes=settings.follow_up_after_min)
+    if settings.follow_up_after_min and follow_up.date() == day:
+        windows.append(("follow_up", send_window(day, follow_up.time(), tz, who.quiet)))
+    if settings.day_before_reminder:
+        before = day - timedelta(days=1)
+        windows.append(("day_before", send_window(before, at, tz, who.quiet)))
+    return windows
+
+
+def schedule_reminders(
+    db: Session, settings: Settings, now: datetime, enrollment_ids: list[str] | None = None
+) -> None:
+    """Write the reminder (and follow-up, and day-before) deliveries that fall due within
+    LOOKAHEAD for planned sessions of active enrollments; limit to some enrollments if
+    given. Existing deliveries are left as they are."""
+    first_day = (now - _ZONE_SPREAD).date()
+    last_day = (now + LOOKAHEAD + _ZONE_SPREAD).date()
+    query = (
+        select(
+            col(TreatmentSession.id),
+            col(TreatmentSession.local_date),
+            col(TreatmentSession.timezone),
+            Patient,
+        )
+        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
+        .join(Patient, col(Patient.id) == Enrollment.patient_id)
+        .where(
+            TreatmentSession.status == "planned",
+            TreatmentSession.local_date >= first_day,
+            TreatmentSession.local_date <= last_day,
+            Enrollment.status == "active",
+            Patient.unsubscribed_at == None,  # noqa: E711  (SQL comparison)
+        )
+    )
+    batches: list[Any] = []
+    if enrollment_ids is None:
+        batches.append(query)
+    else:
+        for start in range(0, len(enrollment_ids), _IN_CHUNKS):
+            chunk = enrollment_ids[start : start + _IN_CHUNKS]
+            batches.append(query.where(TreatmentSession.enrollment_id.in_(chunk)))  # type: ignore[attr-defined]
+    found = [row for batch in batches for row in db.exec(batch)]
+    if not found:
+        return
+    webhook_clinics = {p.clinic_id for *_, p in found if p.channel == "webhook"}
+    endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
+    rows: list[dict[str, Any]] = []
+    horizon = now + LOOKAHEAD
+    for session_id, day, tz, patient in found:
+        who = recipient(patient, settings)
+        for kind, window in _session_windows(settings, who, day, tz):
+            if window.due <= horizon:
+                rows.extend(
+                    patient_delivery_rows(
+                        who, kind, session_id, window, now, endpoints.get(who.clinic_id, [])
+                    )
+                )
+    insert_ignore(db, Delivery, rows)
+
+
+def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[TreatmentSession]:
+    """Return planned sessions whose local day ended more than the grace period ago."""
+    grace = timedelta(hours=settings.missed_grace_h)
+    latest = (now - grace + _ZONE_SPREAD).date()
+    candidates = db.exec(
+        select(TreatmentSession).where(
+            TreatmentSession.status == "planned", TreatmentSession.local_date <= latest
+        )
+    )
+    return [s for s in candidates if end_of_local_day(s.local_date, s.timezone) + grace <= now]
+
+
+def missed_notice_rows(
+    db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
+) -> list[dict[str, Any]]:
+    """Return outbox rows telling the patient a session was missed, sent when quiet hours
+    allow within a day."""
+    who = recipient(patient, settings)
+    local_now = now.astimezone(zone(session.timezone))
+    window = send_window(
+        local_now.date(),
+        local_now.time().replace(second=0, microsecond=0),
+        session.timezone,
+        who.quiet,
+    )
+    window = SendWindow(window.due, now + MISSED_NOTICE_USEFUL)
+    endpoints = endpoints_by_clinic(db, {who.clinic_id}) if who.channel == "webhook" else {}
+    return patient_delivery_rows(
+        who, "missed", session.id, window, now, endpoints.get(who.clinic_id, [])
+    )
+
+
+def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: datetime) -> None:
+    """Queue an email to the clinic's alert address, in the caller's transaction."""
+    db.add(
+        Delivery(
+            id=new_id(),
+            clinic_id=clinic_id,
+            kind="clinic_alert",
+            channel="email",
+            target=clinic_id,
+            due_at=now,
+            next_attempt_at=now,
+            payload=json.dumps({"subject": subject, "text": text}),
+            created_at=now,
+        )
+    )
