@@ -197,6 +197,8 @@ class Dispatcher:
         enrollment = db.get(Enrollment, session.enrollment_id) if session else None
         if patient is None or patient.unsubscribed_at is not None:
             return _Prepared(delivery, values=_ended("cancelled", "patient unsubscribed"))
+        if delivery.expires_at is not None and now >= delivery.expires_at:
+            return _Prepared(delivery, values=_ended("expired", "useful window passed"))
         if session is not None and delivery.kind in SESSION_BOUND and session.status != "planned":
             return _Prepared(delivery, values=_ended("cancelled", f"session {session.status}"))
         if enrollment is not None and enrollment.status != "active":

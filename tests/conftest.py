@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import freezegun
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -16,6 +17,7 @@ from reminders.protocols import Protocol, load_protocols
 from reminders.runtime import Runtime
 from reminders.services import clinics, patients
 from reminders.settings import PROJECT_ROOT, Settings, load_settings
+from tests.servers import SmtpRecorder, WebhookReceiver, smtp_server, webhook_receiver
 
 PROTOCOLS_DIR = PROJECT_ROOT / "config" / "protocols"
 
@@ -30,9 +32,39 @@ def _no_operator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+# Servers under test run in threads; they keep real time while a test freezes the clock.
+freezegun.configure(
+    extend_ignore_list=["asyncio", "aiosmtpd", "http.server", "socketserver", "httpcore", "h11"]
+)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(var_dir=tmp_path)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    overrides = getattr(request, "param", {})
+    return load_settings(
+        var_dir=tmp_path,
+        email_backend="smtp",
+        smtp_security="none",
+        smtp_timeout_s=5,
+        webhook_allow_http=True,
+        webhook_allowed_hosts=["127.0.0.1"],
+        base_url="https://reminders.example.org",
+        email_from="North Clinic <reminders@clinic.example.org>",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def smtp(settings: Settings) -> Iterator[SmtpRecorder]:
+    with smtp_server() as (recorder, port):
+        settings.smtp_port = port
+        yield recorder
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as running:
+        yield running
 
 
 @pytest.fixture
@@ -84,3 +116,33 @@ def make_patient(
 def at(text: str) -> datetime:
     """An aware UTC instant from 'YYYY-MM-DD HH:MM'."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def no_contraindications(protocol: Protocol) -> dict[str, bool]:
+    return {c: False for c in protocol.contraindications}
+
+
+def enroll_patient(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    patient_id: str,
+    start: str,
+    now: datetime,
+    protocol: str = "tap-water-hyperhidrosis",
+    **fields: object,
+) -> str:
+    from reminders.models import EnrollmentCreate
+    from reminders.services import enrollments
+
+    request = EnrollmentCreate.model_validate(
+        {
+            "protocol": protocol,
+            "start_date": start,
+            "screening": no_contraindications(rt.protocols[protocol]),
+            **fields,
+        }
+    )
+    enrollment = enrollments.enroll(db, rt, clinic_id, patient_id, request, now)
+    db.commit()
+    return enrollment.id

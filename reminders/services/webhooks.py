@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -12,6 +13,8 @@ from reminders.models import Clinic, WebhookEndpoint
 from reminders.settings import Settings
 
 EVENT_PATTERN = r"^(\*|[a-z_]+\.[a-z_]+)$"
+# Long enough for a clinic to deploy the new secret to its receivers.
+ROTATION_OVERLAP = timedelta(hours=24)
 
 
 def add_endpoint(
@@ -32,6 +35,33 @@ def add_endpoint(
     endpoint = WebhookEndpoint(
         clinic_id=clinic_id, url=url, secret=new_webhook_secret(), events=",".join(wanted)
     )
+    db.add(endpoint)
+    db.flush()
+    return endpoint
+
+
+def get_endpoint(db: Session, clinic_id: str | None, endpoint_id: str) -> WebhookEndpoint:
+    """Return the endpoint; raise NotFound if missing or another clinic's."""
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or (clinic_id is not None and endpoint.clinic_id != clinic_id):
+        raise NotFound("webhook endpoint", endpoint_id)
+    return endpoint
+
+
+def rotate_secret(
+    db: Session,
+    clinic_id: str | None,
+    endpoint_id: str,
+    now: datetime,
+    overlap: timedelta = ROTATION_OVERLAP,
+) -> WebhookEndpoint:
+    """Give the endpoint a new secret; the old one keeps signing too until `now + overlap`,
+    so receivers can switch without losing a message. Returns the endpoint (new secret
+    shown once). Raises NotFound."""
+    endpoint = get_endpoint(db, clinic_id, endpoint_id)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_until = now + overlap
+    endpoint.secret = new_webhook_secret()
     db.add(endpoint)
     db.flush()
     return endpoint
