@@ -81,7 +81,8 @@ def claim(db: Session, worker: str, now: datetime, limit: int, lease: timedelta)
             attempts=Delivery.attempts + 1,
         )
         .returning(Delivery)
-        .execution_options(synchronize_session=False)
+        # Rows already in this session's identity map must show the claim just made.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     claimed = list(db.execute(statement).scalars().all())
     claimed.sort(key=lambda d: d.next_attempt_at)

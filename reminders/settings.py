@@ -10,12 +10,17 @@ import os
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "REMINDERS_"
@@ -81,7 +86,8 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(default=30.0, gt=0)
 
     webhook_allow_http: bool = False
-    webhook_allowed_hosts: list[str] = Field(default_factory=list)
+    # Host names or networks (CIDR), comma-separated in the environment.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_timeout_s: float = Field(default=15.0, gt=0)
 
     dispatch_interval_s: float = Field(default=5.0, gt=0)

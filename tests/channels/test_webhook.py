@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from reminders.channels.webhook import check_url, new_webhook_secret, signature
+from reminders.errors import InvalidInput
+
+
+def resolver(*addresses: str):  # type: ignore[no-untyped-def]
+    return lambda host: list(addresses)
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "problem"),
+    [
+        ("http://hooks.clinic.example/x", ["93.184.216.34"], "https"),
+        ("ftp://hooks.clinic.example/x", ["93.184.216.34"], "https"),
+        ("https://user:pw@hooks.clinic.example/x", ["93.184.216.34"], "password"),
+        ("https://intranet.example/x", ["10.1.2.3"], "non-public"),
+        ("https://localhost/x", ["127.0.0.1"], "non-public"),
+        ("https://metadata.example/x", ["169.254.169.254"], "non-public"),
+        ("https://v6.example/x", ["::1"], "non-public"),
+        ("https://mixed.example/x", ["93.184.216.34", "192.168.0.4"], "non-public"),
+        ("not a url", [], "https"),
+    ],
+)
+def test_unsafe_webhook_urls_are_refused(url: str, addresses: list[str], problem: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_url(url, allow_http=False, allowed_hosts=(), resolve=resolver(*addresses))
+    assert caught.value.field == "url"
+    assert problem in caught.value.message
+
+
+def test_public_https_url_is_accepted() -> None:
+    check_url(
+        "https://hooks.clinic.example/x",
+        allow_http=False,
+        allowed_hosts=(),
+        resolve=resolver("93.184.216.34"),
+    )
+
+
+def test_operator_allowlist_admits_loopback_by_network_or_host() -> None:
+    check_url(
+        "http://127.0.0.1:8080/x",
+        allow_http=True,
+        allowed_hosts=("127.0.0.0/8",),
+        resolve=resolver("127.0.0.1"),
+    )
+    check_url("https://relay.internal/x", allow_http=False, allowed_hosts=("relay.internal",))
+
+
+def test_signature_matches_the_spec_example() -> None:
+    # The example from the Standard Webhooks specification.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == expected
+
+
+def test_new_secrets_are_random_whsec_values() -> None:
+    first, second = new_webhook_secret(), new_webhook_secret()
+    assert first.startswith("whsec_")
+    assert first != second

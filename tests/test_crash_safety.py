@@ -1,0 +1,85 @@
+"""A dispatcher killed with SIGKILL mid-batch loses nothing: after the lease runs out a
+restarted one sends the rest, and a receiver that de-duplicates on webhook-id sees each
+delivery exactly once."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, func, select
+
+from reminders.models import Delivery
+from reminders.runtime import Runtime
+from reminders.services import webhooks
+from tests.conftest import enroll_patient, make_clinic, make_patient
+from tests.processes import env_for, start, wait_for, zone_near_noon
+from tests.servers import WebhookReceiver
+
+PATIENTS = 150
+
+
+def count(db: Session, state: str | None = None) -> int:
+    db.expire_all()
+    query = select(func.count()).select_from(Delivery)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    return db.exec(query).one()
+
+
+def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
+    db: Session, rt: Runtime, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    clinic = make_clinic(db)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    db.commit()
+    now = datetime.now(UTC)
+    zone = zone_near_noon(now)
+    today = now.astimezone(ZoneInfo(zone)).date().isoformat()
+    for n in range(PATIENTS):
+        patient = make_patient(
+            db,
+            clinic,
+            timezone=zone,
+            reminder_time="00:00",  # already due: every reminder is due at once
+            channel="webhook",
+            quiet_hours={"start": "00:00", "end": "00:00"},
+            name=f"Patient {n}",
+        )
+        enroll_patient(db, rt, clinic, patient, today, now, protocol="glycopyrrolate-hyperhidrosis")
+    total = count(db)
+    assert total >= PATIENTS
+    receiver.delay_s = 0.01
+    env = env_for(
+        tmp_path,
+        webhook_allow_http="true",
+        webhook_allowed_hosts="127.0.0.1",
+        lease_s="3",
+        dispatch_batch_size="25",
+        dispatch_interval_s="0.5",
+    )
+    log = tmp_path / "worker.log"
+    first = start(env, "worker", log=log)
+    try:
+        wait_for(lambda: len(receiver.unique_ids()) >= 40, 60, "the first deliveries")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    stranded = count(db, "sending")
+    assert stranded > 0, "the kill should land mid-batch"
+    assert len(receiver.unique_ids()) < total
+    second = start(env, "worker", log=log)
+    try:
+        wait_for(lambda: count(db, "sent") == total, 90, "every delivery to be sent")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+    ids = {d.id for d in db.exec(select(Delivery))}
+    assert receiver.unique_ids() == ids
+    duplicates = len(receiver.received) - len(ids)
+    assert 0 <= duplicates <= 25, "only the killed batch may be sent again"
+    assert second.returncode == 0, log.read_text()

@@ -1,0 +1,64 @@
+"""`reminders serve` end to end: a patient enrolled from the command line whose reminder
+time is a minute ahead gets the reminder in the Maildir at that minute."""
+
+from __future__ import annotations
+
+import mailbox
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import httpx
+
+from tests.processes import env_for, run, start, wait_for
+from tests.servers import free_port
+
+
+def test_serve_puts_the_reminder_in_the_maildir_at_its_minute(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path, http_port=str(port))
+    run(env, "migrate")
+    log = tmp_path / "serve.log"
+    server = start(env, "serve", log=log)
+    try:
+        wait_for(lambda: _ready(port), 30, "the API to answer /readyz")
+        clinic = run(env, "clinic", "create", "North Clinic").split()[1]
+        now = datetime.now(UTC)
+        due = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        if (due - now).total_seconds() < 15:
+            due += timedelta(minutes=1)
+        patient = run(
+            env, "patient", "add", "--clinic", clinic, "--name", "Ann",
+            "--email", "ann@example.org", "--timezone", "UTC",
+            "--reminder-time", f"{due:%H:%M}", "--quiet-hours", "00:00-00:00",
+        ).split()[1]  # fmt: skip
+        run(
+            env, "enroll", patient, "--protocol", "glycopyrrolate-hyperhidrosis",
+            "--start", f"{due:%Y-%m-%d}", "--screened",
+        )  # fmt: skip
+        box = tmp_path / "maildir"
+        wait_for(lambda: _count(box) == 1, 120, "the reminder in the Maildir")
+        arrived = time.time()
+        (key,) = mailbox.Maildir(box).keys()
+        raw = mailbox.Maildir(box).get_bytes(key)
+        message = message_from_bytes(raw, policy=policy.default)
+        assert message["Subject"] == "Your treatment session today"
+        lateness = arrived - due.timestamp()
+        assert -0.5 <= lateness <= 2.5, f"arrived {lateness:.2f} s after its due instant"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert server.returncode == 0, log.read_text()
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _count(box: Path) -> int:
+    return len(list((box / "new").glob("*"))) if (box / "new").exists() else 0
