@@ -30,6 +30,7 @@ class SmtpRecorder:
     messages: list[EmailMessage] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    peers: list[Any] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.replies:
@@ -38,6 +39,7 @@ class SmtpRecorder:
         assert isinstance(parsed, EmailMessage)
         self.messages.append(parsed)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.peers.append(session.peer)
         return "250 OK"
 
 

@@ -440,3 +440,17 @@ def test_sessions_carry_the_patient_zone(db: Session, rt: Runtime) -> None:
         )
     rows = db.exec(select(TreatmentSession).where(TreatmentSession.enrollment_id == enrollment_id))
     assert {r.timezone for r in rows} == {"Australia/Lord_Howe"}
+
+
+def test_day_before_reminder_when_the_operator_enables_it(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    rt.settings.day_before_reminder = True
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, timezone="UTC", reminder_time="18:00")
+    with freeze_time("2026-12-06 08:00:00"):
+        enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-06 08:00"))
+    with freeze_time("2026-12-06 18:00:00"):
+        run(rt)
+    assert [m["Subject"] for m in smtp.messages] == ["Your treatment session tomorrow"]
+    assert "Monday 7 December" in smtp.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
