@@ -54,6 +54,7 @@ class Clinic(SQLModel, table=True):
     name: str = Field(max_length=200)
     api_key_hash: str = Field(max_length=64, unique=True)
     alert_email: str | None = Field(default=None, max_length=320)
+    webhook_include_names: bool = False
     created_at: datetime = _created()
 
 

@@ -9,13 +9,15 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
-from reminders.db import insert_rows
+from reminders.db import insert_ignore, insert_rows
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (
     WEEKDAY_NAMES,
+    Delivery,
     Enrollment,
     EnrollmentCreate,
     Patient,
@@ -25,7 +27,14 @@ from reminders.models import (
 from reminders.planner import EnrollmentSettings, PastSession, Plan, plan
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
-from reminders.services.reminding import schedule_reminders
+from reminders.services.reminding import (
+    Recipient,
+    endpoints_by_clinic,
+    in_lookahead,
+    recipient,
+    reminder_rows,
+    schedule_reminders,
+)
 from reminders.timing import zone
 
 MAX_DAYS_IN_PAST = 30
@@ -51,6 +60,32 @@ def settings_of(enrollment: Enrollment) -> EnrollmentSettings:
         weekdays=weekdays_from_text(enrollment.weekdays),
         body_area=enrollment.body_area,
     )
+
+
+_PATIENT_COLUMNS = (
+    col(Patient.id),
+    col(Patient.clinic_id),
+    col(Patient.timezone),
+    col(Patient.reminder_time),
+    col(Patient.quiet_start),
+    col(Patient.quiet_end),
+    col(Patient.channel),
+    col(Patient.unsubscribed_at),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _PatientFacts:
+    """What enrolling needs to know of a patient, read as plain columns."""
+
+    id: str
+    clinic_id: str
+    timezone: str
+    reminder_time: str
+    quiet_start: str | None
+    quiet_end: str | None
+    channel: str
+    unsubscribed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +179,13 @@ def enroll_many(
     protocols = rt.protocols
     horizon_days = rt.settings.horizon_days
     patient_ids = list({r.patient_id for r in requests})
-    # (clinic id, time zone) by patient id; plain columns, as bulk imports load many.
-    patients: dict[str, tuple[str, str]] = {}
+    # Plain columns, not ORM objects: bulk imports load many patients.
+    patients: dict[str, _PatientFacts] = {}
     for chunk_start in range(0, len(patient_ids), 500):
         chunk = patient_ids[chunk_start : chunk_start + 500]
-        query = select(Patient.id, Patient.clinic_id, Patient.timezone).where(
-            Patient.id.in_(chunk)  # type: ignore[attr-defined]
-        )
-        for patient_id, patient_clinic, timezone in db.exec(query):
-            patients[patient_id] = (patient_clinic, timezone)
+        query = sa.select(*_PATIENT_COLUMNS).where(col(Patient.id).in_(chunk))
+        for row in db.execute(query):
+            patients[row[0]] = _PatientFacts(*row)
     if len(requests) == 1:
         existing = db.exec(
             select(Enrollment).where(
@@ -168,11 +201,13 @@ def enroll_many(
     enrollment_rows: list[dict[str, Any]] = []
     session_rows: list[dict[str, Any]] = []
     first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = {}
+    soon: list[tuple[str, date, str, Recipient]] = []
     for i, request in enumerate(requests):
         where = f"[{i}]." if len(requests) > 1 else ""
-        patient_clinic, timezone = patients.get(request.patient_id, ("", ""))
-        if patient_clinic != clinic_id:
+        patient = patients.get(request.patient_id)
+        if patient is None or patient.clinic_id != clinic_id:
             raise NotFound("patient", request.patient_id)
+        timezone = patient.timezone
         wanted = request.enrollment
         today = local_today(now, timezone)
         protocol, weekdays = _checked(wanted, protocols, today, where)
@@ -209,15 +244,22 @@ def enroll_many(
                 "updated_at": created,
             }
         )
-        session_rows.extend(
-            _session_row(enrollment_id, s.local_date, timezone, s.phase, s.minutes, created)
-            for s in first.sessions
-        )
+        for planned in first.sessions:
+            row = _session_row(
+                enrollment_id, planned.local_date, timezone, planned.phase, planned.minutes, created
+            )
+            session_rows.append(row)
+            if patient.unsubscribed_at is None and in_lookahead(planned.local_date, now):
+                soon.append(
+                    (row["id"], planned.local_date, timezone, recipient(patient, rt.settings))
+                )
     insert_rows(db, Enrollment, enrollment_rows)
     insert_rows(db, TreatmentSession, session_rows)
-    ids = [row["id"] for row in enrollment_rows]
-    schedule_reminders(db, rt.settings, now, enrollment_ids=ids)
-    return ids
+    if soon:
+        webhook_clinics = {who.clinic_id for *_, who in soon if who.channel == "webhook"}
+        endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
+        insert_ignore(db, Delivery, reminder_rows(rt.settings, now, soon, endpoints))
+    return [row["id"] for row in enrollment_rows]
 
 
 def enroll(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -53,7 +55,24 @@ class Recipient:
     quiet: QuietHours
 
 
-def recipient(patient: Patient, settings: Settings) -> Recipient:
+class DeliveryPreferences(Protocol):
+    """What `recipient` reads: a Patient row, or the same columns read in bulk."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def clinic_id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def reminder_time(self) -> str: ...
+    @property
+    def quiet_start(self) -> str | None: ...
+    @property
+    def quiet_end(self) -> str | None: ...
+
+
+def recipient(patient: DeliveryPreferences, settings: Settings) -> Recipient:
     """Return the patient's delivery preferences, with the operator's quiet hours as the
     default."""
     quiet = QuietHours(
@@ -123,18 +142,58 @@ def patient_delivery_rows(
     ]
 
 
+@lru_cache(maxsize=4096)
 def _session_windows(
-    settings: Settings, who: Recipient, day: date, tz: str
-) -> list[tuple[str, SendWindow]]:
-    at = who.reminder_time
-    windows = [("reminder", send_window(day, at, tz, who.quiet))]
-    follow_up = datetime.combine(day, at) + timedelta(minutes=settings.follow_up_after_min)
-    if settings.follow_up_after_min and follow_up.date() == day:
-        windows.append(("follow_up", send_window(day, follow_up.time(), tz, who.quiet)))
-    if settings.day_before_reminder:
+    day: date,
+    at: time,
+    tz: str,
+    quiet: QuietHours,
+    follow_up_after_min: int,
+    day_before: bool,
+) -> tuple[tuple[str, SendWindow], ...]:
+    # Cached: a bulk enrollment asks the same question for many patients.
+    windows = [("reminder", send_window(day, at, tz, quiet))]
+    follow_up = datetime.combine(day, at) + timedelta(minutes=follow_up_after_min)
+    if follow_up_after_min and follow_up.date() == day:
+        windows.append(("follow_up", send_window(day, follow_up.time(), tz, quiet)))
+    if day_before:
         before = day - timedelta(days=1)
-        windows.append(("day_before", send_window(before, at, tz, who.quiet)))
-    return windows
+        windows.append(("day_before", send_window(before, at, tz, quiet)))
+    return tuple(windows)
+
+
+def reminder_rows(
+    settings: Settings,
+    now: datetime,
+    sessions: Iterable[tuple[str, date, str, Recipient]],
+    endpoints: dict[str, list[WebhookEndpoint]],
+) -> list[dict[str, Any]]:
+    """Return the reminder, follow-up and day-before rows due within LOOKAHEAD for
+    (session id, local date, zone, recipient) tuples."""
+    rows: list[dict[str, Any]] = []
+    horizon = now + LOOKAHEAD
+    for session_id, day, tz, who in sessions:
+        windows = _session_windows(
+            day,
+            who.reminder_time,
+            tz,
+            who.quiet,
+            settings.follow_up_after_min,
+            settings.day_before_reminder,
+        )
+        for kind, window in windows:
+            if window.due <= horizon:
+                rows.extend(
+                    patient_delivery_rows(
+                        who, kind, session_id, window, now, endpoints.get(who.clinic_id, [])
+                    )
+                )
+    return rows
+
+
+def in_lookahead(day: date, now: datetime) -> bool:
+    """Return True if a session on local `day` may have a reminder due within LOOKAHEAD."""
+    return (now - _ZONE_SPREAD).date() <= day <= (now + LOOKAHEAD + _ZONE_SPREAD).date()
 
 
 def schedule_reminders(
@@ -174,18 +233,11 @@ def schedule_reminders(
         return
     webhook_clinics = {p.clinic_id for *_, p in found if p.channel == "webhook"}
     endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
-    rows: list[dict[str, Any]] = []
-    horizon = now + LOOKAHEAD
-    for session_id, day, tz, patient in found:
-        who = recipient(patient, settings)
-        for kind, window in _session_windows(settings, who, day, tz):
-            if window.due <= horizon:
-                rows.extend(
-                    patient_delivery_rows(
-                        who, kind, session_id, window, now, endpoints.get(who.clinic_id, [])
-                    )
-                )
-    insert_ignore(db, Delivery, rows)
+    sessions = [
+        (session_id, day, tz, recipient(patient, settings))
+        for session_id, day, tz, patient in found
+    ]
+    insert_ignore(db, Delivery, reminder_rows(settings, now, sessions, endpoints))
 
 
 def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[TreatmentSession]:
