@@ -184,8 +184,8 @@ def enroll_many(
     for chunk_start in range(0, len(patient_ids), 500):
         chunk = patient_ids[chunk_start : chunk_start + 500]
         query = sa.select(*_PATIENT_COLUMNS).where(col(Patient.id).in_(chunk))
-        for row in db.execute(query):
-            patients[row[0]] = _PatientFacts(*row)
+        for found in db.execute(query):
+            patients[found[0]] = _PatientFacts(*found)
     if len(requests) == 1:
         existing = db.exec(
             select(Enrollment).where(
