@@ -8,6 +8,7 @@ record. Sending happens outside any transaction, so a slow receiver holds no loc
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
@@ -33,11 +34,18 @@ from reminders.models import (
     utcnow,
 )
 from reminders.runtime import Runtime
+from reminders.services.events import escalate
 from reminders.services.reminding import EVENT_FOR_KIND, alert_clinic, recipient
 from reminders.timing import after_quiet_hours, end_of_local_day, zone
 from reminders.tokens import link_token, store_token
 
-SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up"})
+log = logging.getLogger(__name__)
+
+# Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
+SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze"})
+# Messages whose links let the patient act on the session.
+LINKED = SESSION_BOUND | {"missed"}
+CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ class Dispatcher:
         if not claimed:
             return 0
         with session_scope(self.rt.engine) as db:
-            prepared = [self._prepare(db, delivery, now) for delivery in claimed]
+            prepared = [self._prepare_safely(db, delivery, now) for delivery in claimed]
         outcomes = self._send(prepared)
         done = self.clock()
         with session_scope(self.rt.engine) as db:
@@ -147,16 +155,18 @@ class Dispatcher:
             return  # another worker took the row over after our lease ran out
         if outcome.status == "gone" and item.endpoint_id is not None:
             self._disable_endpoint(db, item.endpoint_id, delivery, now)
-        if values["state"] == "dead" and delivery.kind != "clinic_alert":
-            alert_clinic(
-                db,
-                delivery.clinic_id,
-                "A message could not be delivered",
-                f"Delivery {delivery.id} ({delivery.kind} by {delivery.channel}) failed after "
-                f"{delivery.attempts} attempts and was given up. Last error: "
-                f"{outcome.error}. Patient id: {delivery.patient_id}.",
-                now,
+        if values["state"] == "dead" and delivery.kind not in CLINIC_EMAILS:
+            detail = (
+                f"delivery {delivery.id} ({delivery.kind} by {delivery.channel}) was given up "
+                f"after {delivery.attempts} attempts; last error: {outcome.error}"
             )
+            patient = db.get(Patient, delivery.patient_id) if delivery.patient_id else None
+            if patient is not None and delivery.kind != "patient.escalation":
+                escalate(db, patient, "delivery_dead", detail, now, session_id=None)
+            else:
+                alert_clinic(
+                    db, delivery.clinic_id, "A message could not be delivered", detail, now
+                )
 
     def _disable_endpoint(
         self, db: Any, endpoint_id: str, delivery: Delivery, now: datetime
@@ -176,9 +186,21 @@ class Dispatcher:
             now,
         )
 
+    def _prepare_safely(self, db: Any, delivery: Delivery, now: datetime) -> _Prepared:
+        """Prepare one delivery; a bug in one message must not stall the whole batch
+        (it would be claimed, crash and be claimed again for ever), so it fails alone."""
+        try:
+            with db.begin_nested():
+                return self._prepare(db, delivery, now)
+        except Exception as exc:
+            log.exception("could not prepare delivery %s", delivery.id)
+            return _Prepared(delivery, values=_ended("failed", f"internal error: {exc!r}"))
+
     def _prepare(self, db: Any, delivery: Delivery, now: datetime) -> _Prepared:
         settings = self.rt.settings
-        if delivery.kind == "clinic_alert":
+        if "." in delivery.kind:
+            return self._prepare_event(db, delivery)
+        if delivery.kind in CLINIC_EMAILS:
             clinic = db.get(Clinic, delivery.clinic_id)
             if clinic is None or not clinic.alert_email:
                 return _Prepared(delivery, values=_ended("failed", "clinic has no alert email"))
@@ -216,7 +238,9 @@ class Dispatcher:
             # Not an attempt: give back the attempt the claim counted.
             wait = {"state": "pending", "next_attempt_at": resume, "lease_until": None}
             return _Prepared(delivery, values={**wait, "attempts": delivery.attempts - 1})
-        links = self._links(db, delivery, patient, session, now)
+        links = self._links(
+            db, delivery, patient, session if delivery.kind in LINKED else None, now
+        )
         local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
         protocol = self.rt.protocols.get(enrollment.protocol_id) if enrollment else None
         message = PatientMessage(
@@ -227,6 +251,7 @@ class Dispatcher:
             body_area=enrollment.body_area if enrollment else None,
             tips=protocol.tips if protocol else (),
             links=links,
+            days_since=json.loads(delivery.payload).get("days"),
         )
         if delivery.channel == "email":
             if not patient.email:
@@ -239,16 +264,9 @@ class Dispatcher:
                 now=now,
             )
             return _Prepared(delivery, message=email)
-        endpoint = db.get(WebhookEndpoint, delivery.target)
-        if endpoint is None or not endpoint.enabled:
+        endpoint = self._endpoint(db, delivery.target, now)
+        if endpoint is None:
             return _Prepared(delivery, values=_ended("failed", "webhook endpoint disabled"))
-        active = [endpoint.secret]
-        if (
-            endpoint.previous_secret
-            and endpoint.previous_secret_until
-            and (endpoint.previous_secret_until > now)
-        ):
-            active.append(endpoint.previous_secret)
         data = {
             "delivery_id": delivery.id,
             "kind": delivery.kind,
@@ -262,8 +280,33 @@ class Dispatcher:
             "links": {"session": links.session, "unsubscribe": links.unsubscribe},
         }
         body = webhook_body(EVENT_FOR_KIND[delivery.kind], delivery.due_at, data)
-        hook = WebhookMessage(delivery.id, endpoint.url, tuple(active), body)
-        return _Prepared(delivery, message=hook, endpoint_id=endpoint.id)
+        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body)
+        return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
+
+    def _prepare_event(self, db: Any, delivery: Delivery) -> _Prepared:
+        """A clinic event: its data was fixed when it happened; only the signing is new."""
+        endpoint = self._endpoint(db, delivery.target, self.clock())
+        if endpoint is None:
+            return _Prepared(delivery, values=_ended("failed", "webhook endpoint disabled"))
+        data = json.loads(delivery.payload)
+        body = webhook_body(delivery.kind, delivery.created_at, data)
+        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body)
+        return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
+
+    @staticmethod
+    def _endpoint(db: Any, endpoint_id: str, now: datetime) -> tuple[str, tuple[str, ...]] | None:
+        """Return an enabled endpoint's URL and the secrets that sign for it now."""
+        endpoint = db.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            return None
+        active = [endpoint.secret]
+        if (
+            endpoint.previous_secret
+            and endpoint.previous_secret_until
+            and (endpoint.previous_secret_until > now)
+        ):
+            active.append(endpoint.previous_secret)
+        return endpoint.url, tuple(active)
 
     def _links(
         self,

@@ -20,6 +20,8 @@ SUBJECTS = {
     "day_before": "Your treatment session tomorrow",
     "follow_up": "Did you manage today's session?",
     "missed": "We missed your session",
+    "overdue": "Time for your next session",
+    "snooze": "Reminder: your treatment session today",
 }
 
 _templates = Environment(
@@ -53,6 +55,7 @@ class PatientMessage:
     body_area: str | None
     tips: tuple[str, ...]
     links: Links
+    days_since: int | None = None
 
 
 def _domain(sender: str) -> str:

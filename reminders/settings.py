@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     follow_up_after_min: int = Field(default=120, ge=0, le=1439)
     missed_grace_h: int = Field(default=12, ge=0, le=168)
     day_before_reminder: bool = False
+    escalate_after_misses: int = Field(default=2, ge=1, le=20)
+    overdue_nudge_days: int = Field(default=10, ge=1, le=90)
+    lapse_escalation_days: int = Field(default=14, ge=1, le=180)
+    max_body_bytes: int = Field(default=65_536, ge=1024, le=10_000_000)
     token_ttl_days: int = Field(default=21, ge=1, le=365)
     unsubscribe_ttl_days: int = Field(default=365, ge=1, le=3650)
     secret_key: str | None = Field(default=None, min_length=32)

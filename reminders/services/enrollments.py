@@ -27,6 +27,7 @@ from reminders.models import (
 from reminders.planner import EnrollmentSettings, PastSession, Plan, plan
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
+from reminders.services.events import emit, escalate, patient_data
 from reminders.services.reminding import (
     Recipient,
     endpoints_by_clinic,
@@ -346,6 +347,7 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
             existing.updated_at = changed
             db.add(existing)
     insert_rows(db, TreatmentSession, fresh)
+    _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
     enrollment.phase = new_plan.phase
     enrollment.interval_days = new_plan.interval_days
     enrollment.review_reason = "; ".join(new_plan.review) or None
@@ -357,6 +359,52 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
     db.flush()
     schedule_reminders(db, rt.settings, now, enrollment_ids=[enrollment.id])
     return new_plan
+
+
+def _tell_clinic_of_changes(
+    db: Session,
+    enrollment: Enrollment,
+    patient: Patient,
+    new_plan: Plan,
+    rows: list[TreatmentSession],
+    now: datetime,
+) -> None:
+    """Emit plan.phase_changed for a phase the history moved into, and escalate a new
+    'no response' review; both tied to the session that caused them, so once only."""
+    by_date = {r.local_date: r for r in rows if r.status == "confirmed"}
+    history = new_plan.changes[: new_plan.history_changes]
+    if history and new_plan.phase != enrollment.phase:
+        change = history[-1]
+        cause = by_date.get(change.on)
+        emit(
+            db,
+            enrollment.clinic_id,
+            "plan.phase_changed",
+            {
+                **patient_data(db, patient),
+                "enrollment_id": enrollment.id,
+                "from": enrollment.phase,
+                "to": new_plan.phase,
+                "reason": change.reason,
+                "on": change.on.isoformat(),
+            },
+            now,
+            session_id=cause.id if cause else None,
+            patient_id=patient.id,
+        )
+    old_reviews = set(filter(None, (enrollment.review_reason or "").split("; ")))
+    for change in history:
+        reason = next((r for r in new_plan.review if change.on.isoformat() in r), None)
+        if change.reason == "no_response" and reason and reason not in old_reviews:
+            cause = by_date.get(change.on)
+            escalate(
+                db,
+                patient,
+                "no_response",
+                f"{reason}; please review the treatment",
+                now,
+                session_id=cause.id if cause else None,
+            )
 
 
 def set_status(

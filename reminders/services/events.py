@@ -18,9 +18,13 @@ from reminders.ids import new_id
 from reminders.models import Clinic, Delivery, Patient
 from reminders.services.reminding import endpoints_by_clinic, subscribed
 
+# Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
+# clinic's systems, e.g. to SMS) and events about the patient for the clinic.
 EVENT_TYPES: tuple[str, ...] = (
     "session.reminder",
     "session.follow_up",
+    "patient.missed_notice",
+    "patient.overdue",
     "session.missed",
     "session.confirmed",
     "session.skipped",

@@ -33,14 +33,16 @@ from reminders.timing import (
 LOOKAHEAD = timedelta(hours=36)
 # Local dates run up to 14 hours ahead of and 12 behind UTC.
 _ZONE_SPREAD = timedelta(hours=14)
-MISSED_NOTICE_USEFUL = timedelta(hours=24)
+NOTICE_USEFUL = timedelta(hours=24)
 _IN_CHUNKS = 500
 
 EVENT_FOR_KIND = {
     "reminder": "session.reminder",
     "day_before": "session.reminder",
     "follow_up": "session.follow_up",
-    "missed": "session.missed",
+    "missed": "patient.missed_notice",
+    "overdue": "patient.overdue",
+    "snooze": "session.reminder",
 }
 
 
@@ -252,24 +254,50 @@ def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[Trea
     return [s for s in candidates if end_of_local_day(s.local_date, s.timezone) + grace <= now]
 
 
-def missed_notice_rows(
-    db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
+def _notice_rows(
+    db: Session,
+    settings: Settings,
+    kind: str,
+    session: TreatmentSession,
+    patient: Patient,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Return outbox rows telling the patient a session was missed, sent when quiet hours
-    allow within a day."""
+    """Rows for a patient notice about `session`, sent now or when quiet hours end,
+    useful for a day."""
     who = recipient(patient, settings)
-    local_now = now.astimezone(zone(session.timezone))
+    local_now = now.astimezone(zone(patient.timezone))
     window = send_window(
         local_now.date(),
         local_now.time().replace(second=0, microsecond=0),
-        session.timezone,
+        patient.timezone,
         who.quiet,
     )
-    window = SendWindow(window.due, now + MISSED_NOTICE_USEFUL)
+    window = SendWindow(window.due, now + NOTICE_USEFUL)
     endpoints = endpoints_by_clinic(db, {who.clinic_id}) if who.channel == "webhook" else {}
     return patient_delivery_rows(
-        who, "missed", session.id, window, now, endpoints.get(who.clinic_id, [])
+        who, kind, session.id, window, now, endpoints.get(who.clinic_id, []), payload
     )
+
+
+def missed_notice_rows(
+    db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
+) -> list[dict[str, Any]]:
+    """Rows telling the patient a session was missed (and that the plan has moved on)."""
+    return _notice_rows(db, settings, "missed", session, patient, now)
+
+
+def overdue_notice_rows(
+    db: Session,
+    settings: Settings,
+    last: TreatmentSession,
+    patient: Patient,
+    days: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Rows nudging a patient whose last session (`last`) was `days` ago; one per lapse,
+    as the unique key ties it to that session."""
+    return _notice_rows(db, settings, "overdue", last, patient, now, {"days": days})
 
 
 def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: datetime) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
 from reminders.errors import Conflict, InvalidInput, NotFound
-from reminders.models import Enrollment, SessionReport, TreatmentSession, utcnow
+from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
 from reminders.planner import Plan
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
+from reminders.services.events import emit, patient_data
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -68,6 +70,7 @@ def confirm_session(
     session.updated_at = utcnow()
     db.add(session)
     db.flush()
+    _emit_session_event(db, "session.confirmed", session, enrollment, now)
     return session, replan(db, rt, enrollment, now)
 
 
@@ -98,4 +101,42 @@ def skip_session(
     session.updated_at = utcnow()
     db.add(session)
     db.flush()
+    _emit_session_event(db, "session.skipped", session, enrollment, now)
     return session, replan(db, rt, enrollment, now)
+
+
+def session_event_data(
+    db: Session, session: TreatmentSession, enrollment: Enrollment
+) -> dict[str, Any]:
+    """Return the data of a session.* event: ids, date and what was reported."""
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    return {
+        **patient_data(db, patient),
+        "enrollment_id": enrollment.id,
+        "session_id": session.id,
+        "local_date": session.local_date.isoformat(),
+        "timezone": session.timezone,
+        "phase": session.phase,
+        "status": session.status,
+        "unscheduled": session.unscheduled,
+        "completed_at": session.completed_at.isoformat() if session.completed_at else None,
+        "hdss": session.hdss,
+        "current_ma": session.current_ma,
+        "minutes": session.minutes_done,
+        "skip_reason": session.skip_reason,
+    }
+
+
+def _emit_session_event(
+    db: Session, event: str, session: TreatmentSession, enrollment: Enrollment, now: datetime
+) -> None:
+    emit(
+        db,
+        enrollment.clinic_id,
+        event,
+        session_event_data(db, session, enrollment),
+        now,
+        session_id=session.id,
+        patient_id=enrollment.patient_id,
+    )
