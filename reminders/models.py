@@ -253,3 +253,183 @@ class SessionReport(_Input):
     minutes: int | None = PydanticField(default=None, ge=1, le=120)
     current_ma: float | None = PydanticField(default=None, ge=0, le=30)
     hdss: int | None = PydanticField(default=None, ge=1, le=4)
+
+
+class PatientUpdate(_Input):
+    """Fields a clinic may change on a patient; those left out stay as they are."""
+
+    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    email: str | None = PydanticField(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    timezone: str | None = PydanticField(default=None, min_length=1, max_length=64)
+    reminder_time: str | None = PydanticField(default=None, pattern=HHMM)
+    quiet_hours: QuietHours | None = None
+    channel: Literal["email", "webhook"] | None = None
+    locale: str | None = PydanticField(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    external_id: str | None = PydanticField(default=None, max_length=200)
+
+
+class PatientPublic(BaseModel):
+    """A patient as the API shows it to the patient's clinic."""
+
+    id: str
+    name: str
+    email: str | None
+    timezone: str
+    reminder_time: str
+    quiet_hours: QuietHours | None
+    channel: str
+    locale: str
+    external_id: str | None
+    unsubscribed_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, patient: Patient) -> PatientPublic:
+        """Return the public view of a patient row."""
+        quiet = (
+            QuietHours(start=patient.quiet_start, end=patient.quiet_end)
+            if patient.quiet_start and patient.quiet_end
+            else None
+        )
+        return cls(
+            **patient.model_dump(exclude={"clinic_id", "quiet_start", "quiet_end"}),
+            quiet_hours=quiet,
+        )
+
+
+class SessionPublic(BaseModel):
+    """A treatment session."""
+
+    id: str
+    enrollment_id: str
+    date: date
+    timezone: str
+    phase: str
+    status: str
+    minutes: int
+    unscheduled: bool
+    completed_at: datetime | None
+    hdss: int | None
+    current_ma: float | None
+    minutes_done: int | None
+    skip_reason: str | None
+
+    @classmethod
+    def of(cls, session: TreatmentSession) -> SessionPublic:
+        """Return the public view of a session row."""
+        return cls(date=session.local_date, **session.model_dump(exclude={"local_date"}))
+
+
+class TallyPublic(BaseModel):
+    """Counts over due sessions and their adherence rate (null when none were due)."""
+
+    confirmed: int
+    skipped: int
+    missed: int
+    rate: float | None
+
+
+class WeekPublic(TallyPublic):
+    """One ISO week's tally."""
+
+    week: str
+
+
+class AdherencePublic(BaseModel):
+    """Adherence figures for one patient (over all their enrollments) or one enrollment."""
+
+    rate: float | None
+    confirmed: int
+    skipped: int
+    missed: int
+    on_time_share: float | None
+    current_streak: int
+    missed_in_a_row: int
+    days_since_last_session: int | None
+    last_session: date | None
+    weeks: list[WeekPublic]
+    phases: dict[str, TallyPublic]
+
+
+class EnrollmentPublic(BaseModel):
+    """An enrollment with where the patient stands and what comes next."""
+
+    id: str
+    patient_id: str
+    protocol: str
+    start_date: date
+    body_area: str | None
+    weekdays: list[str] | None
+    status: str
+    phase: str
+    interval_days: int | None
+    review_reason: str | None
+    screening: dict[str, bool]
+    override_reason: str | None
+    created_at: datetime
+    upcoming: list[SessionPublic]
+    adherence: AdherencePublic
+
+
+class SkipRequest(_Input):
+    """Why a session will not be done (optional)."""
+
+    reason: str | None = PydanticField(default=None, max_length=500)
+
+
+class PatientRisk(BaseModel):
+    """One line of the clinic's adherence summary."""
+
+    patient_id: str
+    name: str
+    external_id: str | None
+    adherence: AdherencePublic
+
+
+class WebhookEndpointCreate(_Input):
+    """A clinic's receiver; `events` lists the types it wants, or ["*"] for all."""
+
+    url: str = PydanticField(min_length=1, max_length=2000)
+    events: list[str] = PydanticField(default_factory=lambda: ["*"], min_length=1, max_length=20)
+
+
+class WebhookEndpointPublic(BaseModel):
+    """A webhook endpoint; its secret is shown only when created or rotated."""
+
+    id: str
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    secret: str | None = None
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint, *, with_secret: bool = False) -> WebhookEndpointPublic:
+        """Return the public view; the secret only when asked for."""
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            events=endpoint.events.split(","),
+            enabled=endpoint.enabled,
+            disabled_reason=endpoint.disabled_reason,
+            created_at=endpoint.created_at,
+            secret=endpoint.secret if with_secret else None,
+        )
+
+
+class DeliveryPublic(BaseModel):
+    """One outbox message: what, to whom (ids), when, and what became of it."""
+
+    id: str
+    kind: str
+    channel: str
+    state: str
+    patient_id: str | None
+    session_id: str | None
+    due_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    sent_at: datetime | None
+    last_error: str | None
+    created_at: datetime

@@ -22,7 +22,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     dispatcher = Dispatcher(rt, build_senders(rt))
-    scheduler, _dispatch = build_scheduler(rt, dispatcher)
+    scheduler, dispatch = build_scheduler(rt, dispatcher)
     settings = rt.settings
     email = (
         f"Maildir {settings.maildir}"
@@ -36,6 +36,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
             on_start=scheduler.start,
             on_stop=lambda: scheduler.shutdown(wait=True),
             scheduler_running=lambda: bool(scheduler.running),
+            wake=dispatch.wake,
         )
         log.info("API on http://%s:%d", settings.http_host, settings.http_port)
         uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     follow_up_after_min: int = Field(default=120, ge=0, le=1439)
     missed_grace_h: int = Field(default=12, ge=0, le=168)
     day_before_reminder: bool = False
+    snooze_minutes: int = Field(default=60, ge=5, le=720)
     escalate_after_misses: int = Field(default=2, ge=1, le=20)
     overdue_nudge_days: int = Field(default=10, ge=1, le=90)
     lapse_escalation_days: int = Field(default=14, ge=1, le=180)

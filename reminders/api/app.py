@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
+from reminders.api.errors import BodyGuard, install_error_handlers
+from reminders.api.routes import enrollments, ops, pages, patients, protocols, webhooks
 from reminders.runtime import Runtime
+
+_TOKEN_PATH = re.compile(r"/(s|u)/[A-Za-z0-9_\-]{16,}")
+
+
+class RedactLinkTokens(logging.Filter):
+    """Patient link tokens travel in URL paths; access logs get `/s/…` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                _TOKEN_PATH.sub(r"/\1/…", a) if isinstance(a, str) else a for a in record.args
+            )
+        record.msg = _TOKEN_PATH.sub(r"/\1/…", str(record.msg))
+        return True
 
 
 def create_app(
@@ -19,9 +34,11 @@ def create_app(
     on_start: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
     scheduler_running: Callable[[], bool] | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Return the application. `on_start`/`on_stop` run in its lifespan (the server
-    starts the scheduler there); `scheduler_running` feeds /readyz."""
+    starts the scheduler there); `scheduler_running` feeds /readyz; `wake` is called
+    after a write so new deliveries leave without waiting for the next tick."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -33,26 +50,18 @@ def create_app(
             if on_stop:
                 on_stop()
 
-    app = FastAPI(title="reminders", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="reminders",
+        version="0.1.0",
+        description="Treatment reminders and adherence for iontophoresis clinics.",
+        lifespan=lifespan,
+    )
     app.state.runtime = rt
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["operations"], response_model=None)
-    def readyz() -> Any:
-        """The database answers and the scheduler runs."""
-        checks: dict[str, bool] = {}
-        try:
-            with rt.engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-            checks["database"] = True
-        except sa.exc.SQLAlchemyError:
-            checks["database"] = False
-        checks["scheduler"] = scheduler_running() if scheduler_running else False
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
-
+    app.state.scheduler_running = scheduler_running
+    app.state.wake = wake
+    install_error_handlers(app)
+    for module in (patients, enrollments, protocols, webhooks, ops, pages):
+        app.include_router(module.router)
+    app.add_middleware(BodyGuard, limit=rt.settings.max_body_bytes)
+    logging.getLogger("uvicorn.access").addFilter(RedactLinkTokens())
     return app

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from reminders.db import insert_rows
 from reminders.errors import InvalidInput, NotFound
 from reminders.ids import new_id
-from reminders.models import Clinic, Patient, PatientCreate, utcnow
+from reminders.models import (
+    Clinic,
+    Delivery,
+    Enrollment,
+    Patient,
+    PatientCreate,
+    PatientUpdate,
+    utcnow,
+)
+from reminders.runtime import Runtime
 from reminders.settings import validate_timezone
 
 
@@ -67,3 +77,91 @@ def get_patient(db: Session, clinic_id: str | None, patient_id: str) -> Patient:
     if patient is None or (clinic_id is not None and patient.clinic_id != clinic_id):
         raise NotFound("patient", patient_id)
     return patient
+
+
+def update_patient(
+    db: Session, rt: Runtime, clinic_id: str, patient_id: str, update: PatientUpdate, now: datetime
+) -> Patient:
+    """Change a patient; re-plan their active enrollments and re-time pending reminders
+    when the zone, reminder time, quiet hours or channel changed. Returns the patient.
+
+    Raises NotFound, or InvalidInput naming the field.
+    """
+    patient = get_patient(db, clinic_id, patient_id)
+    changes = update.model_dump(exclude_unset=True)
+    if "timezone" in changes:
+        if changes["timezone"] is None:
+            raise InvalidInput("timezone", "cannot be removed")
+        try:
+            validate_timezone(changes["timezone"])
+        except ValueError as exc:
+            raise InvalidInput("timezone", str(exc)) from None
+    for required in ("name", "reminder_time", "channel", "locale"):
+        if required in changes and changes[required] is None:
+            raise InvalidInput(required, "cannot be removed")
+    changes.pop("quiet_hours", None)
+    if "quiet_hours" in update.model_fields_set:  # null goes back to the operator's default
+        patient.quiet_start = update.quiet_hours.start if update.quiet_hours else None
+        patient.quiet_end = update.quiet_hours.end if update.quiet_hours else None
+    for name, value in changes.items():
+        setattr(patient, name, value)
+    channel = patient.channel
+    if channel == "email" and not patient.email:
+        raise InvalidInput("email", "required when the channel is email")
+    db.add(patient)
+    db.flush()
+    timing = {"timezone", "reminder_time", "quiet_hours", "channel"}
+    if timing & update.model_fields_set:
+        retime_reminders(db, rt, patient, now)
+    return patient
+
+
+def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) -> None:
+    """After a patient's timing or channel changed: re-plan their active enrollments (so
+    sessions carry the new zone), drop pending reminders made under the old settings and
+    make them again under the new ones."""
+    from reminders.services.enrollments import replan
+
+    enrollments = db.exec(
+        select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
+    ).all()
+    stale = db.exec(
+        select(Delivery).where(
+            Delivery.patient_id == patient.id,
+            Delivery.state == "pending",
+            col(Delivery.kind).in_(("reminder", "follow_up", "day_before")),
+        )
+    ).all()
+    # The unique key keeps one reminder per session, kind, channel and target for good,
+    # so stale ones are deleted (never sent) rather than cancelled.
+    for delivery in stale:
+        db.delete(delivery)
+    db.flush()
+    for enrollment in enrollments:
+        replan(db, rt, enrollment, now)
+
+
+def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
+    """Stop every message to the patient and tell the clinic; return False if the
+    patient had already unsubscribed (nothing changes then)."""
+    from reminders.services.events import escalate
+
+    if patient.unsubscribed_at is not None:
+        return False
+    patient.unsubscribed_at = now
+    db.add(patient)
+    pending = db.exec(
+        select(Delivery).where(
+            Delivery.patient_id == patient.id,
+            col(Delivery.state).in_(("pending",)),
+            col(Delivery.kind).not_in(("escalation", "clinic_alert")),
+            ~col(Delivery.kind).contains("."),
+        )
+    ).all()
+    for delivery in pending:
+        delivery.state = "cancelled"
+        delivery.last_error = "patient unsubscribed"
+        db.add(delivery)
+    escalate(db, patient, "unsubscribed", "the patient unsubscribed from reminders", now)
+    db.flush()
+    return True

@@ -315,3 +315,34 @@ def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: date
             created_at=now,
         )
     )
+
+
+def snooze(
+    db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
+) -> datetime | None:
+    """Remind the patient again later today (once per session); return when, or None if
+    quiet hours or the end of the day leave no time. Asking again returns the time
+    already set."""
+    existing = db.exec(
+        select(Delivery).where(Delivery.session_id == session.id, Delivery.kind == "snooze")
+    ).first()
+    if existing is not None:
+        return existing.due_at if existing.state in ("pending", "sending", "sent") else None
+    who = recipient(patient, settings)
+    later = (now + timedelta(minutes=settings.snooze_minutes)).astimezone(zone(session.timezone))
+    if later.date() != session.local_date:
+        return None
+    window = send_window(
+        session.local_date,
+        later.time().replace(second=0, microsecond=0),
+        session.timezone,
+        who.quiet,
+    )
+    if not window.useful:
+        return None
+    endpoints = endpoints_by_clinic(db, {who.clinic_id}) if who.channel == "webhook" else {}
+    rows = patient_delivery_rows(
+        who, "snooze", session.id, window, now, endpoints.get(who.clinic_id, [])
+    )
+    insert_ignore(db, Delivery, rows)
+    return window.due

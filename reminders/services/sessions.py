@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
@@ -140,3 +140,54 @@ def _emit_session_event(
         session_id=session.id,
         patient_id=enrollment.patient_id,
     )
+
+
+def confirm_today(
+    db: Session,
+    rt: Runtime,
+    session: TreatmentSession,
+    report: SessionReport,
+    now: datetime,
+) -> TreatmentSession:
+    """Record what a patient reports from a session link: that session if it is today's
+    (or an earlier one not yet confirmed), otherwise an unscheduled session today.
+
+    An extra session counts like any other: the re-plan keeps the caps (one a day, the
+    weekly maximum in any 7 days) for everything still planned. Confirming twice
+    changes nothing. Returns the confirmed session.
+    """
+    enrollment = db.get(Enrollment, session.enrollment_id)
+    assert enrollment is not None  # foreign key
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    today = local_today(now, patient.timezone)
+    if session.status == "confirmed":
+        return session
+    if session.status != "cancelled" and session.local_date <= today:
+        confirmed, _ = confirm_session(db, rt, None, session.id, report, now)
+        return confirmed
+    existing = db.exec(
+        select(TreatmentSession).where(
+            TreatmentSession.enrollment_id == enrollment.id, TreatmentSession.local_date == today
+        )
+    ).first()
+    if existing is not None and existing.status == "confirmed":
+        return existing
+    if existing is not None and existing.status != "cancelled":
+        confirmed, _ = confirm_session(db, rt, None, existing.id, report, now)
+        return confirmed
+    protocol = rt.protocols.get(enrollment.protocol_id)
+    minutes = protocol.session_minutes(enrollment.body_area) if protocol else session.minutes
+    extra = existing or TreatmentSession(
+        enrollment_id=enrollment.id,
+        local_date=today,
+        timezone=patient.timezone,
+        phase=enrollment.phase,
+        minutes=minutes,
+    )
+    extra.unscheduled = True
+    extra.status = "planned"
+    db.add(extra)
+    db.flush()
+    confirmed, _ = confirm_session(db, rt, None, extra.id, report, now)
+    return confirmed

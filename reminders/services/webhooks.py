@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
-from reminders.models import Clinic, WebhookEndpoint
+from reminders.models import Clinic, Delivery, WebhookEndpoint
 from reminders.settings import Settings
 
 EVENT_PATTERN = r"^(\*|[a-z_]+\.[a-z_]+)$"
@@ -65,3 +65,22 @@ def rotate_secret(
     db.add(endpoint)
     db.flush()
     return endpoint
+
+
+def delete_endpoint(db: Session, clinic_id: str, endpoint_id: str) -> None:
+    """Delete an endpoint and cancel what was still waiting to go to it (past deliveries
+    keep its id as their target). Raises NotFound."""
+    endpoint = get_endpoint(db, clinic_id, endpoint_id)
+    pending = db.exec(
+        select(Delivery).where(
+            Delivery.target == endpoint.id,
+            Delivery.channel == "webhook",
+            col(Delivery.state).in_(("pending", "sending")),
+        )
+    ).all()
+    for delivery in pending:
+        delivery.state = "cancelled"
+        delivery.last_error = "endpoint deleted"
+        db.add(delivery)
+    db.delete(endpoint)
+    db.flush()

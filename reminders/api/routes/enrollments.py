@@ -1,0 +1,87 @@
+"""Enrollments and sessions."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.models import EnrollmentPublic, SessionPublic, SessionReport, SkipRequest
+from reminders.services import enrollments, reading, sessions
+
+router = APIRouter(prefix="/v1", tags=["enrollments"])
+STATUS_FOR = {"pause": "paused", "resume": "active", "withdraw": "withdrawn"}
+
+
+@router.get("/enrollments/{enrollment_id}")
+def get_enrollment(
+    enrollment_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
+) -> EnrollmentPublic:
+    """Phase, upcoming sessions and adherence."""
+    with tx.read() as db:
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+
+
+@router.post("/enrollments/{enrollment_id}/{action}")
+def change_enrollment(
+    enrollment_id: str,
+    action: Literal["pause", "resume", "withdraw"],
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> EnrollmentPublic:
+    """Pause (no sessions, no reminders), resume (plan again from today) or withdraw."""
+    with tx.write() as db:
+        enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+
+
+@router.get("/enrollments/{enrollment_id}/sessions")
+def list_sessions(
+    enrollment_id: str,
+    clinic: ClinicDep,
+    tx: TransactionsDep,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> list[SessionPublic]:
+    """Sessions between two local dates (inclusive), oldest first."""
+    with tx.read() as db:
+        rows = reading.sessions_between(db, clinic.id, enrollment_id, start, end)
+        return [SessionPublic.of(r) for r in rows]
+
+
+@router.post("/sessions/{session_id}/confirm", tags=["sessions"])
+def confirm(
+    session_id: str,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+    body: SessionReport | None = None,
+) -> SessionPublic:
+    """Record a session as done (e.g. in the clinic), with what was measured; re-plans.
+    Confirming twice changes nothing."""
+    with tx.write() as db:
+        session, _ = sessions.confirm_session(
+            db, rt, clinic.id, session_id, body or SessionReport(), now
+        )
+        return SessionPublic.of(session)
+
+
+@router.post("/sessions/{session_id}/skip", tags=["sessions"])
+def skip(
+    session_id: str,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+    body: SkipRequest | None = None,
+) -> SessionPublic:
+    """Record that a session will not be done; re-plans."""
+    with tx.write() as db:
+        reason = body.reason if body else None
+        session, _ = sessions.skip_session(db, rt, clinic.id, session_id, reason, now)
+        return SessionPublic.of(session)

@@ -1,0 +1,204 @@
+"""The patient's pages behind the links in a reminder: no account, the token is the key.
+
+GET only shows (mail scanners follow links); POST changes. Plain HTML, no JavaScript.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlmodel import Session
+
+from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
+from reminders.errors import Conflict, InvalidInput
+from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession
+from reminders.services import enrollments, patients, reminding, sessions
+from reminders.timing import zone
+from reminders.tokens import find_token
+
+router = APIRouter(include_in_schema=False)
+_pages = Environment(loader=PackageLoader("reminders", "templates"), autoescape=select_autoescape())
+# The token is in the URL: keep it out of Referer headers, caches and search engines.
+PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+
+
+def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _pages.get_template(f"pages/{template}.html").render(**context)
+    return HTMLResponse(html, status_code=status, headers=PRIVATE)
+
+
+def _message(title: str, *lines: str, status: int = 200) -> HTMLResponse:
+    return _page("message", status, title=title, lines=lines)
+
+
+def _expired() -> HTMLResponse:
+    return _message(
+        "This link has expired",
+        "The link is no longer valid. Your next reminder will bring a fresh one.",
+        status=404,
+    )
+
+
+def _day(value: date) -> str:
+    return f"{value:%A} {value.day} {value:%B}"
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The posted form (application/x-www-form-urlencoded), first value of each field."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(form_fields)]
+_Found = tuple[TreatmentSession, Enrollment, Patient]
+
+
+def _session_for(db: Session, token: str, now: Any) -> _Found | None:
+    row = find_token(db, token, "session", now)
+    if row is None or row.session_id is None:
+        return None
+    session = db.get(TreatmentSession, row.session_id)
+    enrollment = db.get(Enrollment, session.enrollment_id) if session else None
+    patient = db.get(Patient, row.patient_id)
+    if session is None or enrollment is None or patient is None:
+        return None
+    if enrollment.patient_id != patient.id:
+        return None
+    return session, enrollment, patient
+
+
+def _next_session(db: Session, enrollment_id: str, after: date) -> str | None:
+    upcoming = [
+        r.local_date
+        for r in enrollments.sessions_of(db, enrollment_id)
+        if r.status == "planned" and r.local_date > after
+    ]
+    return _day(min(upcoming)) if upcoming else None
+
+
+@router.get("/s/{token}", response_class=HTMLResponse)
+def session_page(
+    token: str, request: Request, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
+) -> HTMLResponse:
+    """The session with buttons to confirm, skip or snooze. Changes nothing."""
+    with tx.read() as db:
+        found = _session_for(db, token, now)
+        if found is None:
+            return _expired()
+        session, enrollment, _patient = found
+        protocol = rt.protocols.get(enrollment.protocol_id)
+        return _page(
+            "session",
+            title="Your treatment session",
+            session=session,
+            day=_day(session.local_date),
+            body_area=enrollment.body_area,
+            tips=protocol.tips if protocol else (),
+            action=request.query_params.get("action"),
+            base=f"/s/{token}",
+            next_day=_next_session(db, enrollment.id, session.local_date),
+        )
+
+
+@router.post("/s/{token}/confirm", response_class=HTMLResponse)
+def confirm_from_link(
+    token: str, form: FormDep, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
+) -> HTMLResponse:
+    """Record the session (or, if none is planned today, an extra one) as done."""
+    try:
+        report = SessionReport(
+            hdss=int(form["hdss"]) if form.get("hdss") else None,
+            current_ma=float(form["current_ma"].replace(",", "."))
+            if form.get("current_ma")
+            else None,
+        )
+    except ValueError:
+        return _message(
+            "Please check what you entered",
+            "The symptom score must be 1 to 4 and the current a number of mA (0 to 30).",
+            status=422,
+        )
+    with tx.write() as db:
+        found = _session_for(db, token, now)
+        if found is None:
+            return _expired()
+        session, enrollment, _patient = found
+        done = sessions.confirm_today(db, rt, session, report, now)
+        following = _next_session(db, enrollment.id, done.local_date)
+    lines = ["Your session is recorded. Thank you!"]
+    if following:
+        lines.append(f"Your next session: {following}.")
+    return _message("Thank you", *lines)
+
+
+@router.post("/s/{token}/skip", response_class=HTMLResponse)
+def skip_from_link(
+    token: str, form: FormDep, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
+) -> HTMLResponse:
+    """Record that the session will not be done; the plan finds the next possible day."""
+    reason = (form.get("reason") or "").strip()[:500] or None
+    try:
+        with tx.write() as db:
+            found = _session_for(db, token, now)
+            if found is None:
+                return _expired()
+            session, enrollment, _patient = found
+            sessions.skip_session(db, rt, None, session.id, reason, now)
+            following = _next_session(db, enrollment.id, session.local_date)
+    except (Conflict, InvalidInput):
+        return _message(
+            "Nothing to skip", "This session is already recorded or no longer planned.", status=409
+        )
+    lines = ["No problem: the session is skipped."]
+    if following:
+        lines.append(f"Your next session: {following}.")
+    return _message("Session skipped", *lines)
+
+
+@router.post("/s/{token}/snooze", response_class=HTMLResponse)
+def snooze_from_link(token: str, tx: TransactionsDep, rt: RuntimeDep, now: NowDep) -> HTMLResponse:
+    """Remind again later today, if quiet hours and the day leave time."""
+    with tx.write() as db:
+        found = _session_for(db, token, now)
+        if found is None:
+            return _expired()
+        session, _enrollment, patient = found
+        if session.status != "planned":
+            return _message(
+                "Nothing to remind", "This session is already recorded or no longer planned."
+            )
+        when = reminding.snooze(db, rt.settings, session, patient, now)
+        local = when.astimezone(zone(session.timezone)) if when else None
+    if local is None:
+        return _message("Too late for today", "There is no time left today for another reminder.")
+    return _message("We'll remind you", f"We'll remind you again at {local:%H:%M}.")
+
+
+@router.get("/u/{token}", response_class=HTMLResponse)
+def unsubscribe_page(token: str, tx: TransactionsDep, now: NowDep) -> HTMLResponse:
+    """Ask the patient to confirm; only the POST unsubscribes."""
+    with tx.read() as db:
+        if find_token(db, token, "unsubscribe", now) is None:
+            return _expired()
+    return _page("unsubscribe", title="Stop treatment reminders")
+
+
+@router.post("/u/{token}", response_class=HTMLResponse)
+def unsubscribe(token: str, tx: TransactionsDep, now: NowDep) -> HTMLResponse:
+    """One-click unsubscribe (RFC 8058): no more messages, and the clinic is told."""
+    with tx.write() as db:
+        row = find_token(db, token, "unsubscribe", now)
+        if row is None:
+            return _expired()
+        patient = db.get(Patient, row.patient_id)
+        assert patient is not None  # foreign key
+        patients.unsubscribe(db, patient, now)
+    return _message(
+        "Reminders stopped",
+        "You will get no more reminders. Your clinic has been told.",
+    )

@@ -1,0 +1,107 @@
+"""Patients, their enrollments and adherence."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+
+from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.models import (
+    AdherencePublic,
+    EnrollmentCreate,
+    EnrollmentPublic,
+    PatientCreate,
+    PatientPublic,
+    PatientRisk,
+    PatientUpdate,
+)
+from reminders.services import enrollments, patients, reading
+
+router = APIRouter(prefix="/v1", tags=["patients"])
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    """A page of a list; pass `next_cursor` as `cursor` for the next (null at the end)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+Cursor = Annotated[str | None, Query(max_length=64, description="From the previous page.")]
+Limit = Annotated[int, Query(ge=1, le=reading.MAX_PAGE)]
+
+
+@router.post("/patients", status_code=status.HTTP_201_CREATED)
+def create_patient(body: PatientCreate, clinic: ClinicDep, tx: TransactionsDep) -> PatientPublic:
+    """Add a patient to the calling clinic."""
+    with tx.write() as db:
+        return PatientPublic.of(patients.add_patient(db, clinic.id, body))
+
+
+@router.get("/patients")
+def list_patients(
+    clinic: ClinicDep, tx: TransactionsDep, cursor: Cursor = None, limit: Limit = 50
+) -> PageOut[PatientPublic]:
+    """The clinic's patients, oldest first."""
+    with tx.read() as db:
+        page = reading.list_patients(db, clinic.id, cursor, limit)
+        return PageOut(
+            items=[PatientPublic.of(p) for p in page.items], next_cursor=page.next_cursor
+        )
+
+
+@router.get("/patients/{patient_id}")
+def get_patient(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> PatientPublic:
+    """One patient."""
+    with tx.read() as db:
+        return PatientPublic.of(patients.get_patient(db, clinic.id, patient_id))
+
+
+@router.patch("/patients/{patient_id}")
+def update_patient(
+    patient_id: str,
+    body: PatientUpdate,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> PatientPublic:
+    """Change a patient; reminders follow a new time zone, time, quiet hours or channel."""
+    with tx.write() as db:
+        return PatientPublic.of(patients.update_patient(db, rt, clinic.id, patient_id, body, now))
+
+
+@router.post("/patients/{patient_id}/enrollments", status_code=status.HTTP_201_CREATED)
+def enroll(
+    patient_id: str,
+    body: EnrollmentCreate,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> EnrollmentPublic:
+    """Enroll the patient in a protocol. A contraindication found in the screening refuses
+    the enrollment (422 naming it) unless `override_reason` says why to go ahead."""
+    with tx.write() as db:
+        enrollment = enrollments.enroll(db, rt, clinic.id, patient_id, body, now)
+        return reading.enrollment_view(db, clinic.id, enrollment.id, now)
+
+
+@router.get("/patients/{patient_id}/adherence")
+def patient_adherence(
+    patient_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
+) -> AdherencePublic:
+    """A patient's adherence over all their enrollments."""
+    with tx.read() as db:
+        return reading.patient_adherence(db, clinic.id, patient_id, now)
+
+
+@router.get("/adherence", tags=["adherence"])
+def clinic_adherence(clinic: ClinicDep, tx: TransactionsDep, now: NowDep) -> list[PatientRisk]:
+    """Every patient under treatment, most at risk first (misses in a row, then low
+    adherence, then long since the last session)."""
+    with tx.read() as db:
+        return reading.clinic_adherence(db, clinic.id, now)

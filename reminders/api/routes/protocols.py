@@ -1,0 +1,124 @@
+"""The protocol library and plan previews."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from reminders.api.deps import ClinicDep, NowDep, RuntimeDep
+from reminders.errors import InvalidInput, NotFound
+from reminders.models import WEEKDAY_NAMES
+from reminders.planner import AssumedResponse, EnrollmentSettings, preview
+from reminders.protocols import Protocol
+
+router = APIRouter(prefix="/v1", tags=["protocols"])
+
+
+class ProtocolSummary(BaseModel):
+    """A protocol in the list."""
+
+    id: str
+    name: str
+    condition: str
+    description: str
+    phases: list[str]
+
+
+class PreviewSession(BaseModel):
+    date: date
+    weekday: str
+    phase: str
+    minutes: int
+
+
+class PreviewChange(BaseModel):
+    on: date
+    from_phase: str
+    to_phase: str | None
+    reason: str
+
+
+class PlanPreview(BaseModel):
+    """The whole plan from a start date, assuming every session is done."""
+
+    protocol: str
+    start: date
+    sessions: list[PreviewSession]
+    changes: list[PreviewChange]
+    review: list[str]
+
+
+def _protocol(rt: Any, protocol_id: str) -> Protocol:
+    protocol: Protocol | None = rt.protocols.get(protocol_id)
+    if protocol is None:
+        raise NotFound("protocol", protocol_id)
+    return protocol
+
+
+@router.get("/protocols")
+def list_protocols(_clinic: ClinicDep, rt: RuntimeDep) -> list[ProtocolSummary]:
+    """Installed protocols."""
+    return [
+        ProtocolSummary(
+            id=p.id,
+            name=p.name,
+            condition=p.condition,
+            description=p.description,
+            phases=[phase.name for phase in p.phases],
+        )
+        for p in rt.protocols.values()
+    ]
+
+
+@router.get("/protocols/{protocol_id}")
+def get_protocol(protocol_id: str, _clinic: ClinicDep, rt: RuntimeDep) -> Protocol:
+    """A protocol in full: phases, caps, minutes, contraindications, tips, sources."""
+    return _protocol(rt, protocol_id)
+
+
+@router.get("/protocols/{protocol_id}/preview")
+def preview_plan(
+    protocol_id: str,
+    _clinic: ClinicDep,
+    rt: RuntimeDep,
+    now: NowDep,
+    start: date,
+    dry_after: Annotated[int | None, Query(ge=1, le=100)] = None,
+    weekdays: Annotated[str | None, Query(max_length=27, examples=["mon,wed,fri"])] = None,
+    body_area: Annotated[str | None, Query(max_length=50)] = None,
+    days: Annotated[int, Query(ge=1, le=730)] = 182,
+) -> PlanPreview:
+    """The plan from `start`, assuming full adherence and, with `dry_after`, that the
+    patient reports being dry (HDSS 1) from that session on."""
+    protocol = _protocol(rt, protocol_id)
+    if abs(start - now.date()) > timedelta(days=3650):
+        raise InvalidInput("start", "must be within ten years of today")
+    allowed = None
+    if weekdays is not None:
+        names = [d.strip() for d in weekdays.split(",") if d.strip()]
+        if not names or any(d not in WEEKDAY_NAMES for d in names):
+            raise InvalidInput("weekdays", "expected names like mon,wed,fri")
+        allowed = frozenset(WEEKDAY_NAMES.index(d) for d in names)
+    response = AssumedResponse(dry_after) if dry_after else None
+    plan = preview(protocol, EnrollmentSettings(start, allowed, body_area), days, response)
+    return PlanPreview(
+        protocol=protocol.id,
+        start=start,
+        sessions=[
+            PreviewSession(
+                date=s.local_date,
+                weekday=WEEKDAY_NAMES[s.local_date.weekday()],
+                phase=s.phase,
+                minutes=s.minutes,
+            )
+            for s in plan.sessions
+        ],
+        changes=[
+            PreviewChange(on=c.on, from_phase=c.from_phase, to_phase=c.to_phase, reason=c.reason)
+            for c in plan.changes
+        ],
+        review=list(plan.review),
+    )

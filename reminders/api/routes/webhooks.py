@@ -1,0 +1,68 @@
+"""Webhook endpoints and the delivery log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.routes.patients import Cursor, Limit, PageOut
+from reminders.models import DeliveryPublic, WebhookEndpointCreate, WebhookEndpointPublic
+from reminders.services import reading, webhooks
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+@router.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED)
+def create_endpoint(
+    body: WebhookEndpointCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
+) -> WebhookEndpointPublic:
+    """Register a receiver. The answer holds its signing secret, shown only this once."""
+    with tx.write() as db:
+        endpoint = webhooks.add_endpoint(
+            db, rt.settings, clinic.id, body.url, ",".join(body.events)
+        )
+        return WebhookEndpointPublic.of(endpoint, with_secret=True)
+
+
+@router.get("/webhook-endpoints")
+def list_endpoints(clinic: ClinicDep, tx: TransactionsDep) -> list[WebhookEndpointPublic]:
+    """The clinic's receivers (without secrets)."""
+    with tx.read() as db:
+        return [WebhookEndpointPublic.of(e) for e in reading.list_endpoints(db, clinic.id)]
+
+
+@router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_endpoint(endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Response:
+    """Remove a receiver; what was still waiting to go to it is cancelled."""
+    with tx.write() as db:
+        webhooks.delete_endpoint(db, clinic.id, endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
+def rotate_secret(
+    endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
+) -> WebhookEndpointPublic:
+    """A new secret (shown once); the old one also signs for 24 hours."""
+    with tx.write() as db:
+        endpoint = webhooks.rotate_secret(db, clinic.id, endpoint_id, now)
+        return WebhookEndpointPublic.of(endpoint, with_secret=True)
+
+
+@router.get("/deliveries", tags=["deliveries"])
+def list_deliveries(
+    clinic: ClinicDep,
+    tx: TransactionsDep,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> PageOut[DeliveryPublic]:
+    """What was sent, failed, given up or expired, and why; newest first."""
+    with tx.read() as db:
+        page = reading.list_deliveries(db, clinic.id, state, cursor, limit)
+        return PageOut(
+            items=[DeliveryPublic.model_validate(d, from_attributes=True) for d in page.items],
+            next_cursor=page.next_cursor,
+        )

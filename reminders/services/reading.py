@@ -1,0 +1,214 @@
+"""Read-only queries behind the API: lists with cursors, adherence, deliveries.
+
+Every query is scoped to one clinic; another clinic's ids are simply not found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Generic, TypeVar
+
+from sqlmodel import Session, col, select
+
+from reminders.adherence import Adherence, SessionFact, Tally, adherence
+from reminders.errors import InvalidInput
+from reminders.models import (
+    AdherencePublic,
+    Delivery,
+    Enrollment,
+    EnrollmentPublic,
+    Patient,
+    PatientRisk,
+    SessionPublic,
+    TallyPublic,
+    TreatmentSession,
+    WebhookEndpoint,
+    WeekPublic,
+)
+from reminders.services.enrollments import get_enrollment, local_today, sessions_of
+from reminders.services.patients import get_patient
+
+T = TypeVar("T")
+MAX_PAGE = 200
+CURSOR_PATTERN = r"^[0-9a-f]{32}$"
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "dead", "expired", "cancelled")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list and the cursor for the next (None at the end)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def _check_page(cursor: str | None, limit: int) -> None:
+    if cursor is not None and not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise InvalidInput("cursor", "not a cursor this API gave out")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+
+
+def _page(rows: Sequence[T], limit: int, key: str) -> Page[T]:
+    more = len(rows) > limit
+    items = list(rows[:limit])
+    return Page(items, getattr(items[-1], key) if more and items else None)
+
+
+def list_patients(db: Session, clinic_id: str, cursor: str | None, limit: int) -> Page[Patient]:
+    """Return a page of the clinic's patients, oldest first."""
+    _check_page(cursor, limit)
+    query = select(Patient).where(Patient.clinic_id == clinic_id)
+    if cursor:
+        query = query.where(col(Patient.id) > cursor)
+    rows = db.exec(query.order_by(col(Patient.id)).limit(limit + 1)).all()
+    return _page(rows, limit, "id")
+
+
+def list_deliveries(
+    db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
+) -> Page[Delivery]:
+    """Return a page of the clinic's deliveries, newest first, optionally in one state."""
+    _check_page(cursor, limit)
+    if state is not None and state not in DELIVERY_STATES:
+        raise InvalidInput("state", f"must be one of {', '.join(DELIVERY_STATES)}")
+    query = select(Delivery).where(Delivery.clinic_id == clinic_id)
+    if state:
+        query = query.where(Delivery.state == state)
+    if cursor:
+        query = query.where(col(Delivery.id) < cursor)
+    rows = db.exec(query.order_by(col(Delivery.id).desc()).limit(limit + 1)).all()
+    return _page(rows, limit, "id")
+
+
+def list_endpoints(db: Session, clinic_id: str) -> list[WebhookEndpoint]:
+    """Return the clinic's webhook endpoints."""
+    return list(
+        db.exec(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.clinic_id == clinic_id)
+            .order_by(col(WebhookEndpoint.id))
+        )
+    )
+
+
+def _tally(tally: Tally) -> TallyPublic:
+    return TallyPublic(
+        confirmed=tally.confirmed, skipped=tally.skipped, missed=tally.missed, rate=tally.rate
+    )
+
+
+def adherence_public(figures: Adherence) -> AdherencePublic:
+    """Return adherence figures as the API shows them."""
+
+    return AdherencePublic(
+        rate=figures.overall.rate,
+        confirmed=figures.overall.confirmed,
+        skipped=figures.overall.skipped,
+        missed=figures.overall.missed,
+        on_time_share=figures.on_time_share,
+        current_streak=figures.streak,
+        missed_in_a_row=figures.missed_in_a_row,
+        days_since_last_session=figures.days_since_last,
+        last_session=figures.last_session,
+        weeks=[
+            WeekPublic(week=w, **_tally(t).model_dump()) for w, t in sorted(figures.weeks.items())
+        ],
+        phases={p: _tally(t) for p, t in figures.phases.items()},
+    )
+
+
+def _facts(rows: Sequence[TreatmentSession]) -> list[SessionFact]:
+    return [SessionFact(r.local_date, r.status, r.phase, r.completed_at, r.timezone) for r in rows]
+
+
+def enrollment_view(
+    db: Session, clinic_id: str, enrollment_id: str, now: datetime
+) -> EnrollmentPublic:
+    """Return an enrollment with its upcoming sessions and adherence; raise NotFound."""
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    patient = get_patient(db, clinic_id, enrollment.patient_id)
+    today = local_today(now, patient.timezone)
+    rows = sessions_of(db, enrollment.id)
+    upcoming = [
+        SessionPublic.of(r) for r in rows if r.status == "planned" and r.local_date >= today
+    ]
+    return EnrollmentPublic(
+        id=enrollment.id,
+        patient_id=enrollment.patient_id,
+        protocol=enrollment.protocol_id,
+        start_date=enrollment.start_date,
+        body_area=enrollment.body_area,
+        weekdays=enrollment.weekdays.split(",") if enrollment.weekdays else None,
+        status=enrollment.status,
+        phase=enrollment.phase,
+        interval_days=enrollment.interval_days,
+        review_reason=enrollment.review_reason,
+        screening=json.loads(enrollment.screening),
+        override_reason=enrollment.override_reason,
+        created_at=enrollment.created_at,
+        upcoming=upcoming,
+        adherence=adherence_public(adherence(_facts(rows), today)),
+    )
+
+
+def sessions_between(
+    db: Session, clinic_id: str, enrollment_id: str, start: date | None, end: date | None
+) -> list[TreatmentSession]:
+    """Return an enrollment's sessions between two local dates (inclusive)."""
+    if start and end and end < start:
+        raise InvalidInput("to", "must not be before from")
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    return [
+        r
+        for r in sessions_of(db, enrollment.id)
+        if (start is None or r.local_date >= start) and (end is None or r.local_date <= end)
+    ]
+
+
+def patient_adherence(
+    db: Session, clinic_id: str, patient_id: str, now: datetime
+) -> AdherencePublic:
+    """Return a patient's adherence over all their enrollments; raise NotFound."""
+    patient = get_patient(db, clinic_id, patient_id)
+    rows = db.exec(
+        select(TreatmentSession)
+        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
+        .where(Enrollment.patient_id == patient.id)
+    ).all()
+    return adherence_public(adherence(_facts(rows), local_today(now, patient.timezone)))
+
+
+def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
+    """Return every patient with an active or paused enrollment, most at risk first."""
+    rows = db.exec(
+        select(TreatmentSession, Enrollment.patient_id)
+        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
+        .where(
+            Enrollment.clinic_id == clinic_id,
+            col(Enrollment.status).in_(("active", "paused")),
+        )
+    ).all()
+    by_patient: dict[str, list[TreatmentSession]] = defaultdict(list)
+    for session, patient_id in rows:
+        by_patient[patient_id].append(session)
+    patients = {
+        p.id: p for p in db.exec(select(Patient).where(col(Patient.id).in_(list(by_patient))))
+    }
+    figures = [
+        (patient, adherence(_facts(sessions), local_today(now, patient.timezone)))
+        for patient_id, sessions in by_patient.items()
+        if (patient := patients[patient_id])
+    ]
+    figures.sort(key=lambda pair: pair[1].risk)
+    return [
+        PatientRisk(
+            patient_id=p.id, name=p.name, external_id=p.external_id, adherence=adherence_public(a)
+        )
+        for p, a in figures
+    ]
