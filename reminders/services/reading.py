@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 from sqlmodel import Session, col, select
 
 from reminders.adherence import Adherence, SessionFact, Tally, adherence
-from reminders.errors import InvalidInput
+from reminders.errors import InvalidInput, NotFound
 from reminders.models import (
     AdherencePublic,
     Delivery,
@@ -84,6 +84,14 @@ def list_deliveries(
         query = query.where(col(Delivery.id) < cursor)
     rows = db.exec(query.order_by(col(Delivery.id).desc()).limit(limit + 1)).all()
     return _page(rows, limit, "id")
+
+
+def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> Delivery:
+    """Return one of the clinic's deliveries; raise NotFound otherwise."""
+    delivery = db.get(Delivery, delivery_id)
+    if delivery is None or delivery.clinic_id != clinic_id:
+        raise NotFound("delivery", delivery_id)
+    return delivery
 
 
 def list_endpoints(db: Session, clinic_id: str) -> list[WebhookEndpoint]:

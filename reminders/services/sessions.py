@@ -149,8 +149,12 @@ def confirm_today(
     report: SessionReport,
     now: datetime,
 ) -> TreatmentSession:
-    """Record what a patient reports from a session link: that session if it is today's
-    (or an earlier one not yet confirmed), otherwise an unscheduled session today.
+    """Record what a patient reports from a session link.
+
+    A planned or missed session dated today or earlier is confirmed (a late confirmation
+    counts for its own date); a confirmed one stays as it is (confirming twice is
+    harmless); for a skipped, cancelled or later session, today's session is recorded,
+    as an unscheduled one if nothing was planned today.
 
     An extra session counts like any other: the re-plan keeps the caps (one a day, the
     weekly maximum in any 7 days) for everything still planned. Confirming twice
@@ -163,7 +167,7 @@ def confirm_today(
     today = local_today(now, patient.timezone)
     if session.status == "confirmed":
         return session
-    if session.status != "cancelled" and session.local_date <= today:
+    if session.status in ("planned", "missed") and session.local_date <= today:
         confirmed, _ = confirm_session(db, rt, None, session.id, report, now)
         return confirmed
     existing = db.exec(

@@ -66,3 +66,11 @@ def list_deliveries(
             items=[DeliveryPublic.model_validate(d, from_attributes=True) for d in page.items],
             next_cursor=page.next_cursor,
         )
+
+
+@router.get("/deliveries/{delivery_id}", tags=["deliveries"])
+def get_delivery(delivery_id: str, clinic: ClinicDep, tx: TransactionsDep) -> DeliveryPublic:
+    """One delivery and what became of it."""
+    with tx.read() as db:
+        delivery = reading.get_delivery(db, clinic.id, delivery_id)
+        return DeliveryPublic.model_validate(delivery, from_attributes=True)

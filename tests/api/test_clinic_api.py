@@ -1,0 +1,179 @@
+"""The clinic API, through HTTP, on a real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from reminders.models import Delivery
+from tests.api.conftest import ENROLLMENT, NO, NOW, Api
+
+
+def test_patient_is_created_read_listed_and_changed(api: Api) -> None:
+    ids = [api.patient(name=f"Patient {n}", email=f"p{n}@example.org") for n in range(3)]
+    shown = api.get(f"/v1/patients/{ids[0]}").json()
+    assert shown["timezone"] == "Europe/Berlin"
+    assert shown["quiet_hours"] == {"start": "21:00", "end": "08:00"}
+    first = api.get("/v1/patients", params={"limit": 2}).json()
+    assert [p["id"] for p in first["items"]] == ids[:2]
+    second = api.get("/v1/patients", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [p["id"] for p in second["items"]] == ids[2:]
+    assert second["next_cursor"] is None
+    changed = api.patch(f"/v1/patients/{ids[0]}", {"reminder_time": "07:45", "quiet_hours": None})
+    assert changed.status_code == 200
+    assert changed.json()["reminder_time"] == "07:45"
+    assert changed.json()["quiet_hours"] is None
+
+
+def test_changing_reminder_time_retimes_the_pending_reminder(api: Api, db: Session) -> None:
+    patient = api.patient(timezone="UTC", reminder_time="18:00")
+    api.enroll(patient)
+    (before,) = db.exec(select(Delivery).where(Delivery.kind == "reminder")).all()
+    assert before.due_at == NOW.replace(hour=18, minute=0)
+    api.patch(f"/v1/patients/{patient}", {"reminder_time": "19:15"})
+    db.expire_all()
+    (after,) = db.exec(select(Delivery).where(Delivery.kind == "reminder")).all()
+    assert after.due_at == NOW.replace(hour=19, minute=15)
+
+
+def test_enrollment_answers_with_its_upcoming_sessions(api: Api) -> None:
+    enrollment = api.enroll(api.patient())
+    assert enrollment["phase"] == "induction"
+    assert [s["date"] for s in enrollment["upcoming"]][:3] == [
+        "2026-12-07", "2026-12-09", "2026-12-11",
+    ]  # fmt: skip
+    assert enrollment["adherence"]["rate"] is None
+    again = api.get(f"/v1/enrollments/{enrollment['id']}").json()
+    assert again["upcoming"] == enrollment["upcoming"]
+    window = api.get(
+        f"/v1/enrollments/{enrollment['id']}/sessions",
+        params={"from": "2026-12-08", "to": "2026-12-11"},
+    ).json()
+    assert [s["date"] for s in window] == ["2026-12-09", "2026-12-11"]
+
+
+def test_contraindication_is_refused_naming_it_unless_overridden(api: Api) -> None:
+    patient = api.patient()
+    flagged = {**ENROLLMENT, "screening": {**NO, "pregnancy": True}}
+    refused = api.post(f"/v1/patients/{patient}/enrollments", flagged)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "screening"]
+    assert "pregnancy" in refused.json()["detail"][0]["msg"]
+    assert api.get(f"/v1/patients/{patient}/adherence").json()["confirmed"] == 0
+    accepted = api.post(
+        f"/v1/patients/{patient}/enrollments",
+        {**flagged, "override_reason": "Obstetrician agreed; palms only."},
+    )
+    assert accepted.status_code == 201
+    assert accepted.json()["override_reason"] == "Obstetrician agreed; palms only."
+
+
+def test_pause_resume_withdraw(api: Api) -> None:
+    enrollment = api.enroll(api.patient())
+    url = f"/v1/enrollments/{enrollment['id']}"
+    paused = api.post(f"{url}/pause").json()
+    assert (paused["status"], paused["upcoming"]) == ("paused", [])
+    resumed = api.post(f"{url}/resume").json()
+    assert resumed["status"] == "active"
+    assert resumed["upcoming"]
+    assert api.post(f"{url}/withdraw").json()["status"] == "withdrawn"
+    assert api.post(f"{url}/resume").status_code == 409
+
+
+def test_clinic_confirms_a_session_with_measurements_and_adherence_follows(api: Api) -> None:
+    patient = api.patient()
+    enrollment = api.enroll(patient)
+    today = enrollment["upcoming"][0]["id"]
+    confirmed = api.post(
+        f"/v1/sessions/{today}/confirm", {"hdss": 2, "current_ma": 14.5, "minutes": 20}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert (confirmed.json()["status"], confirmed.json()["hdss"]) == ("confirmed", 2)
+    twice = api.post(f"/v1/sessions/{today}/confirm", {"hdss": 3})
+    assert twice.json()["hdss"] == 2, "confirming twice changes nothing"
+    api.clock[0] = NOW + timedelta(days=2)
+    wednesday = enrollment["upcoming"][1]["id"]
+    skipped = api.post(f"/v1/sessions/{wednesday}/skip", {"reason": "travelling"})
+    assert skipped.json()["status"] == "skipped"
+    figures = api.get(f"/v1/patients/{patient}/adherence").json()
+    assert (figures["confirmed"], figures["skipped"], figures["rate"]) == (1, 1, 0.5)
+    assert figures["weeks"][0]["week"] == "2026-W50"
+    assert figures["phases"]["induction"]["confirmed"] == 1
+    summary = api.get("/v1/adherence").json()
+    assert summary[0]["patient_id"] == patient
+
+
+def test_clinic_summary_puts_the_patient_at_risk_first(api: Api) -> None:
+    steady = api.patient(name="Steady")
+    lapsing = api.patient(name="Lapsing")
+    for patient in (steady, lapsing):
+        api.enroll(patient)
+    steady_sessions = api.get("/v1/adherence").json()
+    assert len(steady_sessions) == 2
+    first = api.get(f"/v1/patients/{steady}").json()
+    assert first["name"] == "Steady"
+    sessions = api.enroll(api.patient(name="Third"), protocol="glycopyrrolate-hyperhidrosis")
+    api.post(f"/v1/sessions/{sessions['upcoming'][0]['id']}/skip")
+    ranked = [row["name"] for row in api.get("/v1/adherence").json()]
+    assert ranked[0] == "Third"
+
+
+def test_protocols_and_preview(api: Api) -> None:
+    listed = {p["id"] for p in api.get("/v1/protocols").json()}
+    assert "dexamethasone-plantar-heel" in listed
+    full = api.get("/v1/protocols/tap-water-hyperhidrosis").json()
+    assert full["max_per_week"] == 5
+    assert "pacemaker" in full["contraindications"]
+    preview = api.get(
+        "/v1/protocols/tap-water-hyperhidrosis/preview",
+        params={"start": "2026-12-07", "dry_after": 4, "days": 60},
+    ).json()
+    assert preview["sessions"][0] == {
+        "date": "2026-12-07", "weekday": "mon", "phase": "induction", "minutes": 20
+    }  # fmt: skip
+    assert preview["changes"][0]["to_phase"] == "maintenance"
+    assert api.get("/v1/protocols/snake-oil").status_code == 404
+
+
+def test_webhook_endpoint_secret_is_shown_once_and_rotates(api: Api) -> None:
+    created = api.post(
+        "/v1/webhook-endpoints",
+        {"url": "http://127.0.0.1:9/hooks", "events": ["session.confirmed"]},
+    )
+    assert created.status_code == 201, created.text
+    endpoint = created.json()
+    assert endpoint["secret"].startswith("whsec_")
+    (listed,) = api.get("/v1/webhook-endpoints").json()
+    assert listed["secret"] is None
+    rotated = api.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret").json()
+    assert rotated["secret"] != endpoint["secret"]
+    assert api.delete(f"/v1/webhook-endpoints/{endpoint['id']}").status_code == 204
+    assert api.get("/v1/webhook-endpoints").json() == []
+
+
+def test_webhook_endpoint_to_a_private_address_is_refused(api: Api) -> None:
+    refused = api.post("/v1/webhook-endpoints", {"url": "https://10.0.0.7/hooks"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "url"]
+
+
+def test_deliveries_show_what_was_queued_and_filter_by_state(api: Api) -> None:
+    api.enroll(api.patient(timezone="UTC", reminder_time="18:00"))
+    listed = api.get("/v1/deliveries").json()["items"]
+    assert {d["kind"] for d in listed} >= {"reminder"}
+    pending = api.get("/v1/deliveries", params={"state": "pending"}).json()["items"]
+    assert pending and all(d["state"] == "pending" for d in pending)
+    one = api.get(f"/v1/deliveries/{pending[0]['id']}").json()
+    assert one["id"] == pending[0]["id"]
+    assert api.get("/v1/deliveries", params={"state": "lost"}).status_code == 422
+
+
+def test_health_readiness_and_metrics(api: Api) -> None:
+    api.enroll(api.patient())
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    assert api.client.get("/readyz").json() == {"ready": True, "database": True, "scheduler": True}
+    text = api.client.get("/metrics").text
+    assert 'reminders_deliveries{state="pending",channel="email"}' in text
+    assert 'reminders_sessions{state="planned"} 6' in text
+    assert "reminders_dispatch_lag_seconds" in text

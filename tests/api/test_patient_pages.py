@@ -1,0 +1,156 @@
+"""The patient's side: links from a real reminder email lead to pages that confirm, skip,
+snooze and unsubscribe; GET never changes anything."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from freezegun import freeze_time
+from sqlmodel import Session, select
+
+from reminders.dispatcher import Dispatcher, build_senders
+from reminders.models import Delivery, Patient, TreatmentSession
+from reminders.runtime import Runtime
+from tests.api.conftest import NOW, Api
+from tests.servers import SmtpRecorder
+
+
+def remind(rt: Runtime, at: datetime) -> None:
+    with freeze_time(at):
+        Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+
+
+def links(smtp: SmtpRecorder) -> tuple[str, str]:
+    text = smtp.messages[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    session = re.search(r"https://reminders\.example\.org(/s/[\w-]+)", text)
+    unsubscribe = re.search(r"https://reminders\.example\.org(/u/[\w-]+)", text)
+    assert session and unsubscribe
+    return session.group(1), unsubscribe.group(1)
+
+
+def reminded_patient(api: Api, rt: Runtime, smtp: SmtpRecorder) -> tuple[str, str, str]:
+    patient = api.patient(timezone="UTC", reminder_time="09:00")
+    api.enroll(patient, weekdays=["mon", "wed", "fri"])
+    remind(rt, NOW.replace(hour=9))
+    api.clock[0] = NOW.replace(hour=10)
+    session_link, unsubscribe_link = links(smtp)
+    return patient, session_link, unsubscribe_link
+
+
+def statuses(db: Session) -> list[str]:
+    db.expire_all()
+    rows = db.exec(select(TreatmentSession).order_by(TreatmentSession.local_date)).all()  # type: ignore[arg-type]
+    return [r.status for r in rows]
+
+
+def test_get_shows_the_session_and_changes_nothing(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, session_link, _ = reminded_patient(api, rt, smtp)
+    before = statuses(db)
+    page = api.client.get(session_link + "?action=confirm")
+    assert page.status_code == 200
+    assert "Monday 7 December" in page.text
+    assert "20 minutes" in page.text
+    assert "petroleum jelly" in page.text
+    assert '<form method="post" action="' in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+    assert statuses(db) == before
+
+
+def test_confirming_from_the_link_records_hdss_and_twice_is_harmless(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    patient, session_link, _ = reminded_patient(api, rt, smtp)
+    done = api.client.post(f"{session_link}/confirm", data={"hdss": "2", "current_ma": "12,5"})
+    assert done.status_code == 200
+    assert "Wednesday 9 December" in done.text
+    again = api.client.post(f"{session_link}/confirm", data={"hdss": "4"})
+    assert again.status_code == 200
+    db.expire_all()
+    first = db.exec(select(TreatmentSession).where(TreatmentSession.status == "confirmed")).one()
+    assert (first.hdss, first.current_ma) == (2, 12.5)
+    assert api.get(f"/v1/patients/{patient}/adherence").json()["confirmed"] == 1
+
+
+def test_bad_form_values_get_a_clear_page(api: Api, rt: Runtime, smtp: SmtpRecorder) -> None:
+    _, session_link, _ = reminded_patient(api, rt, smtp)
+    for form in ({"hdss": "7"}, {"hdss": "dry"}, {"current_ma": "lots"}):
+        answer = api.client.post(f"{session_link}/confirm", data=form)
+        assert answer.status_code == 422
+        assert "check what you entered" in answer.text
+
+
+def test_extra_session_is_recorded_as_unscheduled_and_caps_still_hold(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    rt.settings.day_before_reminder = True
+    _, monday_link, _ = reminded_patient(api, rt, smtp)
+    api.client.post(f"{monday_link}/confirm")
+    remind(rt, NOW + timedelta(days=1, hours=2))  # Tuesday 09:00: "tomorrow is a treatment day"
+    assert smtp.messages[-1]["Subject"] == "Your treatment session tomorrow"
+    wednesday_link, _ = links(smtp)
+    api.clock[0] = NOW + timedelta(days=1, hours=12)  # the patient does it on Tuesday evening
+    extra = api.client.post(f"{wednesday_link}/confirm")
+    assert extra.status_code == 200
+    db.expire_all()
+    rows = db.exec(select(TreatmentSession).order_by(TreatmentSession.local_date)).all()  # type: ignore[arg-type]
+    tuesday = next(r for r in rows if r.local_date.isoformat() == "2026-12-08")
+    assert (tuesday.status, tuesday.unscheduled) == ("confirmed", True)
+    planned = [r.local_date for r in rows if r.status == "planned"]
+    done = [r.local_date for r in rows if r.status == "confirmed"]
+    assert len(set(planned + done)) == len(planned + done), "one session a day"
+    for day in planned:
+        window = [d for d in planned + done if day - timedelta(days=6) <= d <= day]
+        assert len(window) <= 5, "never more than the weekly maximum in any 7 days"
+
+
+def test_skip_from_link_replans_and_snooze_reminds_later(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, session_link, _ = reminded_patient(api, rt, smtp)
+    snoozed = api.client.post(f"{session_link}/snooze")
+    assert "11:00" in snoozed.text
+    remind(rt, NOW.replace(hour=11))
+    assert smtp.messages[-1]["Subject"] == "Reminder: your treatment session today"
+    skipped = api.client.post(f"{session_link}/skip", data={"reason": "away"})
+    assert skipped.status_code == 200
+    assert statuses(db)[0] == "skipped"
+
+
+def test_unsubscribe_asks_on_get_stops_on_post_and_tells_the_clinic(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    patient, _, unsubscribe_link = reminded_patient(api, rt, smtp)
+    asked = api.client.get(unsubscribe_link)
+    assert asked.status_code == 200
+    assert "Stop treatment reminders?" in asked.text
+    assert db.get(Patient, patient).unsubscribed_at is None  # type: ignore[union-attr]
+    stopped = api.client.post(unsubscribe_link, content=b"List-Unsubscribe=One-Click")
+    assert stopped.status_code == 200
+    db.expire_all()
+    assert db.get(Patient, patient).unsubscribed_at is not None  # type: ignore[union-attr]
+    pending = db.exec(
+        select(Delivery).where(Delivery.patient_id == patient, Delivery.state == "pending")
+    ).all()
+    assert {d.kind for d in pending} == {"escalation"}
+    remind(rt, NOW.replace(hour=11, minute=5))
+    assert smtp.messages[-1]["To"] == "nurse@clinic.example.org"
+    assert "needs attention" in smtp.messages[-1]["Subject"]
+    assert "unsubscribed" in smtp.messages[-1].get_content()
+
+
+def test_expired_or_made_up_tokens_get_a_clear_page(
+    api: Api, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    _, session_link, unsubscribe_link = reminded_patient(api, rt, smtp)
+    for url in ("/s/made-up-token-abcdefghijkl", "/u/made-up-token-abcdefghijkl"):
+        answer = api.client.get(url)
+        assert answer.status_code == 404
+        assert "expired" in answer.text
+    assert api.client.post("/s/made-up-token-abcdefghijkl/confirm").status_code == 404
+    assert api.client.get(unsubscribe_link.replace("/u/", "/s/")).status_code == 404
+    api.clock[0] = NOW + timedelta(days=60)
+    assert api.client.get(session_link).status_code == 404
