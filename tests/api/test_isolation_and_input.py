@@ -187,13 +187,15 @@ def test_oversized_body_is_413_and_wrong_content_type_415(api: Api, db: Session)
 
 def test_bad_query_parameters_name_themselves(api: Api) -> None:
     enrollment = api.enroll(api.patient())
+    sessions = f"/v1/enrollments/{enrollment['id']}/sessions"
+    preview = "/v1/protocols/tap-water-hyperhidrosis/preview"
     bad = [
         ("/v1/patients", {"limit": 0}, "limit"),
         ("/v1/patients", {"cursor": "zzz"}, "cursor"),
-        (f"/v1/enrollments/{enrollment['id']}/sessions", {"from": "2026-12-10", "to": "2026-12-01"}, "to"),
-        ("/v1/protocols/tap-water-hyperhidrosis/preview", {"start": "soon"}, "start"),
-        ("/v1/protocols/tap-water-hyperhidrosis/preview", {"start": "2026-12-07", "weekdays": "funday"}, "weekdays"),
-    ]  # fmt: skip
+        (sessions, {"from": "2026-12-10", "to": "2026-12-01"}, "to"),
+        (preview, {"start": "soon"}, "start"),
+        (preview, {"start": "2026-12-07", "weekdays": "funday"}, "weekdays"),
+    ]
     for url, params, field in bad:
         answer = api.get(url, params=params)
         assert answer.status_code == 422, (url, answer.text)
