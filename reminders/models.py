@@ -222,10 +222,16 @@ class QuietHours(_Input):
 class PatientCreate(_Input):
     """A new patient as a clinic sends it."""
 
-    name: str = PydanticField(min_length=1, max_length=200)
-    email: str | None = PydanticField(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    timezone: str = PydanticField(min_length=1, max_length=64)
-    reminder_time: str = PydanticField(default="18:00", pattern=HHMM)
+    name: str = PydanticField(min_length=1, max_length=200, examples=["Ann Example"])
+    email: str | None = PydanticField(
+        default=None, max_length=320, pattern=EMAIL_PATTERN, examples=["ann@example.org"]
+    )
+    timezone: str = PydanticField(
+        min_length=1, max_length=64, description="IANA time zone.", examples=["Europe/Berlin"]
+    )
+    reminder_time: str = PydanticField(
+        default="18:00", pattern=HHMM, description="Local HH:MM.", examples=["18:30"]
+    )
     quiet_hours: QuietHours | None = None
     channel: Literal["email", "webhook"] = "email"
     locale: str = PydanticField(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
@@ -238,10 +244,16 @@ class EnrollmentCreate(_Input):
     `screening` answers every contraindication the protocol lists (true = present).
     """
 
-    protocol: str = PydanticField(min_length=1, max_length=100)
-    start_date: date
-    body_area: str | None = PydanticField(default=None, max_length=50, pattern=r"^[a-z][a-z-]*$")
-    weekdays: list[str] | None = PydanticField(default=None, max_length=7)
+    protocol: str = PydanticField(
+        min_length=1, max_length=100, examples=["tap-water-hyperhidrosis"]
+    )
+    start_date: date = PydanticField(examples=["2026-12-07"])
+    body_area: str | None = PydanticField(
+        default=None, max_length=50, pattern=r"^[a-z][a-z-]*$", examples=["palms"]
+    )
+    weekdays: list[str] | None = PydanticField(
+        default=None, max_length=7, examples=[["mon", "wed", "fri"]]
+    )
     screening: dict[str, bool] = PydanticField(default_factory=dict, max_length=50)
     override_reason: str | None = PydanticField(default=None, max_length=1000)
 
@@ -260,8 +272,10 @@ class PatientUpdate(_Input):
 
     name: str | None = PydanticField(default=None, min_length=1, max_length=200)
     email: str | None = PydanticField(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    timezone: str | None = PydanticField(default=None, min_length=1, max_length=64)
-    reminder_time: str | None = PydanticField(default=None, pattern=HHMM)
+    timezone: str | None = PydanticField(
+        default=None, min_length=1, max_length=64, examples=["America/New_York"]
+    )
+    reminder_time: str | None = PydanticField(default=None, pattern=HHMM, examples=["07:45"])
     quiet_hours: QuietHours | None = None
     channel: Literal["email", "webhook"] | None = None
     locale: str | None = PydanticField(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")

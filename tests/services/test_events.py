@@ -1,0 +1,144 @@
+"""What the clinic is told, and when, through a real webhook receiver and SMTP server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from freezegun import freeze_time
+from sqlmodel import Session, select
+from standardwebhooks import Webhook
+
+from reminders.dispatcher import Dispatcher, build_senders
+from reminders.models import Clinic, Delivery, Enrollment, SessionReport
+from reminders.runtime import Runtime
+from reminders.services import enrollments, sessions, webhooks
+from reminders.services.sweep import sweep
+from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.servers import SmtpRecorder, WebhookReceiver
+
+
+def setup(db: Session, rt: Runtime, receiver: WebhookReceiver) -> tuple[str, str, str]:
+    clinic = make_clinic(db)
+    row = db.get(Clinic, clinic)
+    assert row is not None
+    row.alert_email = "nurse@clinic.example.org"
+    db.add(row)
+    secret = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url).secret
+    db.commit()
+    patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", external_id="EHR-9")
+    return clinic, patient, secret
+
+
+def send(rt: Runtime, moment: datetime) -> None:
+    with freeze_time(moment):
+        sweep(rt, moment)
+        Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+
+
+def events(receiver: WebhookReceiver, secret: str) -> list[dict[str, object]]:
+    """Every request, its signature verified as of the moment it was sent."""
+    verified = []
+    for request in receiver.received:
+        sent = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), UTC)
+        with freeze_time(sent):
+            verified.append(Webhook(secret).verify(request.body, request.headers))
+    return verified
+
+
+def test_confirmations_and_the_move_to_maintenance_are_signed_events(
+    db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
+) -> None:
+    clinic, patient, secret = setup(db, rt, receiver)
+    start = at("2026-12-07 08:00")
+    enrollment_id = enroll_patient(db, rt, clinic, patient, "2026-12-07", start)
+    for _ in range(6):
+        enrollment = db.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        planned = [r for r in enrollments.sessions_of(db, enrollment_id) if r.status == "planned"]
+        moment = datetime.combine(planned[0].local_date, start.timetz()).replace(hour=20)
+        sessions.confirm_session(db, rt, clinic, planned[0].id, SessionReport(hdss=1), moment)
+        db.commit()
+    send(rt, moment)
+    received = events(receiver, secret)
+    types = [e["type"] for e in received]
+    assert types.count("session.confirmed") == 6
+    (change,) = [e for e in received if e["type"] == "plan.phase_changed"]
+    assert change["data"]["from"] == "induction"  # type: ignore[index]
+    assert change["data"]["to"] == "maintenance"  # type: ignore[index]
+    assert change["data"]["reason"] == "dry"  # type: ignore[index]
+    assert change["data"]["external_id"] == "EHR-9"  # type: ignore[index]
+    assert "patient_name" not in change["data"]  # type: ignore[operator]
+
+
+def test_two_misses_in_a_row_in_induction_escalate_once(
+    db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
+) -> None:
+    clinic, patient, secret = setup(db, rt, receiver)
+    enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"), weekdays=["mon", "wed"]
+    )
+    send(rt, at("2026-12-08 12:30"))  # Monday missed
+    send(rt, at("2026-12-10 12:30"))  # Wednesday missed
+    send(rt, at("2026-12-10 13:30"))  # a later sweep changes nothing
+    received = events(receiver, secret)
+    types = [e["type"] for e in received]
+    assert types.count("session.missed") == 2
+    (escalation,) = [e for e in received if e["type"] == "patient.escalation"]
+    assert escalation["data"]["reason"] == "missed_sessions"  # type: ignore[index]
+    alerts = [m for m in smtp.messages if m["To"] == "nurse@clinic.example.org"]
+    assert len(alerts) == 1
+    assert "2 induction sessions missed in a row" in alerts[0].get_content()
+
+
+def test_maintenance_lapse_nudges_at_ten_days_and_escalates_at_fourteen(
+    db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
+) -> None:
+    clinic, patient, secret = setup(db, rt, receiver)
+    enrollment_id = enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+    first = enrollments.sessions_of(db, enrollment_id)[0]
+    sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), at("2026-12-07 10:00"))
+    db.commit()
+    for day in range(8, 22):
+        send(rt, at(f"2026-12-{day:02d} 12:30"))
+    overdue = [m for m in smtp.messages if m["Subject"] == "Time for your next session"]
+    assert len(overdue) == 1
+    assert "10 days" in overdue[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    lapses = [e for e in events(receiver, secret) if e["type"] == "patient.escalation"]
+    assert [e["data"]["reason"] for e in lapses] == ["lapsed"]  # type: ignore[index]
+
+
+def test_a_dead_delivery_escalates_to_the_clinic_by_email(
+    db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
+) -> None:
+    clinic, _patient, _ = setup(db, rt, receiver)
+    receiver.script.extend([(503, {})] * 50)
+    webhook_patient = make_patient(
+        db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook", name="Hook"
+    )
+    enroll_patient(
+        db, rt, clinic, webhook_patient, "2026-12-07", at("2026-12-07 08:00"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+    # Make the reminder long-lived so it can exhaust the whole retry schedule.
+    reminder = db.exec(select(Delivery).where(Delivery.kind == "reminder")).one()
+    reminder.expires_at = at("2027-01-31 00:00")
+    db.add(reminder)
+    db.commit()
+    moment = at("2026-12-07 09:00")
+    for _ in range(12):
+        with freeze_time(moment):
+            Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+        moment += timedelta(hours=25)
+    db.expire_all()
+    given_up = db.get(Delivery, reminder.id)
+    assert given_up is not None
+    assert (given_up.state, given_up.attempts) == ("dead", 10)
+    alerts = [m for m in smtp.messages if m["To"] == "nurse@clinic.example.org"]
+    assert len(alerts) == 1
+    assert "given up after 10 attempts" in alerts[0].get_content()
+    escalation = db.exec(select(Delivery).where(Delivery.kind == "escalation")).one()
+    assert json.loads(escalation.payload)["subject"] == "A patient needs attention"
