@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,34 @@ def create_db_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+_write_locks: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _write_lock(engine: sa.Engine) -> AbstractContextManager[object]:
+    # SQLite lets one writer in at a time and makes the others poll in growing sleeps:
+    # under concurrent requests that turns into seconds of tail latency. Writers in this
+    # process queue on a lock instead and start the moment it is free; WAL readers are
+    # not held up. Other processes (a separate worker) still meet the busy timeout.
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _locks_guard:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            lock = _write_locks[engine] = threading.Lock()
+    return lock
+
+
 @contextmanager
-def session_scope(engine: sa.Engine) -> Iterator[Session]:
-    """Yield a session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as db:
+def session_scope(engine: sa.Engine, *, write: bool = True) -> Iterator[Session]:
+    """Yield a session that commits on success and rolls back on any error.
+
+    `write=False` for a unit of work that only reads: it runs beside writers.
+    """
+    with (
+        _write_lock(engine) if write else nullcontext(),
+        Session(engine, expire_on_commit=False) as db,
+    ):
         try:
             yield db
             db.commit()

@@ -104,7 +104,7 @@ class Dispatcher:
 
     def next_due(self) -> datetime | None:
         """Return when the next pending delivery falls due, or None."""
-        with session_scope(self.rt.engine) as db:
+        with session_scope(self.rt.engine, write=False) as db:
             return outbox.next_due(db)
 
     def run_batch(self) -> int:

@@ -23,6 +23,9 @@ HOUSEKEEPING_EVERY = timedelta(hours=1)
 # A wake-up set for a moment that has already passed would find this very job still
 # running and be skipped; a few milliseconds ahead it lands after the job returns.
 _WAKE_MARGIN = timedelta(milliseconds=20)
+# Wake-ups closer together than this share one dispatcher run: under a burst of writes,
+# a run per request would only contend for the database.
+_WAKE_COALESCE = timedelta(milliseconds=200)
 
 
 class DispatchJob:
@@ -57,12 +60,13 @@ class DispatchJob:
                 self._running = False
 
     def wake(self, at: datetime | None = None) -> None:
-        """Run the dispatcher at `at` (default: now) if that is sooner than planned."""
+        """Run the dispatcher at `at` (default: now, or within the coalescing window of
+        now) if that is sooner than planned."""
         with self._lock:
             if self._running:
                 self._again = True
                 return
-        self._aim(at or self.clock())
+        self._aim(at or self.clock() + _WAKE_COALESCE)
 
     def _aim(self, due: datetime | None) -> None:
         if due is None:

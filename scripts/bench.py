@@ -1,4 +1,5 @@
-"""Benchmarks. `scripts/bench plan` measures enrolling and planning through the services.
+"""Benchmarks. `scripts/bench plan` measures enrolling and planning through the services;
+`scripts/bench api` confirmations over HTTP against a trivial authenticated GET.
 
 Each measurement runs in a fresh subprocess (so peak RSS is its own), ours and the
 baseline alternate run by run (so machine noise hits both), and medians are reported.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -17,6 +20,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -183,6 +187,187 @@ def bench_plan(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _zone_near_noon() -> str:
+    offset = 12 - datetime.now(UTC).hour
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
+    """A clinic, and patients each with a session planned today (reminders due late
+    tonight, so the dispatcher stays out of the measurement); return key and session ids."""
+    from sqlmodel import Session, select
+
+    from reminders import db as database
+    from reminders.models import EnrollmentCreate, PatientCreate, TreatmentSession
+    from reminders.runtime import Runtime
+    from reminders.services import clinics, patients
+    from reminders.services import enrollments as enrolling
+    from reminders.settings import load_settings
+
+    settings = load_settings(var_dir=var_dir)
+    database.migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    zone = _zone_near_noon()
+    now = datetime.now(UTC)
+    with Session(rt.engine) as db:
+        clinic, key = clinics.create_clinic(db, "Bench Clinic")
+        db.commit()
+        protocol = rt.protocols["tap-water-hyperhidrosis"]
+        for start in range(0, enrollments, CHUNK):
+            people = [
+                PatientCreate(name=f"P{start + i}", email=f"p{start + i}@example.org",
+                              timezone=zone, reminder_time="23:30")
+                for i in range(min(CHUNK, enrollments - start))
+            ]  # fmt: skip
+            ids = patients.add_patients(db, clinic.id, people)
+            today = now.astimezone(ZoneInfo(zone)).date()
+            requests = [
+                enrolling.EnrollRequest(
+                    pid,
+                    EnrollmentCreate(
+                        protocol=protocol.id,
+                        start_date=today,
+                        screening={c: False for c in protocol.contraindications},
+                    ),
+                )
+                for pid in ids
+            ]
+            enrolling.enroll_many(db, rt, clinic.id, requests, now)
+            db.commit()
+        sessions = list(
+            db.exec(
+                select(TreatmentSession.id).where(
+                    TreatmentSession.local_date == today, TreatmentSession.status == "planned"
+                )
+            )
+        )
+    rt.close()
+    return key, sessions
+
+
+def _load(
+    base: str, key: str, seconds: float, clients: int, confirm: list[str] | None
+) -> dict[str, Any]:
+    """Run `clients` concurrent clients for `seconds`: confirmations (each a re-plan) when
+    sessions are given, else the trivial GET /v1/clinic. Return rate and latencies."""
+    import threading
+
+    import httpx
+
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    stop_at = time.perf_counter() + seconds
+    queues = [confirm[i::clients] for i in range(clients)] if confirm is not None else None
+
+    def client(index: int) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
+            todo = queues[index] if queues is not None else None
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                if todo is not None:
+                    if not todo:
+                        break
+                    response = http.post(f"/v1/sessions/{todo.pop()}/confirm", json={"hdss": 2})
+                else:
+                    response = http.get("/v1/clinic")
+                latencies[index].append(time.perf_counter() - started)
+                if response.status_code >= 400:
+                    errors[index] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    every = sorted(x for per in latencies for x in per)
+    return {
+        "requests": len(every),
+        "errors": sum(errors),
+        "per_s": len(every) / elapsed,
+        "p50_ms": every[len(every) // 2] * 1000 if every else None,
+        "p99_ms": every[int(len(every) * 0.99)] * 1000 if every else None,
+    }
+
+
+def bench_api(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        var_dir = Path(tmp)
+        print("preparing patients with a session today ...", flush=True)
+        key, sessions = _prepare_api(var_dir, args.enrollments)
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
+        env.update(REMINDERS_VAR_DIR=tmp, REMINDERS_HTTP_PORT=str(port))
+        log = (var_dir / "serve.log").open("wb")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "reminders", "serve"], env=env, cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            _load(base, key, 2, args.clients, None)  # warm up
+            confirms: list[dict[str, Any]] = []
+            trivials: list[dict[str, Any]] = []
+            for run in range(args.runs):
+                trivials.append(_load(base, key, args.seconds, args.clients, None))
+                share = sessions[run :: args.runs]
+                confirms.append(_load(base, key, args.seconds, args.clients, share))
+                print(
+                    f"run {run + 1}/{args.runs}: confirm {confirms[-1]['per_s']:.0f}/s "
+                    f"p50 {confirms[-1]['p50_ms']:.1f} ms p99 {confirms[-1]['p99_ms']:.1f} ms "
+                    f"({confirms[-1]['errors']} errors); trivial {trivials[-1]['per_s']:.0f}/s "
+                    f"p50 {trivials[-1]['p50_ms']:.1f} ms p99 {trivials[-1]['p99_ms']:.1f} ms",
+                    flush=True,
+                )
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+            log.close()
+
+    def median(rows: list[dict[str, Any]], key: str) -> float:
+        return float(statistics.median(r[key] for r in rows))
+
+    figures = {
+        "clients": args.clients,
+        "seconds_per_run": args.seconds,
+        "runs": args.runs,
+        "confirm_per_s": median(confirms, "per_s"),
+        "confirm_p50_ms": median(confirms, "p50_ms"),
+        "confirm_p99_ms": median(confirms, "p99_ms"),
+        "confirm_errors": sum(r["errors"] for r in confirms),
+        "trivial_per_s": median(trivials, "per_s"),
+        "trivial_p50_ms": median(trivials, "p50_ms"),
+        "trivial_p99_ms": median(trivials, "p99_ms"),
+        "all_runs": {"confirm": confirms, "trivial": trivials},
+    }
+    figures["ratio"] = figures["confirm_per_s"] / figures["trivial_per_s"]
+    print(
+        f"median of {args.runs}: confirmations {figures['confirm_per_s']:.0f}/s "
+        f"(p50 {figures['confirm_p50_ms']:.1f} ms, p99 {figures['confirm_p99_ms']:.1f} ms); "
+        f"trivial GET {figures['trivial_per_s']:.0f}/s; ratio {figures['ratio']:.2f}"
+    )
+    return figures
+
+
 def main() -> None:
     if len(sys.argv) >= 2 and sys.argv[1] == "_once":
         kind, count = sys.argv[2], int(sys.argv[3])
@@ -195,8 +380,13 @@ def main() -> None:
     plan.add_argument("--enrollments", type=int, default=100_000)
     plan.add_argument("--baseline", type=int, default=2_000)
     plan.add_argument("--runs", type=int, default=3)
+    api = sub.add_parser("api", help="confirmations per second vs a trivial GET, 16 clients")
+    api.add_argument("--clients", type=int, default=16)
+    api.add_argument("--seconds", type=float, default=30.0)
+    api.add_argument("--runs", type=int, default=3)
+    api.add_argument("--enrollments", type=int, default=30_000)
     args = parser.parse_args()
-    figures = bench_plan(args)
+    figures = bench_plan(args) if args.which == "plan" else bench_api(args)
     out = ROOT / "var" / "bench" / f"{args.which}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")

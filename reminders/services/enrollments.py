@@ -12,12 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_ignore, insert_rows
+from reminders.db import insert_rows
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (
     WEEKDAY_NAMES,
-    Delivery,
     Enrollment,
     EnrollmentCreate,
     Patient,
@@ -28,14 +27,7 @@ from reminders.planner import EnrollmentSettings, PastSession, Plan, plan
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
 from reminders.services.events import emit, escalate, patient_data
-from reminders.services.reminding import (
-    Recipient,
-    endpoints_by_clinic,
-    in_lookahead,
-    recipient,
-    reminder_rows,
-    schedule_reminders,
-)
+from reminders.services.reminding import Recipient, recipient, write_reminders_for
 from reminders.timing import zone
 
 MAX_DAYS_IN_PAST = 30
@@ -250,16 +242,13 @@ def enroll_many(
                 enrollment_id, planned.local_date, timezone, planned.phase, planned.minutes, created
             )
             session_rows.append(row)
-            if patient.unsubscribed_at is None and in_lookahead(planned.local_date, now):
+            if patient.unsubscribed_at is None:
                 soon.append(
                     (row["id"], planned.local_date, timezone, recipient(patient, rt.settings))
                 )
     insert_rows(db, Enrollment, enrollment_rows)
     insert_rows(db, TreatmentSession, session_rows)
-    if soon:
-        webhook_clinics = {who.clinic_id for *_, who in soon if who.channel == "webhook"}
-        endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
-        insert_ignore(db, Delivery, reminder_rows(rt.settings, now, soon, endpoints))
+    write_reminders_for(db, rt.settings, now, soon)
     return [row["id"] for row in enrollment_rows]
 
 
@@ -323,15 +312,17 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
             row.updated_at = changed
             db.add(row)
     fresh: list[dict[str, Any]] = []
+    planned_ids: list[tuple[str, date]] = []
     for day, session in wanted.items():
         existing = by_date.get(day)
         if existing is None:
-            fresh.append(
-                _session_row(
-                    enrollment.id, day, patient.timezone, session.phase, session.minutes, changed
-                )
+            added = _session_row(
+                enrollment.id, day, patient.timezone, session.phase, session.minutes, changed
             )
+            fresh.append(added)
+            planned_ids.append((added["id"], day))
             continue
+        planned_ids.append((existing.id, day))
         # The planner never plans on a day with a confirmed, skipped or missed session.
         assert existing.status in ("planned", "cancelled"), existing.status
         if (existing.status, existing.phase, existing.minutes, existing.timezone) != (
@@ -357,7 +348,10 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
     enrollment.updated_at = changed
     db.add(enrollment)
     db.flush()
-    schedule_reminders(db, rt.settings, now, enrollment_ids=[enrollment.id])
+    if enrollment.status == "active" and patient.unsubscribed_at is None:
+        who = recipient(patient, rt.settings)
+        soon = [(session_id, day, patient.timezone, who) for session_id, day in planned_ids]
+        write_reminders_for(db, rt.settings, now, soon)
     return new_plan
 
 

@@ -8,6 +8,7 @@ confirming twice, or a sweep running twice, never tells the clinic twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -47,14 +48,20 @@ def emit(
     db: Session,
     clinic_id: str,
     event: str,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     now: datetime,
     *,
     session_id: str | None = None,
     patient_id: str | None = None,
 ) -> None:
-    """Queue `event` to every enabled endpoint of the clinic that takes it."""
-    endpoints = endpoints_by_clinic(db, {clinic_id}).get(clinic_id, [])
+    """Queue `event` to every enabled endpoint of the clinic that takes it. `data` may
+    be a function, called only if some endpoint wants the event."""
+    endpoints = [
+        e for e in endpoints_by_clinic(db, {clinic_id}).get(clinic_id, []) if subscribed(e, event)
+    ]
+    if not endpoints:
+        return
+    payload = json.dumps(data() if callable(data) else data, sort_keys=True, default=str)
     rows = [
         {
             "id": new_id(),
@@ -69,11 +76,10 @@ def emit(
             "expires_at": None,
             "next_attempt_at": now,
             "attempts": 0,
-            "payload": json.dumps(data, sort_keys=True, default=str),
+            "payload": payload,
             "created_at": now,
         }
         for endpoint in endpoints
-        if subscribed(endpoint, event)
     ]
     insert_ignore(db, Delivery, rows)
 

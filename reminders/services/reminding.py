@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.db import insert_ignore
@@ -193,6 +194,22 @@ def reminder_rows(
     return rows
 
 
+def write_reminders_for(
+    db: Session,
+    settings: Settings,
+    now: datetime,
+    sessions: list[tuple[str, date, str, Recipient]],
+) -> None:
+    """Write the reminders due within LOOKAHEAD for sessions already in hand (just
+    planned or re-planned), without asking the database for them again."""
+    soon = [s for s in sessions if in_lookahead(s[1], now)]
+    if not soon:
+        return
+    webhook_clinics = {who.clinic_id for *_, who in soon if who.channel == "webhook"}
+    endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
+    insert_ignore(db, Delivery, reminder_rows(settings, now, soon, endpoints))
+
+
 def in_lookahead(day: date, now: datetime) -> bool:
     """Return True if a session on local `day` may have a reminder due within LOOKAHEAD."""
     return (now - _ZONE_SPREAD).date() <= day <= (now + LOOKAHEAD + _ZONE_SPREAD).date()
@@ -221,6 +238,10 @@ def schedule_reminders(
             TreatmentSession.local_date <= last_day,
             Enrollment.status == "active",
             Patient.unsubscribed_at == None,  # noqa: E711  (SQL comparison)
+            # Most sessions got their reminder when they were planned; skip those.
+            ~sa.exists().where(
+                col(Delivery.session_id) == TreatmentSession.id, col(Delivery.kind) == "reminder"
+            ),
         )
     )
     batches: list[Any] = []
@@ -245,7 +266,8 @@ def schedule_reminders(
 def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[TreatmentSession]:
     """Return planned sessions whose local day ended more than the grace period ago."""
     grace = timedelta(hours=settings.missed_grace_h)
-    latest = (now - grace + _ZONE_SPREAD).date()
+    # A local day ends at the earliest 14 hours before the UTC day does.
+    latest = (now - grace + _ZONE_SPREAD - timedelta(days=1)).date()
     candidates = db.exec(
         select(TreatmentSession).where(
             TreatmentSession.status == "planned", TreatmentSession.local_date <= latest

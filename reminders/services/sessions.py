@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, select
@@ -135,7 +136,7 @@ def _emit_session_event(
         db,
         enrollment.clinic_id,
         event,
-        session_event_data(db, session, enrollment),
+        partial(session_event_data, db, session, enrollment),
         now,
         session_id=session.id,
         patient_id=enrollment.patient_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -27,7 +28,8 @@ from reminders.services.sessions import session_event_data
 # Local dates trail UTC by up to 14 hours; an enrollment planned on an older local date
 # than this has not been re-planned today anywhere on Earth.
 _ZONE_SPREAD = timedelta(hours=14)
-REPLAN_BATCH = 500
+# Small batches keep each write transaction short: API writes wait for them.
+REPLAN_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ def mark_missed(db: Session, rt: Runtime, now: datetime) -> int:
                 db,
                 enrollment.clinic_id,
                 "session.missed",
-                session_event_data(db, session, enrollment),
+                partial(session_event_data, db, session, enrollment),
                 now,
                 session_id=session.id,
                 patient_id=enrollment.patient_id,

@@ -177,3 +177,8 @@ def test_health_readiness_and_metrics(api: Api) -> None:
     assert 'reminders_deliveries{state="pending",channel="email"}' in text
     assert 'reminders_sessions{state="planned"} 6' in text
     assert "reminders_dispatch_lag_seconds" in text
+
+
+def test_clinic_endpoint_tells_the_key_holder_who_they_are(api: Api, other: Api) -> None:
+    assert api.get("/v1/clinic").json()["name"] == "North Clinic"
+    assert other.get("/v1/clinic").json()["name"] == "South Clinic"

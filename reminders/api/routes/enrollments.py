@@ -25,7 +25,7 @@ def get_enrollment(
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")
-def change_enrollment(
+async def change_enrollment(
     enrollment_id: str,
     action: Literal["pause", "resume", "withdraw"],
     clinic: ClinicDep,
@@ -54,7 +54,7 @@ def list_sessions(
 
 
 @router.post("/sessions/{session_id}/confirm", tags=["sessions"])
-def confirm(
+async def confirm(
     session_id: str,
     clinic: ClinicDep,
     rt: RuntimeDep,
@@ -72,7 +72,7 @@ def confirm(
 
 
 @router.post("/sessions/{session_id}/skip", tags=["sessions"])
-def skip(
+async def skip(
     session_id: str,
     clinic: ClinicDep,
     rt: RuntimeDep,

@@ -106,7 +106,7 @@ def session_page(
 
 
 @router.post("/s/{token}/confirm", response_class=HTMLResponse)
-def confirm_from_link(
+async def confirm_from_link(
     token: str, form: FormDep, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
 ) -> HTMLResponse:
     """Record the session (or, if none is planned today, an extra one) as done."""
@@ -137,7 +137,7 @@ def confirm_from_link(
 
 
 @router.post("/s/{token}/skip", response_class=HTMLResponse)
-def skip_from_link(
+async def skip_from_link(
     token: str, form: FormDep, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
 ) -> HTMLResponse:
     """Record that the session will not be done; the plan finds the next possible day."""
@@ -161,7 +161,9 @@ def skip_from_link(
 
 
 @router.post("/s/{token}/snooze", response_class=HTMLResponse)
-def snooze_from_link(token: str, tx: TransactionsDep, rt: RuntimeDep, now: NowDep) -> HTMLResponse:
+async def snooze_from_link(
+    token: str, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
+) -> HTMLResponse:
     """Remind again later today, if quiet hours and the day leave time."""
     with tx.write() as db:
         found = _session_for(db, token, now)
@@ -189,7 +191,7 @@ def unsubscribe_page(token: str, tx: TransactionsDep, now: NowDep) -> HTMLRespon
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
-def unsubscribe(token: str, tx: TransactionsDep, now: NowDep) -> HTMLResponse:
+async def unsubscribe(token: str, tx: TransactionsDep, now: NowDep) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058): no more messages, and the clinic is told."""
     with tx.write() as db:
         row = find_token(db, token, "unsubscribe", now)

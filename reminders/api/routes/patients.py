@@ -34,8 +34,23 @@ Cursor = Annotated[str | None, Query(max_length=64, description="From the previo
 Limit = Annotated[int, Query(ge=1, le=reading.MAX_PAGE)]
 
 
+class ClinicPublic(BaseModel):
+    """The clinic the API key belongs to."""
+
+    id: str
+    name: str
+
+
+@router.get("/clinic", tags=["clinic"])
+async def who_am_i(clinic: ClinicDep) -> ClinicPublic:
+    """The calling clinic: a cheap way for an integrator to check its key."""
+    return ClinicPublic(id=clinic.id, name=clinic.name)
+
+
 @router.post("/patients", status_code=status.HTTP_201_CREATED)
-def create_patient(body: PatientCreate, clinic: ClinicDep, tx: TransactionsDep) -> PatientPublic:
+async def create_patient(
+    body: PatientCreate, clinic: ClinicDep, tx: TransactionsDep
+) -> PatientPublic:
     """Add a patient to the calling clinic."""
     with tx.write() as db:
         return PatientPublic.of(patients.add_patient(db, clinic.id, body))
@@ -61,7 +76,7 @@ def get_patient(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Pati
 
 
 @router.patch("/patients/{patient_id}")
-def update_patient(
+async def update_patient(
     patient_id: str,
     body: PatientUpdate,
     clinic: ClinicDep,
@@ -75,7 +90,7 @@ def update_patient(
 
 
 @router.post("/patients/{patient_id}/enrollments", status_code=status.HTTP_201_CREATED)
-def enroll(
+async def enroll(
     patient_id: str,
     body: EnrollmentCreate,
     clinic: ClinicDep,

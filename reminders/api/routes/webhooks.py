@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
 @router.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED)
-def create_endpoint(
+async def create_endpoint(
     body: WebhookEndpointCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> WebhookEndpointPublic:
     """Register a receiver. The answer holds its signing secret, shown only this once."""
@@ -34,7 +34,7 @@ def list_endpoints(clinic: ClinicDep, tx: TransactionsDep) -> list[WebhookEndpoi
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_endpoint(endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Response:
+async def delete_endpoint(endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Response:
     """Remove a receiver; what was still waiting to go to it is cancelled."""
     with tx.write() as db:
         webhooks.delete_endpoint(db, clinic.id, endpoint_id)
@@ -42,7 +42,7 @@ def delete_endpoint(endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep) ->
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
-def rotate_secret(
+async def rotate_secret(
     endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
 ) -> WebhookEndpointPublic:
     """A new secret (shown once); the old one also signs for 24 hours."""
