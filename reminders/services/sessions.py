@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
@@ -22,13 +22,17 @@ CLOCK_SKEW = timedelta(minutes=5)
 def get_session(
     db: Session, clinic_id: str | None, session_id: str
 ) -> tuple[TreatmentSession, Enrollment]:
-    """Return the session and its enrollment; raise NotFound if missing or another
-    clinic's."""
-    session = db.get(TreatmentSession, session_id)
-    if session is None:
+    """Return the session and its enrollment (its patient loaded too, in one query);
+    raise NotFound if missing or another clinic's."""
+    found = db.exec(
+        select(TreatmentSession, Enrollment, Patient)
+        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
+        .join(Patient, col(Patient.id) == Enrollment.patient_id)
+        .where(TreatmentSession.id == session_id)
+    ).first()
+    if found is None:
         raise NotFound("session", session_id)
-    enrollment = db.get(Enrollment, session.enrollment_id)
-    assert enrollment is not None  # foreign key
+    session, enrollment, _patient = found
     if clinic_id is not None and enrollment.clinic_id != clinic_id:
         raise NotFound("session", session_id)
     return session, enrollment
@@ -70,7 +74,6 @@ def confirm_session(
     session.minutes_done = report.minutes
     session.updated_at = utcnow()
     db.add(session)
-    db.flush()
     _emit_session_event(db, "session.confirmed", session, enrollment, now)
     return session, replan(db, rt, enrollment, now)
 
