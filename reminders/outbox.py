@@ -68,11 +68,15 @@ def claim(db: Session, worker: str, now: datetime, limit: int, lease: timedelta)
     )
     if db.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
+    # A materialized CTE picks the rows once. As `id IN (subquery)`, PostgreSQL may run
+    # the subquery again per row, and SKIP LOCKED then hands out further rows each time:
+    # a batch of 6 claimed 10 in the PostgreSQL test.
+    due = candidates.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
     # The due condition is repeated on the UPDATE: under READ COMMITTED a row another
     # worker claimed meanwhile no longer matches, and is not taken twice.
     statement = (
         sa.update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()))  # type: ignore[attr-defined]
+        .where(Delivery.id == due.c.id)
         .where(_due(now))
         .values(
             state="sending",

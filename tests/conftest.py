@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import freezegun
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -25,8 +28,6 @@ PROTOCOLS_DIR = PROJECT_ROOT / "config" / "protocols"
 @pytest.fixture(autouse=True)
 def _no_operator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests must not pick up an operator's REMINDERS_* variables.
-    import os
-
     for name in list(os.environ):
         if name.startswith("REMINDERS_"):
             monkeypatch.delenv(name)
@@ -38,11 +39,66 @@ freezegun.configure(
 )
 
 
+POSTGRES_ADMIN_URL = os.environ.get(
+    "REMINDERS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+# CI sets this so that a machine without PostgreSQL fails instead of skipping.
+REQUIRE_POSTGRES = os.environ.get("REMINDERS_REQUIRE_POSTGRES") == "1"
+_postgres_problem: list[str | None] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_databases: run each test on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_databases"
+    ):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+def _postgres_unavailable() -> str | None:
+    if not _postgres_problem:
+        try:
+            with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+                _postgres_problem.append(None)
+        except psycopg.Error as exc:
+            _postgres_problem.append(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+    return _postgres_problem[0]
+
+
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test: a SQLite file, or a PostgreSQL database
+    created for the test and dropped after it."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reminders.sqlite3'}"
+        return
+    problem = _postgres_unavailable()
+    if problem is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    name = f"reminders_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Settings:
     overrides = getattr(request, "param", {})
     return load_settings(
         var_dir=tmp_path,
+        database_url=database_url,
         email_backend="smtp",
         smtp_security="none",
         smtp_timeout_s=5,

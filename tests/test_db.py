@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -8,6 +9,8 @@ from sqlmodel import SQLModel
 import reminders.models  # noqa: F401  (registers the tables)
 from reminders import db as database
 from reminders.settings import Settings
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_migrations_create_exactly_the_models_schema(engine: sa.Engine) -> None:
@@ -24,6 +27,8 @@ def test_migrating_twice_is_harmless(settings: Settings, engine: sa.Engine) -> N
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(engine: sa.Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas; PostgreSQL has none of these")
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

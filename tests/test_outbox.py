@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import Session, select
 
 from reminders import outbox
 from reminders.db import insert_ignore
 from reminders.models import Delivery, Enrollment, TreatmentSession
 from tests.conftest import at, make_clinic, make_patient
+
+pytestmark = pytest.mark.both_databases
 
 NOW = at("2026-12-07 09:00")
 LEASE = timedelta(seconds=60)

@@ -12,6 +12,8 @@ from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions
 from tests.conftest import at, make_clinic, make_patient
 
+pytestmark = pytest.mark.both_databases
+
 NO = {
     "pacemaker": False, "pregnancy": False, "epilepsy": False, "heart_disease": False,
     "metal_implants": False, "skin_defects": False, "reduced_sensation": False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, select
 from standardwebhooks import Webhook
@@ -16,6 +17,8 @@ from reminders.services import enrollments, sessions, webhooks
 from reminders.services.sweep import sweep
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, WebhookReceiver
+
+pytestmark = pytest.mark.both_databases
 
 
 def setup(db: Session, rt: Runtime, receiver: WebhookReceiver) -> tuple[str, str, str]:
