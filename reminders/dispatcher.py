@@ -18,6 +18,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import sqlalchemy as sa
+from sqlmodel import col
+
 from reminders import outbox
 from reminders.channels import Sender
 from reminders.channels.email import email_sender
@@ -63,6 +66,7 @@ def build_senders(rt: Runtime) -> Senders:
         email=email_sender(settings),
         webhook=WebhookSender(
             timeout_s=settings.webhook_timeout_s,
+            concurrency=settings.webhook_concurrency,
             allow_http=settings.webhook_allow_http,
             allowed_hosts=settings.webhook_allowed_hosts,
         ),
@@ -128,7 +132,40 @@ class Dispatcher:
         with session_scope(self.rt.engine) as db:
             for item in prepared:
                 self._record(db, item, outcomes.get(item.delivery.id), done)
+            self._endpoint_health(db, prepared, outcomes, done)
         return len(claimed)
+
+    def _endpoint_health(
+        self,
+        db: Any,
+        prepared: list[_Prepared],
+        outcomes: dict[str, outbox.Outcome],
+        now: datetime,
+    ) -> None:
+        """An endpoint that answered anything well this batch is healthy again; one that
+        only failed is failing since its first failure, and after
+        `endpoint_disable_after_h` of that it is disabled and the clinic told, once."""
+        healthy: dict[str, bool] = {}
+        for item in prepared:
+            outcome = outcomes.get(item.delivery.id)
+            if item.endpoint_id is None or outcome is None or outcome.status == "gone":
+                continue
+            ok = outcome.status == "sent"
+            healthy[item.endpoint_id] = healthy.get(item.endpoint_id, False) or ok
+        limit = timedelta(hours=self.rt.settings.endpoint_disable_after_h)
+        for endpoint_id, ok in healthy.items():
+            endpoint = db.get(WebhookEndpoint, endpoint_id)
+            if endpoint is None or not endpoint.enabled:
+                continue
+            if ok:
+                endpoint.failing_since = None
+            elif endpoint.failing_since is None:
+                endpoint.failing_since = now
+            elif now - endpoint.failing_since >= limit:
+                since = endpoint.failing_since.isoformat(timespec="minutes")
+                self._disable_endpoint(db, endpoint, f"failing since {since}", now)
+                continue
+            db.add(endpoint)
 
     def _send(self, prepared: list[_Prepared]) -> dict[str, outbox.Outcome]:
         emails = [p for p in prepared if isinstance(p.message, EmailMessage)]
@@ -153,9 +190,15 @@ class Dispatcher:
         values = outbox.result_values(delivery, outcome, now, self.rand)
         if not outbox.finish(db, delivery.id, self.worker, values):
             return  # another worker took the row over after our lease ran out
-        if outcome.status == "gone" and item.endpoint_id is not None:
-            self._disable_endpoint(db, item.endpoint_id, delivery, now)
-        if values["state"] == "dead" and delivery.kind not in CLINIC_EMAILS:
+        endpoint = db.get(WebhookEndpoint, item.endpoint_id) if item.endpoint_id else None
+        if outcome.status == "gone" and endpoint is not None:
+            self._disable_endpoint(db, endpoint, "answered 410 Gone", now)
+        # An endpoint failing as a whole is reported once, when it is disabled; one
+        # alert per message it could not take would flood the clinic.
+        endpoint_down = endpoint is not None and (
+            endpoint.failing_since is not None or not endpoint.enabled
+        )
+        if values["state"] == "dead" and delivery.kind not in CLINIC_EMAILS and not endpoint_down:
             detail = (
                 f"delivery {delivery.id} ({delivery.kind} by {delivery.channel}) was given up "
                 f"after {delivery.attempts} attempts; last error: {outcome.error}"
@@ -169,20 +212,28 @@ class Dispatcher:
                 )
 
     def _disable_endpoint(
-        self, db: Any, endpoint_id: str, delivery: Delivery, now: datetime
+        self, db: Any, endpoint: WebhookEndpoint, reason: str, now: datetime
     ) -> None:
-        endpoint = db.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None or not endpoint.enabled:
-            return
-        endpoint.enabled = False
-        endpoint.disabled_reason = f"answered 410 Gone at {now.isoformat()}"
-        db.add(endpoint)
+        """Disable the endpoint and tell the clinic; a conditional UPDATE, so of several
+        workers seeing the same failure exactly one does it."""
+        disabled = db.execute(
+            sa.update(WebhookEndpoint)
+            .where(col(WebhookEndpoint.id) == endpoint.id, col(WebhookEndpoint.enabled))
+            .values(
+                enabled=False, disabled_reason=f"{reason} ({now.isoformat(timespec='minutes')})"
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.expire(endpoint)
+        if disabled.rowcount != 1:
+            return  # another worker got there first
         alert_clinic(
             db,
-            delivery.clinic_id,
+            endpoint.clinic_id,
             "A webhook endpoint was disabled",
-            f"The endpoint {endpoint.url} answered 410 Gone, so no more webhooks go to it. "
-            "Register it again once it is ready.",
+            f"The endpoint {endpoint.url} was disabled: {reason}. No more webhooks go to it; "
+            "messages it could not take are listed under /v1/deliveries. Register it again "
+            "once it is working.",
             now,
         )
 

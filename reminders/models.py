@@ -149,6 +149,7 @@ class WebhookEndpoint(SQLModel, table=True):
     events: str = Field(default="*", max_length=1000)
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=500)
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created()
 
 

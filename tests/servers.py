@@ -62,9 +62,13 @@ class Received:
     at: float
 
 
+CLOSE_MID_RESPONSE = 0
+
+
 @dataclass
 class WebhookReceiver:
-    """Records every POST and answers with the next scripted (status, headers), else 200.
+    """Records every POST and answers with the next scripted (status, headers), else 200;
+    status CLOSE_MID_RESPONSE hangs up halfway through the answer.
 
     `delay_s` makes every answer slow (a real endpoint's latency, or a hang)."""
 
@@ -94,6 +98,12 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
                     Received({k.lower(): v for k, v in self.headers.items()}, body, time.time())
                 )
                 status, headers = receiver.script.pop(0) if receiver.script else (200, {})
+            if status == CLOSE_MID_RESPONSE:
+                # Promise a body, send part of it, hang up.
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                self.wfile.flush()
+                self.close_connection = True
+                return
             try:
                 self.send_response(status)
                 for name, value in headers.items():

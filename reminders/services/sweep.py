@@ -98,7 +98,8 @@ def _escalate_repeated_misses(
         return
     facts = [SessionFact(r.local_date, r.status, r.phase) for r in sessions_of(db, enrollment.id)]
     in_a_row = adherence(facts, latest.local_date).missed_in_a_row
-    if in_a_row >= rt.settings.escalate_after_misses:
+    # Once per streak: when it reaches the threshold, not again for every further miss.
+    if in_a_row == rt.settings.escalate_after_misses:
         escalate(
             db,
             patient,

@@ -1,0 +1,151 @@
+"""Faults on the way out, each against a real server on loopback: whatever happens,
+nothing is lost and each delivery id is sent until it is acknowledged, then never again."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import datetime
+
+from freezegun import freeze_time
+from sqlmodel import Session, select
+
+from reminders.dispatcher import Dispatcher, build_senders
+from reminders.models import Delivery
+from reminders.runtime import Runtime
+from reminders.services import webhooks
+from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.servers import CLOSE_MID_RESPONSE, SmtpRecorder, WebhookReceiver, free_port
+
+NINE = at("2026-12-07 09:00")
+
+
+def dispatch(rt: Runtime, moment: datetime) -> None:
+    with freeze_time(moment):
+        Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+
+
+def reminders(db: Session) -> list[Delivery]:
+    db.expire_all()
+    return list(db.exec(select(Delivery).where(Delivery.kind == "reminder")))
+
+
+def webhook_reminder(db: Session, rt: Runtime, receiver: WebhookReceiver) -> None:
+    clinic = make_clinic(db)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    db.commit()
+    patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook")
+    enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+
+
+def email_reminders(db: Session, rt: Runtime, count: int) -> None:
+    clinic = make_clinic(db)
+    for n in range(count):
+        patient = make_patient(
+            db, clinic, timezone="UTC", reminder_time="09:00", name=f"P{n}",
+            email=f"p{n}@example.org",
+        )  # fmt: skip
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+            protocol="glycopyrrolate-hyperhidrosis",
+        )  # fmt: skip
+
+
+def test_receiver_hanging_past_the_timeout_is_retried_with_the_same_id(
+    db: Session, rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    rt.settings.webhook_timeout_s = 0.5
+    webhook_reminder(db, rt, receiver)
+    receiver.delay_s = 1.5
+    dispatch(rt, NINE)
+    (reminder,) = reminders(db)
+    assert (reminder.state, reminder.last_error) == ("pending", "timed out")
+    receiver.delay_s = 0
+    dispatch(rt, at("2026-12-07 09:00:10"))
+    assert reminders(db)[0].state == "sent"
+    time.sleep(1.2)  # let the first, slow answer finish on the receiver's side
+    assert [r.headers["webhook-id"] for r in receiver.received] == [reminder.id, reminder.id]
+
+
+def test_receiver_closing_mid_response_is_retried(
+    db: Session, rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    webhook_reminder(db, rt, receiver)
+    receiver.script.append((CLOSE_MID_RESPONSE, {}))
+    dispatch(rt, NINE)
+    (reminder,) = reminders(db)
+    assert reminder.state == "pending"
+    assert reminder.last_error is not None and "RemoteProtocolError" in reminder.last_error
+    dispatch(rt, at("2026-12-07 09:00:10"))
+    assert reminders(db)[0].state == "sent"
+    assert receiver.unique_ids() == {reminder.id}
+
+
+def test_smtp_refusing_connections_loses_nothing(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    email_reminders(db, rt, 3)
+    working_port = rt.settings.smtp_port
+    rt.settings.smtp_port = free_port()  # nobody listens there
+    dispatch(rt, NINE)
+    assert {r.state for r in reminders(db)} == {"pending"}
+    rt.settings.smtp_port = working_port
+    dispatch(rt, at("2026-12-07 09:00:10"))
+    assert {r.state for r in reminders(db)} == {"sent"}
+    ids = sorted(m["Message-ID"] for m in smtp.messages)
+    assert len(ids) == len(set(ids)) == 3
+
+
+def test_smtp_421_closing_retries_the_rest_of_the_batch(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    email_reminders(db, rt, 3)
+    smtp.replies.append("421 4.3.2 service shutting down, closing connection")
+    dispatch(rt, NINE)
+    states = sorted(r.state for r in reminders(db))
+    assert states == ["pending", "pending", "pending"]
+    assert smtp.messages == []
+    dispatch(rt, at("2026-12-07 09:00:10"))
+    assert {r.state for r in reminders(db)} == {"sent"}
+    assert len({m["Message-ID"] for m in smtp.messages}) == len(smtp.messages) == 3
+
+
+def test_smtp_550_fails_only_that_message(db: Session, rt: Runtime, smtp: SmtpRecorder) -> None:
+    email_reminders(db, rt, 3)
+    smtp.replies.append("550 5.1.1 mailbox unavailable")
+    dispatch(rt, NINE)
+    dispatch(rt, at("2026-12-07 10:00"))
+    assert sorted(r.state for r in reminders(db)) == ["failed", "sent", "sent"]
+    assert len(smtp.messages) == 2
+
+
+def test_sqlite_locked_for_seconds_by_another_process_delays_but_loses_nothing(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    email_reminders(db, rt, 3)
+    path = rt.engine.url.database
+    assert path is not None
+    locked = threading.Event()
+
+    def hold_the_write_lock() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(2)
+        other.execute("COMMIT")
+        other.close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    locked.wait(5)
+    started = time.monotonic()
+    dispatch(rt, NINE)
+    waited = time.monotonic() - started
+    holder.join()
+    assert waited >= 1.5, "the dispatcher waited for the lock"
+    assert {r.state for r in reminders(db)} == {"sent"}
+    assert len(smtp.messages) == 3
