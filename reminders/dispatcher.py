@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col
+from sqlmodel import col, select
 
 from reminders import outbox
 from reminders.channels import Sender
@@ -40,7 +41,7 @@ from reminders.runtime import Runtime
 from reminders.services.events import escalate
 from reminders.services.reminding import EVENT_FOR_KIND, alert_clinic, recipient
 from reminders.timing import after_quiet_hours, end_of_local_day, zone
-from reminders.tokens import link_token, store_token
+from reminders.tokens import link_token, store_tokens, token_row
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,34 @@ class _Prepared:
     message: EmailMessage | WebhookMessage | None = None
     values: dict[str, Any] | None = None
     endpoint_id: str | None = None
+
+
+class _Loaded:
+    """The rows a batch of deliveries refers to, read with one query per table rather
+    than several per delivery; and the link tokens the batch makes, written at once."""
+
+    def __init__(self, db: Any, claimed: list[Delivery]) -> None:
+        self.rows: dict[type[Any], dict[str, Any]] = {}
+        self.tokens: list[dict[str, Any]] = []
+        self._read(db, Clinic, {d.clinic_id for d in claimed})
+        self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
+        sessions = self._read(db, TreatmentSession, {d.session_id for d in claimed if d.session_id})
+        self._read(db, Enrollment, {s.enrollment_id for s in sessions})
+        hooks = {d.target for d in claimed if d.channel == "webhook"}
+        self._read(db, WebhookEndpoint, hooks)
+
+    def _read(self, db: Any, model: type[Any], ids: set[str]) -> list[Any]:
+        found: dict[str, Any] = self.rows.setdefault(model, {})
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row in db.exec(select(model).where(col(model.id).in_(chunk))):
+                found[row.id] = row
+        return list(found.values())
+
+    def get(self, model: type[Any], ident: str | None) -> Any:
+        """Return the row of `model` with id `ident`, or None."""
+        return self.rows.get(model, {}).get(ident) if ident else None
 
 
 def _ended(state: str, reason: str) -> dict[str, Any]:
@@ -126,12 +155,25 @@ class Dispatcher:
         if not claimed:
             return 0
         with session_scope(self.rt.engine) as db:
-            prepared = [self._prepare_safely(db, delivery, now) for delivery in claimed]
+            loaded = _Loaded(db, claimed)
+            prepared = [self._prepare_safely(loaded, delivery, now) for delivery in claimed]
+            store_tokens(db, loaded.tokens)
         outcomes = self._send(prepared)
         done = self.clock()
         with session_scope(self.rt.engine) as db:
+            sent = [
+                p for p in prepared if (o := outcomes.get(p.delivery.id)) and o.status == "sent"
+            ]
+            # Successes, the bulk of any batch, are recorded in one statement.
+            outbox.finish_many(
+                db,
+                [p.delivery.id for p in sent],
+                self.worker,
+                {"state": "sent", "sent_at": done, "lease_until": None, "last_error": None},
+            )
             for item in prepared:
-                self._record(db, item, outcomes.get(item.delivery.id), done)
+                if item not in sent:
+                    self._record(db, item, outcomes.get(item.delivery.id), done)
             self._endpoint_health(db, prepared, outcomes, done)
         return len(claimed)
 
@@ -171,12 +213,21 @@ class Dispatcher:
         emails = [p for p in prepared if isinstance(p.message, EmailMessage)]
         hooks = [p for p in prepared if isinstance(p.message, WebhookMessage)]
         outcomes: dict[str, outbox.Outcome] = {}
-        if emails:
+
+        def send_emails() -> None:
             results = self.senders.email.send([p.message for p in emails])  # type: ignore[misc]
             outcomes.update((p.delivery.id, o) for p, o in zip(emails, results, strict=True))
+
+        # The two channels go out side by side: a slow mail server need not hold up
+        # the webhooks of the same batch.
+        email_thread = threading.Thread(target=send_emails) if emails else None
+        if email_thread is not None:
+            email_thread.start()
         if hooks:
             results = self.senders.webhook.send([p.message for p in hooks])  # type: ignore[misc]
             outcomes.update((p.delivery.id, o) for p, o in zip(hooks, results, strict=True))
+        if email_thread is not None:
+            email_thread.join()
         return outcomes
 
     def _record(
@@ -237,17 +288,18 @@ class Dispatcher:
             now,
         )
 
-    def _prepare_safely(self, db: Any, delivery: Delivery, now: datetime) -> _Prepared:
+    def _prepare_safely(self, loaded: _Loaded, delivery: Delivery, now: datetime) -> _Prepared:
         """Prepare one delivery; a bug in one message must not stall the whole batch
         (it would be claimed, crash and be claimed again for ever), so it fails alone."""
+        tokens = len(loaded.tokens)
         try:
-            with db.begin_nested():
-                return self._prepare(db, delivery, now)
+            return self._prepare(loaded, delivery, now)
         except Exception as exc:
+            del loaded.tokens[tokens:]
             log.exception("could not prepare delivery %s", delivery.id)
             return _Prepared(delivery, values=_ended("failed", f"internal error: {exc!r}"))
 
-    def _prepare(self, db: Any, delivery: Delivery, now: datetime) -> _Prepared:
+    def _prepare(self, db: _Loaded, delivery: Delivery, now: datetime) -> _Prepared:
         settings = self.rt.settings
         if "." in delivery.kind:
             return self._prepare_event(db, delivery)
@@ -334,7 +386,7 @@ class Dispatcher:
         hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body)
         return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
 
-    def _prepare_event(self, db: Any, delivery: Delivery) -> _Prepared:
+    def _prepare_event(self, db: _Loaded, delivery: Delivery) -> _Prepared:
         """A clinic event: its data was fixed when it happened; only the signing is new."""
         endpoint = self._endpoint(db, delivery.target, self.clock())
         if endpoint is None:
@@ -345,7 +397,9 @@ class Dispatcher:
         return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
 
     @staticmethod
-    def _endpoint(db: Any, endpoint_id: str, now: datetime) -> tuple[str, tuple[str, ...]] | None:
+    def _endpoint(
+        db: _Loaded, endpoint_id: str, now: datetime
+    ) -> tuple[str, tuple[str, ...]] | None:
         """Return an enabled endpoint's URL and the secrets that sign for it now."""
         endpoint = db.get(WebhookEndpoint, endpoint_id)
         if endpoint is None or not endpoint.enabled:
@@ -361,7 +415,7 @@ class Dispatcher:
 
     def _links(
         self,
-        db: Any,
+        loaded: _Loaded,
         delivery: Delivery,
         patient: Patient,
         session: TreatmentSession | None,
@@ -377,24 +431,9 @@ class Dispatcher:
                 + timedelta(hours=settings.missed_grace_h),
                 now + timedelta(days=settings.token_ttl_days),
             )
-            store_token(
-                db,
-                token,
-                patient_id=patient.id,
-                session_id=session.id,
-                purpose="session",
-                expires_at=expires,
-                now=now,
-            )
+            loaded.tokens.append(token_row(token, patient.id, session.id, "session", expires, now))
             session_link = f"{base}/s/{token}"
         unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
-        store_token(
-            db,
-            unsubscribe,
-            patient_id=patient.id,
-            session_id=None,
-            purpose="unsubscribe",
-            expires_at=now + timedelta(days=settings.unsubscribe_ttl_days),
-            now=now,
-        )
+        expires = now + timedelta(days=settings.unsubscribe_ttl_days)
+        loaded.tokens.append(token_row(unsubscribe, patient.id, None, "unsubscribe", expires, now))
         return Links(session_link, f"{base}/u/{unsubscribe}")

@@ -25,18 +25,16 @@ def link_token(secret_key: bytes, delivery_id: str, purpose: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def store_token(
-    db: Session,
+def token_row(
     token: str,
-    *,
     patient_id: str,
     session_id: str | None,
     purpose: str,
     expires_at: datetime,
     now: datetime,
-) -> None:
-    """Record a token's hash (once; storing it again changes nothing)."""
-    row: dict[str, Any] = {
+) -> dict[str, Any]:
+    """Return the row that records a token (its hash only), for `store_tokens`."""
+    return {
         "token_hash": hash_secret(token),
         "patient_id": patient_id,
         "session_id": session_id,
@@ -44,7 +42,11 @@ def store_token(
         "expires_at": expires_at,
         "created_at": now,
     }
-    insert_ignore(db, PatientToken, [row])
+
+
+def store_tokens(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Record tokens once; storing one again changes nothing (a retried message)."""
+    insert_ignore(db, PatientToken, rows)
 
 
 def find_token(db: Session, token: str, purpose: str, now: datetime) -> PatientToken | None:

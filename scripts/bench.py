@@ -368,6 +368,299 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def _wait_port(port: int, seconds: float = 20) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def _arrivals(log: Path) -> dict[str, float]:
+    found: dict[str, float] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            ident, _, when = line.rpartition(" ")
+            found.setdefault(ident, float(when))
+    return found
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * share), len(ordered) - 1)]
+
+
+def _sample_payloads() -> tuple[bytes, Any]:
+    from reminders.messages import Links, PatientMessage, patient_email, webhook_body
+
+    now = datetime.now(UTC)
+    links = Links(
+        "https://reminders.example.org/s/" + "t" * 43, "https://reminders.example.org/u/" + "u" * 43
+    )
+    body = webhook_body(
+        "session.reminder",
+        now,
+        {"delivery_id": "0" * 32, "kind": "reminder", "patient_id": "1" * 32, "external_id": None,
+         "session_id": "2" * 32, "enrollment_id": "3" * 32, "local_date": now.date().isoformat(),
+         "timezone": "Etc/GMT-1", "minutes": 20,
+         "links": {"session": links.session, "unsubscribe": links.unsubscribe}},
+    )  # fmt: skip
+    message = PatientMessage(
+        "reminder", "Patient 1", now.date(), 20, "palms",
+        ("Remove rings, watches and other jewellery.",), links,
+    )  # fmt: skip
+    email = patient_email(
+        message, delivery_id="4" * 32, sender="Reminders <r@bench.example>",
+        to="p1@example.org", now=now,
+    )  # fmt: skip
+    return body, email
+
+
+def _httpx_loop(url: str, body: bytes, count: int) -> float:
+    import httpx
+
+    headers = {"content-type": "application/json", "webhook-id": "baseline"}
+    with httpx.Client() as client:
+        started = time.perf_counter()
+        for _ in range(count):
+            client.post(url, content=body, headers=headers)
+        return count / (time.perf_counter() - started)
+
+
+def _aiohttp_ceiling(url: str, body: bytes, count: int, concurrency: int = 64) -> float:
+    import asyncio
+
+    import aiohttp
+
+    async def run() -> float:
+        headers = {"content-type": "application/json", "webhook-id": "baseline"}
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            queue = iter(range(count))
+
+            async def worker() -> None:
+                for _ in queue:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return count / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def _smtplib_loop(port: int, email: Any, count: int) -> float:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        started = time.perf_counter()
+        for _ in range(count):
+            smtp.send_message(email)
+        return count / (time.perf_counter() - started)
+
+
+def _next_minute(after_s: float) -> datetime:
+    moment = datetime.now(UTC) + timedelta(seconds=after_s)
+    return (moment + timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+def _enroll_for(
+    rt: Any, clinic_id: str, count: int, zone: str, at: str, channel: str, now: datetime
+) -> None:
+    from sqlmodel import Session
+
+    from reminders.models import EnrollmentCreate, PatientCreate
+    from reminders.services import enrollments as enrolling
+    from reminders.services import patients
+
+    protocol = rt.protocols["glycopyrrolate-hyperhidrosis"]
+    today = now.astimezone(ZoneInfo(zone)).date()
+    screening = {c: False for c in protocol.contraindications}
+    with Session(rt.engine) as db:
+        for start in range(0, count, CHUNK):
+            people = [
+                PatientCreate(
+                    name=f"P{start + i}", email=f"p{start + i}@example.org", timezone=zone,
+                    reminder_time=at, quiet_hours={"start": "00:00", "end": "00:00"},
+                    channel=channel,
+                )
+                for i in range(min(CHUNK, count - start))
+            ]  # fmt: skip
+            ids = patients.add_patients(db, clinic_id, people)
+            requests = [
+                enrolling.EnrollRequest(
+                    pid,
+                    EnrollmentCreate(protocol=protocol.id, start_date=today, screening=screening),
+                )
+                for pid in ids
+            ]
+            enrolling.enroll_many(db, rt, clinic_id, requests, now)
+            db.commit()
+
+
+def _count_sent(rt: Any, kind_channel: str | None = None) -> int:
+    with rt.engine.connect() as connection:
+        query = "SELECT count(*) FROM delivery WHERE state = 'sent'"
+        if kind_channel:
+            query += f" AND channel = '{kind_channel}'"
+        return int(connection.exec_driver_sql(query).scalar_one())
+
+
+def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
+    from sqlmodel import Session
+
+    from reminders import db as database
+    from reminders.runtime import Runtime
+    from reminders.services import clinics, webhooks
+    from reminders.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        var_dir = Path(tmp)
+        fast, slow, smtp_port = _free_port(), _free_port(), _free_port()
+        logs = {name: var_dir / f"{name}.log" for name in ("fast", "slow", "smtp", "baseline")}
+        helpers = [
+            subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_servers.py"),
+                              "webhook", str(fast), str(logs["fast"]), "0"]),
+            subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_servers.py"),
+                              "webhook", str(slow), str(logs["slow"]), "0.05"]),
+            subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_servers.py"),
+                              "smtp", str(smtp_port), str(logs["smtp"])]),
+        ]  # fmt: skip
+        worker = None
+        try:
+            for port in (fast, slow, smtp_port):
+                _wait_port(port)
+            fast_url, slow_url = f"http://127.0.0.1:{fast}/hooks", f"http://127.0.0.1:{slow}/hooks"
+            body, email = _sample_payloads()
+            print("baselines ...", flush=True)
+            httpx_per_s = _httpx_loop(fast_url, body, args.baseline)
+            aiohttp_per_s = _aiohttp_ceiling(fast_url, body, args.webhooks)
+            smtplib_per_s = _smtplib_loop(smtp_port, email, args.emails)
+            print(
+                f"  httpx loop {httpx_per_s:,.0f}/s; aiohttp x64 {aiohttp_per_s:,.0f}/s; "
+                f"smtplib loop {smtplib_per_s:,.0f}/s",
+                flush=True,
+            )
+            overrides = {
+                "var_dir": var_dir,
+                "email_backend": "smtp",
+                "smtp_port": smtp_port,
+                "smtp_security": "none",
+                "webhook_allow_http": True,
+                "webhook_allowed_hosts": ["127.0.0.1"],
+                "follow_up_after_min": 0,
+            }
+            settings = load_settings(**overrides)
+            database.migrate(settings.database_url)
+            rt = Runtime.from_settings(settings)
+            zone = _zone_near_noon()
+            with Session(rt.engine) as db:
+                clinic_id = clinics.create_clinic(db, "Bench Clinic")[0].id
+                webhooks.add_endpoint(db, settings, clinic_id, fast_url)
+                slow_clinic_id = clinics.create_clinic(db, "Slow Clinic")[0].id
+                webhooks.add_endpoint(db, settings, slow_clinic_id, slow_url)
+                db.commit()
+            due = _next_minute(after_s=20)
+            local = due.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+            print(
+                f"burst: {args.webhooks:,} webhooks + {args.emails:,} emails due at "
+                f"{due:%H:%M:%S} UTC",
+                flush=True,
+            )
+            now = datetime.now(UTC)
+            _enroll_for(rt, clinic_id, args.webhooks, zone, local, "webhook", now)
+            _enroll_for(rt, clinic_id, args.emails, zone, local, "email", now)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
+            env.update(
+                REMINDERS_VAR_DIR=tmp, REMINDERS_EMAIL_BACKEND="smtp",
+                REMINDERS_SMTP_PORT=str(smtp_port), REMINDERS_SMTP_SECURITY="none",
+                REMINDERS_WEBHOOK_ALLOW_HTTP="true", REMINDERS_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+                REMINDERS_FOLLOW_UP_AFTER_MIN="0",
+            )  # fmt: skip
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "reminders", "worker"], env=env, cwd=ROOT,
+                stdout=(var_dir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            total = args.webhooks + args.emails
+            deadline = time.monotonic() + (due - datetime.now(UTC)).total_seconds() + args.timeout
+            while _count_sent(rt) < total and time.monotonic() < deadline:
+                time.sleep(0.5)
+            hooks = _arrivals(logs["fast"])
+            mails = _arrivals(logs["smtp"])
+            mails.pop("-", None)
+            hook_late = [t - due.timestamp() for t in hooks.values()]
+            mail_late = [t - due.timestamp() for t in mails.values() if t > due.timestamp() - 1]
+            webhook_per_s = len(hook_late) / max(hook_late)
+            email_per_s = len(mail_late) / max(mail_late)
+            print(
+                f"  webhooks {len(hook_late):,} at {webhook_per_s:,.0f}/s (lateness p50 "
+                f"{_percentile(hook_late, 0.5):.2f} s, p99 {_percentile(hook_late, 0.99):.2f} s); "
+                f"emails {len(mail_late):,} at {email_per_s:,.0f}/s",
+                flush=True,
+            )
+            single_due = _next_minute(after_s=10)
+            single_local = single_due.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+            _enroll_for(rt, clinic_id, 1, zone, single_local, "webhook", datetime.now(UTC))
+            before = set(_arrivals(logs["fast"]))
+            while time.time() < single_due.timestamp() + 15:
+                new = {k: v for k, v in _arrivals(logs["fast"]).items() if k not in before}
+                if new:
+                    break
+                time.sleep(0.05)
+            single_lateness = min(new.values()) - single_due.timestamp() if new else float("nan")
+            print(
+                f"  single reminder arrived {single_lateness:.2f} s after its due instant",
+                flush=True,
+            )
+            slow_local = (
+                (datetime.now(UTC) - timedelta(minutes=2))
+                .astimezone(ZoneInfo(zone))
+                .strftime("%H:%M")
+            )
+            sent_before = _count_sent(rt)
+            _enroll_for(
+                rt, slow_clinic_id, args.slow, zone, slow_local, "webhook", datetime.now(UTC)
+            )
+            deadline = time.monotonic() + args.timeout
+            while _count_sent(rt) < sent_before + args.slow and time.monotonic() < deadline:
+                time.sleep(0.2)
+            slow_times = sorted(_arrivals(logs["slow"]).values())
+            slow_per_s = (len(slow_times) - 1) / (slow_times[-1] - slow_times[0])
+            print(f"  50 ms receiver: {len(slow_times):,} at {slow_per_s:,.0f}/s", flush=True)
+            rt.close()
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=60)
+            for helper in helpers:
+                helper.terminate()
+                helper.wait(timeout=10)
+    figures = {
+        "webhooks": args.webhooks,
+        "emails": args.emails,
+        "webhook_per_s": webhook_per_s,
+        "httpx_loop_per_s": httpx_per_s,
+        "aiohttp_ceiling_per_s": aiohttp_per_s,
+        "slow_receiver_per_s": slow_per_s,
+        "email_per_s": email_per_s,
+        "smtplib_loop_per_s": smtplib_per_s,
+        "lateness_p50_s": _percentile(hook_late, 0.5),
+        "lateness_p99_s": _percentile(hook_late, 0.99),
+        "email_lateness_p99_s": _percentile(mail_late, 0.99),
+        "single_lateness_s": single_lateness,
+    }
+    figures["webhook_vs_httpx_loop"] = webhook_per_s / httpx_per_s
+    figures["webhook_vs_aiohttp_ceiling"] = webhook_per_s / aiohttp_per_s
+    figures["email_vs_smtplib_loop"] = email_per_s / smtplib_per_s
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
+    return figures
+
+
 def main() -> None:
     if len(sys.argv) >= 2 and sys.argv[1] == "_once":
         kind, count = sys.argv[2], int(sys.argv[3])
@@ -385,8 +678,15 @@ def main() -> None:
     api.add_argument("--seconds", type=float, default=30.0)
     api.add_argument("--runs", type=int, default=3)
     api.add_argument("--enrollments", type=int, default=30_000)
+    dispatch = sub.add_parser("dispatch", help="a burst of due reminders vs bare send loops")
+    dispatch.add_argument("--webhooks", type=int, default=20_000)
+    dispatch.add_argument("--emails", type=int, default=5_000)
+    dispatch.add_argument("--slow", type=int, default=5_000)
+    dispatch.add_argument("--baseline", type=int, default=5_000)
+    dispatch.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
-    figures = bench_plan(args) if args.which == "plan" else bench_api(args)
+    runners = {"plan": bench_plan, "api": bench_api, "dispatch": bench_dispatch}
+    figures = runners[args.which](args)
     out = ROOT / "var" / "bench" / f"{args.which}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")

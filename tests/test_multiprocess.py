@@ -37,7 +37,7 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
             name=f"Patient {n}",
             timezone=zone,
             reminder_time="00:00",  # already due
-            quiet_hours={"start": "00:00", "end": "00:00"},  # type: ignore[arg-type]
+            quiet_hours={"start": "00:00", "end": "00:00"},
             channel="webhook",
         )
         for n in range(REMINDERS)

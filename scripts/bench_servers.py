@@ -1,0 +1,72 @@
+"""Servers for `scripts/bench dispatch`, each run in its own process: a webhook receiver
+(uvicorn, bare ASGI) and an SMTP server (aiosmtpd). Each appends `<id> <arrival time>`
+lines to a file, so the benchmark can measure lateness from the due instant."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def webhook_receiver(port: int, log: Path, delay_s: float) -> None:
+    import uvicorn
+
+    out = log.open("a", buffering=1)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        arrived = time.time()
+        headers = dict(scope["headers"])
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        out.write(f"{headers.get(b'webhook-id', b'-').decode()} {arrived}\n")
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=4096
+    )
+
+
+def smtp_server(port: int, log: Path) -> None:
+    from aiosmtpd.controller import Controller
+
+    out = log.open("a", buffering=1)
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            arrived = time.time()
+            text = envelope.content.decode(errors="replace")
+            message_id = next(
+                (line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.lower().startswith("message-id:")),
+                "-",
+            )  # fmt: skip
+            out.write(f"{message_id} {arrived}\n")
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    kind, port_text, log_path = sys.argv[1:4]
+    if kind == "webhook":
+        webhook_receiver(int(port_text), Path(log_path), float(sys.argv[4]))
+    else:
+        smtp_server(int(port_text), Path(log_path))
