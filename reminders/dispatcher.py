@@ -383,7 +383,7 @@ class Dispatcher:
             "links": {"session": links.session, "unsubscribe": links.unsubscribe},
         }
         body = webhook_body(EVENT_FOR_KIND[delivery.kind], delivery.due_at, data)
-        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body)
+        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body, int(now.timestamp()))
         return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
 
     def _prepare_event(self, db: _Loaded, delivery: Delivery) -> _Prepared:
@@ -393,7 +393,8 @@ class Dispatcher:
             return _Prepared(delivery, values=_ended("failed", "webhook endpoint disabled"))
         data = json.loads(delivery.payload)
         body = webhook_body(delivery.kind, delivery.created_at, data)
-        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body)
+        stamp = int(self.clock().timestamp())
+        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body, stamp)
         return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
 
     @staticmethod

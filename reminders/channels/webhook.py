@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -96,12 +97,14 @@ def check_url(
 
 @dataclass(frozen=True, slots=True)
 class WebhookMessage:
-    """One signed POST: the delivery id, where it goes, its secrets and JSON body."""
+    """One signed POST: the delivery id, where it goes, its secrets, JSON body and the
+    attempt's timestamp (Unix seconds, from the dispatcher's clock)."""
 
     delivery_id: str
     url: str
     secrets: tuple[str, ...]
     body: bytes
+    timestamp: int
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -133,12 +136,12 @@ def outcome_of(response: httpx.Response) -> Outcome:
 
 
 class WebhookSender:
-    """Posts signed webhooks, up to `concurrency` at a time, through one httpx client
-    whose kept-alive connections the threads share.
+    """Posts signed webhooks, up to `concurrency` at a time, from a pool of threads that
+    each keep their own httpx client (and its kept-alive connections).
 
-    Threads and the sync client rather than AsyncClient: httpx's async pool is known to
-    slow down under high concurrency (encode/httpx#3215), and a receiver's latency, not
-    our CPU, is what concurrency has to hide here.
+    Measured against a receiver taking 50 ms per request (64 at a time): a client per
+    thread 623/s; one client shared by the threads 277/s (its pool lock); AsyncClient
+    114/s (it slows down under concurrency, encode/httpx#3215).
     """
 
     def __init__(
@@ -148,25 +151,32 @@ class WebhookSender:
         allow_http: bool = False,
         allowed_hosts: Sequence[str] = (),
         concurrency: int = 64,
-        client: httpx.Client | None = None,
+        client_factory: Callable[[], httpx.Client] | None = None,
         resolve: Resolver = _resolve,
     ) -> None:
         self.allow_http = allow_http
         self.allowed_hosts = tuple(allowed_hosts)
         self.resolve = resolve
-        self.concurrency = concurrency
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         # No redirects: a 3xx is not success, and following it could reach another host.
-        self.client = client or httpx.Client(
-            timeout=timeout_s, follow_redirects=False, limits=limits
+        self._new_client = client_factory or (
+            lambda: httpx.Client(timeout=timeout_s, follow_redirects=False)
         )
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook")
 
     def send(self, messages: Sequence[WebhookMessage]) -> list[Outcome]:
         """Post each message; return one outcome each, in order."""
-        if len(messages) <= 1:
-            return [self._send_one(message) for message in messages]
         return list(self._pool.map(self._send_one, messages))
+
+    def _client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._new_client()
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def _send_one(self, message: WebhookMessage) -> Outcome:
         try:
@@ -179,7 +189,7 @@ class WebhookSender:
             )
         except InvalidInput as exc:
             return Outcome("failed", exc.message)
-        timestamp = int(time.time())
+        timestamp = message.timestamp
         signatures = " ".join(
             signature(secret, message.delivery_id, timestamp, message.body)
             for secret in message.secrets
@@ -191,7 +201,7 @@ class WebhookSender:
             "webhook-signature": signatures,
         }
         try:
-            response = self.client.post(message.url, content=message.body, headers=headers)
+            response = self._client().post(message.url, content=message.body, headers=headers)
         except httpx.TimeoutException:
             return Outcome("retry", "timed out")
         except httpx.HTTPError as exc:
@@ -199,6 +209,9 @@ class WebhookSender:
         return outcome_of(response)
 
     def close(self) -> None:
-        """Close the HTTP client's connections and the sending threads."""
+        """Stop the sending threads and close their clients' connections."""
         self._pool.shutdown(wait=True)
-        self.client.close()
+        with self._clients_lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
