@@ -99,9 +99,11 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
-def insert_rows(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+def insert_rows(
+    db: Session, model: type[Any], rows: list[dict[str, Any]], *, ignore_conflicts: bool = False
+) -> None:
     """Insert plain rows (all with the same keys) in one executemany, inside the session's
-    transaction.
+    transaction; with `ignore_conflicts`, a row whose unique key is taken is skipped.
 
     The statement is compiled once and each column's values go through the column
     type's bind processor with a memo, because bulk rows repeat the same timestamps and
@@ -112,12 +114,9 @@ def insert_rows(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> No
     connection = db.connection()
     dialect = connection.dialect
     keys = list(rows[0])
-    compiled = (
-        sa.insert(model.__table__)
-        .values({k: sa.bindparam(k) for k in keys})
-        .compile(dialect=dialect)
-    )
-    processors: dict[str, Callable[[Any], Any]] = compiled._bind_processors  # type: ignore[assignment]
+    statement: Any = _insert_for(dialect.name, model.__table__, ignore_conflicts)
+    compiled = statement.values({k: sa.bindparam(k) for k in keys}).compile(dialect=dialect)
+    processors: dict[str, Callable[[Any], Any]] = compiled._bind_processors
     positional = compiled.positiontup
     order = list(positional) if positional is not None else keys
     columns: list[list[Any]] = []
@@ -146,23 +145,24 @@ def insert_rows(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> No
     connection.exec_driver_sql(compiled.string, params)
 
 
+def _insert_for(dialect: str, table: sa.Table, ignore_conflicts: bool) -> Any:
+    if not ignore_conflicts:
+        return sa.insert(table)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(dialect)  # pragma: no cover - only SQLite and PostgreSQL
+
+
 def insert_ignore(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
     """Insert rows, silently keeping the existing row where a unique key already holds one.
 
     This is how "one reminder per session and kind, ever" is kept: by the database's
     unique key, not by a check in code that two processes could both pass.
     """
-    if not rows:
-        return
-    table = model.__table__
-    dialect = db.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        db.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        db.execute(pg_insert(table).on_conflict_do_nothing(), rows)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(dialect)
+    insert_rows(db, model, rows, ignore_conflicts=True)

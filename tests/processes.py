@@ -10,6 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlmodel import Session, func, select
+
+from reminders.models import Delivery
 from reminders.settings import PROJECT_ROOT
 
 
@@ -62,3 +65,12 @@ def zone_near_noon(now: datetime | None = None) -> str:
         return "Etc/GMT"
     # Etc/GMT signs are inverted: Etc/GMT-3 is three hours ahead of UTC.
     return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def count_deliveries(db: Session, state: str | None = None) -> int:
+    """How many deliveries there are (in one state), read afresh."""
+    db.expire_all()
+    query = select(func.count()).select_from(Delivery)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    return db.exec(query).one()

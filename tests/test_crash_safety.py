@@ -9,24 +9,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from reminders.models import Delivery
 from reminders.runtime import Runtime
 from reminders.services import webhooks
 from tests.conftest import enroll_patient, make_clinic, make_patient
-from tests.processes import env_for, start, wait_for, zone_near_noon
+from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
 from tests.servers import WebhookReceiver
 
 PATIENTS = 150
-
-
-def count(db: Session, state: str | None = None) -> int:
-    db.expire_all()
-    query = select(func.count()).select_from(Delivery)
-    if state is not None:
-        query = query.where(Delivery.state == state)
-    return db.exec(query).one()
 
 
 def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
@@ -49,7 +41,7 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
             name=f"Patient {n}",
         )
         enroll_patient(db, rt, clinic, patient, today, now, protocol="glycopyrrolate-hyperhidrosis")
-    total = count(db)
+    total = count_deliveries(db)
     assert total >= PATIENTS
     receiver.delay_s = 0.01
     env = env_for(
@@ -69,12 +61,12 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     finally:
         if first.poll() is None:
             first.kill()
-    stranded = count(db, "sending")
+    stranded = count_deliveries(db, "sending")
     assert stranded > 0, "the kill should land mid-batch"
     assert len(receiver.unique_ids()) < total
     second = start(env, "worker", log=log)
     try:
-        wait_for(lambda: count(db, "sent") == total, 90, "every delivery to be sent")
+        wait_for(lambda: count_deliveries(db, "sent") == total, 90, "every delivery to be sent")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=20)

@@ -16,7 +16,7 @@ from reminders.models import Delivery, EnrollmentCreate, PatientCreate
 from reminders.runtime import Runtime
 from reminders.services import enrollments, patients, webhooks
 from tests.conftest import make_clinic
-from tests.processes import env_for, start, wait_for, zone_near_noon
+from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
 from tests.servers import WebhookReceiver
 
 REMINDERS = 5_000
@@ -52,15 +52,7 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
     ]
     enrollments.enroll_many(db, rt, clinic, requests, now)
     db.commit()
-    return count(db)
-
-
-def count(db: Session, state: str | None = None) -> int:
-    db.expire_all()
-    query = select(func.count()).select_from(Delivery)
-    if state is not None:
-        query = query.where(Delivery.state == state)
-    return db.exec(query).one()
+    return count_deliveries(db)
 
 
 def workers(tmp_path: Path, rt: Runtime) -> dict[str, str]:
@@ -93,7 +85,7 @@ def test_two_workers_share_the_outbox_and_send_each_reminder_once(
     first = start(env, "worker", log=tmp_path / "a.log")
     second = start(env, "worker", log=tmp_path / "b.log")
     try:
-        wait_for(lambda: count(db, "sent") == total, 180, "every reminder to be sent")
+        wait_for(lambda: count_deliveries(db, "sent") == total, 180, "every reminder to be sent")
     finally:
         stop(first, second)
     ids = [r.headers["webhook-id"] for r in receiver.received]
@@ -114,7 +106,7 @@ def test_a_killed_worker_leaves_its_claims_to_the_other_after_the_lease(
         wait_for(lambda: len(receiver.unique_ids()) >= 1_000, 120, "the first thousand")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
-        wait_for(lambda: count(db, "sent") == total, 180, "the survivor to finish")
+        wait_for(lambda: count_deliveries(db, "sent") == total, 180, "the survivor to finish")
     finally:
         stop(doomed, survivor)
     ids = {d.id for d in db.exec(select(Delivery))}

@@ -145,6 +145,7 @@ def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
     """Stop every message to the patient and tell the clinic; return False if the
     patient had already unsubscribed (nothing changes then)."""
     from reminders.services.events import escalate
+    from reminders.services.reminding import cancel_deliveries
 
     if patient.unsubscribed_at is not None:
         return False
@@ -158,10 +159,7 @@ def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
             ~col(Delivery.kind).contains("."),
         )
     ).all()
-    for delivery in pending:
-        delivery.state = "cancelled"
-        delivery.last_error = "patient unsubscribed"
-        db.add(delivery)
+    cancel_deliveries(db, pending, "patient unsubscribed")
     escalate(db, patient, "unsubscribed", "the patient unsubscribed from reminders", now)
     db.flush()
     return True

@@ -368,3 +368,11 @@ def snooze(
     )
     insert_ignore(db, Delivery, rows)
     return window.due
+
+
+def cancel_deliveries(db: Session, deliveries: Iterable[Delivery], reason: str) -> None:
+    """Mark deliveries that will no longer be sent as cancelled, saying why."""
+    for delivery in deliveries:
+        delivery.state = "cancelled"
+        delivery.last_error = reason
+        db.add(delivery)

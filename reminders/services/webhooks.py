@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import Clinic, Delivery, WebhookEndpoint
+from reminders.services.reminding import cancel_deliveries
 from reminders.settings import Settings
 
 EVENT_PATTERN = r"^(\*|[a-z_]+\.[a-z_]+)$"
@@ -78,9 +79,6 @@ def delete_endpoint(db: Session, clinic_id: str, endpoint_id: str) -> None:
             col(Delivery.state).in_(("pending", "sending")),
         )
     ).all()
-    for delivery in pending:
-        delivery.state = "cancelled"
-        delivery.last_error = "endpoint deleted"
-        db.add(delivery)
+    cancel_deliveries(db, pending, "endpoint deleted")
     db.delete(endpoint)
     db.flush()

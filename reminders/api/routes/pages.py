@@ -36,6 +36,11 @@ def _message(title: str, *lines: str, status: int = 200) -> HTMLResponse:
     return _page("message", status, title=title, lines=lines)
 
 
+def _done(title: str, line: str, following: str | None) -> HTMLResponse:
+    lines = [line] + ([f"Your next session: {following}."] if following else [])
+    return _message(title, *lines)
+
+
 def _expired() -> HTMLResponse:
     return _message(
         "This link has expired",
@@ -130,10 +135,7 @@ async def confirm_from_link(
         session, enrollment, _patient = found
         done = sessions.confirm_today(db, rt, session, report, now)
         following = _next_session(db, enrollment.id, done.local_date)
-    lines = ["Your session is recorded. Thank you!"]
-    if following:
-        lines.append(f"Your next session: {following}.")
-    return _message("Thank you", *lines)
+    return _done("Thank you", "Your session is recorded. Thank you!", following)
 
 
 @router.post("/s/{token}/skip", response_class=HTMLResponse)
@@ -154,10 +156,7 @@ async def skip_from_link(
         return _message(
             "Nothing to skip", "This session is already recorded or no longer planned.", status=409
         )
-    lines = ["No problem: the session is skipped."]
-    if following:
-        lines.append(f"Your next session: {following}.")
-    return _message("Session skipped", *lines)
+    return _done("Session skipped", "No problem: the session is skipped.", following)
 
 
 @router.post("/s/{token}/snooze", response_class=HTMLResponse)
