@@ -83,6 +83,12 @@ class WebhookReceiver:
             return {r.headers["webhook-id"] for r in self.received}
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5; dispatchers open up to 64 connections
+    # each, and refused ones would be retried minutes later.
+    request_queue_size = 1024
+
+
 @contextmanager
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
@@ -116,7 +122,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

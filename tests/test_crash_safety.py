@@ -43,7 +43,8 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
         enroll_patient(db, rt, clinic, patient, today, now, protocol="glycopyrrolate-hyperhidrosis")
     total = count_deliveries(db)
     assert total >= PATIENTS
-    receiver.delay_s = 0.01
+    # Slow enough that a batch spends most of its life in flight, where the kill lands.
+    receiver.delay_s = 0.2
     env = env_for(
         tmp_path,
         webhook_allow_http="true",
@@ -56,6 +57,7 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     first = start(env, "worker", log=log)
     try:
         wait_for(lambda: len(receiver.unique_ids()) >= 40, 60, "the first deliveries")
+        wait_for(lambda: count_deliveries(db, "sending") > 0, 30, "a batch in flight")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:

@@ -62,7 +62,8 @@ def workers(tmp_path: Path, rt: Runtime) -> dict[str, str]:
         webhook_allow_http="true",
         webhook_allowed_hosts="127.0.0.1",
         follow_up_after_min="0",
-        lease_s="3",
+        # Long enough that no live batch outlives its claim on a busy machine.
+        lease_s="10",
         dispatch_batch_size=str(BATCH),
         dispatch_interval_s="0.5",
     )
@@ -104,6 +105,7 @@ def test_a_killed_worker_leaves_its_claims_to_the_other_after_the_lease(
     survivor = start(env, "worker", log=tmp_path / "survivor.log")
     try:
         wait_for(lambda: len(receiver.unique_ids()) >= 1_000, 120, "the first thousand")
+        wait_for(lambda: count_deliveries(db, "sending") > 0, 30, "a batch in flight")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         wait_for(lambda: count_deliveries(db, "sent") == total, 180, "the survivor to finish")
