@@ -17,7 +17,7 @@ from reminders import db as database
 from reminders.errors import RemindersError
 from reminders.models import WEEKDAY_NAMES, EnrollmentCreate, PatientCreate, SessionReport, utcnow
 from reminders.planner import AssumedResponse, EnrollmentSettings, Plan, preview
-from reminders.protocols import ProtocolError
+from reminders.protocols import ProtocolError, load_protocols
 from reminders.runtime import Runtime
 from reminders.services import clinics, enrollments, patients, sessions, webhooks
 from reminders.settings import Settings, SettingsError, load_settings
@@ -96,7 +96,7 @@ def migrate() -> None:
 @app.command()
 def serve() -> None:
     """Run the service: the scheduler and the HTTP API."""
-    from reminders.server import run_server
+    from reminders.server import run_server  # uvicorn and FastAPI: only for these two
 
     with _runtime() as runtime:
         run_server(runtime, with_api=True)
@@ -141,7 +141,9 @@ def patient_add(
     name: str = typer.Option(...),
     timezone: str = typer.Option(..., help="IANA time zone, e.g. Europe/Berlin."),
     email: str | None = typer.Option(None),
-    reminder_time: str = typer.Option("18:00", help="Local HH:MM."),
+    reminder_time: str | None = typer.Option(
+        None, help="Local HH:MM (default: the default_reminder_time setting)."
+    ),
     channel: str = typer.Option("email", help="email or webhook."),
     quiet_hours: str | None = typer.Option(None, help="Local HH:MM-HH:MM, e.g. 21:00-08:00."),
     locale: str = typer.Option("en"),
@@ -164,7 +166,9 @@ def patient_add(
     }
     request = _validated(PatientCreate, data)
     with _runtime() as runtime, _transaction(runtime) as db:
-        patient = patients.add_patient(db, clinic, request)
+        patient = patients.add_patient(
+            db, clinic, request, default_reminder_time=runtime.settings.default_reminder_time
+        )
     typer.echo(f"patient {patient.id}")
 
 
@@ -277,8 +281,6 @@ def plan_preview(
     """Show the whole plan for a protocol from a start date, assuming full adherence."""
     settings = _settings()
     try:
-        from reminders.protocols import load_protocols
-
         protocols = load_protocols(settings.protocols_path)
     except ProtocolError as exc:
         raise _fail(str(exc), 2) from None

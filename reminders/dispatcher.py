@@ -330,8 +330,6 @@ class Dispatcher:
             return _Prepared(
                 delivery, values=_ended("cancelled", f"enrollment {enrollment.status}")
             )
-        if delivery.expires_at is not None and now >= delivery.expires_at:
-            return _Prepared(delivery, values=_ended("expired", "useful window passed"))
         who = recipient(patient, settings)
         zone_name = session.timezone if session else patient.timezone
         resume = after_quiet_hours(now, zone_name, who.quiet)

@@ -230,8 +230,11 @@ class PatientCreate(_Input):
     timezone: str = PydanticField(
         min_length=1, max_length=64, description="IANA time zone.", examples=["Europe/Berlin"]
     )
-    reminder_time: str = PydanticField(
-        default="18:00", pattern=HHMM, description="Local HH:MM.", examples=["18:30"]
+    reminder_time: str | None = PydanticField(
+        default=None,
+        pattern=HHMM,
+        description="Local HH:MM; the operator's default_reminder_time when left out.",
+        examples=["18:30"],
     )
     quiet_hours: QuietHours | None = None
     channel: Literal["email", "webhook"] = "email"

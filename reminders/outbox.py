@@ -98,11 +98,8 @@ def next_due(db: Session) -> datetime | None:
     earliest = db.execute(
         sa.select(sa.func.min(Delivery.next_attempt_at)).where(col(Delivery.state) == "pending")
     ).scalar_one()
-    if earliest is None:
-        return None
-    return Delivery.__table__.c.next_attempt_at.type.process_result_value(  # type: ignore[attr-defined, no-any-return]
-        earliest, db.get_bind().dialect
-    )
+    # min() keeps the column's type, so the value comes back as an aware UTC datetime.
+    return earliest  # type: ignore[no-any-return]
 
 
 def result_values(

@@ -16,6 +16,7 @@ from reminders.dispatcher import Dispatcher
 from reminders.models import utcnow
 from reminders.runtime import Runtime
 from reminders.services.sweep import sweep
+from reminders.tokens import purge_expired_tokens
 
 log = logging.getLogger(__name__)
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -101,7 +102,7 @@ def build_scheduler(
     def housekeeping() -> None:
         try:
             with session_scope(rt.engine) as db:
-                db.connection().exec_driver_sql("SELECT 1")
+                purge_expired_tokens(db, clock())
             if rt.engine.dialect.name == "sqlite":
                 with rt.engine.connect() as connection:
                     connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")

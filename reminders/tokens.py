@@ -12,7 +12,8 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col
 
 from reminders.db import insert_ignore
 from reminders.ids import hash_secret
@@ -55,3 +56,9 @@ def find_token(db: Session, token: str, purpose: str, now: datetime) -> PatientT
     if row is None or row.purpose != purpose or row.expires_at <= now:
         return None
     return row
+
+
+def purge_expired_tokens(db: Session, now: datetime) -> int:
+    """Delete tokens whose links no longer work; return how many."""
+    result = db.execute(sa.delete(PatientToken).where(col(PatientToken.expires_at) < now))
+    return int(result.rowcount)  # type: ignore[attr-defined]

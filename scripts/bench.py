@@ -76,7 +76,11 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
                 for i in range(size)
             ]
             with Session(engine) as db:
-                patient_ids_by_chunk.append(patients.add_patients(db, clinic_id, people))
+                patient_ids_by_chunk.append(
+                    patients.add_patients(
+                        db, clinic_id, people, default_reminder_time=settings.default_reminder_time
+                    )
+                )
                 db.commit()
         import_seconds = time.perf_counter() - import_started
         started = time.perf_counter()
@@ -227,7 +231,9 @@ def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
                               timezone=zone, reminder_time="23:30")
                 for i in range(min(CHUNK, enrollments - start))
             ]  # fmt: skip
-            ids = patients.add_patients(db, clinic.id, people)
+            ids = patients.add_patients(
+                db, clinic.id, people, default_reminder_time=settings.default_reminder_time
+            )
             today = now.astimezone(ZoneInfo(zone)).date()
             requests = [
                 enrolling.EnrollRequest(
@@ -491,7 +497,9 @@ def _enroll_for(
                 )
                 for i in range(min(CHUNK, count - start))
             ]  # fmt: skip
-            ids = patients.add_patients(db, clinic_id, people)
+            ids = patients.add_patients(
+                db, clinic_id, people, default_reminder_time=rt.settings.default_reminder_time
+            )
             requests = [
                 enrolling.EnrollRequest(
                     pid,
@@ -503,11 +511,9 @@ def _enroll_for(
             db.commit()
 
 
-def _count_sent(rt: Any, kind_channel: str | None = None) -> int:
+def _count_sent(rt: Any) -> int:
     with rt.engine.connect() as connection:
         query = "SELECT count(*) FROM delivery WHERE state = 'sent'"
-        if kind_channel:
-            query += f" AND channel = '{kind_channel}'"
         return int(connection.exec_driver_sql(query).scalar_one())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import freezegun
@@ -164,7 +164,8 @@ def make_patient(
         "timezone": timezone,
         **fields,
     }
-    patient = patients.add_patient(db, clinic_id, PatientCreate.model_validate(data))
+    request = PatientCreate.model_validate(data)
+    patient = patients.add_patient(db, clinic_id, request, default_reminder_time=time(18, 0))
     db.commit()
     return patient.id
 

@@ -42,7 +42,9 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
         )
         for n in range(REMINDERS)
     ]
-    ids = patients.add_patients(db, clinic, people)
+    ids = patients.add_patients(
+        db, clinic, people, default_reminder_time=rt.settings.default_reminder_time
+    )
     screening = {c: False for c in protocol.contraindications}
     requests = [
         enrollments.EnrollRequest(

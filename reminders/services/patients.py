@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -21,11 +21,21 @@ from reminders.models import (
     utcnow,
 )
 from reminders.runtime import Runtime
+from reminders.services.enrollments import replan
+from reminders.services.events import escalate
+from reminders.services.reminding import cancel_deliveries
 from reminders.settings import validate_timezone
 
 
-def add_patients(db: Session, clinic_id: str, patients: Sequence[PatientCreate]) -> list[str]:
-    """Add patients to a clinic in one statement; return their ids in order.
+def add_patients(
+    db: Session,
+    clinic_id: str,
+    patients: Sequence[PatientCreate],
+    *,
+    default_reminder_time: time,
+) -> list[str]:
+    """Add patients to a clinic in one statement; return their ids in order. A patient
+    without a reminder time gets `default_reminder_time` (the operator's setting).
 
     Raises NotFound for an unknown clinic, InvalidInput naming the field (with the
     position when there are several) for a bad time zone or a missing email address.
@@ -33,6 +43,7 @@ def add_patients(db: Session, clinic_id: str, patients: Sequence[PatientCreate])
     if db.get(Clinic, clinic_id) is None:
         raise NotFound("clinic", clinic_id)
     now = utcnow()
+    default_time = default_reminder_time.strftime("%H:%M")
     rows: list[dict[str, Any]] = []
     for i, patient in enumerate(patients):
         where = f"[{i}]." if len(patients) > 1 else ""
@@ -50,7 +61,7 @@ def add_patients(db: Session, clinic_id: str, patients: Sequence[PatientCreate])
                 "name": patient.name,
                 "email": patient.email,
                 "timezone": patient.timezone,
-                "reminder_time": patient.reminder_time,
+                "reminder_time": patient.reminder_time or default_time,
                 "quiet_start": quiet.start if quiet else None,
                 "quiet_end": quiet.end if quiet else None,
                 "channel": patient.channel,
@@ -63,9 +74,13 @@ def add_patients(db: Session, clinic_id: str, patients: Sequence[PatientCreate])
     return [row["id"] for row in rows]
 
 
-def add_patient(db: Session, clinic_id: str, patient: PatientCreate) -> Patient:
+def add_patient(
+    db: Session, clinic_id: str, patient: PatientCreate, *, default_reminder_time: time
+) -> Patient:
     """Add one patient; return it. Raises as `add_patients`."""
-    (patient_id,) = add_patients(db, clinic_id, [patient])
+    (patient_id,) = add_patients(
+        db, clinic_id, [patient], default_reminder_time=default_reminder_time
+    )
     added = db.get(Patient, patient_id)
     assert added is not None
     return added
@@ -120,8 +135,6 @@ def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) 
     """After a patient's timing or channel changed: re-plan their active enrollments (so
     sessions carry the new zone), drop pending reminders made under the old settings and
     make them again under the new ones."""
-    from reminders.services.enrollments import replan
-
     enrollments = db.exec(
         select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
     ).all()
@@ -144,9 +157,6 @@ def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) 
 def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
     """Stop every message to the patient and tell the clinic; return False if the
     patient had already unsubscribed (nothing changes then)."""
-    from reminders.services.events import escalate
-    from reminders.services.reminding import cancel_deliveries
-
     if patient.unsubscribed_at is not None:
         return False
     patient.unsubscribed_at = now

@@ -215,12 +215,10 @@ def in_lookahead(day: date, now: datetime) -> bool:
     return (now - _ZONE_SPREAD).date() <= day <= (now + LOOKAHEAD + _ZONE_SPREAD).date()
 
 
-def schedule_reminders(
-    db: Session, settings: Settings, now: datetime, enrollment_ids: list[str] | None = None
-) -> None:
+def schedule_reminders(db: Session, settings: Settings, now: datetime) -> None:
     """Write the reminder (and follow-up, and day-before) deliveries that fall due within
-    LOOKAHEAD for planned sessions of active enrollments; limit to some enrollments if
-    given. Existing deliveries are left as they are."""
+    LOOKAHEAD for planned sessions of active enrollments that have none yet: the sweep's
+    safety net for sessions that came into the window after they were planned."""
     first_day = (now - _ZONE_SPREAD).date()
     last_day = (now + LOOKAHEAD + _ZONE_SPREAD).date()
     query = (
@@ -244,14 +242,7 @@ def schedule_reminders(
             ),
         )
     )
-    batches: list[Any] = []
-    if enrollment_ids is None:
-        batches.append(query)
-    else:
-        for start in range(0, len(enrollment_ids), _IN_CHUNKS):
-            chunk = enrollment_ids[start : start + _IN_CHUNKS]
-            batches.append(query.where(TreatmentSession.enrollment_id.in_(chunk)))  # type: ignore[attr-defined]
-    found = [row for batch in batches for row in db.exec(batch)]
+    found = list(db.exec(query))
     if not found:
         return
     webhook_clinics = {p.clinic_id for *_, p in found if p.channel == "webhook"}

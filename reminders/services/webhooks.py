@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -10,10 +9,10 @@ from sqlmodel import Session, col, select
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import Clinic, Delivery, WebhookEndpoint
+from reminders.services.events import EVENT_TYPES
 from reminders.services.reminding import cancel_deliveries
 from reminders.settings import Settings
 
-EVENT_PATTERN = r"^(\*|[a-z_]+\.[a-z_]+)$"
 # Long enough for a clinic to deploy the new secret to its receivers.
 ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -31,8 +30,11 @@ def add_endpoint(
         url, allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts
     )
     wanted = [e.strip() for e in events.split(",") if e.strip()]
-    if not wanted or not all(re.fullmatch(EVENT_PATTERN, e) for e in wanted):
-        raise InvalidInput("events", "expected * or event types like session.reminder")
+    unknown = [e for e in wanted if e != "*" and e not in EVENT_TYPES]
+    if not wanted or unknown:
+        raise InvalidInput(
+            "events", f"expected * or some of {', '.join(EVENT_TYPES)}; got {', '.join(unknown)}"
+        )
     endpoint = WebhookEndpoint(
         clinic_id=clinic_id, url=url, secret=new_webhook_secret(), events=",".join(wanted)
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 from sqlmodel import Session, select
 
 from reminders.models import Delivery
-from tests.api.conftest import ENROLLMENT, NO, NOW, Api
+from reminders.runtime import Runtime
+from tests.api.conftest import ENROLLMENT, NO, NOW, PATIENT, Api
 
 
 def test_patient_is_created_read_listed_and_changed(api: Api) -> None:
@@ -182,3 +183,20 @@ def test_health_readiness_and_metrics(api: Api) -> None:
 def test_clinic_endpoint_tells_the_key_holder_who_they_are(api: Api, other: Api) -> None:
     assert api.get("/v1/clinic").json()["name"] == "North Clinic"
     assert other.get("/v1/clinic").json()["name"] == "South Clinic"
+
+
+def test_patient_without_a_reminder_time_gets_the_operators_default(api: Api, rt: Runtime) -> None:
+    rt.settings.default_reminder_time = time(19, 15)
+    body = {k: v for k, v in PATIENT.items() if k != "reminder_time"}
+    created = api.post("/v1/patients", body)
+    assert created.status_code == 201, created.text
+    assert created.json()["reminder_time"] == "19:15"
+
+
+def test_endpoint_with_an_unknown_event_type_is_refused_naming_it(api: Api) -> None:
+    refused = api.post(
+        "/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/h", "events": ["session.confirmd"]}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "events"]
+    assert "session.confirmd" in refused.json()["detail"][0]["msg"]

@@ -31,7 +31,10 @@ _runtime = Runtime.from_settings(_settings)
 with database.session_scope(_runtime.engine) as _db:
     _clinic, _KEY = clinics.create_clinic(_db, "Fuzz Clinic")
     _patient = patients.add_patient(
-        _db, _clinic.id, PatientCreate(name="Fuzz", email="f@example.org", timezone="UTC")
+        _db,
+        _clinic.id,
+        PatientCreate(name="Fuzz", email="f@example.org", timezone="UTC"),
+        default_reminder_time=_settings.default_reminder_time,
     )
     _screening = {c: False for c in _runtime.protocols["tap-water-hyperhidrosis"].contraindications}
     _enrollment = enrollments.enroll(

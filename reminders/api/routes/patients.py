@@ -49,11 +49,13 @@ async def who_am_i(clinic: ClinicDep) -> ClinicPublic:
 
 @router.post("/patients", status_code=status.HTTP_201_CREATED)
 async def create_patient(
-    body: PatientCreate, clinic: ClinicDep, tx: TransactionsDep
+    body: PatientCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> PatientPublic:
     """Add a patient to the calling clinic."""
     with tx.write() as db:
-        return PatientPublic.of(patients.add_patient(db, clinic.id, body))
+        default = rt.settings.default_reminder_time
+        patient = patients.add_patient(db, clinic.id, body, default_reminder_time=default)
+        return PatientPublic.of(patient)
 
 
 @router.get("/patients")
