@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -102,47 +103,69 @@ def migrate(url: str) -> None:
 def insert_rows(
     db: Session, model: type[Any], rows: list[dict[str, Any]], *, ignore_conflicts: bool = False
 ) -> None:
-    """Insert plain rows (all with the same keys) in one executemany, inside the session's
-    transaction; with `ignore_conflicts`, a row whose unique key is taken is skipped.
+    """Insert plain rows (all with the same keys) as `insert_tuples` does."""
+    if rows:
+        keys = tuple(rows[0])
+        insert_tuples(db, model, keys, _pick(rows, keys), ignore_conflicts=ignore_conflicts)
 
-    The statement is compiled once and each column's values go through the column
-    type's bind processor with a memo, because bulk rows repeat the same timestamps and
-    dates; the ORM's bulk path is several times slower for the plans enrollment writes.
+
+def insert_tuples(
+    db: Session,
+    model: type[Any],
+    keys: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """Insert rows given as tuples of `keys`' values in one executemany, inside the
+    session's transaction; with `ignore_conflicts`, a row whose unique key is taken is
+    skipped.
+
+    The statement is compiled once and only the columns whose type converts values go
+    through its bind processor, memoized, because bulk rows repeat the same timestamps
+    and dates; the ORM's bulk path is several times slower for the plans enrollment
+    writes.
     """
     if not rows:
         return
     connection = db.connection()
     dialect = connection.dialect
-    keys = list(rows[0])
     statement: Any = _insert_for(dialect.name, model.__table__, ignore_conflicts)
     compiled = statement.values({k: sa.bindparam(k) for k in keys}).compile(dialect=dialect)
     processors: dict[str, Callable[[Any], Any]] = compiled._bind_processors
     positional = compiled.positiontup
-    order = list(positional) if positional is not None else keys
-    columns: list[list[Any]] = []
-    for key in order:
-        process = processors.get(key)
-        values = [row[key] for row in rows]
-        if process is not None:
-            memo: dict[Any, Any] = {}
-            processed: list[Any] = []
-            for value in values:
-                if value is None:
-                    processed.append(None)
-                    continue
-                try:
-                    processed.append(memo[value])
-                except KeyError:
-                    memo[value] = result = process(value)
-                    processed.append(result)
-            values = processed
-        columns.append(values)
-    params: list[Any]
-    if positional is not None:
+    order = list(keys) if positional is None else list(positional)
+    if order != list(keys):
+        rows = _pick(rows, [keys.index(key) for key in order])
+    params: list[Any] = rows
+    converting = [i for i, key in enumerate(order) if key in processors]
+    if converting:
+        columns = list(zip(*rows, strict=True))
+        for i in converting:
+            columns[i] = tuple(map(_Converted(processors[order[i]]).__getitem__, columns[i]))
         params = list(zip(*columns, strict=True))
-    else:
-        params = [dict(zip(order, values, strict=True)) for values in zip(*columns, strict=True)]
+    if positional is None:
+        params = [dict(zip(order, values, strict=True)) for values in params]
     connection.exec_driver_sql(compiled.string, params)
+
+
+def _pick(rows: Sequence[Any], keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Return a tuple of each row's items at `keys`, made in C."""
+    if len(keys) == 1:
+        return [(row[keys[0]],) for row in rows]
+    return list(map(itemgetter(*keys), rows))
+
+
+class _Converted(dict[Any, Any]):
+    """A bind processor's results by value, computed on first use; None stays None."""
+
+    def __init__(self, process: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.process = process
+
+    def __missing__(self, value: Any) -> Any:
+        result = self[value] = None if value is None else self.process(value)
+        return result
 
 
 def _insert_for(dialect: str, table: sa.Table, ignore_conflicts: bool) -> Any:

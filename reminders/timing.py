@@ -23,6 +23,7 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=4096)
 def parse_hhmm(text: str) -> time:
     """Return the time in 'HH:MM'; raise ValueError otherwise."""
     hours, _, minutes = text.partition(":")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import multiprocessing
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -12,11 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_rows
+from reminders.db import create_db_engine, insert_ignore, insert_rows, insert_tuples, session_scope
 from reminders.errors import Conflict, InvalidInput, NotFound
-from reminders.ids import new_id
+from reminders.ids import new_id, new_ids
 from reminders.models import (
     WEEKDAY_NAMES,
+    Delivery,
     Enrollment,
     EnrollmentCreate,
     Patient,
@@ -27,7 +30,13 @@ from reminders.planner import EnrollmentSettings, PastSession, Plan, plan
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
 from reminders.services.events import emit, escalate, patient_data
-from reminders.services.reminding import Recipient, recipient, write_reminders_for
+from reminders.services.reminding import (
+    Recipient,
+    lookahead_days,
+    recipient,
+    reminder_rows_for,
+    write_reminders_for,
+)
 from reminders.timing import zone
 
 MAX_DAYS_IN_PAST = 30
@@ -89,10 +98,20 @@ class EnrollRequest:
     enrollment: EnrollmentCreate
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What a valid enrollment request stores beside its own fields."""
+
+    protocol: Protocol
+    weekdays: str | None
+    screening: str
+
+
 def _checked(
     request: EnrollmentCreate, protocols: Mapping[str, Protocol], today: date, where: str
-) -> tuple[Protocol, str | None]:
-    """Return the protocol and stored weekdays; raise InvalidInput naming the field."""
+) -> _Checked:
+    """Return the protocol, the stored weekdays and screening; raise InvalidInput naming
+    the field."""
     protocol = protocols.get(request.protocol)
     if protocol is None:
         raise InvalidInput(f"{where}protocol", f"unknown protocol {request.protocol!r}")
@@ -104,107 +123,180 @@ def _checked(
         )
     weekdays: str | None = None
     if request.weekdays is not None:
-        unknown = [d for d in request.weekdays if d not in WEEKDAY_NAMES]
+        weekdays, unknown = _stored_weekdays(tuple(request.weekdays))
         if unknown:
             raise InvalidInput(f"{where}weekdays", f"unknown weekday(s): {', '.join(unknown)}")
-        if not request.weekdays:
+        if not weekdays:
             raise InvalidInput(f"{where}weekdays", "at least one weekday must be allowed")
-        weekdays = ",".join(d for d in WEEKDAY_NAMES if d in request.weekdays)
-    unknown_answers = sorted(set(request.screening) - set(CONTRAINDICATIONS))
-    if unknown_answers:
+    answers = tuple(sorted(request.screening.items()))
+    review = _screening_review(protocol.contraindications, answers)
+    if review.unknown:
         raise InvalidInput(
-            f"{where}screening", f"unknown contraindication(s): {', '.join(unknown_answers)}"
+            f"{where}screening", f"unknown contraindication(s): {', '.join(review.unknown)}"
         )
-    unanswered = [c for c in protocol.contraindications if c not in request.screening]
-    if unanswered:
-        raise InvalidInput(f"{where}screening", f"not answered: {', '.join(unanswered)}")
-    flagged = [c for c in protocol.contraindications if request.screening[c]]
-    reason = (request.override_reason or "").strip()
-    if flagged and not reason:
+    if review.unanswered:
+        raise InvalidInput(f"{where}screening", f"not answered: {', '.join(review.unanswered)}")
+    if review.flagged and not (request.override_reason or "").strip():
         raise InvalidInput(
             f"{where}screening",
-            f"contraindicated: {', '.join(flagged)}; enrolling needs an override_reason",
+            f"contraindicated: {', '.join(review.flagged)}; enrolling needs an override_reason",
         )
-    return protocol, weekdays
+    return _Checked(protocol, weekdays, review.stored)
 
 
-def _screening_json(screening: dict[str, bool]) -> str:
-    return _screening_text(tuple(sorted(screening.items())))
-
-
+# Bulk requests repeat a handful of weekday sets and screening answers: each distinct one
+# is worked out once.
 @lru_cache(maxsize=256)
-def _screening_text(answers: tuple[tuple[str, bool], ...]) -> str:
-    return json.dumps(dict(answers))
+def _stored_weekdays(days: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Return the weekdays as stored ('mon,wed,fri', in week order) and any unknown names."""
+    unknown = tuple(d for d in days if d not in WEEKDAY_NAMES)
+    return ",".join(d for d in WEEKDAY_NAMES if d in days), unknown
+
+
+@dataclass(frozen=True, slots=True)
+class _ScreeningReview:
+    unknown: tuple[str, ...]
+    unanswered: tuple[str, ...]
+    flagged: tuple[str, ...]
+    stored: str
+
+
+@lru_cache(maxsize=1024)
+def _screening_review(
+    contraindications: tuple[str, ...], answers: tuple[tuple[str, bool], ...]
+) -> _ScreeningReview:
+    """Return the answers' problems against a protocol's contraindications, and the JSON
+    stored for them."""
+    given = dict(answers)
+    return _ScreeningReview(
+        unknown=tuple(name for name in given if name not in CONTRAINDICATIONS),
+        unanswered=tuple(c for c in contraindications if c not in given),
+        flagged=tuple(c for c in contraindications if given.get(c)),
+        stored=json.dumps(given),
+    )
+
+
+SESSION_COLUMNS = (
+    "id",
+    "enrollment_id",
+    "local_date",
+    "timezone",
+    "phase",
+    "status",
+    "minutes",
+    "unscheduled",
+    "created_at",
+    "updated_at",
+)
 
 
 def _session_row(
-    enrollment_id: str, local_date: date, timezone: str, phase: str, minutes: int, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "enrollment_id": enrollment_id,
-        "local_date": local_date,
-        "timezone": timezone,
-        "phase": phase,
-        "status": "planned",
-        "minutes": minutes,
-        "unscheduled": False,
-        "created_at": now,
-        "updated_at": now,
-    }
+    session_id: str,
+    enrollment_id: str,
+    local_date: date,
+    timezone: str,
+    phase: str,
+    minutes: int,
+    now: datetime,
+) -> tuple[Any, ...]:
+    """Return a new planned session as a row of SESSION_COLUMNS."""
+    return (
+        session_id,
+        enrollment_id,
+        local_date,
+        timezone,
+        phase,
+        "planned",
+        minutes,
+        False,
+        now,
+        now,
+    )
 
 
-def enroll_many(
+@dataclass(slots=True)
+class PreparedEnrollments:
+    """Rows for a batch of checked and planned enrollments, ready to insert. Sessions are
+    tuples of SESSION_COLUMNS: a batch holds many, and they cross to a writer process."""
+
+    enrollment_rows: list[dict[str, Any]]
+    session_rows: list[tuple[Any, ...]]
+    delivery_rows: list[dict[str, Any]]
+
+    @property
+    def ids(self) -> list[str]:
+        """Return the new enrollments' ids, in request order."""
+        return [row["id"] for row in self.enrollment_rows]
+
+
+def prepare_enrollments(
     db: Session,
     rt: Runtime,
     clinic_id: str,
     requests: Sequence[EnrollRequest],
     now: datetime,
-) -> list[str]:
-    """Enroll patients and write each plan's first horizon of sessions; return the ids.
+    *,
+    first_position: int = 0,
+    taken: set[tuple[str, str, str | None]] | None = None,
+) -> PreparedEnrollments:
+    """Check and plan enrollments and return the rows that enrolling them writes: each
+    plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.
 
-    Everything is checked before anything is written, so a bad request writes nothing.
-    Reminders due soon are scheduled in the same transaction.
+    `first_position` is the first request's position in a larger import, for messages;
+    `taken` holds the (patient, protocol, body area) of that import's earlier batches
+    and gains this batch's.
+
     Raises NotFound for a patient missing or of another clinic, InvalidInput naming the
     field (prefixed with the position when there are several), Conflict when the patient
-    already has an active enrollment in that protocol and body area.
+    already has an active or paused enrollment in that protocol and body area, or two
+    requests ask for the same one.
     """
     protocols = rt.protocols
     horizon_days = rt.settings.horizon_days
     patient_ids = list({r.patient_id for r in requests})
-    # Plain columns, not ORM objects: bulk imports load many patients.
+    # Plain columns, not ORM objects: bulk imports load many patients. `busy` holds the
+    # (patient, protocol, body area) of every active or paused enrollment they have, then
+    # of each request as it is accepted: one enrollment at a time per treatment.
     patients: dict[str, _PatientFacts] = {}
+    busy = taken if taken is not None else set()
     for chunk_start in range(0, len(patient_ids), 500):
         chunk = patient_ids[chunk_start : chunk_start + 500]
-        query = sa.select(*_PATIENT_COLUMNS).where(col(Patient.id).in_(chunk))
-        for found in db.execute(query):
+        for found in db.execute(sa.select(*_PATIENT_COLUMNS).where(col(Patient.id).in_(chunk))):
             patients[found[0]] = _PatientFacts(*found)
-    if len(requests) == 1:
-        existing = db.exec(
-            select(Enrollment).where(
-                Enrollment.patient_id == requests[0].patient_id,
-                Enrollment.protocol_id == requests[0].enrollment.protocol,
-                Enrollment.status.in_(("active", "paused")),  # type: ignore[attr-defined]
-            )
-        ).all()
-    else:
-        existing = []
-    busy = {(e.protocol_id, e.body_area) for e in existing}
+        # Status is filtered here, not in SQL: given both, SQLite would pick the status
+        # index and read every active enrollment of every clinic.
+        enrolled = sa.select(
+            col(Enrollment.patient_id),
+            col(Enrollment.protocol_id),
+            col(Enrollment.body_area),
+            col(Enrollment.status),
+        ).where(col(Enrollment.patient_id).in_(chunk))
+        busy.update(
+            (found[0], found[1], found[2])
+            for found in db.execute(enrolled)
+            if found[3] in ("active", "paused")
+        )
     created = utcnow()
     enrollment_rows: list[dict[str, Any]] = []
-    session_rows: list[dict[str, Any]] = []
+    session_rows: list[tuple[Any, ...]] = []
     first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = {}
+    today_in: dict[str, date] = {}
     soon: list[tuple[str, date, str, Recipient]] = []
+    soon_from, soon_until = lookahead_days(now)
     for i, request in enumerate(requests):
-        where = f"[{i}]." if len(requests) > 1 else ""
+        where = f"[{first_position + i}]." if len(requests) > 1 or first_position else ""
         patient = patients.get(request.patient_id)
         if patient is None or patient.clinic_id != clinic_id:
             raise NotFound("patient", request.patient_id)
         timezone = patient.timezone
+        today = today_in.get(timezone)
+        if today is None:
+            today = today_in[timezone] = local_today(now, timezone)
         wanted = request.enrollment
-        today = local_today(now, timezone)
-        protocol, weekdays = _checked(wanted, protocols, today, where)
-        if (protocol.id, wanted.body_area) in busy:
+        checked = _checked(wanted, protocols, today, where)
+        protocol, weekdays = checked.protocol, checked.weekdays
+        treatment = (request.patient_id, protocol.id, wanted.body_area)
+        if treatment in busy:
             raise Conflict(
                 f"patient {request.patient_id} already has an active {protocol.id} enrollment"
                 + (f" for {wanted.body_area}" if wanted.body_area else "")
@@ -217,6 +309,7 @@ def enroll_many(
                 wanted.start_date, weekdays_from_text(weekdays), wanted.body_area
             )
             first = first_plans[key] = plan(protocol, settings, (), today, horizon_days)
+        busy.add(treatment)
         enrollment_id = new_id()
         enrollment_rows.append(
             {
@@ -231,25 +324,114 @@ def enroll_many(
                 "phase": first.phase,
                 "interval_days": first.interval_days,
                 "planned_on": today,
-                "screening": _screening_json(wanted.screening),
+                "screening": checked.screening,
                 "override_reason": (wanted.override_reason or "").strip() or None,
                 "created_at": created,
                 "updated_at": created,
             }
         )
-        for planned in first.sessions:
-            row = _session_row(
-                enrollment_id, planned.local_date, timezone, planned.phase, planned.minutes, created
-            )
-            session_rows.append(row)
-            if patient.unsubscribed_at is None:
-                soon.append(
-                    (row["id"], planned.local_date, timezone, recipient(patient, rt.settings))
+        who = recipient(patient, rt.settings) if patient.unsubscribed_at is None else None
+        sessions = first.sessions
+        for planned, session_id in zip(sessions, new_ids(len(sessions)), strict=True):
+            day = planned.local_date
+            session_rows.append(
+                _session_row(
+                    session_id,
+                    enrollment_id,
+                    day,
+                    timezone,
+                    planned.phase,
+                    planned.minutes,
+                    created,
                 )
-    insert_rows(db, Enrollment, enrollment_rows)
-    insert_rows(db, TreatmentSession, session_rows)
-    write_reminders_for(db, rt.settings, now, soon)
-    return [row["id"] for row in enrollment_rows]
+            )
+            if who is not None and soon_from <= day <= soon_until:
+                soon.append((session_id, day, timezone, who))
+    return PreparedEnrollments(
+        enrollment_rows, session_rows, reminder_rows_for(db, rt.settings, now, soon)
+    )
+
+
+def write_enrollments(db: Session, prepared: PreparedEnrollments) -> list[str]:
+    """Insert prepared enrollments, their sessions and reminders; return the ids."""
+    insert_rows(db, Enrollment, prepared.enrollment_rows)
+    insert_tuples(db, TreatmentSession, SESSION_COLUMNS, prepared.session_rows)
+    insert_ignore(db, Delivery, prepared.delivery_rows)
+    return [row["id"] for row in prepared.enrollment_rows]
+
+
+def enroll_many(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    requests: Sequence[EnrollRequest],
+    now: datetime,
+) -> list[str]:
+    """Enroll patients and write each plan's first horizon of sessions; return the ids.
+
+    Everything is checked before anything is written, so a bad request writes nothing.
+    Reminders due soon are scheduled in the same transaction. Raises as
+    `prepare_enrollments`.
+    """
+    return write_enrollments(db, prepare_enrollments(db, rt, clinic_id, requests, now))
+
+
+def enroll_in_batches(
+    rt: Runtime,
+    clinic_id: str,
+    batches: Iterable[Sequence[EnrollRequest]],
+    now: datetime,
+) -> list[str]:
+    """Enroll a large import batch by batch, each batch in its own transaction; return
+    the ids in request order.
+
+    While a writer process inserts one batch, this process checks and plans the next,
+    so an import uses two cores (threads would not: the writer takes the GIL back for
+    every row). A bad request stops the import: the batches before it stay enrolled,
+    its own and later ones write nothing, and the error names its position in the
+    whole import. Raises as `prepare_enrollments`.
+    """
+    ids: list[str] = []
+    taken: set[tuple[str, str, str | None]] = set()
+    position = 0
+    with ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_writer,
+        initargs=(rt.settings.database_url,),
+    ) as writer:
+        # Start the writer (a fresh interpreter: imports take a while) while the first
+        # batch is prepared.
+        writing: Future[list[str]] | None = writer.submit(list)
+        try:
+            for batch in batches:
+                with session_scope(rt.engine, write=False) as db:
+                    prepared = prepare_enrollments(
+                        db, rt, clinic_id, batch, now, first_position=position, taken=taken
+                    )
+                position += len(batch)
+                if writing is not None:
+                    ids.extend(writing.result())
+                writing = writer.submit(_write_batch, prepared)
+        finally:
+            if writing is not None:
+                ids.extend(writing.result())
+    return ids
+
+
+# The writer process's own engine, made when it starts.
+_writer_engine: sa.Engine | None = None
+
+
+def _start_writer(database_url: str) -> None:
+    global _writer_engine
+    _writer_engine = create_db_engine(database_url)
+
+
+def _write_batch(prepared: PreparedEnrollments) -> list[str]:
+    assert _writer_engine is not None, "runs in a process started by _start_writer"
+    with session_scope(_writer_engine) as db:
+        return write_enrollments(db, prepared)
 
 
 def enroll(
@@ -311,16 +493,24 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
             row.status = "cancelled"
             row.updated_at = changed
             db.add(row)
-    fresh: list[dict[str, Any]] = []
+    fresh: list[tuple[Any, ...]] = []
     planned_ids: list[tuple[str, date]] = []
     for day, session in wanted.items():
         existing = by_date.get(day)
         if existing is None:
-            added = _session_row(
-                enrollment.id, day, patient.timezone, session.phase, session.minutes, changed
+            session_id = new_id()
+            fresh.append(
+                _session_row(
+                    session_id,
+                    enrollment.id,
+                    day,
+                    patient.timezone,
+                    session.phase,
+                    session.minutes,
+                    changed,
+                )
             )
-            fresh.append(added)
-            planned_ids.append((added["id"], day))
+            planned_ids.append((session_id, day))
             continue
         planned_ids.append((existing.id, day))
         # The planner never plans on a day with a confirmed, skipped or missed session.
@@ -337,7 +527,7 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
             existing.timezone = patient.timezone
             existing.updated_at = changed
             db.add(existing)
-    insert_rows(db, TreatmentSession, fresh)
+    insert_tuples(db, TreatmentSession, SESSION_COLUMNS, fresh)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
     enrollment.phase = new_plan.phase
     enrollment.interval_days = new_plan.interval_days

@@ -194,33 +194,44 @@ def reminder_rows(
     return rows
 
 
+def reminder_rows_for(
+    db: Session,
+    settings: Settings,
+    now: datetime,
+    sessions: list[tuple[str, date, str, Recipient]],
+) -> list[dict[str, Any]]:
+    """Return the reminder rows due within LOOKAHEAD for sessions already in hand (just
+    planned or re-planned), without asking the database for the sessions again."""
+    first, last = lookahead_days(now)
+    soon = [s for s in sessions if first <= s[1] <= last]
+    if not soon:
+        return []
+    webhook_clinics = {who.clinic_id for *_, who in soon if who.channel == "webhook"}
+    endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
+    return reminder_rows(settings, now, soon, endpoints)
+
+
 def write_reminders_for(
     db: Session,
     settings: Settings,
     now: datetime,
     sessions: list[tuple[str, date, str, Recipient]],
 ) -> None:
-    """Write the reminders due within LOOKAHEAD for sessions already in hand (just
-    planned or re-planned), without asking the database for them again."""
-    soon = [s for s in sessions if in_lookahead(s[1], now)]
-    if not soon:
-        return
-    webhook_clinics = {who.clinic_id for *_, who in soon if who.channel == "webhook"}
-    endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
-    insert_ignore(db, Delivery, reminder_rows(settings, now, soon, endpoints))
+    """Write the rows of `reminder_rows_for`; one already there is kept."""
+    insert_ignore(db, Delivery, reminder_rows_for(db, settings, now, sessions))
 
 
-def in_lookahead(day: date, now: datetime) -> bool:
-    """Return True if a session on local `day` may have a reminder due within LOOKAHEAD."""
-    return (now - _ZONE_SPREAD).date() <= day <= (now + LOOKAHEAD + _ZONE_SPREAD).date()
+def lookahead_days(now: datetime) -> tuple[date, date]:
+    """Return the first and last local dates whose sessions may have a reminder due
+    within LOOKAHEAD, in any zone."""
+    return (now - _ZONE_SPREAD).date(), (now + LOOKAHEAD + _ZONE_SPREAD).date()
 
 
 def schedule_reminders(db: Session, settings: Settings, now: datetime) -> None:
     """Write the reminder (and follow-up, and day-before) deliveries that fall due within
     LOOKAHEAD for planned sessions of active enrollments that have none yet: the sweep's
     safety net for sessions that came into the window after they were planned."""
-    first_day = (now - _ZONE_SPREAD).date()
-    last_day = (now + LOOKAHEAD + _ZONE_SPREAD).date()
+    first_day, last_day = lookahead_days(now)
     query = (
         select(
             col(TreatmentSession.id),
