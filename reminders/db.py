@@ -6,6 +6,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -100,57 +101,92 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
-def insert_rows(
-    db: Session, model: type[Any], rows: list[dict[str, Any]], *, ignore_conflicts: bool = False
-) -> None:
-    """Insert plain rows (all with the same keys) as `insert_tuples` does."""
-    if rows:
-        keys = tuple(rows[0])
-        insert_tuples(db, model, keys, _pick(rows, keys), ignore_conflicts=ignore_conflicts)
+@dataclass(frozen=True, slots=True)
+class PreparedInsert:
+    """An INSERT compiled for one dialect with its rows' parameters, ready to run; plain
+    data, so one process can prepare it and another run it."""
+
+    sql: str
+    params: list[Any]
 
 
-def insert_tuples(
-    db: Session,
+def prepare_insert(
+    dialect: sa.Dialect,
     model: type[Any],
     keys: Sequence[str],
     rows: list[tuple[Any, ...]],
     *,
     ignore_conflicts: bool = False,
-) -> None:
-    """Insert rows given as tuples of `keys`' values in one executemany, inside the
-    session's transaction; with `ignore_conflicts`, a row whose unique key is taken is
-    skipped.
+) -> PreparedInsert:
+    """Return the INSERT of rows given as tuples of `keys`' values; with
+    `ignore_conflicts`, a row whose unique key is taken will be skipped.
 
     The statement is compiled once and only the columns whose type converts values go
     through its bind processor, memoized, because bulk rows repeat the same timestamps
     and dates; the ORM's bulk path is several times slower for the plans enrollment
     writes.
     """
-    if not rows:
-        return
-    connection = db.connection()
-    dialect = connection.dialect
     statement: Any = _insert_for(dialect.name, model.__table__, ignore_conflicts)
     compiled = statement.values({k: sa.bindparam(k) for k in keys}).compile(dialect=dialect)
     processors: dict[str, Callable[[Any], Any]] = compiled._bind_processors
     positional = compiled.positiontup
     order = list(keys) if positional is None else list(positional)
-    if order != list(keys):
+    if rows and order != list(keys):
         rows = _pick(rows, [keys.index(key) for key in order])
     params: list[Any] = rows
     converting = [i for i, key in enumerate(order) if key in processors]
-    if converting:
+    if rows and converting:
         columns = list(zip(*rows, strict=True))
         for i in converting:
             columns[i] = tuple(map(_Converted(processors[order[i]]).__getitem__, columns[i]))
         params = list(zip(*columns, strict=True))
     if positional is None:
         params = [dict(zip(order, values, strict=True)) for values in params]
-    connection.exec_driver_sql(compiled.string, params)
+    return PreparedInsert(compiled.string, params)
+
+
+def prepare_row_insert(
+    dialect: sa.Dialect,
+    model: type[Any],
+    rows: list[dict[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> PreparedInsert:
+    """Return the INSERT of plain rows (all with the same keys), as `prepare_insert`."""
+    keys = tuple(rows[0]) if rows else ()
+    return prepare_insert(
+        dialect, model, keys, _pick(rows, keys), ignore_conflicts=ignore_conflicts
+    )
+
+
+def run_insert(db: Session, insert: PreparedInsert) -> None:
+    """Run a prepared INSERT in one executemany, inside the session's transaction."""
+    if insert.params:
+        db.connection().exec_driver_sql(insert.sql, insert.params)
+
+
+def insert_rows(
+    db: Session, model: type[Any], rows: list[dict[str, Any]], *, ignore_conflicts: bool = False
+) -> None:
+    """Insert plain rows (all with the same keys) in the session's transaction; with
+    `ignore_conflicts`, a row whose unique key is taken is skipped."""
+    if rows:
+        dialect = db.connection().dialect
+        run_insert(db, prepare_row_insert(dialect, model, rows, ignore_conflicts=ignore_conflicts))
+
+
+def insert_tuples(
+    db: Session, model: type[Any], keys: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert rows given as tuples of `keys`' values in the session's transaction."""
+    if rows:
+        run_insert(db, prepare_insert(db.connection().dialect, model, keys, rows))
 
 
 def _pick(rows: Sequence[Any], keys: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Return a tuple of each row's items at `keys`, made in C."""
+    if not keys:
+        return []
     if len(keys) == 1:
         return [(row[keys[0]],) for row in rows]
     return list(map(itemgetter(*keys), rows))
