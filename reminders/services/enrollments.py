@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
-import multiprocessing
-import pickle
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -18,8 +14,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.db import (
+    InsertWriter,
     PreparedInsert,
-    create_db_engine,
+    collector_paused,
     insert_tuples,
     prepare_insert,
     prepare_row_insert,
@@ -235,6 +232,37 @@ class PreparedEnrollments:
     inserts: list[PreparedInsert]
 
 
+def _read_patients(
+    db: Session, patient_ids: list[str], busy: set[tuple[str, str, str | None]]
+) -> dict[str, _PatientFacts]:
+    """Return the patients by id, as plain columns (bulk imports read many), and add the
+    (patient, protocol, body area) of each active or paused enrollment they have to
+    `busy`."""
+    patients: dict[str, _PatientFacts] = {}
+    unique = list(dict.fromkeys(patient_ids))
+    for chunk_start in range(0, len(unique), 500):
+        # Enrollment status is filtered here, not in SQL: given it, SQLite would pick the
+        # status index and read every active enrollment of every clinic.
+        query = (
+            sa.select(
+                *_PATIENT_COLUMNS,
+                col(Enrollment.protocol_id),
+                col(Enrollment.body_area),
+                col(Enrollment.status),
+            )
+            .outerjoin(Enrollment, col(Enrollment.patient_id) == Patient.id)
+            .where(col(Patient.id).in_(unique[chunk_start : chunk_start + 500]))
+        )
+        for found in db.execute(query):
+            patient_id = found[0]
+            if patient_id not in patients:
+                patients[patient_id] = _PatientFacts(*found[: len(_PATIENT_COLUMNS)])
+            protocol_id, body_area, status = found[len(_PATIENT_COLUMNS) :]
+            if status in ("active", "paused"):
+                busy.add((patient_id, protocol_id, body_area))
+    return patients
+
+
 def prepare_enrollments(
     db: Session,
     rt: Runtime,
@@ -259,29 +287,11 @@ def prepare_enrollments(
     """
     protocols = rt.protocols
     horizon_days = rt.settings.horizon_days
-    patient_ids = list({r.patient_id for r in requests})
-    # Plain columns, not ORM objects: bulk imports load many patients. `busy` holds the
-    # (patient, protocol, body area) of every active or paused enrollment they have, then
-    # of each request as it is accepted: one enrollment at a time per treatment.
-    patients: dict[str, _PatientFacts] = {}
+    # `busy` holds the (patient, protocol, body area) of every active or paused
+    # enrollment these patients have, then of each request as it is accepted: one
+    # enrollment at a time per treatment.
     busy = taken if taken is not None else set()
-    for chunk_start in range(0, len(patient_ids), 500):
-        chunk = patient_ids[chunk_start : chunk_start + 500]
-        for found in db.execute(sa.select(*_PATIENT_COLUMNS).where(col(Patient.id).in_(chunk))):
-            patients[found[0]] = _PatientFacts(*found)
-        # Status is filtered here, not in SQL: given both, SQLite would pick the status
-        # index and read every active enrollment of every clinic.
-        enrolled = sa.select(
-            col(Enrollment.patient_id),
-            col(Enrollment.protocol_id),
-            col(Enrollment.body_area),
-            col(Enrollment.status),
-        ).where(col(Enrollment.patient_id).in_(chunk))
-        busy.update(
-            (found[0], found[1], found[2])
-            for found in db.execute(enrolled)
-            if found[3] in ("active", "paused")
-        )
+    patients = _read_patients(db, [r.patient_id for r in requests], busy)
     created = utcnow()
     enrollment_rows: list[dict[str, Any]] = []
     session_rows: list[tuple[Any, ...]] = []
@@ -402,27 +412,19 @@ def enroll_in_batches(
     the ids in request order.
 
     While a writer process inserts one batch, this process checks and plans the next,
-    so an import uses two cores (threads would not: the writer takes the GIL back for
-    every row). A bad request stops the import: the batches before it stay enrolled,
-    its own and later ones write nothing, and the error names its position in the
-    whole import. Raises as `prepare_enrollments`.
+    so an import uses two cores. A bad request stops the import: the batches before it
+    stay enrolled, its own and later ones write nothing, and the error names its
+    position in the whole import. Raises as `prepare_enrollments`.
     """
     ids: list[str] = []
     taken: set[tuple[str, str, str | None]] = set()
     position = 0
-    with ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_writer,
-        initargs=(rt.settings.database_url,),
-    ) as writer:
-        # Start the writer (a fresh interpreter: imports take a while) while the first
-        # batch is prepared.
-        writing: Future[list[str]] | None = writer.submit(list)
+    with InsertWriter(rt.settings.database_url) as writer:
+        writing: tuple[Future[None], list[str]] | None = None
         try:
             pending = iter(batches)
             while True:
-                with _collector_paused():
+                with collector_paused():
                     batch = next(pending, None)
                     if batch is None:
                         break
@@ -430,48 +432,17 @@ def enroll_in_batches(
                         prepared = prepare_enrollments(
                             db, rt, clinic_id, batch, now, first_position=position, taken=taken
                         )
-                    # Pickled here, so that the writer unpickles with the collector paused.
-                    pickled = pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL)
+                    sent = writer.submit(prepared.inserts)
                 position += len(batch)
                 if writing is not None:
-                    ids.extend(writing.result())
-                writing = writer.submit(_write_batch, pickled)
+                    writing[0].result()
+                    ids.extend(writing[1])
+                writing = sent, prepared.ids
         finally:
             if writing is not None:
-                ids.extend(writing.result())
+                writing[0].result()
+                ids.extend(writing[1])
     return ids
-
-
-# The writer process's own engine, made when it starts.
-_writer_engine: sa.Engine | None = None
-
-
-def _start_writer(database_url: str) -> None:
-    global _writer_engine
-    _writer_engine = create_db_engine(database_url)
-
-
-def _write_batch(pickled: bytes) -> list[str]:
-    assert _writer_engine is not None, "runs in a process started by _start_writer"
-    with _collector_paused(), session_scope(_writer_engine) as db:
-        return write_enrollments(db, pickle.loads(pickled))
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one batch.
-
-    A batch makes hundreds of thousands of tuples and dicts that reference counting
-    frees; the collector would scan them over and over while they live, which measured a
-    fifth of the writer's time. It runs again between batches.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def enroll(
