@@ -136,8 +136,7 @@ def _checked(
             raise InvalidInput(f"{where}weekdays", f"unknown weekday(s): {', '.join(unknown)}")
         if not weekdays:
             raise InvalidInput(f"{where}weekdays", "at least one weekday must be allowed")
-    answers = tuple(sorted(request.screening.items()))
-    review = _screening_review(protocol.contraindications, answers)
+    review = _screening_review(protocol.contraindications, tuple(request.screening.items()))
     if review.unknown:
         raise InvalidInput(
             f"{where}screening", f"unknown contraindication(s): {', '.join(review.unknown)}"
@@ -175,7 +174,7 @@ def _screening_review(
 ) -> _ScreeningReview:
     """Return the answers' problems against a protocol's contraindications, and the JSON
     stored for them."""
-    given = dict(answers)
+    given = dict(sorted(answers))
     return _ScreeningReview(
         unknown=tuple(name for name in given if name not in CONTRAINDICATIONS),
         unanswered=tuple(c for c in contraindications if c not in given),
@@ -326,7 +325,8 @@ def prepare_enrollments(
             )
             first = first_plans[key] = plan(protocol, settings, (), today, horizon_days)
         busy.add(treatment)
-        enrollment_id = new_id()
+        sessions = first.sessions
+        enrollment_id, *session_ids = new_ids(1 + len(sessions))
         enrollment_rows.append(
             {
                 "id": enrollment_id,
@@ -347,8 +347,7 @@ def prepare_enrollments(
             }
         )
         who = recipient(patient, rt.settings) if patient.unsubscribed_at is None else None
-        sessions = first.sessions
-        for planned, session_id in zip(sessions, new_ids(len(sessions)), strict=True):
+        for planned, session_id in zip(sessions, session_ids, strict=True):
             day = planned.local_date
             session_rows.append(
                 _session_row(
