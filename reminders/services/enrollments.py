@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -22,6 +22,8 @@ from reminders.db import (
     prepare_row_insert,
     run_insert,
     session_scope,
+    update_rows,
+    write_columns,
 )
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.ids import new_id, new_ids
@@ -476,7 +478,39 @@ def sessions_of(db: Session, enrollment_id: str) -> list[TreatmentSession]:
     )
 
 
-def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> Plan:
+class _Stored(NamedTuple):
+    """What re-planning reads of a stored session."""
+
+    id: str
+    local_date: date
+    status: str
+    hdss: int | None
+    phase: str
+    minutes: int
+    timezone: str
+
+
+_STORED_SESSIONS = (
+    sa.select(*(col(getattr(TreatmentSession, name)) for name in _Stored._fields))
+    .where(col(TreatmentSession.enrollment_id) == sa.bindparam("enrollment_id"))
+    .order_by(col(TreatmentSession.local_date))
+)
+
+
+def _stored_sessions(db: Session, enrollment_id: str) -> list[_Stored]:
+    """Return an enrollment's sessions as plain columns, oldest date first."""
+    found = db.execute(_STORED_SESSIONS, {"enrollment_id": enrollment_id})
+    return [_Stored._make(row) for row in found]
+
+
+def replan(
+    db: Session,
+    rt: Runtime,
+    enrollment: Enrollment,
+    now: datetime,
+    *,
+    patient: Patient | None = None,
+) -> Plan:
     """Re-run the planner for an enrollment and bring its planned sessions in line.
 
     Planned sessions from today on that the new plan drops are cancelled; a cancelled
@@ -484,27 +518,30 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
     one date. Reminders due soon for the new plan are scheduled in the same transaction.
     A paused or withdrawn enrollment keeps no planned sessions. Returns the plan
     (for an inactive enrollment, the plan it would have). Raises Conflict if the
-    enrollment's protocol is no longer installed.
+    enrollment's protocol is no longer installed. `patient` saves reading the
+    enrollment's patient where the caller has it.
     """
     protocol = rt.protocols.get(enrollment.protocol_id)
     if protocol is None:
         raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
-    patient = db.get(Patient, enrollment.patient_id)
+    patient = patient or db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
+    # Changes made through the ORM (a status, a new session) are read back as stored.
+    db.flush()
     today = local_today(now, patient.timezone)
-    rows = sessions_of(db, enrollment.id)
+    rows = _stored_sessions(db, enrollment.id)
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
     new_plan = plan(protocol, settings_of(enrollment), history, today, rt.settings.horizon_days)
     wanted = {s.local_date: s for s in new_plan.sessions} if enrollment.status == "active" else {}
     changed = utcnow()
     by_date = {r.local_date: r for r in rows}
+    updates: list[dict[str, Any]] = []
     for row in rows:
         if row.status == "planned" and row.local_date >= today and row.local_date not in wanted:
-            row.status = "cancelled"
-            row.updated_at = changed
-            db.add(row)
+            updates.append(_session_update(row, "cancelled", row.phase, row.minutes, changed))
     fresh: list[tuple[Any, ...]] = []
     planned_ids: list[tuple[str, date]] = []
+    timezone = patient.timezone
     for day, session in wanted.items():
         existing = by_date.get(day)
         if existing is None:
@@ -514,7 +551,7 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
                     session_id,
                     enrollment.id,
                     day,
-                    patient.timezone,
+                    timezone,
                     session.phase,
                     session.minutes,
                     changed,
@@ -529,30 +566,48 @@ def replan(db: Session, rt: Runtime, enrollment: Enrollment, now: datetime) -> P
             "planned",
             session.phase,
             session.minutes,
-            patient.timezone,
+            timezone,
         ):
-            existing.status = "planned"
-            existing.phase = session.phase
-            existing.minutes = session.minutes
-            existing.timezone = patient.timezone
-            existing.updated_at = changed
-            db.add(existing)
+            updates.append(
+                _session_update(
+                    existing._replace(timezone=timezone),
+                    "planned",
+                    session.phase,
+                    session.minutes,
+                    changed,
+                )
+            )
+    update_rows(db, TreatmentSession, updates)
     insert_tuples(db, TreatmentSession, SESSION_COLUMNS, fresh)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
-    enrollment.phase = new_plan.phase
-    enrollment.interval_days = new_plan.interval_days
-    enrollment.review_reason = "; ".join(new_plan.review) or None
-    if new_plan.completed and enrollment.status == "active":
-        enrollment.status = "completed"
-    enrollment.planned_on = today
-    enrollment.updated_at = changed
-    db.add(enrollment)
-    db.flush()
+    status = "completed" if new_plan.completed and enrollment.status == "active" else None
+    planner_says = {
+        "phase": new_plan.phase,
+        "interval_days": new_plan.interval_days,
+        "review_reason": "; ".join(new_plan.review) or None,
+        "status": status or enrollment.status,
+        "planned_on": today,
+    }
+    if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
+        write_columns(db, enrollment, **planner_says, updated_at=changed)
     if enrollment.status == "active" and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
-        soon = [(session_id, day, patient.timezone, who) for session_id, day in planned_ids]
+        soon = [(session_id, day, timezone, who) for session_id, day in planned_ids]
         write_reminders_for(db, rt.settings, now, soon)
     return new_plan
+
+
+def _session_update(
+    row: _Stored, status: str, phase: str, minutes: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": status,
+        "phase": phase,
+        "minutes": minutes,
+        "timezone": row.timezone,
+        "updated_at": now,
+    }
 
 
 def _tell_clinic_of_changes(
@@ -560,7 +615,7 @@ def _tell_clinic_of_changes(
     enrollment: Enrollment,
     patient: Patient,
     new_plan: Plan,
-    rows: list[TreatmentSession],
+    rows: list[_Stored],
     now: datetime,
 ) -> None:
     """Emit plan.phase_changed for a phase the history moved into, and escalate a new

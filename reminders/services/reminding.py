@@ -87,24 +87,39 @@ def recipient(patient: DeliveryPreferences, settings: Settings) -> Recipient:
     )
 
 
-def endpoints_by_clinic(db: Session, clinic_ids: set[str]) -> dict[str, list[WebhookEndpoint]]:
-    """Return each clinic's enabled webhook endpoints."""
-    found: dict[str, list[WebhookEndpoint]] = defaultdict(list)
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """An enabled webhook endpoint and the event types it takes ('*' for all)."""
+
+    id: str
+    clinic_id: str
+    events: frozenset[str]
+
+
+# Built once: every event asks.
+_ENABLED_ENDPOINTS = sa.select(
+    col(WebhookEndpoint.id), col(WebhookEndpoint.clinic_id), col(WebhookEndpoint.events)
+).where(
+    col(WebhookEndpoint.clinic_id).in_(sa.bindparam("clinic_ids", expanding=True)),
+    col(WebhookEndpoint.enabled).is_(True),
+)
+
+
+def endpoints_by_clinic(db: Session, clinic_ids: set[str]) -> dict[str, list[Subscription]]:
+    """Return each clinic's enabled webhook endpoints (plain columns: every event asks)."""
+    found: dict[str, list[Subscription]] = defaultdict(list)
     ids = sorted(clinic_ids)
     for start in range(0, len(ids), _IN_CHUNKS):
-        query = select(WebhookEndpoint).where(
-            WebhookEndpoint.clinic_id.in_(ids[start : start + _IN_CHUNKS]),  # type: ignore[attr-defined]
-            WebhookEndpoint.enabled == True,  # noqa: E712  (SQL comparison)
-        )
-        for endpoint in db.exec(query):
-            found[endpoint.clinic_id].append(endpoint)
+        chunk = {"clinic_ids": ids[start : start + _IN_CHUNKS]}
+        for endpoint_id, clinic_id, events in db.execute(_ENABLED_ENDPOINTS, chunk):
+            wanted = frozenset(e.strip() for e in events.split(","))
+            found[clinic_id].append(Subscription(endpoint_id, clinic_id, wanted))
     return found
 
 
-def subscribed(endpoint: WebhookEndpoint, event: str) -> bool:
+def subscribed(endpoint: Subscription, event: str) -> bool:
     """Return True if the endpoint wants this event type."""
-    wanted = {e.strip() for e in endpoint.events.split(",")}
-    return "*" in wanted or event in wanted
+    return "*" in endpoint.events or event in endpoint.events
 
 
 def patient_delivery_rows(
@@ -113,7 +128,7 @@ def patient_delivery_rows(
     session_id: str | None,
     window: SendWindow,
     now: datetime,
-    endpoints: list[WebhookEndpoint],
+    endpoints: list[Subscription],
     payload: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Return outbox rows for one patient message: one email, or one webhook per endpoint
@@ -169,7 +184,7 @@ def reminder_rows(
     settings: Settings,
     now: datetime,
     sessions: Iterable[tuple[str, date, str, Recipient]],
-    endpoints: dict[str, list[WebhookEndpoint]],
+    endpoints: dict[str, list[Subscription]],
 ) -> list[dict[str, Any]]:
     """Return the reminder, follow-up and day-before rows due within LOOKAHEAD for
     (session id, local date, zone, recipient) tuples."""
@@ -227,42 +242,66 @@ def lookahead_days(now: datetime) -> tuple[date, date]:
     return (now - _ZONE_SPREAD).date(), (now + LOOKAHEAD + _ZONE_SPREAD).date()
 
 
-def schedule_reminders(db: Session, settings: Settings, now: datetime) -> None:
-    """Write the reminder (and follow-up, and day-before) deliveries that fall due within
+def reminders_not_yet_written(
+    db: Session, settings: Settings, now: datetime
+) -> list[dict[str, Any]]:
+    """Return the reminder (and follow-up, and day-before) rows that fall due within
     LOOKAHEAD for planned sessions of active enrollments that have none yet: the sweep's
-    safety net for sessions that came into the window after they were planned."""
+    safety net for sessions that came into the window after they were planned.
+
+    Reads only, so the sweep holds no write lock while it looks: most sessions it finds
+    are not due yet and need nothing written. A session cancelled before the rows are
+    written is harmless; the dispatcher cancels its messages when they come due."""
     first_day, last_day = lookahead_days(now)
     query = (
-        select(
+        sa.select(
             col(TreatmentSession.id),
             col(TreatmentSession.local_date),
             col(TreatmentSession.timezone),
-            Patient,
+            *(col(getattr(Patient, name)) for name in _PREFERENCES),
         )
         .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
         .join(Patient, col(Patient.id) == Enrollment.patient_id)
         .where(
-            TreatmentSession.status == "planned",
-            TreatmentSession.local_date >= first_day,
-            TreatmentSession.local_date <= last_day,
-            Enrollment.status == "active",
-            Patient.unsubscribed_at == None,  # noqa: E711  (SQL comparison)
+            col(TreatmentSession.status) == "planned",
+            col(TreatmentSession.local_date) >= first_day,
+            col(TreatmentSession.local_date) <= last_day,
+            col(Enrollment.status) == "active",
+            col(Patient.unsubscribed_at).is_(None),
             # Most sessions got their reminder when they were planned; skip those.
             ~sa.exists().where(
                 col(Delivery.session_id) == TreatmentSession.id, col(Delivery.kind) == "reminder"
             ),
         )
     )
-    found = list(db.exec(query))
-    if not found:
-        return
-    webhook_clinics = {p.clinic_id for *_, p in found if p.channel == "webhook"}
+    sessions: list[tuple[str, date, str, Recipient]] = []
+    recipients: dict[str, Recipient] = {}
+    for session_id, day, tz, *preferences in db.execute(query):
+        patient = _Preferences(*preferences)
+        who = recipients.get(patient.id)
+        if who is None:
+            who = recipients[patient.id] = recipient(patient, settings)
+        sessions.append((session_id, day, tz, who))
+    if not sessions:
+        return []
+    webhook_clinics = {who.clinic_id for *_, who in sessions if who.channel == "webhook"}
     endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
-    sessions = [
-        (session_id, day, tz, recipient(patient, settings))
-        for session_id, day, tz, patient in found
-    ]
-    insert_ignore(db, Delivery, reminder_rows(settings, now, sessions, endpoints))
+    return reminder_rows(settings, now, sessions, endpoints)
+
+
+_PREFERENCES = ("id", "clinic_id", "channel", "reminder_time", "quiet_start", "quiet_end")
+
+
+@dataclass(frozen=True, slots=True)
+class _Preferences:
+    """A patient's delivery preferences, read as plain columns (`_PREFERENCES`)."""
+
+    id: str
+    clinic_id: str
+    channel: str
+    reminder_time: str
+    quiet_start: str | None
+    quiet_end: str | None
 
 
 def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[TreatmentSession]:

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reminders.db import write_columns
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
 from reminders.planner import Plan
@@ -19,23 +21,28 @@ from reminders.services.events import emit, patient_data
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+# Built once: confirmations run it on every request, and building a statement costs
+# more than running it.
+_SESSION_WITH_ENROLLMENT = (
+    select(TreatmentSession, Enrollment, Patient)
+    .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
+    .join(Patient, col(Patient.id) == Enrollment.patient_id)
+    .where(col(TreatmentSession.id) == sa.bindparam("session_id"))
+)
+
+
 def get_session(
     db: Session, clinic_id: str | None, session_id: str
-) -> tuple[TreatmentSession, Enrollment]:
-    """Return the session and its enrollment (its patient loaded too, in one query);
-    raise NotFound if missing or another clinic's."""
-    found = db.exec(
-        select(TreatmentSession, Enrollment, Patient)
-        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
-        .join(Patient, col(Patient.id) == Enrollment.patient_id)
-        .where(TreatmentSession.id == session_id)
-    ).first()
+) -> tuple[TreatmentSession, Enrollment, Patient]:
+    """Return the session, its enrollment and patient, read in one query; raise NotFound
+    if missing or another clinic's."""
+    found = db.exec(_SESSION_WITH_ENROLLMENT, params={"session_id": session_id}).first()
     if found is None:
         raise NotFound("session", session_id)
-    session, enrollment, _patient = found
+    session, enrollment, patient = found
     if clinic_id is not None and enrollment.clinic_id != clinic_id:
         raise NotFound("session", session_id)
-    return session, enrollment
+    return session, enrollment, patient
 
 
 def _recordable(session: TreatmentSession, now: datetime, *, ahead_ok: bool) -> None:
@@ -58,7 +65,7 @@ def confirm_session(
     Confirming an already confirmed session changes nothing and returns (session, None).
     Raises NotFound, InvalidInput (a later day, completed_at in the future) or Conflict.
     """
-    session, enrollment = get_session(db, clinic_id, session_id)
+    session, enrollment, patient = get_session(db, clinic_id, session_id)
     if session.status == "confirmed":
         return session, None
     _recordable(session, now, ahead_ok=False)
@@ -67,15 +74,18 @@ def confirm_session(
         raise InvalidInput("completed_at", "needs a time zone offset")
     if completed_at > now + CLOCK_SKEW:
         raise InvalidInput("completed_at", "is in the future")
-    session.status = "confirmed"
-    session.completed_at = completed_at
-    session.hdss = report.hdss
-    session.current_ma = report.current_ma
-    session.minutes_done = report.minutes
-    session.updated_at = utcnow()
-    db.add(session)
+    write_columns(
+        db,
+        session,
+        status="confirmed",
+        completed_at=completed_at,
+        hdss=report.hdss,
+        current_ma=report.current_ma,
+        minutes_done=report.minutes,
+        updated_at=utcnow(),
+    )
     _emit_session_event(db, "session.confirmed", session, enrollment, now)
-    return session, replan(db, rt, enrollment, now)
+    return session, replan(db, rt, enrollment, now, patient=patient)
 
 
 def skip_session(
@@ -91,7 +101,7 @@ def skip_session(
     Skipping an already skipped session changes nothing and returns (session, None).
     Raises NotFound, InvalidInput or Conflict (a confirmed or cancelled session).
     """
-    session, enrollment = get_session(db, clinic_id, session_id)
+    session, enrollment, patient = get_session(db, clinic_id, session_id)
     if session.status == "skipped":
         return session, None
     if session.status == "confirmed":
@@ -100,13 +110,9 @@ def skip_session(
     _recordable(session, now, ahead_ok=True)
     if reason is not None and len(reason) > 500:
         raise InvalidInput("reason", "at most 500 characters")
-    session.status = "skipped"
-    session.skip_reason = reason
-    session.updated_at = utcnow()
-    db.add(session)
-    db.flush()
+    write_columns(db, session, status="skipped", skip_reason=reason, updated_at=utcnow())
     _emit_session_event(db, "session.skipped", session, enrollment, now)
-    return session, replan(db, rt, enrollment, now)
+    return session, replan(db, rt, enrollment, now, patient=patient)
 
 
 def session_event_data(

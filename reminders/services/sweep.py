@@ -21,7 +21,7 @@ from reminders.services.reminding import (
     missed_notice_rows,
     missed_sessions,
     overdue_notice_rows,
-    schedule_reminders,
+    reminders_not_yet_written,
 )
 from reminders.services.sessions import session_event_data
 
@@ -184,6 +184,9 @@ def sweep(rt: Runtime, now: datetime) -> SweepReport:
             break
     with session_scope(rt.engine) as db:
         lapsed = check_lapses(db, rt, now)
-    with session_scope(rt.engine) as db:
-        schedule_reminders(db, rt.settings, now)
+    with session_scope(rt.engine, write=False) as db:
+        reminders = reminders_not_yet_written(db, rt.settings, now)
+    if reminders:
+        with session_scope(rt.engine) as db:
+            insert_ignore(db, Delivery, reminders)
     return SweepReport(missed, replanned, lapsed)
