@@ -54,6 +54,11 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+def any_due(db: Session, now: datetime) -> bool:
+    """Return True if some delivery is due (or its claim's lease has run out)."""
+    return db.execute(sa.select(sa.literal(1)).where(_due(now)).limit(1)).first() is not None
+
+
 def claim(db: Session, worker: str, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
     """Claim up to `limit` due deliveries (oldest due first) for `worker`; return them.
 

@@ -21,6 +21,9 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # APScheduler logs every job run at INFO: several lines a second once the API wakes
+    # the dispatcher. Failures still show (WARNING and up).
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     dispatcher = Dispatcher(rt, build_senders(rt))
     scheduler, dispatch = build_scheduler(rt, dispatcher)
     settings = rt.settings

@@ -358,8 +358,18 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
                 )
         finally:
             server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
-            log.close()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # Keep the evidence: the temporary folder goes away with the server's log.
+                server.kill()
+                kept = ROOT / "var" / "bench" / "serve-did-not-stop.log"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes((var_dir / "serve.log").read_bytes())
+                print(f"the server did not stop within 30 s of SIGINT; its log: {kept}")
+                raise
+            finally:
+                log.close()
 
     def median(rows: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in rows))

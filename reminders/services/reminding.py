@@ -180,6 +180,20 @@ def _session_windows(
     return tuple(windows)
 
 
+def _windows_for(
+    settings: Settings, day: date, tz: str, who: Recipient
+) -> tuple[tuple[str, SendWindow], ...]:
+    """Return (kind, window) of each message for a session on local `day` in `tz`."""
+    return _session_windows(
+        day,
+        who.reminder_time,
+        tz,
+        who.quiet,
+        settings.follow_up_after_min,
+        settings.day_before_reminder,
+    )
+
+
 def reminder_rows(
     settings: Settings,
     now: datetime,
@@ -191,15 +205,7 @@ def reminder_rows(
     rows: list[dict[str, Any]] = []
     horizon = now + LOOKAHEAD
     for session_id, day, tz, who in sessions:
-        windows = _session_windows(
-            day,
-            who.reminder_time,
-            tz,
-            who.quiet,
-            settings.follow_up_after_min,
-            settings.day_before_reminder,
-        )
-        for kind, window in windows:
+        for kind, window in _windows_for(settings, day, tz, who):
             if window.due <= horizon:
                 rows.extend(
                     patient_delivery_rows(
@@ -275,13 +281,20 @@ def reminders_not_yet_written(
         )
     )
     sessions: list[tuple[str, date, str, Recipient]] = []
-    recipients: dict[str, Recipient] = {}
+    # Most sessions found are not due yet (the date window is wide enough for every
+    # zone); whether any of a session's messages falls due soon depends only on these
+    # values, which many sessions share.
+    horizon = now + LOOKAHEAD
+    due_soon: dict[tuple[date, str, str, str | None, str | None], bool] = {}
     for session_id, day, tz, *preferences in db.execute(query):
         patient = _Preferences(*preferences)
-        who = recipients.get(patient.id)
-        if who is None:
-            who = recipients[patient.id] = recipient(patient, settings)
-        sessions.append((session_id, day, tz, who))
+        key = (day, tz, patient.reminder_time, patient.quiet_start, patient.quiet_end)
+        soon = due_soon.get(key)
+        if soon is None:
+            windows = _windows_for(settings, day, tz, recipient(patient, settings))
+            soon = due_soon[key] = any(window.due <= horizon for _, window in windows)
+        if soon:
+            sessions.append((session_id, day, tz, recipient(patient, settings)))
     if not sessions:
         return []
     webhook_clinics = {who.clinic_id for *_, who in sessions if who.channel == "webhook"}
