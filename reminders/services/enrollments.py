@@ -41,6 +41,8 @@ from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.reminding import (
+    PATIENT_FACT_COLUMNS,
+    PatientFacts,
     Recipient,
     lookahead_days,
     recipient,
@@ -72,32 +74,6 @@ def settings_of(enrollment: Enrollment) -> EnrollmentSettings:
         weekdays=weekdays_from_text(enrollment.weekdays),
         body_area=enrollment.body_area,
     )
-
-
-_PATIENT_COLUMNS = (
-    col(Patient.id),
-    col(Patient.clinic_id),
-    col(Patient.timezone),
-    col(Patient.reminder_time),
-    col(Patient.quiet_start),
-    col(Patient.quiet_end),
-    col(Patient.channel),
-    col(Patient.unsubscribed_at),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _PatientFacts:
-    """What enrolling needs to know of a patient, read as plain columns."""
-
-    id: str
-    clinic_id: str
-    timezone: str
-    reminder_time: str
-    quiet_start: str | None
-    quiet_end: str | None
-    channel: str
-    unsubscribed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,18 +211,18 @@ class PreparedEnrollments:
 
 def _read_patients(
     db: Session, patient_ids: list[str], busy: set[tuple[str, str, str | None]]
-) -> dict[str, _PatientFacts]:
+) -> dict[str, PatientFacts]:
     """Return the patients by id, as plain columns (bulk imports read many), and add the
     (patient, protocol, body area) of each active or paused enrollment they have to
     `busy`."""
-    patients: dict[str, _PatientFacts] = {}
+    patients: dict[str, PatientFacts] = {}
     unique = list(dict.fromkeys(patient_ids))
     for chunk_start in range(0, len(unique), 500):
         # Enrollment status is filtered here, not in SQL: given it, SQLite would pick the
         # status index and read every active enrollment of every clinic.
         query = (
             sa.select(
-                *_PATIENT_COLUMNS,
+                *PATIENT_FACT_COLUMNS,
                 col(Enrollment.protocol_id),
                 col(Enrollment.body_area),
                 col(Enrollment.status),
@@ -257,8 +233,8 @@ def _read_patients(
         for found in db.execute(query):
             patient_id = found[0]
             if patient_id not in patients:
-                patients[patient_id] = _PatientFacts(*found[: len(_PATIENT_COLUMNS)])
-            protocol_id, body_area, status = found[len(_PATIENT_COLUMNS) :]
+                patients[patient_id] = PatientFacts(*found[: len(PATIENT_FACT_COLUMNS)])
+            protocol_id, body_area, status = found[len(PATIENT_FACT_COLUMNS) :]
             if status in ("active", "paused"):
                 busy.add((patient_id, protocol_id, body_area))
     return patients

@@ -75,6 +75,33 @@ class DeliveryPreferences(Protocol):
     def quiet_end(self) -> str | None: ...
 
 
+PATIENT_FACT_COLUMNS = (
+    col(Patient.id),
+    col(Patient.clinic_id),
+    col(Patient.timezone),
+    col(Patient.reminder_time),
+    col(Patient.quiet_start),
+    col(Patient.quiet_end),
+    col(Patient.channel),
+    col(Patient.unsubscribed_at),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFacts:
+    """What planning and reminding need of a patient, read as plain columns
+    (PATIENT_FACT_COLUMNS) where many patients are read at once."""
+
+    id: str
+    clinic_id: str
+    timezone: str
+    reminder_time: str
+    quiet_start: str | None
+    quiet_end: str | None
+    channel: str
+    unsubscribed_at: datetime | None
+
+
 def recipient(patient: DeliveryPreferences, settings: Settings) -> Recipient:
     """Return the patient's delivery preferences, with the operator's quiet hours as the
     default."""
@@ -264,7 +291,7 @@ def reminders_not_yet_written(
             col(TreatmentSession.id),
             col(TreatmentSession.local_date),
             col(TreatmentSession.timezone),
-            *(col(getattr(Patient, name)) for name in _PREFERENCES),
+            *PATIENT_FACT_COLUMNS,
         )
         .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
         .join(Patient, col(Patient.id) == Enrollment.patient_id)
@@ -287,7 +314,7 @@ def reminders_not_yet_written(
     horizon = now + LOOKAHEAD
     due_soon: dict[tuple[date, str, str, str | None, str | None], bool] = {}
     for session_id, day, tz, *preferences in db.execute(query):
-        patient = _Preferences(*preferences)
+        patient = PatientFacts(*preferences)
         key = (day, tz, patient.reminder_time, patient.quiet_start, patient.quiet_end)
         soon = due_soon.get(key)
         if soon is None:
@@ -300,21 +327,6 @@ def reminders_not_yet_written(
     webhook_clinics = {who.clinic_id for *_, who in sessions if who.channel == "webhook"}
     endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
     return reminder_rows(settings, now, sessions, endpoints)
-
-
-_PREFERENCES = ("id", "clinic_id", "channel", "reminder_time", "quiet_start", "quiet_end")
-
-
-@dataclass(frozen=True, slots=True)
-class _Preferences:
-    """A patient's delivery preferences, read as plain columns (`_PREFERENCES`)."""
-
-    id: str
-    clinic_id: str
-    channel: str
-    reminder_time: str
-    quiet_start: str | None
-    quiet_end: str | None
 
 
 def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[TreatmentSession]:
