@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
+
+# alembic is imported where migrations run: it takes a seventh of a second to import, and
+# every process imports this module (a bulk import's writer process is waited for).
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -89,6 +92,8 @@ def session_scope(engine: sa.Engine, *, write: bool = True) -> Iterator[Session]
 
 def alembic_config(url: str) -> Config:
     """Return an alembic configuration for `url`, with no alembic.ini needed."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = url
@@ -97,6 +102,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema. Safe to run again."""
+    from alembic import command
+
     engine = create_db_engine(url)
     try:
         with engine.begin() as connection:

@@ -209,6 +209,22 @@ class PreparedEnrollments:
     inserts: list[PreparedInsert]
 
 
+# Enrollment status is filtered in Python, not in SQL: given it, SQLite would pick the
+# status index and read every active enrollment of every clinic. Built once: a bulk
+# import runs it for every batch.
+_PATIENTS_WITH_TREATMENTS = (
+    sa.select(
+        *PATIENT_FACT_COLUMNS,
+        col(Enrollment.protocol_id),
+        col(Enrollment.body_area),
+        col(Enrollment.status),
+    )
+    .outerjoin(Enrollment, col(Enrollment.patient_id) == Patient.id)
+    .where(col(Patient.id).in_(sa.bindparam("ids", expanding=True)))
+)
+_READ_CHUNK = 2000
+
+
 def _read_patients(
     db: Session, patient_ids: list[str], busy: set[tuple[str, str, str | None]]
 ) -> dict[str, PatientFacts]:
@@ -217,20 +233,9 @@ def _read_patients(
     `busy`."""
     patients: dict[str, PatientFacts] = {}
     unique = list(dict.fromkeys(patient_ids))
-    for chunk_start in range(0, len(unique), 500):
-        # Enrollment status is filtered here, not in SQL: given it, SQLite would pick the
-        # status index and read every active enrollment of every clinic.
-        query = (
-            sa.select(
-                *PATIENT_FACT_COLUMNS,
-                col(Enrollment.protocol_id),
-                col(Enrollment.body_area),
-                col(Enrollment.status),
-            )
-            .outerjoin(Enrollment, col(Enrollment.patient_id) == Patient.id)
-            .where(col(Patient.id).in_(unique[chunk_start : chunk_start + 500]))
-        )
-        for found in db.execute(query):
+    for chunk_start in range(0, len(unique), _READ_CHUNK):
+        chunk = {"ids": unique[chunk_start : chunk_start + _READ_CHUNK]}
+        for found in db.execute(_PATIENTS_WITH_TREATMENTS, chunk):
             patient_id = found[0]
             if patient_id not in patients:
                 patients[patient_id] = PatientFacts(*found[: len(PATIENT_FACT_COLUMNS)])
