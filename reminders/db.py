@@ -277,12 +277,14 @@ def insert_ignore(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> 
 
 
 class InsertWriter:
-    """A process of its own that runs batches of prepared inserts, each batch in one
-    transaction, while the caller prepares the next batch.
+    """A process of its own that runs batches of prepared inserts in the order sent,
+    each batch in one transaction, while the caller prepares the next ones.
 
     A process, not a thread: SQLite releases the GIL only while it steps, and a writer
-    thread takes it back for every row, so the two would barely overlap. Use it as a
-    context manager; leaving waits for the batches sent.
+    thread takes it back for every row, so the two would barely overlap. Once a batch
+    fails, the writer refuses every batch after it, so what is written is always the
+    batches sent before the failure. Use it as a context manager; leaving waits for the
+    batches sent.
     """
 
     def __init__(self, database_url: str) -> None:
@@ -307,8 +309,13 @@ class InsertWriter:
         self._pool.shutdown(wait=True)
 
 
-# The writer process's own engine, made when it starts.
+class EarlierBatchFailed(Exception):
+    """A batch not written because one sent before it failed."""
+
+
+# The writer process's own engine, made when it starts, and whether a batch failed.
 _writer_engine: sa.Engine | None = None
+_writer_failed = False
 
 
 def _start_writer(database_url: str) -> None:
@@ -317,10 +324,17 @@ def _start_writer(database_url: str) -> None:
 
 
 def _write_batch(pickled: bytes) -> None:
+    global _writer_failed
     assert _writer_engine is not None, "runs in a process started by _start_writer"
-    with collector_paused(), session_scope(_writer_engine) as db:
-        for insert in pickle.loads(pickled):
-            run_insert(db, insert)
+    if _writer_failed:
+        raise EarlierBatchFailed("not written: a batch sent before it failed")
+    try:
+        with collector_paused(), session_scope(_writer_engine) as db:
+            for insert in pickle.loads(pickled):
+                run_insert(db, insert)
+    except BaseException:
+        _writer_failed = True
+        raise
 
 
 @contextmanager

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import reminders.models  # noqa: F401  (registers the tables)
 from reminders import db as database
+from reminders.models import Clinic, utcnow
 from reminders.settings import Settings
 
 pytestmark = pytest.mark.both_databases
@@ -33,3 +33,53 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(engine: sa.Engi
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 1000
+
+
+def _clinic_row(clinic_id: str) -> dict[str, object]:
+    return {
+        "id": clinic_id,
+        "name": f"Clinic {clinic_id}",
+        "api_key_hash": f"hash-{clinic_id}",
+        "alert_email": None,
+        "webhook_include_names": False,
+        "created_at": utcnow(),
+    }
+
+
+def _clinic_ids(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(sa.select(Clinic.id)).scalars())  # type: ignore[call-overload]
+
+
+def test_insert_writer_writes_batches_in_order_each_in_one_transaction(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    with database.InsertWriter(settings.database_url) as writer:
+        sent = [
+            writer.submit([database.prepare_row_insert(engine.dialect, Clinic, rows)])
+            for rows in ([_clinic_row("a"), _clinic_row("b")], [_clinic_row("c")])
+        ]
+        for future in sent:
+            future.result()
+    assert _clinic_ids(engine) == ["a", "b", "c"]
+
+
+def test_insert_writer_refuses_every_batch_after_a_failed_one(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    batches = [
+        [_clinic_row("a")],
+        [_clinic_row("b"), _clinic_row("a")],  # "a" again: the whole batch fails
+        [_clinic_row("c")],
+    ]
+    with database.InsertWriter(settings.database_url) as writer:
+        sent = [
+            writer.submit([database.prepare_row_insert(engine.dialect, Clinic, rows)])
+            for rows in batches
+        ]
+        sent[0].result()
+        with pytest.raises(sa.exc.IntegrityError):
+            sent[1].result()
+        with pytest.raises(database.EarlierBatchFailed):
+            sent[2].result()
+    assert _clinic_ids(engine) == ["a"]

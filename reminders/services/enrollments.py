@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -401,8 +402,10 @@ def enroll_in_batches(
     ids: list[str] = []
     taken: set[tuple[str, str, str | None]] = set()
     position = 0
+    # A few batches may wait for the writer: it starts slower than the first batch is
+    # prepared, and catches up after.
+    in_flight: deque[tuple[Future[None], list[str]]] = deque()
     with InsertWriter(rt.settings.database_url) as writer:
-        writing: tuple[Future[None], list[str]] | None = None
         try:
             pending = iter(batches)
             while True:
@@ -414,17 +417,30 @@ def enroll_in_batches(
                         prepared = prepare_enrollments(
                             db, rt, clinic_id, batch, now, first_position=position, taken=taken
                         )
-                    sent = writer.submit(prepared.inserts)
+                    in_flight.append((writer.submit(prepared.inserts), prepared.ids))
                 position += len(batch)
-                if writing is not None:
-                    writing[0].result()
-                    ids.extend(writing[1])
-                writing = sent, prepared.ids
+                while len(in_flight) > _BATCHES_IN_FLIGHT:
+                    ids.extend(_written(in_flight.popleft()))
         finally:
-            if writing is not None:
-                writing[0].result()
-                ids.extend(writing[1])
+            # Every batch sent is waited for; the first failure is what is raised.
+            failure: BaseException | None = None
+            while in_flight:
+                try:
+                    ids.extend(_written(in_flight.popleft()))
+                except Exception as error:
+                    failure = failure or error
+            if failure is not None:
+                raise failure
     return ids
+
+
+_BATCHES_IN_FLIGHT = 3
+
+
+def _written(sent: tuple[Future[None], list[str]]) -> list[str]:
+    """Wait for a batch sent to the writer; return its enrollment ids."""
+    sent[0].result()
+    return sent[1]
 
 
 def enroll(
