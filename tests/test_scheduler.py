@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Clinic, Delivery
+from reminders.models import Clinic
 from reminders.runtime import Runtime
 from reminders.scheduler import JOB_DEFAULTS, build_scheduler
+from reminders.services.reminding import alert_clinic
 from tests.conftest import make_clinic
 from tests.processes import wait_for
 from tests.servers import SmtpRecorder
@@ -28,17 +29,7 @@ def test_dispatch_wakes_for_the_next_due_delivery_not_its_tick(
     rt_clinic.alert_email = "nurse@clinic.example.org"
     db.add(rt_clinic)
     due = datetime.now(UTC) + timedelta(seconds=1.5)
-    db.add(
-        Delivery(
-            clinic_id=clinic,
-            kind="clinic_alert",
-            channel="email",
-            target=clinic,
-            due_at=due,
-            next_attempt_at=due,
-            payload='{"subject": "Due soon", "text": "A test alert."}',
-        )
-    )
+    alert_clinic(db, clinic, "Due soon", "A test alert.", due)
     db.commit()
     scheduler, _job = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
     scheduler.start()

@@ -495,7 +495,11 @@ _STORED_SESSIONS = (
 
 
 def _stored_sessions(db: Session, enrollment_id: str) -> list[_Stored]:
-    """Return an enrollment's sessions as plain columns, oldest date first."""
+    """Return an enrollment's sessions as plain columns, oldest date first.
+
+    `sessions_of` gives ORM rows; re-planning runs on every confirmation and needs only
+    these columns, which cost a fraction to read. It reads through the session, so
+    changes made through the ORM (a status, a new session) are flushed and read back."""
     found = db.execute(_STORED_SESSIONS, {"enrollment_id": enrollment_id})
     return [_Stored._make(row) for row in found]
 
@@ -523,8 +527,6 @@ def replan(
         raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
     patient = patient or db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
-    # Changes made through the ORM (a status, a new session) are read back as stored.
-    db.flush()
     today = local_today(now, patient.timezone)
     rows = _stored_sessions(db, enrollment.id)
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]

@@ -317,11 +317,13 @@ def reminders_not_yet_written(
         patient = PatientFacts(*preferences)
         key = (day, tz, patient.reminder_time, patient.quiet_start, patient.quiet_end)
         soon = due_soon.get(key)
+        who = None
         if soon is None:
-            windows = _windows_for(settings, day, tz, recipient(patient, settings))
+            who = recipient(patient, settings)
+            windows = _windows_for(settings, day, tz, who)
             soon = due_soon[key] = any(window.due <= horizon for _, window in windows)
         if soon:
-            sessions.append((session_id, day, tz, recipient(patient, settings)))
+            sessions.append((session_id, day, tz, who or recipient(patient, settings)))
     if not sessions:
         return []
     webhook_clinics = {who.clinic_id for *_, who in sessions if who.channel == "webhook"}
