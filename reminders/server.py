@@ -42,7 +42,15 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
             wake=dispatch.wake,
         )
         log.info("API on http://%s:%d", settings.http_host, settings.http_port)
-        uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
+        # httptools parses HTTP in C: an eighth less server time per confirmation than
+        # the pure-Python h11 (scripts/bench api).
+        uvicorn.run(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            http="httptools",
+            log_level="info",
+        )
         return
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

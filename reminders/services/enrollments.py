@@ -21,8 +21,10 @@ from reminders.db import (
     insert_tuples,
     prepare_insert,
     prepare_row_insert,
+    read_columns,
     run_insert,
     session_scope,
+    table_of,
     update_rows,
     write_columns,
 )
@@ -487,10 +489,11 @@ class _Stored(NamedTuple):
     timezone: str
 
 
+_SESSIONS = table_of(TreatmentSession).c
 _STORED_SESSIONS = (
-    sa.select(*(col(getattr(TreatmentSession, name)) for name in _Stored._fields))
-    .where(col(TreatmentSession.enrollment_id) == sa.bindparam("enrollment_id"))
-    .order_by(col(TreatmentSession.local_date))
+    sa.select(*(_SESSIONS[name] for name in _Stored._fields))
+    .where(_SESSIONS.enrollment_id == sa.bindparam("enrollment_id"))
+    .order_by(_SESSIONS.local_date)
 )
 
 
@@ -498,9 +501,9 @@ def _stored_sessions(db: Session, enrollment_id: str) -> list[_Stored]:
     """Return an enrollment's sessions as plain columns, oldest date first.
 
     `sessions_of` gives ORM rows; re-planning runs on every confirmation and needs only
-    these columns, which cost a fraction to read. It reads through the session, so
-    changes made through the ORM (a status, a new session) are flushed and read back."""
-    found = db.execute(_STORED_SESSIONS, {"enrollment_id": enrollment_id})
+    these columns, which cost a fraction to read. Changes made through the ORM (a status,
+    a new session) are flushed first, so they are read back."""
+    found = read_columns(db, _STORED_SESSIONS, {"enrollment_id": enrollment_id})
     return [_Stored._make(row) for row in found]
 
 

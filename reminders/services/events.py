@@ -17,7 +17,7 @@ from sqlmodel import Session
 from reminders.db import insert_ignore
 from reminders.ids import new_id
 from reminders.models import Clinic, Delivery, Patient
-from reminders.services.reminding import endpoints_by_clinic, subscribed
+from reminders.services.reminding import clinic_endpoints, subscribed
 
 # Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
 # clinic's systems, e.g. to SMS) and events about the patient for the clinic.
@@ -56,9 +56,7 @@ def emit(
 ) -> None:
     """Queue `event` to every enabled endpoint of the clinic that takes it. `data` may
     be a function, called only if some endpoint wants the event."""
-    endpoints = [
-        e for e in endpoints_by_clinic(db, {clinic_id}).get(clinic_id, []) if subscribed(e, event)
-    ]
+    endpoints = [e for e in clinic_endpoints(db, clinic_id) if subscribed(e, event)]
     if not endpoints:
         return
     payload = json.dumps(data() if callable(data) else data, sort_keys=True, default=str)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_ignore
+from reminders.db import insert_ignore, read_columns, table_of
 from reminders.ids import new_id
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
@@ -123,25 +123,39 @@ class Subscription:
     events: frozenset[str]
 
 
-# Built once: every event asks.
-_ENABLED_ENDPOINTS = sa.select(
-    col(WebhookEndpoint.id), col(WebhookEndpoint.clinic_id), col(WebhookEndpoint.events)
-).where(
-    col(WebhookEndpoint.clinic_id).in_(sa.bindparam("clinic_ids", expanding=True)),
-    col(WebhookEndpoint.enabled).is_(True),
+# Built once: every event asks. Table columns keep them plain Core reads.
+_ENDPOINTS = table_of(WebhookEndpoint).c
+_ENABLED_ENDPOINTS = sa.select(_ENDPOINTS.id, _ENDPOINTS.clinic_id, _ENDPOINTS.events).where(
+    _ENDPOINTS.enabled.is_(True)
+)
+_ENABLED_ENDPOINTS_OF_CLINICS = _ENABLED_ENDPOINTS.where(
+    _ENDPOINTS.clinic_id.in_(sa.bindparam("clinic_ids", expanding=True))
+)
+# One clinic is the common case (every event); an expanding IN costs a recompile.
+_ENABLED_ENDPOINTS_OF_CLINIC = _ENABLED_ENDPOINTS.where(
+    _ENDPOINTS.clinic_id == sa.bindparam("clinic_id")
 )
 
 
+def _subscription(endpoint_id: str, clinic_id: str, events: str) -> Subscription:
+    return Subscription(endpoint_id, clinic_id, frozenset(e.strip() for e in events.split(",")))
+
+
 def endpoints_by_clinic(db: Session, clinic_ids: set[str]) -> dict[str, list[Subscription]]:
-    """Return each clinic's enabled webhook endpoints (plain columns: every event asks)."""
+    """Return each clinic's enabled webhook endpoints."""
     found: dict[str, list[Subscription]] = defaultdict(list)
     ids = sorted(clinic_ids)
     for start in range(0, len(ids), _IN_CHUNKS):
         chunk = {"clinic_ids": ids[start : start + _IN_CHUNKS]}
-        for endpoint_id, clinic_id, events in db.execute(_ENABLED_ENDPOINTS, chunk):
-            wanted = frozenset(e.strip() for e in events.split(","))
-            found[clinic_id].append(Subscription(endpoint_id, clinic_id, wanted))
+        for row in read_columns(db, _ENABLED_ENDPOINTS_OF_CLINICS, chunk):
+            found[row.clinic_id].append(_subscription(row.id, row.clinic_id, row.events))
     return found
+
+
+def clinic_endpoints(db: Session, clinic_id: str) -> list[Subscription]:
+    """Return one clinic's enabled webhook endpoints."""
+    found = read_columns(db, _ENABLED_ENDPOINTS_OF_CLINIC, {"clinic_id": clinic_id})
+    return [_subscription(row.id, row.clinic_id, row.events) for row in found]
 
 
 def subscribed(endpoint: Subscription, event: str) -> bool:
@@ -364,10 +378,8 @@ def _notice_rows(
         who.quiet,
     )
     window = SendWindow(window.due, now + NOTICE_USEFUL)
-    endpoints = endpoints_by_clinic(db, {who.clinic_id}) if who.channel == "webhook" else {}
-    return patient_delivery_rows(
-        who, kind, session.id, window, now, endpoints.get(who.clinic_id, []), payload
-    )
+    endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
+    return patient_delivery_rows(who, kind, session.id, window, now, endpoints, payload)
 
 
 def missed_notice_rows(
@@ -430,10 +442,8 @@ def snooze(
     )
     if not window.useful:
         return None
-    endpoints = endpoints_by_clinic(db, {who.clinic_id}) if who.channel == "webhook" else {}
-    rows = patient_delivery_rows(
-        who, "snooze", session.id, window, now, endpoints.get(who.clinic_id, [])
-    )
+    endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
+    rows = patient_delivery_rows(who, "snooze", session.id, window, now, endpoints)
     insert_ignore(db, Delivery, rows)
     return window.due
 
