@@ -51,6 +51,26 @@ def _clinic_ids(engine: sa.Engine) -> list[str]:
         return sorted(connection.execute(sa.select(Clinic.id)).scalars())  # type: ignore[call-overload]
 
 
+def test_detached_row_is_untracked_and_write_columns_changes_row_and_object(
+    engine: sa.Engine,
+) -> None:
+    with database.session_scope(engine) as db:
+        database.insert_rows(db, Clinic, [_clinic_row("a")])
+    table = database.table_of(Clinic)
+    with database.session_scope(engine) as db:
+        found = database.read_columns(db, sa.select(table).where(table.c.id == "a")).one()
+        clinic = database.detached(Clinic, tuple(table.c.keys()), found)
+        assert (clinic.id, clinic.name) == ("a", "Clinic a")
+        assert sa.inspect(clinic).detached
+        clinic.name = "not saved: nothing tracks a detached object"
+        database.write_columns(db, clinic, alert_email="desk@clinic.example.org")
+        assert clinic.alert_email == "desk@clinic.example.org"
+    with database.session_scope(engine) as db:
+        stored = db.get(Clinic, "a")
+        assert stored is not None
+        assert (stored.name, stored.alert_email) == ("Clinic a", "desk@clinic.example.org")
+
+
 def test_insert_writer_writes_batches_in_order_each_in_one_transaction(
     settings: Settings, engine: sa.Engine
 ) -> None:

@@ -7,9 +7,9 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from reminders.db import write_columns
+from reminders.db import detached, read_columns, table_of, write_columns
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
 from reminders.planner import Plan
@@ -21,27 +21,44 @@ from reminders.services.events import emit, patient_data
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+_SESSIONS, _ENROLLMENTS, _PATIENTS = (
+    table_of(TreatmentSession),
+    table_of(Enrollment),
+    table_of(Patient),
+)
 # Built once: confirmations run it on every request, and building a statement costs
 # more than running it.
 _SESSION_WITH_ENROLLMENT = (
-    select(TreatmentSession, Enrollment, Patient)
-    .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
-    .join(Patient, col(Patient.id) == Enrollment.patient_id)
-    .where(col(TreatmentSession.id) == sa.bindparam("session_id"))
+    sa.select(_SESSIONS, _ENROLLMENTS, _PATIENTS)
+    .select_from(
+        _SESSIONS.join(_ENROLLMENTS, _ENROLLMENTS.c.id == _SESSIONS.c.enrollment_id).join(
+            _PATIENTS, _PATIENTS.c.id == _ENROLLMENTS.c.patient_id
+        )
+    )
+    .where(_SESSIONS.c.id == sa.bindparam("session_id"))
+)
+_SESSION_KEYS, _ENROLLMENT_KEYS, _PATIENT_KEYS = (
+    tuple(table.c.keys()) for table in (_SESSIONS, _ENROLLMENTS, _PATIENTS)
 )
 
 
 def get_session(
     db: Session, clinic_id: str | None, session_id: str
 ) -> tuple[TreatmentSession, Enrollment, Patient]:
-    """Return the session, its enrollment and patient, read in one query; raise NotFound
-    if missing or another clinic's."""
-    found = db.exec(_SESSION_WITH_ENROLLMENT, params={"session_id": session_id}).first()
+    """Return the session, its enrollment and patient, read in one query, as detached
+    objects (`db.detached`: every confirmation reads them, and the ORM's loading cost
+    more than the query); change them with `write_columns`. Raise NotFound if missing
+    or another clinic's."""
+    found = read_columns(db, _SESSION_WITH_ENROLLMENT, {"session_id": session_id}).first()
     if found is None:
         raise NotFound("session", session_id)
-    session, enrollment, patient = found
+    enrollment_at = len(_SESSION_KEYS)
+    patient_at = enrollment_at + len(_ENROLLMENT_KEYS)
+    enrollment = detached(Enrollment, _ENROLLMENT_KEYS, found[enrollment_at:patient_at])
     if clinic_id is not None and enrollment.clinic_id != clinic_id:
         raise NotFound("session", session_id)
+    session = detached(TreatmentSession, _SESSION_KEYS, found[:enrollment_at])
+    patient = detached(Patient, _PATIENT_KEYS, found[patient_at:])
     return session, enrollment, patient
 
 
