@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from reminders.api.deps import ApiKeys
+from reminders.api.deps import ApiKeys, WriteTurns
 from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.routes import enrollments, ops, pages, patients, protocols, webhooks
 from reminders.runtime import Runtime
@@ -59,6 +59,7 @@ def create_app(
     )
     app.state.runtime = rt
     app.state.api_keys = ApiKeys(rt)
+    app.state.write_turns = WriteTurns()
     app.state.scheduler_running = scheduler_running
     app.state.wake = wake
     install_error_handlers(app)

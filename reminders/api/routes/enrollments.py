@@ -34,7 +34,7 @@ async def change_enrollment(
     now: NowDep,
 ) -> EnrollmentPublic:
     """Pause (no sessions, no reminders), resume (plan again from today) or withdraw."""
-    with tx.write() as db:
+    async with tx.write() as db:
         enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
         return reading.enrollment_view(db, clinic.id, enrollment_id, now)
 
@@ -64,7 +64,7 @@ async def confirm(
 ) -> SessionPublic:
     """Record a session as done (e.g. in the clinic), with what was measured; re-plans.
     Confirming twice changes nothing."""
-    with tx.write() as db:
+    async with tx.write() as db:
         session, _ = sessions.confirm_session(
             db, rt, clinic.id, session_id, body or SessionReport(), now
         )
@@ -81,7 +81,7 @@ async def skip(
     body: SkipRequest | None = None,
 ) -> SessionPublic:
     """Record that a session will not be done; re-plans."""
-    with tx.write() as db:
+    async with tx.write() as db:
         reason = body.reason if body else None
         session, _ = sessions.skip_session(db, rt, clinic.id, session_id, reason, now)
         return SessionPublic.of(session)

@@ -128,7 +128,7 @@ async def confirm_from_link(
             "The symptom score must be 1 to 4 and the current a number of mA (0 to 30).",
             status=422,
         )
-    with tx.write() as db:
+    async with tx.write() as db:
         found = _session_for(db, token, now)
         if found is None:
             return _expired()
@@ -145,7 +145,7 @@ async def skip_from_link(
     """Record that the session will not be done; the plan finds the next possible day."""
     reason = (form.get("reason") or "").strip()[:500] or None
     try:
-        with tx.write() as db:
+        async with tx.write() as db:
             found = _session_for(db, token, now)
             if found is None:
                 return _expired()
@@ -164,7 +164,7 @@ async def snooze_from_link(
     token: str, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
 ) -> HTMLResponse:
     """Remind again later today, if quiet hours and the day leave time."""
-    with tx.write() as db:
+    async with tx.write() as db:
         found = _session_for(db, token, now)
         if found is None:
             return _expired()
@@ -192,7 +192,7 @@ def unsubscribe_page(token: str, tx: TransactionsDep, now: NowDep) -> HTMLRespon
 @router.post("/u/{token}", response_class=HTMLResponse)
 async def unsubscribe(token: str, tx: TransactionsDep, now: NowDep) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058): no more messages, and the clinic is told."""
-    with tx.write() as db:
+    async with tx.write() as db:
         row = find_token(db, token, "unsubscribe", now)
         if row is None:
             return _expired()

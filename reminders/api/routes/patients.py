@@ -52,7 +52,7 @@ async def create_patient(
     body: PatientCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> PatientPublic:
     """Add a patient to the calling clinic."""
-    with tx.write() as db:
+    async with tx.write() as db:
         default = rt.settings.default_reminder_time
         patient = patients.add_patient(db, clinic.id, body, default_reminder_time=default)
         return PatientPublic.of(patient)
@@ -87,7 +87,7 @@ async def update_patient(
     now: NowDep,
 ) -> PatientPublic:
     """Change a patient; reminders follow a new time zone, time, quiet hours or channel."""
-    with tx.write() as db:
+    async with tx.write() as db:
         return PatientPublic.of(patients.update_patient(db, rt, clinic.id, patient_id, body, now))
 
 
@@ -102,7 +102,7 @@ async def enroll(
 ) -> EnrollmentPublic:
     """Enroll the patient in a protocol. A contraindication found in the screening refuses
     the enrollment (422 naming it) unless `override_reason` says why to go ahead."""
-    with tx.write() as db:
+    async with tx.write() as db:
         enrollment = enrollments.enroll(db, rt, clinic.id, patient_id, body, now)
         return reading.enrollment_view(db, clinic.id, enrollment.id, now)
 

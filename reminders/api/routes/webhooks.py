@@ -19,7 +19,7 @@ async def create_endpoint(
     body: WebhookEndpointCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> WebhookEndpointPublic:
     """Register a receiver. The answer holds its signing secret, shown only this once."""
-    with tx.write() as db:
+    async with tx.write() as db:
         endpoint = webhooks.add_endpoint(
             db, rt.settings, clinic.id, body.url, ",".join(body.events)
         )
@@ -36,7 +36,7 @@ def list_endpoints(clinic: ClinicDep, tx: TransactionsDep) -> list[WebhookEndpoi
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_endpoint(endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Response:
     """Remove a receiver; what was still waiting to go to it is cancelled."""
-    with tx.write() as db:
+    async with tx.write() as db:
         webhooks.delete_endpoint(db, clinic.id, endpoint_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -46,7 +46,7 @@ async def rotate_secret(
     endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
 ) -> WebhookEndpointPublic:
     """A new secret (shown once); the old one also signs for 24 hours."""
-    with tx.write() as db:
+    async with tx.write() as db:
         endpoint = webhooks.rotate_secret(db, clinic.id, endpoint_id, now)
         return WebhookEndpointPublic.of(endpoint, with_secret=True)
 
