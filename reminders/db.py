@@ -373,7 +373,7 @@ def _write_batch(pickled: bytes) -> None:
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a bulk batch is made or written.
+    """Pause Python's cyclic garbage collector while a bulk import runs.
 
     A batch makes hundreds of thousands of tuples and dicts that reference counting
     frees; the collector would scan them over and over while they live (a fifth of the

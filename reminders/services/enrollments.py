@@ -407,19 +407,17 @@ def enroll_in_batches(
     # A few batches may wait for the writer: it starts slower than the first batch is
     # prepared, and catches up after.
     in_flight: deque[tuple[Future[None], list[str]]] = deque()
-    with InsertWriter(rt.settings.database_url) as writer:
+    # The collector stays paused for the whole import: resumed between batches, it
+    # scanned each batch's rows while the caller still held them, a tenth of this
+    # process's time. What cycles the import leaves are collected after it.
+    with InsertWriter(rt.settings.database_url) as writer, collector_paused():
         try:
-            pending = iter(batches)
-            while True:
-                with collector_paused():
-                    batch = next(pending, None)
-                    if batch is None:
-                        break
-                    with session_scope(rt.engine, write=False) as db:
-                        prepared = prepare_enrollments(
-                            db, rt, clinic_id, batch, now, first_position=position, taken=taken
-                        )
-                    in_flight.append((writer.submit(prepared.inserts), prepared.ids))
+            for batch in batches:
+                with session_scope(rt.engine, write=False) as db:
+                    prepared = prepare_enrollments(
+                        db, rt, clinic_id, batch, now, first_position=position, taken=taken
+                    )
+                in_flight.append((writer.submit(prepared.inserts), prepared.ids))
                 position += len(batch)
                 while len(in_flight) > _BATCHES_IN_FLIGHT:
                     ids.extend(_written(in_flight.popleft()))
