@@ -42,6 +42,8 @@ class DispatchJob:
         self._lock = threading.Lock()
         self._running = False
         self._again = False
+        self._aiming = threading.Lock()
+        self._closed = False
 
     def __call__(self) -> None:
         with self._lock:
@@ -69,16 +71,29 @@ class DispatchJob:
                 return
         self._aim(at or self.clock() + _WAKE_COALESCE)
 
+    def close(self) -> None:
+        """Stop asking the scheduler anything; return once no such request is under way.
+
+        APScheduler 3's `shutdown(wait=True)` holds the job store lock while it waits for
+        running jobs, so a run that aimed its successor then would wait for that lock
+        forever, and so would the shutdown (seen as `serve` ignoring Ctrl-C under load).
+        """
+        with self._aiming:
+            self._closed = True
+
     def _aim(self, due: datetime | None) -> None:
         if due is None:
             return
-        job = self.scheduler.get_job("dispatch")
-        if job is None or job.next_run_time is None:
-            return
-        soonest = self.clock() + _WAKE_MARGIN
-        when = max(due, soonest)
-        if when < job.next_run_time:
-            self.scheduler.modify_job("dispatch", next_run_time=when)
+        with self._aiming:
+            if self._closed:
+                return
+            job = self.scheduler.get_job("dispatch")
+            if job is None or job.next_run_time is None:
+                return
+            soonest = self.clock() + _WAKE_MARGIN
+            when = max(due, soonest)
+            if when < job.next_run_time:
+                self.scheduler.modify_job("dispatch", next_run_time=when)
 
 
 def build_scheduler(
@@ -124,3 +139,9 @@ def build_scheduler(
         housekeeping, "interval", seconds=HOUSEKEEPING_EVERY.total_seconds(), id="housekeeping"
     )
     return scheduler, dispatch
+
+
+def stop_scheduler(scheduler: BackgroundScheduler, dispatch: DispatchJob) -> None:
+    """Stop the scheduler after the jobs under way finish (they are not cut off)."""
+    dispatch.close()
+    scheduler.shutdown(wait=True)

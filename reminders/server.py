@@ -11,7 +11,7 @@ import uvicorn
 from reminders.api import create_app
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.runtime import Runtime
-from reminders.scheduler import build_scheduler
+from reminders.scheduler import build_scheduler, stop_scheduler
 
 log = logging.getLogger("reminders")
 
@@ -37,7 +37,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         app = create_app(
             rt,
             on_start=scheduler.start,
-            on_stop=lambda: scheduler.shutdown(wait=True),
+            on_stop=lambda: stop_scheduler(scheduler, dispatch),
             scheduler_running=lambda: bool(scheduler.running),
             wake=dispatch.wake,
         )
@@ -58,5 +58,5 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     scheduler.start()
     log.info("worker running (Ctrl-C stops)")
     stop.wait()
-    scheduler.shutdown(wait=True)
+    stop_scheduler(scheduler, dispatch)
     log.info("worker stopped")

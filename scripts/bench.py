@@ -311,6 +311,7 @@ def _load(
     return {
         "requests": len(every),
         "errors": sum(errors),
+        "seconds": elapsed,
         "per_s": len(every) / elapsed,
         "p50_ms": every[len(every) // 2] * 1000 if every else None,
         "p99_ms": every[int(len(every) * 0.99)] * 1000 if every else None,
@@ -349,6 +350,12 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
                 trivials.append(_load(base, key, args.seconds, args.clients, None))
                 share = sessions[run :: args.runs]
                 confirms.append(_load(base, key, args.seconds, args.clients, share))
+                if confirms[-1]["seconds"] < 0.95 * args.seconds:
+                    print(
+                        f"run {run + 1} ran out of sessions after {confirms[-1]['seconds']:.0f} s; "
+                        "give more --enrollments",
+                        flush=True,
+                    )
                 print(
                     f"run {run + 1}/{args.runs}: confirm {confirms[-1]['per_s']:.0f}/s "
                     f"p50 {confirms[-1]['p50_ms']:.1f} ms p99 {confirms[-1]['p99_ms']:.1f} ms "
@@ -708,7 +715,8 @@ def main() -> None:
     api.add_argument("--clients", type=int, default=16)
     api.add_argument("--seconds", type=float, default=30.0)
     api.add_argument("--runs", type=int, default=3)
-    api.add_argument("--enrollments", type=int, default=30_000)
+    # Enough sessions today for every run to last its full time at up to 1,000/s.
+    api.add_argument("--enrollments", type=int, default=90_000)
     dispatch = sub.add_parser("dispatch", help="a burst of due reminders vs bare send loops")
     dispatch.add_argument("--webhooks", type=int, default=20_000)
     dispatch.add_argument("--emails", type=int, default=5_000)

@@ -1,8 +1,10 @@
 """The scheduler's dispatch job wakes for the next due delivery rather than waiting for
-its tick, so a reminder leaves within about a second of its due instant."""
+its tick, so a reminder leaves within about a second of its due instant; stopping waits
+for the jobs under way and never hangs."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -11,11 +13,13 @@ from sqlmodel import Session
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.models import Clinic
 from reminders.runtime import Runtime
-from reminders.scheduler import JOB_DEFAULTS, build_scheduler
+from reminders.scheduler import JOB_DEFAULTS, build_scheduler, stop_scheduler
+from reminders.services import webhooks
+from reminders.services.events import emit
 from reminders.services.reminding import alert_clinic
 from tests.conftest import make_clinic
 from tests.processes import wait_for
-from tests.servers import SmtpRecorder
+from tests.servers import SmtpRecorder, WebhookReceiver
 
 
 def test_dispatch_wakes_for_the_next_due_delivery_not_its_tick(
@@ -31,12 +35,35 @@ def test_dispatch_wakes_for_the_next_due_delivery_not_its_tick(
     due = datetime.now(UTC) + timedelta(seconds=1.5)
     alert_clinic(db, clinic, "Due soon", "A test alert.", due)
     db.commit()
-    scheduler, _job = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
+    scheduler, job = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
     scheduler.start()
     try:
         wait_for(lambda: len(smtp.messages) == 1, 10, "the alert")
         arrived = time.time()
     finally:
-        scheduler.shutdown(wait=True)
+        stop_scheduler(scheduler, job)
     assert 0 <= arrived - due.timestamp() < 1.0
     assert JOB_DEFAULTS == {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+
+
+def test_stopping_while_a_dispatch_runs_waits_for_it_and_returns(
+    db: Session, rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    # APScheduler 3 holds its job store lock while shutdown(wait=True) waits for running
+    # jobs; the dispatch job, aiming its next run as it ends, would wait for that lock.
+    rt.settings.sweep_interval_s = 3600
+    clinic = make_clinic(db)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    now = datetime.now(UTC)
+    emit(db, clinic, "session.confirmed", {"session_id": "s1"}, now)
+    emit(db, clinic, "session.confirmed", {"session_id": "s2"}, now + timedelta(hours=1))
+    db.commit()
+    receiver.delay_s = 1.0
+    scheduler, dispatch = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
+    scheduler.start()
+    time.sleep(0.4)  # the dispatch job runs at start and is now waiting for the receiver
+    stopping = threading.Thread(target=stop_scheduler, args=(scheduler, dispatch), daemon=True)
+    stopping.start()
+    stopping.join(timeout=10)
+    assert not stopping.is_alive(), "stopping the scheduler hung"
+    assert len(receiver.received) == 1  # the running send was waited for, not cut off
