@@ -101,7 +101,7 @@ def confirm_session(
         minutes_done=report.minutes,
         updated_at=utcnow(),
     )
-    _emit_session_event(db, "session.confirmed", session, enrollment, now)
+    _emit_session_event(db, "session.confirmed", session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
 
 
@@ -128,15 +128,19 @@ def skip_session(
     if reason is not None and len(reason) > 500:
         raise InvalidInput("reason", "at most 500 characters")
     write_columns(db, session, status="skipped", skip_reason=reason, updated_at=utcnow())
-    _emit_session_event(db, "session.skipped", session, enrollment, now)
+    _emit_session_event(db, "session.skipped", session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
 
 
 def session_event_data(
-    db: Session, session: TreatmentSession, enrollment: Enrollment
+    db: Session,
+    session: TreatmentSession,
+    enrollment: Enrollment,
+    patient: Patient | None = None,
 ) -> dict[str, Any]:
-    """Return the data of a session.* event: ids, date and what was reported."""
-    patient = db.get(Patient, enrollment.patient_id)
+    """Return the data of a session.* event: ids, date and what was reported. `patient`
+    saves reading the enrollment's patient where the caller has it."""
+    patient = patient or db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
     return {
         **patient_data(db, patient),
@@ -156,13 +160,18 @@ def session_event_data(
 
 
 def _emit_session_event(
-    db: Session, event: str, session: TreatmentSession, enrollment: Enrollment, now: datetime
+    db: Session,
+    event: str,
+    session: TreatmentSession,
+    enrollment: Enrollment,
+    patient: Patient,
+    now: datetime,
 ) -> None:
     emit(
         db,
         enrollment.clinic_id,
         event,
-        partial(session_event_data, db, session, enrollment),
+        partial(session_event_data, db, session, enrollment, patient),
         now,
         session_id=session.id,
         patient_id=enrollment.patient_id,
