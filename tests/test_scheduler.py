@@ -8,10 +8,10 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Clinic
+from reminders.models import Clinic, Delivery
 from reminders.runtime import Runtime
 from reminders.scheduler import JOB_DEFAULTS, build_scheduler, stop_scheduler
 from reminders.services import webhooks
@@ -61,7 +61,14 @@ def test_stopping_while_a_dispatch_runs_waits_for_it_and_returns(
     receiver.delay_s = 1.0
     scheduler, dispatch = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
     scheduler.start()
-    time.sleep(0.4)  # the dispatch job runs at start and is now waiting for the receiver
+
+    def sending() -> bool:
+        with Session(rt.engine) as check:
+            states = check.exec(select(Delivery.state).where(Delivery.state == "sending"))
+            return states.first() is not None
+
+    # The dispatch job runs at start; once it has claimed, it waits for the receiver.
+    wait_for(sending, 5, "the dispatch job to claim the due webhook")
     stopping = threading.Thread(target=stop_scheduler, args=(scheduler, dispatch), daemon=True)
     stopping.start()
     stopping.join(timeout=10)

@@ -538,7 +538,9 @@ def replan(
     updates: list[dict[str, Any]] = []
     for row in rows:
         if row.status == "planned" and row.local_date >= today and row.local_date not in wanted:
-            updates.append(_session_update(row, "cancelled", row.phase, row.minutes, changed))
+            updates.append(
+                _session_update(row.id, "cancelled", row.phase, row.minutes, row.timezone, changed)
+            )
     fresh: list[tuple[Any, ...]] = []
     planned_ids: list[tuple[str, date]] = []
     timezone = patient.timezone
@@ -570,11 +572,7 @@ def replan(
         ):
             updates.append(
                 _session_update(
-                    existing._replace(timezone=timezone),
-                    "planned",
-                    session.phase,
-                    session.minutes,
-                    changed,
+                    existing.id, "planned", session.phase, session.minutes, timezone, changed
                 )
             )
     update_rows(db, TreatmentSession, updates)
@@ -598,14 +596,14 @@ def replan(
 
 
 def _session_update(
-    row: _Stored, status: str, phase: str, minutes: int, now: datetime
+    session_id: str, status: str, phase: str, minutes: int, timezone: str, now: datetime
 ) -> dict[str, Any]:
     return {
-        "id": row.id,
+        "id": session_id,
         "status": status,
         "phase": phase,
         "minutes": minutes,
-        "timezone": row.timezone,
+        "timezone": timezone,
         "updated_at": now,
     }
 

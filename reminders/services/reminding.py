@@ -226,14 +226,14 @@ def _session_windows(
 
 
 def _windows_for(
-    settings: Settings, day: date, tz: str, who: Recipient
+    settings: Settings, day: date, tz: str, reminder_time: time, quiet: QuietHours
 ) -> tuple[tuple[str, SendWindow], ...]:
     """Return (kind, window) of each message for a session on local `day` in `tz`."""
     return _session_windows(
         day,
-        who.reminder_time,
+        reminder_time,
         tz,
-        who.quiet,
+        quiet,
         settings.follow_up_after_min,
         settings.day_before_reminder,
     )
@@ -250,7 +250,7 @@ def reminder_rows(
     rows: list[dict[str, Any]] = []
     horizon = now + LOOKAHEAD
     for session_id, day, tz, who in sessions:
-        for kind, window in _windows_for(settings, day, tz, who):
+        for kind, window in _windows_for(settings, day, tz, who.reminder_time, who.quiet):
             if window.due <= horizon:
                 rows.extend(
                     patient_delivery_rows(
@@ -356,14 +356,7 @@ def reminders_not_yet_written(
         _WINDOW_KEYS_NOT_YET_REMINDED, days
     ):
         quiet = _quiet_hours(quiet_start, quiet_end, settings)
-        windows = _session_windows(
-            day,
-            parse_hhmm(reminder_time),
-            tz,
-            quiet,
-            settings.follow_up_after_min,
-            settings.day_before_reminder,
-        )
+        windows = _windows_for(settings, day, tz, parse_hhmm(reminder_time), quiet)
         if any(window.due <= horizon for _, window in windows):
             due_soon.append((day, tz, reminder_time, quiet_start, quiet_end))
     sessions: list[tuple[str, date, str, Recipient]] = []
