@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -14,6 +15,21 @@ from reminders.runtime import Runtime
 from reminders.scheduler import build_scheduler, stop_scheduler
 
 log = logging.getLogger("reminders")
+
+
+def freeze_startup_heap() -> int:
+    """Take what is alive once the service has started out of the garbage collector's
+    view, and return how many objects that is. Modules, classes, validators and the
+    mapped schema live as long as the process; what is made later is collected as ever.
+
+    A full collection walks every tracked object: the ~130,000 that importing FastAPI,
+    SQLAlchemy and our models leaves took 50-90 ms of CPU, a stall for every request in
+    flight every 10-25 s under load. Frozen, a full collection takes 3-5 ms
+    (scripts/bench api).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def run_server(rt: Runtime, *, with_api: bool) -> None:
@@ -33,10 +49,15 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         else f"SMTP {settings.smtp_host}:{settings.smtp_port}"
     )
     log.info("email goes to %s; database %s", email, rt.engine.url.render_as_string())
+
+    def start() -> None:
+        scheduler.start()
+        log.info("%d objects alive at start left out of garbage collection", freeze_startup_heap())
+
     if with_api:
         app = create_app(
             rt,
-            on_start=scheduler.start,
+            on_start=start,
             on_stop=lambda: stop_scheduler(scheduler, dispatch),
             scheduler_running=lambda: bool(scheduler.running),
             wake=dispatch.wake,
@@ -55,7 +76,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    scheduler.start()
+    start()
     log.info("worker running (Ctrl-C stops)")
     stop.wait()
     stop_scheduler(scheduler, dispatch)
