@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -371,16 +371,20 @@ def reminders_not_yet_written(
     return reminder_rows(settings, now, sessions, endpoints)
 
 
-def missed_sessions(db: Session, settings: Settings, now: datetime) -> list[TreatmentSession]:
-    """Return planned sessions whose local day ended more than the grace period ago."""
+def missed_sessions(
+    db: Session, settings: Settings, now: datetime, enrollment_ids: Sequence[str] | None = None
+) -> list[TreatmentSession]:
+    """Return planned sessions whose local day ended more than the grace period ago, of
+    every enrollment or only of `enrollment_ids`."""
     grace = timedelta(hours=settings.missed_grace_h)
     # A local day ends at the earliest 14 hours before the UTC day does.
     latest = (now - grace + _ZONE_SPREAD - timedelta(days=1)).date()
-    candidates = db.exec(
-        select(TreatmentSession).where(
-            TreatmentSession.status == "planned", TreatmentSession.local_date <= latest
-        )
+    query = select(TreatmentSession).where(
+        TreatmentSession.status == "planned", TreatmentSession.local_date <= latest
     )
+    if enrollment_ids is not None:
+        query = query.where(col(TreatmentSession.enrollment_id).in_(enrollment_ids))
+    candidates = db.exec(query)
     return [s for s in candidates if end_of_local_day(s.local_date, s.timezone) + grace <= now]
 
 

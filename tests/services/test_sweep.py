@@ -1,0 +1,115 @@
+"""The sweep finds its work in read transactions and writes it in short batches, each
+re-checking what it was handed: API writes wait for the same lock on the event loop."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlmodel import Session, col, select
+
+from reminders.db import session_scope
+from reminders.models import Delivery, Enrollment, SessionReport, TreatmentSession
+from reminders.runtime import Runtime
+from reminders.services import enrollments, sessions
+from reminders.services.sweep import (
+    REPLAN_BATCH,
+    SweepReport,
+    check_lapses,
+    lapse_candidates,
+    mark_missed,
+    missing_enrollments,
+    sweep,
+)
+from tests.conftest import at, enroll_patient, make_clinic, make_patient
+
+
+def test_a_sweep_with_nothing_to_write_runs_while_a_writer_holds_the_lock(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, timezone="UTC")
+    now = at("2026-12-07 08:00")
+    enroll_patient(db, rt, clinic, patient, "2026-12-07", now)
+    reports: list[SweepReport] = []
+    worker = threading.Thread(target=lambda: reports.append(sweep(rt, now)))
+    with session_scope(rt.engine):
+        worker.start()
+        worker.join(timeout=10)
+        finished_while_held = not worker.is_alive()
+    worker.join()
+    assert finished_while_held
+    assert reports == [SweepReport(missed=0, replanned=0, lapsed=0)]
+
+
+@pytest.mark.both_databases
+def test_horizons_are_extended_for_every_enrollment_across_batches(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    count = REPLAN_BATCH + 7
+    for n in range(count):
+        patient = make_patient(db, clinic, timezone="UTC", email=f"p{n}@example.org")
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+            weekdays=["thu", "fri", "sat"],
+        )  # fmt: skip
+
+    report = sweep(rt, at("2026-12-09 08:00"))
+
+    assert report == SweepReport(missed=0, replanned=count, lapsed=0)
+    db.expire_all()
+    planned_on = set(db.exec(select(Enrollment.planned_on)))
+    assert {str(day) for day in planned_on} == {"2026-12-09"}
+
+
+@pytest.mark.both_databases
+def test_a_session_confirmed_after_the_scan_is_not_marked_missed(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, timezone="UTC")
+    enrollment = enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"), weekdays=["mon", "wed"]
+    )
+    now = at("2026-12-08 12:30")
+    with session_scope(rt.engine, write=False) as reading:
+        found = missing_enrollments(reading, rt, now)
+    assert found == [enrollment]
+    monday = enrollments.sessions_of(db, enrollment)[0]
+    sessions.confirm_session(db, rt, clinic, monday.id, SessionReport(), now)
+    db.commit()
+
+    with session_scope(rt.engine) as writing:
+        assert mark_missed(writing, rt, now, found) == 0
+
+    db.expire_all()
+    assert db.get(TreatmentSession, monday.id).status == "confirmed"  # type: ignore[union-attr]
+
+
+@pytest.mark.both_databases
+def test_a_lapse_ended_by_a_confirmation_after_the_scan_gets_no_nudge(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, timezone="UTC")
+    enrollment = enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+    first = enrollments.sessions_of(db, enrollment)[0]
+    sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), at("2026-12-07 10:00"))
+    db.commit()
+    now = at("2026-12-18 12:30")
+    with session_scope(rt.engine, write=False) as reading:
+        found = lapse_candidates(reading, rt, now)
+    assert found == [enrollment]
+    late = next(s for s in enrollments.sessions_of(db, enrollment) if s.status == "planned")
+    sessions.confirm_session(db, rt, clinic, late.id, SessionReport(), now)
+    db.commit()
+
+    with session_scope(rt.engine) as writing:
+        assert check_lapses(writing, rt, now, found) == 0
+
+    nudges = db.exec(select(Delivery).where(col(Delivery.kind) == "overdue")).all()
+    assert nudges == []
