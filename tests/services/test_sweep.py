@@ -64,9 +64,7 @@ def test_horizons_are_extended_for_every_enrollment_across_batches(
 
 
 @pytest.mark.both_databases
-def test_a_session_confirmed_after_the_scan_is_not_marked_missed(
-    db: Session, rt: Runtime
-) -> None:
+def test_a_session_confirmed_after_the_scan_is_not_marked_missed(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, timezone="UTC")
     enrollment = enroll_patient(
