@@ -59,7 +59,7 @@ def test_horizons_are_extended_for_every_enrollment_across_batches(
 
     assert report == SweepReport(missed=0, replanned=count, lapsed=0)
     db.expire_all()
-    planned_on = set(db.exec(select(Enrollment.planned_on)))
+    planned_on = set(db.exec(select(col(Enrollment.planned_on))))
     assert {str(day) for day in planned_on} == {"2026-12-09"}
 
 
