@@ -203,3 +203,21 @@ def enroll_patient(
     enrollment = enrollments.enroll(db, rt, clinic_id, patient_id, request, now)
     db.commit()
     return enrollment.id
+
+
+def enroll_in_maintenance_with_first_session_done(
+    db: Session, rt: Runtime, clinic_id: str, patient_id: str
+) -> str:
+    """Enroll on Monday 2026-12-07 in a protocol whose first phase is maintenance and
+    confirm that day's session; return the enrollment id. Lapse checks start from here."""
+    from reminders.models import SessionReport
+    from reminders.services import enrollments, sessions
+
+    enrollment_id = enroll_patient(
+        db, rt, clinic_id, patient_id, "2026-12-07", at("2026-12-07 08:00"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+    first = enrollments.sessions_of(db, enrollment_id)[0]
+    sessions.confirm_session(db, rt, clinic_id, first.id, SessionReport(), at("2026-12-07 10:00"))
+    db.commit()
+    return enrollment_id

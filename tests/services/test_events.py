@@ -14,7 +14,13 @@ from reminders.models import Clinic, Delivery, Enrollment, SessionReport
 from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions, webhooks
 from reminders.services.sweep import sweep
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.conftest import (
+    at,
+    enroll_in_maintenance_with_first_session_done,
+    enroll_patient,
+    make_clinic,
+    make_patient,
+)
 from tests.servers import SmtpRecorder, WebhookReceiver
 
 pytestmark = pytest.mark.both_databases
@@ -97,13 +103,7 @@ def test_maintenance_lapse_nudges_at_ten_days_and_escalates_at_fourteen(
     db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
 ) -> None:
     clinic, patient, secret = setup(db, rt, receiver)
-    enrollment_id = enroll_patient(
-        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-        protocol="glycopyrrolate-hyperhidrosis",
-    )  # fmt: skip
-    first = enrollments.sessions_of(db, enrollment_id)[0]
-    sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), at("2026-12-07 10:00"))
-    db.commit()
+    enroll_in_maintenance_with_first_session_done(db, rt, clinic, patient)
     for day in range(8, 22):
         send(rt, at(f"2026-12-{day:02d} 12:30"))
     overdue = [m for m in smtp.messages if m["Subject"] == "Time for your next session"]

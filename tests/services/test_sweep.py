@@ -21,7 +21,13 @@ from reminders.services.sweep import (
     missing_enrollments,
     sweep,
 )
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.conftest import (
+    at,
+    enroll_in_maintenance_with_first_session_done,
+    enroll_patient,
+    make_clinic,
+    make_patient,
+)
 
 
 def test_a_sweep_with_nothing_to_write_runs_while_a_writer_holds_the_lock(
@@ -91,13 +97,7 @@ def test_a_lapse_ended_by_a_confirmation_after_the_scan_gets_no_nudge(
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, timezone="UTC")
-    enrollment = enroll_patient(
-        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-        protocol="glycopyrrolate-hyperhidrosis",
-    )  # fmt: skip
-    first = enrollments.sessions_of(db, enrollment)[0]
-    sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), at("2026-12-07 10:00"))
-    db.commit()
+    enrollment = enroll_in_maintenance_with_first_session_done(db, rt, clinic, patient)
     now = at("2026-12-18 12:30")
     with session_scope(rt.engine, write=False) as reading:
         found = lapse_candidates(reading, rt, now)
