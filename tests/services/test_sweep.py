@@ -4,10 +4,15 @@ re-checking what it was handed: API writes wait for the same lock on the event l
 from __future__ import annotations
 
 import threading
+import time
+from datetime import date
+from typing import cast
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reminders import db as database
 from reminders.db import session_scope
 from reminders.models import Delivery, Enrollment, SessionReport, TreatmentSession
 from reminders.runtime import Runtime
@@ -67,6 +72,35 @@ def test_horizons_are_extended_for_every_enrollment_across_batches(
     db.expire_all()
     planned_on = set(db.exec(select(col(Enrollment.planned_on))))
     assert {str(day) for day in planned_on} == {"2026-12-09"}
+
+
+def test_a_writer_waiting_while_the_sweep_writes_goes_before_its_next_batch(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    batches = 4
+    for n in range(batches * REPLAN_BATCH):
+        patient = make_patient(db, clinic, timezone="UTC", email=f"p{n}@example.org")
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+            weekdays=["thu", "fri", "sat"],
+        )  # fmt: skip
+    # The lock API writes queue on; the sweep's first write takes it.
+    lock = cast(threading.Lock, database._write_lock(rt.engine))
+    sweeper = threading.Thread(target=sweep, args=(rt, at("2026-12-09 08:00")))
+    sweeper.start()
+    deadline = time.monotonic() + 10
+    while not lock.locked() and time.monotonic() < deadline:
+        pass
+
+    with session_scope(rt.engine) as writer:
+        extended = writer.exec(
+            select(sa.func.count()).where(col(Enrollment.planned_on) == date(2026, 12, 9))
+        ).one()
+    sweeper.join()
+
+    assert extended % REPLAN_BATCH == 0
+    assert 0 < extended < batches * REPLAN_BATCH
 
 
 @pytest.mark.both_databases
