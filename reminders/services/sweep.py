@@ -1,5 +1,6 @@
 """The sweep: what time passing causes. Marks missed sessions, keeps horizons rolling and
-materialises reminders that come due. Each step is its own transaction."""
+materialises reminders that come due. Each step finds its work in a read transaction and
+writes it in short transactions of its own."""
 
 from __future__ import annotations
 
