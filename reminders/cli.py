@@ -50,13 +50,17 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _runtime() -> Iterator[Runtime]:
+def _runtime(*, database_needed: bool = True) -> Iterator[Runtime]:
+    """The runtime for a command; one that uses the database stops at once, with what to
+    do, if its schema is missing or out of date, instead of failing on every query."""
     settings = _settings()
     try:
         runtime = Runtime.from_settings(settings)
     except ProtocolError as exc:
         raise _fail(str(exc), 2) from None
     try:
+        if database_needed and (problem := database.schema_mismatch(runtime.engine)):
+            raise _fail(problem, 2)
         yield runtime
     finally:
         runtime.close()
@@ -114,7 +118,7 @@ def worker() -> None:
 @app.command("protocols")
 def list_protocols() -> None:
     """List the installed protocols."""
-    with _runtime() as runtime:
+    with _runtime(database_needed=False) as runtime:
         for protocol in runtime.protocols.values():
             phases = " -> ".join(p.name for p in protocol.phases)
             typer.echo(f"{protocol.id:32} {protocol.name}  [{phases}]")

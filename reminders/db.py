@@ -117,6 +117,26 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
+def schema_mismatch(engine: sa.Engine) -> str | None:
+    """Return why the database behind `engine` does not have the schema this code needs
+    (never migrated, or at another revision), or None when it has."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == heads:
+        return None
+    if not current:
+        return "the database has no schema yet: run `reminders migrate`"
+    return (
+        f"the database is at schema revision {', '.join(sorted(current))}, this version "
+        f"needs {', '.join(sorted(heads))}: run `reminders migrate`"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedInsert:
     """An INSERT compiled for one dialect with its rows' parameters, ready to run; plain

@@ -115,3 +115,40 @@ def test_bad_setting_stops_with_the_setting_named(monkeypatch: pytest.MonkeyPatc
     code, _, err = run("migrate")
     assert code == 2
     assert "horizon_days" in err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["clinic", "create", "North"]])
+def test_a_command_on_a_database_never_migrated_stops_and_says_to_migrate(
+    command: list[str],
+) -> None:
+    code, _, err = run(*command)
+    assert code == 2
+    assert "the database has no schema yet: run `reminders migrate`" in err
+
+
+def test_a_database_at_an_older_revision_is_named_with_the_one_needed() -> None:
+    from alembic import command as alembic
+
+    from reminders import db as database
+    from reminders.settings import load_settings
+
+    url = load_settings().database_url
+    engine = database.create_db_engine(url)
+    with engine.begin() as connection:
+        config = database.alembic_config(url)
+        config.attributes["connection"] = connection
+        alembic.upgrade(config, "0001")
+    engine.dispose()
+
+    code, _, err = run("clinic", "create", "North")
+    assert code == 2
+    assert "the database is at schema revision 0001, this version needs" in err
+    assert err.rstrip().endswith("run `reminders migrate`")
+    assert run("migrate")[0] == 0
+    assert run("clinic", "create", "North")[0] == 0
+
+
+def test_protocols_are_listed_without_a_database() -> None:
+    code, out, _ = run("protocols")
+    assert code == 0
+    assert "tap-water-hyperhidrosis" in out
