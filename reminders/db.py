@@ -64,8 +64,10 @@ _locks_guard = threading.Lock()
 def _write_lock(engine: sa.Engine) -> AbstractContextManager[object]:
     # SQLite lets one writer in at a time and makes the others poll in growing sleeps:
     # under concurrent requests that turns into seconds of tail latency. Writers in this
-    # process queue on a lock instead and start the moment it is free; WAL readers are
+    # process wait on a lock instead and start the moment it is free; WAL readers are
     # not held up. Other processes (a separate worker) still meet the busy timeout.
+    # The lock is not handed over in order: a thread that writes in a loop must leave it
+    # free between writes, or waiting writers may never get in (the sweep pauses).
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _locks_guard:
@@ -103,8 +105,9 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the newest schema. Safe to run again."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to the newest schema, or to `revision`. Safe to run
+    again."""
     from alembic import command
 
     engine = create_db_engine(url)
@@ -112,7 +115,7 @@ def migrate(url: str) -> None:
         with engine.begin() as connection:
             config = alembic_config(url)
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
 

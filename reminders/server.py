@@ -24,8 +24,8 @@ def freeze_startup_heap() -> int:
 
     A full collection walks every tracked object: the ~130,000 that importing FastAPI,
     SQLAlchemy and our models leaves took 50-90 ms of CPU, a stall for every request in
-    flight every 10-25 s under load. Frozen, a full collection takes 3-5 ms
-    (scripts/bench api).
+    flight every 10-25 s under the api benchmark's load. Frozen, a full collection takes
+    3-5 ms (both timed with `gc.callbacks` in `serve`).
     """
     gc.collect()
     gc.freeze()

@@ -205,11 +205,12 @@ def enroll_patient(
     return enrollment.id
 
 
-def enroll_in_maintenance_with_first_session_done(
+def enroll_in_ongoing_phase_with_first_session_done(
     db: Session, rt: Runtime, clinic_id: str, patient_id: str
 ) -> str:
-    """Enroll on Monday 2026-12-07 in a protocol whose first phase is maintenance and
-    confirm that day's session; return the enrollment id. Lapse checks start from here."""
+    """Enroll on Monday 2026-12-07 in the weekly glycopyrrolate protocol, whose one phase
+    never ends (the phases lapse checks watch), and confirm that day's session; return the
+    enrollment id."""
     from reminders.models import SessionReport
     from reminders.services import enrollments, sessions
 

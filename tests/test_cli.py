@@ -127,18 +127,10 @@ def test_a_command_on_a_database_never_migrated_stops_and_says_to_migrate(
 
 
 def test_a_database_at_an_older_revision_is_named_with_the_one_needed() -> None:
-    from alembic import command as alembic
-
     from reminders import db as database
     from reminders.settings import load_settings
 
-    url = load_settings().database_url
-    engine = database.create_db_engine(url)
-    with engine.begin() as connection:
-        config = database.alembic_config(url)
-        config.attributes["connection"] = connection
-        alembic.upgrade(config, "0001")
-    engine.dispose()
+    database.migrate(load_settings().database_url, "0001")
 
     code, _, err = run("clinic", "create", "North")
     assert code == 2

@@ -32,7 +32,7 @@ from reminders.services.sessions import session_event_data
 # than this has not been re-planned today anywhere on Earth.
 _ZONE_SPREAD = timedelta(hours=14)
 # Small batches keep each write transaction short: API writes wait for them (25
-# re-plans hold the write lock ~11 ms).
+# re-plans held the write lock 20-50 ms while the API was busy, ~11 ms alone).
 REPLAN_BATCH = 25
 
 
@@ -213,10 +213,11 @@ def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> i
     them in write transactions of `REPLAN_BATCH` each; return the sum of what it did.
 
     API writes wait for the write lock on the event loop itself, so a scan under that
-    lock stalls every request in flight (80 ms for the lapse check at 40,000 confirmed
-    sessions, scripts/bench api); small batches keep each wait short. After each batch
-    the lock stays free for as long as the batch held it: a thread that releases a lock
-    and takes it again at once keeps it from waiters, and once a day, when every
+    lock stalls every request in flight (83 ms for the lapse check at 40,000 confirmed
+    sessions, timed in `serve` under the api benchmark's load); small batches keep each
+    wait short. After each batch the lock stays free for as long as the batch held it: a
+    thread that releases a lock and takes it again at once keeps it from waiters
+    (`db._write_lock` does not hand over in order), and once a day, when every
     enrollment needs its horizon extended, that kept the API from writing for the whole
     re-plan (clients timed out at 40,000 enrollments). Every step re-checks what it is
     handed: a confirmation may have come in between.

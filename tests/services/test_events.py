@@ -16,7 +16,7 @@ from reminders.services import enrollments, sessions, webhooks
 from reminders.services.sweep import sweep
 from tests.conftest import (
     at,
-    enroll_in_maintenance_with_first_session_done,
+    enroll_in_ongoing_phase_with_first_session_done,
     enroll_patient,
     make_clinic,
     make_patient,
@@ -103,7 +103,7 @@ def test_maintenance_lapse_nudges_at_ten_days_and_escalates_at_fourteen(
     db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
 ) -> None:
     clinic, patient, secret = setup(db, rt, receiver)
-    enroll_in_maintenance_with_first_session_done(db, rt, clinic, patient)
+    enroll_in_ongoing_phase_with_first_session_done(db, rt, clinic, patient)
     for day in range(8, 22):
         send(rt, at(f"2026-12-{day:02d} 12:30"))
     overdue = [m for m in smtp.messages if m["Subject"] == "Time for your next session"]

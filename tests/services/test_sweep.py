@@ -28,11 +28,23 @@ from reminders.services.sweep import (
 )
 from tests.conftest import (
     at,
-    enroll_in_maintenance_with_first_session_done,
+    enroll_in_ongoing_phase_with_first_session_done,
     enroll_patient,
     make_clinic,
     make_patient,
 )
+
+
+def _enroll_with_sessions_from_thursday(db: Session, rt: Runtime, count: int) -> None:
+    """Enroll `count` patients on Monday 2026-12-07 with sessions from Thursday on, so a
+    sweep on Wednesday finds nothing missed and every horizon to extend."""
+    clinic = make_clinic(db)
+    for n in range(count):
+        patient = make_patient(db, clinic, timezone="UTC", email=f"p{n}@example.org")
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+            weekdays=["thu", "fri", "sat"],
+        )  # fmt: skip
 
 
 def test_a_sweep_with_nothing_to_write_runs_while_a_writer_holds_the_lock(
@@ -57,14 +69,8 @@ def test_a_sweep_with_nothing_to_write_runs_while_a_writer_holds_the_lock(
 def test_horizons_are_extended_for_every_enrollment_across_batches(
     db: Session, rt: Runtime
 ) -> None:
-    clinic = make_clinic(db)
     count = REPLAN_BATCH + 7
-    for n in range(count):
-        patient = make_patient(db, clinic, timezone="UTC", email=f"p{n}@example.org")
-        enroll_patient(
-            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-            weekdays=["thu", "fri", "sat"],
-        )  # fmt: skip
+    _enroll_with_sessions_from_thursday(db, rt, count)
 
     report = sweep(rt, at("2026-12-09 08:00"))
 
@@ -77,14 +83,8 @@ def test_horizons_are_extended_for_every_enrollment_across_batches(
 def test_a_writer_waiting_while_the_sweep_writes_goes_before_its_next_batch(
     db: Session, rt: Runtime
 ) -> None:
-    clinic = make_clinic(db)
     batches = 4
-    for n in range(batches * REPLAN_BATCH):
-        patient = make_patient(db, clinic, timezone="UTC", email=f"p{n}@example.org")
-        enroll_patient(
-            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-            weekdays=["thu", "fri", "sat"],
-        )  # fmt: skip
+    _enroll_with_sessions_from_thursday(db, rt, batches * REPLAN_BATCH)
     # The lock API writes queue on; the sweep's first write takes it.
     lock = cast(threading.Lock, database._write_lock(rt.engine))
     sweeper = threading.Thread(target=sweep, args=(rt, at("2026-12-09 08:00")))
@@ -131,7 +131,7 @@ def test_a_lapse_ended_by_a_confirmation_after_the_scan_gets_no_nudge(
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, timezone="UTC")
-    enrollment = enroll_in_maintenance_with_first_session_done(db, rt, clinic, patient)
+    enrollment = enroll_in_ongoing_phase_with_first_session_done(db, rt, clinic, patient)
     now = at("2026-12-18 12:30")
     with session_scope(rt.engine, write=False) as reading:
         found = lapse_candidates(reading, rt, now)
