@@ -323,6 +323,8 @@ class Dispatcher:
             )
             return _Prepared(delivery, message=alert)
         patient = db.get(Patient, delivery.patient_id)
+        # The completion message is about an enrollment that is no longer active.
+        ending_notice = delivery.kind == "completed"
         session = db.get(TreatmentSession, delivery.session_id) if delivery.session_id else None
         enrollment = db.get(Enrollment, session.enrollment_id) if session else None
         if patient is None or patient.unsubscribed_at is not None:
@@ -331,7 +333,7 @@ class Dispatcher:
             return _Prepared(delivery, values=_ended("expired", "useful window passed"))
         if session is not None and delivery.kind in SESSION_BOUND and session.status != "planned":
             return _Prepared(delivery, values=_ended("cancelled", f"session {session.status}"))
-        if enrollment is not None and enrollment.status != "active":
+        if enrollment is not None and enrollment.status != "active" and not ending_notice:
             return _Prepared(
                 delivery, values=_ended("cancelled", f"enrollment {enrollment.status}")
             )
@@ -357,7 +359,7 @@ class Dispatcher:
             body_area=enrollment.body_area if enrollment else None,
             tips=protocol.tips if protocol else (),
             links=links,
-            days_since=json.loads(delivery.payload).get("days"),
+            **PatientMessage.facts_from(json.loads(delivery.payload)),
         )
         if delivery.channel == "email":
             if not patient.email:
@@ -430,10 +432,10 @@ class Dispatcher:
         session_link = None
         if session is not None:
             token = link_token(self.rt.secret_key, delivery.id, "session")
-            expires = max(
-                end_of_local_day(session.local_date, session.timezone)
-                + timedelta(hours=settings.missed_grace_h),
-                now + timedelta(days=settings.token_ttl_days),
+            # A late confirmation is welcome for a while; a link should not reach
+            # sessions weeks later.
+            expires = end_of_local_day(
+                session.local_date + timedelta(days=settings.session_link_days), session.timezone
             )
             loaded.tokens.append(token_row(token, patient.id, session.id, "session", expires, now))
             session_link = f"{base}/s/{token}"

@@ -21,6 +21,7 @@ SUBJECTS = {
     "follow_up": "Did you manage today's session?",
     "missed": "We missed your session",
     "overdue": "Time for your next session",
+    "completed": "Your treatment course is complete",
     "snooze": "Reminder: your treatment session today",
 }
 
@@ -56,6 +57,17 @@ class PatientMessage:
     tips: tuple[str, ...]
     links: Links
     days_since: int | None = None
+    sessions_done: int | None = None
+    adherence: float | None = None
+
+    @staticmethod
+    def facts_from(payload: dict[str, Any]) -> dict[str, Any]:
+        """Return the message fields a delivery's payload fixed when it was queued."""
+        return {
+            "days_since": payload.get("days"),
+            "sessions_done": payload.get("sessions"),
+            "adherence": payload.get("adherence"),
+        }
 
 
 def _domain(sender: str) -> str:

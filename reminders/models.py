@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -95,6 +96,13 @@ class Enrollment(SQLModel, table=True):
     interval_days: int | None = None
     planned_on: date | None = None
     review_reason: str | None = Field(default=None, max_length=500)
+    paused_until: date | None = None
+    pause_reason: str | None = Field(default=None, max_length=500)
+    # Lapse counting starts again on this day: a pause ended, or the clinic acted.
+    counting_from: date | None = None
+    # The day the clinic was told this patient stopped confirming: reminders slow to
+    # weekly until the patient confirms again or the clinic acknowledges.
+    slowed_since: date | None = None
     screening: str = Field(default="{}", max_length=2000)
     override_reason: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _created()
@@ -129,6 +137,66 @@ class TreatmentSession(SQLModel, table=True):
     skip_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class ReviewDecisionRow(SQLModel, table=True):
+    """A clinician's decision on an enrollment's open review; an input of the planner."""
+
+    __tablename__ = "review_decision"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    enrollment_id: str = Field(foreign_key="enrollment.id", index=True, max_length=32)
+    local_date: date
+    action: str = Field(max_length=16)
+    decided_by: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _created()
+
+
+class AbsenceRow(SQLModel, table=True):
+    """Local dates (both included) a patient is away: nothing is planned, reminded,
+    missed or escalated inside them."""
+
+    __tablename__ = "absence"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=32)
+    first_date: date
+    last_date: date
+    reason: str | None = Field(default=None, max_length=500)
+    set_by: str = Field(max_length=16)
+    created_at: datetime = _created()
+
+
+class EscalationState(StrEnum):
+    """open -> acknowledged (by clinic staff, with a name and a note)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class Escalation(SQLModel, table=True):
+    """Something the clinic must look at. One open escalation per patient and reason:
+    `open_key` is unique while open and cleared on acknowledgement, so a cause that
+    persists (a lapse, a broken mail server) is raised once, not once a day.
+
+    `detail` holds ids and dates only; names are rendered when it is read.
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    patient_id: str | None = Field(default=None, foreign_key="patient.id", max_length=32)
+    enrollment_id: str | None = Field(default=None, max_length=32)
+    session_id: str | None = Field(default=None, max_length=32)
+    reason: str = Field(max_length=32)
+    detail: str = Field(max_length=1000)
+    state: str = Field(default=EscalationState.OPEN, max_length=16)
+    open_key: str | None = Field(default=None, max_length=200, unique=True)
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _created()
 
 
 class WebhookEndpoint(SQLModel, table=True):

@@ -8,7 +8,16 @@ planned session (and, for previews, reports a stated response).
 
 Hard caps hold whatever the history: at most one session a local day, at most the
 protocol's `max_per_week` in any 7 days, nothing before today, nothing on an excluded
-weekday. `_place` is the one place that enforces them.
+weekday, nothing while the patient is away. `_place` is the one place that enforces them.
+
+Everything that shapes a plan is an input, never stored state: the confirmed sessions
+with their reports, the clinician's review decisions, the patient's absences, and the
+date from which a patient who stopped confirming is reminded only weekly. Replaying the
+same inputs always gives the same plan.
+
+A building phase that reaches its maximum without the response it waits for does not
+move on by itself: the patient stays on the phase's cadence with a review open until a
+clinician decides to continue (another block), move on, or end the course.
 """
 
 from __future__ import annotations
@@ -18,14 +27,20 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
-from reminders.protocols import Phase, Protocol
+from reminders.protocols import WEEKDAYS, Phase, Protocol
 
 SessionStatus = Literal["planned", "confirmed", "skipped", "missed", "cancelled"]
+ReviewAction = Literal["continue", "move_on", "end"]
+ChangeReason = Literal["sessions", "dry", "no_response", "relapse", "decision"]
 ALL_WEEKDAYS: frozenset[int] = frozenset(range(7))
+# Once a patient has stopped confirming and the clinic has been told, reminders come
+# at most this often until the patient confirms again or the clinic acts.
+SLOWED_GAP = timedelta(days=7)
 # Far enough to find an allowed day under any cap; a protocol can't need more.
 _SEARCH_DAYS = 400
 NOT_DRY_HDSS = 3
 DRY_HDSS = 1
+RELAPSE_HDSS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,27 +53,60 @@ class PastSession:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """A clinician's answer to an open review, taking effect after `on`'s sessions."""
+
+    on: date
+    action: ReviewAction
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    """Local dates (both included) on which the patient is away: nothing is planned."""
+
+    first: date
+    last: date
+
+    def covers(self, day: date) -> bool:
+        """Return True if the patient is away on `day`."""
+        return self.first <= day <= self.last
+
+
+@dataclass(frozen=True, slots=True)
 class EnrollmentSettings:
     """What the planner needs from an enrollment.
 
     `weekdays` are the allowed weekdays (0 = Monday); the others are excluded. None
-    allows every day.
+    uses the protocol's `default_weekdays`. `slowed_since` is set when the clinic was
+    told the patient stopped confirming: until a session is confirmed on or after it,
+    sessions are at least a week after the last one not done.
     """
 
     start_date: date
     weekdays: frozenset[int] | None = None
     body_area: str | None = None
+    decisions: tuple[ReviewDecision, ...] = ()
+    absences: tuple[Absence, ...] = ()
+    slowed_since: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AssumedResponse:
-    """What a preview assumes the patient reports: dry (HDSS 1) from the `dry_after`-th
-    session on, not dry (HDSS 3) before it. None reports nothing."""
+    """What a preview assumes the patient reports (HDSS).
+
+    Dry (1) from the `dry_after`-th session on and not dry (3) before it; `never_dry`
+    reports 4 every time (a non-responder); the session numbers in `relapses` report 4
+    (a relapse) whatever else holds. Without any of these nothing is reported.
+    """
 
     dry_after: int | None = None
+    never_dry: bool = False
+    relapses: frozenset[int] = frozenset()
 
     def hdss_for(self, session_number: int) -> int | None:
         """Return the HDSS assumed for the n-th confirmed session (1-based), or None."""
+        if session_number in self.relapses or self.never_dry:
+            return RELAPSE_HDSS
         if self.dry_after is None:
             return None
         return DRY_HDSS if session_number >= self.dry_after else NOT_DRY_HDSS
@@ -75,12 +123,21 @@ class PlannedSession:
 
 @dataclass(frozen=True, slots=True)
 class PhaseChange:
-    """The plan moved from one phase to another (or finished) after a session."""
+    """The plan moved from one phase to another (or finished) after a session.
+
+    A review point is a change with reason `no_response` whose `to_phase` is the phase
+    itself: the patient stays there until a clinician decides.
+    """
 
     on: date
     from_phase: str
     to_phase: str | None
-    reason: Literal["sessions", "dry", "no_response", "relapse"]
+    reason: ChangeReason
+
+    @property
+    def is_review(self) -> bool:
+        """True for a review point, where nothing moved."""
+        return self.reason == "no_response"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +146,9 @@ class Plan:
 
     `phase` is where the patient is now (after their history); `sessions` the planned
     ones up to the horizon; `completed` is true when the course has ended;
-    `review` holds reasons the clinic should look at the patient; `changes` lists phase
-    changes, first those the history caused and then the projected ones
-    (`history_changes` says how many are from history).
+    `review` holds the open review a clinician must decide (empty when none);
+    `changes` lists phase changes and review points, first those the history caused
+    and then the projected ones (`history_changes` says how many are from history).
     """
 
     phase: str
@@ -117,12 +174,15 @@ class _State:
     anchor: date | None = None
     last: date | None = None
     completed: bool = False
+    # Sessions in this phase after which an unanswered phase asks for a review.
+    review_at: int | None = None
+    review: str | None = None
     recent: list[int] = field(default_factory=list)
-    review: list[str] = field(default_factory=list)
     changes: list[PhaseChange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.interval_days = self.protocol.phases[0].interval_days
+        self.review_at = self.protocol.phases[0].max_sessions
 
     @property
     def phase(self) -> Phase:
@@ -156,11 +216,24 @@ class _State:
             and self.in_phase >= phase.min_sessions
         ):
             self._move(on, self.phase_index + 1, "dry")
-        elif phase.max_sessions is not None and self.in_phase >= phase.max_sessions:
-            self.review.append(
+        elif self.review is None and self.review_at is not None and self.in_phase >= self.review_at:
+            self.review = (
                 f"no response after {self.in_phase} {phase.name} sessions ({on.isoformat()})"
             )
-            self._move(on, self.phase_index + 1, "no_response")
+            self.changes.append(PhaseChange(on, phase.name, phase.name, "no_response"))
+
+    def decide(self, decision: ReviewDecision) -> None:
+        """Apply a clinician's decision; one without an open review changes nothing."""
+        if self.review is None or self.completed:
+            return
+        self.review = None
+        if decision.action == "continue":
+            assert self.phase.max_sessions is not None  # a review needs a maximum
+            self.review_at = self.in_phase + self.phase.max_sessions
+        elif decision.action == "move_on":
+            self._move(decision.on, self.phase_index + 1, "decision")
+        else:
+            self._move(decision.on, len(self.protocol.phases), "decision")
 
     def _adapt_interval(self, phase: Phase, on: date, hdss: int) -> bool:
         """Lengthen or reset the maintenance interval; return True if the phase changed."""
@@ -182,10 +255,9 @@ class _State:
             return True
         return False
 
-    def _move(
-        self, on: date, to_index: int, reason: Literal["sessions", "dry", "no_response", "relapse"]
-    ) -> None:
+    def _move(self, on: date, to_index: int, reason: ChangeReason) -> None:
         from_name = self.phase.name
+        self.review = None
         if to_index >= len(self.protocol.phases):
             self.completed = True
             self.changes.append(PhaseChange(on, from_name, None, reason))
@@ -196,6 +268,7 @@ class _State:
         self.relapse_streak = 0
         self.anchor = None
         self.interval_days = self.phase.interval_days
+        self.review_at = self.phase.max_sessions
         self.changes.append(PhaseChange(on, from_name, self.phase.name, reason))
 
     def earliest(self, not_before: date, allowed: frozenset[int]) -> date:
@@ -218,9 +291,18 @@ class _State:
 
 
 def _place(
-    state: _State, not_before: date, allowed: frozenset[int], blocked: frozenset[date]
+    state: _State,
+    not_before: date,
+    allowed: frozenset[int],
+    blocked: frozenset[date],
+    absences: tuple[Absence, ...],
+    missed: tuple[int, ...],
 ) -> date:
-    """Return the first date at or after the cadence's wish that breaks no hard cap."""
+    """Return the first date at or after the cadence's wish that breaks no hard cap.
+
+    Missed sessions count toward the weekly cap (not toward moving on): a patient who
+    stops confirming is asked again at the protocol's pace, not every day.
+    """
     protocol = state.protocol
     phase = state.phase
     cap = protocol.max_per_week
@@ -231,18 +313,23 @@ def _place(
         day = state.last + timedelta(days=1)
     recent = state.recent
     for _ in range(_SEARCH_DAYS):
-        if day.weekday() in allowed and day not in blocked:
+        free = not any(a.covers(day) for a in absences)
+        if day.weekday() in allowed and day not in blocked and free:
             ordinal = day.toordinal()
-            window = 0
-            for past in reversed(recent):
-                if past > ordinal - 7:
-                    window += 1
-                else:
-                    break
-            if window < cap:
+            if _in_window(recent, ordinal) + _in_window(missed, ordinal) < cap:
                 return day
         day += timedelta(days=1)
     raise AssertionError("no allowed day within the search range")  # pragma: no cover
+
+
+def _in_window(ordinals: list[int] | tuple[int, ...], ordinal: int) -> int:
+    """Return how many of the sorted `ordinals` fall in the 7 days ending on `ordinal`."""
+    count = 0
+    for past in reversed(ordinals):
+        if past <= ordinal - 7:
+            break
+        count += 1
+    return count
 
 
 @lru_cache(maxsize=512)
@@ -269,13 +356,46 @@ def _spacing(allowed: frozenset[int], per_week: int) -> int:
     return 1
 
 
-def _replay(protocol: Protocol, history: list[PastSession] | tuple[PastSession, ...]) -> _State:
+def _replay(
+    protocol: Protocol,
+    history: list[PastSession] | tuple[PastSession, ...],
+    decisions: tuple[ReviewDecision, ...],
+) -> _State:
+    """Apply confirmed sessions and decisions in date order; a decision comes after the
+    sessions of its day."""
     state = _State(protocol)
-    for past in sorted((s for s in history if s.status == "confirmed"), key=lambda s: s.local_date):
+    events: list[tuple[date, int, PastSession | ReviewDecision]] = [
+        (s.local_date, 0, s) for s in history if s.status == "confirmed"
+    ]
+    events += [(d.on, 1, d) for d in decisions]
+    for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
         if state.completed:
             break
-        state.apply(past.local_date, past.hdss)
+        if isinstance(event, PastSession):
+            state.apply(event.local_date, event.hdss)
+        else:
+            state.decide(event)
     return state
+
+
+def allowed_weekdays(protocol: Protocol, enrollment: EnrollmentSettings) -> frozenset[int]:
+    """Return the weekdays sessions may fall on: the enrollment's, or its protocol's."""
+    if enrollment.weekdays is not None:
+        return enrollment.weekdays
+    return frozenset(WEEKDAYS.index(day) for day in protocol.default_weekdays)
+
+
+def _slowed_until(
+    enrollment: EnrollmentSettings, history: list[PastSession] | tuple[PastSession, ...]
+) -> date | None:
+    """Return the first day a slowed patient's next session may fall on, or None."""
+    since = enrollment.slowed_since
+    if since is None:
+        return None
+    if any(s.status == "confirmed" and s.local_date >= since for s in history):
+        return None
+    not_done = [s.local_date for s in history if s.status in ("missed", "skipped")]
+    return max(not_done) + SLOWED_GAP if not_done else None
 
 
 def plan(
@@ -293,25 +413,26 @@ def plan(
     skipped or missed session on or after today keeps that day free. Raises ValueError
     if the enrollment excludes every weekday.
     """
-    allowed = enrollment.weekdays if enrollment.weekdays is not None else ALL_WEEKDAYS
+    allowed = allowed_weekdays(protocol, enrollment)
     if not allowed:
         raise ValueError("weekdays: at least one weekday must be allowed")
-    state = _replay(protocol, history)
+    state = _replay(protocol, history, enrollment.decisions)
     current_phase = state.phase.name
     completed = state.completed
     history_changes = len(state.changes)
-    review = tuple(state.review)
+    review = (state.review,) if state.review else ()
     interval = state.interval_days if state.phase.cadence == "interval" else None
     blocked = frozenset(
         s.local_date for s in history if s.status in ("skipped", "missed") and s.local_date >= today
     )
+    missed = tuple(sorted(s.local_date.toordinal() for s in history if s.status == "missed"))
     assumed = response or AssumedResponse()
     minutes = protocol.session_minutes(enrollment.body_area)
     end = today + timedelta(days=horizon_days)
-    not_before = max(today, enrollment.start_date)
+    not_before = max(today, enrollment.start_date, _slowed_until(enrollment, history) or today)
     sessions: list[PlannedSession] = []
     while not state.completed:
-        day = _place(state, not_before, allowed, blocked)
+        day = _place(state, not_before, allowed, blocked, enrollment.absences, missed)
         if day >= end:
             break
         sessions.append(PlannedSession(day, state.phase.name, minutes))

@@ -101,10 +101,10 @@ class Settings(BaseSettings):
     day_before_reminder: bool = False
     snooze_minutes: int = Field(default=60, ge=5, le=720)
     escalate_after_misses: int = Field(default=2, ge=1, le=20)
-    overdue_nudge_days: int = Field(default=10, ge=1, le=90)
-    lapse_escalation_days: int = Field(default=14, ge=1, le=180)
+    overdue_nudge_days: int = Field(default=3, ge=1, le=90)
+    lapse_escalation_days: int = Field(default=7, ge=1, le=180)
     max_body_bytes: int = Field(default=65_536, ge=1024, le=10_000_000)
-    token_ttl_days: int = Field(default=21, ge=1, le=365)
+    session_link_days: int = Field(default=7, ge=1, le=365)
     unsubscribe_ttl_days: int = Field(default=365, ge=1, le=3650)
     secret_key: str | None = Field(default=None, min_length=32)
 

@@ -6,9 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reminders.planner import (
+    Absence,
     AssumedResponse,
     EnrollmentSettings,
     PastSession,
+    ReviewDecision,
+    allowed_weekdays,
     plan,
     preview,
 )
@@ -43,13 +46,106 @@ def test_tap_water_preview_is_three_a_week_then_weekly_then_longer_while_dry(
     assert {s.phase for s in result.sessions[6:]} == {"maintenance"}
 
 
-def test_tap_water_without_response_flags_no_response_after_twelve(
+def test_a_non_responder_stays_in_induction_with_a_review_point_after_twelve(
     protocols: dict[str, Protocol],
 ) -> None:
-    result = preview(protocols["tap-water-hyperhidrosis"], EnrollmentSettings(MON), days=40)
-    induction = [s for s in result.sessions if s.phase == "induction"]
-    assert len(induction) == 12
-    assert result.changes[0].reason == "no_response"
+    result = preview(
+        protocols["tap-water-hyperhidrosis"],
+        EnrollmentSettings(MON),
+        days=40,
+        response=AssumedResponse(never_dry=True),
+    )
+    assert {s.phase for s in result.sessions} == {"induction"}
+    assert len(result.sessions) == 18  # reminders go on at three a week
+    (review,) = result.changes
+    assert (review.reason, review.from_phase, review.to_phase) == (
+        "no_response",
+        "induction",
+        "induction",
+    )
+    assert review.on == result.sessions[11].local_date
+
+
+def _non_responder(days: int) -> list[PastSession]:
+    return confirmed(*(MON + timedelta(days=d) for d in range(0, days, 2)), hdss=4)
+
+
+def test_an_open_review_is_reported_until_a_clinician_decides(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["tap-water-hyperhidrosis"]
+    history = _non_responder(24)  # twelve sessions, HDSS 4 each
+    today = MON + timedelta(days=25)
+    waiting = plan(protocol, EnrollmentSettings(MON), history, today)
+    assert waiting.phase == "induction"
+    assert waiting.review == ("no response after 12 induction sessions (2026-12-29)",)
+    assert waiting.sessions  # reminders continue
+
+
+def test_review_decisions_continue_move_on_or_end_the_course(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["tap-water-hyperhidrosis"]
+    history = _non_responder(24)
+    today = MON + timedelta(days=25)
+
+    def decided(action: str) -> object:
+        decision = ReviewDecision(today, action)  # type: ignore[arg-type]
+        return plan(protocol, EnrollmentSettings(MON, decisions=(decision,)), history, today)
+
+    going_on = decided("continue")
+    assert (going_on.phase, going_on.review) == ("induction", ())  # type: ignore[attr-defined]
+    moved = decided("move_on")
+    assert (moved.phase, moved.review) == ("maintenance", ())  # type: ignore[attr-defined]
+    ended = decided("end")
+    assert ended.completed and ended.sessions == ()  # type: ignore[attr-defined]
+
+
+def test_continuing_asks_again_after_another_block(protocols: dict[str, Protocol]) -> None:
+    protocol = protocols["tap-water-hyperhidrosis"]
+    decision = ReviewDecision(MON + timedelta(days=23), "continue")
+    history = _non_responder(48)  # 24 sessions
+    result = plan(
+        protocol, EnrollmentSettings(MON, decisions=(decision,)), history, MON + timedelta(days=49)
+    )
+    assert [c.on for c in result.changes if c.is_review] == [
+        MON + timedelta(days=22),
+        MON + timedelta(days=46),
+    ]
+    assert result.review
+
+
+def test_without_weekdays_an_enrollment_uses_its_protocols_default_weekdays(
+    protocols: dict[str, Protocol],
+) -> None:
+    sunday = date(2026, 12, 13)
+    result = preview(protocols["dexamethasone-tendinopathy"], EnrollmentSettings(sunday), 30)
+    assert result.sessions[0].local_date == sunday + timedelta(days=1)
+    assert all(s.local_date.weekday() < 5 for s in result.sessions)
+
+
+def test_nothing_is_planned_while_the_patient_is_away(protocols: dict[str, Protocol]) -> None:
+    away = Absence(MON + timedelta(days=2), MON + timedelta(days=11))
+    result = preview(
+        protocols["tap-water-hyperhidrosis"], EnrollmentSettings(MON, absences=(away,)), 21
+    )
+    assert dates(result)[:3] == ["2026-12-07", "2026-12-21", "2026-12-23"]
+
+
+def test_a_slowed_patient_is_planned_a_week_after_the_last_session_not_done(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["tap-water-hyperhidrosis"]
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), "missed")]
+    today = MON + timedelta(days=3)
+    slowed = EnrollmentSettings(MON, frozenset(range(7)), slowed_since=today)
+    first = plan(protocol, slowed, history, today).sessions[0]
+    assert first.local_date == MON + timedelta(days=9)  # a week after the missed Wednesday
+    history.append(PastSession(today, "confirmed"))
+    again = plan(protocol, slowed, history, today + timedelta(days=1))
+    # Confirmed: back to the plan's pace (three a week, the missed one counted).
+    assert again.sessions[0].local_date == MON + timedelta(days=7)
+    assert again.sessions[1].local_date == MON + timedelta(days=9)
 
 
 def test_each_shipped_course_plan_is_pinned(protocols: dict[str, Protocol]) -> None:
@@ -59,8 +155,8 @@ def test_each_shipped_course_plan_is_pinned(protocols: dict[str, Protocol]) -> N
             "2026-12-21", "2026-12-28", "2027-01-04", "2027-01-11",
         ],
         "glycopyrrolate-hyperhidrosis": ["2026-12-07", "2026-12-14", "2026-12-21", "2026-12-28"],
-        "dexamethasone-tendinopathy": [
-            "2026-12-07", "2026-12-09", "2026-12-11", "2026-12-13", "2026-12-15", "2026-12-17",
+        "dexamethasone-tendinopathy": [  # weekdays only: the protocol's default
+            "2026-12-07", "2026-12-09", "2026-12-11", "2026-12-14", "2026-12-16", "2026-12-18",
         ],
         "dexamethasone-plantar-heel": [
             "2026-12-07", "2026-12-10", "2026-12-14", "2026-12-17", "2026-12-24", "2026-12-31",
@@ -88,9 +184,17 @@ def test_plantar_heel_taper_moves_from_twice_weekly_to_weekly(
 
 
 def test_first_session_falls_on_start_date(protocols: dict[str, Protocol]) -> None:
-    tuesday = date(2026, 12, 8)
+    wednesday = date(2026, 12, 9)
+    result = preview(protocols["tap-water-hyperhidrosis"], EnrollmentSettings(wednesday), 7)
+    assert result.sessions[0].local_date == wednesday
+
+
+def test_a_start_on_a_day_the_protocol_does_not_use_moves_to_its_next_day(
+    protocols: dict[str, Protocol],
+) -> None:
+    tuesday = date(2026, 12, 8)  # tap water's default weekdays are Mon/Wed/Fri
     result = preview(protocols["tap-water-hyperhidrosis"], EnrollmentSettings(tuesday), 7)
-    assert result.sessions[0].local_date == tuesday
+    assert result.sessions[0].local_date == date(2026, 12, 9)
 
 
 def test_first_session_moves_off_an_excluded_start_weekday(
@@ -238,8 +342,10 @@ def test_hard_caps_hold_for_any_history(
     assert all(d >= today for d in planned), "never in the past"
     assert all(d < today + timedelta(days=horizon) for d in planned), "within the horizon"
     assert all(d >= start for d in planned), "never before the start date"
-    if weekdays is not None:
-        assert all(d.weekday() in weekdays for d in planned), "never on an excluded weekday"
+    allowed = (
+        weekdays if weekdays is not None else allowed_weekdays(protocol, EnrollmentSettings(start))
+    )
+    assert all(d.weekday() in allowed for d in planned), "never on an excluded weekday"
     everything = sorted(done + planned)
     for d in planned:
         in_window = sum(1 for other in everything if d - timedelta(days=6) <= other <= d)
@@ -257,3 +363,12 @@ def test_replanning_is_deterministic(
     first = plan(protocol, EnrollmentSettings(MON), history, today)
     again = plan(protocol, EnrollmentSettings(MON), list(reversed(history)), today)
     assert first == again
+
+
+def test_a_missed_session_counts_toward_the_weekly_cap_so_retries_keep_the_pace(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["glycopyrrolate-hyperhidrosis"]  # at most one a week
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=7), "missed")]
+    result = plan(protocol, EnrollmentSettings(MON), history, MON + timedelta(days=8))
+    assert result.sessions[0].local_date == MON + timedelta(days=14)

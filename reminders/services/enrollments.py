@@ -18,6 +18,7 @@ from reminders.db import (
     InsertWriter,
     PreparedInsert,
     collector_paused,
+    insert_ignore,
     insert_tuples,
     prepare_insert,
     prepare_row_insert,
@@ -32,14 +33,23 @@ from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.ids import new_id, new_ids
 from reminders.models import (
     WEEKDAY_NAMES,
+    AbsenceRow,
     Delivery,
     Enrollment,
     EnrollmentCreate,
     Patient,
+    ReviewDecisionRow,
     TreatmentSession,
     utcnow,
 )
-from reminders.planner import EnrollmentSettings, PastSession, Plan, plan
+from reminders.planner import (
+    Absence,
+    EnrollmentSettings,
+    PastSession,
+    Plan,
+    ReviewDecision,
+    plan,
+)
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
 from reminders.services.events import emit, escalate, patient_data
@@ -48,6 +58,7 @@ from reminders.services.reminding import (
     PatientFacts,
     Recipient,
     lookahead_days,
+    notice_rows,
     recipient,
     reminder_rows_for,
     write_reminders_for,
@@ -56,6 +67,7 @@ from reminders.timing import zone
 
 MAX_DAYS_IN_PAST = 30
 MAX_DAYS_IN_FUTURE = 365
+LAPSE_LOOKBACK_DAYS = 120
 
 
 def local_today(now: datetime, timezone: str) -> date:
@@ -70,12 +82,51 @@ def weekdays_from_text(text: str | None) -> frozenset[int] | None:
     return frozenset(WEEKDAY_NAMES.index(name) for name in text.split(","))
 
 
-def settings_of(enrollment: Enrollment) -> EnrollmentSettings:
+def settings_of(
+    enrollment: Enrollment,
+    decisions: tuple[ReviewDecision, ...] = (),
+    absences: tuple[Absence, ...] = (),
+) -> EnrollmentSettings:
     """Return what the planner needs from a stored enrollment."""
     return EnrollmentSettings(
         start_date=enrollment.start_date,
         weekdays=weekdays_from_text(enrollment.weekdays),
         body_area=enrollment.body_area,
+        decisions=decisions,
+        absences=absences,
+        slowed_since=enrollment.slowed_since,
+    )
+
+
+def absences_of(db: Session, patient_id: str, since: date) -> tuple[Absence, ...]:
+    """Return the patient's absences that end on or after `since`."""
+    rows = db.execute(
+        sa.select(col(AbsenceRow.first_date), col(AbsenceRow.last_date)).where(
+            col(AbsenceRow.patient_id) == patient_id, col(AbsenceRow.last_date) >= since
+        )
+    )
+    return tuple(Absence(first, last) for first, last in rows)
+
+
+def decisions_of(db: Session, enrollment_id: str) -> tuple[ReviewDecision, ...]:
+    """Return the clinician's review decisions on an enrollment, oldest first."""
+    rows = db.execute(
+        sa.select(col(ReviewDecisionRow.local_date), col(ReviewDecisionRow.action))
+        .where(col(ReviewDecisionRow.enrollment_id) == enrollment_id)
+        .order_by(col(ReviewDecisionRow.created_at))
+    )
+    return tuple(ReviewDecision(day, action) for day, action in rows)
+
+
+def planner_inputs(db: Session, enrollment: Enrollment, today: date) -> EnrollmentSettings:
+    """Return the enrollment's settings with every input the planner replays: review
+    decisions and the absences that still matter."""
+    # Absences from before the lookback cannot touch a plan or a lapse any more.
+    since = today - timedelta(days=LAPSE_LOOKBACK_DAYS)
+    return settings_of(
+        enrollment,
+        decisions_of(db, enrollment.id),
+        absences_of(db, enrollment.patient_id, since),
     )
 
 
@@ -531,7 +582,8 @@ def replan(
     today = local_today(now, patient.timezone)
     rows = _stored_sessions(db, enrollment.id)
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
-    new_plan = plan(protocol, settings_of(enrollment), history, today, rt.settings.horizon_days)
+    inputs = planner_inputs(db, enrollment, today)
+    new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
     wanted = {s.local_date: s for s in new_plan.sessions} if enrollment.status == "active" else {}
     changed = utcnow()
     by_date = {r.local_date: r for r in rows}
@@ -579,12 +631,18 @@ def replan(
     insert_tuples(db, TreatmentSession, SESSION_COLUMNS, fresh)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
     status = "completed" if new_plan.completed and enrollment.status == "active" else None
+    if status == "completed":
+        _tell_of_completion(db, rt, enrollment, patient, rows, now)
+    confirmed_since_slowed = enrollment.slowed_since is not None and any(
+        r.status == "confirmed" and r.local_date >= enrollment.slowed_since for r in rows
+    )
     planner_says = {
         "phase": new_plan.phase,
         "interval_days": new_plan.interval_days,
         "review_reason": "; ".join(new_plan.review) or None,
         "status": status or enrollment.status,
         "planned_on": today,
+        "slowed_since": None if confirmed_since_slowed else enrollment.slowed_since,
     }
     if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
         write_columns(db, enrollment, **planner_says, updated_at=changed)
@@ -617,9 +675,10 @@ def _tell_clinic_of_changes(
     now: datetime,
 ) -> None:
     """Emit plan.phase_changed for a phase the history moved into, and escalate a new
-    'no response' review; both tied to the session that caused them, so once only."""
+    'no response' review; both once only (the event is tied to the session that caused
+    it, the escalation is one open per patient and reason)."""
     by_date = {r.local_date: r for r in rows if r.status == "confirmed"}
-    history = new_plan.changes[: new_plan.history_changes]
+    history = [c for c in new_plan.changes[: new_plan.history_changes] if not c.is_review]
     if history and new_plan.phase != enrollment.phase:
         change = history[-1]
         cause = by_date.get(change.on)
@@ -639,36 +698,132 @@ def _tell_clinic_of_changes(
             session_id=cause.id if cause else None,
             patient_id=patient.id,
         )
-    old_reviews = set(filter(None, (enrollment.review_reason or "").split("; ")))
-    for change in history:
-        reason = next((r for r in new_plan.review if change.on.isoformat() in r), None)
-        if change.reason == "no_response" and reason and reason not in old_reviews:
-            cause = by_date.get(change.on)
-            escalate(
-                db,
-                patient,
-                "no_response",
-                f"{reason}; please review the treatment",
-                now,
-                session_id=cause.id if cause else None,
-            )
+    review = "; ".join(new_plan.review)
+    if review and review != enrollment.review_reason:
+        escalate(
+            db,
+            patient,
+            "no_response",
+            f"enrollment {enrollment.id}: {review}; please decide: continue, move on or end",
+            now,
+            enrollment_id=enrollment.id,
+        )
+
+
+def _tell_of_completion(
+    db: Session,
+    rt: Runtime,
+    enrollment: Enrollment,
+    patient: Patient,
+    rows: list[_Stored],
+    now: datetime,
+) -> None:
+    """The course has ended: an `enrollment.completed` event for the clinic and a
+    completion message for the patient, both tied to the last confirmed session."""
+    confirmed = [r for r in rows if r.status == "confirmed"]
+    due = [r for r in rows if r.status in ("confirmed", "skipped", "missed")]
+    last = max(confirmed, key=lambda r: r.local_date) if confirmed else None
+    rate = round(len(confirmed) / len(due), 3) if due else None
+    emit(
+        db,
+        enrollment.clinic_id,
+        "enrollment.completed",
+        {
+            **patient_data(db, patient),
+            "enrollment_id": enrollment.id,
+            "protocol": enrollment.protocol_id,
+            "sessions_done": len(confirmed),
+            "adherence": rate,
+            "last_session": last.local_date.isoformat() if last else None,
+        },
+        now,
+        session_id=last.id if last else None,
+        patient_id=patient.id,
+    )
+    if last is None or patient.unsubscribed_at is not None:
+        return
+    payload = {"sessions": len(confirmed), "adherence": rate}
+    insert_ignore(
+        db,
+        Delivery,
+        notice_rows(db, rt.settings, "completed", last.id, patient, now, payload),
+    )
 
 
 def set_status(
-    db: Session, rt: Runtime, clinic_id: str | None, enrollment_id: str, status: str, now: datetime
+    db: Session,
+    rt: Runtime,
+    clinic_id: str | None,
+    enrollment_id: str,
+    status: str,
+    now: datetime,
+    *,
+    until: date | None = None,
+    reason: str | None = None,
 ) -> Enrollment:
     """Pause, resume or withdraw an enrollment and re-plan; return it.
 
-    Raises NotFound, or Conflict for a change its current state does not allow.
+    A pause may end by itself on `until` (a local date after today). Resuming counts
+    nothing of the pause: the plan starts again from today, and so does the count of
+    days behind it. Raises NotFound, InvalidInput, or Conflict for a change its current
+    state does not allow.
     """
     allowed = {"paused": ("active",), "active": ("paused",), "withdrawn": ("active", "paused")}
     if status not in allowed:
         raise InvalidInput("status", "must be paused, active or withdrawn")
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    today = local_today(now, patient.timezone)
+    if until is not None and (status != "paused" or until <= today):
+        raise InvalidInput("until", "a pause may end on a later day; only pauses take it")
     if enrollment.status == status:
         return enrollment
     if enrollment.status not in allowed[status]:
         raise Conflict(f"enrollment is {enrollment.status}; cannot become {status}")
     enrollment.status = status
-    replan(db, rt, enrollment, now)
+    enrollment.paused_until = until if status == "paused" else None
+    enrollment.pause_reason = reason if status == "paused" else None
+    if status == "active":
+        enrollment.counting_from = today
+    enrollment.updated_at = utcnow()
+    db.add(enrollment)
+    db.flush()
+    replan(db, rt, enrollment, now, patient=patient)
+    return enrollment
+
+
+def decide_review(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    enrollment_id: str,
+    action: str,
+    now: datetime,
+    *,
+    decided_by: str | None = None,
+    note: str | None = None,
+) -> Enrollment:
+    """Record a clinician's answer to an open review and re-plan: `continue` (another
+    block of the phase's maximum), `move_on` (the next phase) or `end` (the course ends).
+    Raises NotFound, InvalidInput, or Conflict when no review is open."""
+    if action not in ("continue", "move_on", "end"):
+        raise InvalidInput("decision", "must be continue, move_on or end")
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    if enrollment.status != "active" or not enrollment.review_reason:
+        raise Conflict("the enrollment has no open review")
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    db.add(
+        ReviewDecisionRow(
+            enrollment_id=enrollment.id,
+            local_date=local_today(now, patient.timezone),
+            action=action,
+            decided_by=decided_by,
+            note=note,
+            created_at=now,
+        )
+    )
+    db.flush()
+    replan(db, rt, enrollment, now, patient=patient)
     return enrollment

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from reminders.db import insert_ignore
 from reminders.ids import new_id
-from reminders.models import Clinic, Delivery, Patient
+from reminders.models import Clinic, Delivery, Escalation, EscalationState, Patient
 from reminders.services.reminding import clinic_endpoints, subscribed
 
 # Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
@@ -30,6 +30,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "session.confirmed",
     "session.skipped",
     "plan.phase_changed",
+    "enrollment.completed",
+    "patient.completion_notice",
     "patient.escalation",
 )
 
@@ -90,22 +92,47 @@ def escalate(
     now: datetime,
     *,
     session_id: str | None = None,
-) -> None:
-    """Tell the clinic a patient needs attention: a `patient.escalation` webhook and an
-    email to the clinic's alert address. Tied to a session, it is sent once per session.
+    enrollment_id: str | None = None,
+) -> bool:
+    """Tell the clinic a patient needs attention, unless an escalation for the same
+    patient and reason is still open: store it for the clinic's inbox, and queue a
+    `patient.escalation` webhook and, where the clinic has an alert address, an email.
+    Returns True if a new escalation was opened.
+
+    `detail` must hold ids and dates only: it is stored, and names are rendered when
+    it is read.
     """
-    data = {**patient_data(db, patient), "reason": reason, "detail": detail}
-    emit(
-        db,
-        patient.clinic_id,
-        "patient.escalation",
-        data,
-        now,
-        session_id=session_id,
-        patient_id=patient.id,
-    )
+    escalation_id = new_id()
+    open_key = f"{patient.id}:{reason}"
+    row = {
+        "id": escalation_id,
+        "clinic_id": patient.clinic_id,
+        "patient_id": patient.id,
+        "enrollment_id": enrollment_id,
+        "session_id": session_id,
+        "reason": reason,
+        "detail": detail,
+        "state": EscalationState.OPEN,
+        "open_key": open_key,
+        "created_at": now,
+    }
+    insert_ignore(db, Escalation, [row])
+    holder = db.exec(select(Escalation.id).where(Escalation.open_key == open_key)).first()
+    if holder != escalation_id:
+        return False
+    data = {
+        **patient_data(db, patient),
+        "escalation_id": escalation_id,
+        "enrollment_id": enrollment_id,
+        "reason": reason,
+        "detail": detail,
+    }
+    emit(db, patient.clinic_id, "patient.escalation", data, now, patient_id=patient.id)
+    clinic = db.get(Clinic, patient.clinic_id)
+    if clinic is None or not clinic.alert_email:
+        return True
     reference = patient.external_id or patient.id
-    text = f"Patient {reference} needs attention: {detail}"
+    text = f"Patient {reference} needs attention ({reason}): {detail}"
     insert_ignore(
         db,
         Delivery,
@@ -114,7 +141,7 @@ def escalate(
                 "id": new_id(),
                 "clinic_id": patient.clinic_id,
                 "patient_id": patient.id,
-                "session_id": session_id,
+                "session_id": None,
                 "kind": "escalation",
                 "channel": "email",
                 "target": patient.clinic_id,
@@ -128,3 +155,4 @@ def escalate(
             }
         ],
     )
+    return True

@@ -44,6 +44,7 @@ EVENT_FOR_KIND = {
     "missed": "patient.missed_notice",
     "overdue": "patient.overdue",
     "snooze": "session.reminder",
+    "completed": "patient.completion_notice",
 }
 
 
@@ -388,17 +389,17 @@ def missed_sessions(
     return [s for s in candidates if end_of_local_day(s.local_date, s.timezone) + grace <= now]
 
 
-def _notice_rows(
+def notice_rows(
     db: Session,
     settings: Settings,
     kind: str,
-    session: TreatmentSession,
+    session_id: str,
     patient: Patient,
     now: datetime,
     payload: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for a patient notice about `session`, sent now or when quiet hours end,
-    useful for a day."""
+    """Rows for a patient notice about a session (missed, overdue, course completed),
+    sent now or when quiet hours end, useful for a day. One per session and kind, ever."""
     who = recipient(patient, settings)
     local_now = now.astimezone(zone(patient.timezone))
     window = send_window(
@@ -409,27 +410,27 @@ def _notice_rows(
     )
     window = SendWindow(window.due, now + NOTICE_USEFUL)
     endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
-    return patient_delivery_rows(who, kind, session.id, window, now, endpoints, payload)
+    return patient_delivery_rows(who, kind, session_id, window, now, endpoints, payload)
 
 
 def missed_notice_rows(
     db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
 ) -> list[dict[str, Any]]:
     """Rows telling the patient a session was missed (and that the plan has moved on)."""
-    return _notice_rows(db, settings, "missed", session, patient, now)
+    return notice_rows(db, settings, "missed", session.id, patient, now)
 
 
 def overdue_notice_rows(
     db: Session,
     settings: Settings,
-    last: TreatmentSession,
+    due_session_id: str,
     patient: Patient,
     days: int,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """Rows nudging a patient whose last session (`last`) was `days` ago; one per lapse,
+    """Rows nudging a patient `days` past the session they were due for; one per lapse,
     as the unique key ties it to that session."""
-    return _notice_rows(db, settings, "overdue", last, patient, now, {"days": days})
+    return notice_rows(db, settings, "overdue", due_session_id, patient, now, {"days": days})
 
 
 def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: datetime) -> None:

@@ -8,17 +8,25 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.adherence import SessionFact, adherence
-from reminders.db import insert_ignore, session_scope
+from reminders.db import insert_ignore, session_scope, table_of, write_columns
+from reminders.lapse import NOT_DONE, LapseRule, standing
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, utcnow
+from reminders.planner import PastSession
 from reminders.runtime import Runtime
-from reminders.services.enrollments import local_today, replan, sessions_of
+from reminders.services.enrollments import (
+    local_today,
+    planner_inputs,
+    replan,
+    sessions_of,
+    set_status,
+)
 from reminders.services.events import emit, escalate
 from reminders.services.reminding import (
     missed_notice_rows,
@@ -114,37 +122,54 @@ def _escalate_repeated_misses(
             db,
             patient,
             "missed_sessions",
-            f"{in_a_row} {latest.phase} sessions missed in a row (last on {latest.local_date})",
+            f"enrollment {enrollment.id}: {in_a_row} {latest.phase} sessions missed in a row"
+            f" (last on {latest.local_date})",
             now,
             session_id=latest.id,
+            enrollment_id=enrollment.id,
         )
 
 
+_SESSION = table_of(TreatmentSession).c
+_NOT_DONE_DATE = sa.case((_SESSION.status.in_(tuple(NOT_DONE)), _SESSION.local_date))
+_CONFIRMED_DATE = sa.case((_SESSION.status == "confirmed", _SESSION.local_date))
+
+
 def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
-    """Return the active enrollments whose last confirmed session is older than the
-    nudge allows on any local date. A read: `check_lapses` decides under the write lock."""
-    last_done = sa.func.max(TreatmentSession.local_date)
+    """Return the active enrollments, not yet slowed for a lapse, with a session not done
+    after their last confirmed one, early enough to be overdue on some local date. A
+    read: `check_lapses` decides under the write lock."""
     oldest = (now + _ZONE_SPREAD).date() - timedelta(days=rt.settings.overdue_nudge_days)
     return list(
         db.execute(
             sa.select(col(Enrollment.id))
             .join(TreatmentSession, col(TreatmentSession.enrollment_id) == Enrollment.id)
-            .where(col(Enrollment.status) == "active", col(TreatmentSession.status) == "confirmed")
+            .where(
+                col(Enrollment.status) == "active",
+                col(Enrollment.slowed_since).is_(None),
+                col(TreatmentSession.status).in_(("confirmed", *NOT_DONE)),
+            )
             .group_by(Enrollment.id)
-            .having(last_done <= oldest)
+            .having(
+                sa.func.max(_NOT_DONE_DATE)
+                > sa.func.coalesce(sa.func.max(_CONFIRMED_DATE), date.min),
+                sa.func.min(_NOT_DONE_DATE) <= oldest,
+            )
         ).scalars()
     )
 
 
 def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
-    """Nudge the patients of those `enrollment_ids` still active in an ongoing phase
-    (maintenance) whose last session is long ago, and escalate to the clinic later; each
-    once per lapse. Returns how many lapsed."""
+    """Nudge the patients of those `enrollment_ids` in an ongoing phase (maintenance)
+    who are behind their plan, and tell the clinic later; each once per lapse. After the
+    clinic is told, reminders slow to weekly (`slowed_since`) until the patient confirms
+    or the clinic acknowledges. Returns how many were behind."""
     settings = rt.settings
+    rule = LapseRule(settings.overdue_nudge_days, settings.lapse_escalation_days)
     count = 0
     for enrollment_id in enrollment_ids:
         enrollment = db.get(Enrollment, enrollment_id)
-        if enrollment is None or enrollment.status != "active":
+        if enrollment is None or enrollment.status != "active" or enrollment.slowed_since:
             continue
         protocol = rt.protocols.get(enrollment.protocol_id)
         phase = (
@@ -156,24 +181,65 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
             continue
         patient = db.get(Patient, enrollment.patient_id)
         assert patient is not None  # foreign key
+        today = local_today(now, patient.timezone)
         rows = sessions_of(db, enrollment.id)
-        last = max((r for r in rows if r.status == "confirmed"), key=lambda r: r.local_date)
-        days = (local_today(now, patient.timezone) - last.local_date).days
-        if days < settings.overdue_nudge_days:
+        history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
+        inputs = planner_inputs(db, enrollment, today)
+        behind = standing(
+            history, today, rule, counts_from=enrollment.counting_from, absences=inputs.absences
+        )
+        if not behind.overdue or behind.due_since is None:
             continue
         count += 1
+        due = next(r for r in rows if r.local_date == behind.due_since)
         if patient.unsubscribed_at is None:
-            insert_ignore(db, Delivery, overdue_notice_rows(db, settings, last, patient, days, now))
-        if days >= settings.lapse_escalation_days:
+            insert_ignore(
+                db,
+                Delivery,
+                overdue_notice_rows(db, settings, due.id, patient, behind.days_past, now),
+            )
+        if behind.lapsed:
             escalate(
                 db,
                 patient,
                 "lapsed",
-                f"no session for {days} days in {enrollment.phase} (last on {last.local_date})",
+                f"enrollment {enrollment.id}: no session since the one due on "
+                f"{behind.due_since} ({behind.days_past} days) in {enrollment.phase}",
                 now,
-                session_id=last.id,
+                session_id=due.id,
+                enrollment_id=enrollment.id,
             )
+            write_columns(db, enrollment, slowed_since=today, updated_at=utcnow())
+            replan(db, rt, enrollment, now, patient=patient)
     return count
+
+
+def paused_until_due(db: Session, _rt: Runtime, now: datetime) -> list[str]:
+    """Return the paused enrollments whose pause ends on or before today somewhere."""
+    latest = (now + _ZONE_SPREAD).date()
+    found = db.execute(
+        sa.select(col(Enrollment.id)).where(
+            col(Enrollment.status) == "paused",
+            col(Enrollment.paused_until).is_not(None),
+            col(Enrollment.paused_until) <= latest,
+        )
+    )
+    return list(found.scalars())
+
+
+def resume_paused(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
+    """Resume those of `enrollment_ids` whose pause has ended in the patient's zone."""
+    resumed = 0
+    for enrollment_id in enrollment_ids:
+        enrollment = db.get(Enrollment, enrollment_id)
+        if enrollment is None or enrollment.status != "paused" or enrollment.paused_until is None:
+            continue
+        patient = db.get(Patient, enrollment.patient_id)
+        assert patient is not None  # foreign key
+        if local_today(now, patient.timezone) >= enrollment.paused_until:
+            set_status(db, rt, None, enrollment.id, "active", now)
+            resumed += 1
+    return resumed
 
 
 def _not_replanned_today(now: datetime) -> sa.ColumnElement[bool]:
@@ -236,6 +302,7 @@ def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> i
 
 def sweep(rt: Runtime, now: datetime) -> SweepReport:
     """Run every sweep step once; return what was done."""
+    _find_then_write(rt, now, paused_until_due, resume_paused)
     missed = _find_then_write(rt, now, missing_enrollments, mark_missed)
     replanned = _find_then_write(rt, now, stale_enrollments, extend_horizons)
     lapsed = _find_then_write(rt, now, lapse_candidates, check_lapses)

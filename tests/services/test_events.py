@@ -99,18 +99,25 @@ def test_two_misses_in_a_row_in_induction_escalate_once(
     assert "2 induction sessions missed in a row" in alerts[0].get_content()
 
 
-def test_maintenance_lapse_nudges_at_ten_days_and_escalates_at_fourteen(
+def test_a_patient_behind_the_plan_is_nudged_at_three_days_the_clinic_told_at_seven_then_weekly(
     db: Session, rt: Runtime, receiver: WebhookReceiver, smtp: SmtpRecorder
 ) -> None:
     clinic, patient, secret = setup(db, rt, receiver)
     enroll_in_ongoing_phase_with_first_session_done(db, rt, clinic, patient)
-    for day in range(8, 22):
+    for day in range(8, 32):  # the session due on Monday the 14th is never done
         send(rt, at(f"2026-12-{day:02d} 12:30"))
     overdue = [m for m in smtp.messages if m["Subject"] == "Time for your next session"]
     assert len(overdue) == 1
-    assert "10 days" in overdue[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = overdue[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "planned for Monday 14 December has not been done yet (3 days ago)" in text
     lapses = [e for e in events(receiver, secret) if e["type"] == "patient.escalation"]
     assert [e["data"]["reason"] for e in lapses] == ["lapsed"]  # type: ignore[index]
+    reminders = [m for m in smtp.messages if m["Subject"] == "Your treatment session today"]
+    days = sorted(int(m["Date"].split()[1]) for m in reminders)
+    told_on = 21  # seven days past the 14th
+    after = [d for d in days if d > told_on]
+    assert all(b - a >= 7 for a, b in zip(after, after[1:], strict=False)), days
+    assert days[0] == 14 and len(after) <= 2, days
 
 
 def test_a_dead_delivery_escalates_to_the_clinic_by_email(

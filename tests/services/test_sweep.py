@@ -132,11 +132,13 @@ def test_a_lapse_ended_by_a_confirmation_after_the_scan_gets_no_nudge(
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, timezone="UTC")
     enrollment = enroll_in_ongoing_phase_with_first_session_done(db, rt, clinic, patient)
+    sweep(rt, at("2026-12-15 12:30"))  # Monday the 14th is missed
     now = at("2026-12-18 12:30")
     with session_scope(rt.engine, write=False) as reading:
         found = lapse_candidates(reading, rt, now)
     assert found == [enrollment]
-    late = next(s for s in enrollments.sessions_of(db, enrollment) if s.status == "planned")
+    db.expire_all()
+    late = next(s for s in enrollments.sessions_of(db, enrollment) if s.status == "missed")
     sessions.confirm_session(db, rt, clinic, late.id, SessionReport(), now)
     db.commit()
 
