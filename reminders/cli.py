@@ -15,11 +15,29 @@ from sqlmodel import Session
 
 from reminders import db as database
 from reminders.errors import RemindersError
-from reminders.models import WEEKDAY_NAMES, EnrollmentCreate, PatientCreate, SessionReport, utcnow
+from reminders.models import (
+    WEEKDAY_NAMES,
+    AbsenceCreate,
+    Acknowledgement,
+    EnrollmentCreate,
+    PatientCreate,
+    PauseRequest,
+    ReviewDecisionCreate,
+    SessionReport,
+    utcnow,
+)
 from reminders.planner import AssumedResponse, EnrollmentSettings, Plan, preview
 from reminders.protocols import ProtocolError, load_protocols
 from reminders.runtime import Runtime
-from reminders.services import clinics, enrollments, patients, sessions, webhooks
+from reminders.services import (
+    absences,
+    clinics,
+    enrollments,
+    escalations,
+    patients,
+    sessions,
+    webhooks,
+)
 from reminders.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Keeps iontophoresis patients on their treatment schedule.")
@@ -28,7 +46,13 @@ patient_app = typer.Typer(help="Patients of a clinic.")
 plan_app = typer.Typer(help="Read plans: preview a protocol or show an enrollment.")
 session_app = typer.Typer(help="Record what a patient did.")
 webhook_app = typer.Typer(help="A clinic's webhook endpoints.")
+enrollment_app = typer.Typer(help="Change an enrollment: pause, resume, withdraw, review.")
+absence_app = typer.Typer(help="Dates a patient is away: nothing is planned or reminded.")
+escalation_app = typer.Typer(help="The clinic's escalation inbox.")
 app.add_typer(clinic_app, name="clinic")
+app.add_typer(enrollment_app, name="enrollment")
+app.add_typer(absence_app, name="absence")
+app.add_typer(escalation_app, name="escalation")
 app.add_typer(patient_app, name="patient")
 app.add_typer(plan_app, name="plan")
 app.add_typer(session_app, name="session")
@@ -240,13 +264,30 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _parse_response(text: str | None) -> AssumedResponse | None:
-    if text is None:
+RESPONSE_HELP = (
+    "Assumed response, repeatable: dry-after=N (dry, HDSS 1, from session N on), "
+    "relapse-at=N (HDSS 4 at session N), never-dry (HDSS 4 every time: a non-responder)."
+)
+
+
+def _parse_response(items: Sequence[str]) -> AssumedResponse | None:
+    if not items:
         return None
-    key, _, value = text.partition("=")
-    if key != "dry-after" or not value.isdigit() or int(value) < 1:
-        raise _fail("response: expected dry-after=N with N a whole number from 1")
-    return AssumedResponse(dry_after=int(value))
+    dry_after: int | None = None
+    never_dry = False
+    relapses: set[int] = set()
+    for item in items:
+        key, _, value = item.partition("=")
+        if key == "never-dry" and not value:
+            never_dry = True
+        elif key in ("dry-after", "relapse-at") and value.isdigit() and int(value) >= 1:
+            if key == "dry-after":
+                dry_after = int(value)
+            else:
+                relapses.add(int(value))
+        else:
+            raise _fail(f"response: expected dry-after=N, relapse-at=N or never-dry, got {item!r}")
+    return AssumedResponse(dry_after, never_dry, frozenset(relapses))
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
@@ -262,9 +303,17 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
             for s in plan.sessions
         ],
         "changes": [
-            {"on": c.on.isoformat(), "from": c.from_phase, "to": c.to_phase, "reason": c.reason}
+            {
+                "on": c.on.isoformat(),
+                "from": c.from_phase,
+                "to": c.to_phase,
+                "reason": c.reason,
+                "review": c.is_review,
+            }
             for c in plan.changes
         ],
+        "review_points": [c.on.isoformat() for c in plan.changes if c.is_review],
+        "ends_on": next((c.on.isoformat() for c in plan.changes if c.to_phase is None), None),
         "review": list(plan.review),
         "completed": plan.completed,
     }
@@ -274,9 +323,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
 def plan_preview(
     protocol: str = typer.Option(..., help="Protocol id."),
     start: str = typer.Option(..., help="Start date, YYYY-MM-DD."),
-    response: str | None = typer.Option(
-        None, help="Assumed response, e.g. dry-after=6: dry (HDSS 1) from session 6 on."
-    ),
+    response: list[str] = typer.Option([], help=RESPONSE_HELP),
     days: int = typer.Option(182, min=1, max=730, help="How far to show an ongoing plan."),
     weekdays: str | None = typer.Option(None, help="Allowed weekdays, e.g. mon,wed,fri."),
     body_area: str | None = typer.Option(None),
@@ -324,10 +371,19 @@ def plan_preview(
 
 def _print_changes(result: Plan) -> None:
     for change in result.changes:
+        on = change.on.isoformat()
+        if change.is_review:
+            typer.echo(
+                f"after {on}: review: no response in {change.from_phase}; reminders go on"
+                " until a clinician decides (continue, move on or end)"
+            )
+            continue
         to = change.to_phase or "end of course"
-        typer.echo(f"after {change.on.isoformat()}: {change.from_phase} -> {to} ({change.reason})")
+        typer.echo(f"after {on}: {change.from_phase} -> {to} ({change.reason})")
+    if result.completed or (result.changes and result.changes[-1].to_phase is None):
+        typer.echo("the course ends: the patient and the clinic are told")
     for reason in result.review:
-        typer.echo(f"review: {reason}")
+        typer.echo(f"review open: {reason}")
 
 
 @plan_app.command("show")
@@ -430,3 +486,118 @@ def webhook_add(
     typer.echo(f"endpoint {endpoint.id}")
     typer.echo(f"secret {endpoint.secret}")
     typer.echo("Verify signatures with this secret (Standard Webhooks).")
+
+
+def _change_enrollment(enrollment: str, status: str, **options: Any) -> None:
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = enrollments.set_status(db, runtime, None, enrollment, status, utcnow(), **options)
+        until = f" until {found.paused_until}" if found.paused_until else ""
+    typer.echo(f"enrollment {found.id} {found.status}{until}")
+
+
+@enrollment_app.command("pause")
+def enrollment_pause(
+    enrollment: str = typer.Argument(..., help="Enrollment id."),
+    until: str | None = typer.Option(None, help="Local date it resumes by itself, YYYY-MM-DD."),
+    reason: str | None = typer.Option(None, help="Why, for the clinic's record."),
+) -> None:
+    """Pause: no sessions, reminders, misses or lapses until it resumes."""
+    wanted = _validated(PauseRequest, {"until": until, "reason": reason})
+    _change_enrollment(enrollment, "paused", until=wanted.until, reason=wanted.reason)
+
+
+@enrollment_app.command("resume")
+def enrollment_resume(enrollment: str = typer.Argument(..., help="Enrollment id.")) -> None:
+    """Resume a paused enrollment: the plan starts again from today."""
+    _change_enrollment(enrollment, "active")
+
+
+@enrollment_app.command("withdraw")
+def enrollment_withdraw(enrollment: str = typer.Argument(..., help="Enrollment id.")) -> None:
+    """End an enrollment early: no more sessions or reminders."""
+    _change_enrollment(enrollment, "withdrawn")
+
+
+@enrollment_app.command("review")
+def enrollment_review(
+    enrollment: str = typer.Argument(..., help="Enrollment id."),
+    decision: str = typer.Option(..., help="continue, move_on or end."),
+    by: str | None = typer.Option(None, help="Who decided."),
+    note: str | None = typer.Option(None),
+) -> None:
+    """Answer an open review (a patient who has not responded)."""
+    wanted = _validated(
+        ReviewDecisionCreate, {"decision": decision, "decided_by": by, "note": note}
+    )
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = enrollments.decide_review(
+            db, runtime, None, enrollment, wanted.decision, utcnow(),
+            decided_by=wanted.decided_by, note=wanted.note,
+        )  # fmt: skip
+    typer.echo(f"enrollment {found.id} {found.status}, phase {found.phase}")
+
+
+@absence_app.command("add")
+def absence_add(
+    patient: str = typer.Argument(..., help="Patient id."),
+    first: str = typer.Option(..., "--from", help="First local date away, YYYY-MM-DD."),
+    last: str = typer.Option(..., "--to", help="Last local date away, YYYY-MM-DD."),
+    reason: str | None = typer.Option(None),
+) -> None:
+    """Record that a patient is away; the plan picks up after it."""
+    wanted = _validated(AbsenceCreate, {"from": first, "to": last, "reason": reason})
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = patients.get_patient(db, None, patient)
+        absence = absences.add_absence(
+            db, runtime, found, wanted.first, wanted.last, wanted.reason, "clinic", utcnow()
+        )
+    typer.echo(f"absence {absence.id} {absence.first_date} to {absence.last_date}")
+
+
+@absence_app.command("list")
+def absence_list(patient: str = typer.Argument(..., help="Patient id.")) -> None:
+    """List a patient's absences."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        rows = absences.list_absences(db, patients.get_patient(db, None, patient))
+        table = [[a.id, a.first_date, a.last_date, a.set_by, a.reason or ""] for a in rows]
+    _print_table(["absence", "from", "to", "set by", "reason"], table)
+
+
+@absence_app.command("remove")
+def absence_remove(absence: str = typer.Argument(..., help="Absence id.")) -> None:
+    """Remove an absence (the patient is back early) and re-plan."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        absences.remove_absence(db, runtime, None, absence, utcnow())
+    typer.echo(f"absence {absence} removed")
+
+
+@escalation_app.command("list")
+def escalation_list(
+    clinic: str = typer.Option(..., help="Clinic id."),
+    state: str | None = typer.Option("open", help="open, acknowledged, or all."),
+    limit: int = typer.Option(50, min=1, max=200),
+) -> None:
+    """List a clinic's escalations, newest first."""
+    wanted = None if state == "all" else state
+    with _runtime() as runtime, _transaction(runtime) as db:
+        page = escalations.list_escalations(db, clinic, wanted, None, limit)
+        table = [
+            [e.id, e.created_at.strftime("%Y-%m-%d %H:%M"), e.reason, e.state, e.detail]
+            for e in page.items
+        ]
+    _print_table(["escalation", "opened (UTC)", "reason", "state", "detail"], table)
+
+
+@escalation_app.command("ack")
+def escalation_ack(
+    escalation: str = typer.Argument(..., help="Escalation id."),
+    by: str = typer.Option(..., help="Who looked at it."),
+    note: str | None = typer.Option(None),
+) -> None:
+    """Acknowledge an escalation."""
+    wanted = _validated(Acknowledgement, {"by": by, "note": note})
+    with _runtime() as runtime, _transaction(runtime) as db:
+        done = escalations.acknowledge(
+            db, runtime, None, escalation, wanted.by, wanted.note, utcnow()
+        )
+    typer.echo(f"escalation {done.id} acknowledged by {done.acknowledged_by}")

@@ -449,7 +449,12 @@ class EnrollmentPublic(BaseModel):
     status: str
     phase: str
     interval_days: int | None
-    review_reason: str | None
+    review_reason: str | None = PydanticField(
+        description="Set while a clinician must decide (POST .../review): the patient has "
+        "not responded; reminders continue on the current phase."
+    )
+    paused_until: date | None
+    pause_reason: str | None
     screening: dict[str, bool]
     override_reason: str | None
     created_at: datetime
@@ -461,6 +466,106 @@ class SkipRequest(_Input):
     """Why a session will not be done (optional)."""
 
     reason: str | None = PydanticField(default=None, max_length=500)
+
+
+class PauseRequest(_Input):
+    """Pause an enrollment: no sessions, reminders, misses or lapses until it resumes."""
+
+    until: date | None = PydanticField(
+        default=None,
+        description="Local date the enrollment resumes by itself; left out, it waits for a resume.",
+        examples=["2027-01-04"],
+    )
+    reason: str | None = PydanticField(default=None, max_length=500, examples=["surgery"])
+
+
+class ReviewDecisionCreate(_Input):
+    """A clinician's answer to an enrollment's open review (no response)."""
+
+    decision: Literal["continue", "move_on", "end"] = PydanticField(
+        description="continue: another block of the phase; move_on: the next phase; "
+        "end: the course ends.",
+        examples=["continue"],
+    )
+    decided_by: str | None = PydanticField(default=None, max_length=200, examples=["Dr Weiss"])
+    note: str | None = PydanticField(default=None, max_length=2000)
+
+
+class AbsenceCreate(_Input):
+    """Local dates (both included) the patient is away."""
+
+    first: date = PydanticField(alias="from", examples=["2027-01-04"])
+    last: date = PydanticField(alias="to", examples=["2027-01-13"])
+    reason: str | None = PydanticField(default=None, max_length=500, examples=["travelling"])
+
+
+class AbsencePublic(BaseModel):
+    """An absence of a patient."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: str
+    patient_id: str
+    first: date = PydanticField(alias="from")
+    last: date = PydanticField(alias="to")
+    reason: str | None
+    set_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: AbsenceRow) -> AbsencePublic:
+        """Return the public view of an absence row."""
+        return cls(
+            id=row.id,
+            patient_id=row.patient_id,
+            first=row.first_date,
+            last=row.last_date,
+            reason=row.reason,
+            set_by=row.set_by,
+            created_at=row.created_at,
+        )
+
+
+class Acknowledgement(_Input):
+    """Who looked at an escalation, and what they noted."""
+
+    by: str = PydanticField(min_length=1, max_length=200, examples=["Nurse Kim"])
+    note: str | None = PydanticField(
+        default=None, max_length=2000, examples=["called, resumes Monday"]
+    )
+
+
+class EscalationPublic(BaseModel):
+    """Something a patient's clinic must look at."""
+
+    id: str
+    patient_id: str | None
+    external_id: str | None
+    enrollment_id: str | None
+    reason: str
+    detail: str
+    state: str
+    created_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    note: str | None
+
+    @classmethod
+    def of(cls, row: Escalation, external_id: str | None) -> EscalationPublic:
+        """Return the public view of an escalation, with its patient's external id."""
+        return cls(
+            id=row.id,
+            patient_id=row.patient_id,
+            external_id=external_id,
+            enrollment_id=row.enrollment_id,
+            reason=row.reason,
+            detail=row.detail,
+            state=row.state,
+            created_at=row.created_at,
+            acknowledged_by=row.acknowledged_by,
+            acknowledged_at=row.acknowledged_at,
+            note=row.note,
+        )
 
 
 class PatientRisk(BaseModel):

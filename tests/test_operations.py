@@ -32,8 +32,9 @@ def test_backlog_after_downtime_drains_in_one_pass_without_stale_reminders(
             email=f"p{n}@example.org",
         )  # fmt: skip
         enroll_patient(
-            db, rt, clinic, patient, "2026-12-05", start, protocol="dexamethasone-tendinopathy"
-        )
+            db, rt, clinic, patient, "2026-12-05", start, protocol="dexamethasone-tendinopathy",
+            weekdays=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        )  # fmt: skip
     with freeze_time(start):
         Dispatcher(rt, build_senders(rt), worker="test").dispatch()
     sent_before = len(smtp.messages)

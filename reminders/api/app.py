@@ -11,7 +11,15 @@ from fastapi import FastAPI
 
 from reminders.api.deps import ApiKeys, WriteTurns
 from reminders.api.errors import BodyGuard, install_error_handlers
-from reminders.api.routes import enrollments, ops, pages, patients, protocols, webhooks
+from reminders.api.routes import (
+    enrollments,
+    escalations,
+    ops,
+    pages,
+    patients,
+    protocols,
+    webhooks,
+)
 from reminders.runtime import Runtime
 
 _TOKEN_PATH = re.compile(r"/(s|u)/[A-Za-z0-9_\-]{16,}")
@@ -63,7 +71,7 @@ def create_app(
     app.state.scheduler_running = scheduler_running
     app.state.wake = wake
     install_error_handlers(app)
-    for module in (patients, enrollments, protocols, webhooks, ops, pages):
+    for module in (patients, enrollments, escalations, protocols, webhooks, ops, pages):
         app.include_router(module.router)
     app.add_middleware(BodyGuard, limit=rt.settings.max_body_bytes)
     logging.getLogger("uvicorn.access").addFilter(RedactLinkTokens())

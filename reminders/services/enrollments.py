@@ -796,7 +796,7 @@ def set_status(
 def decide_review(
     db: Session,
     rt: Runtime,
-    clinic_id: str,
+    clinic_id: str | None,
     enrollment_id: str,
     action: str,
     now: datetime,

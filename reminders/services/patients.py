@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, time
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.db import insert_rows
@@ -92,6 +93,18 @@ def get_patient(db: Session, clinic_id: str | None, patient_id: str) -> Patient:
     if patient is None or (clinic_id is not None and patient.clinic_id != clinic_id):
         raise NotFound("patient", patient_id)
     return patient
+
+
+def external_ids(db: Session, patient_ids: set[str]) -> dict[str, str | None]:
+    """Return each patient's external id (None when the clinic gave none)."""
+    if not patient_ids:
+        return {}
+    rows = db.execute(
+        sa.select(col(Patient.id), col(Patient.external_id)).where(
+            col(Patient.id).in_(sorted(patient_ids))
+        )
+    )
+    return {patient_id: external for patient_id, external in rows}
 
 
 def update_patient(

@@ -47,14 +47,14 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def _check_page(cursor: str | None, limit: int) -> None:
+def check_page(cursor: str | None, limit: int) -> None:
     if cursor is not None and not re.fullmatch(CURSOR_PATTERN, cursor):
         raise InvalidInput("cursor", "not a cursor this API gave out")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
 
 
-def _page(rows: Sequence[T], limit: int, key: str) -> Page[T]:
+def page_of(rows: Sequence[T], limit: int, key: str) -> Page[T]:
     more = len(rows) > limit
     items = list(rows[:limit])
     return Page(items, getattr(items[-1], key) if more and items else None)
@@ -62,19 +62,19 @@ def _page(rows: Sequence[T], limit: int, key: str) -> Page[T]:
 
 def list_patients(db: Session, clinic_id: str, cursor: str | None, limit: int) -> Page[Patient]:
     """Return a page of the clinic's patients, oldest first."""
-    _check_page(cursor, limit)
+    check_page(cursor, limit)
     query = select(Patient).where(Patient.clinic_id == clinic_id)
     if cursor:
         query = query.where(col(Patient.id) > cursor)
     rows = db.exec(query.order_by(col(Patient.id)).limit(limit + 1)).all()
-    return _page(rows, limit, "id")
+    return page_of(rows, limit, "id")
 
 
 def list_deliveries(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[Delivery]:
     """Return a page of the clinic's deliveries, newest first, optionally in one state."""
-    _check_page(cursor, limit)
+    check_page(cursor, limit)
     if state is not None and state not in DELIVERY_STATES:
         raise InvalidInput("state", f"must be one of {', '.join(DELIVERY_STATES)}")
     query = select(Delivery).where(Delivery.clinic_id == clinic_id)
@@ -83,7 +83,7 @@ def list_deliveries(
     if cursor:
         query = query.where(col(Delivery.id) < cursor)
     rows = db.exec(query.order_by(col(Delivery.id).desc()).limit(limit + 1)).all()
-    return _page(rows, limit, "id")
+    return page_of(rows, limit, "id")
 
 
 def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> Delivery:
@@ -157,6 +157,8 @@ def enrollment_view(
         phase=enrollment.phase,
         interval_days=enrollment.interval_days,
         review_reason=enrollment.review_reason,
+        paused_until=enrollment.paused_until,
+        pause_reason=enrollment.pause_reason,
         screening=json.loads(enrollment.screening),
         override_reason=enrollment.override_reason,
         created_at=enrollment.created_at,

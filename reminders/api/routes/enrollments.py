@@ -8,11 +8,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
-from reminders.models import EnrollmentPublic, SessionPublic, SessionReport, SkipRequest
+from reminders.models import (
+    EnrollmentPublic,
+    PauseRequest,
+    ReviewDecisionCreate,
+    SessionPublic,
+    SessionReport,
+    SkipRequest,
+)
 from reminders.services import enrollments, reading, sessions
 
 router = APIRouter(prefix="/v1", tags=["enrollments"])
-STATUS_FOR = {"pause": "paused", "resume": "active", "withdraw": "withdrawn"}
+STATUS_FOR = {"resume": "active", "withdraw": "withdrawn"}
 
 
 @router.get("/enrollments/{enrollment_id}")
@@ -24,18 +31,63 @@ def get_enrollment(
         return reading.enrollment_view(db, clinic.id, enrollment_id, now)
 
 
+@router.post("/enrollments/{enrollment_id}/pause")
+async def pause_enrollment(
+    enrollment_id: str,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+    body: PauseRequest | None = None,
+) -> EnrollmentPublic:
+    """Pause: no sessions, reminders, misses or lapses; with `until`, it resumes by itself
+    on that local date."""
+    wanted = body or PauseRequest()
+    async with tx.write() as db:
+        enrollments.set_status(
+            db,
+            rt,
+            clinic.id,
+            enrollment_id,
+            "paused",
+            now,
+            until=wanted.until,
+            reason=wanted.reason,
+        )
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+
+
 @router.post("/enrollments/{enrollment_id}/{action}")
 async def change_enrollment(
     enrollment_id: str,
-    action: Literal["pause", "resume", "withdraw"],
+    action: Literal["resume", "withdraw"],
     clinic: ClinicDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
 ) -> EnrollmentPublic:
-    """Pause (no sessions, no reminders), resume (plan again from today) or withdraw."""
+    """Resume (plan again from today; nothing of the pause counts) or withdraw."""
     async with tx.write() as db:
         enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+
+
+@router.post("/enrollments/{enrollment_id}/review")
+async def decide_review(
+    enrollment_id: str,
+    body: ReviewDecisionCreate,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> EnrollmentPublic:
+    """Answer an open review (a patient who has not responded): continue the phase for
+    another block, move on to the next phase, or end the course. 409 when none is open."""
+    async with tx.write() as db:
+        enrollments.decide_review(
+            db, rt, clinic.id, enrollment_id, body.decision, now,
+            decided_by=body.decided_by, note=body.note,
+        )  # fmt: skip
         return reading.enrollment_view(db, clinic.id, enrollment_id, now)
 
 

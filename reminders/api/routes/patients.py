@@ -9,6 +9,8 @@ from pydantic import BaseModel
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.models import (
+    AbsenceCreate,
+    AbsencePublic,
     AdherencePublic,
     EnrollmentCreate,
     EnrollmentPublic,
@@ -17,7 +19,7 @@ from reminders.models import (
     PatientRisk,
     PatientUpdate,
 )
-from reminders.services import enrollments, patients, reading
+from reminders.services import absences, enrollments, patients, reading
 
 router = APIRouter(prefix="/v1", tags=["patients"])
 T = TypeVar("T")
@@ -122,3 +124,39 @@ def clinic_adherence(clinic: ClinicDep, tx: TransactionsDep, now: NowDep) -> lis
     adherence, then long since the last session)."""
     with tx.read() as db:
         return reading.clinic_adherence(db, clinic.id, now)
+
+
+@router.post("/patients/{patient_id}/absences", status_code=status.HTTP_201_CREATED)
+async def add_absence(
+    patient_id: str,
+    body: AbsenceCreate,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> AbsencePublic:
+    """The patient is away: nothing is planned, reminded, missed or escalated from `from`
+    to `to`; the plan picks up after it."""
+    async with tx.write() as db:
+        patient = patients.get_patient(db, clinic.id, patient_id)
+        absence = absences.add_absence(
+            db, rt, patient, body.first, body.last, body.reason, "clinic", now
+        )
+        return AbsencePublic.of(absence)
+
+
+@router.get("/patients/{patient_id}/absences")
+def list_absences(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> list[AbsencePublic]:
+    """The patient's absences, earliest first."""
+    with tx.read() as db:
+        patient = patients.get_patient(db, clinic.id, patient_id)
+        return [AbsencePublic.of(a) for a in absences.list_absences(db, patient)]
+
+
+@router.delete("/absences/{absence_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_absence(
+    absence_id: str, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> None:
+    """The patient is back early: the absence is removed and the plan resumes."""
+    async with tx.write() as db:
+        absences.remove_absence(db, rt, clinic.id, absence_id, now)

@@ -35,10 +35,14 @@ class PreviewSession(BaseModel):
 
 
 class PreviewChange(BaseModel):
+    """A phase change, the end of the course (`to_phase` null) or a review point
+    (`review` true: the patient stays in the phase until a clinician decides)."""
+
     on: date
     from_phase: str
     to_phase: str | None
     reason: str
+    review: bool
 
 
 class PlanPreview(BaseModel):
@@ -49,6 +53,8 @@ class PlanPreview(BaseModel):
     sessions: list[PreviewSession]
     changes: list[PreviewChange]
     review: list[str]
+    review_points: list[date]
+    ends_on: date | None
 
 
 def _protocol(rt: Any, protocol_id: str) -> Protocol:
@@ -87,12 +93,15 @@ def preview_plan(
     now: NowDep,
     start: date,
     dry_after: Annotated[int | None, Query(ge=1, le=100)] = None,
+    never_dry: bool = False,
+    relapse_at: Annotated[list[int] | None, Query(max_length=20)] = None,
     weekdays: Annotated[str | None, Query(max_length=27, examples=["mon,wed,fri"])] = None,
     body_area: Annotated[str | None, Query(max_length=50)] = None,
     days: Annotated[int, Query(ge=1, le=730)] = 182,
 ) -> PlanPreview:
     """The plan from `start`, assuming full adherence and, with `dry_after`, that the
-    patient reports being dry (HDSS 1) from that session on."""
+    patient reports being dry (HDSS 1) from that session on; `relapse_at` sessions
+    report a relapse (HDSS 4); `never_dry` describes a non-responder."""
     protocol = _protocol(rt, protocol_id)
     if abs(start - now.date()) > timedelta(days=3650):
         raise InvalidInput("start", "must be within ten years of today")
@@ -102,7 +111,10 @@ def preview_plan(
         if not names or any(d not in WEEKDAY_NAMES for d in names):
             raise InvalidInput("weekdays", "expected names like mon,wed,fri")
         allowed = frozenset(WEEKDAY_NAMES.index(d) for d in names)
-    response = AssumedResponse(dry_after) if dry_after else None
+    relapses = frozenset(relapse_at or ())
+    if any(n < 1 for n in relapses):
+        raise InvalidInput("relapse_at", "session numbers start at 1")
+    response = AssumedResponse(dry_after, never_dry, relapses)
     plan = preview(protocol, EnrollmentSettings(start, allowed, body_area), days, response)
     return PlanPreview(
         protocol=protocol.id,
@@ -117,8 +129,16 @@ def preview_plan(
             for s in plan.sessions
         ],
         changes=[
-            PreviewChange(on=c.on, from_phase=c.from_phase, to_phase=c.to_phase, reason=c.reason)
+            PreviewChange(
+                on=c.on,
+                from_phase=c.from_phase,
+                to_phase=c.to_phase,
+                reason=c.reason,
+                review=c.is_review,
+            )
             for c in plan.changes
         ],
         review=list(plan.review),
+        review_points=[c.on for c in plan.changes if c.is_review],
+        ends_on=next((c.on for c in plan.changes if c.to_phase is None), None),
     )
