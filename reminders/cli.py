@@ -38,7 +38,8 @@ from reminders.services import (
     sessions,
     webhooks,
 )
-from reminders.settings import Settings, SettingsError, load_settings
+from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
+from reminders.simulation import STORIES, simulate_in_throwaway
 
 app = typer.Typer(help="Keeps iontophoresis patients on their treatment schedule.")
 clinic_app = typer.Typer(help="Clinics (tenants) and their API keys.")
@@ -137,6 +138,47 @@ def worker() -> None:
 
     with _runtime() as runtime:
         run_server(runtime, with_api=False)
+
+
+@app.command()
+def simulate(
+    protocol: str = typer.Option(..., help="Protocol id (see `reminders protocols`)."),
+    start: str = typer.Option(..., help="Start date, YYYY-MM-DD."),
+    days: int = typer.Option(200, min=1, max=730, help="How many days to simulate."),
+    story: str = typer.Option(..., help="What the patient does: " + ", ".join(STORIES) + "."),
+    timezone: str = typer.Option("Europe/Berlin", help="The patient's IANA time zone."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Run one patient's course through the real service on a throwaway database, with a
+    simulated clock, and show what the patient and the clinic would receive each day."""
+    if story not in STORIES:
+        raise _fail(f"story: expected one of {', '.join(STORIES)}")
+    try:
+        start_date = date.fromisoformat(start)
+        validate_timezone(timezone)
+    except ValueError as exc:
+        field = "start" if "date" in str(exc) or "isoformat" in str(exc) else "timezone"
+        raise _fail(f"{field}: {exc}") from None
+    try:
+        result = simulate_in_throwaway(_settings(), protocol, start_date, days, story, timezone)
+    except ProtocolError as exc:
+        raise _fail(str(exc), 2) from None
+    except RemindersError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        json.dump(result.as_json(), sys.stdout, indent=2)
+        typer.echo()
+        return
+    typer.echo(f"{protocol}, story {story!r} ({STORIES[story]}), {timezone}")
+    _print_table(
+        ["date", "day", "phase", "patient receives", "clinic receives"],
+        [
+            [d.date.isoformat(), _day(d.date), d.phase, " ".join(d.patient), " ".join(d.clinic)]
+            for d in result.days
+            if d.patient or d.clinic
+        ],
+    )
+    typer.echo("totals: " + ", ".join(f"{k} {v}" for k, v in result.totals.items()))
 
 
 @app.command("protocols")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -19,6 +19,8 @@ from reminders.services.events import emit, patient_data
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
+# A session in these states is still to be recorded: its link preselects its own date.
+OPEN = frozenset({"planned", "missed"})
 
 
 _SESSIONS, _ENROLLMENTS, _PATIENTS = (
@@ -178,50 +180,56 @@ def _emit_session_event(
     )
 
 
-def confirm_today(
+def link_days(link_day: date, link_open: bool, today: date) -> tuple[tuple[date, ...], date]:
+    """Return the days a session link may record a session on, and the one to preselect.
+
+    Used on its own day, or before it, a link records today. Used later, it offers its
+    own date (preselected while that session is still open) or today (preselected once
+    the link's own session is recorded).
+    """
+    if link_day >= today:
+        return (today,), today
+    return (link_day, today), link_day if link_open else today
+
+
+def confirm_from_link(
     db: Session,
     rt: Runtime,
-    session: TreatmentSession,
+    link: TreatmentSession,
+    day: date | None,
     report: SessionReport,
     now: datetime,
 ) -> TreatmentSession:
-    """Record what a patient reports from a session link.
+    """Record what a patient reports from a session link, on `day`: the link's own date
+    or today (None: the preselected one, see `link_days`); return the session recorded.
 
-    A planned or missed session dated today or earlier is confirmed (a late confirmation
-    counts for its own date); a confirmed one stays as it is (confirming twice is
-    harmless); for a skipped, cancelled or later session, today's session is recorded,
-    as an unscheduled one if nothing was planned today.
-
-    An extra session counts like any other: the re-plan keeps the caps (one a day, the
-    weekly maximum in any 7 days) for everything still planned. Confirming twice
-    changes nothing. Returns the confirmed session.
+    Today with nothing planned records an extra, unscheduled session; the re-plan keeps
+    the caps (one a day, the weekly maximum in any 7 days) for everything still planned.
+    Raises InvalidInput for any other day, and Conflict when that day's session is
+    already recorded or was cancelled: the patient is told, never thanked for nothing.
     """
-    enrollment = db.get(Enrollment, session.enrollment_id)
+    today = local_today(now, link.timezone)
+    choices, preselected = link_days(link.local_date, link.status in OPEN, today)
+    day = day or preselected
+    if day not in choices:
+        allowed = " or ".join(d.isoformat() for d in choices)
+        raise InvalidInput("day", f"must be {allowed}")
+    target = link if day == link.local_date else _session_on(db, link.enrollment_id, day)
+    if target is not None and target.status == "confirmed":
+        raise Conflict(f"a session on {day.isoformat()} is already recorded")
+    if target is not None and target.status != "cancelled":
+        confirmed, _ = confirm_session(db, rt, None, target.id, report, now)
+        return confirmed
+    if day != today:
+        raise Conflict(f"the session on {day.isoformat()} was moved by a re-plan")
+    enrollment = db.get(Enrollment, link.enrollment_id)
     assert enrollment is not None  # foreign key
-    patient = db.get(Patient, enrollment.patient_id)
-    assert patient is not None  # foreign key
-    today = local_today(now, patient.timezone)
-    if session.status == "confirmed":
-        return session
-    if session.status in ("planned", "missed") and session.local_date <= today:
-        confirmed, _ = confirm_session(db, rt, None, session.id, report, now)
-        return confirmed
-    existing = db.exec(
-        select(TreatmentSession).where(
-            TreatmentSession.enrollment_id == enrollment.id, TreatmentSession.local_date == today
-        )
-    ).first()
-    if existing is not None and existing.status == "confirmed":
-        return existing
-    if existing is not None and existing.status != "cancelled":
-        confirmed, _ = confirm_session(db, rt, None, existing.id, report, now)
-        return confirmed
     protocol = rt.protocols.get(enrollment.protocol_id)
-    minutes = protocol.session_minutes(enrollment.body_area) if protocol else session.minutes
-    extra = existing or TreatmentSession(
+    minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
+    extra = target or TreatmentSession(
         enrollment_id=enrollment.id,
         local_date=today,
-        timezone=patient.timezone,
+        timezone=link.timezone,
         phase=enrollment.phase,
         minutes=minutes,
     )
@@ -231,3 +239,11 @@ def confirm_today(
     db.flush()
     confirmed, _ = confirm_session(db, rt, None, extra.id, report, now)
     return confirmed
+
+
+def _session_on(db: Session, enrollment_id: str, day: date) -> TreatmentSession | None:
+    return db.exec(
+        select(TreatmentSession).where(
+            TreatmentSession.enrollment_id == enrollment_id, TreatmentSession.local_date == day
+        )
+    ).first()

@@ -60,15 +60,19 @@ def test_get_shows_the_session_and_changes_nothing(
     assert statuses(db) == before
 
 
-def test_confirming_from_the_link_records_hdss_and_twice_is_harmless(
+def test_confirming_from_the_link_records_hdss_and_a_second_time_is_refused(
     api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
 ) -> None:
     patient, session_link, _ = reminded_patient(api, rt, smtp)
     done = api.client.post(f"{session_link}/confirm", data={"hdss": "2", "current_ma": "12,5"})
     assert done.status_code == 200
+    assert "Your session on Monday 7 December is recorded" in done.text
     assert "Wednesday 9 December" in done.text
     again = api.client.post(f"{session_link}/confirm", data={"hdss": "4"})
-    assert again.status_code == 200
+    assert again.status_code == 409
+    assert "Nothing was recorded" in again.text
+    assert "already recorded" in again.text
+    assert "is recorded. Thank you" not in again.text
     db.expire_all()
     first = db.exec(select(TreatmentSession).where(TreatmentSession.status == "confirmed")).one()
     assert (first.hdss, first.current_ma) == (2, 12.5)
@@ -105,6 +109,51 @@ def test_extra_session_is_recorded_as_unscheduled_and_caps_still_hold(
     for day in planned:
         window = [d for d in planned + done if day - timedelta(days=6) <= d <= day]
         assert len(window) <= 5, "never more than the weekly maximum in any 7 days"
+
+
+def test_mondays_link_used_on_tuesday_asks_the_day_and_records_exactly_that(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, monday_link, _ = reminded_patient(api, rt, smtp)
+    api.client.post(f"{monday_link}/confirm", data={"day": "2026-12-07"})
+    api.clock[0] = NOW + timedelta(days=1, hours=10)  # Tuesday evening
+    page = api.client.get(monday_link)
+    assert 'value="2026-12-07"' in page.text
+    assert 'value="2026-12-08" checked' in page.text  # Monday is recorded: today preselected
+    monday_again = api.client.post(f"{monday_link}/confirm", data={"day": "2026-12-07"})
+    assert monday_again.status_code == 409
+    assert "already recorded" in monday_again.text
+    tuesday = api.client.post(f"{monday_link}/confirm", data={"day": "2026-12-08"})
+    assert tuesday.status_code == 200
+    assert "Your session on Tuesday 8 December is recorded" in tuesday.text
+    db.expire_all()
+    done = db.exec(select(TreatmentSession).where(TreatmentSession.status == "confirmed")).all()
+    assert sorted(r.local_date.isoformat() for r in done) == ["2026-12-07", "2026-12-08"]
+    other_day = api.client.post(f"{monday_link}/confirm", data={"day": "2026-12-09"})
+    assert other_day.status_code == 422
+    assert "Day: must be 2026-12-07 or 2026-12-08" in other_day.text
+
+
+def test_an_unconfirmed_sessions_link_used_later_preselects_and_records_its_own_day(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, monday_link, _ = reminded_patient(api, rt, smtp)
+    api.clock[0] = NOW + timedelta(days=1, hours=2)  # Tuesday morning
+    page = api.client.get(monday_link)
+    assert 'value="2026-12-07" checked' in page.text
+    late = api.client.post(f"{monday_link}/confirm", data={"day": "2026-12-07"})
+    assert "Your session on Monday 7 December is recorded" in late.text
+    assert statuses(db)[0] == "confirmed"
+
+
+def test_a_session_link_expires_a_week_after_its_session(
+    api: Api, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    _, monday_link, _ = reminded_patient(api, rt, smtp)
+    api.clock[0] = NOW + timedelta(days=7, hours=12)  # the next Monday, still the 7th day
+    assert api.client.get(monday_link).status_code == 200
+    api.clock[0] = NOW + timedelta(days=8, hours=1)
+    assert api.client.get(monday_link).status_code == 404
 
 
 def test_skip_from_link_replans_and_snooze_reminds_later(

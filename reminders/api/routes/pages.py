@@ -97,11 +97,17 @@ def session_page(
             return _expired()
         session, enrollment, _patient = found
         protocol = rt.protocols.get(enrollment.protocol_id)
+        today = enrollments.local_today(now, session.timezone)
+        choices, preselected = sessions.link_days(
+            session.local_date, session.status in sessions.OPEN, today
+        )
         return _page(
             "session",
             title="Your treatment session",
             session=session,
             day=_day(session.local_date),
+            choices=[(d.isoformat(), _day(d), d == today) for d in choices],
+            preselected=preselected.isoformat(),
             body_area=enrollment.body_area,
             tips=protocol.tips if protocol else (),
             action=request.query_params.get("action"),
@@ -114,7 +120,9 @@ def session_page(
 async def confirm_from_link(
     token: str, form: FormDep, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
 ) -> HTMLResponse:
-    """Record the session (or, if none is planned today, an extra one) as done."""
+    """Record the session on the day the patient says: the link's date or today (an
+    extra session if none is planned today). Refused, with the reason, when that day's
+    session is already recorded."""
     try:
         report = SessionReport(
             hdss=int(form["hdss"]) if form.get("hdss") else None,
@@ -122,20 +130,37 @@ async def confirm_from_link(
             if form.get("current_ma")
             else None,
         )
+        day = date.fromisoformat(form["day"]) if form.get("day") else None
     except ValueError:
         return _message(
             "Please check what you entered",
-            "The symptom score must be 1 to 4 and the current a number of mA (0 to 30).",
+            "The symptom score must be 1 to 4, the current a number of mA (0 to 30), and the"
+            " day one of those offered.",
             status=422,
         )
-    async with tx.write() as db:
-        found = _session_for(db, token, now)
-        if found is None:
-            return _expired()
-        session, enrollment, _patient = found
-        done = sessions.confirm_today(db, rt, session, report, now)
-        following = _next_session(db, enrollment.id, done.local_date)
-    return _done("Thank you", "Your session is recorded. Thank you!", following)
+    try:
+        async with tx.write() as db:
+            found = _session_for(db, token, now)
+            if found is None:
+                return _expired()
+            session, enrollment, _patient = found
+            done = sessions.confirm_from_link(db, rt, session, day, report, now)
+            following = _next_session(db, enrollment.id, done.local_date)
+    except (Conflict, InvalidInput) as refused:
+        return _message(
+            "Nothing was recorded",
+            f"{_reason(refused)}.",
+            "If you have done another session, use the link in your latest reminder.",
+            status=409 if isinstance(refused, Conflict) else 422,
+        )
+    return _done(
+        "Thank you", f"Your session on {_day(done.local_date)} is recorded. Thank you!", following
+    )
+
+
+def _reason(refused: Conflict | InvalidInput) -> str:
+    text = str(refused)
+    return text[:1].upper() + text[1:]
 
 
 @router.post("/s/{token}/skip", response_class=HTMLResponse)

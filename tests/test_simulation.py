@@ -1,0 +1,114 @@
+"""`reminders simulate`: each story over 200 days through the real service, on both
+databases, across the change to summer time (Europe/Berlin, 2027-03-28)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+
+import pytest
+
+from reminders.runtime import Runtime
+from reminders.simulation import Simulation, simulate
+
+pytestmark = pytest.mark.both_databases
+START = date(2026, 12, 7)
+SUMMER_TIME = date(2027, 3, 28)
+
+EXPECTED: dict[str, dict[str, int]] = {
+    "dry": {"plan.phase_changed": 1, "reminder": 17, "session.confirmed": 17},
+    "relapse": {"plan.phase_changed": 1, "reminder": 21, "session.confirmed": 21},
+    "non-responder": {"escalation:no_response": 1, "reminder": 86, "session.confirmed": 86},
+    "misses-two": {
+        "escalation:missed_sessions": 1, "follow_up": 2, "missed": 2, "plan.phase_changed": 1,
+        "reminder": 19, "session.confirmed": 17, "session.missed": 2,
+    },
+    "stops-in-maintenance": {
+        "escalation:lapsed": 1, "follow_up": 20, "missed": 20, "overdue": 1,
+        "plan.phase_changed": 1, "reminder": 31, "session.confirmed": 11, "session.missed": 20,
+    },
+    "pause-3-weeks": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 16},
+    "away-10-days": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 16},
+    "extra-session": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 17},
+}  # fmt: skip
+
+
+# A story's result depends only on the code and the backend: each runs once per backend
+# and the tests below read it, which keeps the whole file well under a minute.
+_RUNS: dict[tuple[str, str], Simulation] = {}
+
+
+def run(rt: Runtime, story: str) -> Simulation:
+    key = (rt.engine.dialect.name, story)
+    if key not in _RUNS:
+        rt.settings.email_backend = "maildir"
+        _RUNS[key] = simulate(rt, "tap-water-hyperhidrosis", START, 200, story, "Europe/Berlin")
+    return _RUNS[key]
+
+
+def days_with(result: Simulation, kind: str) -> list[date]:
+    return [d.date for d in result.days if kind in d.patient or kind in d.clinic]
+
+
+@pytest.mark.parametrize("story", list(EXPECTED))
+def test_each_story_sends_exactly_what_the_rules_say(rt: Runtime, story: str) -> None:
+    result = run(rt, story)
+    assert result.totals == EXPECTED[story]
+    times = {
+        at for d in result.days for kind, at in zip(d.patient, d.patient_at, strict=True)
+        if kind == "reminder"
+    }  # fmt: skip
+    assert times == {"18:00"}, "the local reminder time holds on both sides of the DST change"
+    reminded = days_with(result, "reminder")
+    assert any(d < SUMMER_TIME for d in reminded) and any(d > SUMMER_TIME for d in reminded)
+
+
+def test_a_dry_patient_on_four_week_maintenance_is_never_nagged(rt: Runtime) -> None:
+    result = run(rt, "dry")
+    reminded = days_with(result, "reminder")
+    gaps = [(b - a).days for a, b in itertools.pairwise(reminded)]
+    assert max(gaps) == 28
+    assert not days_with(result, "overdue") and not days_with(result, "escalation:lapsed")
+
+
+def test_a_non_responder_is_reviewed_not_moved_on(rt: Runtime) -> None:
+    result = run(rt, "non-responder")
+    assert {d.phase for d in result.days} == {"induction"}
+    (review_day,) = days_with(result, "escalation:no_response")
+    assert review_day == date(2027, 1, 1)  # the twelfth session, Mon/Wed/Fri from the 7th
+
+
+def test_a_patient_who_stops_is_nudged_once_the_clinic_told_once_then_weekly(
+    rt: Runtime,
+) -> None:
+    result = run(rt, "stops-in-maintenance")
+    (nudged,) = days_with(result, "overdue")
+    (told,) = days_with(result, "escalation:lapsed")
+    assert (told - nudged).days == 4  # due +3 days, then due +7 days
+    after = [d for d in days_with(result, "reminder") if d > told]
+    assert all((b - a).days == 7 for a, b in itertools.pairwise(after))
+
+
+def test_a_pause_plans_nothing_inside_it_and_resuming_is_not_overdue(rt: Runtime) -> None:
+    result = run(rt, "pause-3-weeks")
+    paused = [d for d in result.days if d.phase == "paused"]
+    assert paused[0].date == START + timedelta(days=60)
+    assert paused[-1].date == START + timedelta(days=80)
+    reminded = days_with(result, "reminder")
+    assert not [d for d in reminded if paused[0].date <= d <= paused[-1].date]
+    assert not days_with(result, "overdue")
+
+
+def test_nothing_is_planned_while_the_patient_is_away(rt: Runtime) -> None:
+    result = run(rt, "away-10-days")
+    away = START + timedelta(days=42), START + timedelta(days=51)
+    assert not [d for d in days_with(result, "reminder") if away[0] <= d <= away[1]]
+    assert not days_with(result, "missed") and not days_with(result, "overdue")
+
+
+def test_an_extra_session_is_recorded_on_its_own_day(rt: Runtime) -> None:
+    result = run(rt, "extra-session")
+    confirmed = set(days_with(result, "session.confirmed"))
+    reminded = set(days_with(result, "reminder"))
+    (extra,) = confirmed - reminded
+    assert extra >= START + timedelta(days=21)
