@@ -10,6 +10,10 @@ from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from reminders.cli import app
+from reminders.models import utcnow
+from reminders.runtime import Runtime
+from reminders.services.sweep import sweep
+from reminders.settings import load_settings
 
 runner = CliRunner()
 
@@ -144,3 +148,101 @@ def test_protocols_are_listed_without_a_database() -> None:
     code, out, _ = run("protocols")
     assert code == 0
     assert "tap-water-hyperhidrosis" in out
+
+
+def _enrolled_patient() -> tuple[str, str, str]:
+    """Migrate, add a clinic and a patient in UTC, enroll in tap water from today; return
+    (clinic, patient, enrollment)."""
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic")[1].split()[1]
+    patient = run(
+        "patient", "add", "--clinic", clinic, "--name", "Ann", "--email", "ann@example.org",
+        "--timezone", "UTC",
+    )[1].split()[1]  # fmt: skip
+    out = run(
+        "enroll", patient, "--protocol", "tap-water-hyperhidrosis", "--start", "2026-12-07",
+        "--screened", "--body-area", "palms",
+    )[1]  # fmt: skip
+    return clinic, patient, out.split()[1]
+
+
+@freeze_time("2026-12-07 10:00:00")
+def test_enrollment_pause_until_resume_and_withdraw() -> None:
+    _, _, enrollment = _enrolled_patient()
+    code, out, _ = run("enrollment", "pause", enrollment, "--until", "2026-12-21")
+    assert (code, out.strip()) == (0, f"enrollment {enrollment} paused until 2026-12-21")
+    code, _, err = run("enrollment", "pause", enrollment, "--until", "someday")
+    assert code != 0 and err.startswith("error: until:")
+    assert run("enrollment", "resume", enrollment)[1].strip() == f"enrollment {enrollment} active"
+    assert run("enrollment", "withdraw", enrollment)[0] == 0
+    code, _, err = run("enrollment", "resume", enrollment)
+    assert code != 0 and "withdrawn" in err
+
+
+@freeze_time("2026-12-07 10:00:00")
+def test_absences_are_added_listed_and_removed_from_the_command_line() -> None:
+    _, patient, enrollment = _enrolled_patient()
+    code, out, _ = run("absence", "add", patient, "--from", "2026-12-09", "--to", "2026-12-13")
+    assert code == 0
+    absence = out.split()[1]
+    shown = json.loads(run("plan", "show", enrollment, "--json")[1])
+    planned = [s["date"] for s in shown["sessions"] if s["status"] == "planned"]
+    assert "2026-12-09" not in planned and "2026-12-14" in planned
+    assert absence in run("absence", "list", patient)[1]
+    code, _, err = run("absence", "add", patient, "--from", "2026-12-13", "--to", "2026-12-09")
+    assert code != 0 and err.startswith("error: to:")
+    assert run("absence", "remove", absence)[0] == 0
+    assert absence not in run("absence", "list", patient)[1]
+
+
+def test_escalations_are_listed_and_acknowledged_from_the_command_line() -> None:
+    with freeze_time("2026-12-07 10:00:00"):
+        clinic, _patient, _enrollment = _enrolled_patient()
+        assert run("escalation", "list", "--clinic", clinic)[1].count("\n") == 1  # header only
+    with freeze_time("2026-12-10 13:00:00"):  # Monday and Wednesday missed
+        runtime = Runtime.from_settings(load_settings())
+        try:
+            sweep(runtime, utcnow())
+        finally:
+            runtime.close()
+        code, out, _ = run("escalation", "list", "--clinic", clinic)
+        assert code == 0 and "missed_sessions" in out
+        escalation = out.splitlines()[1].split()[0]
+        code, _, err = run("escalation", "ack", escalation, "--by", "")
+        assert code != 0 and err.startswith("error: by:")
+        code, out, _ = run("escalation", "ack", escalation, "--by", "Nurse Kim", "--note", "called")
+        assert (code, out.strip()) == (0, f"escalation {escalation} acknowledged by Nurse Kim")
+        assert "missed_sessions" not in run("escalation", "list", "--clinic", clinic)[1]
+
+
+def test_plan_preview_shows_a_review_point_for_a_non_responder() -> None:
+    code, out, _ = run(
+        "plan", "preview", "--protocol", "tap-water-hyperhidrosis", "--start", "2026-12-07",
+        "--days", "40", "--response", "never-dry",
+    )  # fmt: skip
+    assert code == 0
+    assert "after 2027-01-01: review: no response in induction" in out
+    assert "maintenance" not in out
+    code, out, _ = run(
+        "plan", "preview", "--protocol", "dexamethasone-tendinopathy", "--start", "2026-12-07",
+        "--json",
+    )  # fmt: skip
+    assert json.loads(out)["ends_on"] == "2026-12-18"
+
+
+def test_simulate_prints_the_course_as_json() -> None:
+    code, out, _ = run(
+        "simulate", "--protocol", "dexamethasone-tendinopathy", "--start", "2026-12-07",
+        "--days", "30", "--story", "dry", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["totals"]["reminder"] == 6
+    assert result["totals"]["enrollment.completed"] == 1
+    assert result["totals"]["completed"] == 1
+    assert {d["phase"] for d in result["days"][-5:]} == {"completed"}
+    code, _, err = run(
+        "simulate", "--protocol", "dexamethasone-tendinopathy", "--start", "2026-12-07",
+        "--story", "sleepy",
+    )  # fmt: skip
+    assert code != 0 and err.startswith("error: story:")

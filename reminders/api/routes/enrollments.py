@@ -57,21 +57,6 @@ async def pause_enrollment(
         return reading.enrollment_view(db, clinic.id, enrollment_id, now)
 
 
-@router.post("/enrollments/{enrollment_id}/{action}")
-async def change_enrollment(
-    enrollment_id: str,
-    action: Literal["resume", "withdraw"],
-    clinic: ClinicDep,
-    rt: RuntimeDep,
-    tx: TransactionsDep,
-    now: NowDep,
-) -> EnrollmentPublic:
-    """Resume (plan again from today; nothing of the pause counts) or withdraw."""
-    async with tx.write() as db:
-        enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
-
-
 @router.post("/enrollments/{enrollment_id}/review")
 async def decide_review(
     enrollment_id: str,
@@ -88,6 +73,21 @@ async def decide_review(
             db, rt, clinic.id, enrollment_id, body.decision, now,
             decided_by=body.decided_by, note=body.note,
         )  # fmt: skip
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+
+
+@router.post("/enrollments/{enrollment_id}/{action}")
+async def change_enrollment(
+    enrollment_id: str,
+    action: Literal["resume", "withdraw"],
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> EnrollmentPublic:
+    """Resume (plan again from today; nothing of the pause counts) or withdraw."""
+    async with tx.write() as db:
+        enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
         return reading.enrollment_view(db, clinic.id, enrollment_id, now)
 
 
