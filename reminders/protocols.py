@@ -26,6 +26,18 @@ CONTRAINDICATIONS: dict[str, str] = {
     "cancer_in_area": "cancer in the treated area",
 }
 
+# Words patients and staff use for an area, and the name protocols give it.
+BODY_AREA_SYNONYMS: dict[str, str] = {
+    "hands": "palms",
+    "hand": "palms",
+    "feet": "soles",
+    "foot": "soles",
+    "armpits": "underarms",
+    "armpit": "underarms",
+    "axillae": "underarms",
+    "axilla": "underarms",
+}
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Cadence = Literal["weekly", "days", "interval"]
 
@@ -107,6 +119,7 @@ class Protocol(BaseModel):
     condition: str = Field(min_length=1)
     max_per_week: int = Field(ge=1, le=7)
     hdss_dry_max: int = Field(default=2, ge=1, le=4)
+    body_areas: tuple[str, ...] = Field(min_length=1)
     minutes: dict[str, int]
     dose_ma_min: float | None = Field(default=None, gt=0)
     default_weekdays: tuple[Weekday, ...] = WEEKDAYS  # type: ignore[assignment]
@@ -122,6 +135,8 @@ class Protocol(BaseModel):
         for area, value in self.minutes.items():
             if not 1 <= value <= 120:
                 raise ValueError(f"minutes.{area} must be between 1 and 120")
+            if area != "default" and area not in self.body_areas:
+                raise ValueError(f"minutes.{area} is not one of body_areas")
         unknown = set(self.contraindications) - set(CONTRAINDICATIONS)
         if unknown:
             raise ValueError(f"unknown contraindication(s): {', '.join(sorted(unknown))}")
@@ -145,6 +160,12 @@ class Protocol(BaseModel):
             if phase.name == name:
                 return i
         raise KeyError(name)
+
+    def body_area(self, name: str) -> str | None:
+        """Return the protocol's name for a body area (synonyms accepted), or None."""
+        wanted = name.strip().lower().replace(" ", "-")
+        wanted = BODY_AREA_SYNONYMS.get(wanted, wanted)
+        return wanted if wanted in self.body_areas else None
 
     def session_minutes(self, body_area: str | None) -> int:
         """Return the session length for a body area, falling back to the default."""

@@ -236,7 +236,7 @@ def _set_up(
     request = EnrollmentCreate(
         protocol=protocol_id,
         start_date=start,
-        body_area=next((a for a in protocol.minutes if a != "default"), None),
+        body_area=protocol.body_areas[0],
         screening={c: False for c in protocol.contraindications},
     )
     enrollment = enrollments.enroll(db, rt, clinic.id, patient.id, request, now)

@@ -31,7 +31,7 @@ def test_a_clinic_can_drop_in_its_own_protocol(tmp_path: Path) -> None:
     shutil.copytree(PROTOCOLS_DIR, tmp_path, dirs_exist_ok=True)
     (tmp_path / "north-clinic-weekly.toml").write_text(
         'name = "North weekly"\ncondition = "hyperhidrosis"\nmax_per_week = 2\n'
-        'sources = ["clinic protocol"]\n[minutes]\ndefault = 15\n'
+        'sources = ["clinic protocol"]\nbody_areas = ["palms"]\n[minutes]\ndefault = 15\n'
         '[[phases]]\nname = "weekly"\ncadence = "interval"\ninterval_days = 7\n'
     )
     assert "north-clinic-weekly" in load_protocols(tmp_path)
@@ -42,18 +42,18 @@ def test_a_clinic_can_drop_in_its_own_protocol(tmp_path: Path) -> None:
     [
         ('name = "x"', "condition"),
         (
-            'name="x"\ncondition="c"\nmax_per_week=3\nsources=["s"]\n[minutes]\ndefault=20\n'
+            'name="x"\ncondition="c"\nmax_per_week=3\nsources=["s"]\nbody_areas=["palms"]\n[minutes]\ndefault=20\n'
             '[[phases]]\nname="a"\ncadence="weekly"\n',
             "phases.0",
         ),
         (
-            'name="x"\ncondition="c"\nmax_per_week=3\nsources=["s"]\n[minutes]\ndefault=20\n'
+            'name="x"\ncondition="c"\nmax_per_week=3\nsources=["s"]\nbody_areas=["palms"]\n[minutes]\ndefault=20\n'
             '[[phases]]\nname="a"\ncadence="weekly"\nper_week=9\n',
             "phases.0.per_week",
         ),
         (
             'name="x"\ncondition="c"\nmax_per_week=3\nsources=["s"]\n'
-            'contraindications=["left-handed"]\n[minutes]\ndefault=20\n'
+            'contraindications=["left-handed"]\nbody_areas=["palms"]\n[minutes]\ndefault=20\n'
             '[[phases]]\nname="a"\ncadence="interval"\ninterval_days=7\n',
             "unknown contraindication",
         ),

@@ -145,6 +145,7 @@ class _Checked:
     protocol: Protocol
     weekdays: str | None
     screening: str
+    body_area: str | None
 
 
 def _checked(
@@ -161,6 +162,15 @@ def _checked(
         raise InvalidInput(
             f"{where}start_date", f"more than {MAX_DAYS_IN_FUTURE} days in the future"
         )
+    body_area = None
+    if request.body_area is not None:
+        body_area = protocol.body_area(request.body_area)
+        if body_area is None:
+            raise InvalidInput(
+                f"{where}body_area",
+                f"{request.body_area!r} is not an area of {protocol.id}; one of: "
+                + ", ".join(protocol.body_areas),
+            )
     weekdays: str | None = None
     if request.weekdays is not None:
         weekdays, unknown = _stored_weekdays(tuple(request.weekdays))
@@ -180,7 +190,7 @@ def _checked(
             f"{where}screening",
             f"contraindicated: {', '.join(review.flagged)}; enrolling needs an override_reason",
         )
-    return _Checked(protocol, weekdays, review.stored)
+    return _Checked(protocol, weekdays, review.stored, body_area)
 
 
 # Bulk requests repeat a handful of weekday sets and screening answers: each distinct one
@@ -272,6 +282,7 @@ _PATIENTS_WITH_TREATMENTS = (
         col(Enrollment.protocol_id),
         col(Enrollment.body_area),
         col(Enrollment.status),
+        col(Enrollment.id),
     )
     .outerjoin(Enrollment, col(Enrollment.patient_id) == Patient.id)
     .where(col(Patient.id).in_(sa.bindparam("ids", expanding=True)))
@@ -279,12 +290,21 @@ _PATIENTS_WITH_TREATMENTS = (
 _READ_CHUNK = 2000
 
 
+Treatments = dict[tuple[str, str], str]
+
+
+def _treatment(patient_id: str, protocol_id: str, body_area: str | None) -> tuple[str, str]:
+    """What a patient may have only one active or paused enrollment for: a body area,
+    or, where none was named, a protocol."""
+    return (patient_id, f"area:{body_area}" if body_area else f"protocol:{protocol_id}")
+
+
 def _read_patients(
-    db: Session, patient_ids: list[str], busy: set[tuple[str, str, str | None]]
+    db: Session, patient_ids: list[str], busy: Treatments
 ) -> dict[str, PatientFacts]:
     """Return the patients by id, as plain columns (bulk imports read many), and add the
-    (patient, protocol, body area) of each active or paused enrollment they have to
-    `busy`."""
+    treatment (`_treatment`) of each active or paused enrollment they have to `busy`,
+    with the enrollment's id."""
     patients: dict[str, PatientFacts] = {}
     unique = list(dict.fromkeys(patient_ids))
     for chunk_start in range(0, len(unique), _READ_CHUNK):
@@ -293,9 +313,9 @@ def _read_patients(
             patient_id = found[0]
             if patient_id not in patients:
                 patients[patient_id] = PatientFacts(*found[: len(PATIENT_FACT_COLUMNS)])
-            protocol_id, body_area, status = found[len(PATIENT_FACT_COLUMNS) :]
+            protocol_id, body_area, status, enrollment_id = found[len(PATIENT_FACT_COLUMNS) :]
             if status in ("active", "paused"):
-                busy.add((patient_id, protocol_id, body_area))
+                busy[_treatment(patient_id, protocol_id, body_area)] = enrollment_id
     return patients
 
 
@@ -307,14 +327,14 @@ def prepare_enrollments(
     now: datetime,
     *,
     first_position: int = 0,
-    taken: set[tuple[str, str, str | None]] | None = None,
+    taken: Treatments | None = None,
 ) -> PreparedEnrollments:
     """Check and plan enrollments and return the rows that enrolling them writes: each
     plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.
 
     `first_position` is the first request's position in a larger import, for messages;
-    `taken` holds the (patient, protocol, body area) of that import's earlier batches
-    and gains this batch's.
+    `taken` holds the treatments (`_treatment`) of that import's earlier batches and
+    gains this batch's.
 
     Raises NotFound for a patient missing or of another clinic, InvalidInput naming the
     field (prefixed with the position when there are several), Conflict when the patient
@@ -323,10 +343,10 @@ def prepare_enrollments(
     """
     protocols = rt.protocols
     horizon_days = rt.settings.horizon_days
-    # `busy` holds the (patient, protocol, body area) of every active or paused
-    # enrollment these patients have, then of each request as it is accepted: one
-    # enrollment at a time per treatment.
-    busy = taken if taken is not None else set()
+    # `busy` holds the treatment of every active or paused enrollment these patients
+    # have, then of each request as it is accepted: one enrollment at a time per body
+    # area.
+    busy = taken if taken is not None else {}
     patients = _read_patients(db, [r.patient_id for r in requests], busy)
     created = utcnow()
     enrollment_rows: list[dict[str, Any]] = []
@@ -346,24 +366,26 @@ def prepare_enrollments(
             today = today_in[timezone] = local_today(now, timezone)
         wanted = request.enrollment
         checked = _checked(wanted, protocols, today, where)
-        protocol, weekdays = checked.protocol, checked.weekdays
-        treatment = (request.patient_id, protocol.id, wanted.body_area)
+        protocol, weekdays, body_area = checked.protocol, checked.weekdays, checked.body_area
+        treatment = _treatment(request.patient_id, protocol.id, body_area)
         if treatment in busy:
+            existing = busy[treatment] or "an earlier request"
             raise Conflict(
-                f"patient {request.patient_id} already has an active {protocol.id} enrollment"
-                + (f" for {wanted.body_area}" if wanted.body_area else "")
+                f"patient {request.patient_id} already has an active or paused enrollment"
+                + (f" for {body_area}" if body_area else f" in {protocol.id}")
+                + f": {existing}"
             )
         # The planner is pure: a batch plans each distinct set of inputs once.
-        key = (protocol.id, wanted.start_date, weekdays, wanted.body_area, today)
+        key = (protocol.id, wanted.start_date, weekdays, body_area, today)
         first = first_plans.get(key)
         if first is None:
             settings = EnrollmentSettings(
-                wanted.start_date, weekdays_from_text(weekdays), wanted.body_area
+                wanted.start_date, weekdays_from_text(weekdays), body_area
             )
             first = first_plans[key] = plan(protocol, settings, (), today, horizon_days)
-        busy.add(treatment)
         sessions = first.sessions
         enrollment_id, *session_ids = new_ids(1 + len(sessions))
+        busy[treatment] = enrollment_id
         enrollment_rows.append(
             {
                 "id": enrollment_id,
@@ -371,7 +393,7 @@ def prepare_enrollments(
                 "patient_id": request.patient_id,
                 "protocol_id": protocol.id,
                 "start_date": wanted.start_date,
-                "body_area": wanted.body_area,
+                "body_area": body_area,
                 "weekdays": weekdays,
                 "status": "active",
                 "phase": first.phase,
@@ -453,7 +475,7 @@ def enroll_in_batches(
     position in the whole import. Raises as `prepare_enrollments`.
     """
     ids: list[str] = []
-    taken: set[tuple[str, str, str | None]] = set()
+    taken: Treatments = {}
     position = 0
     # A few batches may wait for the writer: it starts slower than the first batch is
     # prepared, and catches up after.

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session
 
 from reminders.runtime import Runtime
-from tests.api.conftest import NOW, Api
+from tests.api.conftest import ENROLLMENT, NOW, Api
 
 pytestmark = pytest.mark.both_databases
 
@@ -145,3 +145,30 @@ def test_another_clinics_inbox_and_ids_answer_404(api: Api, other: Api, db: Sess
     absence = {"from": "2026-12-09", "to": "2026-12-10"}
     assert other.post(f"/v1/patients/{patient_id}/absences", absence).status_code == 404
     assert other.get(f"/v1/patients/{patient_id}/absences").status_code == 404
+
+
+def test_body_areas_take_common_words_and_refuse_others_listing_the_valid_ones(
+    api: Api,
+) -> None:
+    patient = api.patient()
+    feet = api.enroll(patient, body_area="feet")
+    assert feet["body_area"] == "soles"
+    assert feet["upcoming"][0]["minutes"] == 30
+    answer = api.post(
+        f"/v1/patients/{api.patient()}/enrollments",
+        {**ENROLLMENT, "body_area": "elbow"},
+    )
+    assert answer.status_code == 422
+    assert "palms, soles, underarms" in str(answer.json()["detail"])
+
+
+def test_one_active_enrollment_per_body_area_whatever_the_protocol(api: Api) -> None:
+    patient = api.patient()
+    first = api.enroll(patient, body_area="hands")
+    second = api.post(
+        f"/v1/patients/{patient}/enrollments",
+        {**ENROLLMENT, "protocol": "glycopyrrolate-hyperhidrosis", "body_area": "palms"},
+    )
+    assert second.status_code == 409
+    assert first["id"] in second.json()["detail"]
+    assert api.enroll(patient, body_area="underarms")["body_area"] == "underarms"
