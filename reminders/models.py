@@ -13,6 +13,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from reminders.ids import new_id
+from reminders.outcomes import SideEffect
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -132,6 +133,10 @@ class TreatmentSession(SQLModel, table=True):
     unscheduled: bool = False
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     hdss: int | None = None
+    # The code reported on the protocol's outcome scale ("1+" is a code, not a number).
+    outcome: str | None = Field(default=None, max_length=8)
+    side_effect: str | None = Field(default=None, max_length=16)
+    side_effect_note: str | None = Field(default=None, max_length=500)
     current_ma: float | None = None
     minutes_done: int | None = None
     skip_reason: str | None = Field(default=None, max_length=500)
@@ -331,12 +336,22 @@ class EnrollmentCreate(_Input):
 
 
 class SessionReport(_Input):
-    """What a patient or clinic reports with a confirmation."""
+    """What a patient or clinic reports with a confirmation.
+
+    `outcome` is a code of the protocol's outcome scale (GET /v1/protocols/{id} names
+    it); `hdss` is still accepted for protocols that ask HDSS. A side effect of
+    blistering or a burn tells the clinic at once.
+    """
 
     completed_at: datetime | None = None
     minutes: int | None = PydanticField(default=None, ge=1, le=120)
     current_ma: float | None = PydanticField(default=None, ge=0, le=30)
     hdss: int | None = PydanticField(default=None, ge=1, le=4)
+    outcome: str | None = PydanticField(default=None, max_length=8, examples=["2"])
+    side_effect: SideEffect | None = None
+    side_effect_note: str | None = PydanticField(
+        default=None, max_length=500, examples=["itching for an hour"]
+    )
 
 
 class PatientUpdate(_Input):
@@ -396,6 +411,9 @@ class SessionPublic(BaseModel):
     unscheduled: bool
     completed_at: datetime | None
     hdss: int | None
+    outcome: str | None
+    side_effect: str | None
+    side_effect_note: str | None
     current_ma: float | None
     minutes_done: int | None
     skip_reason: str | None
@@ -437,6 +455,17 @@ class AdherencePublic(BaseModel):
     phases: dict[str, TallyPublic]
 
 
+class OutcomeTrend(BaseModel):
+    """The first and the latest outcome reported on the protocol's scale."""
+
+    scale: str
+    first: str
+    first_on: date
+    latest: str
+    latest_on: date
+    reports: int
+
+
 class EnrollmentPublic(BaseModel):
     """An enrollment with where the patient stands and what comes next."""
 
@@ -460,6 +489,7 @@ class EnrollmentPublic(BaseModel):
     created_at: datetime
     upcoming: list[SessionPublic]
     adherence: AdherencePublic
+    outcome_trend: OutcomeTrend | None
 
 
 class SkipRequest(_Input):

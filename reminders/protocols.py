@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reminders.outcomes import SCALES, OutcomeScale
+
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 CONTRAINDICATIONS: dict[str, str] = {
@@ -122,6 +124,8 @@ class Protocol(BaseModel):
     body_areas: tuple[str, ...] = Field(min_length=1)
     minutes: dict[str, int]
     dose_ma_min: float | None = Field(default=None, gt=0)
+    # The question asked after a session: an id in `reminders.outcomes.SCALES`.
+    outcome_scale: str | None = None
     default_weekdays: tuple[Weekday, ...] = WEEKDAYS  # type: ignore[assignment]
     contraindications: tuple[str, ...] = ()
     tips: tuple[str, ...] = ()
@@ -137,6 +141,8 @@ class Protocol(BaseModel):
                 raise ValueError(f"minutes.{area} must be between 1 and 120")
             if area != "default" and area not in self.body_areas:
                 raise ValueError(f"minutes.{area} is not one of body_areas")
+        if self.outcome_scale is not None and self.outcome_scale not in SCALES:
+            raise ValueError(f"outcome_scale must be one of {', '.join(SCALES)}")
         unknown = set(self.contraindications) - set(CONTRAINDICATIONS)
         if unknown:
             raise ValueError(f"unknown contraindication(s): {', '.join(sorted(unknown))}")
@@ -160,6 +166,11 @@ class Protocol(BaseModel):
             if phase.name == name:
                 return i
         raise KeyError(name)
+
+    @property
+    def scale(self) -> OutcomeScale | None:
+        """The outcome scale the protocol asks, or None."""
+        return SCALES[self.outcome_scale] if self.outcome_scale else None
 
     def body_area(self, name: str) -> str | None:
         """Return the protocol's name for a body area (synonyms accepted), or None."""

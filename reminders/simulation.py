@@ -49,9 +49,9 @@ from reminders.settings import Settings
 from reminders.timing import local_to_utc, zone
 
 STORIES: dict[str, str] = {
-    "dry": "confirms every session; dry (HDSS 1) from the 4th on",
-    "relapse": "as dry, but relapses (HDSS 4) at the 3rd and 6th maintenance sessions",
-    "non-responder": "confirms every session, never dry (HDSS 4)",
+    "dry": "confirms every session; better (HDSS 1, no pain) from the 4th on",
+    "relapse": "as dry, but relapses (the scale's worst) at the 3rd and 6th maintenance sessions",
+    "non-responder": "confirms every session, never better (the scale's worst)",
     "misses-two": "as dry, but lets the 2nd and 3rd reminders pass",
     "stops-in-maintenance": "as dry, then stops confirming after two months",
     "pause-3-weeks": "as dry; the clinic pauses the plan for three weeks after day 60",
@@ -354,32 +354,43 @@ class _Runner:
             return
 
         def confirm(db: Session, now: datetime) -> None:
-            hdss = self._hdss(db)
-            report = SessionReport(hdss=hdss)
-            sessions.confirm_session(db, self.rt, None, session_id, report, now)
+            report = SessionReport(outcome=self._outcome(db))
+            sessions.confirm_session(
+                db, self.rt, None, session_id, report, now, reported_by="patient"
+            )
 
         self.at(reminded_at + ANSWER_AFTER, confirm)
 
-    def _hdss(self, db: Session) -> int:
+    def _outcome(self, db: Session) -> str | None:
+        """What the story's patient reports on the protocol's scale: the best code once
+        better, one near the worst before, the worst for a relapse or no response."""
+        enrollment = db.get(Enrollment, self.course.enrollment_id)
+        assert enrollment is not None
+        protocol = self.rt.protocols[enrollment.protocol_id]
+        scale = protocol.scale
+        if scale is None or scale.rated_by != "patient":
+            return None
+        better, not_yet, worst = (
+            scale.values[0],
+            scale.values[len(scale.values) * 2 // 3],
+            scale.values[-1],
+        )
+        if self.story == "non-responder":
+            return worst
         done = db.exec(
             select(TreatmentSession).where(
                 TreatmentSession.enrollment_id == self.course.enrollment_id,
                 TreatmentSession.status == "confirmed",
             )
         ).all()
-        if self.story == "non-responder":
-            return 4
-        number = len(done) + 1
         in_maintenance = sum(1 for s in done if s.phase == "maintenance") + 1
-        enrollment = db.get(Enrollment, self.course.enrollment_id)
-        assert enrollment is not None
         if (
             self.story == "relapse"
             and enrollment.phase == "maintenance"
             and in_maintenance in (3, 6)
         ):
-            return 4
-        return 3 if number < 4 else 1
+            return worst
+        return not_yet if len(done) + 1 < 4 else better
 
     def _plan_story_events(self) -> None:
         course = self.course

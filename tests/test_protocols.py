@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reminders.protocols import ProtocolError, load_protocol, load_protocols
+from reminders.protocols import Protocol, ProtocolError, load_protocol, load_protocols
 from tests.conftest import PROTOCOLS_DIR
 
 
@@ -69,3 +69,15 @@ def test_bad_protocol_file_error_names_file_and_field(
         load_protocol(path)
     assert str(path) in str(caught.value)
     assert field in str(caught.value)
+
+
+def test_every_shipped_protocol_names_its_body_areas_and_outcome_scale(
+    protocols: dict[str, Protocol],
+) -> None:
+    for protocol in protocols.values():
+        assert protocol.body_areas, protocol.id
+        assert protocol.scale is not None, protocol.id
+    assert protocols["tap-water-hyperhidrosis"].body_area("Feet") == "soles"
+    assert protocols["tap-water-hyperhidrosis"].session_minutes("soles") == 30
+    spasticity = protocols["magnesium-sulphate-spasticity"].scale
+    assert spasticity is not None and spasticity.rated_by == "clinician"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Generic, TypeVar
@@ -22,6 +22,7 @@ from reminders.models import (
     Delivery,
     Enrollment,
     EnrollmentPublic,
+    OutcomeTrend,
     Patient,
     PatientRisk,
     SessionPublic,
@@ -30,6 +31,7 @@ from reminders.models import (
     WebhookEndpoint,
     WeekPublic,
 )
+from reminders.protocols import Protocol
 from reminders.services.enrollments import get_enrollment, local_today, sessions_of
 from reminders.services.patients import get_patient
 
@@ -136,7 +138,11 @@ def _facts(rows: Sequence[TreatmentSession]) -> list[SessionFact]:
 
 
 def enrollment_view(
-    db: Session, clinic_id: str, enrollment_id: str, now: datetime
+    db: Session,
+    clinic_id: str,
+    enrollment_id: str,
+    now: datetime,
+    protocols: Mapping[str, Protocol],
 ) -> EnrollmentPublic:
     """Return an enrollment with its upcoming sessions and adherence; raise NotFound."""
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
@@ -164,6 +170,30 @@ def enrollment_view(
         created_at=enrollment.created_at,
         upcoming=upcoming,
         adherence=adherence_public(adherence(_facts(rows), today)),
+        outcome_trend=outcome_trend(rows, _scale_of(enrollment.protocol_id, protocols)),
+    )
+
+
+def _scale_of(protocol_id: str, protocols: Mapping[str, Protocol]) -> str | None:
+    """Return the outcome scale id of a protocol, or None (unknown or none asked)."""
+    protocol = protocols.get(protocol_id)
+    return protocol.outcome_scale if protocol else None
+
+
+def outcome_trend(rows: Sequence[TreatmentSession], scale: str | None) -> OutcomeTrend | None:
+    """Return the first and latest outcome reported, or None before any."""
+    reported = [r for r in rows if r.status == "confirmed" and r.outcome is not None]
+    if scale is None or not reported:
+        return None
+    first, latest = reported[0], reported[-1]
+    assert first.outcome is not None and latest.outcome is not None
+    return OutcomeTrend(
+        scale=scale,
+        first=first.outcome,
+        first_on=first.local_date,
+        latest=latest.outcome,
+        latest_on=latest.local_date,
+        reports=len(reported),
     )
 
 

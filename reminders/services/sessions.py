@@ -12,10 +12,11 @@ from sqlmodel import Session, select
 from reminders.db import detached, read_columns, table_of, write_columns
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
+from reminders.outcomes import ALARMING, OutcomeScale, RatedBy
 from reminders.planner import Plan
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
-from reminders.services.events import emit, patient_data
+from reminders.services.events import emit, escalate, patient_data
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -78,11 +79,15 @@ def confirm_session(
     session_id: str,
     report: SessionReport,
     now: datetime,
+    *,
+    reported_by: RatedBy = "clinician",
 ) -> tuple[TreatmentSession, Plan | None]:
     """Record a session as done, with the optional report, and re-plan.
 
     Confirming an already confirmed session changes nothing and returns (session, None).
-    Raises NotFound, InvalidInput (a later day, completed_at in the future) or Conflict.
+    A side effect of blistering or a burn tells the clinic at once. Raises NotFound,
+    InvalidInput (a later day, completed_at in the future, an outcome the protocol's
+    scale does not have, or one only a clinician rates) or Conflict.
     """
     session, enrollment, patient = get_session(db, clinic_id, session_id)
     if session.status == "confirmed":
@@ -93,18 +98,56 @@ def confirm_session(
         raise InvalidInput("completed_at", "needs a time zone offset")
     if completed_at > now + CLOCK_SKEW:
         raise InvalidInput("completed_at", "is in the future")
+    protocol = rt.protocols.get(enrollment.protocol_id)
+    outcome = _outcome(protocol.scale if protocol else None, report, reported_by)
+    side_effect = report.side_effect
     write_columns(
         db,
         session,
         status="confirmed",
         completed_at=completed_at,
-        hdss=report.hdss,
+        hdss=int(outcome) if outcome and protocol and protocol.outcome_scale == "hdss" else None,
+        outcome=outcome,
+        side_effect=side_effect,
+        side_effect_note=(report.side_effect_note or "").strip() or None,
         current_ma=report.current_ma,
         minutes_done=report.minutes,
         updated_at=utcnow(),
     )
     _emit_session_event(db, "session.confirmed", session, enrollment, patient, now)
+    if side_effect in ALARMING:
+        escalate(
+            db,
+            patient,
+            "side_effect",
+            f"enrollment {enrollment.id}: {side_effect} reported after the session on "
+            f"{session.local_date} (session {session.id})",
+            now,
+            session_id=session.id,
+            enrollment_id=enrollment.id,
+        )
     return session, replan(db, rt, enrollment, now, patient=patient)
+
+
+def _outcome(scale: OutcomeScale | None, report: SessionReport, by: RatedBy) -> str | None:
+    """Return the outcome code to store, checked against the protocol's scale."""
+    given = report.outcome
+    field = "outcome"
+    if report.hdss is not None:
+        if given is not None and given != str(report.hdss):
+            raise InvalidInput("hdss", "give outcome or hdss, not two different values")
+        given, field = str(report.hdss), "hdss"
+    if given is None:
+        return None
+    if scale is None:
+        raise InvalidInput(field, "this protocol asks no outcome")
+    if field == "hdss" and scale.id != "hdss":
+        raise InvalidInput("hdss", f"this protocol asks {scale.name}; send it as outcome")
+    if given not in scale.values:
+        raise InvalidInput(field, f"{scale.name}: one of {', '.join(scale.values)}")
+    if scale.rated_by == "clinician" and by == "patient":
+        raise InvalidInput(field, f"{scale.name} is rated by the clinician")
+    return given
 
 
 def skip_session(
@@ -155,6 +198,8 @@ def session_event_data(
         "unscheduled": session.unscheduled,
         "completed_at": session.completed_at.isoformat() if session.completed_at else None,
         "hdss": session.hdss,
+        "outcome": session.outcome,
+        "side_effect": session.side_effect,
         "current_ma": session.current_ma,
         "minutes": session.minutes_done,
         "skip_reason": session.skip_reason,
@@ -218,7 +263,7 @@ def confirm_from_link(
     if target is not None and target.status == "confirmed":
         raise Conflict(f"a session on {day.isoformat()} is already recorded")
     if target is not None and target.status != "cancelled":
-        confirmed, _ = confirm_session(db, rt, None, target.id, report, now)
+        confirmed, _ = confirm_session(db, rt, None, target.id, report, now, reported_by="patient")
         return confirmed
     if day != today:
         raise Conflict(f"the session on {day.isoformat()} was moved by a re-plan")
@@ -237,7 +282,7 @@ def confirm_from_link(
     extra.status = "planned"
     db.add(extra)
     db.flush()
-    confirmed, _ = confirm_session(db, rt, None, extra.id, report, now)
+    confirmed, _ = confirm_session(db, rt, None, extra.id, report, now, reported_by="patient")
     return confirmed
 
 

@@ -4,6 +4,7 @@ escalation inbox; another clinic's ids answer 404."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -172,3 +173,46 @@ def test_one_active_enrollment_per_body_area_whatever_the_protocol(api: Api) -> 
     assert second.status_code == 409
     assert first["id"] in second.json()["detail"]
     assert api.enroll(patient, body_area="underarms")["body_area"] == "underarms"
+
+
+def _confirm_next(api: Api, enrollment: str, body: dict[str, object]) -> Any:
+    session = api.get(f"/v1/enrollments/{enrollment}").json()["upcoming"][0]
+    api.clock[0] = datetime.fromisoformat(f"{session['date']}T17:00:00+00:00")
+    return api.post(f"/v1/sessions/{session['id']}/confirm", body)
+
+
+def test_each_protocol_takes_the_codes_of_its_own_outcome_scale(api: Api) -> None:
+    spasticity = api.enroll(
+        api.patient(), protocol="magnesium-sulphate-spasticity", body_area="arm", weekdays=None
+    )["id"]
+    wrong = _confirm_next(api, spasticity, {"outcome": "5"})
+    assert wrong.status_code == 422
+    assert "Modified Ashworth Scale: one of 0, 1, 1+, 2, 3, 4" in str(wrong.json()["detail"])
+    assert _confirm_next(api, spasticity, {"outcome": "1+"}).json()["outcome"] == "1+"
+    pain = api.enroll(
+        api.patient(), protocol="dexamethasone-tendinopathy", body_area="elbow", weekdays=None
+    )["id"]
+    as_hdss = _confirm_next(api, pain, {"hdss": 2})
+    assert as_hdss.status_code == 422 and "send it as outcome" in str(as_hdss.json()["detail"])
+    _confirm_next(api, pain, {"outcome": "7"})
+    _confirm_next(api, pain, {"outcome": "3"})
+    trend = api.get(f"/v1/enrollments/{pain}").json()["outcome_trend"]
+    assert (trend["scale"], trend["first"], trend["latest"], trend["reports"]) == (
+        "pain-nrs", "7", "3", 2,
+    )  # fmt: skip
+    sweating = api.enroll(api.patient())["id"]
+    assert _confirm_next(api, sweating, {"hdss": 2}).json()["outcome"] == "2"
+
+
+def test_a_burn_reported_with_a_confirmation_reaches_the_clinic_at_once(api: Api) -> None:
+    enrollment = api.enroll(api.patient())["id"]
+    done = _confirm_next(api, enrollment, {"side_effect": "burn", "side_effect_note": "left palm"})
+    assert done.status_code == 200
+    assert (done.json()["side_effect"], done.json()["side_effect_note"]) == ("burn", "left palm")
+    (escalation,) = api.get("/v1/escalations?state=open").json()["items"]
+    assert escalation["reason"] == "side_effect" and "burn" in escalation["detail"]
+    dryness = _confirm_next(api, enrollment, {"side_effect": "dryness"})
+    assert dryness.status_code == 200
+    assert len(api.get("/v1/escalations").json()["items"]) == 1
+    unknown = _confirm_next(api, enrollment, {"side_effect": "glowing"})
+    assert unknown.status_code == 422 and "side_effect" in str(unknown.json()["detail"])

@@ -203,3 +203,39 @@ def test_expired_or_made_up_tokens_get_a_clear_page(
     assert api.client.get(unsubscribe_link.replace("/u/", "/s/")).status_code == 404
     api.clock[0] = NOW + timedelta(days=60)
     assert api.client.get(session_link).status_code == 404
+
+
+def test_the_page_asks_the_protocols_own_question_and_a_blister_alerts_the_clinic(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    patient = api.patient(timezone="UTC", reminder_time="09:00")
+    api.enroll(patient, protocol="dexamethasone-tendinopathy", body_area="elbow", weekdays=None)
+    remind(rt, NOW.replace(hour=9))
+    api.clock[0] = NOW.replace(hour=10)
+    session_link, _ = links(smtp)
+    page = api.client.get(session_link).text
+    assert "How much pain do you have now?" in page
+    assert "sweating" not in page
+    assert "Blisters" in page
+    done = api.client.post(
+        f"{session_link}/confirm", data={"outcome": "4", "side_effect": "blistering"}
+    )
+    assert done.status_code == 200
+    assert api.get("/v1/escalations?state=open").json()["items"][0]["reason"] == "side_effect"
+    db.expire_all()
+    row = db.exec(select(TreatmentSession).where(TreatmentSession.status == "confirmed")).one()
+    assert (row.outcome, row.side_effect, row.hdss) == ("4", "blistering", None)
+
+
+def test_a_clinician_rated_scale_is_not_asked_of_the_patient(
+    api: Api, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    patient = api.patient(timezone="UTC", reminder_time="09:00")
+    api.enroll(patient, protocol="magnesium-sulphate-spasticity", body_area="leg", weekdays=None)
+    remind(rt, NOW.replace(hour=9))
+    api.clock[0] = NOW.replace(hour=10)
+    session_link, _ = links(smtp)
+    assert 'name="outcome"' not in api.client.get(session_link).text
+    refused = api.client.post(f"{session_link}/confirm", data={"outcome": "2"})
+    assert refused.status_code == 422
+    assert "rated by the clinician" in refused.text

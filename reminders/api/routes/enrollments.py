@@ -24,11 +24,11 @@ STATUS_FOR = {"resume": "active", "withdraw": "withdrawn"}
 
 @router.get("/enrollments/{enrollment_id}")
 def get_enrollment(
-    enrollment_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
+    enrollment_id: str, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> EnrollmentPublic:
     """Phase, upcoming sessions and adherence."""
     with tx.read() as db:
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
 
 @router.post("/enrollments/{enrollment_id}/pause")
@@ -54,7 +54,7 @@ async def pause_enrollment(
             until=wanted.until,
             reason=wanted.reason,
         )
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
 
 @router.post("/enrollments/{enrollment_id}/review")
@@ -73,7 +73,7 @@ async def decide_review(
             db, rt, clinic.id, enrollment_id, body.decision, now,
             decided_by=body.decided_by, note=body.note,
         )  # fmt: skip
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")
@@ -88,7 +88,7 @@ async def change_enrollment(
     """Resume (plan again from today; nothing of the pause counts) or withdraw."""
     async with tx.write() as db:
         enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
 
 @router.get("/enrollments/{enrollment_id}/sessions")

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession
+from reminders.outcomes import SideEffect
 from reminders.services import enrollments, patients, reminding, sessions
 from reminders.timing import zone
 from reminders.tokens import find_token
@@ -110,6 +111,8 @@ def session_page(
             preselected=preselected.isoformat(),
             body_area=enrollment.body_area,
             tips=protocol.tips if protocol else (),
+            scale=protocol.scale if protocol and protocol.scale else None,
+            side_effects=SIDE_EFFECT_CHOICES,
             action=request.query_params.get("action"),
             base=f"/s/{token}",
             next_day=_next_session(db, enrollment.id, session.local_date),
@@ -126,6 +129,9 @@ async def confirm_from_link(
     try:
         report = SessionReport(
             hdss=int(form["hdss"]) if form.get("hdss") else None,
+            outcome=form.get("outcome") or None,
+            side_effect=form.get("side_effect") or None,
+            side_effect_note=form.get("side_effect_note") or None,
             current_ma=float(form["current_ma"].replace(",", "."))
             if form.get("current_ma")
             else None,
@@ -134,8 +140,8 @@ async def confirm_from_link(
     except ValueError:
         return _message(
             "Please check what you entered",
-            "The symptom score must be 1 to 4, the current a number of mA (0 to 30), and the"
-            " day one of those offered.",
+            "Choose an answer from the lists, give the current as a number of mA (0 to 30),"
+            " and the day as one of those offered.",
             status=422,
         )
     try:
@@ -156,6 +162,16 @@ async def confirm_from_link(
     return _done(
         "Thank you", f"Your session on {_day(done.local_date)} is recorded. Thank you!", following
     )
+
+
+SIDE_EFFECT_CHOICES = (
+    ("", "Nothing to report"),
+    (SideEffect.DRYNESS, "Dry skin"),
+    (SideEffect.REDNESS, "Redness or irritation"),
+    (SideEffect.BLISTERING, "Blisters"),
+    (SideEffect.BURN, "A burn"),
+    (SideEffect.OTHER, "Something else (say what below)"),
+)
 
 
 def _reason(refused: Conflict | InvalidInput) -> str:

@@ -106,7 +106,7 @@ async def enroll(
     the enrollment (422 naming it) unless `override_reason` says why to go ahead."""
     async with tx.write() as db:
         enrollment = enrollments.enroll(db, rt, clinic.id, patient_id, body, now)
-        return reading.enrollment_view(db, clinic.id, enrollment.id, now)
+        return reading.enrollment_view(db, clinic.id, enrollment.id, now, rt.protocols)
 
 
 @router.get("/patients/{patient_id}/adherence")
