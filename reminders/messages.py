@@ -86,6 +86,7 @@ def patient_email(
         "confirm": message.links.action("confirm"),
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),
+        "away": message.links.action("away"),
     }
     email = EmailMessage()
     email["Subject"] = SUBJECTS[message.kind]

@@ -239,3 +239,22 @@ def test_a_clinician_rated_scale_is_not_asked_of_the_patient(
     refused = api.client.post(f"{session_link}/confirm", data={"outcome": "2"})
     assert refused.status_code == 422
     assert "rated by the clinician" in refused.text
+
+
+def test_im_away_from_a_reminder_plans_nothing_inside_the_dates(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    patient, session_link, _ = reminded_patient(api, rt, smtp)
+    text = smtp.messages[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "?action=away" in text
+    bad = api.client.post(f"{session_link}/away", data={"from": "2026-12-10", "to": "2026-12-08"})
+    assert bad.status_code == 422 and "To: must not be before from" in bad.text
+    away = api.client.post(f"{session_link}/away", data={"from": "2026-12-08", "to": "2026-12-13"})
+    assert away.status_code == 200
+    assert "No sessions and no reminders from Tuesday 8 December to Sunday 13 December" in away.text
+    assert "Monday 14 December" in away.text
+    (absence,) = api.get(f"/v1/patients/{patient}/absences").json()
+    assert absence["set_by"] == "patient"
+    db.expire_all()
+    inside = db.exec(select(TreatmentSession).where(TreatmentSession.status == "planned")).all()
+    assert not [r for r in inside if "2026-12-08" <= r.local_date.isoformat() <= "2026-12-13"]

@@ -18,7 +18,7 @@ from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession
 from reminders.outcomes import SideEffect
-from reminders.services import enrollments, patients, reminding, sessions
+from reminders.services import absences, enrollments, patients, reminding, sessions
 from reminders.timing import zone
 from reminders.tokens import find_token
 
@@ -198,6 +198,35 @@ async def skip_from_link(
             "Nothing to skip", "This session is already recorded or no longer planned.", status=409
         )
     return _done("Session skipped", "No problem: the session is skipped.", following)
+
+
+@router.post("/s/{token}/away", response_class=HTMLResponse)
+async def away_from_link(
+    token: str, form: FormDep, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
+) -> HTMLResponse:
+    """The patient is away: nothing is planned or reminded between the two dates."""
+    try:
+        first = date.fromisoformat(form.get("from", ""))
+        last = date.fromisoformat(form.get("to", ""))
+    except ValueError:
+        return _message(
+            "Please check the dates", "Give the first and the last day you are away.", status=422
+        )
+    try:
+        async with tx.write() as db:
+            found = _session_for(db, token, now)
+            if found is None:
+                return _expired()
+            _session, enrollment, patient = found
+            absences.add_absence(db, rt, patient, first, last, None, "patient", now)
+            following = _next_session(db, enrollment.id, last)
+    except InvalidInput as refused:
+        return _message("Please check the dates", f"{_reason(refused)}.", status=422)
+    return _done(
+        "Have a good time",
+        f"No sessions and no reminders from {_day(first)} to {_day(last)}.",
+        following,
+    )
 
 
 @router.post("/s/{token}/snooze", response_class=HTMLResponse)
