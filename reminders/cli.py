@@ -579,6 +579,16 @@ def enrollment_review(
     typer.echo(f"enrollment {found.id} {found.status}, phase {found.phase}")
 
 
+@enrollment_app.command("upgrade")
+def enrollment_upgrade(enrollment: str = typer.Argument(..., help="Enrollment id.")) -> None:
+    """Move an enrollment to the installed version of its protocol file and re-plan."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found, before, after = enrollments.move_to_current_protocol(
+            db, runtime, None, enrollment, utcnow()
+        )
+    typer.echo(f"enrollment {found.id}: {found.protocol_id} version {before} -> {after}")
+
+
 @absence_app.command("add")
 def absence_add(
     patient: str = typer.Argument(..., help="Patient id."),

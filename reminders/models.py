@@ -89,6 +89,8 @@ class Enrollment(SQLModel, table=True):
     clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
     patient_id: str = Field(foreign_key="patient.id", index=True, max_length=32)
     protocol_id: str = Field(max_length=100)
+    # The protocol version planned by; None for enrollments older than versions.
+    protocol_version: int | None = None
     start_date: date
     body_area: str | None = Field(default=None, max_length=50)
     weekdays: str | None = Field(default=None, max_length=27)
@@ -142,6 +144,24 @@ class TreatmentSession(SQLModel, table=True):
     skip_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class ProtocolVersion(SQLModel, table=True):
+    """One content of a protocol file, numbered; enrollments keep the one they were
+    enrolled on (`Enrollment.protocol_version`)."""
+
+    __tablename__ = "protocol_version"
+    __table_args__ = (
+        sa.UniqueConstraint("protocol_id", "version", name="uq_protocol_version_number"),
+        sa.UniqueConstraint("protocol_id", "digest", name="uq_protocol_version_digest"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    protocol_id: str = Field(max_length=100)
+    version: int
+    digest: str = Field(max_length=64)
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = _created()
 
 
 class ReviewDecisionRow(SQLModel, table=True):
@@ -472,6 +492,7 @@ class EnrollmentPublic(BaseModel):
     id: str
     patient_id: str
     protocol: str
+    protocol_version: int | None
     start_date: date
     body_area: str | None
     weekdays: list[str] | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,6 +22,10 @@ class Runtime:
     engine: sa.Engine
     protocols: dict[str, Protocol]
     secret_key: bytes
+    # Filled on first use (`services.protocol_versions`): the version number of each
+    # installed protocol file, and older versions read back, by (protocol id, version).
+    protocol_versions: dict[str, int] = field(default_factory=dict)
+    stored_protocols: dict[tuple[str, int], Protocol] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

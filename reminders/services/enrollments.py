@@ -53,6 +53,7 @@ from reminders.planner import (
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
 from reminders.services.events import emit, escalate, patient_data
+from reminders.services.protocol_versions import current_version, move_to_current, protocol_of
 from reminders.services.reminding import (
     PATIENT_FACT_COLUMNS,
     PatientFacts,
@@ -392,6 +393,7 @@ def prepare_enrollments(
                 "clinic_id": clinic_id,
                 "patient_id": request.patient_id,
                 "protocol_id": protocol.id,
+                "protocol_version": rt.protocol_versions.get(protocol.id),
                 "start_date": wanted.start_date,
                 "body_area": body_area,
                 "weekdays": weekdays,
@@ -457,7 +459,15 @@ def enroll_many(
     Reminders due soon are scheduled in the same transaction. Raises as
     `prepare_enrollments`.
     """
+    _register_versions(db, rt, {r.enrollment.protocol for r in requests}, now)
     return write_enrollments(db, prepare_enrollments(db, rt, clinic_id, requests, now))
+
+
+def _register_versions(db: Session, rt: Runtime, protocol_ids: set[str], now: datetime) -> None:
+    """Make sure the installed version of each protocol is stored before enrollments
+    name it (unknown ids are left for the request's own check)."""
+    for protocol_id in sorted(protocol_ids & set(rt.protocols)):
+        current_version(db, rt, protocol_id, now)
 
 
 def enroll_in_batches(
@@ -483,6 +493,8 @@ def enroll_in_batches(
     # The collector stays paused for the whole import: resumed between batches, it
     # scanned each batch's rows while the caller still held them, a tenth of this
     # process's time. What cycles the import leaves are collected after it.
+    with session_scope(rt.engine) as db:
+        _register_versions(db, rt, set(rt.protocols), now)
     with InsertWriter(rt.settings.database_url) as writer, collector_paused():
         try:
             for batch in batches:
@@ -596,7 +608,7 @@ def replan(
     enrollment's protocol is no longer installed. `patient` saves reading the
     enrollment's patient where the caller has it.
     """
-    protocol = rt.protocols.get(enrollment.protocol_id)
+    protocol = protocol_of(db, rt, enrollment)
     if protocol is None:
         raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
     patient = patient or db.get(Patient, enrollment.patient_id)
@@ -849,3 +861,15 @@ def decide_review(
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)
     return enrollment
+
+
+def move_to_current_protocol(
+    db: Session, rt: Runtime, clinic_id: str | None, enrollment_id: str, now: datetime
+) -> tuple[Enrollment, int | None, int]:
+    """Move an enrollment to the installed version of its protocol and re-plan; return
+    it with the versions (before, after). Raises NotFound or Conflict."""
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    before, after = move_to_current(db, rt, enrollment, now)
+    if enrollment.status in ("active", "paused"):
+        replan(db, rt, enrollment, now)
+    return enrollment, before, after

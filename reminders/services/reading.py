@@ -156,6 +156,7 @@ def enrollment_view(
         id=enrollment.id,
         patient_id=enrollment.patient_id,
         protocol=enrollment.protocol_id,
+        protocol_version=enrollment.protocol_version,
         start_date=enrollment.start_date,
         body_area=enrollment.body_area,
         weekdays=enrollment.weekdays.split(",") if enrollment.weekdays else None,

@@ -17,6 +17,7 @@ from reminders.planner import Plan
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import emit, escalate, patient_data
+from reminders.services.protocol_versions import protocol_of
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -98,7 +99,7 @@ def confirm_session(
         raise InvalidInput("completed_at", "needs a time zone offset")
     if completed_at > now + CLOCK_SKEW:
         raise InvalidInput("completed_at", "is in the future")
-    protocol = rt.protocols.get(enrollment.protocol_id)
+    protocol = protocol_of(db, rt, enrollment)
     outcome = _outcome(protocol.scale if protocol else None, report, reported_by)
     side_effect = report.side_effect
     write_columns(
@@ -269,7 +270,7 @@ def confirm_from_link(
         raise Conflict(f"the session on {day.isoformat()} was moved by a re-plan")
     enrollment = db.get(Enrollment, link.enrollment_id)
     assert enrollment is not None  # foreign key
-    protocol = rt.protocols.get(enrollment.protocol_id)
+    protocol = protocol_of(db, rt, enrollment)
     minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
     extra = target or TreatmentSession(
         enrollment_id=enrollment.id,

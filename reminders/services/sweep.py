@@ -28,6 +28,7 @@ from reminders.services.enrollments import (
     set_status,
 )
 from reminders.services.events import emit, escalate
+from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import (
     missed_notice_rows,
     missed_sessions,
@@ -108,7 +109,7 @@ def _escalate_repeated_misses(
 ) -> None:
     """Escalate N misses in a row in a phase that builds up the treatment (induction or
     a course); ongoing phases are watched by the lapse check instead."""
-    protocol = rt.protocols.get(enrollment.protocol_id)
+    protocol = protocol_of(db, rt, enrollment)
     if protocol is None:
         return
     phase = next((p for p in protocol.phases if p.name == latest.phase), None)
@@ -171,7 +172,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
         enrollment = db.get(Enrollment, enrollment_id)
         if enrollment is None or enrollment.status != "active" or enrollment.slowed_since:
             continue
-        protocol = rt.protocols.get(enrollment.protocol_id)
+        protocol = protocol_of(db, rt, enrollment)
         phase = (
             next((p for p in protocol.phases if p.name == enrollment.phase), None)
             if protocol

@@ -216,3 +216,13 @@ def test_a_burn_reported_with_a_confirmation_reaches_the_clinic_at_once(api: Api
     assert len(api.get("/v1/escalations").json()["items"]) == 1
     unknown = _confirm_next(api, enrollment, {"side_effect": "glowing"})
     assert unknown.status_code == 422 and "side_effect" in str(unknown.json()["detail"])
+
+
+def test_an_enrollment_shows_its_protocol_version_and_can_be_moved_only_by_its_clinic(
+    api: Api, other: Api
+) -> None:
+    enrollment = api.enroll(api.patient())
+    assert enrollment["protocol_version"] == 1
+    moved = api.post(f"/v1/enrollments/{enrollment['id']}/protocol-version")
+    assert moved.status_code == 200 and moved.json()["protocol_version"] == 1
+    assert other.post(f"/v1/enrollments/{enrollment['id']}/protocol-version").status_code == 404

@@ -76,6 +76,17 @@ async def decide_review(
         return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
 
+@router.post("/enrollments/{enrollment_id}/protocol-version")
+async def move_to_current_protocol(
+    enrollment_id: str, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> EnrollmentPublic:
+    """Move the enrollment to the installed version of its protocol and re-plan by it.
+    An enrollment keeps the version it was enrolled on until this is called."""
+    async with tx.write() as db:
+        enrollments.move_to_current_protocol(db, rt, clinic.id, enrollment_id, now)
+        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
+
+
 @router.post("/enrollments/{enrollment_id}/{action}")
 async def change_enrollment(
     enrollment_id: str,

@@ -19,6 +19,7 @@ from reminders.errors import Conflict, InvalidInput
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession
 from reminders.outcomes import SideEffect
 from reminders.services import absences, enrollments, patients, reminding, sessions
+from reminders.services.protocol_versions import protocol_of
 from reminders.timing import zone
 from reminders.tokens import find_token
 
@@ -97,7 +98,7 @@ def session_page(
         if found is None:
             return _expired()
         session, enrollment, _patient = found
-        protocol = rt.protocols.get(enrollment.protocol_id)
+        protocol = protocol_of(db, rt, enrollment)
         today = enrollments.local_today(now, session.timezone)
         choices, preselected = sessions.link_days(
             session.local_date, session.status in sessions.OPEN, today
