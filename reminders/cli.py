@@ -19,6 +19,8 @@ from reminders.models import (
     WEEKDAY_NAMES,
     AbsenceCreate,
     Acknowledgement,
+    ClinicHours,
+    ClosedDateCreate,
     EnrollmentCreate,
     PatientCreate,
     PauseRequest,
@@ -31,6 +33,7 @@ from reminders.protocols import ProtocolError, load_protocols
 from reminders.runtime import Runtime
 from reminders.services import (
     absences,
+    clinic_days,
     clinics,
     enrollments,
     escalations,
@@ -203,6 +206,39 @@ def clinic_create(
     typer.echo(f"clinic {clinic.id}")
     typer.echo(f"api key {api_key}")
     typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
+
+
+@clinic_app.command("hours")
+def clinic_hours(
+    clinic: str = typer.Argument(..., help="Clinic id."),
+    open_weekdays: str | None = typer.Option(
+        None, "--open", help="Weekdays it gives appointments, e.g. mon,tue,wed,thu,fri."
+    ),
+    timezone: str | None = typer.Option(None, help="The clinic's IANA time zone."),
+) -> None:
+    """Set when a clinic gives appointments (protocols given at the clinic)."""
+    wanted = _validated(
+        ClinicHours, {"timezone": timezone, "open_weekdays": _weekdays(open_weekdays)}
+    )
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = clinic_days.set_hours(
+            db, runtime, clinic, utcnow(),
+            timezone=wanted.timezone, open_weekdays=wanted.open_weekdays,
+        )  # fmt: skip
+    typer.echo(f"clinic {found.id} open {found.open_weekdays}")
+
+
+@clinic_app.command("close")
+def clinic_close(
+    clinic: str = typer.Argument(..., help="Clinic id."),
+    day: str = typer.Option(..., "--date", help="Closed on, YYYY-MM-DD."),
+    reason: str | None = typer.Option(None),
+) -> None:
+    """Record a day the clinic is closed; appointments move off it."""
+    wanted = _validated(ClosedDateCreate, {"date": day, "reason": reason})
+    with _runtime() as runtime, _transaction(runtime) as db:
+        clinic_days.close_on(db, runtime, clinic, wanted.day, wanted.reason, utcnow())
+    typer.echo(f"clinic {clinic} closed on {wanted.day}")
 
 
 @patient_app.command("add")

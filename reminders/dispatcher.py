@@ -46,9 +46,9 @@ from reminders.tokens import link_token, store_tokens, token_row
 log = logging.getLogger(__name__)
 
 # Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
-SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze"})
-# Messages whose links let the patient act on the session.
-LINKED = SESSION_BOUND | {"missed"}
+SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})
+# Messages whose links let the patient act on the session (staff record appointments).
+LINKED = (SESSION_BOUND - {"appointment"}) | {"missed"}
 CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
 
 
@@ -358,6 +358,7 @@ class Dispatcher:
             minutes=session.minutes if session else None,
             body_area=enrollment.body_area if enrollment else None,
             tips=protocol.tips if protocol else (),
+            preparation=protocol.preparation if protocol else (),
             links=links,
             **PatientMessage.facts_from(json.loads(delivery.payload)),
         )

@@ -22,6 +22,7 @@ SUBJECTS = {
     "missed": "We missed your session",
     "overdue": "Time for your next session",
     "completed": "Your treatment course is complete",
+    "appointment": "Your appointment tomorrow",
     "snooze": "Reminder: your treatment session today",
 }
 
@@ -56,6 +57,7 @@ class PatientMessage:
     body_area: str | None
     tips: tuple[str, ...]
     links: Links
+    preparation: tuple[str, ...] = ()
     days_since: int | None = None
     sessions_done: int | None = None
     adherence: float | None = None

@@ -57,6 +57,22 @@ class Clinic(SQLModel, table=True):
     api_key_hash: str = Field(max_length=64, unique=True)
     alert_email: str | None = Field(default=None, max_length=320)
     webhook_include_names: bool = False
+    # For protocols given at the clinic: its zone and the weekdays it is open.
+    timezone: str | None = Field(default=None, max_length=64)
+    open_weekdays: str = Field(default="mon,tue,wed,thu,fri", max_length=27)
+    created_at: datetime = _created()
+
+
+class ClinicClosedDate(SQLModel, table=True):
+    """A day the clinic is closed (a public holiday): no appointment is planned on it."""
+
+    __tablename__ = "clinic_closed_date"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "local_date", name="uq_clinic_closed_date"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    local_date: date
+    reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = _created()
 
 
@@ -115,8 +131,10 @@ class Enrollment(SQLModel, table=True):
 class TreatmentSession(SQLModel, table=True):
     """One treatment occurrence on a patient's local date.
 
-    planned -> confirmed / skipped / missed, or cancelled when a re-plan drops it. At
-    most one row per enrollment and local date: a re-plan reuses a cancelled row.
+    planned -> confirmed / skipped / missed, or cancelled when a re-plan drops it; an
+    appointment at the clinic nobody recorded becomes unrecorded (staff may still
+    confirm or skip it). At most one row per enrollment and local date: a re-plan
+    reuses a cancelled row.
     """
 
     __tablename__ = "treatment_session"
@@ -133,6 +151,9 @@ class TreatmentSession(SQLModel, table=True):
     status: str = Field(default="planned", max_length=16)
     minutes: int
     unscheduled: bool = False
+    # An appointment at the clinic: staff record it; unrecorded after the grace, the
+    # clinic is told (status "unrecorded") and the patient is not sent a missed notice.
+    at_clinic: bool = False
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     hdss: int | None = None
     # The code reported on the protocol's outcome scale ("1+" is a code, not a number).
@@ -429,6 +450,7 @@ class SessionPublic(BaseModel):
     status: str
     minutes: int
     unscheduled: bool
+    at_clinic: bool
     completed_at: datetime | None
     hdss: int | None
     outcome: str | None
@@ -517,6 +539,50 @@ class SkipRequest(_Input):
     """Why a session will not be done (optional)."""
 
     reason: str | None = PydanticField(default=None, max_length=500)
+
+
+class ClinicPublic(BaseModel):
+    """The clinic the API key belongs to, and when it gives appointments."""
+
+    id: str
+    name: str
+    timezone: str | None
+    open_weekdays: list[str]
+
+    @classmethod
+    def of(cls, clinic: Clinic) -> ClinicPublic:
+        """Return the public view of a clinic row."""
+        return cls(
+            id=clinic.id,
+            name=clinic.name,
+            timezone=clinic.timezone,
+            open_weekdays=clinic.open_weekdays.split(","),
+        )
+
+
+class ClinicHours(_Input):
+    """When the clinic gives appointments (protocols given at the clinic)."""
+
+    timezone: str | None = PydanticField(default=None, max_length=64, examples=["Europe/Berlin"])
+    open_weekdays: list[str] | None = PydanticField(
+        default=None, min_length=1, max_length=7, examples=[["mon", "tue", "wed", "thu", "fri"]]
+    )
+
+
+class ClosedDateCreate(_Input):
+    """A day the clinic is closed."""
+
+    day: date = PydanticField(alias="date", examples=["2026-12-25"])
+    reason: str | None = PydanticField(default=None, max_length=200, examples=["Christmas"])
+
+
+class ClosedDatePublic(BaseModel):
+    """A day the clinic is closed."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    day: date = PydanticField(alias="date")
+    reason: str | None
 
 
 class PauseRequest(_Input):

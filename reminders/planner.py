@@ -22,14 +22,14 @@ clinician decides to continue (another block), move on, or end the course.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
 from reminders.protocols import WEEKDAYS, Phase, Protocol
 
-SessionStatus = Literal["planned", "confirmed", "skipped", "missed", "cancelled"]
+SessionStatus = Literal["planned", "confirmed", "skipped", "missed", "cancelled", "unrecorded"]
 ReviewAction = Literal["continue", "move_on", "end"]
 ChangeReason = Literal["sessions", "dry", "no_response", "relapse", "decision"]
 ALL_WEEKDAYS: frozenset[int] = frozenset(range(7))
@@ -88,6 +88,8 @@ class EnrollmentSettings:
     decisions: tuple[ReviewDecision, ...] = ()
     absences: tuple[Absence, ...] = ()
     slowed_since: date | None = None
+    # Days the clinic is closed, for a protocol given at the clinic.
+    closed: frozenset[date] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +223,13 @@ class _State:
                 f"no response after {self.in_phase} {phase.name} sessions ({on.isoformat()})"
             )
             self.changes.append(PhaseChange(on, phase.name, phase.name, "no_response"))
+
+    def hold(self, on: date) -> None:
+        """Keep the pace around an appointment nobody recorded: it most likely took
+        place, so the next one is not pulled forward, but it does not count toward
+        moving on until staff record it."""
+        self.last = on
+        self.recent.append(on.toordinal())
 
     def decide(self, decision: ReviewDecision) -> None:
         """Apply a clinician's decision; one without an open review changes nothing."""
@@ -365,13 +374,15 @@ def _replay(
     sessions of its day."""
     state = _State(protocol)
     events: list[tuple[date, int, PastSession | ReviewDecision]] = [
-        (s.local_date, 0, s) for s in history if s.status == "confirmed"
+        (s.local_date, 0, s) for s in history if s.status in ("confirmed", "unrecorded")
     ]
     events += [(d.on, 1, d) for d in decisions]
     for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
         if state.completed:
             break
-        if isinstance(event, PastSession):
+        if isinstance(event, PastSession) and event.status == "unrecorded":
+            state.hold(event.local_date)
+        elif isinstance(event, PastSession):
             state.apply(event.local_date, event.hdss)
         else:
             state.decide(event)
@@ -383,6 +394,19 @@ def allowed_weekdays(protocol: Protocol, enrollment: EnrollmentSettings) -> froz
     if enrollment.weekdays is not None:
         return enrollment.weekdays
     return frozenset(WEEKDAYS.index(day) for day in protocol.default_weekdays)
+
+
+def at_the_clinic(
+    protocol: Protocol,
+    enrollment: EnrollmentSettings,
+    open_weekdays: frozenset[int],
+    closed: frozenset[date],
+) -> EnrollmentSettings:
+    """Return the settings of an enrollment in a protocol given at the clinic: its
+    weekdays narrowed to the clinic's open days (the open days alone when none is
+    left), and the clinic's closed dates kept free."""
+    wanted = allowed_weekdays(protocol, enrollment) & open_weekdays
+    return replace(enrollment, weekdays=wanted or open_weekdays, closed=closed)
 
 
 def _slowed_until(
@@ -422,7 +446,7 @@ def plan(
     history_changes = len(state.changes)
     review = (state.review,) if state.review else ()
     interval = state.interval_days if state.phase.cadence == "interval" else None
-    blocked = frozenset(
+    blocked = enrollment.closed | frozenset(
         s.local_date for s in history if s.status in ("skipped", "missed") and s.local_date >= today
     )
     missed = tuple(sorted(s.local_date.toordinal() for s in history if s.status == "missed"))

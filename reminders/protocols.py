@@ -129,6 +129,10 @@ class Protocol(BaseModel):
     default_weekdays: tuple[Weekday, ...] = WEEKDAYS  # type: ignore[assignment]
     contraindications: tuple[str, ...] = ()
     tips: tuple[str, ...] = ()
+    # Given at the clinic: planned on its open days, recorded by staff, the patient
+    # reminded of the appointment the day before with these preparations.
+    given_at: Literal["home", "clinic"] = "home"
+    preparation: tuple[str, ...] = ()
     sources: tuple[str, ...] = Field(min_length=1)
     phases: tuple[Phase, ...] = Field(min_length=1)
 

@@ -62,6 +62,8 @@ REMINDER_TIME = "18:00"
 ANSWER_AFTER = timedelta(minutes=30)
 # The missed-session grace ends at local noon; the day's sweep comes just after.
 SWEEP_AT = time(12, 5)
+# When staff record the day's appointments, for protocols given at the clinic.
+CLINIC_ROUND = time(11, 0)
 
 
 class ClinicReceiver:
@@ -304,9 +306,9 @@ class _Runner:
     def _next_action(self) -> datetime | None:
         return self.actions[0][0] if self.actions else None
 
-    def _next_local(self, instant: datetime) -> datetime:
+    def _next_local(self, instant: datetime, at: time = SWEEP_AT) -> datetime:
         local = instant.astimezone(zone(self.course.timezone))
-        return local_to_utc(local.date() + timedelta(days=1), SWEEP_AT, self.course.timezone)
+        return local_to_utc(local.date() + timedelta(days=1), at, self.course.timezone)
 
     def _try(self, action: Action) -> None:
         try:
@@ -345,12 +347,7 @@ class _Runner:
 
     def _answer(self, session_id: str, reminded_at: datetime) -> None:
         """The story's patient reads a reminder and may confirm half an hour later."""
-        self.course.reminders_seen += 1
-        seen = self.course.reminders_seen
-        day_offset = (reminded_at.date() - self.course.start).days
-        if self.story == "misses-two" and seen in (2, 3):
-            return
-        if self.story == "stops-in-maintenance" and day_offset > 60:
+        if not self._turns_up(reminded_at):
             return
 
         def confirm(db: Session, now: datetime) -> None:
@@ -360,6 +357,27 @@ class _Runner:
             )
 
         self.at(reminded_at + ANSWER_AFTER, confirm)
+
+    def _turns_up(self, when: datetime) -> bool:
+        """Whether the story's patient does the session they are asked to do `when`."""
+        self.course.reminders_seen += 1
+        seen = self.course.reminders_seen
+        day_offset = (when.astimezone(zone(self.course.timezone)).date() - self.course.start).days
+        if self.story == "misses-two" and seen in (2, 3):
+            return False
+        return not (self.story == "stops-in-maintenance" and day_offset > 60)
+
+    def _clinic_day(self, db: Session, now: datetime) -> None:
+        """For a protocol given at the clinic: staff record the day's appointment if the
+        patient came, then look again tomorrow."""
+        self.at(self._next_local(now, CLINIC_ROUND), self._clinic_day)
+        today = now.astimezone(zone(self.course.timezone)).date()
+        rows = enrollments.sessions_of(db, self.course.enrollment_id)
+        due = next((r for r in rows if r.local_date == today and r.status == "planned"), None)
+        if due is None or not self._turns_up(now):
+            return
+        report = SessionReport(outcome=self._outcome(db))
+        sessions.confirm_session(db, self.rt, None, due.id, report, now)
 
     def _outcome(self, db: Session) -> str | None:
         """What the story's patient reports on the protocol's scale: the best code once
@@ -394,6 +412,8 @@ class _Runner:
 
     def _plan_story_events(self) -> None:
         course = self.course
+        if self.rt.protocols[self.course_protocol()].given_at == "clinic":
+            self.at(self.local(0, CLINIC_ROUND), self._clinic_day)
         if self.story == "pause-3-weeks":
 
             def pause(db: Session, now: datetime) -> None:

@@ -237,12 +237,30 @@ def test_simulate_prints_the_course_as_json() -> None:
     )  # fmt: skip
     assert code == 0, out
     result = json.loads(out)
-    assert result["totals"]["reminder"] == 6
-    assert result["totals"]["enrollment.completed"] == 1
-    assert result["totals"]["completed"] == 1
+    # Given at the clinic: appointment reminders the evening before, staff record them.
+    assert result["totals"] == {
+        "appointment": 5, "completed": 1, "enrollment.completed": 1, "session.confirmed": 6,
+    }  # fmt: skip
     assert {d["phase"] for d in result["days"][-5:]} == {"completed"}
     code, _, err = run(
         "simulate", "--protocol", "dexamethasone-tendinopathy", "--start", "2026-12-07",
         "--story", "sleepy",
     )  # fmt: skip
     assert code != 0 and err.startswith("error: story:")
+
+
+@freeze_time("2026-12-07 10:00:00")
+def test_clinic_hours_and_closed_dates_from_the_command_line() -> None:
+    clinic, patient, _ = _enrolled_patient()
+    code, out, _ = run("clinic", "hours", clinic, "--open", "mon,wed", "--timezone", "UTC")
+    assert (code, out.strip()) == (0, f"clinic {clinic} open mon,wed")
+    code, _, err = run("clinic", "hours", clinic, "--open", "funday")
+    assert code != 0 and err.startswith("error: open_weekdays:")
+    assert run("clinic", "close", clinic, "--date", "2026-12-09")[0] == 0
+    code, out, _ = run(
+        "enroll", patient, "--protocol", "dexamethasone-tendinopathy", "--start", "2026-12-07",
+        "--screened", "--body-area", "elbow",
+    )  # fmt: skip
+    assert code == 0
+    dates = [line.split()[0] for line in out.splitlines()[2:]]
+    assert dates[:3] == ["2026-12-07", "2026-12-14", "2026-12-16"]

@@ -42,6 +42,8 @@ def _clinic_row(clinic_id: str) -> dict[str, object]:
         "api_key_hash": f"hash-{clinic_id}",
         "alert_email": None,
         "webhook_include_names": False,
+        "timezone": None,
+        "open_weekdays": "mon,tue,wed,thu,fri",
         "created_at": utcnow(),
     }
 

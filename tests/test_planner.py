@@ -372,3 +372,13 @@ def test_a_missed_session_counts_toward_the_weekly_cap_so_retries_keep_the_pace(
     history = [*confirmed(MON), PastSession(MON + timedelta(days=7), "missed")]
     result = plan(protocol, EnrollmentSettings(MON), history, MON + timedelta(days=8))
     assert result.sessions[0].local_date == MON + timedelta(days=14)
+
+
+def test_an_unrecorded_appointment_keeps_the_pace_but_does_not_count(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["dexamethasone-tendinopathy"]  # six sessions, two days apart
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), "unrecorded")]
+    result = plan(protocol, EnrollmentSettings(MON), history, MON + timedelta(days=3), 30)
+    assert result.sessions[0].local_date == MON + timedelta(days=4)  # not pulled to today
+    assert len(result.sessions) == 5  # the unrecorded one is still owed

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from reminders.api.deps import ApiKeys, WriteTurns
 from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.routes import (
+    clinic,
     enrollments,
     escalations,
     ops,
@@ -71,7 +72,7 @@ def create_app(
     app.state.scheduler_running = scheduler_running
     app.state.wake = wake
     install_error_handlers(app)
-    for module in (patients, enrollments, escalations, protocols, webhooks, ops, pages):
+    for module in (clinic, patients, enrollments, escalations, protocols, webhooks, ops, pages):
         app.include_router(module.router)
     app.add_middleware(BodyGuard, limit=rt.settings.max_body_bytes)
     logging.getLogger("uvicorn.access").addFilter(RedactLinkTokens())

@@ -1,14 +1,17 @@
-"""Clinics and their API keys."""
+"""Clinics, their API keys and the days they are open."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
-from reminders.errors import InvalidInput
+from reminders.errors import InvalidInput, NotFound
 from reminders.ids import hash_secret, new_secret
-from reminders.models import EMAIL_PATTERN, Clinic
+from reminders.models import EMAIL_PATTERN, WEEKDAY_NAMES, Clinic, ClinicClosedDate
 
 API_KEY_PREFIX = "rk_"
 
@@ -35,3 +38,26 @@ def clinic_for_api_key(db: Session, api_key: str) -> Clinic | None:
     if not api_key.startswith(API_KEY_PREFIX):
         return None
     return db.exec(select(Clinic).where(Clinic.api_key_hash == hash_secret(api_key))).first()
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicDays:
+    """When a clinic gives appointments: its open weekdays (0 = Monday) and the dates
+    it is closed from a given day on."""
+
+    open_weekdays: frozenset[int]
+    closed: frozenset[date]
+
+
+def clinic_days(db: Session, clinic_id: str, since: date) -> ClinicDays:
+    """Return the clinic's open weekdays and its closed dates from `since` on."""
+    clinic = db.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound("clinic", clinic_id)
+    closed = db.execute(
+        sa.select(col(ClinicClosedDate.local_date)).where(
+            col(ClinicClosedDate.clinic_id) == clinic_id, col(ClinicClosedDate.local_date) >= since
+        )
+    ).scalars()
+    names = clinic.open_weekdays.split(",")
+    return ClinicDays(frozenset(WEEKDAY_NAMES.index(n) for n in names), frozenset(closed))

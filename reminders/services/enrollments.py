@@ -48,16 +48,18 @@ from reminders.planner import (
     PastSession,
     Plan,
     ReviewDecision,
+    at_the_clinic,
     plan,
 )
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.runtime import Runtime
+from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import current_version, move_to_current, protocol_of
 from reminders.services.reminding import (
     PATIENT_FACT_COLUMNS,
     PatientFacts,
-    Recipient,
+    SessionToRemind,
     lookahead_days,
     notice_rows,
     recipient,
@@ -119,16 +121,23 @@ def decisions_of(db: Session, enrollment_id: str) -> tuple[ReviewDecision, ...]:
     return tuple(ReviewDecision(day, action) for day, action in rows)
 
 
-def planner_inputs(db: Session, enrollment: Enrollment, today: date) -> EnrollmentSettings:
+def planner_inputs(
+    db: Session, enrollment: Enrollment, protocol: Protocol, today: date
+) -> EnrollmentSettings:
     """Return the enrollment's settings with every input the planner replays: review
-    decisions and the absences that still matter."""
+    decisions, the absences that still matter and, for a protocol given at the clinic,
+    the clinic's open days and closed dates."""
     # Absences from before the lookback cannot touch a plan or a lapse any more.
     since = today - timedelta(days=LAPSE_LOOKBACK_DAYS)
-    return settings_of(
+    inputs = settings_of(
         enrollment,
         decisions_of(db, enrollment.id),
         absences_of(db, enrollment.patient_id, since),
     )
+    if protocol.given_at != "clinic":
+        return inputs
+    days = clinic_days(db, enrollment.clinic_id, today)
+    return at_the_clinic(protocol, inputs, days.open_weekdays, days.closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +244,7 @@ SESSION_COLUMNS = (
     "status",
     "minutes",
     "unscheduled",
+    "at_clinic",
     "created_at",
     "updated_at",
 )
@@ -247,6 +257,7 @@ def _session_row(
     timezone: str,
     phase: str,
     minutes: int,
+    at_clinic: bool,
     now: datetime,
 ) -> tuple[Any, ...]:
     """Return a new planned session as a row of SESSION_COLUMNS."""
@@ -259,6 +270,7 @@ def _session_row(
         "planned",
         minutes,
         False,
+        at_clinic,
         now,
         now,
     )
@@ -354,7 +366,7 @@ def prepare_enrollments(
     session_rows: list[tuple[Any, ...]] = []
     first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = {}
     today_in: dict[str, date] = {}
-    soon: list[tuple[str, date, str, Recipient]] = []
+    soon: list[SessionToRemind] = []
     soon_from, soon_until = lookahead_days(now)
     for i, request in enumerate(requests):
         where = f"[{first_position + i}]." if len(requests) > 1 or first_position else ""
@@ -383,7 +395,11 @@ def prepare_enrollments(
             settings = EnrollmentSettings(
                 wanted.start_date, weekdays_from_text(weekdays), body_area
             )
+            if protocol.given_at == "clinic":
+                days = clinic_days(db, clinic_id, today)
+                settings = at_the_clinic(protocol, settings, days.open_weekdays, days.closed)
             first = first_plans[key] = plan(protocol, settings, (), today, horizon_days)
+        at_clinic = protocol.given_at == "clinic"
         sessions = first.sessions
         enrollment_id, *session_ids = new_ids(1 + len(sessions))
         busy[treatment] = enrollment_id
@@ -418,11 +434,12 @@ def prepare_enrollments(
                     timezone,
                     planned.phase,
                     planned.minutes,
+                    at_clinic,
                     created,
                 )
             )
             if who is not None and soon_from <= day <= soon_until:
-                soon.append((session_id, day, timezone, who))
+                soon.append(SessionToRemind(session_id, day, timezone, who, at_clinic))
     dialect = db.get_bind().dialect
     return PreparedEnrollments(
         [row["id"] for row in enrollment_rows],
@@ -616,7 +633,7 @@ def replan(
     today = local_today(now, patient.timezone)
     rows = _stored_sessions(db, enrollment.id)
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
-    inputs = planner_inputs(db, enrollment, today)
+    inputs = planner_inputs(db, enrollment, protocol, today)
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
     wanted = {s.local_date: s for s in new_plan.sessions} if enrollment.status == "active" else {}
     changed = utcnow()
@@ -642,6 +659,7 @@ def replan(
                     timezone,
                     session.phase,
                     session.minutes,
+                    protocol.given_at == "clinic",
                     changed,
                 )
             )
@@ -682,7 +700,8 @@ def replan(
         write_columns(db, enrollment, **planner_says, updated_at=changed)
     if enrollment.status == "active" and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
-        soon = [(session_id, day, timezone, who) for session_id, day in planned_ids]
+        at_clinic = protocol.given_at == "clinic"
+        soon = [SessionToRemind(i, day, timezone, who, at_clinic) for i, day in planned_ids]
         write_reminders_for(db, rt.settings, now, soon)
     return new_plan
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -45,6 +45,7 @@ EVENT_FOR_KIND = {
     "overdue": "patient.overdue",
     "snooze": "session.reminder",
     "completed": "patient.completion_notice",
+    "appointment": "session.reminder",
 }
 
 
@@ -206,6 +207,16 @@ def patient_delivery_rows(
     ]
 
 
+class SessionToRemind(NamedTuple):
+    """A planned session whose messages may fall due soon, and its patient."""
+
+    session_id: str
+    local_date: date
+    timezone: str
+    who: Recipient
+    at_clinic: bool = False
+
+
 @lru_cache(maxsize=4096)
 def _session_windows(
     day: date,
@@ -214,8 +225,14 @@ def _session_windows(
     quiet: QuietHours,
     follow_up_after_min: int,
     day_before: bool,
+    at_clinic: bool,
 ) -> tuple[tuple[str, SendWindow], ...]:
     # Cached: a bulk enrollment asks the same question for many patients.
+    if at_clinic:
+        # The patient is reminded of the appointment the evening before ("tomorrow", so
+        # useful only that day); staff record it: nothing to confirm, no follow-up.
+        before = day - timedelta(days=1)
+        return (("appointment", send_window(before, at, tz, quiet)),)
     windows = [("reminder", send_window(day, at, tz, quiet))]
     follow_up = datetime.combine(day, at) + timedelta(minutes=follow_up_after_min)
     if follow_up_after_min and follow_up.date() == day:
@@ -227,7 +244,12 @@ def _session_windows(
 
 
 def _windows_for(
-    settings: Settings, day: date, tz: str, reminder_time: time, quiet: QuietHours
+    settings: Settings,
+    day: date,
+    tz: str,
+    reminder_time: time,
+    quiet: QuietHours,
+    at_clinic: bool,
 ) -> tuple[tuple[str, SendWindow], ...]:
     """Return (kind, window) of each message for a session on local `day` in `tz`."""
     return _session_windows(
@@ -237,21 +259,23 @@ def _windows_for(
         quiet,
         settings.follow_up_after_min,
         settings.day_before_reminder,
+        at_clinic,
     )
 
 
 def reminder_rows(
     settings: Settings,
     now: datetime,
-    sessions: Iterable[tuple[str, date, str, Recipient]],
+    sessions: Iterable[SessionToRemind],
     endpoints: dict[str, list[Subscription]],
 ) -> list[dict[str, Any]]:
-    """Return the reminder, follow-up and day-before rows due within LOOKAHEAD for
-    (session id, local date, zone, recipient) tuples."""
+    """Return the reminder, follow-up, day-before and appointment rows due within
+    LOOKAHEAD for the sessions."""
     rows: list[dict[str, Any]] = []
     horizon = now + LOOKAHEAD
-    for session_id, day, tz, who in sessions:
-        for kind, window in _windows_for(settings, day, tz, who.reminder_time, who.quiet):
+    for session_id, day, tz, who, at_clinic in sessions:
+        windows = _windows_for(settings, day, tz, who.reminder_time, who.quiet, at_clinic)
+        for kind, window in windows:
             if window.due <= horizon:
                 rows.extend(
                     patient_delivery_rows(
@@ -265,15 +289,15 @@ def reminder_rows_for(
     db: Session,
     settings: Settings,
     now: datetime,
-    sessions: list[tuple[str, date, str, Recipient]],
+    sessions: list[SessionToRemind],
 ) -> list[dict[str, Any]]:
     """Return the reminder rows due within LOOKAHEAD for sessions already in hand (just
     planned or re-planned), without asking the database for the sessions again."""
     first, last = lookahead_days(now)
-    soon = [s for s in sessions if first <= s[1] <= last]
+    soon = [s for s in sessions if first <= s.local_date <= last]
     if not soon:
         return []
-    webhook_clinics = {who.clinic_id for *_, who in soon if who.channel == "webhook"}
+    webhook_clinics = {s.who.clinic_id for s in soon if s.who.channel == "webhook"}
     endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
     return reminder_rows(settings, now, soon, endpoints)
 
@@ -282,7 +306,7 @@ def write_reminders_for(
     db: Session,
     settings: Settings,
     now: datetime,
-    sessions: list[tuple[str, date, str, Recipient]],
+    sessions: list[SessionToRemind],
 ) -> None:
     """Write the rows of `reminder_rows_for`; one already there is kept."""
     insert_ignore(db, Delivery, reminder_rows_for(db, settings, now, sessions))
@@ -309,7 +333,8 @@ def _not_yet_reminded(*columns: Any) -> sa.Select[Any]:
             col(Patient.unsubscribed_at).is_(None),
             # Most sessions got their reminder when they were planned; skip those.
             ~sa.exists().where(
-                col(Delivery.session_id) == TreatmentSession.id, col(Delivery.kind) == "reminder"
+                col(Delivery.session_id) == TreatmentSession.id,
+                col(Delivery.kind).in_(("reminder", "appointment")),
             ),
         )
     )
@@ -323,12 +348,14 @@ _WINDOW_KEY = (
     col(Patient.reminder_time),
     sa.func.coalesce(col(Patient.quiet_start), ""),
     sa.func.coalesce(col(Patient.quiet_end), ""),
+    col(TreatmentSession.at_clinic),
 )
 _WINDOW_KEYS_NOT_YET_REMINDED = _not_yet_reminded(*_WINDOW_KEY).distinct()
 _SESSIONS_NOT_YET_REMINDED = _not_yet_reminded(
     col(TreatmentSession.id),
     col(TreatmentSession.local_date),
     col(TreatmentSession.timezone),
+    col(TreatmentSession.at_clinic),
     *PATIENT_FACT_COLUMNS,
 ).where(sa.tuple_(*_WINDOW_KEY).in_(sa.bindparam("keys", expanding=True)))
 
@@ -353,21 +380,24 @@ def reminders_not_yet_written(
     days = {"first_day": first_day, "last_day": last_day}
     horizon = now + LOOKAHEAD
     due_soon = []
-    for day, tz, reminder_time, quiet_start, quiet_end in db.execute(
+    for day, tz, reminder_time, quiet_start, quiet_end, at_clinic in db.execute(
         _WINDOW_KEYS_NOT_YET_REMINDED, days
     ):
         quiet = _quiet_hours(quiet_start, quiet_end, settings)
-        windows = _windows_for(settings, day, tz, parse_hhmm(reminder_time), quiet)
+        at = parse_hhmm(reminder_time)
+        windows = _windows_for(settings, day, tz, at, quiet, at_clinic)
         if any(window.due <= horizon for _, window in windows):
-            due_soon.append((day, tz, reminder_time, quiet_start, quiet_end))
-    sessions: list[tuple[str, date, str, Recipient]] = []
+            due_soon.append((day, tz, reminder_time, quiet_start, quiet_end, at_clinic))
+    sessions: list[SessionToRemind] = []
     for start in range(0, len(due_soon), _IN_CHUNKS):
         chunk = {**days, "keys": due_soon[start : start + _IN_CHUNKS]}
-        for session_id, day, tz, *preferences in db.execute(_SESSIONS_NOT_YET_REMINDED, chunk):
-            sessions.append((session_id, day, tz, recipient(PatientFacts(*preferences), settings)))
+        found = db.execute(_SESSIONS_NOT_YET_REMINDED, chunk)
+        for session_id, day, tz, at_clinic, *preferences in found:
+            who = recipient(PatientFacts(*preferences), settings)
+            sessions.append(SessionToRemind(session_id, day, tz, who, at_clinic))
     if not sessions:
         return []
-    webhook_clinics = {who.clinic_id for *_, who in sessions if who.channel == "webhook"}
+    webhook_clinics = {s.who.clinic_id for s in sessions if s.who.channel == "webhook"}
     endpoints = endpoints_by_clinic(db, webhook_clinics) if webhook_clinics else {}
     return reminder_rows(settings, now, sessions, endpoints)
 

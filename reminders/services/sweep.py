@@ -62,20 +62,29 @@ def missing_enrollments(db: Session, rt: Runtime, now: datetime) -> list[str]:
 
 def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
     """Mark the sessions of `enrollment_ids` still unconfirmed past their grace as missed,
-    re-plan those enrollments and tell the patients; return how many were marked."""
+    re-plan those enrollments and tell the patients; return how many were marked.
+
+    An appointment at the clinic is the staff's to record: unrecorded past its grace,
+    it becomes `unrecorded` and the clinic is told, not the patient."""
     missed = missed_sessions(db, rt.settings, now, enrollment_ids)
     by_enrollment: dict[str, list[TreatmentSession]] = defaultdict(list)
     changed = utcnow()
     for session in missed:
-        session.status = "missed"
+        session.status = "unrecorded" if session.at_clinic else "missed"
         session.updated_at = changed
         db.add(session)
         by_enrollment[session.enrollment_id].append(session)
     db.flush()
     rows = []
-    for enrollment_id, sessions in by_enrollment.items():
+    for enrollment_id, all_sessions in by_enrollment.items():
         enrollment = db.get(Enrollment, enrollment_id)
         assert enrollment is not None  # foreign key
+        unrecorded = [s for s in all_sessions if s.at_clinic]
+        if unrecorded:
+            _tell_clinic_of_unrecorded(db, enrollment, unrecorded, now)
+        sessions = [s for s in all_sessions if not s.at_clinic]
+        if not sessions:
+            continue
         for session in sessions:
             emit(
                 db,
@@ -97,6 +106,23 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
         _escalate_repeated_misses(db, rt, enrollment, patient, latest, now)
     insert_ignore(db, Delivery, rows)
     return len(missed)
+
+
+def _tell_clinic_of_unrecorded(
+    db: Session, enrollment: Enrollment, unrecorded: list[TreatmentSession], now: datetime
+) -> None:
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    days = ", ".join(str(s.local_date) for s in unrecorded)
+    escalate(
+        db,
+        patient,
+        "unrecorded",
+        f"enrollment {enrollment.id}: appointment(s) on {days} not recorded; record them as"
+        " done or skipped",
+        now,
+        enrollment_id=enrollment.id,
+    )
 
 
 def _escalate_repeated_misses(
@@ -173,11 +199,9 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
         if enrollment is None or enrollment.status != "active" or enrollment.slowed_since:
             continue
         protocol = protocol_of(db, rt, enrollment)
-        phase = (
-            next((p for p in protocol.phases if p.name == enrollment.phase), None)
-            if protocol
-            else None
-        )
+        if protocol is None:
+            continue
+        phase = next((p for p in protocol.phases if p.name == enrollment.phase), None)
         if phase is None or phase.ends:
             continue
         patient = db.get(Patient, enrollment.patient_id)
@@ -185,7 +209,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
         today = local_today(now, patient.timezone)
         rows = sessions_of(db, enrollment.id)
         history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
-        inputs = planner_inputs(db, enrollment, today)
+        inputs = planner_inputs(db, enrollment, protocol, today)
         behind = standing(
             history, today, rule, counts_from=enrollment.counting_from, absences=inputs.absences
         )

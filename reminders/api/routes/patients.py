@@ -36,19 +36,6 @@ Cursor = Annotated[str | None, Query(max_length=64, description="From the previo
 Limit = Annotated[int, Query(ge=1, le=reading.MAX_PAGE)]
 
 
-class ClinicPublic(BaseModel):
-    """The clinic the API key belongs to."""
-
-    id: str
-    name: str
-
-
-@router.get("/clinic", tags=["clinic"])
-async def who_am_i(clinic: ClinicDep) -> ClinicPublic:
-    """The calling clinic: a cheap way for an integrator to check its key."""
-    return ClinicPublic(id=clinic.id, name=clinic.name)
-
-
 @router.post("/patients", status_code=status.HTTP_201_CREATED)
 async def create_patient(
     body: PatientCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep

@@ -1,0 +1,58 @@
+"""The calling clinic: who it is, and when it gives appointments."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, status
+
+from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.models import ClinicHours, ClinicPublic, ClosedDateCreate, ClosedDatePublic
+from reminders.services import clinic_days
+
+router = APIRouter(prefix="/v1", tags=["clinic"])
+
+
+@router.get("/clinic")
+async def who_am_i(clinic: ClinicDep) -> ClinicPublic:
+    """The calling clinic: a cheap way for an integrator to check its key."""
+    return ClinicPublic.of(clinic)
+
+
+@router.patch("/clinic")
+async def set_hours(
+    body: ClinicHours, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> ClinicPublic:
+    """Set the clinic's zone and open weekdays; appointments are re-planned onto them."""
+    async with tx.write() as db:
+        changed = clinic_days.set_hours(
+            db, rt, clinic.id, now, timezone=body.timezone, open_weekdays=body.open_weekdays
+        )
+        return ClinicPublic.of(changed)
+
+
+@router.get("/clinic/closed-dates")
+def list_closed_dates(clinic: ClinicDep, tx: TransactionsDep) -> list[ClosedDatePublic]:
+    """Days the clinic is closed, earliest first."""
+    with tx.read() as db:
+        rows = clinic_days.closed_dates(db, clinic.id)
+        return [ClosedDatePublic(day=r.local_date, reason=r.reason) for r in rows]
+
+
+@router.post("/clinic/closed-dates", status_code=status.HTTP_201_CREATED)
+async def close_on(
+    body: ClosedDateCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> ClosedDatePublic:
+    """The clinic is closed that day: no appointment is planned on it."""
+    async with tx.write() as db:
+        clinic_days.close_on(db, rt, clinic.id, body.day, body.reason, now)
+    return ClosedDatePublic(day=body.day, reason=body.reason)
+
+
+@router.delete("/clinic/closed-dates/{day}", status_code=status.HTTP_204_NO_CONTENT)
+async def reopen_on(
+    day: date, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> None:
+    """The clinic opens that day after all."""
+    async with tx.write() as db:
+        clinic_days.reopen_on(db, rt, clinic.id, day, now)
