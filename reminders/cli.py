@@ -158,10 +158,12 @@ def simulate(
         raise _fail(f"story: expected one of {', '.join(STORIES)}")
     try:
         start_date = date.fromisoformat(start)
+    except ValueError:
+        raise _fail(f"start: not a date (YYYY-MM-DD): {start!r}") from None
+    try:
         validate_timezone(timezone)
     except ValueError as exc:
-        field = "start" if "date" in str(exc) or "isoformat" in str(exc) else "timezone"
-        raise _fail(f"{field}: {exc}") from None
+        raise _fail(f"timezone: {exc}") from None
     try:
         result = simulate_in_throwaway(_settings(), protocol, start_date, days, story, timezone)
     except ProtocolError as exc:
@@ -182,6 +184,8 @@ def simulate(
         ],
     )
     typer.echo("totals: " + ", ".join(f"{k} {v}" for k, v in result.totals.items()))
+    for refused in result.refused:
+        typer.echo(f"refused: {refused}")
 
 
 @app.command("protocols")
@@ -425,10 +429,14 @@ def plan_preview(
         unknown = [d for d in allowed if d not in WEEKDAY_NAMES]
         if unknown or not allowed:
             raise _fail(f"weekdays: expected names like mon,wed,fri, got {weekdays!r}")
+    try:
+        area = enrollments.body_area_of(chosen, body_area, "body_area")
+    except RemindersError as exc:
+        raise _fail(str(exc)) from None
     settings_for_plan = EnrollmentSettings(
         start_date,
         frozenset(WEEKDAY_NAMES.index(d) for d in allowed) if allowed else None,
-        body_area,
+        area,
     )
     result = preview(chosen, settings_for_plan, days, _parse_response(response))
     if as_json:
@@ -525,11 +533,28 @@ def _record(action: Callable[[Session, Runtime], None]) -> None:
 def session_confirm(
     session: str = typer.Argument(..., help="Session id."),
     hdss: int | None = typer.Option(None, help="HDSS 1-4 reported by the patient."),
+    outcome: str | None = typer.Option(
+        None, help="A code of the protocol's outcome scale, e.g. 1+ on the Modified Ashworth."
+    ),
+    side_effect: str | None = typer.Option(
+        None, help="none, dryness, redness, blistering, burn or other."
+    ),
+    note: str | None = typer.Option(None, help="What the side effect was."),
     current_ma: float | None = typer.Option(None, help="Current in mA."),
     minutes: int | None = typer.Option(None, help="Minutes actually treated."),
 ) -> None:
     """Record a session as done and re-plan the enrollment."""
-    report = _validated(SessionReport, {"hdss": hdss, "current_ma": current_ma, "minutes": minutes})
+    report = _validated(
+        SessionReport,
+        {
+            "hdss": hdss,
+            "outcome": outcome,
+            "side_effect": side_effect,
+            "side_effect_note": note,
+            "current_ma": current_ma,
+            "minutes": minutes,
+        },
+    )
 
     def action(db: Session, runtime: Runtime) -> None:
         sessions.confirm_session(db, runtime, None, session, report, utcnow())

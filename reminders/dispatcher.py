@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
 SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})
 # Messages whose links let the patient act on the session (staff record appointments).
-LINKED = (SESSION_BOUND - {"appointment"}) | {"missed"}
+LINKED = (SESSION_BOUND - {"appointment"}) | {"missed", "overdue"}
 CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
 
 

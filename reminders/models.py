@@ -223,11 +223,12 @@ class EscalationState(StrEnum):
 
 
 class Escalation(SQLModel, table=True):
-    """Something the clinic must look at. One open escalation per patient and reason:
-    `open_key` is unique while open and cleared on acknowledgement, so a cause that
-    persists (a lapse, a broken mail server) is raised once, not once a day.
+    """Something the clinic must look at. One open escalation per cause (see
+    `events.escalate`): `open_key` is unique while open and cleared on acknowledgement,
+    so a cause that persists (a lapse, a broken mail server) is raised once, not once a
+    day.
 
-    `detail` holds ids and dates only; names are rendered when it is read.
+    `detail` holds ids and dates only, never names.
     """
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -121,7 +121,8 @@ class Protocol(BaseModel):
     condition: str = Field(min_length=1)
     max_per_week: int = Field(ge=1, le=7)
     hdss_dry_max: int = Field(default=2, ge=1, le=4)
-    body_areas: tuple[str, ...] = Field(min_length=1)
+    # Left out, the areas `minutes` names (a clinic's file from before areas existed).
+    body_areas: tuple[str, ...] = ()
     minutes: dict[str, int]
     dose_ma_min: float | None = Field(default=None, gt=0)
     # The question asked after a session: an id in `reminders.outcomes.SCALES`.
@@ -135,6 +136,15 @@ class Protocol(BaseModel):
     preparation: tuple[str, ...] = ()
     sources: tuple[str, ...] = Field(min_length=1)
     phases: tuple[Phase, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _areas_from_minutes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("body_areas"):
+            minutes = data.get("minutes")
+            if isinstance(minutes, dict):
+                data = {**data, "body_areas": [a for a in minutes if a != "default"]}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:

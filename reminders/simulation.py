@@ -114,6 +114,8 @@ class Simulation:
     story: str
     timezone: str
     days: list[Day]
+    # What the service refused of what the story's patient or clinic did.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -138,6 +140,7 @@ class Simulation:
                 for d in self.days
             ],
             "totals": self.totals,
+            "refused": self.refused,
         }
 
 
@@ -266,6 +269,7 @@ class _Runner:
         self.actions: list[tuple[datetime, int, Action]] = []
         self.order = itertools.count()
         self.received: dict[date, Day] = {}
+        self.refused: list[str] = []
         self.phases: dict[date, str] = {}
         self._plan_story_events()
 
@@ -314,8 +318,10 @@ class _Runner:
         try:
             with session_scope(self.rt.engine) as db:
                 action(db, self.clock.now)
-        except RemindersError:
-            pass  # e.g. a session re-planned away before the patient answered
+        except RemindersError as refused:
+            # E.g. a session re-planned away before the patient answered: shown, as
+            # the service would have shown it to the patient or the clinic.
+            self.refused.append(f"{self.clock.now.isoformat(timespec='minutes')}: {refused}")
 
     def _record(self, now: datetime, changed: bool) -> None:
         """Read what the dispatcher sent at `now`, and let the story's patient answer;
@@ -444,7 +450,8 @@ class _Runner:
             self.at(now + timedelta(days=1), self._extra_session)
             return
         latest = max((r for r in rows if r.status == "confirmed"), key=_by_date)
-        sessions.confirm_from_link(db, self.rt, latest, today, SessionReport(hdss=1), now)
+        report = SessionReport(outcome=self._outcome(db))
+        sessions.confirm_from_link(db, self.rt, latest, today, report, now)
 
     def _result(self, end: date) -> Simulation:
         days: list[Day] = []
@@ -456,7 +463,8 @@ class _Runner:
             found.phase = phase
             days.append(found)
             day += timedelta(days=1)
-        return Simulation(self.course_protocol(), self.story, self.course.timezone, days)
+        protocol = self.course_protocol()
+        return Simulation(protocol, self.story, self.course.timezone, days, self.refused)
 
     def course_protocol(self) -> str:
         with session_scope(self.rt.engine, write=False) as db:

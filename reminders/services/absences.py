@@ -37,6 +37,9 @@ def add_absence(
         raise InvalidInput("to", "must not be before from")
     if last < today:
         raise InvalidInput("to", "is in the past")
+    if set_by == "patient" and first < today:
+        # Days already behind the plan are the clinic's to excuse, not the link's.
+        raise InvalidInput("from", "must be today or later")
     if (last - first).days + 1 > MAX_ABSENCE_DAYS:
         raise InvalidInput("to", f"an absence lasts at most {MAX_ABSENCE_DAYS} days; pause instead")
     absence = AbsenceRow(

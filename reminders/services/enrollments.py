@@ -172,15 +172,7 @@ def _checked(
         raise InvalidInput(
             f"{where}start_date", f"more than {MAX_DAYS_IN_FUTURE} days in the future"
         )
-    body_area = None
-    if request.body_area is not None:
-        body_area = protocol.body_area(request.body_area)
-        if body_area is None:
-            raise InvalidInput(
-                f"{where}body_area",
-                f"{request.body_area!r} is not an area of {protocol.id}; one of: "
-                + ", ".join(protocol.body_areas),
-            )
+    body_area = body_area_of(protocol, request.body_area, f"{where}body_area")
     weekdays: str | None = None
     if request.weekdays is not None:
         weekdays, unknown = _stored_weekdays(tuple(request.weekdays))
@@ -201,6 +193,18 @@ def _checked(
             f"contraindicated: {', '.join(review.flagged)}; enrolling needs an override_reason",
         )
     return _Checked(protocol, weekdays, review.stored, body_area)
+
+
+def body_area_of(protocol: Protocol, name: str | None, field: str) -> str | None:
+    """Return the protocol's name for a body area (synonyms accepted); raise
+    InvalidInput naming `field` and the valid areas for any other."""
+    if name is None:
+        return None
+    area = protocol.body_area(name)
+    if area is None:
+        valid = ", ".join(protocol.body_areas) or "none: it names no body areas"
+        raise InvalidInput(field, f"{name!r} is not an area of {protocol.id}; one of: {valid}")
+    return area
 
 
 # Bulk requests repeat a handful of weekday sets and screening answers: each distinct one
@@ -341,13 +345,15 @@ def prepare_enrollments(
     *,
     first_position: int = 0,
     taken: Treatments | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> PreparedEnrollments:
     """Check and plan enrollments and return the rows that enrolling them writes: each
     plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.
 
     `first_position` is the first request's position in a larger import, for messages;
     `taken` holds the treatments (`_treatment`) of that import's earlier batches and
-    gains this batch's.
+    gains this batch's. `versions` are the protocols' version numbers to record
+    (`_register_versions`).
 
     Raises NotFound for a patient missing or of another clinic, InvalidInput naming the
     field (prefixed with the position when there are several), Conflict when the patient
@@ -409,7 +415,7 @@ def prepare_enrollments(
                 "clinic_id": clinic_id,
                 "patient_id": request.patient_id,
                 "protocol_id": protocol.id,
-                "protocol_version": rt.protocol_versions.get(protocol.id),
+                "protocol_version": (versions or {}).get(protocol.id),
                 "start_date": wanted.start_date,
                 "body_area": body_area,
                 "weekdays": weekdays,
@@ -476,15 +482,21 @@ def enroll_many(
     Reminders due soon are scheduled in the same transaction. Raises as
     `prepare_enrollments`.
     """
-    _register_versions(db, rt, {r.enrollment.protocol for r in requests}, now)
-    return write_enrollments(db, prepare_enrollments(db, rt, clinic_id, requests, now))
+    versions = _register_versions(db, rt, {r.enrollment.protocol for r in requests}, now)
+    prepared = prepare_enrollments(db, rt, clinic_id, requests, now, versions=versions)
+    return write_enrollments(db, prepared)
 
 
-def _register_versions(db: Session, rt: Runtime, protocol_ids: set[str], now: datetime) -> None:
-    """Make sure the installed version of each protocol is stored before enrollments
-    name it (unknown ids are left for the request's own check)."""
-    for protocol_id in sorted(protocol_ids & set(rt.protocols)):
-        current_version(db, rt, protocol_id, now)
+def _register_versions(
+    db: Session, rt: Runtime, protocol_ids: set[str], now: datetime
+) -> dict[str, int]:
+    """Store the installed version of each protocol before enrollments name it, in the
+    caller's transaction; return the numbers (unknown ids are left for the request's
+    own check)."""
+    return {
+        protocol_id: current_version(db, rt, protocol_id, now)
+        for protocol_id in sorted(protocol_ids & set(rt.protocols))
+    }
 
 
 def enroll_in_batches(
@@ -511,14 +523,15 @@ def enroll_in_batches(
     # scanned each batch's rows while the caller still held them, a tenth of this
     # process's time. What cycles the import leaves are collected after it.
     with session_scope(rt.engine) as db:
-        _register_versions(db, rt, set(rt.protocols), now)
+        versions = _register_versions(db, rt, set(rt.protocols), now)
     with InsertWriter(rt.settings.database_url) as writer, collector_paused():
         try:
             for batch in batches:
                 with session_scope(rt.engine, write=False) as db:
                     prepared = prepare_enrollments(
-                        db, rt, clinic_id, batch, now, first_position=position, taken=taken
-                    )
+                        db, rt, clinic_id, batch, now,
+                        first_position=position, taken=taken, versions=versions,
+                    )  # fmt: skip
                 in_flight.append((writer.submit(prepared.inserts), prepared.ids))
                 position += len(batch)
                 while len(in_flight) > _BATCHES_IN_FLIGHT:
@@ -838,7 +851,9 @@ def set_status(
     enrollment.paused_until = until if status == "paused" else None
     enrollment.pause_reason = reason if status == "paused" else None
     if status == "active":
+        # Resuming is the clinic acting: the plan's own pace, counted from today.
         enrollment.counting_from = today
+        enrollment.slowed_since = None
     enrollment.updated_at = utcnow()
     db.add(enrollment)
     db.flush()

@@ -15,6 +15,7 @@ import hashlib
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from reminders.db import insert_ignore
@@ -39,10 +40,13 @@ def current_version(db: Session, rt: Runtime, protocol_id: str, now: datetime) -
         return cached
     protocol = rt.protocols[protocol_id]
     fingerprint = digest(protocol)
-    for _ in range(3):  # another process may take the same number first
+    for attempt in range(3):  # another process may take the same number first
         found = _version_with(db, protocol_id, fingerprint)
         if found is not None:
-            rt.protocol_versions[protocol_id] = found
+            # Only a row that was there before is kept: one this transaction wrote is
+            # gone again if it rolls back.
+            if attempt == 0:
+                rt.protocol_versions[protocol_id] = found
             return found
         latest = db.exec(
             select(sa.func.max(ProtocolVersion.version)).where(
@@ -71,7 +75,8 @@ def _version_with(db: Session, protocol_id: str, fingerprint: str) -> int | None
 
 def protocol_of(db: Session, rt: Runtime, enrollment: Enrollment) -> Protocol | None:
     """Return the protocol an enrollment is planned by: the version it was enrolled on
-    (or moved to), or None when neither that version nor the file is known."""
+    (or moved to); the installed file for enrollments older than versions (None when
+    it is gone). Raises Conflict when a stored version cannot be used."""
     current = rt.protocols.get(enrollment.protocol_id)
     wanted = enrollment.protocol_version
     if wanted is None or (current is not None and rt.protocol_versions.get(current.id) == wanted):
@@ -86,8 +91,15 @@ def protocol_of(db: Session, rt: Runtime, enrollment: Enrollment) -> Protocol | 
             )
         ).first()
         if body is None:
-            return current
-        stored = rt.stored_protocols[key] = Protocol.model_validate_json(body)
+            raise Conflict(f"protocol {enrollment.protocol_id!r} version {wanted} is not stored")
+        try:
+            stored = Protocol.model_validate_json(body)
+        except ValidationError:
+            raise Conflict(
+                f"protocol {enrollment.protocol_id!r} version {wanted} no longer loads; move "
+                "the enrollment to the installed version"
+            ) from None
+        rt.stored_protocols[key] = stored
     return stored
 
 

@@ -92,6 +92,14 @@ def confirm_session(
     """
     session, enrollment, patient = get_session(db, clinic_id, session_id)
     if session.status == "confirmed":
+        # A side effect often shows hours later; it must still reach the clinic.
+        if report.side_effect is not None and session.side_effect is None:
+            note = (report.side_effect_note or "").strip() or None
+            write_columns(
+                db, session, side_effect=report.side_effect, side_effect_note=note,
+                updated_at=utcnow(),
+            )  # fmt: skip
+            _alert_side_effect(db, session, enrollment, patient, now)
         return session, None
     _recordable(session, now, ahead_ok=False)
     completed_at = report.completed_at or now
@@ -116,18 +124,30 @@ def confirm_session(
         updated_at=utcnow(),
     )
     _emit_session_event(db, "session.confirmed", session, enrollment, patient, now)
-    if side_effect in ALARMING:
-        escalate(
-            db,
-            patient,
-            "side_effect",
-            f"enrollment {enrollment.id}: {side_effect} reported after the session on "
-            f"{session.local_date} (session {session.id})",
-            now,
-            session_id=session.id,
-            enrollment_id=enrollment.id,
-        )
+    _alert_side_effect(db, session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
+
+
+def _alert_side_effect(
+    db: Session,
+    session: TreatmentSession,
+    enrollment: Enrollment,
+    patient: Patient,
+    now: datetime,
+) -> None:
+    """Blistering or a burn reaches the clinic at once."""
+    if session.side_effect not in ALARMING:
+        return
+    escalate(
+        db,
+        patient,
+        "side_effect",
+        f"enrollment {enrollment.id}: {session.side_effect} reported after the session on "
+        f"{session.local_date} (session {session.id})",
+        now,
+        session_id=session.id,
+        enrollment_id=enrollment.id,
+    )
 
 
 def _outcome(scale: OutcomeScale | None, report: SessionReport, by: RatedBy) -> str | None:
@@ -254,7 +274,11 @@ def confirm_from_link(
     Raises InvalidInput for any other day, and Conflict when that day's session is
     already recorded or was cancelled: the patient is told, never thanked for nothing.
     """
-    today = local_today(now, link.timezone)
+    enrollment = db.get(Enrollment, link.enrollment_id)
+    assert enrollment is not None  # foreign key
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    today = local_today(now, patient.timezone)
     choices, preselected = link_days(link.local_date, link.status in OPEN, today)
     day = day or preselected
     if day not in choices:
@@ -268,14 +292,12 @@ def confirm_from_link(
         return confirmed
     if day != today:
         raise Conflict(f"the session on {day.isoformat()} was moved by a re-plan")
-    enrollment = db.get(Enrollment, link.enrollment_id)
-    assert enrollment is not None  # foreign key
     protocol = protocol_of(db, rt, enrollment)
     minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
     extra = target or TreatmentSession(
         enrollment_id=enrollment.id,
         local_date=today,
-        timezone=link.timezone,
+        timezone=patient.timezone,
         phase=enrollment.phase,
         minutes=minutes,
     )

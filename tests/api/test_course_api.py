@@ -226,3 +226,20 @@ def test_an_enrollment_shows_its_protocol_version_and_can_be_moved_only_by_its_c
     moved = api.post(f"/v1/enrollments/{enrollment['id']}/protocol-version")
     assert moved.status_code == 200 and moved.json()["protocol_version"] == 1
     assert other.post(f"/v1/enrollments/{enrollment['id']}/protocol-version").status_code == 404
+
+
+def test_a_burn_noticed_after_confirming_still_reaches_the_clinic(api: Api) -> None:
+    enrollment = api.enroll(api.patient())["id"]
+    done = _confirm_next(api, enrollment, {"outcome": "2"})
+    later = api.post(f"/v1/sessions/{done.json()['id']}/confirm", {"side_effect": "burn"})
+    assert later.status_code == 200 and later.json()["side_effect"] == "burn"
+    assert later.json()["outcome"] == "2"
+    (escalation,) = api.get("/v1/escalations?state=open").json()["items"]
+    assert escalation["reason"] == "side_effect"
+
+
+def test_a_preview_understands_body_area_words_and_refuses_others(api: Api) -> None:
+    url = "/v1/protocols/tap-water-hyperhidrosis/preview?start=2026-12-07&days=7"
+    assert api.get(f"{url}&body_area=feet").json()["sessions"][0]["minutes"] == 30
+    refused = api.get(f"{url}&body_area=elbow")
+    assert refused.status_code == 422 and "palms, soles, underarms" in str(refused.json())

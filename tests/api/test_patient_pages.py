@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, select
 
@@ -209,7 +210,7 @@ def test_the_page_asks_the_protocols_own_question_and_a_blister_alerts_the_clini
     api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
 ) -> None:
     patient = api.patient(timezone="UTC", reminder_time="09:00")
-    api.enroll(patient, protocol="dexamethasone-tendinopathy", body_area="elbow", weekdays=None)
+    api.enroll(patient, protocol="sports-injury-short-course", body_area="knee", weekdays=None)
     remind(rt, NOW.replace(hour=9))
     api.clock[0] = NOW.replace(hour=10)
     session_link, _ = links(smtp)
@@ -227,18 +228,24 @@ def test_the_page_asks_the_protocols_own_question_and_a_blister_alerts_the_clini
     assert (row.outcome, row.side_effect, row.hdss) == ("4", "blistering", None)
 
 
-def test_a_clinician_rated_scale_is_not_asked_of_the_patient(
-    api: Api, rt: Runtime, smtp: SmtpRecorder
+def test_a_clinician_rated_scale_is_not_taken_from_the_patient(
+    api: Api, rt: Runtime, db: Session
 ) -> None:
+    from reminders.errors import InvalidInput
+    from reminders.models import SessionReport
+    from reminders.services import sessions
+
     patient = api.patient(timezone="UTC", reminder_time="09:00")
-    api.enroll(patient, protocol="magnesium-sulphate-spasticity", body_area="leg", weekdays=None)
-    remind(rt, NOW.replace(hour=9))
-    api.clock[0] = NOW.replace(hour=10)
-    session_link, _ = links(smtp)
-    assert 'name="outcome"' not in api.client.get(session_link).text
-    refused = api.client.post(f"{session_link}/confirm", data={"outcome": "2"})
-    assert refused.status_code == 422
-    assert "rated by the clinician" in refused.text
+    enrollment = api.enroll(
+        patient, protocol="magnesium-sulphate-spasticity", body_area="leg", weekdays=None
+    )
+    first = enrollment["upcoming"][0]["id"]
+    report = SessionReport(outcome="2")
+    with pytest.raises(InvalidInput, match="rated by the clinician"):
+        sessions.confirm_session(db, rt, None, first, report, NOW, reported_by="patient")
+    db.rollback()
+    by_staff = api.post(f"/v1/sessions/{first}/confirm", {"outcome": "2"})
+    assert by_staff.status_code == 200 and by_staff.json()["outcome"] == "2"
 
 
 def test_im_away_from_a_reminder_plans_nothing_inside_the_dates(
@@ -258,3 +265,12 @@ def test_im_away_from_a_reminder_plans_nothing_inside_the_dates(
     db.expire_all()
     inside = db.exec(select(TreatmentSession).where(TreatmentSession.status == "planned")).all()
     assert not [r for r in inside if "2026-12-08" <= r.local_date.isoformat() <= "2026-12-13"]
+
+
+def test_a_patient_cannot_backdate_an_absence_from_a_link(
+    api: Api, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    patient, session_link, _ = reminded_patient(api, rt, smtp)
+    back = api.client.post(f"{session_link}/away", data={"from": "2026-12-01", "to": "2026-12-10"})
+    assert back.status_code == 422 and "From: must be today or later" in back.text
+    assert api.get(f"/v1/patients/{patient}/absences").json() == []

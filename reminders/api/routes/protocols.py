@@ -13,6 +13,7 @@ from reminders.errors import InvalidInput, NotFound
 from reminders.models import WEEKDAY_NAMES
 from reminders.planner import AssumedResponse, EnrollmentSettings, preview
 from reminders.protocols import Protocol
+from reminders.services import enrollments
 
 router = APIRouter(prefix="/v1", tags=["protocols"])
 
@@ -115,7 +116,8 @@ def preview_plan(
     if any(n < 1 for n in relapses):
         raise InvalidInput("relapse_at", "session numbers start at 1")
     response = AssumedResponse(dry_after, never_dry, relapses)
-    plan = preview(protocol, EnrollmentSettings(start, allowed, body_area), days, response)
+    area = enrollments.body_area_of(protocol, body_area, "body_area")
+    plan = preview(protocol, EnrollmentSettings(start, allowed, area), days, response)
     return PlanPreview(
         protocol=protocol.id,
         start=start,

@@ -116,6 +116,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True))
         batch_op.add_column(sa.Column('side_effect', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
         batch_op.add_column(sa.Column('side_effect_note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True))
+    # Body areas were free text: the words the protocols now understand become theirs.
+    for word, area in (("feet", "soles"), ("foot", "soles"), ("hands", "palms"), ("hand", "palms"),
+                       ("armpits", "underarms"), ("armpit", "underarms")):
+        op.execute(
+            sa.text("UPDATE enrollment SET body_area = :area WHERE lower(body_area) = :word")
+            .bindparams(area=area, word=word)
+        )
     # Reports made before outcome scales: HDSS was the only question.
     op.execute("UPDATE treatment_session SET outcome = CAST(hdss AS VARCHAR(8)) WHERE hdss IS NOT NULL")
 
