@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -52,6 +52,7 @@ from reminders.planner import (
     plan,
 )
 from reminders.protocols import CONTRAINDICATIONS, Protocol
+from reminders.replanning import StoredSession, diff_sessions
 from reminders.runtime import Runtime
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data
@@ -590,34 +591,22 @@ def sessions_of(db: Session, enrollment_id: str) -> list[TreatmentSession]:
     )
 
 
-class _Stored(NamedTuple):
-    """What re-planning reads of a stored session."""
-
-    id: str
-    local_date: date
-    status: str
-    hdss: int | None
-    phase: str
-    minutes: int
-    timezone: str
-
-
 _SESSIONS = table_of(TreatmentSession).c
 _STORED_SESSIONS = (
-    sa.select(*(_SESSIONS[name] for name in _Stored._fields))
+    sa.select(*(_SESSIONS[name] for name in StoredSession._fields))
     .where(_SESSIONS.enrollment_id == sa.bindparam("enrollment_id"))
     .order_by(_SESSIONS.local_date)
 )
 
 
-def _stored_sessions(db: Session, enrollment_id: str) -> list[_Stored]:
+def _stored_sessions(db: Session, enrollment_id: str) -> list[StoredSession]:
     """Return an enrollment's sessions as plain columns, oldest date first.
 
     `sessions_of` gives ORM rows; re-planning runs on every confirmation and needs only
     these columns, which cost a fraction to read. Changes made through the ORM (a status,
     a new session) are flushed first, so they are read back."""
     found = read_columns(db, _STORED_SESSIONS, {"enrollment_id": enrollment_id})
-    return [_Stored._make(row) for row in found]
+    return [StoredSession._make(row) for row in found]
 
 
 def replan(
@@ -648,50 +637,36 @@ def replan(
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
     inputs = planner_inputs(db, enrollment, protocol, today)
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
-    wanted = {s.local_date: s for s in new_plan.sessions} if enrollment.status == "active" else {}
-    changed = utcnow()
-    by_date = {r.local_date: r for r in rows}
-    updates: list[dict[str, Any]] = []
-    for row in rows:
-        if row.status == "planned" and row.local_date >= today and row.local_date not in wanted:
-            updates.append(
-                _session_update(row.id, "cancelled", row.phase, row.minutes, row.timezone, changed)
-            )
-    fresh: list[tuple[Any, ...]] = []
-    planned_ids: list[tuple[str, date]] = []
+    wanted = new_plan.sessions if enrollment.status == "active" else ()
     timezone = patient.timezone
-    for day, session in wanted.items():
-        existing = by_date.get(day)
-        if existing is None:
-            session_id = new_id()
-            fresh.append(
-                _session_row(
-                    session_id,
-                    enrollment.id,
-                    day,
-                    timezone,
-                    session.phase,
-                    session.minutes,
-                    protocol.given_at == "clinic",
-                    changed,
-                )
-            )
-            planned_ids.append((session_id, day))
-            continue
-        planned_ids.append((existing.id, day))
-        # The planner never plans on a day with a confirmed, skipped or missed session.
-        assert existing.status in ("planned", "cancelled"), existing.status
-        if (existing.status, existing.phase, existing.minutes, existing.timezone) != (
-            "planned",
-            session.phase,
-            session.minutes,
+    diff = diff_sessions(rows, wanted, today, timezone)
+    changed = utcnow()
+    at_clinic = protocol.given_at == "clinic"
+    updates = [
+        _session_update(r.id, "cancelled", r.phase, r.minutes, r.timezone, changed)
+        for r in diff.cancel
+    ] + [
+        _session_update(row_id, "planned", s.phase, s.minutes, timezone, changed)
+        for row_id, s in diff.revise
+    ]
+    new_ids_by_date = {s.local_date: new_id() for s in diff.add}
+    fresh = [
+        _session_row(
+            new_ids_by_date[s.local_date],
+            enrollment.id,
+            s.local_date,
             timezone,
-        ):
-            updates.append(
-                _session_update(
-                    existing.id, "planned", session.phase, session.minutes, timezone, changed
-                )
-            )
+            s.phase,
+            s.minutes,
+            at_clinic,
+            changed,
+        )
+        for s in diff.add
+    ]
+    planned_ids = [
+        (row_id or new_ids_by_date[s.local_date], s.local_date)
+        for row_id, s in zip(diff.rows, wanted, strict=True)
+    ]
     update_rows(db, TreatmentSession, updates)
     insert_tuples(db, TreatmentSession, SESSION_COLUMNS, fresh)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
@@ -713,7 +688,6 @@ def replan(
         write_columns(db, enrollment, **planner_says, updated_at=changed)
     if enrollment.status == "active" and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
-        at_clinic = protocol.given_at == "clinic"
         soon = [SessionToRemind(i, day, timezone, who, at_clinic) for i, day in planned_ids]
         write_reminders_for(db, rt.settings, now, soon)
     return new_plan
@@ -737,7 +711,7 @@ def _tell_clinic_of_changes(
     enrollment: Enrollment,
     patient: Patient,
     new_plan: Plan,
-    rows: list[_Stored],
+    rows: list[StoredSession],
     now: datetime,
 ) -> None:
     """Emit plan.phase_changed for a phase the history moved into, and escalate a new
@@ -781,7 +755,7 @@ def _tell_of_completion(
     rt: Runtime,
     enrollment: Enrollment,
     patient: Patient,
-    rows: list[_Stored],
+    rows: list[StoredSession],
     now: datetime,
 ) -> None:
     """The course has ended: an `enrollment.completed` event for the clinic and a
