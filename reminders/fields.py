@@ -21,7 +21,9 @@ from pydantic import AfterValidator, StringConstraints
 
 from reminders.errors import InvalidInput
 
-_NOT_SINGLE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The characters single-line text refuses, as the body of a regex character class.
+CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_NOT_SINGLE_LINE = re.compile(f"[{CONTROL_CHARACTERS}]")
 # The same less tab (U+0009), line feed (U+000A) and carriage return (U+000D).
 _NOT_IN_NOTE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 EMAIL_PATTERN = r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$"

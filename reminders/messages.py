@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from reminders.channels.email import POLICY, address
 
 SUBJECTS = {
     "reminder": "Your treatment session today",
@@ -67,7 +68,7 @@ def patient_email(
     message: PatientMessage, *, delivery_id: str, sender: str, to: str, now: datetime
 ) -> EmailMessage:
     """Return the email for a patient message, with a stable Message-ID and RFC 8058
-    one-click unsubscribe headers."""
+    one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
     context = {
         "m": message,
         "day": f"{message.local_date:%A} {message.local_date.day} {message.local_date:%B}",
@@ -75,10 +76,10 @@ def patient_email(
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),
     }
-    email = EmailMessage()
+    email = EmailMessage(policy=POLICY)
     email["Subject"] = SUBJECTS[message.kind]
     email["From"] = sender
-    email["To"] = Address(display_name=message.name, addr_spec=to)
+    address(email, "To", message.name, to)
     email["Date"] = format_datetime(now)
     email["Message-ID"] = f"<{delivery_id}@{_domain(sender)}>"
     email["Auto-Submitted"] = "auto-generated"
@@ -92,11 +93,12 @@ def patient_email(
 def clinic_email(
     subject: str, text: str, *, delivery_id: str, sender: str, to: str, now: datetime
 ) -> EmailMessage:
-    """Return an alert email to a clinic's alert address."""
-    email = EmailMessage()
+    """Return an alert email to a clinic's alert address. Raises ValueError if `to` is
+    not an address."""
+    email = EmailMessage(policy=POLICY)
     email["Subject"] = subject
     email["From"] = sender
-    email["To"] = to
+    address(email, "To", None, to)
     email["Date"] = format_datetime(now)
     email["Message-ID"] = f"<{delivery_id}@{_domain(sender)}>"
     email["Auto-Submitted"] = "auto-generated"
