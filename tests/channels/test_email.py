@@ -17,9 +17,16 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from freezegun import freeze_time
+from sqlmodel import Session, select
 
 from reminders.channels.email import MaildirSender, SmtpSender
+from reminders.dispatcher import Dispatcher, build_senders
 from reminders.messages import Links, PatientMessage, patient_email
+from reminders.models import Delivery
+from reminders.runtime import Runtime
+from reminders.services.sweep import sweep
+from tests.conftest import at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, free_port, smtp_server
 
 
@@ -309,3 +316,45 @@ def test_maildir_takes_a_non_ascii_local_part(tmp_path: Path) -> None:
     assert outcomes[0].status == "sent"
     (stored,) = mailbox.Maildir(tmp_path / "mail").values()
     assert "zoë@xn--b-0fa.co" in stored.as_bytes().decode()
+
+
+@pytest.mark.both_databases
+def test_through_the_dispatcher_one_bad_address_fails_alone_and_names_stay_names(
+    db: Session, rt: Runtime, smtp_ascii_only: tuple[SmtpRecorder, int]
+) -> None:
+    recorder, port = smtp_ascii_only
+    rt.settings.smtp_port = port
+    clinic = make_clinic(db)
+    emails = {"attack": "ann@example.org", "smtputf8": "zoë@bä.co", "idn": "bob@bä.co"}
+    names = {"attack": ATTACK, "smtputf8": "Zoë", "idn": "Bob"}
+    patients = {
+        key: make_patient(
+            db, clinic, timezone="UTC", reminder_time="09:00", name=names[key], email=address
+        )
+        for key, address in emails.items()
+    }
+    with freeze_time("2026-12-07 09:00:00"):
+        for patient in patients.values():
+            enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 09:00"))
+        sweep(rt, at("2026-12-07 09:00"))
+        Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+    db.expire_all()
+    states = {
+        key: db.exec(
+            select(Delivery.state, Delivery.last_error).where(
+                Delivery.patient_id == patient, Delivery.kind == "reminder"
+            )
+        ).one()
+        for key, patient in patients.items()
+    }
+    assert states["attack"] == ("sent", None)
+    assert states["idn"] == ("sent", None)
+    state, error = states["smtputf8"]
+    assert state == "failed" and error is not None and "SMTPUTF8" in error
+    by_rcpt = {
+        rcpts[0]: m for (_, rcpts), m in zip(recorder.envelopes, recorder.messages, strict=True)
+    }
+    assert sorted(by_rcpt) == ["ann@example.org", "bob@xn--b-0fa.co"]
+    (to,) = by_rcpt["ann@example.org"]["To"].addresses
+    assert (to.display_name, to.addr_spec) == (ATTACK, "ann@example.org")
+    assert len(set(recorder.peers)) == 1
