@@ -33,6 +33,7 @@ from email import policy
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import Policy
+from email.utils import parseaddr
 from pathlib import Path
 from typing import NamedTuple
 
@@ -78,6 +79,7 @@ class Email(EmailMessage):
     def __init__(self, policy: Policy = POLICY) -> None:
         # The email package makes the parts of a multipart message with type(self).
         super().__init__(policy=policy)
+        self.sender = ""  # the envelope's
         self.recipients: list[str] = []
 
     def set_header(self, name: str, value: str) -> None:
@@ -108,6 +110,7 @@ class Email(EmailMessage):
         """Add the From header: the operator's `email_from`, as the email package
         writes it (names in it are the operator's own)."""
         self.set_raw("From", _from_header(sender))
+        self.sender = parseaddr(sender)[1]
 
     def set_bodies(self, text: str, html: str | None = None) -> None:
         """Set the plain text body, and the HTML alternative if given."""
@@ -122,6 +125,23 @@ class Email(EmailMessage):
             part = Email()
             _set_text(part, subtype, body)
             self.attach(part)
+
+    def to_bytes(self, linesep: str = "\r\n") -> bytes:
+        """The message as written out: what the email package's generator writes for
+        it, without parsing each part's Content-Type back (most of its time)."""
+        lines = [f"{name}: {value}" for name, value in self.raw_items()]
+        payload = self.get_payload()
+        if isinstance(payload, list):
+            boundary = self.get_boundary()
+            parts = []
+            for part in payload:
+                assert isinstance(part, Email)  # set_bodies makes every part
+                parts.append(f"--{boundary}\n{part.to_bytes(linesep).decode()}")
+            body = "\n".join([*parts, f"--{boundary}--\n"])
+        else:
+            body = str(payload)
+        text = "\n".join(lines) + "\n\n" + body
+        return text.replace("\r\n", "\n").replace("\n", linesep).encode()
 
 
 def _set_text(part: Email, subtype: str, text: str) -> None:
@@ -331,12 +351,23 @@ class SmtpSender:
         return smtp
 
 
+def _transmit(smtp: smtplib.SMTP, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    """Send one message; return the recipients the server refused (none if all were)."""
+    if not isinstance(message, Email):
+        return smtp.send_message(message, to_addrs=_recipients(message))
+    options: list[str] = []
+    if not "".join([message.sender, *message.recipients]).isascii():
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("an address needs SMTPUTF8")
+        options = ["SMTPUTF8", "BODY=8BITMIME"]
+    return smtp.sendmail(message.sender, message.recipients, message.to_bytes(), options)
+
+
 def _send_one(smtp: smtplib.SMTP, message: EmailMessage) -> _Sent:
-    recipients = _recipients(message)
-    if not recipients:
+    if not _recipients(message):
         return _Sent(Outcome("failed", "the message has no recipient"), True)
     try:
-        refused = smtp.send_message(message, to_addrs=recipients)
+        refused = _transmit(smtp, message)
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = next(iter(exc.recipients.values()))
         return _Sent(_smtp_outcome(code, text), smtp.sock is not None)
@@ -382,7 +413,9 @@ class MaildirSender:
         outcomes = []
         for message in messages:
             try:
-                box.add(_as_bytes(message))
+                box.add(
+                    message.to_bytes("\n") if isinstance(message, Email) else _as_bytes(message)
+                )
                 outcomes.append(Outcome("sent"))
             except OSError as exc:
                 outcomes.append(Outcome("retry", f"Maildir write failed: {exc}"))

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from freezegun import freeze_time
 from sqlmodel import Session, select
 
-from reminders.channels.email import MaildirSender, SmtpSender
+from reminders.channels.email import POLICY, Email, MaildirSender, SmtpSender
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.messages import Links, PatientMessage, patient_email
 from reminders.models import Delivery
@@ -232,7 +233,7 @@ def test_a_421_on_a_new_connection_retries_the_rest_without_reconnecting(
 ATTACK = "=?utf-8?b?" + base64.b64encode(b"attacker@evil.example, ").decode() + "?="
 
 
-def rendered(to: str, name: str = "Ann Example", n: int = 0) -> EmailMessage:
+def rendered(to: str, name: str = "Ann Example", n: int = 0) -> Email:
     """A patient reminder as the dispatcher renders it."""
     links = Links("https://reminders.example.org/s/t", "https://reminders.example.org/u/u")
     content = PatientMessage("reminder", name, date(2026, 12, 7), 20, "palms", (), links)
@@ -358,3 +359,14 @@ def test_through_the_dispatcher_one_bad_address_fails_alone_and_names_stay_names
     (to,) = by_rcpt["ann@example.org"]["To"].addresses
     assert (to.display_name, to.addr_spec) == (ATTACK, "ann@example.org")
     assert len(set(recorder.peers)) == 1
+
+
+@pytest.mark.parametrize("to", ["ann@example.org", "zoë@bä.co"])
+def test_the_bytes_sent_are_those_the_email_package_writes(to: str) -> None:
+    email = rendered(to, "Zoë « Ünal »")
+    written = email.as_bytes(policy=POLICY.clone(linesep="\r\n", utf8=True))
+    assert email.to_bytes() == written
+    reread = message_from_bytes(email.to_bytes(), policy=policy.default)
+    assert isinstance(reread, EmailMessage)
+    body = reread.get_body(("plain",))
+    assert body is not None and "Hello Zoë « Ünal »" in body.get_content()
