@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import parseaddr
@@ -41,9 +42,9 @@ from reminders.fields import CONTROL_CHARACTERS, ascii_domain, email_address
 from reminders.outbox import Outcome
 from reminders.settings import Settings
 
-# Headers that `address` builds are stored as written and never refolded: refolding
-# re-parses a header and writes the decoded text of its encoded words back unencoded,
-# so a display name that decodes to "x@evil.example, " would become an address.
+# Headers that Email sets are stored as written and never refolded: refolding re-parses
+# a header and writes the decoded text of its encoded words back unencoded, so a display
+# name that decodes to "x@evil.example, " would become an address.
 POLICY = policy.default.clone(refold_source="none")
 
 _CONTROLS = re.compile(f"[{CONTROL_CHARACTERS}]+")
@@ -62,13 +63,15 @@ def smtp_address(address: str) -> str:
     Raises ValueError for text that is not one address (see fields.email_address).
     """
     local, _, domain = email_address(address).rpartition("@")
-    return f"{local}@{ascii_domain(domain)}"
+    # Address quotes a local part that needs it, and refuses CR and LF once more.
+    return Address(username=local, domain=ascii_domain(domain)).addr_spec
 
 
 class Email(EmailMessage):
     """An email as this channel writes it: every header set as written (`set_header`,
-    `set_address`, `set_sender`), the bodies quoted-printable UTF-8 (`set_bodies`), and
-    the envelope recipients recorded as the address headers are set.
+    `set_address`, `set_sender`), the bodies UTF-8 (`set_bodies`), the envelope
+    recipients recorded as the address headers are set, and the bytes written out by
+    `to_bytes`.
 
     Building a message through the email package's header registry parses every value
     as it is set and again as it is written out; on a reminder that cost several times
@@ -97,14 +100,15 @@ class Email(EmailMessage):
         it holds: a line break, quotes, commas, or text that is itself an encoded word
         all stay inside the name and cannot add an address or a header.
         """
-        mailbox_text = f"<{smtp_address(to)}>"
+        recipient = smtp_address(to)
+        mailbox_text = f"<{recipient}>"
         # Inputs refuse control characters; a name stored before they did shows them
         # as spaces.
         shown = _CONTROLS.sub(" ", name or "")
         value = f"{Header(shown, 'utf-8', header_name=header).encode()} {mailbox_text}"
         self.set_raw(header, value if name else mailbox_text)
         if header.lower() in ("to", "cc", "bcc"):
-            self.recipients.append(smtp_address(to))
+            self.recipients.append(recipient)
 
     def set_sender(self, sender: str) -> None:
         """Add the From header: the operator's `email_from`, as the email package
@@ -272,11 +276,11 @@ class SmtpSender:
                     except smtplib.SMTPResponseException as exc:
                         # Refused at the greeting or login: the server, not a message,
                         # is the problem.
-                        lost = Outcome("retry", f"SMTP {exc.smtp_code} at connect")
-                        return outcomes + [lost] * (len(messages) - len(outcomes))
+                        refused = Outcome("retry", f"SMTP {exc.smtp_code} at connect")
+                        return _padded(outcomes, len(messages), refused)
                     except (OSError, smtplib.SMTPException) as exc:
-                        lost = Outcome("retry", f"SMTP connection failed: {exc}")
-                        return outcomes + [lost] * (len(messages) - len(outcomes))
+                        failed = Outcome("retry", f"SMTP connection failed: {exc}")
+                        return _padded(outcomes, len(messages), failed)
                 sent = _send_one(pooled.smtp, messages[len(outcomes)])
                 if sent.connection_ok:
                     pooled.proven = pooled.proven or sent.outcome.status == "sent"
@@ -289,7 +293,7 @@ class SmtpSender:
                     continue
                 outcomes.append(sent.outcome)
                 lost = Outcome("retry", "SMTP connection lost before sending")
-                return outcomes + [lost] * (len(messages) - len(outcomes))
+                return _padded(outcomes, len(messages), lost)
             self._checkin(pooled)
         return outcomes
 
@@ -322,13 +326,14 @@ class SmtpSender:
             with self._lock:
                 stale = [p for p in self._idle if now - p.idle_since >= self.idle_s]
                 self._idle = [p for p in self._idle if p not in stale]
-                if not self._idle:
-                    self._reaper = None
+                done = not self._idle
+                if done:
+                    self._reaper = None  # the next check-in starts another
                 else:
                     wait = max(0.01, min(p.idle_since for p in self._idle) + self.idle_s - now)
             for pooled in stale:
                 _quit(pooled.smtp)
-            if self._reaper is None:
+            if done:
                 return
 
     def _connect(self) -> smtplib.SMTP:
@@ -349,6 +354,11 @@ class SmtpSender:
             smtp.close()
             raise
         return smtp
+
+
+def _padded(outcomes: list[Outcome], count: int, rest: Outcome) -> list[Outcome]:
+    """The outcomes so far, and `rest` for each message of `count` not yet sent."""
+    return outcomes + [rest] * (count - len(outcomes))
 
 
 def _transmit(smtp: smtplib.SMTP, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
