@@ -5,6 +5,7 @@ Subjects never name a diagnosis or a protocol: an email preview is often seen by
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -58,6 +59,7 @@ class PatientMessage:
     days_since: int | None = None
 
 
+@functools.lru_cache(maxsize=16)
 def _domain(sender: str) -> str:
     address = parseaddr(sender)[1]
     return address.rpartition("@")[2] or "reminders.invalid"

@@ -113,8 +113,8 @@ class Email(EmailMessage):
     def set_sender(self, sender: str) -> None:
         """Add the From header: the operator's `email_from`, as the email package
         writes it (names in it are the operator's own)."""
-        self.set_raw("From", _from_header(sender))
-        self.sender = parseaddr(sender)[1]
+        header, self.sender = _from(sender)
+        self.set_raw("From", header)
 
     def set_bodies(self, text: str, html: str | None = None) -> None:
         """Set the plain text body, and the HTML alternative if given."""
@@ -160,9 +160,11 @@ def _set_text(part: Email, subtype: str, text: str) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _from_header(sender: str) -> str:
+def _from(sender: str) -> tuple[str, str]:
+    """The From header's value and the envelope sender for `email_from`; a process has
+    one or two, and parsing them took as long as the rest of the headers."""
     folded: str = POLICY.header_factory("From", sender).fold(policy=POLICY)
-    return folded.partition(":")[2].strip()
+    return folded.partition(":")[2].strip(), parseaddr(sender)[1]
 
 
 def _recipients(message: EmailMessage) -> list[str]:
