@@ -396,7 +396,10 @@ def _send_one(smtp: smtplib.SMTP, message: EmailMessage) -> _Sent:
         return _Sent(Outcome("retry", f"SMTP connection failed: {exc}"), False)
     except (ValueError, LookupError) as exc:
         # The message could not be written out (an encoding problem); nothing was sent.
-        return _Sent(Outcome("failed", f"message could not be encoded: {exc!r}"), True)
+        # Only the kind of error: its text would quote the name or address.
+        return _Sent(
+            Outcome("failed", f"message could not be encoded ({type(exc).__name__})"), True
+        )
     if refused:
         code, text = next(iter(refused.values()))
         return _Sent(_smtp_outcome(code, text), True)

@@ -154,3 +154,16 @@ def test_expired_or_made_up_tokens_get_a_clear_page(
     assert api.client.get(unsubscribe_link.replace("/u/", "/s/")).status_code == 404
     api.clock[0] = NOW + timedelta(days=60)
     assert api.client.get(session_link).status_code == 404
+
+
+def test_a_skip_reason_with_a_control_character_is_refused_and_the_session_stays(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, session_link, _ = reminded_patient(api, rt, smtp)
+    refused = api.client.post(f"{session_link}/skip", data={"reason": "away\x1b[2J"})
+    assert refused.status_code == 422
+    assert "Please check what you entered" in refused.text
+    assert statuses(db)[0] == "planned"
+    kept = api.client.post(f"{session_link}/skip", data={"reason": "away\r\nback Friday"})
+    assert kept.status_code == 200
+    assert statuses(db)[0] == "skipped"
