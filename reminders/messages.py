@@ -5,15 +5,16 @@ Subjects never name a diagnosis or a protocol: an email preview is often seen by
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from reminders.channels.email import Email
 
 SUBJECTS = {
     "reminder": "Your treatment session today",
@@ -72,6 +73,7 @@ class PatientMessage:
         }
 
 
+@functools.lru_cache(maxsize=16)
 def _domain(sender: str) -> str:
     address = parseaddr(sender)[1]
     return address.rpartition("@")[2] or "reminders.invalid"
@@ -79,9 +81,9 @@ def _domain(sender: str) -> str:
 
 def patient_email(
     message: PatientMessage, *, delivery_id: str, sender: str, to: str, now: datetime
-) -> EmailMessage:
+) -> Email:
     """Return the email for a patient message, with a stable Message-ID and RFC 8058
-    one-click unsubscribe headers."""
+    one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
     context = {
         "m": message,
         "day": f"{message.local_date:%A} {message.local_date.day} {message.local_date:%B}",
@@ -90,32 +92,35 @@ def patient_email(
         "snooze": message.links.action("snooze"),
         "away": message.links.action("away"),
     }
-    email = EmailMessage()
-    email["Subject"] = SUBJECTS[message.kind]
-    email["From"] = sender
-    email["To"] = Address(display_name=message.name, addr_spec=to)
-    email["Date"] = format_datetime(now)
-    email["Message-ID"] = f"<{delivery_id}@{_domain(sender)}>"
-    email["Auto-Submitted"] = "auto-generated"
-    email["List-Unsubscribe"] = f"<{message.links.unsubscribe}>"
-    email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email.set_content(_templates.get_template("patient.txt").render(context))
-    email.add_alternative(_templates.get_template("patient.html").render(context), subtype="html")
+    email = Email()
+    email.set_header("Subject", SUBJECTS[message.kind])
+    email.set_sender(sender)
+    email.set_address("To", message.name, to)
+    email.set_header("Date", format_datetime(now))
+    email.set_header("Message-ID", f"<{delivery_id}@{_domain(sender)}>")
+    email.set_header("Auto-Submitted", "auto-generated")
+    email.set_header("List-Unsubscribe", f"<{message.links.unsubscribe}>")
+    email.set_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    email.set_bodies(
+        _templates.get_template("patient.txt").render(context),
+        _templates.get_template("patient.html").render(context),
+    )
     return email
 
 
 def clinic_email(
     subject: str, text: str, *, delivery_id: str, sender: str, to: str, now: datetime
-) -> EmailMessage:
-    """Return an alert email to a clinic's alert address."""
-    email = EmailMessage()
-    email["Subject"] = subject
-    email["From"] = sender
-    email["To"] = to
-    email["Date"] = format_datetime(now)
-    email["Message-ID"] = f"<{delivery_id}@{_domain(sender)}>"
-    email["Auto-Submitted"] = "auto-generated"
-    email.set_content(_templates.get_template("clinic_alert.txt").render(text=text))
+) -> Email:
+    """Return an alert email to a clinic's alert address. Raises ValueError if `to` is
+    not an address."""
+    email = Email()
+    email.set_header("Subject", subject)
+    email.set_sender(sender)
+    email.set_address("To", None, to)
+    email.set_header("Date", format_datetime(now))
+    email.set_header("Message-ID", f"<{delivery_id}@{_domain(sender)}>")
+    email.set_header("Auto-Submitted", "auto-generated")
+    email.set_bodies(_templates.get_template("clinic_alert.txt").render(text=text))
     return email
 
 

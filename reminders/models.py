@@ -12,6 +12,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from reminders.fields import EmailAddress, Note, SingleLine
 from reminders.ids import new_id
 from reminders.outcomes import SideEffect
 
@@ -319,11 +320,13 @@ class PatientToken(SQLModel, table=True):
 
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-EMAIL_PATTERN = r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$"
 
 
 class _Input(BaseModel):
-    """Inputs refuse unknown fields, so a typo is an error and not a silent default."""
+    """Inputs refuse unknown fields, so a typo is an error and not a silent default.
+
+    Free text is `SingleLine` or, where it may span lines, `Note` (see fields.py): no
+    control character gets in."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -338,11 +341,9 @@ class QuietHours(_Input):
 class PatientCreate(_Input):
     """A new patient as a clinic sends it."""
 
-    name: str = PydanticField(min_length=1, max_length=200, examples=["Ann Example"])
-    email: str | None = PydanticField(
-        default=None, max_length=320, pattern=EMAIL_PATTERN, examples=["ann@example.org"]
-    )
-    timezone: str = PydanticField(
+    name: SingleLine = PydanticField(min_length=1, max_length=200, examples=["Ann Example"])
+    email: EmailAddress | None = PydanticField(default=None, examples=["ann@example.org"])
+    timezone: SingleLine = PydanticField(
         min_length=1, max_length=64, description="IANA time zone.", examples=["Europe/Berlin"]
     )
     reminder_time: str | None = PydanticField(
@@ -354,7 +355,7 @@ class PatientCreate(_Input):
     quiet_hours: QuietHours | None = None
     channel: Literal["email", "webhook"] = "email"
     locale: str = PydanticField(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
-    external_id: str | None = PydanticField(default=None, max_length=200)
+    external_id: SingleLine | None = PydanticField(default=None, max_length=200)
 
 
 class EnrollmentCreate(_Input):
@@ -363,18 +364,18 @@ class EnrollmentCreate(_Input):
     `screening` answers every contraindication the protocol lists (true = present).
     """
 
-    protocol: str = PydanticField(
+    protocol: SingleLine = PydanticField(
         min_length=1, max_length=100, examples=["tap-water-hyperhidrosis"]
     )
     start_date: date = PydanticField(examples=["2026-12-07"])
     body_area: str | None = PydanticField(
         default=None, max_length=50, pattern=r"^[a-z][a-z-]*$", examples=["palms"]
     )
-    weekdays: list[str] | None = PydanticField(
+    weekdays: list[SingleLine] | None = PydanticField(
         default=None, max_length=7, examples=[["mon", "wed", "fri"]]
     )
-    screening: dict[str, bool] = PydanticField(default_factory=dict, max_length=50)
-    override_reason: str | None = PydanticField(default=None, max_length=1000)
+    screening: dict[SingleLine, bool] = PydanticField(default_factory=dict, max_length=50)
+    override_reason: Note | None = PydanticField(default=None, max_length=1000)
 
 
 class SessionReport(_Input):
@@ -389,9 +390,9 @@ class SessionReport(_Input):
     minutes: int | None = PydanticField(default=None, ge=1, le=120)
     current_ma: float | None = PydanticField(default=None, ge=0, le=30)
     hdss: int | None = PydanticField(default=None, ge=1, le=4)
-    outcome: str | None = PydanticField(default=None, max_length=8, examples=["2"])
+    outcome: SingleLine | None = PydanticField(default=None, max_length=8, examples=["2"])
     side_effect: SideEffect | None = None
-    side_effect_note: str | None = PydanticField(
+    side_effect_note: Note | None = PydanticField(
         default=None, max_length=500, examples=["itching for an hour"]
     )
 
@@ -399,16 +400,16 @@ class SessionReport(_Input):
 class PatientUpdate(_Input):
     """Fields a clinic may change on a patient; those left out stay as they are."""
 
-    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
-    email: str | None = PydanticField(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    timezone: str | None = PydanticField(
+    name: SingleLine | None = PydanticField(default=None, min_length=1, max_length=200)
+    email: EmailAddress | None = None
+    timezone: SingleLine | None = PydanticField(
         default=None, min_length=1, max_length=64, examples=["America/New_York"]
     )
     reminder_time: str | None = PydanticField(default=None, pattern=HHMM, examples=["07:45"])
     quiet_hours: QuietHours | None = None
     channel: Literal["email", "webhook"] | None = None
     locale: str | None = PydanticField(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
-    external_id: str | None = PydanticField(default=None, max_length=200)
+    external_id: SingleLine | None = PydanticField(default=None, max_length=200)
 
 
 class PatientPublic(BaseModel):
@@ -539,7 +540,7 @@ class EnrollmentPublic(BaseModel):
 class SkipRequest(_Input):
     """Why a session will not be done (optional)."""
 
-    reason: str | None = PydanticField(default=None, max_length=500)
+    reason: Note | None = PydanticField(default=None, max_length=500)
 
 
 class ClinicPublic(BaseModel):
@@ -564,8 +565,10 @@ class ClinicPublic(BaseModel):
 class ClinicHours(_Input):
     """When the clinic gives appointments (protocols given at the clinic)."""
 
-    timezone: str | None = PydanticField(default=None, max_length=64, examples=["Europe/Berlin"])
-    open_weekdays: list[str] | None = PydanticField(
+    timezone: SingleLine | None = PydanticField(
+        default=None, max_length=64, examples=["Europe/Berlin"]
+    )
+    open_weekdays: list[SingleLine] | None = PydanticField(
         default=None, min_length=1, max_length=7, examples=[["mon", "tue", "wed", "thu", "fri"]]
     )
 
@@ -574,7 +577,7 @@ class ClosedDateCreate(_Input):
     """A day the clinic is closed."""
 
     day: date = PydanticField(alias="date", examples=["2026-12-25"])
-    reason: str | None = PydanticField(default=None, max_length=200, examples=["Christmas"])
+    reason: SingleLine | None = PydanticField(default=None, max_length=200, examples=["Christmas"])
 
 
 class ClosedDatePublic(BaseModel):
@@ -594,7 +597,7 @@ class PauseRequest(_Input):
         description="Local date the enrollment resumes by itself; left out, it waits for a resume.",
         examples=["2027-01-04"],
     )
-    reason: str | None = PydanticField(default=None, max_length=500, examples=["surgery"])
+    reason: Note | None = PydanticField(default=None, max_length=500, examples=["surgery"])
 
 
 class ReviewDecisionCreate(_Input):
@@ -605,8 +608,10 @@ class ReviewDecisionCreate(_Input):
         "end: the course ends.",
         examples=["continue"],
     )
-    decided_by: str | None = PydanticField(default=None, max_length=200, examples=["Dr Weiss"])
-    note: str | None = PydanticField(default=None, max_length=2000)
+    decided_by: SingleLine | None = PydanticField(
+        default=None, max_length=200, examples=["Dr Weiss"]
+    )
+    note: Note | None = PydanticField(default=None, max_length=2000)
 
 
 class AbsenceCreate(_Input):
@@ -614,7 +619,7 @@ class AbsenceCreate(_Input):
 
     first: date = PydanticField(alias="from", examples=["2027-01-04"])
     last: date = PydanticField(alias="to", examples=["2027-01-13"])
-    reason: str | None = PydanticField(default=None, max_length=500, examples=["travelling"])
+    reason: Note | None = PydanticField(default=None, max_length=500, examples=["travelling"])
 
 
 class AbsencePublic(BaseModel):
@@ -647,8 +652,8 @@ class AbsencePublic(BaseModel):
 class Acknowledgement(_Input):
     """Who looked at an escalation, and what they noted."""
 
-    by: str = PydanticField(min_length=1, max_length=200, examples=["Nurse Kim"])
-    note: str | None = PydanticField(
+    by: SingleLine = PydanticField(min_length=1, max_length=200, examples=["Nurse Kim"])
+    note: Note | None = PydanticField(
         default=None, max_length=2000, examples=["called, resumes Monday"]
     )
 
@@ -698,8 +703,10 @@ class PatientRisk(BaseModel):
 class WebhookEndpointCreate(_Input):
     """A clinic's receiver; `events` lists the types it wants, or ["*"] for all."""
 
-    url: str = PydanticField(min_length=1, max_length=2000)
-    events: list[str] = PydanticField(default_factory=lambda: ["*"], min_length=1, max_length=20)
+    url: SingleLine = PydanticField(min_length=1, max_length=2000)
+    events: list[SingleLine] = PydanticField(
+        default_factory=lambda: ["*"], min_length=1, max_length=20
+    )
 
 
 class WebhookEndpointPublic(BaseModel):

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout_s: float = Field(default=30.0, gt=0)
+    # Kept-alive SMTP connections a worker sends over side by side, and how long one may
+    # wait unused before it is closed.
+    smtp_connections: int = Field(default=4, ge=1, le=32)
+    smtp_idle_s: float = Field(default=60.0, gt=0)
 
     webhook_allow_http: bool = False
     # Host names or networks (CIDR), comma-separated in the environment.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,8 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.errors import InvalidInput, NotFound
+from reminders.fields import checked, email_address, single_line
 from reminders.ids import hash_secret, new_secret
-from reminders.models import EMAIL_PATTERN, WEEKDAY_NAMES, Clinic, ClinicClosedDate
+from reminders.models import WEEKDAY_NAMES, Clinic, ClinicClosedDate
 
 API_KEY_PREFIX = "rk_"
 
@@ -19,13 +19,14 @@ API_KEY_PREFIX = "rk_"
 def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tuple[Clinic, str]:
     """Create a clinic; return it and its API key, which is shown once and stored hashed.
 
-    Raises InvalidInput if the name is blank or too long, or the alert email malformed.
+    Raises InvalidInput if the name is blank, too long or not one line, or the alert
+    email malformed.
     """
-    name = name.strip()
+    name = checked("name", name, single_line).strip()
     if not name or len(name) > 200:
         raise InvalidInput("name", "must be 1 to 200 characters")
-    if alert_email is not None and not re.fullmatch(EMAIL_PATTERN, alert_email):
-        raise InvalidInput("alert_email", "not an email address")
+    if alert_email is not None:
+        checked("alert_email", alert_email, email_address)
     api_key = new_secret(API_KEY_PREFIX)
     clinic = Clinic(name=name, api_key_hash=hash_secret(api_key), alert_email=alert_email)
     db.add(clinic)

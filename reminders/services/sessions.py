@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from reminders.db import detached, read_columns, table_of, write_columns
 from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.fields import checked, note
 from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
 from reminders.outcomes import ALARMING, OutcomeScale, RatedBy
 from reminders.planner import Plan
@@ -191,7 +192,7 @@ def skip_session(
         raise Conflict("the session is already confirmed")
     # A patient may skip ahead ("away on Friday"); the re-plan keeps that day free.
     _recordable(session, now, ahead_ok=True)
-    if reason is not None and len(reason) > 500:
+    if reason is not None and len(checked("reason", reason, note)) > 500:
         raise InvalidInput("reason", "at most 500 characters")
     write_columns(db, session, status="skipped", skip_reason=reason, updated_at=utcnow())
     _emit_session_event(db, "session.skipped", session, enrollment, patient, now)

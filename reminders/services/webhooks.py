@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
+from reminders.fields import checked, single_line
 from reminders.models import Clinic, Delivery, WebhookEndpoint
 from reminders.services.events import EVENT_TYPES
 from reminders.services.reminding import cancel_deliveries
@@ -26,6 +27,9 @@ def add_endpoint(
     """
     if db.get(Clinic, clinic_id) is None:
         raise NotFound("clinic", clinic_id)
+    # urllib drops tabs and line breaks from a URL before parsing it, so the check
+    # below would pass a URL that is stored and sent with them.
+    checked("url", url, single_line)
     check_url(
         url, allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts
     )

@@ -274,3 +274,16 @@ def test_a_patient_cannot_backdate_an_absence_from_a_link(
     back = api.client.post(f"{session_link}/away", data={"from": "2026-12-01", "to": "2026-12-10"})
     assert back.status_code == 422 and "From: must be today or later" in back.text
     assert api.get(f"/v1/patients/{patient}/absences").json() == []
+
+
+def test_a_skip_reason_with_a_control_character_is_refused_and_the_session_stays(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, session_link, _ = reminded_patient(api, rt, smtp)
+    refused = api.client.post(f"{session_link}/skip", data={"reason": "away\x1b[2J"})
+    assert refused.status_code == 422
+    assert "Please check what you entered" in refused.text
+    assert statuses(db)[0] == "planned"
+    kept = api.client.post(f"{session_link}/skip", data={"reason": "away\r\nback Friday"})
+    assert kept.status_code == 200
+    assert statuses(db)[0] == "skipped"

@@ -194,7 +194,13 @@ async def skip_from_link(
             session, enrollment, _patient = found
             sessions.skip_session(db, rt, None, session.id, reason, now)
             following = _next_session(db, enrollment.id, session.local_date)
-    except (Conflict, InvalidInput):
+    except (Conflict, InvalidInput) as exc:
+        if isinstance(exc, InvalidInput) and exc.field == "reason":
+            return _message(
+                "Please check what you entered",
+                "The reason may be any text, on one or more lines, without control characters.",
+                status=422,
+            )
         return _message(
             "Nothing to skip", "This session is already recorded or no longer planned.", status=409
         )
