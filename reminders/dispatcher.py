@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -27,6 +27,7 @@ from reminders.channels import Sender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import WebhookMessage, WebhookSender
 from reminders.db import session_scope
+from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
 from reminders.models import (
     Clinic,
@@ -40,13 +41,11 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services.events import escalate
 from reminders.services.reminding import EVENT_FOR_KIND, alert_clinic, recipient
-from reminders.timing import after_quiet_hours, end_of_local_day, zone
+from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, store_tokens, token_row
 
 log = logging.getLogger(__name__)
 
-# Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
-SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze"})
 # Messages whose links let the patient act on the session.
 LINKED = SESSION_BOUND | {"missed"}
 CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
@@ -325,25 +324,25 @@ class Dispatcher:
         patient = db.get(Patient, delivery.patient_id)
         session = db.get(TreatmentSession, delivery.session_id) if delivery.session_id else None
         enrollment = db.get(Enrollment, session.enrollment_id) if session else None
-        if patient is None or patient.unsubscribed_at is not None:
-            return _Prepared(delivery, values=_ended("cancelled", "patient unsubscribed"))
-        if delivery.expires_at is not None and now >= delivery.expires_at:
-            return _Prepared(delivery, values=_ended("expired", "useful window passed"))
-        if session is not None and delivery.kind in SESSION_BOUND and session.status != "planned":
-            return _Prepared(delivery, values=_ended("cancelled", f"session {session.status}"))
-        if enrollment is not None and enrollment.status != "active":
-            return _Prepared(
-                delivery, values=_ended("cancelled", f"enrollment {enrollment.status}")
-            )
-        who = recipient(patient, settings)
-        zone_name = session.timezone if session else patient.timezone
-        resume = after_quiet_hours(now, zone_name, who.quiet)
-        if resume > now:
-            if delivery.expires_at is not None and resume >= delivery.expires_at:
-                return _Prepared(delivery, values=_ended("expired", "quiet hours until too late"))
+        who = recipient(patient, settings) if patient is not None else None
+        zone_name = session.timezone if session else patient.timezone if patient else "UTC"
+        facts = PatientMessageFacts(
+            kind=delivery.kind,
+            expires_at=delivery.expires_at,
+            patient_reachable=patient is not None and patient.unsubscribed_at is None,
+            session_status=session.status if session else None,
+            enrollment_status=enrollment.status if enrollment else None,
+            zone=zone_name,
+            quiet=who.quiet if who else QuietHours(time(0), time(0)),
+        )
+        decision = decide(facts, now)
+        if isinstance(decision, End):
+            return _Prepared(delivery, values=_ended(decision.state, decision.reason))
+        if isinstance(decision, Defer):
             # Not an attempt: give back the attempt the claim counted.
-            wait = {"state": "pending", "next_attempt_at": resume, "lease_until": None}
+            wait = {"state": "pending", "next_attempt_at": decision.until, "lease_until": None}
             return _Prepared(delivery, values={**wait, "attempts": delivery.attempts - 1})
+        assert patient is not None
         links = self._links(
             db, delivery, patient, session if delivery.kind in LINKED else None, now
         )
