@@ -100,3 +100,27 @@ def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
     if facts.expires_at is not None and resume >= facts.expires_at:
         return End(DeliveryState.EXPIRED, "quiet hours until too late")
     return Defer(resume)
+
+
+# Messages to the clinic itself: if one cannot be delivered, telling the clinic again by
+# the same means would only fail again (and loop).
+TO_THE_CLINIC = frozenset({"clinic_alert", "escalation", "patient.escalation"})
+
+
+def undeliverable_cause(
+    kind: str, channel: str, state: str, error: str | None, told_already: bool
+) -> str | None:
+    """Return the cause to tell the clinic about when a delivery ends in `state`, or None.
+
+    A delivery that ends failed or dead leaves a patient without a message, so the clinic
+    hears of it, once per cause: the cause is the channel and the error without its
+    details (`HTTP 500`, `SMTP 550 ...`, `internal error`), so a broken mail server makes
+    one alert, not one per message. Not for messages to the clinic itself, nor when the
+    clinic was already told by other means (its endpoint was disabled or is failing).
+    """
+    if state not in (DeliveryState.FAILED, DeliveryState.DEAD) or told_already:
+        return None
+    if kind in TO_THE_CLINIC:
+        return None
+    summary = (error or "unknown error").split(": ", 1)[0].strip()
+    return f"{channel}: {summary}"

@@ -6,6 +6,7 @@ import hashlib
 import random
 import secrets
 import time
+from datetime import UTC, date, datetime
 from itertools import repeat
 
 # Ids need to be unique, not secret (every lookup is checked against the clinic), so a
@@ -36,3 +37,12 @@ def new_secret(prefix: str) -> str:
 def hash_secret(secret: str) -> str:
     """Return the SHA-256 hex digest under which a secret is stored."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def daily_id(key: str, day: date) -> str:
+    """Return an id that is the same for the same key on the same UTC day, so a row
+    inserted with it (conflicts ignored) is written once per key and day. Its first 48
+    bits are the day's first millisecond, so it sorts with the other ids of that day."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    digest = hashlib.sha256(f"{key}|{day.isoformat()}".encode()).hexdigest()
+    return "%012x" % int(start.timestamp() * 1000) + digest[:20]  # noqa: UP031

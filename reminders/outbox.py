@@ -171,3 +171,37 @@ def finish_many(db: Session, ids: list[str], worker: str, values: dict[str, Any]
         )
         done += result.rowcount  # type: ignore[attr-defined]
     return done
+
+
+def finish_sent(db: Session, worker: str, sent: list[tuple[str, datetime]]) -> None:
+    """Record deliveries the worker still holds as sent, each at its own time, in one
+    executemany (the bulk of every round of results)."""
+    if not sent:
+        return
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        sa.update(table)
+        .where(
+            table.c.id == sa.bindparam("row_id"),
+            table.c.state == "sending",
+            table.c.claimed_by == worker,
+        )
+        .values(state="sent", sent_at=sa.bindparam("at"), lease_until=None, last_error=None)
+    )
+    db.connection().execute(statement, [{"row_id": i, "at": at} for i, at in sent])
+
+
+def extend_leases(db: Session, ids: list[str], worker: str, until: datetime) -> None:
+    """Move the lease of deliveries the worker still holds (still out, or still waiting
+    for a sending slot) to `until`."""
+    for start in range(0, len(ids), 500):
+        db.execute(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.id).in_(ids[start : start + 500]),
+                col(Delivery.state) == "sending",
+                col(Delivery.claimed_by) == worker,
+            )
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )

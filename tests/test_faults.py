@@ -79,7 +79,7 @@ def test_receiver_closing_mid_response_is_retried(
     dispatch(rt, NINE)
     (reminder,) = reminders(db)
     assert reminder.state == "pending"
-    assert reminder.last_error is not None and "RemoteProtocolError" in reminder.last_error
+    assert reminder.last_error is not None and "ClientPayloadError" in reminder.last_error
     dispatch(rt, at("2026-12-07 09:00:10"))
     assert reminders(db)[0].state == "sent"
     assert receiver.unique_ids() == {reminder.id}

@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import Session
 
 from reminders.db import insert_ignore
-from reminders.ids import new_id
+from reminders.ids import daily_id, new_id
 from reminders.models import Clinic, Delivery, Patient
 from reminders.services.reminding import clinic_endpoints, subscribed
 
@@ -53,16 +53,18 @@ def emit(
     *,
     session_id: str | None = None,
     patient_id: str | None = None,
+    once: str | None = None,
 ) -> None:
     """Queue `event` to every enabled endpoint of the clinic that takes it. `data` may
-    be a function, called only if some endpoint wants the event."""
+    be a function, called only if some endpoint wants the event. With `once`, an event
+    with the same key is queued at most once a day."""
     endpoints = [e for e in clinic_endpoints(db, clinic_id) if subscribed(e, event)]
     if not endpoints:
         return
     payload = json.dumps(data() if callable(data) else data, sort_keys=True, default=str)
     rows = [
         {
-            "id": new_id(),
+            "id": daily_id(f"{once}|{endpoint.id}", now.date()) if once else new_id(),
             "clinic_id": clinic_id,
             "patient_id": patient_id,
             "session_id": session_id,
@@ -90,9 +92,11 @@ def escalate(
     now: datetime,
     *,
     session_id: str | None = None,
+    once: str | None = None,
 ) -> None:
     """Tell the clinic a patient needs attention: a `patient.escalation` webhook and an
-    email to the clinic's alert address. Tied to a session, it is sent once per session.
+    email to the clinic's alert address. Tied to a session, it is sent once per session;
+    given a key `once`, once a day per key (one cause, however many messages it hits).
     """
     data = {**patient_data(db, patient), "reason": reason, "detail": detail}
     emit(
@@ -103,6 +107,7 @@ def escalate(
         now,
         session_id=session_id,
         patient_id=patient.id,
+        once=once,
     )
     reference = patient.external_id or patient.id
     text = f"Patient {reference} needs attention: {detail}"
@@ -111,7 +116,7 @@ def escalate(
         Delivery,
         [
             {
-                "id": new_id(),
+                "id": daily_id(f"{once}|email", now.date()) if once else new_id(),
                 "clinic_id": patient.clinic_id,
                 "patient_id": patient.id,
                 "session_id": session_id,
