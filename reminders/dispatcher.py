@@ -197,7 +197,9 @@ class Dispatcher:
         `endpoint_disable_after_h` of that it is disabled and the clinic told, once."""
         healthy: dict[str, bool] = {}
         for item, outcome, _ in results:
-            if item.endpoint_id is None or outcome is None or outcome.status == "gone":
+            if item.endpoint_id is None or outcome is None:
+                continue
+            if outcome.status in ("gone", "deferred"):
                 continue
             ok = outcome.status == "sent"
             healthy[item.endpoint_id] = healthy.get(item.endpoint_id, False) or ok

@@ -30,10 +30,12 @@ class Outcome:
     """What a channel made of one message.
 
     sent: accepted; retry: try again later (`retry_after` seconds if the receiver asked);
-    failed: permanent, do not retry; gone: the endpoint said 410, disable it.
+    failed: permanent, do not retry; gone: the endpoint said 410, disable it; deferred:
+    not tried (its destination is busy with slow requests), try in `retry_after` seconds
+    without counting an attempt.
     """
 
-    status: Literal["sent", "retry", "failed", "gone"]
+    status: Literal["sent", "retry", "failed", "gone", "deferred"]
     error: str | None = None
     retry_after: float | None = None
 
@@ -124,6 +126,14 @@ def result_values(
         return {**done, "state": "sent", "sent_at": now}
     if outcome.status in ("failed", "gone"):
         return {**done, "state": "failed"}
+    if outcome.status == "deferred":
+        wait = timedelta(seconds=outcome.retry_after or 0)
+        return {
+            **done,
+            "state": "pending",
+            "next_attempt_at": now + wait,
+            "attempts": delivery.attempts - 1,
+        }
     delay = retry_delay(delivery.attempts, rand)
     if delay is None:
         return {**done, "state": "dead"}

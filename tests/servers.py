@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -133,3 +133,106 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@dataclass
+class RawConnection:
+    opened_at: float
+    closed_at: float | None = None
+    bytes_sent: int = 0
+
+
+@dataclass
+class RawServer:
+    """A TCP server on loopback whose every connection is handled by `behaviour`, for
+    receivers no HTTP library would write: black holes, dribblers, floods."""
+
+    url: str = ""
+    connections: list[RawConnection] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request (headers and a Content-Length body); return its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return body
+
+
+def black_hole(conn: socket.socket, server: RawServer, record: RawConnection) -> None:
+    """Accept and never read nor answer."""
+    server.stop.wait()
+
+
+def dribble(conn: socket.socket, server: RawServer, record: RawConnection) -> None:
+    """Answer 200 with a 1,000-byte body promised, then send it a byte every 5 s."""
+    read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+    while not server.stop.wait(5):
+        conn.sendall(b".")
+        record.bytes_sent += 1
+
+
+def flood(conn: socket.socket, server: RawServer, record: RawConnection) -> None:
+    """Answer 200 with a 300 MiB body, sent as fast as the reader takes it."""
+    read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (300 << 20))
+    chunk = b"x" * 65536
+    while not server.stop.is_set() and record.bytes_sent < 300 << 20:
+        conn.sendall(chunk)
+        record.bytes_sent += len(chunk)
+
+
+@contextmanager
+def raw_server(
+    behaviour: Callable[[socket.socket, RawServer, RawConnection], None],
+) -> Iterator[RawServer]:
+    server = RawServer()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    server.url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks"
+
+    def handle(conn: socket.socket) -> None:
+        record = RawConnection(time.time())
+        server.connections.append(record)
+        try:
+            behaviour(conn, server, record)
+        except OSError:
+            pass  # the sender hung up
+        finally:
+            record.closed_at = time.time()
+            conn.close()
+
+    def accept() -> None:
+        while not server.stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        thread.join(timeout=5)
+        listener.close()

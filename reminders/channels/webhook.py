@@ -11,10 +11,11 @@ What one receiver can do to us is bounded:
 - redirects are not followed (a 3xx is a failed attempt);
 - the host is resolved once, off the event loop, every address is checked, and the
   connection goes to a checked address (TLS still verified against the host name);
-- a destination (scheme, host, port) starts with a few sending slots and gains one with
-  each reply within `SLOW_AFTER_S`; a request outstanding longer than that frees its
-  sending slot but counts against the destination's small allowance of slow requests,
-  so a dribbling or black-holing receiver holds a few sockets, never the others' slots.
+- a destination (scheme, host, port) may have `SLOW_SLOTS` requests out at first and one
+  more with each reply within `SLOW_AFTER_S`, up to all the sending slots; a request
+  out longer than that gives its sending slot back, and its destination drops to
+  `SLOW_SLOTS` requests out in all, so a dribbling or black-holing receiver holds a
+  few sockets and none of the slots the other destinations send with.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ REPLY_LIMIT = 64 * 1024
 SLOW_AFTER_S = 2.0
 # What a slow or new destination may have out at once.
 SLOW_SLOTS = 4
+# Messages a slow destination may keep waiting for its slots; more are handed back to
+# the outbox for `SLOW_DEFER_S`, so they hold no memory or claims meanwhile.
+SLOW_QUEUE = 4 * SLOW_SLOTS
+SLOW_DEFER_S = 60.0
 # A resolved and checked answer is used for this long (the connection goes to it).
 RESOLVE_TTL_S = 30.0
 
@@ -286,7 +291,7 @@ class Destination:
 
     def may_start(self) -> bool:
         """True if another request may go to this destination now."""
-        return self.fast < self.limit and self.slow < SLOW_SLOTS
+        return self.fast + self.slow < self.limit
 
 
 class WebhookSender:
@@ -354,13 +359,25 @@ class WebhookSender:
         destination.queue.append(_Job(message, future))
         self._waiting[key] = destination
         self._pump()
+        self._hand_back_excess(destination)
         return future
+
+    @staticmethod
+    def _hand_back_excess(destination: Destination) -> None:
+        """Resolve what a slow destination cannot send soon as deferred, newest first."""
+        if destination.slow == 0:
+            return
+        while len(destination.queue) > SLOW_QUEUE:
+            job = destination.queue.pop()
+            job.future.set_result(
+                Outcome("deferred", "waiting: the endpoint is answering slowly", SLOW_DEFER_S)
+            )
 
     def backlog(self) -> int:
         """Messages waiting for a slot at destinations free to take more: what the
         dispatcher should keep topped up. Slow destinations' queues do not count, so
         they cannot stop it from claiming other clinics' work."""
-        return sum(len(d.queue) for d in self._waiting.values() if d.slow < SLOW_SLOTS)
+        return sum(len(d.queue) for d in self._waiting.values() if d.slow == 0)
 
     def _pump(self) -> None:
         """Start what the slots allow, one destination after another in turn."""
@@ -390,6 +407,7 @@ class WebhookSender:
             destination.slow += 1
             destination.limit = SLOW_SLOTS
             self._busy -= 1
+            self._hand_back_excess(destination)
             self._pump()
 
         timer = loop.call_later(SLOW_AFTER_S, became_slow)
