@@ -5,6 +5,8 @@ still in flight. Time bounds are generous; the tight figures are the benchmark's
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -279,3 +281,47 @@ def test_what_a_slow_destination_cannot_send_soon_goes_back_to_the_outbox(
     tried = [r for r in rows if r.attempts > 0]
     assert len(tried) == SLOW_SLOTS + SLOW_QUEUE
     assert {r.state for r in tried} == {"pending"}
+
+
+def test_the_clinic_hears_once_of_a_cause_however_many_messages_it_stops(
+    db: Session, settings_for_faults: Runtime
+) -> None:
+    rt = settings_for_faults
+    _, ids = clinic_with_reminders(db, rt, "Bad Clinic", "http://hooks.bad.test/hooks", 3)
+    private = lambda host: ["10.0.0.7"]  # noqa: E731
+    Run(rt, private).join()
+    # Later the same day another message fails for the same cause.
+    clinic = state(db, ids[0]).clinic_id
+    patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook")
+    enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:30"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+    Run(rt, private).join()
+    reminders = db.exec(select(Delivery).where(Delivery.kind == "reminder")).all()
+    assert [r.state for r in reminders] == ["failed"] * 4
+    emails = db.exec(select(Delivery).where(Delivery.kind == "escalation")).all()
+    assert len(emails) == 1
+    assert "host 'hooks.bad.test' resolves to a non-public address 10.0.0.7" in emails[0].payload
+    events = db.exec(select(Delivery).where(Delivery.kind == "patient.escalation")).all()
+    assert len(events) == 1, "and one event to the clinic's endpoint"
+    assert b'"reason": "undeliverable"' in events[0].payload.encode()
+
+
+def test_each_result_is_logged_once_with_ids_and_times_and_no_patient_data(
+    db: Session, settings_for_faults: Runtime, receiver: WebhookReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    rt = settings_for_faults
+    caplog.set_level(logging.INFO, logger="reminders.dispatcher")
+    receiver.script.append((500, {}))
+    _, (failing,) = clinic_with_reminders(db, rt, "North Clinic", receiver.url)
+    _, (fine,) = clinic_with_reminders(db, rt, "South Clinic", receiver.url)
+    Run(rt).join()
+    lines = [r.getMessage() for r in caplog.records if r.name == "reminders.dispatcher"]
+    assert len(lines) == 2
+    by_id = {line.split()[1]: line for line in lines}
+    pattern = r"delivery \w+ channel=webhook kind=reminder state={} attempt=1 lateness=0\.000s"
+    assert re.fullmatch(pattern.format("pending"), by_id[failing])
+    assert re.fullmatch(pattern.format("sent"), by_id[fine])
+    assert not any("patient" in line for line in lines)
