@@ -49,6 +49,10 @@ T = TypeVar("T")
 POLL_S = 0.25
 # Claimed deliveries held at once (waiting for a slot, or out), in batches.
 HELD_BATCHES = 10
+# Emails waiting for the mail thread, in batches, beyond which more are handed back to
+# the outbox for MAIL_DEFER_S (not counted as attempts).
+EMAILS_WAITING_BATCHES = 2
+MAIL_DEFER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -312,7 +316,7 @@ class _Run:
                 await self._wait(max(next_look - self.loop.time(), 0.0))
 
     def _has_room(self) -> bool:
-        queued = self.dispatcher.senders.webhook.backlog() + self.emails_waiting
+        queued = self.dispatcher.senders.webhook.backlog()
         return queued < self.batch and len(self.held) < self.batch * HELD_BATCHES
 
     async def _wait(self, timeout: float) -> None:
@@ -334,7 +338,13 @@ class _Run:
                 emails.append(item)
             else:
                 self._send_webhook(item, item.message)
-        if emails:
+        if emails and self.emails_waiting >= EMAILS_WAITING_BATCHES * self.batch:
+            # The mail server is behind: these wait in the outbox rather than fill the
+            # run's claims, which other channels' work needs.
+            busy = outbox.Outcome("deferred", "waiting: the mail server is busy", MAIL_DEFER_S)
+            for item in emails:
+                self._arrive(item, busy)
+        elif emails:
             self.emails_waiting += len(emails)
             self.loop.create_task(self._send_emails(emails))
 

@@ -322,6 +322,13 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> WebhookSender:
+        # What a destination learned (its limit) outlives the block; what was queued or
+        # out belonged to the block's event loop, which has ended.
+        for destination in self.destinations.values():
+            destination.queue.clear()
+            destination.fast = destination.slow = 0
+        self._waiting.clear()
+        self._busy = 0
         connector = aiohttp.TCPConnector(
             resolver=_CheckedResolver(self.addresses),
             # Every new connection asks the checked resolver; its answers are cached there.
