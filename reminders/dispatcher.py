@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -98,10 +99,18 @@ class Dispatcher:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
 
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+
     def dispatch(self) -> int:
         """Send until nothing is due and nothing is out; return how many deliveries were
         handled."""
         return asyncio.run(self._run())
+
+    def stop(self) -> None:
+        """Make the run under way, and any later one, claim nothing more: what waits for
+        a sending slot goes back to the outbox, what is out is awaited (at most the
+        webhook timeout) and recorded. For shutdown."""
+        self._stopping.set()
 
     def next_due(self) -> datetime | None:
         """Return when the next pending delivery falls due, or None."""
@@ -293,7 +302,10 @@ class _Run:
         next_renewal = self.loop.time() + self.lease_s / 3
         while True:
             more_due = False
-            if self._has_room() and self.loop.time() >= next_look:
+            stopping = self.dispatcher._stopping.is_set()
+            if stopping:
+                self.dispatcher.senders.webhook.hand_back_queued()
+            elif self._has_room() and self.loop.time() >= next_look:
                 limit = min(self.batch, self.batch * HELD_BATCHES - len(self.held))
                 prepared = await self._in_database(self.dispatcher.claim_and_prepare, limit)
                 self._hand_over(prepared)

@@ -325,3 +325,21 @@ def test_each_result_is_logged_once_with_ids_and_times_and_no_patient_data(
     assert re.fullmatch(pattern.format("pending"), by_id[failing])
     assert re.fullmatch(pattern.format("sent"), by_id[fine])
     assert not any("patient" in line for line in lines)
+
+
+def test_stopping_hands_back_what_waits_and_awaits_only_what_is_out(
+    db: Session, settings_for_faults: Runtime
+) -> None:
+    rt = settings_for_faults
+    with raw_server(black_hole) as hole:
+        _, ids = clinic_with_reminders(db, rt, "Hole Clinic", hole.url, patients=SLOW_SLOTS + 3)
+        run = Run(rt)
+        time.sleep(0.5)
+        run.dispatcher.stop()
+        took = run.join()
+    assert took < TIMEOUT_S + 2, "the run waited only for the requests out"
+    rows = [state(db, i) for i in ids]
+    assert sorted(r.attempts for r in rows) == [0] * 3 + [1] * SLOW_SLOTS
+    assert {r.state for r in rows} == {"pending"}
+    handed_back = [r for r in rows if r.attempts == 0]
+    assert {r.last_error for r in handed_back} == {"dispatcher stopped"}

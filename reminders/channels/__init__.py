@@ -48,3 +48,7 @@ class StreamingSender(Protocol[M_contra]):
     def backlog(self) -> int:
         """Messages queued that could start as soon as a slot frees."""
         ...
+
+    def hand_back_queued(self) -> None:
+        """Resolve every message not yet started as deferred (the dispatcher stops)."""
+        ...

@@ -369,6 +369,15 @@ class WebhookSender:
         self._hand_back_excess(destination)
         return future
 
+    def hand_back_queued(self) -> None:
+        """Resolve every message not yet started as deferred, to be tried again at once
+        (by this process or another): the dispatcher is stopping."""
+        for destination in self._waiting.values():
+            while destination.queue:
+                job = destination.queue.popleft()
+                job.future.set_result(Outcome("deferred", "dispatcher stopped", 0.0))
+        self._waiting.clear()
+
     @staticmethod
     def _hand_back_excess(destination: Destination) -> None:
         """Resolve what a slow destination cannot send soon as deferred, newest first."""
