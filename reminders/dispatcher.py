@@ -36,7 +36,8 @@ from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
 from reminders.db import session_scope
 from reminders.decisions import undeliverable_cause
-from reminders.models import Delivery, Patient, WebhookEndpoint, utcnow
+from reminders.models import Patient, WebhookEndpoint, utcnow
+from reminders.outbox import ClaimedDelivery
 from reminders.preparing import BatchRows, PreparedDelivery, Preparer
 from reminders.runtime import Runtime
 from reminders.services.events import escalate
@@ -188,7 +189,7 @@ class Dispatcher:
             self._tell_clinic(db, delivery, cause, error, now)
 
     def _tell_clinic(
-        self, db: Any, delivery: Delivery, cause: str, error: str | None, now: datetime
+        self, db: Any, delivery: ClaimedDelivery, cause: str, error: str | None, now: datetime
     ) -> None:
         """Tell the clinic that messages cannot be delivered, once a day per cause."""
         detail = (
@@ -263,7 +264,7 @@ class Dispatcher:
         )
 
 
-def _log_result(delivery: Delivery, state: str, now: datetime) -> None:
+def _log_result(delivery: ClaimedDelivery, state: str, now: datetime) -> None:
     """One line per result, ids and times only: no patient data goes to the log."""
     lateness = (now - delivery.due_at).total_seconds()
     log.info(

@@ -14,19 +14,20 @@ from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any, NamedTuple
 
-from sqlmodel import col, select
+import sqlalchemy as sa
 
 from reminders.channels.webhook import WebhookMessage
+from reminders.db import read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
 from reminders.models import (
     Clinic,
-    Delivery,
     Enrollment,
     Patient,
     TreatmentSession,
     WebhookEndpoint,
 )
+from reminders.outbox import ClaimedDelivery
 from reminders.runtime import Runtime
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
 from reminders.timing import QuietHours, end_of_local_day, zone
@@ -50,7 +51,7 @@ class SigningTarget(NamedTuple):
 class PreparedDelivery:
     """A claimed delivery and either a message to send or the values that end it now."""
 
-    delivery: Delivery
+    delivery: ClaimedDelivery
     message: EmailMessage | WebhookMessage | None = None
     values: dict[str, Any] | None = None
     endpoint_id: str | None = None
@@ -60,7 +61,7 @@ class BatchRows:
     """The rows a batch of deliveries refers to, read with one query per table rather
     than several per delivery; and the link tokens the batch makes, written at once."""
 
-    def __init__(self, db: Any, claimed: list[Delivery]) -> None:
+    def __init__(self, db: Any, claimed: list[ClaimedDelivery]) -> None:
         self.rows: dict[type[Any], dict[str, Any]] = {}
         self.tokens: list[dict[str, Any]] = []
         self._read(db, Clinic, {d.clinic_id for d in claimed})
@@ -71,11 +72,14 @@ class BatchRows:
         self._read(db, WebhookEndpoint, hooks)
 
     def _read(self, db: Any, model: type[Any], ids: set[str]) -> list[Any]:
+        # Core rows answer attribute access by column name like the models do, and
+        # cost a fraction of ORM objects (loading them was most of preparing's time).
         found: dict[str, Any] = self.rows.setdefault(model, {})
+        table = table_of(model)
         wanted = sorted(ids)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for row in db.exec(select(model).where(col(model.id).in_(chunk))):
+            for row in read_columns(db, sa.select(table).where(table.c.id.in_(chunk))):
                 found[row.id] = row
         return list(found.values())
 
@@ -84,7 +88,7 @@ class BatchRows:
         return self.rows.get(model, {}).get(ident) if ident else None
 
 
-def _ending(delivery: Delivery, state: str, reason: str) -> PreparedDelivery:
+def _ending(delivery: ClaimedDelivery, state: str, reason: str) -> PreparedDelivery:
     return PreparedDelivery(delivery, values=_ended(state, reason))
 
 
@@ -99,7 +103,9 @@ class Preparer:
     rt: Runtime
     clock: Callable[[], datetime]
 
-    def prepare(self, loaded: BatchRows, delivery: Delivery, now: datetime) -> PreparedDelivery:
+    def prepare(
+        self, loaded: BatchRows, delivery: ClaimedDelivery, now: datetime
+    ) -> PreparedDelivery:
         """Prepare one delivery; a bug in one message must not stall the whole batch
         (it would be claimed, crash and be claimed again for ever), so it fails alone."""
         tokens = len(loaded.tokens)
@@ -110,7 +116,7 @@ class Preparer:
             log.exception("could not prepare delivery %s", delivery.id)
             return _ending(delivery, "failed", f"internal error: {exc!r}")
 
-    def _prepare(self, db: BatchRows, delivery: Delivery, now: datetime) -> PreparedDelivery:
+    def _prepare(self, db: BatchRows, delivery: ClaimedDelivery, now: datetime) -> PreparedDelivery:
         settings = self.rt.settings
         if "." in delivery.kind:
             return self._prepare_event(db, delivery)
@@ -201,7 +207,7 @@ class Preparer:
         )
         return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
 
-    def _prepare_event(self, db: BatchRows, delivery: Delivery) -> PreparedDelivery:
+    def _prepare_event(self, db: BatchRows, delivery: ClaimedDelivery) -> PreparedDelivery:
         """A clinic event: its data was fixed when it happened; only the signing is new."""
         endpoint = self._endpoint(db, delivery.target, self.clock())
         if endpoint is None:
@@ -230,7 +236,7 @@ class Preparer:
     def _links(
         self,
         loaded: BatchRows,
-        delivery: Delivery,
+        delivery: ClaimedDelivery,
         patient: Patient,
         session: TreatmentSession | None,
         now: datetime,

@@ -857,7 +857,11 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if worker is not None:
                 worker.send_signal(signal.SIGTERM)
-                worker.wait(timeout=60)
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    print("  the worker did not stop within 60 s; killed", flush=True)
+                    worker.kill()
             receivers.terminate()
             receivers.wait(timeout=10)
     alone, beside = statistics.median(late[False]), statistics.median(late[True])

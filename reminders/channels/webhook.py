@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 
@@ -91,6 +92,7 @@ def system_resolve(host: str) -> list[str]:
     return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
 
 
+@lru_cache(maxsize=4096)
 def _host_of(url: str, allow_http: bool) -> str:
     """Return the URL's host, or raise InvalidInput('url', ...) for a URL that may not
     receive webhooks whatever it resolves to."""
@@ -273,6 +275,18 @@ class _CheckedResolver(AbstractResolver):
         """Nothing to close."""
 
 
+@lru_cache(maxsize=4096)
+def _destination_of(url: str) -> tuple[str, str, int]:
+    parsed = URL(url)
+    return (parsed.scheme, parsed.host or "", parsed.port or 0)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(url: str) -> URL:
+    # aiohttp parses a URL given as text on every request.
+    return URL(url)
+
+
 @dataclass
 class _Job:
     message: WebhookMessage
@@ -358,8 +372,7 @@ class WebhookSender:
     def submit(self, message: WebhookMessage) -> asyncio.Future[Outcome]:
         """Queue a message; the future's result is its outcome (it never fails)."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        url = URL(message.url)
-        key = (url.scheme, url.host or "", url.port or 0)
+        key = _destination_of(message.url)
         destination = self.destinations.get(key)
         if destination is None:
             destination = self.destinations[key] = Destination(key)
@@ -463,7 +476,7 @@ class WebhookSender:
         await self.addresses.get(host)
         assert self._session is not None, "use WebhookSender in `async with`"
         async with self._session.post(
-            message.url,
+            _parsed(message.url),
             data=message.body,
             headers=signed_headers(message),
             allow_redirects=False,
