@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,9 +66,11 @@ class Senders:
     webhook: WebhookSender
 
 
-def build_senders(rt: Runtime, resolve: Resolver = system_resolve) -> Senders:
+def build_senders(
+    rt: Runtime, resolve: Resolver = system_resolve, tls: ssl.SSLContext | None = None
+) -> Senders:
     """Return the senders the settings configure (`resolve`: how webhook hosts are
-    looked up, for tests)."""
+    looked up; `tls`: what webhook certificates are verified with; both for tests)."""
     settings = rt.settings
     return Senders(
         email=email_sender(settings),
@@ -77,6 +80,7 @@ def build_senders(rt: Runtime, resolve: Resolver = system_resolve) -> Senders:
             allow_http=settings.webhook_allow_http,
             allowed_hosts=settings.webhook_allowed_hosts,
             resolve=resolve,
+            tls=tls,
         ),
     )
 

@@ -4,6 +4,8 @@ HTTP webhook receiver. Both answer from a script so a test can make them fail.""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -90,7 +93,8 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[WebhookReceiver]:
+def webhook_receiver(tls: ssl.SSLContext | None = None) -> Iterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1; with `tls`, over https with that server context."""
     receiver = WebhookReceiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -124,7 +128,11 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
     server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    scheme = "http"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    receiver.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -236,3 +244,39 @@ def raw_server(
         server.stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+@dataclass
+class Certificates:
+    """A certificate authority and a server certificate it signed, as files."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this authority."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def certificates(folder: Path, host: str) -> Certificates:
+    """Make a CA and a certificate for `host` signed by it, with the openssl command."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign")  # fmt: skip
+    openssl("req", *curve, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={host}")
+    (folder / "san.ext").write_text(f"subjectAltName=DNS:{host}\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2",
+            "-extfile", "san.ext")  # fmt: skip
+    return Certificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -26,6 +27,7 @@ from tests.conftest import at, enroll_patient, make_clinic, make_patient
 from tests.servers import (
     WebhookReceiver,
     black_hole,
+    certificates,
     dribble,
     flood,
     raw_server,
@@ -343,3 +345,28 @@ def test_stopping_hands_back_what_waits_and_awaits_only_what_is_out(
     assert {r.state for r in rows} == {"pending"}
     handed_back = [r for r in rows if r.attempts == 0]
     assert {r.last_error for r in handed_back} == {"dispatcher stopped"}
+
+
+@pytest.mark.parametrize(
+    ("certified", "delivered"), [("hooks.north.test", True), ("other.test", False)]
+)
+def test_tls_is_verified_against_the_host_name_at_the_checked_address(
+    db: Session, settings_for_faults: Runtime, tmp_path: Path, certified: str, delivered: bool
+) -> None:
+    rt = settings_for_faults
+    tls = certificates(tmp_path, certified)
+    with webhook_receiver(tls.server_context()) as receiver:
+        port = receiver.url.split(":")[2].split("/")[0]
+        secret, (reminder,) = clinic_with_reminders(
+            db, rt, "North Clinic", f"https://hooks.north.test:{port}/hooks"
+        )
+        senders = build_senders(rt, lambda host: ["127.0.0.1"], tls.client_context())
+        Dispatcher(rt, senders, worker="test", clock=lambda: NINE).dispatch()
+        sent = state(db, reminder)
+        if delivered:
+            assert sent.state == "sent"
+            arrived_at(receiver, secret)
+        else:
+            assert sent.state == "pending"
+            assert sent.last_error is not None and "certificate" in sent.last_error.lower()
+            assert receiver.received == []

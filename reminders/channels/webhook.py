@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import secrets
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -325,7 +326,11 @@ class WebhookSender:
         allowed_hosts: Sequence[str] = (),
         concurrency: int = 64,
         resolve: Resolver = system_resolve,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: the context certificates are verified with (default: the system's
+        trusted authorities; tests pass one that trusts their own)."""
+        self.tls = tls
         self.timeout_s = timeout_s
         self.allow_http = allow_http
         self.concurrency = concurrency
@@ -348,6 +353,8 @@ class WebhookSender:
             # Every new connection asks the checked resolver; its answers are cached there.
             use_dns_cache=False,
             limit=0,  # the slots above limit what is out
+            # Verified against the URL's host name, whichever checked address it reached.
+            ssl=self.tls if self.tls is not None else True,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
