@@ -3,6 +3,7 @@ HTTP webhook receiver. Both answer from a script so a test can make them fail.""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import subprocess
@@ -28,14 +29,18 @@ def free_port() -> int:
 
 @dataclass
 class SmtpRecorder:
-    """An aiosmtpd handler: answers DATA from `replies` first, then accepts."""
+    """An aiosmtpd handler: answers DATA from `replies` first, then accepts; each answer
+    takes `delay_s`."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     peers: list[Any] = field(default_factory=list)
+    delay_s: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if self.replies:
             return self.replies.pop(0)
         parsed = message_from_bytes(envelope.content, policy=policy.default)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from freezegun import freeze_time
 from sqlmodel import Session, select
@@ -149,3 +149,21 @@ def test_sqlite_locked_for_seconds_by_another_process_delays_but_loses_nothing(
     assert waited >= 1.5, "the dispatcher waited for the lock"
     assert {r.state for r in reminders(db)} == {"sent"}
     assert len(smtp.messages) == 3
+
+
+def test_a_slow_mail_server_gets_two_batches_and_the_rest_waits_in_the_outbox(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    rt.settings.dispatch_batch_size = 2
+    email_reminders(db, rt, 10)
+    smtp.delay_s = 0.3
+    dispatch(rt, NINE)
+    rows = reminders(db)
+    sent = [r for r in rows if r.state == "sent"]
+    waiting = [r for r in rows if r.state == "pending"]
+    assert (len(sent), len(waiting)) == (4, 6)
+    for row in waiting:
+        assert (row.attempts, row.last_error) == (0, "waiting: the mail server is busy")
+        assert row.next_attempt_at == NINE + timedelta(seconds=30)
+    dispatch(rt, NINE + timedelta(seconds=30))
+    assert len(smtp.messages) >= 8, "the next run takes them up"

@@ -80,9 +80,14 @@ def new_webhook_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+@lru_cache(maxsize=1024)
+def _key_of(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """Return `v1,<base64 HMAC-SHA256 of id.timestamp.body>` for one `whsec_` secret."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    key = _key_of(secret)
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
