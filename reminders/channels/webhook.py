@@ -228,23 +228,38 @@ class CheckedAddresses:
         self.resolve = resolve
         self.allowed_hosts = tuple(allowed_hosts)
         self._answers: dict[str, tuple[float, list[str] | InvalidInput]] = {}
+        # Look-ups under way: the first requests to a host all wait for the same one.
+        self._looking_up: dict[str, asyncio.Task[list[str] | InvalidInput]] = {}
+
+    def forget_look_ups(self) -> None:
+        """Drop look-ups under way (they belonged to an event loop that has ended)."""
+        self._looking_up.clear()
 
     async def get(self, host: str) -> list[str]:
         """Return the checked addresses of `host`; raise InvalidInput if refused."""
         loop = asyncio.get_running_loop()
         cached = self._answers.get(host)
         if cached is None or cached[0] < loop.time():
-            try:
-                answer: list[str] | InvalidInput = await loop.run_in_executor(
-                    None, checked_addresses, host, self.allowed_hosts, self.resolve
-                )
-            except InvalidInput as exc:
-                answer = exc
+            look_up = self._looking_up.get(host)
+            if look_up is None:
+                look_up = self._looking_up[host] = loop.create_task(self._look_up(host))
+                look_up.add_done_callback(lambda _: self._looking_up.pop(host, None))
+            # Shielded: one request's deadline must not cancel the others' look-up.
+            answer = await asyncio.shield(look_up)
             cached = (loop.time() + RESOLVE_TTL_S, answer)
             self._answers[host] = cached
         if isinstance(cached[1], InvalidInput):
             raise cached[1]
         return cached[1]
+
+    async def _look_up(self, host: str) -> list[str] | InvalidInput:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                None, checked_addresses, host, self.allowed_hosts, self.resolve
+            )
+        except InvalidInput as exc:
+            return exc
 
 
 class _CheckedResolver(AbstractResolver):
@@ -353,6 +368,7 @@ class WebhookSender:
             destination.fast = destination.slow = 0
         self._waiting.clear()
         self._busy = 0
+        self.addresses.forget_look_ups()
         connector = aiohttp.TCPConnector(
             resolver=_CheckedResolver(self.addresses),
             # Every new connection asks the checked resolver; its answers are cached there.
