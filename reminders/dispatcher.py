@@ -117,6 +117,11 @@ class Dispatcher:
         webhook timeout) and recorded. For shutdown."""
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        """True once `stop` was called."""
+        return self._stopping.is_set()
+
     def next_due(self) -> datetime | None:
         """Return when the next pending delivery falls due, or None."""
         with session_scope(self.rt.engine, write=False) as db:
@@ -307,8 +312,7 @@ class _Run:
         next_renewal = self.loop.time() + self.lease_s / 3
         while True:
             more_due = False
-            stopping = self.dispatcher._stopping.is_set()
-            if stopping:
+            if self.dispatcher.stopping:
                 self.dispatcher.senders.webhook.hand_back_queued()
             elif self._has_room() and self.loop.time() >= next_look:
                 limit = min(self.batch, self.batch * HELD_BATCHES - len(self.held))
