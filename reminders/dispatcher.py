@@ -54,7 +54,7 @@ POLL_S = 0.25
 HELD_BATCHES = 10
 # Emails waiting for the mail thread, in batches, beyond which more are handed back to
 # the outbox for MAIL_DEFER_S (not counted as attempts).
-EMAILS_WAITING_BATCHES = 2
+EMAILS_WAITING_BATCHES = 4
 MAIL_DEFER_S = 30.0
 
 
@@ -303,7 +303,8 @@ class _Run:
         self.held: dict[str, PreparedDelivery] = {}  # claimed and not yet recorded
         self.arrived: list[DeliveryResult] = []
         self.news = asyncio.Event()
-        self.emails_waiting = 0
+        self.emails: list[PreparedDelivery] = []  # waiting for the mail thread
+        self.mailing: asyncio.Task[None] | None = None
         self.handled = 0
 
     async def until_idle(self) -> int:
@@ -359,34 +360,38 @@ class _Run:
                 emails.append(item)
             else:
                 self._send_webhook(item, item.message)
-        if emails and self.emails_waiting >= EMAILS_WAITING_BATCHES * self.batch:
+        if emails and len(self.emails) >= EMAILS_WAITING_BATCHES * self.batch:
             # The mail server is behind: these wait in the outbox rather than fill the
             # run's claims, which other channels' work needs.
             busy = outbox.Outcome("deferred", "waiting: the mail server is busy", MAIL_DEFER_S)
             for item in emails:
                 self._arrive(item, busy)
         elif emails:
-            self.emails_waiting += len(emails)
-            self.loop.create_task(self._send_emails(emails))
+            self.emails.extend(emails)
+            if self.mailing is None:
+                self.mailing = self.loop.create_task(self._send_emails())
 
     def _send_webhook(self, item: PreparedDelivery, message: WebhookMessage) -> None:
         future = self.dispatcher.senders.webhook.submit(message)
         future.add_done_callback(lambda done: self._arrive(item, done.result()))
 
-    async def _send_emails(self, items: list[PreparedDelivery]) -> None:
-        messages = [m for item in items if isinstance(m := item.message, EmailMessage)]
+    async def _send_emails(self) -> None:
+        """Send what waits, a batch at a time: what arrived while one batch was out goes
+        in the next, over one connection, rather than a connection per claim."""
         sender = self.dispatcher.senders.email
-        try:
-            outcomes = await self.loop.run_in_executor(self.mail, sender.send, messages)
-        except Exception as exc:
-            # Senders report problems as outcomes; this is a bug, and the run must
-            # still account for every message it holds.
-            log.exception("email sender failed")
-            outcomes = [outbox.Outcome("retry", f"internal error: {exc!r}")] * len(items)
-        finally:
-            self.emails_waiting -= len(items)
-        for item, outcome in zip(items, outcomes, strict=True):
-            self._arrive(item, outcome)
+        while self.emails:
+            items, self.emails = self.emails[: self.batch], self.emails[self.batch :]
+            messages = [m for item in items if isinstance(m := item.message, EmailMessage)]
+            try:
+                outcomes = await self.loop.run_in_executor(self.mail, sender.send, messages)
+            except Exception as exc:
+                # Senders report problems as outcomes; this is a bug, and the run must
+                # still account for every message it holds.
+                log.exception("email sender failed")
+                outcomes = [outbox.Outcome("retry", f"internal error: {exc!r}")] * len(items)
+            for item, outcome in zip(items, outcomes, strict=True):
+                self._arrive(item, outcome)
+        self.mailing = None
 
     def _arrive(self, item: PreparedDelivery, outcome: outbox.Outcome | None) -> None:
         self.arrived.append(DeliveryResult(item, outcome, self.dispatcher.clock()))
