@@ -1,55 +1,61 @@
-"""The dispatcher: claims due deliveries, decides whether each is still worth sending,
-renders it, sends it through its channel and records the result.
+"""The dispatcher: claims due deliveries, has them prepared (`preparing.py`: still worth
+sending? render, sign, link tokens), hands them to their channel and records each
+result as it comes in.
 
-Three short transactions per batch: claim; prepare (relevance, quiet hours, tokens);
-record. Sending happens outside any transaction, so a slow receiver holds no lock.
+One run is an event loop. Sending happens there, outside any transaction (webhooks on
+the loop itself, email batches in a thread); the database work (claim and prepare,
+record, extend leases) happens one step at a time in a thread beside it, so it overlaps
+with sending. The run claims more while sends are still out, as long as the channels'
+queues have room, records results as they arrive, and keeps the leases of everything
+it holds alive; a receiver that takes its time delays only its own messages. The run
+ends when nothing is due and nothing is out.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 import os
 import random
 import socket
+import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 
 from reminders import outbox
-from reminders.channels import Sender
+from reminders.channels import Sender, StreamingSender
 from reminders.channels.email import email_sender
-from reminders.channels.webhook import WebhookMessage, WebhookSender
+from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
 from reminders.db import session_scope
-from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
-from reminders.models import (
-    Clinic,
-    Delivery,
-    Enrollment,
-    Patient,
-    TreatmentSession,
-    WebhookEndpoint,
-    utcnow,
-)
+from reminders.decisions import undeliverable_cause
+from reminders.models import Patient, WebhookEndpoint, utcnow
+from reminders.outbox import ClaimedDelivery
+from reminders.preparing import BatchRows, PreparedDelivery, Preparer
 from reminders.runtime import Runtime
 from reminders.services.events import escalate
-from reminders.services.reminding import EVENT_FOR_KIND, alert_clinic, recipient
-from reminders.timing import after_quiet_hours, end_of_local_day, zone
-from reminders.tokens import link_token, store_tokens, token_row
+from reminders.services.reminding import alert_clinic
+from reminders.tokens import store_tokens
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-# Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
-SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})
-# Messages whose links let the patient act on the session (staff record appointments).
-LINKED = (SESSION_BOUND - {"appointment"}) | {"missed", "overdue"}
-CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
+# While sends are out, how often the run looks for work that has fallen due since.
+POLL_S = 0.25
+# Claimed deliveries held at once (waiting for a slot, or out), in batches.
+HELD_BATCHES = 10
+# Emails waiting for the mail thread, in batches, beyond which more are handed back to
+# the outbox for MAIL_DEFER_S (not counted as attempts).
+EMAILS_WAITING_BATCHES = 4
+MAIL_DEFER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,14 @@ class Senders:
     """One sender per channel."""
 
     email: Sender[EmailMessage]
-    webhook: Sender[WebhookMessage]
+    webhook: StreamingSender[WebhookMessage]
 
 
-def build_senders(rt: Runtime) -> Senders:
-    """Return the senders the settings configure."""
+def build_senders(
+    rt: Runtime, resolve: Resolver = system_resolve, tls: ssl.SSLContext | None = None
+) -> Senders:
+    """Return the senders the settings configure (`resolve`: how webhook hosts are
+    looked up; `tls`: what webhook certificates are verified with; both for tests)."""
     settings = rt.settings
     return Senders(
         email=email_sender(settings),
@@ -70,50 +79,19 @@ def build_senders(rt: Runtime) -> Senders:
             concurrency=settings.webhook_concurrency,
             allow_http=settings.webhook_allow_http,
             allowed_hosts=settings.webhook_allowed_hosts,
+            resolve=resolve,
+            tls=tls,
         ),
     )
 
 
-@dataclass
-class _Prepared:
-    """A claimed delivery and either a message to send or the values that end it now."""
+class DeliveryResult(NamedTuple):
+    """A delivery's outcome (None: prepare ended it, its values say how) and when it
+    came in."""
 
-    delivery: Delivery
-    message: EmailMessage | WebhookMessage | None = None
-    values: dict[str, Any] | None = None
-    endpoint_id: str | None = None
-
-
-class _Loaded:
-    """The rows a batch of deliveries refers to, read with one query per table rather
-    than several per delivery; and the link tokens the batch makes, written at once."""
-
-    def __init__(self, db: Any, claimed: list[Delivery]) -> None:
-        self.rows: dict[type[Any], dict[str, Any]] = {}
-        self.tokens: list[dict[str, Any]] = []
-        self._read(db, Clinic, {d.clinic_id for d in claimed})
-        self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
-        sessions = self._read(db, TreatmentSession, {d.session_id for d in claimed if d.session_id})
-        self._read(db, Enrollment, {s.enrollment_id for s in sessions})
-        hooks = {d.target for d in claimed if d.channel == "webhook"}
-        self._read(db, WebhookEndpoint, hooks)
-
-    def _read(self, db: Any, model: type[Any], ids: set[str]) -> list[Any]:
-        found: dict[str, Any] = self.rows.setdefault(model, {})
-        wanted = sorted(ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for row in db.exec(select(model).where(col(model.id).in_(chunk))):
-                found[row.id] = row
-        return list(found.values())
-
-    def get(self, model: type[Any], ident: str | None) -> Any:
-        """Return the row of `model` with id `ident`, or None."""
-        return self.rows.get(model, {}).get(ident) if ident else None
-
-
-def _ended(state: str, reason: str) -> dict[str, Any]:
-    return {"state": state, "last_error": reason, "lease_until": None}
+    item: PreparedDelivery
+    outcome: outbox.Outcome | None
+    at: datetime
 
 
 @dataclass
@@ -126,85 +104,139 @@ class Dispatcher:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
 
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+
     def dispatch(self) -> int:
-        """Send batches until nothing is due; return how many deliveries were handled."""
-        total = 0
-        while True:
-            handled = self.run_batch()
-            total += handled
-            if handled < self.rt.settings.dispatch_batch_size:
-                return total
+        """Send until nothing is due and nothing is out; return how many deliveries were
+        handled."""
+        return asyncio.run(self._run())
+
+    def stop(self) -> None:
+        """Make the run under way, and any later one, claim nothing more: what waits for
+        a sending slot goes back to the outbox, what is out is awaited (at most the
+        webhook timeout) and recorded. For shutdown."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop` was called."""
+        return self._stopping.is_set()
 
     def next_due(self) -> datetime | None:
         """Return when the next pending delivery falls due, or None."""
         with session_scope(self.rt.engine, write=False) as db:
             return outbox.next_due(db)
 
-    def run_batch(self) -> int:
-        """Claim, send and record one batch; return how many deliveries it held."""
-        settings = self.rt.settings
+    async def _run(self) -> int:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="dispatch-db") as database,
+            ThreadPoolExecutor(1, thread_name_prefix="dispatch-email") as mail,
+        ):
+            async with self.senders.webhook:
+                return await _Run(self, database, mail).until_idle()
+
+    # The database steps, each one transaction, run in the run's database thread.
+
+    def claim_and_prepare(self, limit: int) -> list[PreparedDelivery]:
+        """Claim up to `limit` due deliveries and prepare them."""
         now = self.clock()
-        # Most wake-ups (an API write) find nothing due; looking first spares the API a
-        # wait for the write lock the claim would take.
+        # Most looks find nothing due; reading first spares the API a wait for the
+        # write lock the claim would take.
         with session_scope(self.rt.engine, write=False) as db:
             if not outbox.any_due(db, now):
-                return 0
+                return []
+        lease = timedelta(seconds=self.rt.settings.lease_s)
         with session_scope(self.rt.engine) as db:
-            claimed = outbox.claim(
-                db,
-                self.worker,
-                now,
-                settings.dispatch_batch_size,
-                timedelta(seconds=settings.lease_s),
-            )
+            claimed = outbox.claim(db, self.worker, now, limit, lease)
         if not claimed:
-            return 0
+            return []
+        preparer = Preparer(self.rt, self.clock)
         with session_scope(self.rt.engine) as db:
-            loaded = _Loaded(db, claimed)
-            prepared = [self._prepare_safely(loaded, delivery, now) for delivery in claimed]
-            store_tokens(db, loaded.tokens)
-        outcomes = self._send(prepared)
-        done = self.clock()
-        with session_scope(self.rt.engine) as db:
-            sent = [
-                p for p in prepared if (o := outcomes.get(p.delivery.id)) and o.status == "sent"
-            ]
-            # Successes, the bulk of any batch, are recorded in one statement.
-            outbox.finish_many(
-                db,
-                [p.delivery.id for p in sent],
-                self.worker,
-                {"state": "sent", "sent_at": done, "lease_until": None, "last_error": None},
-            )
-            for item in prepared:
-                if item not in sent:
-                    self._record(db, item, outcomes.get(item.delivery.id), done)
-            self._endpoint_health(db, prepared, outcomes, done)
-        return len(claimed)
+            rows = BatchRows(db, claimed)
+            prepared = [preparer.prepare(rows, delivery, now) for delivery in claimed]
+            store_tokens(db, rows.tokens)
+        return prepared
 
-    def _endpoint_health(
-        self,
-        db: Any,
-        prepared: list[_Prepared],
-        outcomes: dict[str, outbox.Outcome],
-        now: datetime,
-    ) -> None:
-        """An endpoint that answered anything well this batch is healthy again; one that
+    def extend_leases(self, ids: list[str]) -> None:
+        """Keep the claims on `ids` for another lease."""
+        until = self.clock() + timedelta(seconds=self.rt.settings.lease_s)
+        with session_scope(self.rt.engine) as db:
+            outbox.extend_leases(db, ids, self.worker, until)
+
+    def record(self, results: list[DeliveryResult]) -> None:
+        """Record a round of results in one transaction."""
+        with session_scope(self.rt.engine) as db:
+            sent = [r for r in results if r.outcome is not None and r.outcome.status == "sent"]
+            outbox.finish_sent(db, self.worker, [(r.item.delivery.id, r.at) for r in sent])
+            for result in sent:
+                _log_result(result.item.delivery, "sent", result.at)
+            for result in results:
+                if result.outcome is None or result.outcome.status != "sent":
+                    self._record_one(db, result)
+            self._endpoint_health(db, results)
+
+    def _record_one(self, db: Any, result: DeliveryResult) -> None:
+        item, outcome, now = result
+        delivery = item.delivery
+        if outcome is None:
+            assert item.values is not None
+            values = item.values
+        else:
+            values = outbox.result_values(delivery, outcome, now, self.rand)
+        if not outbox.finish(db, delivery.id, self.worker, values):
+            return  # another worker took the row over after our lease ran out
+        _log_result(delivery, values["state"], now)
+        webhook = delivery.channel == "webhook"
+        endpoint = db.get(WebhookEndpoint, delivery.target) if webhook else None
+        if outcome is not None and outcome.status == "gone" and endpoint is not None:
+            self._disable_endpoint(db, endpoint, "answered 410 Gone", now)
+        # An endpoint failing as a whole is reported once, when it is disabled.
+        told = endpoint is not None and (endpoint.failing_since is not None or not endpoint.enabled)
+        error = values.get("last_error")
+        cause = undeliverable_cause(delivery.kind, delivery.channel, values["state"], error, told)
+        if cause is not None:
+            self._tell_clinic(db, delivery, cause, now)
+
+    def _tell_clinic(self, db: Any, delivery: ClaimedDelivery, cause: str, now: datetime) -> None:
+        """Tell the clinic that messages cannot be delivered, once per cause while its
+        escalation is open. The stored text names the cause, not the error: a mail
+        server's error often quotes the patient's address."""
+        detail = (
+            f"messages could not be delivered ({cause}); the first was delivery "
+            f"{delivery.id} ({delivery.kind} by {delivery.channel}, {delivery.attempts} "
+            "attempt(s)). Others failing for the same reason are listed under "
+            "/v1/deliveries with their errors."
+        )
+        once = f"undeliverable|{delivery.clinic_id}|{cause}"
+        patient = db.get(Patient, delivery.patient_id) if delivery.patient_id else None
+        if patient is not None:
+            escalate(db, patient, "undeliverable", detail, now, once=once)
+        else:
+            alert_clinic(db, delivery.clinic_id, "Messages could not be delivered", detail, now)
+
+    def _endpoint_health(self, db: Any, results: list[DeliveryResult]) -> None:
+        """An endpoint that answered anything well this round is healthy again; one that
         only failed is failing since its first failure, and after
         `endpoint_disable_after_h` of that it is disabled and the clinic told, once."""
         healthy: dict[str, bool] = {}
-        for item in prepared:
-            outcome = outcomes.get(item.delivery.id)
-            if item.endpoint_id is None or outcome is None or outcome.status == "gone":
+        for item, outcome, _ in results:
+            if item.endpoint_id is None or outcome is None:
+                continue
+            if outcome.status in ("gone", "deferred"):
                 continue
             ok = outcome.status == "sent"
             healthy[item.endpoint_id] = healthy.get(item.endpoint_id, False) or ok
+        if not healthy:
+            return
+        now = results[-1].at
         limit = timedelta(hours=self.rt.settings.endpoint_disable_after_h)
         for endpoint_id, ok in healthy.items():
             endpoint = db.get(WebhookEndpoint, endpoint_id)
             if endpoint is None or not endpoint.enabled:
                 continue
             if ok:
+                if endpoint.failing_since is None:
+                    continue
                 endpoint.failing_since = None
             elif endpoint.failing_since is None:
                 endpoint.failing_since = now
@@ -213,59 +245,6 @@ class Dispatcher:
                 self._disable_endpoint(db, endpoint, f"failing since {since}", now)
                 continue
             db.add(endpoint)
-
-    def _send(self, prepared: list[_Prepared]) -> dict[str, outbox.Outcome]:
-        emails = [p for p in prepared if isinstance(p.message, EmailMessage)]
-        hooks = [p for p in prepared if isinstance(p.message, WebhookMessage)]
-        outcomes: dict[str, outbox.Outcome] = {}
-
-        def send_emails() -> None:
-            results = self.senders.email.send([p.message for p in emails])  # type: ignore[misc]
-            outcomes.update((p.delivery.id, o) for p, o in zip(emails, results, strict=True))
-
-        # The two channels go out side by side: a slow mail server need not hold up
-        # the webhooks of the same batch.
-        email_thread = threading.Thread(target=send_emails) if emails else None
-        if email_thread is not None:
-            email_thread.start()
-        if hooks:
-            results = self.senders.webhook.send([p.message for p in hooks])  # type: ignore[misc]
-            outcomes.update((p.delivery.id, o) for p, o in zip(hooks, results, strict=True))
-        if email_thread is not None:
-            email_thread.join()
-        return outcomes
-
-    def _record(
-        self, db: Any, item: _Prepared, outcome: outbox.Outcome | None, now: datetime
-    ) -> None:
-        delivery = item.delivery
-        if outcome is None:
-            assert item.values is not None
-            outbox.finish(db, delivery.id, self.worker, item.values)
-            return
-        values = outbox.result_values(delivery, outcome, now, self.rand)
-        if not outbox.finish(db, delivery.id, self.worker, values):
-            return  # another worker took the row over after our lease ran out
-        endpoint = db.get(WebhookEndpoint, item.endpoint_id) if item.endpoint_id else None
-        if outcome.status == "gone" and endpoint is not None:
-            self._disable_endpoint(db, endpoint, "answered 410 Gone", now)
-        # An endpoint failing as a whole is reported once, when it is disabled; one
-        # alert per message it could not take would flood the clinic.
-        endpoint_down = endpoint is not None and (
-            endpoint.failing_since is not None or not endpoint.enabled
-        )
-        if values["state"] == "dead" and delivery.kind not in CLINIC_EMAILS and not endpoint_down:
-            detail = (
-                f"delivery {delivery.id} ({delivery.kind} by {delivery.channel}) was given up "
-                f"after {delivery.attempts} attempts; last error: {outcome.error}"
-            )
-            patient = db.get(Patient, delivery.patient_id) if delivery.patient_id else None
-            if patient is not None and delivery.kind != "patient.escalation":
-                escalate(db, patient, "delivery_dead", detail, now, session_id=None)
-            else:
-                alert_clinic(
-                    db, delivery.clinic_id, "A message could not be delivered", detail, now
-                )
 
     def _disable_endpoint(
         self, db: Any, endpoint: WebhookEndpoint, reason: str, now: datetime
@@ -293,154 +272,130 @@ class Dispatcher:
             now,
         )
 
-    def _prepare_safely(self, loaded: _Loaded, delivery: Delivery, now: datetime) -> _Prepared:
-        """Prepare one delivery; a bug in one message must not stall the whole batch
-        (it would be claimed, crash and be claimed again for ever), so it fails alone."""
-        tokens = len(loaded.tokens)
-        try:
-            return self._prepare(loaded, delivery, now)
-        except Exception as exc:
-            del loaded.tokens[tokens:]
-            log.exception("could not prepare delivery %s", delivery.id)
-            return _Prepared(delivery, values=_ended("failed", f"internal error: {exc!r}"))
 
-    def _prepare(self, db: _Loaded, delivery: Delivery, now: datetime) -> _Prepared:
-        settings = self.rt.settings
-        if "." in delivery.kind:
-            return self._prepare_event(db, delivery)
-        if delivery.kind in CLINIC_EMAILS:
-            clinic = db.get(Clinic, delivery.clinic_id)
-            if clinic is None or not clinic.alert_email:
-                return _Prepared(delivery, values=_ended("failed", "clinic has no alert email"))
-            payload = json.loads(delivery.payload)
-            alert = clinic_email(
-                payload["subject"],
-                payload["text"],
-                delivery_id=delivery.id,
-                sender=settings.email_from,
-                to=clinic.alert_email,
-                now=now,
-            )
-            return _Prepared(delivery, message=alert)
-        patient = db.get(Patient, delivery.patient_id)
-        # The completion message is about an enrollment that is no longer active.
-        ending_notice = delivery.kind == "completed"
-        session = db.get(TreatmentSession, delivery.session_id) if delivery.session_id else None
-        enrollment = db.get(Enrollment, session.enrollment_id) if session else None
-        if patient is None or patient.unsubscribed_at is not None:
-            return _Prepared(delivery, values=_ended("cancelled", "patient unsubscribed"))
-        if delivery.expires_at is not None and now >= delivery.expires_at:
-            return _Prepared(delivery, values=_ended("expired", "useful window passed"))
-        if session is not None and delivery.kind in SESSION_BOUND and session.status != "planned":
-            return _Prepared(delivery, values=_ended("cancelled", f"session {session.status}"))
-        if enrollment is not None and enrollment.status != "active" and not ending_notice:
-            return _Prepared(
-                delivery, values=_ended("cancelled", f"enrollment {enrollment.status}")
-            )
-        who = recipient(patient, settings)
-        zone_name = session.timezone if session else patient.timezone
-        resume = after_quiet_hours(now, zone_name, who.quiet)
-        if resume > now:
-            if delivery.expires_at is not None and resume >= delivery.expires_at:
-                return _Prepared(delivery, values=_ended("expired", "quiet hours until too late"))
-            # Not an attempt: give back the attempt the claim counted.
-            wait = {"state": "pending", "next_attempt_at": resume, "lease_until": None}
-            return _Prepared(delivery, values={**wait, "attempts": delivery.attempts - 1})
-        links = self._links(
-            db, delivery, patient, session if delivery.kind in LINKED else None, now
-        )
-        local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
-        protocol = self.rt.protocols.get(enrollment.protocol_id) if enrollment else None
-        message = PatientMessage(
-            kind=delivery.kind,
-            name=patient.name,
-            local_date=local_date,
-            minutes=session.minutes if session else None,
-            body_area=enrollment.body_area if enrollment else None,
-            tips=protocol.tips if protocol else (),
-            preparation=protocol.preparation if protocol else (),
-            links=links,
-            **PatientMessage.facts_from(json.loads(delivery.payload)),
-        )
-        if delivery.channel == "email":
-            if not patient.email:
-                return _Prepared(delivery, values=_ended("failed", "patient has no email address"))
-            email = patient_email(
-                message,
-                delivery_id=delivery.id,
-                sender=settings.email_from,
-                to=patient.email,
-                now=now,
-            )
-            return _Prepared(delivery, message=email)
-        endpoint = self._endpoint(db, delivery.target, now)
-        if endpoint is None:
-            return _Prepared(delivery, values=_ended("failed", "webhook endpoint disabled"))
-        data = {
-            "delivery_id": delivery.id,
-            "kind": delivery.kind,
-            "patient_id": patient.id,
-            "external_id": patient.external_id,
-            "session_id": session.id if session else None,
-            "enrollment_id": enrollment.id if enrollment else None,
-            "local_date": local_date.isoformat(),
-            "timezone": zone_name,
-            "minutes": message.minutes,
-            "links": {"session": links.session, "unsubscribe": links.unsubscribe},
-        }
-        body = webhook_body(EVENT_FOR_KIND[delivery.kind], delivery.due_at, data)
-        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body, int(now.timestamp()))
-        return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
+def _log_result(delivery: ClaimedDelivery, state: str, now: datetime) -> None:
+    """One line per result, ids and times only: no patient data goes to the log."""
+    lateness = (now - delivery.due_at).total_seconds()
+    log.info(
+        "delivery %s channel=%s kind=%s state=%s attempt=%d lateness=%.3fs",
+        delivery.id,
+        delivery.channel,
+        delivery.kind,
+        state,
+        delivery.attempts,
+        lateness,
+    )
 
-    def _prepare_event(self, db: _Loaded, delivery: Delivery) -> _Prepared:
-        """A clinic event: its data was fixed when it happened; only the signing is new."""
-        endpoint = self._endpoint(db, delivery.target, self.clock())
-        if endpoint is None:
-            return _Prepared(delivery, values=_ended("failed", "webhook endpoint disabled"))
-        data = json.loads(delivery.payload)
-        body = webhook_body(delivery.kind, delivery.created_at, data)
-        stamp = int(self.clock().timestamp())
-        hook = WebhookMessage(delivery.id, endpoint[0], endpoint[1], body, stamp)
-        return _Prepared(delivery, message=hook, endpoint_id=delivery.target)
 
-    @staticmethod
-    def _endpoint(
-        db: _Loaded, endpoint_id: str, now: datetime
-    ) -> tuple[str, tuple[str, ...]] | None:
-        """Return an enabled endpoint's URL and the secrets that sign for it now."""
-        endpoint = db.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None or not endpoint.enabled:
-            return None
-        active = [endpoint.secret]
-        if (
-            endpoint.previous_secret
-            and endpoint.previous_secret_until
-            and (endpoint.previous_secret_until > now)
-        ):
-            active.append(endpoint.previous_secret)
-        return endpoint.url, tuple(active)
+class _Run:
+    """One dispatcher run: the deliveries it holds and the results not yet recorded."""
 
-    def _links(
-        self,
-        loaded: _Loaded,
-        delivery: Delivery,
-        patient: Patient,
-        session: TreatmentSession | None,
-        now: datetime,
-    ) -> Links:
-        settings = self.rt.settings
-        base = settings.base_url.rstrip("/")
-        session_link = None
-        if session is not None:
-            token = link_token(self.rt.secret_key, delivery.id, "session")
-            # A late confirmation is welcome for a while; a link should not reach
-            # sessions weeks later.
-            expires = end_of_local_day(
-                session.local_date + timedelta(days=settings.session_link_days), session.timezone
-            )
-            loaded.tokens.append(token_row(token, patient.id, session.id, "session", expires, now))
-            session_link = f"{base}/s/{token}"
-        unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
-        expires = now + timedelta(days=settings.unsubscribe_ttl_days)
-        loaded.tokens.append(token_row(unsubscribe, patient.id, None, "unsubscribe", expires, now))
-        return Links(session_link, f"{base}/u/{unsubscribe}")
+    def __init__(
+        self, dispatcher: Dispatcher, database: ThreadPoolExecutor, mail: ThreadPoolExecutor
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.database = database
+        self.mail = mail
+        self.loop = asyncio.get_running_loop()
+        settings = dispatcher.rt.settings
+        self.batch = settings.dispatch_batch_size
+        self.lease_s = settings.lease_s
+        self.held: dict[str, PreparedDelivery] = {}  # claimed and not yet recorded
+        self.arrived: list[DeliveryResult] = []
+        self.news = asyncio.Event()
+        self.emails: list[PreparedDelivery] = []  # waiting for the mail thread
+        self.mailing: asyncio.Task[None] | None = None
+        self.handled = 0
+
+    async def until_idle(self) -> int:
+        """Claim, send and record until nothing is due and nothing is out."""
+        next_look = self.loop.time()
+        next_renewal = self.loop.time() + self.lease_s / 3
+        while True:
+            more_due = False
+            if self.dispatcher.stopping:
+                self.dispatcher.senders.webhook.hand_back_queued()
+            elif self._has_room() and self.loop.time() >= next_look:
+                limit = min(self.batch, self.batch * HELD_BATCHES - len(self.held))
+                prepared = await self._in_database(self.dispatcher.claim_and_prepare, limit)
+                self._hand_over(prepared)
+                more_due = len(prepared) == limit
+                next_look = self.loop.time() if more_due else self.loop.time() + POLL_S
+            if self.arrived:
+                results, self.arrived = self.arrived, []
+                await self._in_database(self.dispatcher.record, results)
+                for result in results:
+                    del self.held[result.item.delivery.id]
+                self.handled += len(results)
+            if self.held and self.loop.time() >= next_renewal:
+                await self._in_database(self.dispatcher.extend_leases, list(self.held))
+                next_renewal = self.loop.time() + self.lease_s / 3
+            if not self.held and not self.arrived and not more_due:
+                return self.handled
+            if not self._has_room():
+                await self._wait(POLL_S)  # a result frees room
+            elif not more_due:
+                await self._wait(max(next_look - self.loop.time(), 0.0))
+
+    def _has_room(self) -> bool:
+        queued = self.dispatcher.senders.webhook.backlog()
+        return queued < self.batch and len(self.held) < self.batch * HELD_BATCHES
+
+    async def _wait(self, timeout: float) -> None:
+        """Wait until a result comes in or `timeout` passes."""
+        if self.arrived:
+            return
+        self.news.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.news.wait()
+
+    def _hand_over(self, prepared: list[PreparedDelivery]) -> None:
+        emails: list[PreparedDelivery] = []
+        for item in prepared:
+            self.held[item.delivery.id] = item
+            if item.message is None:
+                self._arrive(item, None)
+            elif isinstance(item.message, EmailMessage):
+                emails.append(item)
+            else:
+                self._send_webhook(item, item.message)
+        if emails and len(self.emails) >= EMAILS_WAITING_BATCHES * self.batch:
+            # The mail server is behind: these wait in the outbox rather than fill the
+            # run's claims, which other channels' work needs.
+            busy = outbox.Outcome("deferred", "waiting: the mail server is busy", MAIL_DEFER_S)
+            for item in emails:
+                self._arrive(item, busy)
+        elif emails:
+            self.emails.extend(emails)
+            if self.mailing is None:
+                self.mailing = self.loop.create_task(self._send_emails())
+
+    def _send_webhook(self, item: PreparedDelivery, message: WebhookMessage) -> None:
+        future = self.dispatcher.senders.webhook.submit(message)
+        future.add_done_callback(lambda done: self._arrive(item, done.result()))
+
+    async def _send_emails(self) -> None:
+        """Send what waits, a batch at a time: what arrived while one batch was out goes
+        in the next, over one connection, rather than a connection per claim."""
+        sender = self.dispatcher.senders.email
+        while self.emails:
+            items, self.emails = self.emails[: self.batch], self.emails[self.batch :]
+            messages = [m for item in items if isinstance(m := item.message, EmailMessage)]
+            try:
+                outcomes = await self.loop.run_in_executor(self.mail, sender.send, messages)
+            except Exception as exc:
+                # Senders report problems as outcomes; this is a bug, and the run must
+                # still account for every message it holds.
+                log.exception("email sender failed")
+                outcomes = [outbox.Outcome("retry", f"internal error: {exc!r}")] * len(items)
+            for item, outcome in zip(items, outcomes, strict=True):
+                self._arrive(item, outcome)
+        self.mailing = None
+
+    def _arrive(self, item: PreparedDelivery, outcome: outbox.Outcome | None) -> None:
+        self.arrived.append(DeliveryResult(item, outcome, self.dispatcher.clock()))
+        self.news.set()
+
+    async def _in_database(self, step: Callable[..., T], *args: Any) -> T:
+        return await self.loop.run_in_executor(self.database, step, *args)

@@ -30,10 +30,12 @@ class Outcome:
     """What a channel made of one message.
 
     sent: accepted; retry: try again later (`retry_after` seconds if the receiver asked);
-    failed: permanent, do not retry; gone: the endpoint said 410, disable it.
+    failed: permanent, do not retry; gone: the endpoint said 410, disable it; deferred:
+    not tried (its destination is busy with slow requests), try in `retry_after` seconds
+    without counting an attempt.
     """
 
-    status: Literal["sent", "retry", "failed", "gone"]
+    status: Literal["sent", "retry", "failed", "gone", "deferred"]
     error: str | None = None
     retry_after: float | None = None
 
@@ -59,7 +61,34 @@ def any_due(db: Session, now: datetime) -> bool:
     return db.execute(sa.select(sa.literal(1)).where(_due(now)).limit(1)).first() is not None
 
 
-def claim(db: Session, worker: str, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """What the dispatcher needs of a delivery it has claimed (read with the claim)."""
+
+    id: str
+    clinic_id: str
+    patient_id: str | None
+    session_id: str | None
+    kind: str
+    channel: str
+    target: str
+    due_at: datetime
+    expires_at: datetime | None
+    next_attempt_at: datetime
+    attempts: int
+    payload: str
+    created_at: datetime
+
+
+_CLAIMED_COLUMNS = tuple(
+    Delivery.__table__.c[name]  # type: ignore[attr-defined]
+    for name in ClaimedDelivery.__dataclass_fields__
+)
+
+
+def claim(
+    db: Session, worker: str, now: datetime, limit: int, lease: timedelta
+) -> list[ClaimedDelivery]:
     """Claim up to `limit` due deliveries (oldest due first) for `worker`; return them.
 
     Also takes over rows whose previous claim's lease has run out (a crashed worker).
@@ -77,23 +106,23 @@ def claim(db: Session, worker: str, now: datetime, limit: int, lease: timedelta)
     # the subquery again per row, and SKIP LOCKED then hands out further rows each time:
     # a batch of 6 claimed 10 in the PostgreSQL test.
     due = candidates.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
+    table = Delivery.__table__  # type: ignore[attr-defined]
     # The due condition is repeated on the UPDATE: under READ COMMITTED a row another
-    # worker claimed meanwhile no longer matches, and is not taken twice.
+    # worker claimed meanwhile no longer matches, and is not taken twice. Plain columns
+    # are returned: ORM objects cost more to load than the claim took.
     statement = (
-        sa.update(Delivery)
-        .where(Delivery.id == due.c.id)
+        sa.update(table)
+        .where(table.c.id == due.c.id)
         .where(_due(now))
         .values(
             state="sending",
             lease_until=now + lease,
             claimed_by=worker,
-            attempts=Delivery.attempts + 1,
+            attempts=table.c.attempts + 1,
         )
-        .returning(Delivery)
-        # Rows already in this session's identity map must show the claim just made.
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*_CLAIMED_COLUMNS)
     )
-    claimed = list(db.execute(statement).scalars().all())
+    claimed = [ClaimedDelivery(*row) for row in db.connection().execute(statement)]
     claimed.sort(key=lambda d: d.next_attempt_at)
     return claimed
 
@@ -108,7 +137,7 @@ def next_due(db: Session) -> datetime | None:
 
 
 def result_values(
-    delivery: Delivery,
+    delivery: ClaimedDelivery,
     outcome: Outcome,
     now: datetime,
     rand: Callable[[], float] = random.random,
@@ -124,6 +153,14 @@ def result_values(
         return {**done, "state": "sent", "sent_at": now}
     if outcome.status in ("failed", "gone"):
         return {**done, "state": "failed"}
+    if outcome.status == "deferred":
+        wait = timedelta(seconds=outcome.retry_after or 0)
+        return {
+            **done,
+            "state": "pending",
+            "next_attempt_at": now + wait,
+            "attempts": delivery.attempts - 1,
+        }
     delay = retry_delay(delivery.attempts, rand)
     if delay is None:
         return {**done, "state": "dead"}
@@ -171,3 +208,37 @@ def finish_many(db: Session, ids: list[str], worker: str, values: dict[str, Any]
         )
         done += result.rowcount  # type: ignore[attr-defined]
     return done
+
+
+def finish_sent(db: Session, worker: str, sent: list[tuple[str, datetime]]) -> None:
+    """Record deliveries the worker still holds as sent, each at its own time, in one
+    executemany (the bulk of every round of results)."""
+    if not sent:
+        return
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        sa.update(table)
+        .where(
+            table.c.id == sa.bindparam("row_id"),
+            table.c.state == "sending",
+            table.c.claimed_by == worker,
+        )
+        .values(state="sent", sent_at=sa.bindparam("at"), lease_until=None, last_error=None)
+    )
+    db.connection().execute(statement, [{"row_id": i, "at": at} for i, at in sent])
+
+
+def extend_leases(db: Session, ids: list[str], worker: str, until: datetime) -> None:
+    """Move the lease of deliveries the worker still holds (still out, or still waiting
+    for a sending slot) to `until`."""
+    for start in range(0, len(ids), 500):
+        db.execute(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.id).in_(ids[start : start + 500]),
+                col(Delivery.state) == "sending",
+                col(Delivery.claimed_by) == worker,
+            )
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )

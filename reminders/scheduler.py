@@ -72,12 +72,14 @@ class DispatchJob:
         self._aim(at or self.clock() + _WAKE_COALESCE)
 
     def close(self) -> None:
-        """Stop asking the scheduler anything; return once no such request is under way.
+        """Stop the dispatcher claiming more and stop asking the scheduler anything;
+        return once no such request is under way.
 
         APScheduler 3's `shutdown(wait=True)` holds the job store lock while it waits for
         running jobs, so a run that aimed its successor then would wait for that lock
         forever, and so would the shutdown (seen as `serve` ignoring Ctrl-C under load).
         """
+        self.dispatcher.stop()
         with self._aiming:
             self._closed = True
 

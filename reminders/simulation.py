@@ -13,6 +13,7 @@ What was received is read back from the outbox, so it is what the service really
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import json
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -67,15 +69,35 @@ CLINIC_ROUND = time(11, 0)
 
 
 class ClinicReceiver:
-    """The clinic's systems in a simulation: every webhook is taken."""
+    """The clinic's systems in a simulation: every webhook is taken at once."""
 
     def __init__(self) -> None:
         self.taken: list[str] = []
 
-    def send(self, messages: Sequence[WebhookMessage]) -> list[Outcome]:
-        """Accept each message."""
-        self.taken.extend(m.delivery_id for m in messages)
-        return [Outcome("sent") for _ in messages]
+    async def __aenter__(self) -> ClinicReceiver:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def submit(self, message: WebhookMessage) -> asyncio.Future[Outcome]:
+        """Take the message."""
+        self.taken.append(message.delivery_id)
+        taken: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        taken.set_result(Outcome("sent"))
+        return taken
+
+    def backlog(self) -> int:
+        """Nothing ever waits."""
+        return 0
+
+    def hand_back_queued(self) -> None:
+        """Nothing ever waits."""
 
 
 class _NotingMailbox:

@@ -699,6 +699,184 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+BURST_CLINICS = 10
+DRIBBLING_PATIENTS = 1_000
+
+
+def _arrivals_after(log: Path, offset: int) -> dict[str, float]:
+    """Arrivals logged after byte `offset` of the receivers' log."""
+    found: dict[str, float] = {}
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        for line in lines.read().decode().splitlines():
+            ident, _, when = line.rpartition(" ")
+            found.setdefault(ident, float(when))
+    return found
+
+
+def _reset_burst(rt: Any, clinics: list[str], cancelled: list[str], due: datetime) -> None:
+    """Make the reminders of `clinics` due again at `due`, as if never sent, and those
+    of `cancelled` not sendable."""
+    import sqlalchemy as sa
+
+    from reminders.models import Delivery
+
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    with rt.engine.begin() as connection:
+        connection.execute(
+            sa.update(table)
+            .where(table.c.clinic_id.in_(clinics), table.c.kind == "reminder")
+            .values(
+                state="pending", attempts=0, due_at=due, next_attempt_at=due, sent_at=None,
+                last_error=None, lease_until=None, claimed_by=None,
+            )
+        )  # fmt: skip
+        connection.execute(
+            sa.update(table)
+            .where(table.c.clinic_id.in_(cancelled), table.c.kind == "reminder")
+            .values(state="cancelled", lease_until=None, claimed_by=None)
+        )
+
+
+def _count_sent_of(rt: Any, clinics: list[str]) -> int:
+    import sqlalchemy as sa
+
+    from reminders.models import Delivery
+
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    with rt.engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(
+            table.c.clinic_id.in_(clinics), table.c.state == "sent", table.c.kind == "reminder"
+        )
+        return int(connection.execute(query).scalar_one())
+
+
+def _peak_rss_of(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _dispatch_all(args: argparse.Namespace) -> dict[str, Any]:
+    """The dispatch figures: the mixed burst against bare loops, then the big burst."""
+    figures = {} if args.no_baselines else bench_dispatch(args)
+    if args.burst:
+        figures.update(bench_burst(args))
+    return figures
+
+
+def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
+    """`args.burst` webhook reminders due at one instant, spread over the endpoints of 10
+    clinics (each its own port), sent by one `reminders worker` on SQLite; runs alternate
+    between the burst alone and the burst while an eleventh clinic's endpoint dribbles
+    (200, then a byte every 5 s) with its own reminders due at the same instant."""
+    from sqlmodel import Session
+
+    from reminders import db as database
+    from reminders.runtime import Runtime
+    from reminders.services import clinics, webhooks
+    from reminders.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        var_dir = Path(tmp)
+        ports = [_free_port() for _ in range(BURST_CLINICS + 1)]
+        log = var_dir / "arrivals.log"
+        log.touch()
+        receivers = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "bench_servers.py"), "many",
+             ",".join(map(str, ports)), str(log), str(ports[-1])],
+        )  # fmt: skip
+        worker = None
+        try:
+            for port in ports:
+                _wait_port(port)
+            settings = load_settings(
+                var_dir=var_dir, webhook_allow_http=True, webhook_allowed_hosts=["127.0.0.1"],
+                follow_up_after_min=0,
+            )  # fmt: skip
+            database.migrate(settings.database_url)
+            rt = Runtime.from_settings(settings)
+            zone = _zone_near_noon()
+            local = datetime.now(UTC).astimezone(ZoneInfo(zone)).strftime("%H:%M")
+            ids: list[str] = []
+            with Session(rt.engine) as db:
+                for n, port in enumerate(ports):
+                    clinic = clinics.create_clinic(db, f"Burst Clinic {n}")[0].id
+                    url = f"http://127.0.0.1:{port}/hooks"
+                    webhooks.add_endpoint(db, settings, clinic, url)
+                    ids.append(clinic)
+                db.commit()
+            ten, dribbling = ids[:BURST_CLINICS], ids[BURST_CLINICS]
+            print(
+                f"burst: enrolling {args.burst:,} patients of {BURST_CLINICS} clinics", flush=True
+            )
+            now = datetime.now(UTC)
+            share = args.burst // BURST_CLINICS
+            for clinic in ten:
+                _enroll_for(rt, clinic, share, zone, local, "webhook", now)
+            _enroll_for(rt, dribbling, DRIBBLING_PATIENTS, zone, local, "webhook", now)
+            _reset_burst(rt, [], ids, now)  # nothing goes before the first run
+            env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
+            env.update(
+                REMINDERS_VAR_DIR=tmp, REMINDERS_WEBHOOK_ALLOW_HTTP="true",
+                REMINDERS_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", REMINDERS_FOLLOW_UP_AFTER_MIN="0",
+            )  # fmt: skip
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "reminders", "worker"], env=env, cwd=ROOT,
+                stdout=(var_dir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            late: dict[bool, list[float]] = {False: [], True: []}
+            delivered: list[int] = []
+            for run in range(2 * args.burst_runs):
+                with_dribbler = run % 2 == 1
+                due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+                offset = log.stat().st_size
+                _reset_burst(rt, ten + ([dribbling] if with_dribbler else []),
+                             [] if with_dribbler else [dribbling], due)  # fmt: skip
+                deadline = time.monotonic() + 8 + args.timeout
+                total = share * BURST_CLINICS
+                while _count_sent_of(rt, ten) < total and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                arrived = _arrivals_after(log, offset)
+                arrived.pop("-", None)
+                lateness = [t - due.timestamp() for t in arrived.values()]
+                p99 = _percentile(lateness, 0.99) if lateness else float("nan")
+                late[with_dribbler].append(p99)
+                if not with_dribbler:
+                    delivered.append(_count_sent_of(rt, ten))
+                print(
+                    f"  run {run + 1}{' with a dribbling endpoint' if with_dribbler else ''}: "
+                    f"{len(arrived):,} of {total:,} arrived, lateness p99 {p99:.2f} s",
+                    flush=True,
+                )
+                time.sleep(2)
+            peak_rss = _peak_rss_of(worker.pid)
+            rt.close()
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    print("  the worker did not stop within 60 s; killed", flush=True)
+                    worker.kill()
+            receivers.terminate()
+            receivers.wait(timeout=10)
+    alone, beside = statistics.median(late[False]), statistics.median(late[True])
+    figures = {
+        "burst100k_size": args.burst,
+        "burst100k_delivered": min(delivered),
+        "burst100k_lateness_p99_s": alone,
+        "burst100k_peak_rss_mb": peak_rss,
+        "burst100k_dribbling_lateness_p99_s": beside,
+        "isolation_lateness_ratio": beside / alone,
+    }
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
+    return figures
+
+
 def main() -> None:
     if len(sys.argv) >= 2 and sys.argv[1] == "_once":
         kind, count = sys.argv[2], int(sys.argv[3])
@@ -724,8 +902,11 @@ def main() -> None:
     dispatch.add_argument("--slow", type=int, default=5_000)
     dispatch.add_argument("--baseline", type=int, default=5_000)
     dispatch.add_argument("--timeout", type=float, default=300)
+    dispatch.add_argument("--burst", type=int, default=100_000, help="0: skip the burst runs")
+    dispatch.add_argument("--burst-runs", type=int, default=3, help="runs with and without")
+    dispatch.add_argument("--no-baselines", action="store_true", help="only the burst runs")
     args = parser.parse_args()
-    runners = {"plan": bench_plan, "api": bench_api, "dispatch": bench_dispatch}
+    runners = {"plan": bench_plan, "api": bench_api, "dispatch": _dispatch_all}
     figures = runners[args.which](args)
     out = ROOT / "var" / "bench" / f"{args.which}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

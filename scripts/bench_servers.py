@@ -38,6 +38,50 @@ def webhook_receiver(port: int, log: Path, delay_s: float) -> None:
     )
 
 
+def many_receivers(ports: list[int], dribble_port: int, log: Path) -> None:
+    """Plain HTTP/1.1 receivers, one per port (each port a destination of its own),
+    in one process; the one on `dribble_port` answers 200 and then sends its body a
+    byte every 5 s."""
+    out = log.open("a", buffering=1)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        dribble = writer.get_extra_info("sockname")[1] == dribble_port
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                arrived = time.time()
+                length, ident = 0, b"-"
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"webhook-id":
+                        ident = value.strip()
+                if length:
+                    await reader.readexactly(length)
+                if dribble:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                    while True:
+                        await asyncio.sleep(5)
+                        writer.write(b".")
+                        await writer.drain()
+                out.write(f"{ident.decode()} {arrived}\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        servers = [
+            await asyncio.start_server(answer, "127.0.0.1", port, backlog=4096) for port in ports
+        ]
+        await asyncio.gather(*(server.serve_forever() for server in servers))
+
+    asyncio.run(serve())
+
+
 def smtp_server(port: int, log: Path) -> None:
     from aiosmtpd.controller import Controller
 
@@ -68,5 +112,8 @@ if __name__ == "__main__":
     kind, port_text, log_path = sys.argv[1:4]
     if kind == "webhook":
         webhook_receiver(int(port_text), Path(log_path), float(sys.argv[4]))
+    elif kind == "many":
+        ports = [int(p) for p in port_text.split(",")]
+        many_receivers(ports, int(sys.argv[4]), Path(log_path))
     else:
         smtp_server(int(port_text), Path(log_path))

@@ -35,7 +35,15 @@ def _no_operator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Servers under test run in threads; they keep real time while a test freezes the clock.
 freezegun.configure(
-    extend_ignore_list=["asyncio", "aiosmtpd", "http.server", "socketserver", "httpcore", "h11"]
+    extend_ignore_list=[
+        "asyncio",
+        "aiosmtpd",
+        "aiohttp",
+        "http.server",
+        "socketserver",
+        "httpcore",
+        "h11",
+    ]
 )
 
 

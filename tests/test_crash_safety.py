@@ -75,5 +75,6 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     ids = {d.id for d in db.exec(select(Delivery))}
     assert receiver.unique_ids() == ids
     duplicates = len(receiver.received) - len(ids)
-    assert 0 <= duplicates <= 25, "only the killed batch may be sent again"
+    # Only what the killed worker held (sent or not, its result unrecorded) goes twice.
+    assert 0 <= duplicates <= stranded, "only deliveries held at the kill may be sent again"
     assert second.returncode == 0, log.read_text()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from freezegun import freeze_time
 from sqlmodel import Session, select
 
-from reminders.dispatcher import Dispatcher, build_senders
+from reminders.dispatcher import EMAILS_WAITING_BATCHES, Dispatcher, build_senders
 from reminders.models import Delivery
 from reminders.runtime import Runtime
 from reminders.services import webhooks
@@ -79,7 +79,7 @@ def test_receiver_closing_mid_response_is_retried(
     dispatch(rt, NINE)
     (reminder,) = reminders(db)
     assert reminder.state == "pending"
-    assert reminder.last_error is not None and "RemoteProtocolError" in reminder.last_error
+    assert reminder.last_error is not None and "ClientPayloadError" in reminder.last_error
     dispatch(rt, at("2026-12-07 09:00:10"))
     assert reminders(db)[0].state == "sent"
     assert receiver.unique_ids() == {reminder.id}
@@ -149,3 +149,23 @@ def test_sqlite_locked_for_seconds_by_another_process_delays_but_loses_nothing(
     assert waited >= 1.5, "the dispatcher waited for the lock"
     assert {r.state for r in reminders(db)} == {"sent"}
     assert len(smtp.messages) == 3
+
+
+def test_a_slow_mail_server_gets_what_can_wait_and_the_rest_waits_in_the_outbox(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    rt.settings.dispatch_batch_size = 2
+    waiting_room = EMAILS_WAITING_BATCHES * 2
+    email_reminders(db, rt, 2 + waiting_room + 4)
+    smtp.delay_s = 0.3
+    dispatch(rt, NINE)
+    rows = reminders(db)
+    sent = [r for r in rows if r.state == "sent"]
+    waiting = [r for r in rows if r.state == "pending"]
+    # One batch out, the waiting room full, the rest handed back.
+    assert (len(sent), len(waiting)) == (2 + waiting_room, 4)
+    for row in waiting:
+        assert (row.attempts, row.last_error) == (0, "waiting: the mail server is busy")
+        assert row.next_attempt_at == NINE + timedelta(seconds=30)
+    dispatch(rt, NINE + timedelta(seconds=30))
+    assert len(smtp.messages) == len(rows), "the next run takes them up"

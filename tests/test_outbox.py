@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -83,14 +84,13 @@ def test_retry_schedule_backs_off_then_gives_up() -> None:
 
 def test_out_of_retries_is_dead_and_past_the_window_is_expired(db: Session) -> None:
     due_deliveries(db, 1)
-    (delivery,) = outbox.claim(db, "a", NOW, 10, LEASE)
-    delivery.attempts = 10
+    (claimed,) = outbox.claim(db, "a", NOW, 10, LEASE)
+    delivery = dataclasses.replace(claimed, attempts=10)
     retry = outbox.Outcome("retry", "HTTP 503")
     assert outbox.result_values(delivery, retry, NOW)["state"] == "dead"
-    delivery.attempts = 1
-    delivery.expires_at = NOW + timedelta(seconds=3)
+    delivery = dataclasses.replace(claimed, attempts=1, expires_at=NOW + timedelta(seconds=3))
     assert outbox.result_values(delivery, retry, NOW)["state"] == "expired"
-    delivery.expires_at = None
+    delivery = dataclasses.replace(claimed, attempts=1, expires_at=None)
     values = outbox.result_values(delivery, outbox.Outcome("retry", "429", 600.0), NOW)
     assert values["next_attempt_at"] == NOW + timedelta(seconds=600)
 

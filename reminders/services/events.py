@@ -93,17 +93,19 @@ def escalate(
     *,
     session_id: str | None = None,
     enrollment_id: str | None = None,
+    once: str | None = None,
 ) -> bool:
     """Tell the clinic a patient needs attention, unless the same cause is still open:
     store it for the clinic's inbox, and queue a `patient.escalation` webhook and, where
     the clinic has an alert address, an email. Returns True if a new one was opened.
 
-    A cause is the reason for one enrollment (for the patient where none is named), or
-    for one session where a side effect was reported. `detail` must hold ids and dates
-    only: it is stored and shown to whoever reads the inbox.
+    A cause is the reason for one enrollment (for the patient where none is named), for
+    one session where a side effect was reported, or the key `once` (one cause however
+    many messages it hits, e.g. a mail server refusing them). `detail` must hold ids and
+    dates only: it is stored and shown to whoever reads the inbox.
     """
     escalation_id = new_id()
-    about = session_id if reason == "side_effect" else enrollment_id
+    about = once or (session_id if reason == "side_effect" else enrollment_id)
     open_key = f"{about or patient.id}:{reason}"
     row = {
         "id": escalation_id,

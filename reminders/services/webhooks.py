@@ -18,10 +18,25 @@ from reminders.settings import Settings
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
+def check_endpoint_url(settings: Settings, url: str) -> None:
+    """Raise InvalidInput('url', ...) unless webhooks may go to `url`. It resolves the
+    host, which blocks: on an event loop, run it in a thread."""
+    check_url(
+        url, allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts
+    )
+
+
 def add_endpoint(
-    db: Session, settings: Settings, clinic_id: str, url: str, events: str = "*"
+    db: Session,
+    settings: Settings,
+    clinic_id: str,
+    url: str,
+    events: str = "*",
+    *,
+    url_checked: bool = False,
 ) -> WebhookEndpoint:
     """Register an endpoint with a new secret; return it (the secret is shown once).
+    `url_checked`: the caller has already run `check_endpoint_url` (off its event loop).
 
     Raises NotFound for an unknown clinic, InvalidInput naming `url` or `events`.
     """
@@ -30,9 +45,8 @@ def add_endpoint(
     # urllib drops tabs and line breaks from a URL before parsing it, so the check
     # below would pass a URL that is stored and sent with them.
     checked("url", url, single_line)
-    check_url(
-        url, allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts
-    )
+    if not url_checked:
+        check_endpoint_url(settings, url)
     wanted = [e.strip() for e in events.split(",") if e.strip()]
     unknown = [e for e in wanted if e != "*" and e not in EVENT_TYPES]
     if not wanted or unknown:

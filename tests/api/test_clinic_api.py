@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time as time_module
 from datetime import time, timedelta
+from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
 from reminders.models import Delivery
@@ -200,3 +205,32 @@ def test_endpoint_with_an_unknown_event_type_is_refused_naming_it(api: Api) -> N
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["body", "events"]
     assert "session.confirmd" in refused.json()["detail"][0]["msg"]
+
+
+def test_a_slow_dns_answer_at_registration_holds_up_no_other_request(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name server that takes its time, for one name: the registration check resolves
+    # it; every other look-up is the system's.
+    system = socket.getaddrinfo
+
+    def slow_for_one_name(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.clinic.example":
+            time_module.sleep(1.5)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
+        return system(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_for_one_name)
+    answers: list[Any] = []
+    registering = threading.Thread(
+        target=lambda: answers.append(
+            api.post("/v1/webhook-endpoints", {"url": "https://slow-dns.clinic.example/h"})
+        )
+    )
+    registering.start()
+    time_module.sleep(0.2)
+    started = time_module.monotonic()
+    assert api.get("/v1/clinic").status_code == 200
+    assert time_module.monotonic() - started < 0.8, "answered while the look-up was out"
+    registering.join(timeout=10)
+    assert answers[0].status_code == 201, answers[0].text

@@ -21,6 +21,14 @@ def resolver(*addresses: str):  # type: ignore[no-untyped-def]
         ("https://metadata.example/x", ["169.254.169.254"], "non-public"),
         ("https://v6.example/x", ["::1"], "non-public"),
         ("https://mixed.example/x", ["93.184.216.34", "192.168.0.4"], "non-public"),
+        # IPv6 forms that carry a private IPv4 address, and deprecated site-local.
+        ("https://[64:ff9b::a9fe:a9fe]/x", [], "carries 169.254.169.254"),
+        ("https://nat64.example/x", ["64:ff9b:1::a00:1"], "carries 10.0.0.1"),
+        ("https://[::127.0.0.1]/x", [], "carries 127.0.0.1"),
+        ("https://mapped.example/x", ["::ffff:10.1.2.3"], "non-public"),
+        ("https://[2002:a9fe:a9fe::]/x", [], "carries 169.254.169.254"),
+        ("https://teredo.example/x", ["2001:0:4136:e378:8000:63bf:3fff:fdd2"], "non-public"),
+        ("https://[fec0::1]/x", [], "site-local"),
         ("not a url", [], "https"),
     ],
 )
@@ -62,3 +70,14 @@ def test_new_secrets_are_random_whsec_values() -> None:
     first, second = new_webhook_secret(), new_webhook_secret()
     assert first.startswith("whsec_")
     assert first != second
+
+
+def test_ipv6_forms_of_public_addresses_are_accepted() -> None:
+    # NAT64 and 6to4 of 93.184.216.34, a public address.
+    for address in ("64:ff9b::5db8:d822", "2002:5db8:d822::1", "2606:4700::1111"):
+        check_url(
+            "https://hooks.clinic.example/x",
+            allow_http=False,
+            allowed_hosts=(),
+            resolve=resolver(address),
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.routes.patients import Cursor, Limit, PageOut
@@ -19,9 +20,11 @@ async def create_endpoint(
     body: WebhookEndpointCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> WebhookEndpointPublic:
     """Register a receiver. The answer holds its signing secret, shown only this once."""
+    # Resolving the host can take seconds; in a thread it holds up no other request.
+    await run_in_threadpool(webhooks.check_endpoint_url, rt.settings, body.url)
     async with tx.write() as db:
         endpoint = webhooks.add_endpoint(
-            db, rt.settings, clinic.id, body.url, ",".join(body.events)
+            db, rt.settings, clinic.id, body.url, ",".join(body.events), url_checked=True
         )
         return WebhookEndpointPublic.of(endpoint, with_secret=True)
 

@@ -1,0 +1,132 @@
+"""Whether a claimed delivery is still worth sending: now, later, or never.
+
+Pure: plain values in, a decision out; no database, no clock (`now` is passed), no I/O.
+The dispatcher loads the rows, calls `decide`, and acts on the answer.
+
+How a delivery moves (the outbox in `outbox.py` writes these states):
+
+    pending --claim--> sending --sent-------------------------> sent
+       ^                  |----retry (room in the schedule)---> pending
+       |                  |----retry, no room left -----------> dead
+       |                  |----retry after its window --------> expired
+       |                  |----refused for good, 410 ---------> failed
+       |                  |----End(...) from `decide` --------> cancelled / expired / failed
+       +----Defer(until)--+   (quiet hours: not an attempt)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from reminders.timing import QuietHours, after_quiet_hours
+
+
+class DeliveryState(StrEnum):
+    """The states of a delivery (drawn in this module's docstring)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
+SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})
+# Messages about an enrollment that has ended: still worth sending once it is not active.
+ABOUT_THE_END = frozenset({"completed"})
+
+
+@dataclass(frozen=True, slots=True)
+class PatientMessageFacts:
+    """What `decide` needs to know about a message for a patient.
+
+    `session_status` and `enrollment_status` are None for a message tied to neither;
+    `patient_reachable` is False when the patient unsubscribed or no longer exists.
+    """
+
+    kind: str
+    expires_at: datetime | None
+    patient_reachable: bool
+    session_status: str | None
+    enrollment_status: str | None
+    zone: str
+    quiet: QuietHours
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send it now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Not now: try again at `until` (quiet hours). Not an attempt."""
+
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """Never: the delivery ends in `state` for `reason`."""
+
+    state: DeliveryState
+    reason: str
+
+
+Decision = Send | Defer | End
+SEND = Send()
+
+
+def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
+    """Return whether the patient message described by `facts` goes out at `now`."""
+    if not facts.patient_reachable:
+        return End(DeliveryState.CANCELLED, "patient unsubscribed")
+    if facts.expires_at is not None and now >= facts.expires_at:
+        return End(DeliveryState.EXPIRED, "useful window passed")
+    if (
+        facts.session_status is not None
+        and facts.kind in SESSION_BOUND
+        and facts.session_status != "planned"
+    ):
+        return End(DeliveryState.CANCELLED, f"session {facts.session_status}")
+    if (
+        facts.enrollment_status is not None
+        and facts.enrollment_status != "active"
+        and facts.kind not in ABOUT_THE_END
+    ):
+        return End(DeliveryState.CANCELLED, f"enrollment {facts.enrollment_status}")
+    resume = after_quiet_hours(now, facts.zone, facts.quiet)
+    if resume <= now:
+        return SEND
+    if facts.expires_at is not None and resume >= facts.expires_at:
+        return End(DeliveryState.EXPIRED, "quiet hours until too late")
+    return Defer(resume)
+
+
+# Messages to the clinic itself: if one cannot be delivered, telling the clinic again by
+# the same means would only fail again (and loop).
+TO_THE_CLINIC = frozenset({"clinic_alert", "escalation", "patient.escalation"})
+
+
+def undeliverable_cause(
+    kind: str, channel: str, state: str, error: str | None, told_already: bool
+) -> str | None:
+    """Return the cause to tell the clinic about when a delivery ends in `state`, or None.
+
+    A delivery that ends failed or dead leaves a patient without a message, so the clinic
+    hears of it, once per cause: the cause is the channel and the error without its
+    details (`HTTP 500`, `SMTP 550 ...`, `internal error`), so a broken mail server makes
+    one alert, not one per message. Not for messages to the clinic itself, nor when the
+    clinic was already told by other means (its endpoint was disabled or is failing).
+    """
+    if state not in (DeliveryState.FAILED, DeliveryState.DEAD) or told_already:
+        return None
+    if kind in TO_THE_CLINIC:
+        return None
+    summary = (error or "unknown error").split(": ", 1)[0].strip()
+    return f"{channel}: {summary}"

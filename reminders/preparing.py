@@ -1,0 +1,260 @@
+"""Preparing claimed deliveries: read the rows they refer to, decide with `decide`
+whether each is still worth sending, and render the message (with its link tokens) or
+the values that end it now. Runs inside one transaction per batch; the tokens it makes
+are written in that transaction too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from email.message import EmailMessage
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from reminders.channels.webhook import WebhookMessage
+from reminders.db import read_columns, table_of
+from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
+from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
+from reminders.models import (
+    Clinic,
+    Enrollment,
+    Patient,
+    TreatmentSession,
+    WebhookEndpoint,
+)
+from reminders.outbox import ClaimedDelivery
+from reminders.runtime import Runtime
+from reminders.services.reminding import EVENT_FOR_KIND, recipient
+from reminders.timing import QuietHours, end_of_local_day, zone
+from reminders.tokens import link_token, token_row
+
+log = logging.getLogger(__name__)
+
+# Messages whose links let the patient act on the session (staff record appointments).
+LINKED = (SESSION_BOUND - {"appointment"}) | {"missed", "overdue"}
+CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
+
+
+class SigningTarget(NamedTuple):
+    """Where a webhook goes and the secrets that sign it now."""
+
+    url: str
+    secrets: tuple[str, ...]
+
+
+@dataclass
+class PreparedDelivery:
+    """A claimed delivery and either a message to send or the values that end it now."""
+
+    delivery: ClaimedDelivery
+    message: EmailMessage | WebhookMessage | None = None
+    values: dict[str, Any] | None = None
+    endpoint_id: str | None = None
+
+
+class BatchRows:
+    """The rows a batch of deliveries refers to, read with one query per table rather
+    than several per delivery; and the link tokens the batch makes, written at once."""
+
+    def __init__(self, db: Any, claimed: list[ClaimedDelivery]) -> None:
+        self.rows: dict[type[Any], dict[str, Any]] = {}
+        self.tokens: list[dict[str, Any]] = []
+        self._read(db, Clinic, {d.clinic_id for d in claimed})
+        self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
+        sessions = self._read(db, TreatmentSession, {d.session_id for d in claimed if d.session_id})
+        self._read(db, Enrollment, {s.enrollment_id for s in sessions})
+        hooks = {d.target for d in claimed if d.channel == "webhook"}
+        self._read(db, WebhookEndpoint, hooks)
+
+    def _read(self, db: Any, model: type[Any], ids: set[str]) -> list[Any]:
+        # Core rows answer attribute access by column name like the models do, and
+        # cost a fraction of ORM objects (loading them was most of preparing's time).
+        found: dict[str, Any] = self.rows.setdefault(model, {})
+        table = table_of(model)
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row in read_columns(db, sa.select(table).where(table.c.id.in_(chunk))):
+                found[row.id] = row
+        return list(found.values())
+
+    def get(self, model: type[Any], ident: str | None) -> Any:
+        """Return the row of `model` with id `ident`, or None."""
+        return self.rows.get(model, {}).get(ident) if ident else None
+
+
+def _ending(delivery: ClaimedDelivery, state: str, reason: str) -> PreparedDelivery:
+    return PreparedDelivery(delivery, values=_ended(state, reason))
+
+
+def _ended(state: str, reason: str) -> dict[str, Any]:
+    return {"state": state, "last_error": reason, "lease_until": None}
+
+
+@dataclass
+class Preparer:
+    """Turns claimed deliveries into messages to send, or into the values that end them."""
+
+    rt: Runtime
+    clock: Callable[[], datetime]
+
+    def prepare(
+        self, loaded: BatchRows, delivery: ClaimedDelivery, now: datetime
+    ) -> PreparedDelivery:
+        """Prepare one delivery; a bug in one message must not stall the whole batch
+        (it would be claimed, crash and be claimed again for ever), so it fails alone."""
+        tokens = len(loaded.tokens)
+        try:
+            return self._prepare(loaded, delivery, now)
+        except Exception as exc:
+            del loaded.tokens[tokens:]
+            log.exception("could not prepare delivery %s", delivery.id)
+            return _ending(delivery, "failed", f"internal error: {exc!r}")
+
+    def _prepare(self, db: BatchRows, delivery: ClaimedDelivery, now: datetime) -> PreparedDelivery:
+        settings = self.rt.settings
+        if "." in delivery.kind:
+            return self._prepare_event(db, delivery)
+        if delivery.kind in CLINIC_EMAILS:
+            clinic = db.get(Clinic, delivery.clinic_id)
+            if clinic is None or not clinic.alert_email:
+                return PreparedDelivery(
+                    delivery, values=_ended("failed", "clinic has no alert email")
+                )
+            payload = json.loads(delivery.payload)
+            alert = clinic_email(
+                payload["subject"],
+                payload["text"],
+                delivery_id=delivery.id,
+                sender=settings.email_from,
+                to=clinic.alert_email,
+                now=now,
+            )
+            return PreparedDelivery(delivery, message=alert)
+        patient = db.get(Patient, delivery.patient_id)
+        session = db.get(TreatmentSession, delivery.session_id) if delivery.session_id else None
+        enrollment = db.get(Enrollment, session.enrollment_id) if session else None
+        who = recipient(patient, settings) if patient is not None else None
+        zone_name = session.timezone if session else patient.timezone if patient else "UTC"
+        facts = PatientMessageFacts(
+            kind=delivery.kind,
+            expires_at=delivery.expires_at,
+            patient_reachable=patient is not None and patient.unsubscribed_at is None,
+            session_status=session.status if session else None,
+            enrollment_status=enrollment.status if enrollment else None,
+            zone=zone_name,
+            quiet=who.quiet if who else QuietHours(time(0), time(0)),
+        )
+        decision = decide(facts, now)
+        if isinstance(decision, End):
+            return _ending(delivery, decision.state, decision.reason)
+        if isinstance(decision, Defer):
+            # Not an attempt: give back the attempt the claim counted.
+            wait = {"state": "pending", "next_attempt_at": decision.until, "lease_until": None}
+            return PreparedDelivery(delivery, values={**wait, "attempts": delivery.attempts - 1})
+        assert patient is not None
+        links = self._links(
+            db, delivery, patient, session if delivery.kind in LINKED else None, now
+        )
+        local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
+        protocol = self.rt.protocols.get(enrollment.protocol_id) if enrollment else None
+        message = PatientMessage(
+            kind=delivery.kind,
+            name=patient.name,
+            local_date=local_date,
+            minutes=session.minutes if session else None,
+            body_area=enrollment.body_area if enrollment else None,
+            tips=protocol.tips if protocol else (),
+            preparation=protocol.preparation if protocol else (),
+            links=links,
+            **PatientMessage.facts_from(json.loads(delivery.payload)),
+        )
+        if delivery.channel == "email":
+            if not patient.email:
+                return PreparedDelivery(
+                    delivery, values=_ended("failed", "patient has no email address")
+                )
+            email = patient_email(
+                message,
+                delivery_id=delivery.id,
+                sender=settings.email_from,
+                to=patient.email,
+                now=now,
+            )
+            return PreparedDelivery(delivery, message=email)
+        endpoint = self._endpoint(db, delivery.target, now)
+        if endpoint is None:
+            return _ending(delivery, "failed", "webhook endpoint disabled")
+        data = {
+            "delivery_id": delivery.id,
+            "kind": delivery.kind,
+            "patient_id": patient.id,
+            "external_id": patient.external_id,
+            "session_id": session.id if session else None,
+            "enrollment_id": enrollment.id if enrollment else None,
+            "local_date": local_date.isoformat(),
+            "timezone": zone_name,
+            "minutes": message.minutes,
+            "links": {"session": links.session, "unsubscribe": links.unsubscribe},
+        }
+        body = webhook_body(EVENT_FOR_KIND[delivery.kind], delivery.due_at, data)
+        hook = WebhookMessage(
+            delivery.id, endpoint.url, endpoint.secrets, body, int(now.timestamp())
+        )
+        return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
+
+    def _prepare_event(self, db: BatchRows, delivery: ClaimedDelivery) -> PreparedDelivery:
+        """A clinic event: its data was fixed when it happened; only the signing is new."""
+        endpoint = self._endpoint(db, delivery.target, self.clock())
+        if endpoint is None:
+            return _ending(delivery, "failed", "webhook endpoint disabled")
+        data = json.loads(delivery.payload)
+        body = webhook_body(delivery.kind, delivery.created_at, data)
+        stamp = int(self.clock().timestamp())
+        hook = WebhookMessage(delivery.id, endpoint.url, endpoint.secrets, body, stamp)
+        return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
+
+    @staticmethod
+    def _endpoint(db: BatchRows, endpoint_id: str, now: datetime) -> SigningTarget | None:
+        """Return an enabled endpoint's URL and the secrets that sign for it now."""
+        endpoint = db.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            return None
+        active = [endpoint.secret]
+        if (
+            endpoint.previous_secret
+            and endpoint.previous_secret_until
+            and (endpoint.previous_secret_until > now)
+        ):
+            active.append(endpoint.previous_secret)
+        return SigningTarget(endpoint.url, tuple(active))
+
+    def _links(
+        self,
+        loaded: BatchRows,
+        delivery: ClaimedDelivery,
+        patient: Patient,
+        session: TreatmentSession | None,
+        now: datetime,
+    ) -> Links:
+        settings = self.rt.settings
+        base = settings.base_url.rstrip("/")
+        session_link = None
+        if session is not None:
+            token = link_token(self.rt.secret_key, delivery.id, "session")
+            # A late confirmation is welcome for a while; a link should not reach
+            # sessions weeks later.
+            expires = end_of_local_day(
+                session.local_date + timedelta(days=settings.session_link_days), session.timezone
+            )
+            loaded.tokens.append(token_row(token, patient.id, session.id, "session", expires, now))
+            session_link = f"{base}/s/{token}"
+        unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
+        expires = now + timedelta(days=settings.unsubscribe_ttl_days)
+        loaded.tokens.append(token_row(unsubscribe, patient.id, None, "unsubscribe", expires, now))
+        return Links(session_link, f"{base}/u/{unsubscribe}")
