@@ -129,4 +129,7 @@ def undeliverable_cause(
     if kind in TO_THE_CLINIC:
         return None
     summary = (error or "unknown error").split(": ", 1)[0].strip()
+    if summary.startswith("SMTP "):
+        # A mail server's text often quotes the recipient: the reply code is the cause.
+        summary = " ".join(summary.split()[:2])
     return f"{channel}: {summary}"

@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from reminders.channels.webhook import SLOW_DEFER_S, SLOW_QUEUE, SLOW_SLOTS, Resolver
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Delivery
+from reminders.models import Delivery, Escalation
 from reminders.runtime import Runtime
 from reminders.services import webhooks
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
@@ -256,10 +256,10 @@ def test_ipv6_forms_of_private_addresses_are_refused_when_sending(
     assert refused.last_error is not None and "non-public address" in refused.last_error
     arrived_at(receiver, secret)
     assert state(db, good).state == "sent"
-    # The clinic hears of it once (an email to its alert address is queued).
-    alerts = db.exec(select(Delivery).where(Delivery.kind == "escalation")).all()
-    assert len(alerts) == 1
-    assert "non-public address" in alerts[0].payload
+    # The clinic hears of it once: an escalation in its inbox (and its alert email,
+    # where it has an address).
+    (alert,) = db.exec(select(Escalation).where(Escalation.reason == "undeliverable")).all()
+    assert "non-public address" in alert.detail
 
 
 def test_what_a_slow_destination_cannot_send_soon_goes_back_to_the_outbox(
@@ -302,9 +302,8 @@ def test_the_clinic_hears_once_of_a_cause_however_many_messages_it_stops(
     Run(rt, private).join()
     reminders = db.exec(select(Delivery).where(Delivery.kind == "reminder")).all()
     assert [r.state for r in reminders] == ["failed"] * 4
-    emails = db.exec(select(Delivery).where(Delivery.kind == "escalation")).all()
-    assert len(emails) == 1
-    assert "host 'hooks.bad.test' resolves to a non-public address 10.0.0.7" in emails[0].payload
+    (alert,) = db.exec(select(Escalation).where(Escalation.reason == "undeliverable")).all()
+    assert "host 'hooks.bad.test' resolves to a non-public address 10.0.0.7" in alert.detail
     events = db.exec(select(Delivery).where(Delivery.kind == "patient.escalation")).all()
     assert len(events) == 1, "and one event to the clinic's endpoint"
     assert b'"reason": "undeliverable"' in events[0].payload.encode()

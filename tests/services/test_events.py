@@ -142,6 +142,6 @@ def test_a_dead_delivery_escalates_to_the_clinic_by_email(
     assert (given_up.state, given_up.attempts) == ("dead", 10)
     alerts = [m for m in smtp.messages if m["To"] == "nurse@clinic.example.org"]
     assert len(alerts) == 1
-    assert "mailbox over quota" in alerts[0].get_content()
+    assert "(email: SMTP 451)" in alerts[0].get_content()  # the code, never the text
     assert "10 attempt(s)" in alerts[0].get_content()
     assert any(b"undeliverable" in r.body for r in receiver.received), "and by webhook"
