@@ -322,7 +322,11 @@ class _Runner:
                 sweep(self.rt, now)
                 next_sweep = self._next_local(next_sweep)
                 changed = True
-            self.dispatcher.dispatch()
+            # A dispatcher run has a cost of its own (an event loop, a database thread):
+            # start one only when something is due.
+            ready = self.dispatcher.next_due() if changed else due
+            if ready is not None and ready <= now:
+                self.dispatcher.dispatch()
             self._record(now, changed)
             if due is not None and due <= now and self.dispatcher.next_due() == due:
                 # Nothing could move it now (a lease, a retry): look again a bit later.
