@@ -116,4 +116,7 @@ def test_a_killed_worker_leaves_its_claims_to_the_other_after_the_lease(
     ids = {d.id for d in db.exec(select(Delivery))}
     assert receiver.unique_ids() == ids, "de-duplicating on webhook-id, each exactly once"
     resent = len(receiver.received) - len(ids)
-    assert 0 <= resent <= BATCH, "only the killed worker's batch in flight may come twice"
+    # At least once: what the killed worker had sent but not yet recorded comes twice,
+    # at most the requests it had out and the batch of results waiting to be written.
+    in_flight = rt.settings.webhook_concurrency + BATCH
+    assert 0 <= resent <= in_flight, "only what the killed worker had in flight may come twice"
