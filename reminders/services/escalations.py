@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.errors import Conflict, NotFound
 from reminders.models import Enrollment, Escalation, EscalationState, Patient
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
-from reminders.services.reading import Page, check_page, page_of
+from reminders.services.reading import Page, newest_first
 
 STATES = tuple(EscalationState)
 
@@ -24,16 +24,7 @@ def list_escalations(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[Escalation]:
     """Return a page of the clinic's escalations, newest first, optionally in one state."""
-    check_page(cursor, limit)
-    if state is not None and state not in STATES:
-        raise InvalidInput("state", f"must be one of {', '.join(STATES)}")
-    query = select(Escalation).where(Escalation.clinic_id == clinic_id)
-    if state:
-        query = query.where(Escalation.state == state)
-    if cursor:
-        query = query.where(col(Escalation.id) < cursor)
-    rows = db.exec(query.order_by(col(Escalation.id).desc()).limit(limit + 1)).all()
-    return page_of(rows, limit, "id")
+    return newest_first(db, Escalation, clinic_id, state, STATES, cursor, limit)
 
 
 def get_escalation(db: Session, clinic_id: str | None, escalation_id: str) -> Escalation:

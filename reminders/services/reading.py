@@ -22,6 +22,7 @@ from reminders.models import (
     Delivery,
     Enrollment,
     EnrollmentPublic,
+    Escalation,
     OutcomeTrend,
     Patient,
     PatientRisk,
@@ -72,20 +73,37 @@ def list_patients(db: Session, clinic_id: str, cursor: str | None, limit: int) -
     return page_of(rows, limit, "id")
 
 
+M = TypeVar("M", Delivery, Escalation)
+
+
+def newest_first(
+    db: Session,
+    model: type[M],
+    clinic_id: str,
+    state: str | None,
+    states: Sequence[str],
+    cursor: str | None,
+    limit: int,
+) -> Page[M]:
+    """Return a page of the clinic's rows of `model` (ids sort by time), newest first,
+    optionally those in one of `states`; raise InvalidInput naming the field."""
+    check_page(cursor, limit)
+    if state is not None and state not in states:
+        raise InvalidInput("state", f"must be one of {', '.join(states)}")
+    query = select(model).where(col(model.clinic_id) == clinic_id)
+    if state:
+        query = query.where(col(model.state) == state)
+    if cursor:
+        query = query.where(col(model.id) < cursor)
+    rows = db.exec(query.order_by(col(model.id).desc()).limit(limit + 1)).all()
+    return page_of(rows, limit, "id")
+
+
 def list_deliveries(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[Delivery]:
     """Return a page of the clinic's deliveries, newest first, optionally in one state."""
-    check_page(cursor, limit)
-    if state is not None and state not in DELIVERY_STATES:
-        raise InvalidInput("state", f"must be one of {', '.join(DELIVERY_STATES)}")
-    query = select(Delivery).where(Delivery.clinic_id == clinic_id)
-    if state:
-        query = query.where(Delivery.state == state)
-    if cursor:
-        query = query.where(col(Delivery.id) < cursor)
-    rows = db.exec(query.order_by(col(Delivery.id).desc()).limit(limit + 1)).all()
-    return page_of(rows, limit, "id")
+    return newest_first(db, Delivery, clinic_id, state, DELIVERY_STATES, cursor, limit)
 
 
 def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> Delivery:
