@@ -32,7 +32,6 @@ from reminders.protocols import WEEKDAYS, Phase, Protocol
 SessionStatus = Literal["planned", "confirmed", "skipped", "missed", "cancelled", "unrecorded"]
 ReviewAction = Literal["continue", "move_on", "end"]
 ChangeReason = Literal["sessions", "dry", "no_response", "relapse", "decision"]
-ALL_WEEKDAYS: frozenset[int] = frozenset(range(7))
 # Once a patient has stopped confirming and the clinic has been told, reminders come
 # at most this often until the patient confirms again or the clinic acts.
 SLOWED_GAP = timedelta(days=7)

@@ -73,7 +73,8 @@ class BatchRows:
 
     def _read(self, db: Any, model: type[Any], ids: set[str]) -> list[Any]:
         # Core rows answer attribute access by column name like the models do, and
-        # cost a fraction of ORM objects (loading them was most of preparing's time).
+        # cost a fraction of ORM objects, which preparing would otherwise spend its
+        # time loading.
         found: dict[str, Any] = self.rows.setdefault(model, {})
         table = table_of(model)
         wanted = sorted(ids)

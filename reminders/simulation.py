@@ -170,7 +170,6 @@ class Simulation:
 class _Course:
     """The simulated patient and what the loop knows of them."""
 
-    clinic_id: str
     patient_id: str
     enrollment_id: str
     timezone: str
@@ -267,7 +266,7 @@ def _set_up(
         screening={c: False for c in protocol.contraindications},
     )
     enrollment = enrollments.enroll(db, rt, clinic.id, patient.id, request, now)
-    return _Course(clinic.id, patient.id, enrollment.id, timezone, start)
+    return _Course(patient.id, enrollment.id, timezone, start)
 
 
 class _Runner:

@@ -112,7 +112,7 @@ def session_page(
             preselected=preselected.isoformat(),
             body_area=enrollment.body_area,
             tips=protocol.tips if protocol else (),
-            scale=protocol.scale if protocol and protocol.scale else None,
+            scale=protocol.scale if protocol else None,
             side_effects=SIDE_EFFECT_CHOICES,
             action=request.query_params.get("action"),
             base=f"/s/{token}",
