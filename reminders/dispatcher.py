@@ -21,7 +21,7 @@ import random
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,10 +52,9 @@ T = TypeVar("T")
 POLL_S = 0.25
 # Claimed deliveries held at once (waiting for a slot, or out), in batches.
 HELD_BATCHES = 10
-# Emails waiting for the mail thread, in batches, beyond which more are handed back to
-# the outbox for MAIL_DEFER_S (not counted as attempts).
+# Emails waiting for the mail thread, in batches, beyond which the run claims no more
+# emails until the mail server catches up (other channels' work is still claimed).
 EMAILS_WAITING_BATCHES = 4
-MAIL_DEFER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -137,17 +136,25 @@ class Dispatcher:
 
     # The database steps, each one transaction, run in the run's database thread.
 
-    def claim_and_prepare(self, limit: int) -> list[PreparedDelivery]:
-        """Claim up to `limit` due deliveries and prepare them."""
+    def claim_and_prepare(self, limit: int, channels: Collection[str]) -> list[PreparedDelivery]:
+        """Claim up to `limit` due deliveries of each of `channels` and prepare them.
+
+        Each channel is claimed on its own so that one channel's backlog (thousands of
+        webhooks due at one instant) does not keep another's messages waiting behind
+        it: each goes at its own pace from the start."""
         now = self.clock()
         # Most looks find nothing due; reading first spares the API a wait for the
         # write lock the claim would take.
         with session_scope(self.rt.engine, write=False) as db:
-            if not outbox.any_due(db, now):
+            if not outbox.any_due(db, now, channels):
                 return []
         lease = timedelta(seconds=self.rt.settings.lease_s)
         with session_scope(self.rt.engine) as db:
-            claimed = outbox.claim(db, self.worker, now, limit, lease)
+            claimed = [
+                delivery
+                for channel in channels
+                for delivery in outbox.claim(db, self.worker, now, limit, lease, [channel])
+            ]
         if not claimed:
             return []
         preparer = Preparer(self.rt, self.clock)
@@ -315,11 +322,13 @@ class _Run:
             more_due = False
             if self.dispatcher.stopping:
                 self.dispatcher.senders.webhook.hand_back_queued()
-            elif self._has_room() and self.loop.time() >= next_look:
+            elif (channels := self._channels_with_room()) and self.loop.time() >= next_look:
                 limit = min(self.batch, self.batch * HELD_BATCHES - len(self.held))
-                prepared = await self._in_database(self.dispatcher.claim_and_prepare, limit)
+                prepared = await self._in_database(
+                    self.dispatcher.claim_and_prepare, limit, channels
+                )
                 self._hand_over(prepared)
-                more_due = len(prepared) == limit
+                more_due = len(prepared) >= limit
                 next_look = self.loop.time() if more_due else self.loop.time() + POLL_S
             if self.arrived:
                 results, self.arrived = self.arrived, []
@@ -332,14 +341,21 @@ class _Run:
                 next_renewal = self.loop.time() + self.lease_s / 3
             if not self.held and not self.arrived and not more_due:
                 return self.handled
-            if not self._has_room():
+            if not self._channels_with_room():
                 await self._wait(POLL_S)  # a result frees room
             elif not more_due:
                 await self._wait(max(next_look - self.loop.time(), 0.0))
 
-    def _has_room(self) -> bool:
-        queued = self.dispatcher.senders.webhook.backlog()
-        return queued < self.batch and len(self.held) < self.batch * HELD_BATCHES
+    def _channels_with_room(self) -> list[str]:
+        """The channels whose queues can take another batch. A channel that is behind
+        leaves its work in the outbox, where it does not fill the run's claims."""
+        if len(self.held) >= self.batch * HELD_BATCHES:
+            return []
+        room = {
+            "webhook": self.dispatcher.senders.webhook.backlog() < self.batch,
+            "email": len(self.emails) < EMAILS_WAITING_BATCHES * self.batch,
+        }
+        return [channel for channel, free in room.items() if free]
 
     async def _wait(self, timeout: float) -> None:
         """Wait until a result comes in or `timeout` passes."""
@@ -360,13 +376,7 @@ class _Run:
                 emails.append(item)
             else:
                 self._send_webhook(item, item.message)
-        if emails and len(self.emails) >= EMAILS_WAITING_BATCHES * self.batch:
-            # The mail server is behind: these wait in the outbox rather than fill the
-            # run's claims, which other channels' work needs.
-            busy = outbox.Outcome("deferred", "waiting: the mail server is busy", MAIL_DEFER_S)
-            for item in emails:
-                self._arrive(item, busy)
-        elif emails:
+        if emails:
             self.emails.extend(emails)
             if self.mailing is None:
                 self.mailing = self.loop.create_task(self._send_emails())

@@ -27,8 +27,11 @@ SUBJECTS = {
     "snooze": "Reminder: your treatment session today",
 }
 
+# Templates ship with the package and change only with a release (and a restart), so
+# they are not looked up on disk again at every render.
 _templates = Environment(
     loader=PackageLoader("reminders", "templates"),
+    auto_reload=False,
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
     keep_trailing_newline=True,

@@ -9,7 +9,7 @@ lease runs out. Results are written only while the worker still holds the claim.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -49,16 +49,21 @@ def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> tim
     return timedelta(seconds=base * (1 + JITTER * (2 * rand() - 1)))
 
 
-def _due(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(
+def _due(now: datetime, channels: Collection[str] | None = None) -> sa.ColumnElement[bool]:
+    due = sa.or_(
         sa.and_(Delivery.state == "pending", Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
         sa.and_(Delivery.state == "sending", Delivery.lease_until < now),  # type: ignore[arg-type, operator]
     )
+    if channels is None:
+        return due
+    return sa.and_(due, col(Delivery.channel).in_(sorted(channels)))
 
 
-def any_due(db: Session, now: datetime) -> bool:
-    """Return True if some delivery is due (or its claim's lease has run out)."""
-    return db.execute(sa.select(sa.literal(1)).where(_due(now)).limit(1)).first() is not None
+def any_due(db: Session, now: datetime, channels: Collection[str] | None = None) -> bool:
+    """Return True if some delivery is due (or its claim's lease has run out), of
+    `channels` if given."""
+    found = db.execute(sa.select(sa.literal(1)).where(_due(now, channels)).limit(1)).first()
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +92,22 @@ _CLAIMED_COLUMNS = tuple(
 
 
 def claim(
-    db: Session, worker: str, now: datetime, limit: int, lease: timedelta
+    db: Session,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    channels: Collection[str] | None = None,
 ) -> list[ClaimedDelivery]:
-    """Claim up to `limit` due deliveries (oldest due first) for `worker`; return them.
+    """Claim up to `limit` due deliveries (oldest due first) for `worker`, of `channels`
+    if given; return them.
 
     Also takes over rows whose previous claim's lease has run out (a crashed worker).
     Each claim counts as an attempt. The caller commits.
     """
     candidates = (
         sa.select(Delivery.id)  # type: ignore[call-overload]
-        .where(_due(now))
+        .where(_due(now, channels))
         .order_by(Delivery.next_attempt_at)
         .limit(limit)
     )
@@ -113,7 +124,7 @@ def claim(
     statement = (
         sa.update(table)
         .where(table.c.id == due.c.id)
-        .where(_due(now))
+        .where(_due(now, channels))
         .values(
             state="sending",
             lease_until=now + lease,

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # Host names or networks (CIDR), comma-separated in the environment.
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_timeout_s: float = Field(default=15.0, gt=0)
-    webhook_concurrency: int = Field(default=64, ge=1, le=512)
+    webhook_concurrency: int = Field(default=128, ge=1, le=512)
     endpoint_disable_after_h: float = Field(default=72.0, gt=0)
 
     dispatch_interval_s: float = Field(default=5.0, gt=0)

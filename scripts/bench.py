@@ -543,13 +543,39 @@ def _enroll_for(
             db.commit()
 
 
-def _count_sent(rt: Any) -> int:
-    with rt.engine.connect() as connection:
-        query = "SELECT count(*) FROM delivery WHERE state = 'sent'"
-        return int(connection.exec_driver_sql(query).scalar_one())
+def _burst_phase(
+    rt: Any, ours: list[str], others: list[str], logs: list[Path], timeout: float
+) -> list[dict[str, float]]:
+    """Make the reminders of clinics `ours` due in a few seconds (those of `others` not
+    sendable), wait until they are sent, and return each log's arrivals as lateness
+    (seconds after the due instant) by delivery id."""
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    offsets = [log.stat().st_size if log.exists() else 0 for log in logs]
+    _reset_burst(rt, ours, others, due)
+    total = _count_reminders_of(rt, ours)
+    deadline = time.monotonic() + 5 + timeout
+    while _count_sent_of(rt, ours) < total and time.monotonic() < deadline:
+        time.sleep(0.25)
+    time.sleep(0.5)  # the receivers' last lines
+    arrived = []
+    for log, offset in zip(logs, offsets, strict=True):
+        found = _arrivals_after(log, offset) if log.exists() else {}
+        found.pop("-", None)
+        arrived.append({k: t - due.timestamp() for k, t in found.items()})
+    return arrived
+
+
+def _rate(lateness: dict[str, float]) -> float:
+    """Messages per second from the due instant to the last arrival."""
+    return len(lateness) / max(lateness.values()) if lateness else float("nan")
 
 
 def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
+    """Each round: the bare loops, then one `reminders worker` (SQLite) sending
+    `args.webhooks` webhooks alone, `args.emails` emails alone, and both due at one
+    instant. Throughput is compared with the bare loop of the same channel measured in
+    the same round, each with the machine to itself; lateness comes from the mixed
+    burst. Then a single reminder's lateness, and a receiver taking 50 ms a request."""
     from sqlmodel import Session
 
     from reminders import db as database
@@ -557,10 +583,11 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from reminders.services import clinics, webhooks
     from reminders.settings import load_settings
 
+    rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         var_dir = Path(tmp)
         fast, slow, smtp_port = _free_port(), _free_port(), _free_port()
-        logs = {name: var_dir / f"{name}.log" for name in ("fast", "slow", "smtp", "baseline")}
+        logs = {name: var_dir / f"{name}.log" for name in ("fast", "slow", "smtp")}
         helpers = [
             subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_servers.py"),
                               "webhook", str(fast), str(logs["fast"]), "0"]),
@@ -575,44 +602,32 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 _wait_port(port)
             fast_url, slow_url = f"http://127.0.0.1:{fast}/hooks", f"http://127.0.0.1:{slow}/hooks"
             body, email = _sample_payloads()
-            print("baselines ...", flush=True)
-            httpx_per_s = _httpx_loop(fast_url, body, args.baseline)
-            aiohttp_per_s = _aiohttp_ceiling(fast_url, body, args.webhooks)
-            smtplib_per_s = _smtplib_loop(smtp_port, email, args.emails)
-            print(
-                f"  httpx loop {httpx_per_s:,.0f}/s; aiohttp x64 {aiohttp_per_s:,.0f}/s; "
-                f"smtplib loop {smtplib_per_s:,.0f}/s",
-                flush=True,
-            )
-            overrides = {
-                "var_dir": var_dir,
-                "email_backend": "smtp",
-                "smtp_port": smtp_port,
-                "smtp_security": "none",
-                "webhook_allow_http": True,
-                "webhook_allowed_hosts": ["127.0.0.1"],
-                "follow_up_after_min": 0,
-            }
-            settings = load_settings(**overrides)
+            settings = load_settings(
+                var_dir=var_dir, email_backend="smtp", smtp_port=smtp_port,
+                smtp_security="none", webhook_allow_http=True,
+                webhook_allowed_hosts=["127.0.0.1"], follow_up_after_min=0,
+            )  # fmt: skip
             database.migrate(settings.database_url)
             rt = Runtime.from_settings(settings)
-            zone = _zone_near_noon()
             with Session(rt.engine) as db:
-                clinic_id = clinics.create_clinic(db, "Bench Clinic")[0].id
-                webhooks.add_endpoint(db, settings, clinic_id, fast_url)
-                slow_clinic_id = clinics.create_clinic(db, "Slow Clinic")[0].id
-                webhooks.add_endpoint(db, settings, slow_clinic_id, slow_url)
+                hooked = clinics.create_clinic(db, "Webhook Clinic")[0].id
+                webhooks.add_endpoint(db, settings, hooked, fast_url)
+                mailed = clinics.create_clinic(db, "Email Clinic")[0].id
+                slowed = clinics.create_clinic(db, "Slow Clinic")[0].id
+                webhooks.add_endpoint(db, settings, slowed, slow_url)
                 db.commit()
-            due = _next_minute(after_s=20)
-            local = due.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+            everyone = [hooked, mailed, slowed]
+            zone = _zone_near_noon()
+            now = datetime.now(UTC)
+            local = now.astimezone(ZoneInfo(zone)).strftime("%H:%M")
             print(
-                f"burst: {args.webhooks:,} webhooks + {args.emails:,} emails due at "
-                f"{due:%H:%M:%S} UTC",
+                f"enrolling {args.webhooks:,} + {args.emails:,} + {args.slow:,} patients",
                 flush=True,
             )
-            now = datetime.now(UTC)
-            _enroll_for(rt, clinic_id, args.webhooks, zone, local, "webhook", now)
-            _enroll_for(rt, clinic_id, args.emails, zone, local, "email", now)
+            _enroll_for(rt, hooked, args.webhooks, zone, local, "webhook", now)
+            _enroll_for(rt, mailed, args.emails, zone, local, "email", now)
+            _enroll_for(rt, slowed, args.slow, zone, local, "webhook", now)
+            _reset_burst(rt, [], everyone, now)  # nothing goes before the first phase
             env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
             env.update(
                 REMINDERS_VAR_DIR=tmp, REMINDERS_EMAIL_BACKEND="smtp",
@@ -624,27 +639,64 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 [sys.executable, "-m", "reminders", "worker"], env=env, cwd=ROOT,
                 stdout=(var_dir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
             )  # fmt: skip
-            total = args.webhooks + args.emails
-            deadline = time.monotonic() + (due - datetime.now(UTC)).total_seconds() + args.timeout
-            while _count_sent(rt) < total and time.monotonic() < deadline:
-                time.sleep(0.5)
-            hooks = _arrivals(logs["fast"])
-            mails = _arrivals(logs["smtp"])
-            mails.pop("-", None)
-            hook_late = [t - due.timestamp() for t in hooks.values()]
-            mail_late = [t - due.timestamp() for t in mails.values() if t > due.timestamp() - 1]
-            webhook_per_s = len(hook_late) / max(hook_late)
-            email_per_s = len(mail_late) / max(mail_late)
-            print(
-                f"  webhooks {len(hook_late):,} at {webhook_per_s:,.0f}/s (lateness p50 "
-                f"{_percentile(hook_late, 0.5):.2f} s, p99 {_percentile(hook_late, 0.99):.2f} s); "
-                f"emails {len(mail_late):,} at {email_per_s:,.0f}/s",
-                flush=True,
-            )
+            for n in range(args.runs):
+                figures: dict[str, float] = {
+                    "httpx_loop_per_s": _httpx_loop(fast_url, body, args.baseline),
+                    "aiohttp_ceiling_per_s": _aiohttp_ceiling(fast_url, body, args.webhooks),
+                    "smtplib_loop_per_s": _smtplib_loop(smtp_port, email, args.emails),
+                }
+                (hooks,) = _burst_phase(
+                    rt, [hooked], [mailed, slowed], [logs["fast"]], args.timeout
+                )
+                (mails,) = _burst_phase(
+                    rt, [mailed], [hooked, slowed], [logs["smtp"]], args.timeout
+                )
+                mixed_hooks, mixed_mails = _burst_phase(
+                    rt, [hooked, mailed], [slowed], [logs["fast"], logs["smtp"]], args.timeout
+                )
+                (slowest,) = _burst_phase(
+                    rt, [slowed], [hooked, mailed], [logs["slow"]], args.timeout
+                )
+                slow_times = sorted(slowest.values())
+                figures.update(
+                    webhook_per_s=_rate(hooks),
+                    email_per_s=_rate(mails),
+                    mixed_webhook_per_s=_rate(mixed_hooks),
+                    mixed_email_per_s=_rate(mixed_mails),
+                    lateness_p50_s=_percentile(list(mixed_hooks.values()), 0.5),
+                    lateness_p99_s=_percentile(list(mixed_hooks.values()), 0.99),
+                    email_lateness_p99_s=_percentile(list(mixed_mails.values()), 0.99),
+                    # From the first arrival: the rate the receiver's latency allows.
+                    slow_receiver_per_s=(len(slow_times) - 1) / (slow_times[-1] - slow_times[0]),
+                    delivered=len(hooks) + len(mails) + len(mixed_hooks) + len(mixed_mails),
+                )
+                figures["webhook_vs_httpx_loop"] = (
+                    figures["webhook_per_s"] / figures["httpx_loop_per_s"]
+                )
+                figures["webhook_vs_aiohttp_ceiling"] = (
+                    figures["webhook_per_s"] / figures["aiohttp_ceiling_per_s"]
+                )
+                figures["email_vs_smtplib_loop"] = (
+                    figures["email_per_s"] / figures["smtplib_loop_per_s"]
+                )
+                rounds.append(figures)
+                print(
+                    f"  round {n + 1}: webhooks {figures['webhook_per_s']:,.0f}/s "
+                    f"(httpx loop {figures['httpx_loop_per_s']:,.0f}/s, aiohttp x64 "
+                    f"{figures['aiohttp_ceiling_per_s']:,.0f}/s); emails "
+                    f"{figures['email_per_s']:,.0f}/s (smtplib loop "
+                    f"{figures['smtplib_loop_per_s']:,.0f}/s); both at once: lateness p99 "
+                    f"{figures['lateness_p99_s']:.2f} s webhooks, "
+                    f"{figures['email_lateness_p99_s']:.2f} s emails; 50 ms receiver "
+                    f"{figures['slow_receiver_per_s']:,.0f}/s",
+                    flush=True,
+                )
+            _reset_burst(rt, [], everyone, datetime.now(UTC))
             single_due = _next_minute(after_s=10)
             single_local = single_due.astimezone(ZoneInfo(zone)).strftime("%H:%M")
-            _enroll_for(rt, clinic_id, 1, zone, single_local, "webhook", datetime.now(UTC))
+            _enroll_for(rt, hooked, 1, zone, single_local, "webhook", datetime.now(UTC))
             before = set(_arrivals(logs["fast"]))
+            new: dict[str, float] = {}
             while time.time() < single_due.timestamp() + 15:
                 new = {k: v for k, v in _arrivals(logs["fast"]).items() if k not in before}
                 if new:
@@ -655,21 +707,6 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 f"  single reminder arrived {single_lateness:.2f} s after its due instant",
                 flush=True,
             )
-            slow_local = (
-                (datetime.now(UTC) - timedelta(minutes=2))
-                .astimezone(ZoneInfo(zone))
-                .strftime("%H:%M")
-            )
-            sent_before = _count_sent(rt)
-            _enroll_for(
-                rt, slow_clinic_id, args.slow, zone, slow_local, "webhook", datetime.now(UTC)
-            )
-            deadline = time.monotonic() + args.timeout
-            while _count_sent(rt) < sent_before + args.slow and time.monotonic() < deadline:
-                time.sleep(0.2)
-            slow_times = sorted(_arrivals(logs["slow"]).values())
-            slow_per_s = (len(slow_times) - 1) / (slow_times[-1] - slow_times[0])
-            print(f"  50 ms receiver: {len(slow_times):,} at {slow_per_s:,.0f}/s", flush=True)
             rt.close()
         finally:
             if worker is not None:
@@ -678,25 +715,13 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
             for helper in helpers:
                 helper.terminate()
                 helper.wait(timeout=10)
-    figures = {
-        "webhooks": args.webhooks,
-        "emails": args.emails,
-        "webhook_per_s": webhook_per_s,
-        "httpx_loop_per_s": httpx_per_s,
-        "aiohttp_ceiling_per_s": aiohttp_per_s,
-        "slow_receiver_per_s": slow_per_s,
-        "email_per_s": email_per_s,
-        "smtplib_loop_per_s": smtplib_per_s,
-        "lateness_p50_s": _percentile(hook_late, 0.5),
-        "lateness_p99_s": _percentile(hook_late, 0.99),
-        "email_lateness_p99_s": _percentile(mail_late, 0.99),
-        "single_lateness_s": single_lateness,
-    }
-    figures["webhook_vs_httpx_loop"] = webhook_per_s / httpx_per_s
-    figures["webhook_vs_aiohttp_ceiling"] = webhook_per_s / aiohttp_per_s
-    figures["email_vs_smtplib_loop"] = email_per_s / smtplib_per_s
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
-    return figures
+    result: dict[str, Any] = {"webhooks": args.webhooks, "emails": args.emails, "runs": args.runs}
+    for key in rounds[0]:
+        result[key] = statistics.median(r[key] for r in rounds)
+    result["delivered"] = min(r["delivered"] for r in rounds)
+    result["single_lateness_s"] = single_lateness
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
+    return result
 
 
 BURST_CLINICS = 10
@@ -736,6 +761,19 @@ def _reset_burst(rt: Any, clinics: list[str], cancelled: list[str], due: datetim
             .where(table.c.clinic_id.in_(cancelled), table.c.kind == "reminder")
             .values(state="cancelled", lease_until=None, claimed_by=None)
         )
+
+
+def _count_reminders_of(rt: Any, clinics: list[str]) -> int:
+    import sqlalchemy as sa
+
+    from reminders.models import Delivery
+
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    with rt.engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(
+            table.c.clinic_id.in_(clinics), table.c.kind == "reminder"
+        )
+        return int(connection.execute(query).scalar_one())
 
 
 def _count_sent_of(rt: Any, clinics: list[str]) -> int:
@@ -902,6 +940,7 @@ def main() -> None:
     dispatch.add_argument("--slow", type=int, default=5_000)
     dispatch.add_argument("--baseline", type=int, default=5_000)
     dispatch.add_argument("--timeout", type=float, default=300)
+    dispatch.add_argument("--runs", type=int, default=3, help="rounds of every measurement")
     dispatch.add_argument("--burst", type=int, default=100_000, help="0: skip the burst runs")
     dispatch.add_argument("--burst-runs", type=int, default=3, help="runs with and without")
     dispatch.add_argument("--no-baselines", action="store_true", help="only the burst runs")

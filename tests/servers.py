@@ -30,9 +30,10 @@ def free_port() -> int:
 @dataclass
 class SmtpRecorder:
     """An aiosmtpd handler: answers DATA from `replies` first, then accepts; each answer
-    takes `delay_s`."""
+    takes `delay_s`. `accepted_at` holds when each message was accepted (time.time())."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    accepted_at: list[float] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     peers: list[Any] = field(default_factory=list)
@@ -48,6 +49,7 @@ class SmtpRecorder:
         self.messages.append(parsed)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.peers.append(session.peer)
+        self.accepted_at.append(time.time())
         return "250 OK"
 
 

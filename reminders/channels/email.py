@@ -18,11 +18,11 @@ idle for `idle_s` is closed. What happens to one message stays with it:
 from __future__ import annotations
 
 import functools
+import hashlib
 import mailbox
 import math
 import quopri
 import re
-import secrets
 import smtplib
 import ssl
 import threading
@@ -84,6 +84,11 @@ class Email(EmailMessage):
         super().__init__(policy=policy)
         self.sender = ""  # the envelope's
         self.recipients: list[str] = []
+        # What `to_bytes` writes, kept as set: reading it back through the email
+        # package parses the headers again (most of the time writing took).
+        self.boundary: str | None = None
+        self.body = ""
+        self.parts: list[Email] = []
 
     def set_header(self, name: str, value: str) -> None:
         """Add an unstructured header (Subject, Date, Message-ID...): ASCII text as it
@@ -122,28 +127,26 @@ class Email(EmailMessage):
         if html is None:
             _set_text(self, "plain", text)
             return
-        # 128 random bits cannot occur in the parts, so they need not be searched.
-        boundary = f"=_{secrets.token_hex(16)}"
-        self.set_raw("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+        # A digest of the parts cannot occur in them, so they need not be searched for
+        # it; unlike random bits it costs no system call (which waits for the GIL).
+        digest = hashlib.blake2b(f"{text}\0{html}".encode(), digest_size=16)
+        self.boundary = f"=_{digest.hexdigest()}"
+        self.set_raw("Content-Type", f'multipart/alternative; boundary="{self.boundary}"')
         for subtype, body in (("plain", text), ("html", html)):
             part = Email()
             _set_text(part, subtype, body)
             self.attach(part)
+            self.parts.append(part)
 
     def to_bytes(self, linesep: str = "\r\n") -> bytes:
         """The message as written out: what the email package's generator writes for
         it, without parsing each part's Content-Type back (most of its time)."""
         lines = [f"{name}: {value}" for name, value in self.raw_items()]
-        payload = self.get_payload()
-        if isinstance(payload, list):
-            boundary = self.get_boundary()
-            parts = []
-            for part in payload:
-                assert isinstance(part, Email)  # set_bodies makes every part
-                parts.append(f"--{boundary}\n{part.to_bytes(linesep).decode()}")
-            body = "\n".join([*parts, f"--{boundary}--\n"])
+        if self.boundary is not None:
+            parts = [f"--{self.boundary}\n{part.to_bytes(linesep).decode()}" for part in self.parts]
+            body = "\n".join([*parts, f"--{self.boundary}--\n"])
         else:
-            body = str(payload)
+            body = self.body
         text = "\n".join(lines) + "\n\n" + body
         return text.replace("\r\n", "\n").replace("\n", linesep).encode()
 
@@ -153,10 +156,11 @@ def _set_text(part: Email, subtype: str, text: str) -> None:
     if text.isascii() and max(map(len, text.splitlines()), default=0) <= MAX_LINE:
         # As it is, so links stay whole for whatever reads the raw text.
         part.set_raw("Content-Transfer-Encoding", "7bit")
-        part.set_payload(text)
-        return
-    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
-    part.set_payload(quopri.encodestring(text.encode()).decode("ascii"))
+        part.body = text
+    else:
+        part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+        part.body = quopri.encodestring(text.encode()).decode("ascii")
+    part.set_payload(part.body)
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,7 +24,12 @@ from reminders.timing import zone
 from reminders.tokens import find_token
 
 router = APIRouter(include_in_schema=False)
-_pages = Environment(loader=PackageLoader("reminders", "templates"), autoescape=select_autoescape())
+# As messages' templates: not looked up on disk again at every render.
+_pages = Environment(
+    loader=PackageLoader("reminders", "templates"),
+    autoescape=select_autoescape(),
+    auto_reload=False,
+)
 # The token is in the URL: keep it out of Referer headers, caches and search engines.
 PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
