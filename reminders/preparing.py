@@ -57,9 +57,26 @@ class PreparedDelivery:
     endpoint_id: str | None = None
 
 
+# What preparing reads of each table: whole rows (an enrollment's screening answers,
+# a session's outcomes) cost more to load than the rest of preparing.
+COLUMNS: dict[type[Any], tuple[str, ...]] = {
+    Clinic: ("id", "alert_email"),
+    Patient: (
+        "id", "clinic_id", "name", "email", "timezone", "reminder_time", "quiet_start",
+        "quiet_end", "channel", "external_id", "unsubscribed_at",
+    ),
+    TreatmentSession: ("id", "enrollment_id", "local_date", "timezone", "status", "minutes"),
+    Enrollment: ("id", "status", "protocol_id", "body_area"),
+    WebhookEndpoint: (
+        "id", "url", "enabled", "secret", "previous_secret", "previous_secret_until",
+    ),
+}  # fmt: skip
+
+
 class BatchRows:
-    """The rows a batch of deliveries refers to, read with one query per table rather
-    than several per delivery; and the link tokens the batch makes, written at once."""
+    """The rows a batch of deliveries refers to (the `COLUMNS` of each), read with one
+    query per table rather than several per delivery; and the link tokens the batch
+    makes, written at once."""
 
     def __init__(self, db: Any, claimed: list[ClaimedDelivery]) -> None:
         self.rows: dict[type[Any], dict[str, Any]] = {}
@@ -77,10 +94,11 @@ class BatchRows:
         # time loading.
         found: dict[str, Any] = self.rows.setdefault(model, {})
         table = table_of(model)
+        columns = [table.c[name] for name in COLUMNS[model]]
         wanted = sorted(ids)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for row in read_columns(db, sa.select(table).where(table.c.id.in_(chunk))):
+            for row in read_columns(db, sa.select(*columns).where(table.c.id.in_(chunk))):
                 found[row.id] = row
         return list(found.values())
 
