@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
+from reminders import __version__
 from reminders import db as database
 from reminders.errors import RemindersError
 from reminders.models import (
@@ -44,7 +46,7 @@ from reminders.services import (
 from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
 from reminders.simulation import STORIES, simulate_in_throwaway
 
-app = typer.Typer(help="Keeps iontophoresis patients on their treatment schedule.")
+app = typer.Typer()
 clinic_app = typer.Typer(help="Clinics (tenants) and their API keys.")
 patient_app = typer.Typer(help="Patients of a clinic.")
 plan_app = typer.Typer(help="Read plans: preview a protocol or show an enrollment.")
@@ -70,18 +72,37 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings() -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         raise _fail(str(exc), 2) from None
 
 
+def _show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"reminders {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Keeps iontophoresis patients on their treatment schedule."""
+    # Whatever a command writes (the database, the Maildir, keys) holds patient data or
+    # secrets: its owner's alone.
+    os.umask(0o077)
+
+
 @contextmanager
-def _runtime(*, database_needed: bool = True) -> Iterator[Runtime]:
-    """The runtime for a command; one that uses the database stops at once, with what to
-    do, if its schema is missing or out of date, instead of failing on every query."""
-    settings = _settings()
+def _runtime(*, database_needed: bool = True, **overrides: Any) -> Iterator[Runtime]:
+    """The runtime for a command (settings `overrides` win over the environment and the
+    config file); one that uses the database stops at once, with what to do, if its
+    schema is missing or out of date, instead of failing on every query."""
+    settings = _settings(**overrides)
     try:
         runtime = Runtime.from_settings(settings)
     except ProtocolError as exc:
@@ -126,12 +147,21 @@ def migrate() -> None:
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on (setting http_host)."),
+    port: int | None = typer.Option(
+        None, min=1, max=65535, help="Port to listen on (setting http_port)."
+    ),
+) -> None:
     """Run the service: the scheduler and the HTTP API."""
     from reminders.server import run_server  # uvicorn and FastAPI: only for these two
 
-    with _runtime() as runtime:
-        run_server(runtime, with_api=True)
+    with _runtime(http_host=host, http_port=port) as runtime:
+        address = f"{runtime.settings.http_host}:{runtime.settings.http_port}"
+        try:
+            run_server(runtime, with_api=True)
+        except OSError as exc:
+            raise _fail(f"cannot listen on {address}: {exc.strerror or exc}", 2) from None
 
 
 @app.command()

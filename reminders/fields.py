@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import idna
@@ -70,6 +71,34 @@ def email_address(value: str) -> str:
         raise ValueError(f"the domain is not a valid international domain name: {exc}") from None
     return value
 
+
+# The days and instants the service takes: a course's dates are this century's, and
+# arithmetic on a date near year 1 or 9999 (planning, time zone offsets) would overflow.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def service_day(value: date) -> date:
+    """Return `value`; raise ValueError outside FIRST_DAY..LAST_DAY."""
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+def service_instant(value: datetime) -> datetime:
+    """Return `value` in UTC; raise ValueError without a time zone offset or outside
+    FIRST_DAY..LAST_DAY."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a time zone offset")
+    if not FIRST_DAY <= value.replace(tzinfo=None).date() <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return value.astimezone(UTC)
+
+
+Day = Annotated[date, AfterValidator(service_day)]
+"""A calendar date this century (start dates, pauses, absences, closed days)."""
+
+Instant = Annotated[datetime, AfterValidator(service_instant)]
+"""A moment with its offset, this century; held in UTC."""
 
 SingleLine = Annotated[str, AfterValidator(single_line)]
 """A one-line text field (names, ids, zones, URLs)."""

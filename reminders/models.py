@@ -12,7 +12,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from reminders.fields import EmailAddress, Note, SingleLine
+from reminders.fields import Day, EmailAddress, Instant, Note, SingleLine
 from reminders.ids import new_id
 from reminders.outcomes import SideEffect
 
@@ -367,7 +367,7 @@ class EnrollmentCreate(_Input):
     protocol: SingleLine = PydanticField(
         min_length=1, max_length=100, examples=["tap-water-hyperhidrosis"]
     )
-    start_date: date = PydanticField(examples=["2026-12-07"])
+    start_date: Day = PydanticField(examples=["2026-12-07"])
     body_area: str | None = PydanticField(
         default=None, max_length=50, pattern=r"^[a-z][a-z-]*$", examples=["palms"]
     )
@@ -386,7 +386,7 @@ class SessionReport(_Input):
     blistering or a burn tells the clinic at once.
     """
 
-    completed_at: datetime | None = None
+    completed_at: Instant | None = None
     minutes: int | None = PydanticField(default=None, ge=1, le=120)
     current_ma: float | None = PydanticField(default=None, ge=0, le=30)
     hdss: int | None = PydanticField(default=None, ge=1, le=4)
@@ -576,7 +576,7 @@ class ClinicHours(_Input):
 class ClosedDateCreate(_Input):
     """A day the clinic is closed."""
 
-    day: date = PydanticField(alias="date", examples=["2026-12-25"])
+    day: Day = PydanticField(alias="date", examples=["2026-12-25"])
     reason: SingleLine | None = PydanticField(default=None, max_length=200, examples=["Christmas"])
 
 
@@ -592,7 +592,7 @@ class ClosedDatePublic(BaseModel):
 class PauseRequest(_Input):
     """Pause an enrollment: no sessions, reminders, misses or lapses until it resumes."""
 
-    until: date | None = PydanticField(
+    until: Day | None = PydanticField(
         default=None,
         description="Local date the enrollment resumes by itself; left out, it waits for a resume.",
         examples=["2027-01-04"],
@@ -617,8 +617,8 @@ class ReviewDecisionCreate(_Input):
 class AbsenceCreate(_Input):
     """Local dates (both included) the patient is away."""
 
-    first: date = PydanticField(alias="from", examples=["2027-01-04"])
-    last: date = PydanticField(alias="to", examples=["2027-01-13"])
+    first: Day = PydanticField(alias="from", examples=["2027-01-04"])
+    last: Day = PydanticField(alias="to", examples=["2027-01-13"])
     reason: Note | None = PydanticField(default=None, max_length=500, examples=["travelling"])
 
 

@@ -46,7 +46,7 @@ def _secret_key(settings: Settings) -> bytes:
         return settings.secret_key.encode()
     path = Path(settings.var_dir) / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
+import socket
 import threading
 
 import uvicorn
@@ -32,8 +34,27 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Return a socket bound to `host`:`port`; raise OSError if that address is taken
+    or not this machine's."""
+    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listener = socket.socket(family, kind)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def run_server(rt: Runtime, *, with_api: bool) -> None:
-    """Run until SIGINT or SIGTERM: the scheduler, plus uvicorn when `with_api`."""
+    """Run until SIGINT or SIGTERM: the scheduler, plus uvicorn when `with_api`.
+
+    With the API, the port is bound first: a port already taken stops the service
+    before its scheduler has touched the database (raises OSError)."""
+    settings = rt.settings
+    listener = listening_socket(settings.http_host, settings.http_port) if with_api else None
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -42,7 +63,6 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     dispatcher = Dispatcher(rt, build_senders(rt))
     scheduler, dispatch = build_scheduler(rt, dispatcher)
-    settings = rt.settings
     email = (
         f"Maildir {settings.maildir}"
         if settings.email_backend == "maildir"
@@ -54,7 +74,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         scheduler.start()
         log.info("%d objects alive at start left out of garbage collection", freeze_startup_heap())
 
-    if with_api:
+    if listener is not None:
         app = create_app(
             rt,
             on_start=start,
@@ -65,13 +85,10 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         log.info("API on http://%s:%d", settings.http_host, settings.http_port)
         # httptools parses HTTP in C: an eighth less server time per confirmation than
         # the pure-Python h11 (scripts/bench api).
-        uvicorn.run(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            http="httptools",
-            log_level="info",
-        )
+        config = uvicorn.Config(app, http="httptools", log_level="info")
+        # uvicorn raises the SIGINT it stopped on again once it has shut down.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[listener])
         return
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     quiet_hours_end: time = time(8, 0)
     protocols_dir: Path | None = None
 
-    base_url: str = "http://127.0.0.1:8000"
+    # Where patient links point; left empty, the address `serve` listens on.
+    base_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
 
@@ -136,6 +137,8 @@ class Settings(BaseSettings):
     def _fill_paths(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'reminders.sqlite3'}"
+        if not self.base_url:
+            self.base_url = f"http://{self.http_host}:{self.http_port}"
         if self.maildir_path is None:
             self.maildir_path = self.var_dir / "maildir"
         if self.protocols_dir is None:

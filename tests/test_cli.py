@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import stat
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -264,3 +268,21 @@ def test_clinic_hours_and_closed_dates_from_the_command_line() -> None:
     assert code == 0
     dates = [line.split()[0] for line in out.splitlines()[2:]]
     assert dates[:3] == ["2026-12-07", "2026-12-14", "2026-12-16"]
+
+
+def test_version_is_printed() -> None:
+    code, out, _ = run("--version")
+    assert (code, out.split()[0]) == (0, "reminders")
+    assert out.split()[1][0].isdigit()
+
+
+def test_what_migrate_creates_is_its_owners_alone(tmp_path: Path) -> None:
+    var = tmp_path / "fresh"
+    done = subprocess.run(
+        [sys.executable, "-m", "reminders", "migrate"],
+        env={**os.environ, "REMINDERS_VAR_DIR": str(var)}, capture_output=True, check=True,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    for path in var.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name

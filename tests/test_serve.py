@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mailbox
 import signal
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from reminders.settings import load_settings
 from tests.processes import env_for, run, start, wait_for
 from tests.servers import free_port
 
@@ -62,3 +64,31 @@ def _ready(port: int) -> bool:
 
 def _count(box: Path) -> int:
     return len(list((box / "new").glob("*"))) if (box / "new").exists() else 0
+
+
+def test_serve_on_a_taken_port_stops_before_its_scheduler_starts(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    run(env, "migrate")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        log = tmp_path / "serve.log"
+        server = start(env, "serve", "--port", str(port), log=log)
+        assert server.wait(timeout=60) == 2
+    output = log.read_text()
+    assert f"cannot listen on 127.0.0.1:{port}" in output
+    assert "scheduler" not in output.lower() and "Traceback" not in output
+
+
+def test_serve_port_option_sets_where_patient_links_point(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path)
+    run(env, "migrate")
+    server = start(env, "serve", "--port", str(port), log=tmp_path / "serve.log")
+    try:
+        wait_for(lambda: _ready(port), 30, "the API to answer /readyz on --port")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert load_settings(var_dir=tmp_path, http_port=port).base_url == (f"http://127.0.0.1:{port}")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from reminders import __version__
 from reminders.api.deps import ApiKeys, WriteTurns
 from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.routes import (
@@ -62,7 +63,7 @@ def create_app(
 
     app = FastAPI(
         title="reminders",
-        version="0.1.0",
+        version=__version__,
         description="Treatment reminders and adherence for iontophoresis clinics.",
         lifespan=lifespan,
     )

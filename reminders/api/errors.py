@@ -18,7 +18,13 @@ def _field_error(field: str, message: str) -> list[dict[str, Any]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map service errors: NotFound 404, InvalidInput 422, Conflict 409."""
+    """Map service errors: NotFound 404, InvalidInput 422, Conflict 409; anything else
+    is a 500 in the same shape, its details only in the log."""
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette logs the exception after this answer is sent.
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 
 import aiohttp
@@ -41,6 +40,7 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from reminders import __version__
 from reminders.channels.addresses import networks, refusal
 from reminders.errors import InvalidInput
 from reminders.outbox import Outcome
@@ -65,14 +65,7 @@ RESOLVE_TTL_S = 30.0
 Resolver = Callable[[str], list[str]]
 
 
-def _version() -> str:
-    try:
-        return version("reminders")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0"
-
-
-USER_AGENT = f"reminders/{_version()}"
+USER_AGENT = f"reminders/{__version__}"
 
 
 def new_webhook_secret() -> str:

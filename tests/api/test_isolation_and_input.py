@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from reminders.api import create_app
 from reminders.models import Enrollment, Patient, TreatmentSession
+from reminders.runtime import Runtime
 from tests.api.conftest import ENROLLMENT, NO, PATIENT, Api
 
 
@@ -200,3 +203,50 @@ def test_bad_query_parameters_name_themselves(api: Api) -> None:
         answer = api.get(url, params=params)
         assert answer.status_code == 422, (url, answer.text)
         assert field in str(answer.json()["detail"]), (url, answer.text)
+
+
+def test_dates_at_the_ends_of_the_calendar_are_422_naming_the_field(api: Api, db: Session) -> None:
+    patient = api.patient()
+    enrollment = api.enroll(patient)
+    session = enrollment["upcoming"][0]["id"]
+    before = rows(db)
+    bad_bodies = [
+        (f"/v1/patients/{patient}/enrollments",
+         {**ENROLLMENT, "start_date": "9999-12-31", "body_area": "soles"}, "start_date"),
+        (f"/v1/sessions/{session}/confirm", {"completed_at": "0001-01-01T00:00:00+14:00"},
+         "completed_at"),
+        (f"/v1/sessions/{session}/confirm", {"completed_at": "9999-12-31T23:59:59-12:00"},
+         "completed_at"),
+        (f"/v1/enrollments/{enrollment['id']}/pause", {"until": "9999-12-31"}, "until"),
+        (f"/v1/patients/{patient}/absences", {"from": "0001-01-01", "to": "2026-12-09"}, "from"),
+        ("/v1/clinic/closed-dates", {"date": "9999-12-31"}, "date"),
+    ]  # fmt: skip
+    for url, body, field in bad_bodies:
+        answer = api.post(url, body)
+        assert answer.status_code == 422, (url, answer.text)
+        assert field in str(answer.json()["detail"]), (url, answer.text)
+    sessions = f"/v1/enrollments/{enrollment['id']}/sessions"
+    preview = "/v1/protocols/tap-water-hyperhidrosis/preview"
+    for url, params, field in [
+        (sessions, {"from": "0001-01-01"}, "from"),
+        (preview, {"start": "9999-12-31"}, "start"),
+    ]:
+        answer = api.get(url, params=params)
+        assert answer.status_code == 422, (url, answer.text)
+        assert field in str(answer.json()["detail"]), (url, answer.text)
+    reopened = api.delete("/v1/clinic/closed-dates/0001-01-01")
+    assert reopened.status_code == 422, reopened.text
+    assert rows(db) == before
+
+
+def test_an_unexpected_error_answers_json_500_without_its_details(rt: Runtime) -> None:
+    app = create_app(rt, scheduler_running=lambda: True)
+
+    @app.get("/broken")
+    def broken() -> None:
+        raise RuntimeError("ann@example.org")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "internal error"}

@@ -58,6 +58,9 @@ def test_get_shows_the_session_and_changes_nothing(
     assert '<form method="post" action="' in page.text
     assert page.headers["referrer-policy"] == "no-referrer"
     assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
     assert statuses(db) == before
 
 

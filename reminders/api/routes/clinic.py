@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, status
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.fields import Day
 from reminders.models import ClinicHours, ClinicPublic, ClosedDateCreate, ClosedDatePublic
 from reminders.services import clinic_days
 
@@ -51,7 +50,7 @@ async def close_on(
 
 @router.delete("/clinic/closed-dates/{day}", status_code=status.HTTP_204_NO_CONTENT)
 async def reopen_on(
-    day: date, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+    day: Day, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> None:
     """The clinic opens that day after all."""
     async with tx.write() as db:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.fields import Day
 from reminders.models import (
     EnrollmentPublic,
     PauseRequest,
@@ -107,8 +107,8 @@ def list_sessions(
     enrollment_id: str,
     clinic: ClinicDep,
     tx: TransactionsDep,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[Day | None, Query(alias="from")] = None,
+    end: Annotated[Day | None, Query(alias="to")] = None,
 ) -> list[SessionPublic]:
     """Sessions between two local dates (inclusive), oldest first."""
     with tx.read() as db:

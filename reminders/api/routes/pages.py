@@ -31,7 +31,16 @@ _pages = Environment(
     auto_reload=False,
 )
 # The token is in the URL: keep it out of Referer headers, caches and search engines.
-PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+# The forms act on the patient's behalf: no other site may frame them (clickjacking),
+# and browsers take the page only as the HTML it says it is.
+PRIVATE = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep
 from reminders.errors import InvalidInput, NotFound
+from reminders.fields import Day
 from reminders.models import WEEKDAY_NAMES
 from reminders.planner import AssumedResponse, EnrollmentSettings, preview
 from reminders.protocols import Protocol
@@ -92,7 +93,7 @@ def preview_plan(
     _clinic: ClinicDep,
     rt: RuntimeDep,
     now: NowDep,
-    start: date,
+    start: Day,
     dry_after: Annotated[int | None, Query(ge=1, le=100)] = None,
     never_dry: bool = False,
     relapse_at: Annotated[list[int] | None, Query(max_length=20)] = None,
