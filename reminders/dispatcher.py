@@ -21,6 +21,7 @@ import random
 import socket
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,7 +51,9 @@ T = TypeVar("T")
 
 # While sends are out, how often the run looks for work that has fallen due since.
 POLL_S = 0.25
-# Claimed deliveries held at once (waiting for a slot, or out), in batches.
+CHANNELS = ("webhook", "email")
+# Claimed deliveries held at once (waiting for a slot, or out), in batches; the last
+# look may add a batch of each channel beyond it.
 HELD_BATCHES = 10
 # Emails waiting for the mail thread, in batches, beyond which the run claims no more
 # emails until the mail server catches up (other channels' work is still claimed).
@@ -112,8 +115,9 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Make the run under way, and any later one, claim nothing more: what waits for
-        a sending slot goes back to the outbox, what is out is awaited (at most the
-        webhook timeout) and recorded. For shutdown."""
+        a sending slot or for the mail thread goes back to the outbox; what is out (the
+        webhooks sent, the email batch being sent) is awaited (at most the webhook or
+        SMTP timeout) and recorded. For shutdown."""
         self._stopping.set()
 
     @property
@@ -318,17 +322,23 @@ class _Run:
         """Claim, send and record until nothing is due and nothing is out."""
         next_look = self.loop.time()
         next_renewal = self.loop.time() + self.lease_s / 3
+        # The last look left a channel out (it had no room): work of that channel may
+        # be due, so the run does not end before it has looked again.
+        partial = False
         while True:
             more_due = False
             if self.dispatcher.stopping:
                 self.dispatcher.senders.webhook.hand_back_queued()
+                self._hand_back_emails()
             elif (channels := self._channels_with_room()) and self.loop.time() >= next_look:
                 limit = min(self.batch, self.batch * HELD_BATCHES - len(self.held))
                 prepared = await self._in_database(
                     self.dispatcher.claim_and_prepare, limit, channels
                 )
                 self._hand_over(prepared)
-                more_due = len(prepared) >= limit
+                claimed = Counter(item.delivery.channel for item in prepared)
+                more_due = any(count >= limit for count in claimed.values())
+                partial = len(channels) < len(CHANNELS)
                 next_look = self.loop.time() if more_due else self.loop.time() + POLL_S
             if self.arrived:
                 results, self.arrived = self.arrived, []
@@ -339,7 +349,8 @@ class _Run:
             if self.held and self.loop.time() >= next_renewal:
                 await self._in_database(self.dispatcher.extend_leases, list(self.held))
                 next_renewal = self.loop.time() + self.lease_s / 3
-            if not self.held and not self.arrived and not more_due:
+            idle = not self.held and not self.arrived and not more_due
+            if idle and (not partial or self.dispatcher.stopping):
                 return self.handled
             if not self._channels_with_room():
                 await self._wait(POLL_S)  # a result frees room
@@ -355,7 +366,7 @@ class _Run:
             "webhook": self.dispatcher.senders.webhook.backlog() < self.batch,
             "email": len(self.emails) < EMAILS_WAITING_BATCHES * self.batch,
         }
-        return [channel for channel, free in room.items() if free]
+        return [channel for channel in CHANNELS if room[channel]]
 
     async def _wait(self, timeout: float) -> None:
         """Wait until a result comes in or `timeout` passes."""
@@ -381,6 +392,14 @@ class _Run:
             if self.mailing is None:
                 self.mailing = self.loop.create_task(self._send_emails())
 
+    def _hand_back_emails(self) -> None:
+        """Resolve the emails still waiting for the mail thread as deferred: they go
+        back to the outbox, to be sent by the next run."""
+        waiting, self.emails = self.emails, []
+        stopped = outbox.Outcome("deferred", "dispatcher stopped", 0.0)
+        for item in waiting:
+            self._arrive(item, stopped)
+
     def _send_webhook(self, item: PreparedDelivery, message: WebhookMessage) -> None:
         future = self.dispatcher.senders.webhook.submit(message)
         future.add_done_callback(lambda done: self._arrive(item, done.result()))
@@ -389,19 +408,24 @@ class _Run:
         """Send what waits, a batch at a time: what arrived while one batch was out goes
         in the next, over one connection, rather than a connection per claim."""
         sender = self.dispatcher.senders.email
-        while self.emails:
-            items, self.emails = self.emails[: self.batch], self.emails[self.batch :]
-            messages = [m for item in items if isinstance(m := item.message, EmailMessage)]
-            try:
-                outcomes = await self.loop.run_in_executor(self.mail, sender.send, messages)
-            except Exception as exc:
-                # Senders report problems as outcomes; this is a bug, and the run must
-                # still account for every message it holds.
-                log.exception("email sender failed")
-                outcomes = [outbox.Outcome("retry", f"internal error: {exc!r}")] * len(items)
-            for item, outcome in zip(items, outcomes, strict=True):
-                self._arrive(item, outcome)
-        self.mailing = None
+        try:
+            while self.emails:
+                items, self.emails = self.emails[: self.batch], self.emails[self.batch :]
+                messages = [m for item in items if isinstance(m := item.message, EmailMessage)]
+                try:
+                    outcomes = await self.loop.run_in_executor(self.mail, sender.send, messages)
+                    if len(outcomes) != len(items):
+                        raise RuntimeError(f"{len(outcomes)} outcomes for {len(items)} emails")
+                except Exception as exc:
+                    # Senders report problems as outcomes; this is a bug, and the run
+                    # must still account for every message it holds.
+                    log.exception("email sender failed")
+                    failed = outbox.Outcome("retry", f"internal error: {type(exc).__name__}")
+                    outcomes = [failed] * len(items)
+                for item, outcome in zip(items, outcomes, strict=True):
+                    self._arrive(item, outcome)
+        finally:
+            self.mailing = None
 
     def _arrive(self, item: PreparedDelivery, outcome: outbox.Outcome | None) -> None:
         self.arrived.append(DeliveryResult(item, outcome, self.dispatcher.clock()))

@@ -114,8 +114,8 @@ def claim(
     if db.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     # A materialized CTE picks the rows once. As `id IN (subquery)`, PostgreSQL may run
-    # the subquery again per row, and SKIP LOCKED then hands out further rows each time:
-    # a batch of 6 claimed 10 in the PostgreSQL test.
+    # the subquery again per row, and SKIP LOCKED then hands out further rows each time,
+    # so a claim could take more than its limit.
     due = candidates.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
     table = Delivery.__table__  # type: ignore[attr-defined]
     # The due condition is repeated on the UPDATE: under READ COMMITTED a row another

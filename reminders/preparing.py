@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from reminders.channels.webhook import WebhookMessage
 from reminders.db import read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
+from reminders.errors import Conflict
 from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
 from reminders.models import (
     Clinic,
@@ -28,7 +29,9 @@ from reminders.models import (
     WebhookEndpoint,
 )
 from reminders.outbox import ClaimedDelivery
+from reminders.protocols import Protocol
 from reminders.runtime import Runtime
+from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, token_row
@@ -66,7 +69,7 @@ COLUMNS: dict[type[Any], tuple[str, ...]] = {
         "quiet_end", "channel", "external_id", "unsubscribed_at",
     ),
     TreatmentSession: ("id", "enrollment_id", "local_date", "timezone", "status", "minutes"),
-    Enrollment: ("id", "status", "protocol_id", "body_area"),
+    Enrollment: ("id", "status", "protocol_id", "protocol_version", "body_area"),
     WebhookEndpoint: (
         "id", "url", "enabled", "secret", "previous_secret", "previous_secret_until",
     ),
@@ -79,6 +82,7 @@ class BatchRows:
     makes, written at once."""
 
     def __init__(self, db: Any, claimed: list[ClaimedDelivery]) -> None:
+        self.db = db
         self.rows: dict[type[Any], dict[str, Any]] = {}
         self.tokens: list[dict[str, Any]] = []
         self._read(db, Clinic, {d.clinic_id for d in claimed})
@@ -181,7 +185,7 @@ class Preparer:
             db, delivery, patient, session if delivery.kind in LINKED else None, now
         )
         local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
-        protocol = self.rt.protocols.get(enrollment.protocol_id) if enrollment else None
+        protocol = self._protocol(db, enrollment)
         message = PatientMessage(
             kind=delivery.kind,
             name=patient.name,
@@ -237,6 +241,17 @@ class Preparer:
         stamp = int(self.clock().timestamp())
         hook = WebhookMessage(delivery.id, endpoint.url, endpoint.secrets, body, stamp)
         return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
+
+    def _protocol(self, rows: BatchRows, enrollment: Any) -> Protocol | None:
+        """The protocol the enrollment is planned by (its tips and preparation go into
+        the message); the installed one if that version no longer loads, rather than
+        no reminder at all."""
+        if enrollment is None:
+            return None
+        try:
+            return protocol_of(rows.db, self.rt, enrollment)
+        except Conflict:
+            return self.rt.protocols.get(enrollment.protocol_id)
 
     @staticmethod
     def _endpoint(db: BatchRows, endpoint_id: str, now: datetime) -> SigningTarget | None:

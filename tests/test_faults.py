@@ -170,3 +170,50 @@ def test_a_slow_mail_server_holds_up_neither_webhooks_nor_the_emails_behind(
     assert len(smtp.messages) == emails
     (hook,) = receiver.received
     assert hook.at < smtp.accepted_at[-1], "the webhook due after them did not wait for them"
+
+
+def test_a_backlog_of_webhooks_holds_up_no_email_due_behind_it(
+    db: Session, rt: Runtime, smtp: SmtpRecorder, receiver: WebhookReceiver
+) -> None:
+    rt.settings.dispatch_batch_size = 2
+    rt.settings.webhook_concurrency = 2
+    receiver.delay_s = 0.1
+    clinic = make_clinic(db)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    db.commit()
+    for n in range(30):  # due first, and more than the run holds at once
+        patient = make_patient(
+            db, clinic, timezone="UTC", reminder_time="08:59", channel="webhook", name=f"W{n}"
+        )
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+            protocol="glycopyrrolate-hyperhidrosis",
+        )  # fmt: skip
+    email_reminders(db, rt, 2)
+    dispatch(rt, NINE)
+    assert {(r.state, r.attempts) for r in reminders(db)} == {("sent", 1)}
+    fifth_webhook = sorted(r.at for r in receiver.received)[4]
+    assert smtp.accepted_at[-1] < fifth_webhook, "the emails went beside the webhooks"
+
+
+def test_stopping_hands_back_the_emails_waiting_for_the_mail_server(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    rt.settings.dispatch_batch_size = 2
+    rt.settings.smtp_connections = 1
+    email_reminders(db, rt, 2 + EMAILS_WAITING_BATCHES * 2)
+    smtp.delay_s = 0.3
+    dispatcher = Dispatcher(rt, build_senders(rt), worker="test", clock=lambda: NINE)
+    run = threading.Thread(target=dispatcher.dispatch)
+    run.start()
+    time.sleep(0.45)  # the first batch is out, the rest waits for it
+    dispatcher.stop()
+    run.join(timeout=10)
+    assert not run.is_alive()
+    rows = reminders(db)
+    sent = [r for r in rows if r.state == "sent"]
+    assert len(sent) == len(smtp.messages) == 2, "the batch out was finished and recorded"
+    waiting = [r for r in rows if r.state != "sent"]
+    assert {(r.state, r.attempts, r.last_error) for r in waiting} == {
+        ("pending", 0, "dispatcher stopped")
+    }

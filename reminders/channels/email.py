@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import mailbox
 import math
 import quopri
@@ -41,6 +42,8 @@ from typing import NamedTuple
 from reminders.fields import CONTROL_CHARACTERS, ascii_domain, email_address
 from reminders.outbox import Outcome
 from reminders.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Headers that Email sets are stored as written and never refolded: refolding re-parses
 # a header and writes the decoded text of its encoded words back unencoded, so a display
@@ -74,8 +77,8 @@ class Email(EmailMessage):
     `to_bytes`.
 
     Building a message through the email package's header registry parses every value
-    as it is set and again as it is written out; on a reminder that cost several times
-    what sending it does. Headers written here are never parsed or refolded, which
+    as it is set and again as it is written out, which costs more than sending the
+    message. Headers written here are never parsed or refolded, which
     also keeps a display name's encoded words from being decoded into addresses.
     """
 
@@ -85,7 +88,7 @@ class Email(EmailMessage):
         self.sender = ""  # the envelope's
         self.recipients: list[str] = []
         # What `to_bytes` writes, kept as set: reading it back through the email
-        # package parses the headers again (most of the time writing took).
+        # package would parse the headers again.
         self.boundary: str | None = None
         self.body = ""
         self.parts: list[Email] = []
@@ -246,7 +249,12 @@ class SmtpSender:
         results: list[list[Outcome]] = [[] for _ in parts]
 
         def run(index: int) -> None:
-            results[index] = self._send_share(parts[index])
+            try:
+                results[index] = self._send_share(parts[index])
+            except Exception as exc:  # a bug: the share is still accounted for
+                log.exception("sending a share of emails failed")
+                failed = Outcome("retry", f"internal error: {type(exc).__name__}")
+                results[index] = [failed] * len(parts[index])
 
         helpers = [threading.Thread(target=run, args=(i,)) for i in range(1, len(parts))]
         for helper in helpers:

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import socket
 import ssl
@@ -44,6 +45,8 @@ from reminders import __version__
 from reminders.channels.addresses import networks, refusal
 from reminders.errors import InvalidInput
 from reminders.outbox import Outcome
+
+log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
@@ -92,6 +95,18 @@ def system_resolve(host: str) -> list[str]:
 
 
 @lru_cache(maxsize=4096)
+def _outcome_of(task: asyncio.Task[Outcome]) -> Outcome:
+    """The attempt's outcome; a bug in it (an error no receiver explains) is retried
+    later like a failed connection, so the run still accounts for the message."""
+    if task.cancelled():
+        return Outcome("retry", "attempt cancelled")
+    error = task.exception()
+    if error is None:
+        return task.result()
+    log.error("webhook attempt failed unexpectedly", exc_info=error)
+    return Outcome("retry", f"internal error: {type(error).__name__}")
+
+
 def _host_of(url: str, allow_http: bool) -> str:
     """Return the URL's host, or raise InvalidInput('url', ...) for a URL that may not
     receive webhooks whatever it resolves to."""
@@ -472,14 +487,15 @@ class WebhookSender:
                 if loop.time() - started < SLOW_AFTER_S and destination.slow == 0:
                     destination.limit = min(destination.limit + 1, self.concurrency)
             if not job.future.done():
-                job.future.set_result(task.result())
+                job.future.set_result(_outcome_of(task))
             self._pump()
 
         task = loop.create_task(self._attempt(job.message))
         task.add_done_callback(finished)
 
     async def _attempt(self, message: WebhookMessage) -> Outcome:
-        """One attempt under one deadline; never raises."""
+        """One attempt under one deadline; a receiver's doing is an outcome (anything
+        else is a bug, which `_outcome_of` still turns into one)."""
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._post(message)

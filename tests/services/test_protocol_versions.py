@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 from sqlmodel import Session
 
+from reminders.dispatcher import Dispatcher, build_senders
 from reminders.models import Enrollment, SessionReport
 from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.servers import SmtpRecorder
 
 pytestmark = pytest.mark.both_databases
 
@@ -61,3 +64,23 @@ def test_an_edited_protocol_replans_nobody_until_the_enrollment_is_moved(
         protocol="glycopyrrolate-hyperhidrosis",
     )  # fmt: skip
     assert db.get(Enrollment, second).protocol_version == 2  # type: ignore[union-attr]
+
+
+def test_reminders_carry_the_tips_of_the_version_enrolled_on(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00")
+    enroll_patient(
+        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
+        protocol="glycopyrrolate-hyperhidrosis",
+    )  # fmt: skip
+    enrolled_on = rt.protocols["glycopyrrolate-hyperhidrosis"]
+    tips = enrolled_on.model_copy(update={"tips": ("A tip only the new version gives.",)})
+    restarted = Runtime(rt.settings, rt.engine, {**rt.protocols, tips.id: tips}, rt.secret_key)
+    with freeze_time(at("2026-12-07 09:00")):
+        Dispatcher(restarted, build_senders(restarted), worker="test").dispatch()
+    (reminder,) = smtp.messages
+    text = reminder.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert enrolled_on.tips[0] in text
+    assert "A tip only the new version gives." not in text
