@@ -22,9 +22,11 @@ from reminders.models import (
     AbsenceCreate,
     Acknowledgement,
     ClinicHours,
+    ClinicPublic,
     ClosedDateCreate,
     EnrollmentCreate,
     PatientCreate,
+    PatientPublic,
     PauseRequest,
     ReviewDecisionCreate,
     SessionReport,
@@ -40,6 +42,7 @@ from reminders.services import (
     enrollments,
     escalations,
     patients,
+    reading,
     sessions,
     webhooks,
 )
@@ -142,8 +145,13 @@ def _weekdays(text: str | None) -> list[str] | None:
 def migrate() -> None:
     """Create or upgrade the database schema (safe to run again)."""
     settings = _settings()
-    database.migrate(settings.database_url)
-    typer.echo("database is up to date")
+    before, after = database.migrate(settings.database_url)
+    if before == after:
+        typer.echo(f"database is up to date (revision {after})")
+    elif before is None:
+        typer.echo(f"database created at revision {after}")
+    else:
+        typer.echo(f"database upgraded from revision {before} to {after}")
 
 
 @app.command()
@@ -242,6 +250,40 @@ def clinic_create(
     typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
 
 
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    typer.echo()
+
+
+@clinic_app.command("list")
+def clinic_list(as_json: bool = JSON_OPTION) -> None:
+    """List the clinics, oldest first."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = [ClinicPublic.of(c) for c in clinics.list_clinics(db)]
+    if as_json:
+        _print_json([c.model_dump(mode="json") for c in found])
+        return
+    _print_table(["id", "name", "timezone"], [[c.id, c.name, c.timezone or ""] for c in found])
+
+
+@clinic_app.command("show")
+def clinic_show(
+    clinic: str = typer.Argument(..., help="Clinic id."), as_json: bool = JSON_OPTION
+) -> None:
+    """Show a clinic: its hours and where its alerts go."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        row = clinics.get_clinic(db, clinic)
+        shown = {**ClinicPublic.of(row).model_dump(mode="json"), "alert_email": row.alert_email}
+    if as_json:
+        _print_json(shown)
+        return
+    for key, value in shown.items():
+        typer.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
 @clinic_app.command("hours")
 def clinic_hours(
     clinic: str = typer.Argument(..., help="Clinic id."),
@@ -273,6 +315,59 @@ def clinic_close(
     with _runtime() as runtime, _transaction(runtime) as db:
         clinic_days.close_on(db, runtime, clinic, wanted.day, wanted.reason, utcnow())
     typer.echo(f"clinic {clinic} closed on {wanted.day}")
+
+
+@patient_app.command("list")
+def patient_list(
+    clinic: str = typer.Option(..., help="Clinic id."),
+    external_id: str | None = typer.Option(None, help="Only the patient with this id."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List a clinic's patients, oldest first."""
+    found: list[PatientPublic] = []
+    with _runtime() as runtime, _transaction(runtime) as db:
+        clinics.get_clinic(db, clinic)
+        cursor = None
+        while True:
+            page = reading.list_patients(db, clinic, cursor, reading.MAX_PAGE, external_id)
+            found.extend(PatientPublic.of(p) for p in page.items)
+            if (cursor := page.next_cursor) is None:
+                break
+    if as_json:
+        _print_json([p.model_dump(mode="json") for p in found])
+        return
+    _print_table(
+        ["id", "external id", "name", "channel", "timezone"],
+        [[p.id, p.external_id or "", p.name, p.channel, p.timezone] for p in found],
+    )
+
+
+@patient_app.command("show")
+def patient_show(
+    patient: str = typer.Argument(..., help="Patient id, or the clinic's external id."),
+    clinic: str = typer.Option(..., help="Clinic id."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a patient and their enrollments."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = patients.find_patient(db, clinic, patient)
+        shown = {
+            **PatientPublic.of(found).model_dump(mode="json"),
+            "enrollments": [
+                {"id": e.id, "protocol": e.protocol_id, "body_area": e.body_area,
+                 "status": e.status, "phase": e.phase}
+                for e in enrollments.enrollments_of(db, found.id)
+            ],
+        }  # fmt: skip
+    if as_json:
+        _print_json(shown)
+        return
+    for key, value in shown.items():
+        if key != "enrollments":
+            typer.echo(f"{key}: {'' if value is None else value}")
+    for e in shown["enrollments"]:
+        typer.echo(f"enrollment {e['id']}: {e['protocol']} {e['body_area'] or ''} "
+                   f"{e['status']} ({e['phase']})")  # fmt: skip
 
 
 @patient_app.command("add")

@@ -113,19 +113,23 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to the newest schema, or to `revision`. Safe to run
-    again."""
+def migrate(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the database at `url` to the newest schema, or to `revision`; return its
+    revision before and after (None: no schema). Safe to run again."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     engine = create_db_engine(url)
     try:
         with engine.begin() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
             config = alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+            after = MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+    return before, after
 
 
 def schema_mismatch(engine: sa.Engine) -> str | None:

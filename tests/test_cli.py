@@ -144,8 +144,16 @@ def test_a_database_at_an_older_revision_is_named_with_the_one_needed() -> None:
     assert code == 2
     assert "the database is at schema revision 0001, this version needs" in err
     assert err.rstrip().endswith("run `reminders migrate`")
-    assert run("migrate")[0] == 0
+    code, out, _ = run("migrate")
+    assert code == 0 and out.startswith("database upgraded from revision 0001 to ")
     assert run("clinic", "create", "North")[0] == 0
+    code, out, _ = run("migrate")
+    assert code == 0 and out.startswith("database is up to date (revision ")
+
+
+def test_migrate_on_a_new_database_says_it_created_it() -> None:
+    code, out, _ = run("migrate")
+    assert code == 0 and out.startswith("database created at revision ")
 
 
 def test_protocols_are_listed_without_a_database() -> None:
@@ -286,3 +294,34 @@ def test_what_migrate_creates_is_its_owners_alone(tmp_path: Path) -> None:
     assert stat.S_IMODE(var.stat().st_mode) == 0o700
     for path in var.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
+
+
+@freeze_time("2026-12-07 10:00:00")
+def test_clinics_and_patients_are_listed_and_shown() -> None:
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic", "--alert-email", "nurse@north.org")[1]
+    clinic = clinic.split()[1]
+    run("clinic", "create", "South Clinic")
+    code, out, _ = run("clinic", "list", "--json")
+    assert code == 0
+    assert sorted(c["name"] for c in json.loads(out)) == ["North Clinic", "South Clinic"]
+    shown = json.loads(run("clinic", "show", clinic, "--json")[1])
+    assert (shown["id"], shown["alert_email"]) == (clinic, "nurse@north.org")
+    assert run("clinic", "show", "0" * 32)[0] == 1
+    for n, external in enumerate(("EHR-1", "EHR-2")):
+        run(
+            "patient", "add", "--clinic", clinic, "--name", f"P{n}", "--timezone", "UTC",
+            "--email", f"p{n}@example.org", "--external-id", external,
+        )  # fmt: skip
+    listed = json.loads(run("patient", "list", "--clinic", clinic, "--json")[1])
+    assert sorted(p["external_id"] for p in listed) == ["EHR-1", "EHR-2"]
+    code, out, _ = run("patient", "list", "--clinic", clinic, "--external-id", "EHR-2")
+    assert code == 0 and "EHR-2" in out and "EHR-1" not in out
+    (second,) = [p["id"] for p in listed if p["external_id"] == "EHR-2"]
+    run("enroll", second, "--protocol", "glycopyrrolate-hyperhidrosis", "--start", "2026-12-07",
+        "--screened")  # fmt: skip
+    shown = json.loads(run("patient", "show", "EHR-2", "--clinic", clinic, "--json")[1])
+    assert shown["id"] == second
+    assert [e["protocol"] for e in shown["enrollments"]] == ["glycopyrrolate-hyperhidrosis"]
+    code, _, err = run("patient", "show", second, "--clinic", "0" * 32)
+    assert code == 1 and "not found" in err

@@ -34,6 +34,19 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
     return clinic, api_key
 
 
+def list_clinics(db: Session) -> list[Clinic]:
+    """Return every clinic, oldest first."""
+    return list(db.exec(select(Clinic).order_by(col(Clinic.created_at), col(Clinic.id))))
+
+
+def get_clinic(db: Session, clinic_id: str) -> Clinic:
+    """Return the clinic; raises NotFound."""
+    clinic = db.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound("clinic", clinic_id)
+    return clinic
+
+
 def clinic_for_api_key(db: Session, api_key: str) -> Clinic | None:
     """Return the clinic whose key this is, or None."""
     if not api_key.startswith(API_KEY_PREFIX):

@@ -580,6 +580,17 @@ def get_enrollment(db: Session, clinic_id: str | None, enrollment_id: str) -> En
     return enrollment
 
 
+def enrollments_of(db: Session, patient_id: str) -> list[Enrollment]:
+    """Return the patient's enrollments, oldest first."""
+    return list(
+        db.exec(
+            select(Enrollment)
+            .where(Enrollment.patient_id == patient_id)
+            .order_by(col(Enrollment.created_at), col(Enrollment.id))
+        )
+    )
+
+
 def sessions_of(db: Session, enrollment_id: str) -> list[TreatmentSession]:
     """Return every session row of an enrollment, oldest date first."""
     return list(

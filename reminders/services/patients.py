@@ -95,6 +95,22 @@ def get_patient(db: Session, clinic_id: str | None, patient_id: str) -> Patient:
     return patient
 
 
+def find_patient(db: Session, clinic_id: str, id_or_external_id: str) -> Patient:
+    """Return the clinic's patient with this id or, failing that, this external id;
+    raise NotFound if neither."""
+    patient = db.get(Patient, id_or_external_id)
+    if patient is not None and patient.clinic_id == clinic_id:
+        return patient
+    by_external = db.exec(
+        select(Patient).where(
+            Patient.clinic_id == clinic_id, Patient.external_id == id_or_external_id
+        )
+    ).first()
+    if by_external is None:
+        raise NotFound("patient", id_or_external_id)
+    return by_external
+
+
 def external_ids(db: Session, patient_ids: set[str]) -> dict[str, str | None]:
     """Return each patient's external id (None when the clinic gave none)."""
     if not patient_ids:

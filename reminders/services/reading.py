@@ -63,10 +63,15 @@ def page_of(rows: Sequence[T], limit: int, key: str) -> Page[T]:
     return Page(items, getattr(items[-1], key) if more and items else None)
 
 
-def list_patients(db: Session, clinic_id: str, cursor: str | None, limit: int) -> Page[Patient]:
-    """Return a page of the clinic's patients, oldest first."""
+def list_patients(
+    db: Session, clinic_id: str, cursor: str | None, limit: int, external_id: str | None = None
+) -> Page[Patient]:
+    """Return a page of the clinic's patients (those with `external_id`, if given),
+    oldest first."""
     check_page(cursor, limit)
     query = select(Patient).where(Patient.clinic_id == clinic_id)
+    if external_id is not None:
+        query = query.where(Patient.external_id == external_id)
     if cursor:
         query = query.where(col(Patient.id) > cursor)
     rows = db.exec(query.order_by(col(Patient.id)).limit(limit + 1)).all()

@@ -250,3 +250,17 @@ def test_an_unexpected_error_answers_json_500_without_its_details(rt: Runtime) -
         answer = client.get("/broken")
     assert answer.status_code == 500
     assert answer.json() == {"detail": "internal error"}
+
+
+def test_patients_are_found_by_external_id_and_list_their_enrollments(api: Api, other: Api) -> None:
+    first = api.patient(external_id="EHR-1042")
+    api.patient(external_id="EHR-7")
+    found = api.get("/v1/patients", params={"external_id": "EHR-1042"}).json()
+    assert [p["id"] for p in found["items"]] == [first]
+    assert other.get("/v1/patients", params={"external_id": "EHR-1042"}).json()["items"] == []
+    enrollment = api.enroll(first)
+    listed = api.get(f"/v1/patients/{first}/enrollments").json()
+    assert ([e["id"] for e in listed["items"]], listed["next_cursor"]) == (
+        [enrollment["id"]], None,
+    )  # fmt: skip
+    assert other.get(f"/v1/patients/{first}/enrollments").status_code == 404

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.fields import SingleLine
 from reminders.models import (
     AbsenceCreate,
     AbsencePublic,
@@ -49,11 +50,16 @@ async def create_patient(
 
 @router.get("/patients")
 def list_patients(
-    clinic: ClinicDep, tx: TransactionsDep, cursor: Cursor = None, limit: Limit = 50
+    clinic: ClinicDep,
+    tx: TransactionsDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    external_id: Annotated[SingleLine | None, Query(max_length=200, examples=["EHR-1042"])] = None,
 ) -> PageOut[PatientPublic]:
-    """The clinic's patients, oldest first."""
+    """The clinic's patients, oldest first; with `external_id`, those that have it (the
+    patient record in the clinic's own system)."""
     with tx.read() as db:
-        page = reading.list_patients(db, clinic.id, cursor, limit)
+        page = reading.list_patients(db, clinic.id, cursor, limit, external_id)
         return PageOut(
             items=[PatientPublic.of(p) for p in page.items], next_cursor=page.next_cursor
         )
@@ -64,6 +70,21 @@ def get_patient(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Pati
     """One patient."""
     with tx.read() as db:
         return PatientPublic.of(patients.get_patient(db, clinic.id, patient_id))
+
+
+@router.get("/patients/{patient_id}/enrollments")
+def list_enrollments(
+    patient_id: str, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> PageOut[EnrollmentPublic]:
+    """The patient's enrollments, oldest first, each with where the patient stands (all
+    on one page: a patient has a few)."""
+    with tx.read() as db:
+        patient = patients.get_patient(db, clinic.id, patient_id)
+        items = [
+            reading.enrollment_view(db, clinic.id, e.id, now, rt.protocols)
+            for e in enrollments.enrollments_of(db, patient.id)
+        ]
+        return PageOut(items=items, next_cursor=None)
 
 
 @router.patch("/patients/{patient_id}")
