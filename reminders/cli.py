@@ -754,13 +754,11 @@ def enrollment_review(
     note: str | None = typer.Option(None),
 ) -> None:
     """Answer an open review (a patient who has not responded)."""
-    wanted = _validated(
-        ReviewDecisionCreate, {"decision": decision, "decided_by": by, "note": note}
-    )
+    wanted = _validated(ReviewDecisionCreate, {"decision": decision, "by": by, "note": note})
     with _runtime() as runtime, _transaction(runtime) as db:
         found = enrollments.decide_review(
             db, runtime, None, enrollment, wanted.decision, utcnow(),
-            decided_by=wanted.decided_by, note=wanted.note,
+            decided_by=wanted.by, note=wanted.note,
         )  # fmt: skip
     typer.echo(f"enrollment {found.id} {found.status}, phase {found.phase}")
 
@@ -818,6 +816,7 @@ def escalation_list(
     """List a clinic's escalations, newest first."""
     wanted = None if state == "all" else state
     with _runtime() as runtime, _transaction(runtime) as db:
+        clinics.get_clinic(db, clinic)
         page = escalations.list_escalations(db, clinic, wanted, None, limit)
         table = [
             [e.id, e.created_at.strftime("%Y-%m-%d %H:%M"), e.reason, e.state, e.detail]

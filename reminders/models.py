@@ -608,9 +608,7 @@ class ReviewDecisionCreate(_Input):
         "end: the course ends.",
         examples=["continue"],
     )
-    decided_by: SingleLine | None = PydanticField(
-        default=None, max_length=200, examples=["Dr Weiss"]
-    )
+    by: SingleLine | None = PydanticField(default=None, max_length=200, examples=["Dr Weiss"])
     note: Note | None = PydanticField(default=None, max_length=2000)
 
 

@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from reminders.channels.webhook import SLOW_DEFER_S, SLOW_QUEUE, SLOW_SLOTS, Resolver
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Delivery, Escalation
+from reminders.models import Delivery, Escalation, WebhookEndpoint
 from reminders.runtime import Runtime
 from reminders.services import webhooks
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
@@ -260,6 +260,25 @@ def test_ipv6_forms_of_private_addresses_are_refused_when_sending(
     # where it has an address).
     (alert,) = db.exec(select(Escalation).where(Escalation.reason == "undeliverable")).all()
     assert "non-public address" in alert.detail
+
+
+def test_an_endpoint_stored_with_an_unusable_url_fails_its_messages_alone(
+    db: Session, settings_for_faults: Runtime, receiver: WebhookReceiver
+) -> None:
+    rt = settings_for_faults
+    _, (bad,) = clinic_with_reminders(db, rt, "Bad Clinic", "http://127.0.0.1:8/hooks")
+    endpoint = db.exec(select(WebhookEndpoint).where(WebhookEndpoint.url.contains(":8/"))).one()  # type: ignore[attr-defined]
+    endpoint.url = "http://127.0.0.1:99999/hooks"  # stored before URLs were checked so
+    db.add(endpoint)
+    db.commit()
+    secret, (good,) = clinic_with_reminders(db, rt, "North Clinic", receiver.url)
+    Run(rt).join()
+    refused = state(db, bad)
+    assert (refused.state, refused.last_error) == (
+        "failed", "invalid webhook URL: Port out of range 0-65535",
+    )  # fmt: skip
+    arrived_at(receiver, secret)
+    assert state(db, good).state == "sent"
 
 
 def test_what_a_slow_destination_cannot_send_soon_goes_back_to_the_outbox(

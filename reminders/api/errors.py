@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reminders.errors import Conflict, InvalidInput, NotFound
 
 
-def _field_error(field: str, message: str) -> list[dict[str, Any]]:
-    return [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}]
+def _field_error(field: str, message: str, where: str = "body") -> list[dict[str, Any]]:
+    return [{"loc": [where, *field.split(".")], "msg": message, "type": "value_error"}]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -31,8 +31,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(InvalidInput)
-    async def invalid(_request: Request, exc: InvalidInput) -> JSONResponse:
-        return JSONResponse({"detail": _field_error(exc.field, exc.message)}, status_code=422)
+    async def invalid(request: Request, exc: InvalidInput) -> JSONResponse:
+        # Services name the field, not where it came from: a query parameter's name
+        # is in the request's query.
+        where = "query" if exc.field in request.query_params else "body"
+        detail = _field_error(exc.field, exc.message, where)
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import socket
 import ssl
@@ -94,7 +95,6 @@ def system_resolve(host: str) -> list[str]:
     return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
 
 
-@lru_cache(maxsize=4096)
 def _outcome_of(task: asyncio.Task[Outcome]) -> Outcome:
     """The attempt's outcome; a bug in it (an error no receiver explains) is retried
     later like a failed connection, so the run still accounts for the message."""
@@ -107,6 +107,7 @@ def _outcome_of(task: asyncio.Task[Outcome]) -> Outcome:
     return Outcome("retry", f"internal error: {type(error).__name__}")
 
 
+@lru_cache(maxsize=4096)
 def _host_of(url: str, allow_http: bool) -> str:
     """Return the URL's host, or raise InvalidInput('url', ...) for a URL that may not
     receive webhooks whatever it resolves to."""
@@ -120,6 +121,13 @@ def _host_of(url: str, allow_http: bool) -> str:
         raise InvalidInput("url", "must use https (the operator has not allowed http)")
     if parsed.userinfo:
         raise InvalidInput("url", "must not carry a user name or password")
+    if any(c.isspace() for c in url) or re.search(r"%(?![0-9A-Fa-f]{2})", url):
+        raise InvalidInput("url", "has a space or a % not followed by two hex digits")
+    try:
+        # What the sender parses it with: a URL it cannot take must fail here.
+        URL(url).port  # noqa: B018 - parsing checks the port range
+    except ValueError as exc:
+        raise InvalidInput("url", f"not a URL: {exc}") from None
     return parsed.host
 
 
@@ -408,7 +416,11 @@ class WebhookSender:
     def submit(self, message: WebhookMessage) -> asyncio.Future[Outcome]:
         """Queue a message; the future's result is its outcome (it never fails)."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        key = _destination_of(message.url)
+        try:
+            key = _destination_of(message.url)
+        except ValueError as exc:  # registered before URLs were checked as they are now
+            future.set_result(Outcome("failed", f"invalid webhook URL: {exc}"))
+            return future
         destination = self.destinations.get(key)
         if destination is None:
             destination = self.destinations[key] = Destination(key)

@@ -55,7 +55,7 @@ from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.replanning import StoredSession, diff_sessions
 from reminders.runtime import Runtime
 from reminders.services.clinics import clinic_days
-from reminders.services.events import emit, escalate, patient_data
+from reminders.services.events import emit, escalate, patient_data, settle_open
 from reminders.services.protocol_versions import current_version, move_to_current, protocol_of
 from reminders.services.reminding import (
     PATIENT_FACT_COLUMNS,
@@ -826,8 +826,10 @@ def set_status(
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
-    if until is not None and (status != "paused" or until <= today):
-        raise InvalidInput("until", "a pause may end on a later day; only pauses take it")
+    if until is not None and status != "paused":
+        raise InvalidInput("until", "only a pause has an end date")
+    if until is not None and until <= today:
+        raise InvalidInput("until", f"must be after today ({today}, the patient's date)")
     if enrollment.status == status:
         return enrollment
     if enrollment.status not in allowed[status]:
@@ -859,7 +861,8 @@ def decide_review(
 ) -> Enrollment:
     """Record a clinician's answer to an open review and re-plan: `continue` (another
     block of the phase's maximum), `move_on` (the next phase) or `end` (the course ends).
-    Raises NotFound, InvalidInput, or Conflict when no review is open."""
+    The escalation that asked for the review is settled by it. Raises NotFound,
+    InvalidInput, or Conflict when no review is open."""
     if action not in ("continue", "move_on", "end"):
         raise InvalidInput("decision", "must be continue, move_on or end")
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
@@ -877,6 +880,10 @@ def decide_review(
             created_at=now,
         )
     )
+    settle_open(
+        db, enrollment.id, "no_response", decided_by or "a clinician",
+        f"review decided: {action}", now,
+    )  # fmt: skip
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)
     return enrollment

@@ -15,6 +15,7 @@ from reminders.errors import Conflict, NotFound
 from reminders.models import Enrollment, Escalation, EscalationState, Patient
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
+from reminders.services.events import settle
 from reminders.services.reading import Page, newest_first
 
 STATES = tuple(EscalationState)
@@ -50,11 +51,7 @@ def acknowledge(
     escalation = get_escalation(db, clinic_id, escalation_id)
     if escalation.state != EscalationState.OPEN:
         raise Conflict(f"escalation already acknowledged by {escalation.acknowledged_by}")
-    escalation.state = EscalationState.ACKNOWLEDGED
-    escalation.open_key = None
-    escalation.acknowledged_by = by
-    escalation.acknowledged_at = now
-    escalation.note = note
+    settle(escalation, by, note, now)
     db.add(escalation)
     if escalation.reason == "lapsed" and escalation.enrollment_id:
         _clinic_acted_on_lapse(db, rt, escalation.enrollment_id, now)

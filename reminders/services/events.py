@@ -159,3 +159,30 @@ def escalate(
         ],
     )
     return True
+
+
+def settle(escalation: Escalation, by: str, note: str | None, now: datetime) -> None:
+    """Mark an open escalation as dealt with by `by`; the same cause may then open a
+    new one. The caller adds the row to its session."""
+    escalation.state = EscalationState.ACKNOWLEDGED
+    escalation.open_key = None
+    escalation.acknowledged_by = by
+    escalation.acknowledged_at = now
+    escalation.note = note
+
+
+def settle_open(
+    db: Session, enrollment_id: str, reason: str, by: str, note: str, now: datetime
+) -> None:
+    """Settle the enrollment's open escalation for `reason`, if there is one (the
+    clinic answered it another way, e.g. with a review decision)."""
+    found = db.exec(
+        select(Escalation).where(
+            Escalation.enrollment_id == enrollment_id,
+            Escalation.reason == reason,
+            Escalation.state == EscalationState.OPEN,
+        )
+    )
+    for escalation in found:
+        settle(escalation, by, note, now)
+        db.add(escalation)

@@ -24,7 +24,7 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services.enrollments import replan
 from reminders.services.events import escalate
-from reminders.services.reminding import cancel_deliveries
+from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
 
 
@@ -43,6 +43,8 @@ def add_patients(
     """
     if db.get(Clinic, clinic_id) is None:
         raise NotFound("clinic", clinic_id)
+    if any(p.channel == "webhook" for p in patients):
+        _check_webhook_channel(db, clinic_id)
     now = utcnow()
     default_time = default_reminder_time.strftime("%H:%M")
     rows: list[dict[str, Any]] = []
@@ -73,6 +75,17 @@ def add_patients(
         )
     insert_rows(db, Patient, rows)
     return [row["id"] for row in rows]
+
+
+def _check_webhook_channel(db: Session, clinic_id: str) -> None:
+    """A patient reminded by webhook needs an endpoint that takes reminders; without
+    one they would silently get none."""
+    if not any(subscribed(e, "session.reminder") for e in clinic_endpoints(db, clinic_id)):
+        raise InvalidInput(
+            "channel",
+            "the clinic has no webhook endpoint taking session.reminder: register one "
+            "first, or remind this patient by email",
+        )
 
 
 def add_patient(
@@ -143,6 +156,8 @@ def update_patient(
     for required in ("name", "reminder_time", "channel", "locale"):
         if required in changes and changes[required] is None:
             raise InvalidInput(required, "cannot be removed")
+    if changes.get("channel") == "webhook":
+        _check_webhook_channel(db, clinic_id)
     changes.pop("quiet_hours", None)
     if "quiet_hours" in update.model_fields_set:  # null goes back to the operator's default
         patient.quiet_start = update.quiet_hours.start if update.quiet_hours else None

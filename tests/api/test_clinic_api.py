@@ -234,3 +234,19 @@ def test_a_slow_dns_answer_at_registration_holds_up_no_other_request(
     assert time_module.monotonic() - started < 0.8, "answered while the look-up was out"
     registering.join(timeout=10)
     assert answers[0].status_code == 201, answers[0].text
+
+
+def test_a_patient_reminded_by_webhook_needs_an_endpoint_taking_reminders(api: Api) -> None:
+    refused = api.post("/v1/patients", {**PATIENT, "channel": "webhook"})
+    assert refused.status_code == 422
+    assert "channel" in str(refused.json()["detail"])
+    assert "session.reminder" in str(refused.json()["detail"])
+    api.post(
+        "/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/h", "events": ["session.confirmed"]}
+    )
+    patient = api.patient()
+    moved = api.patch(f"/v1/patients/{patient}", {"channel": "webhook"})
+    assert moved.status_code == 422, "an endpoint without reminders does not count"
+    api.post("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/r"})
+    assert api.patch(f"/v1/patients/{patient}", {"channel": "webhook"}).status_code == 200
+    assert api.post("/v1/patients", {**PATIENT, "channel": "webhook"}).status_code == 201

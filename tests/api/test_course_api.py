@@ -92,10 +92,13 @@ def test_a_review_opens_one_escalation_and_a_decision_answers_it(
     assert (escalation["reason"], escalation["external_id"]) == ("no_response", "EHR-1")
     assert escalation["enrollment_id"] == enrollment
     decided = api.post(
-        f"/v1/enrollments/{enrollment}/review", {"decision": "move_on", "decided_by": "Dr Weiss"}
+        f"/v1/enrollments/{enrollment}/review", {"decision": "move_on", "by": "Dr Weiss"}
     )
     assert decided.status_code == 200, decided.text
     assert (decided.json()["phase"], decided.json()["review_reason"]) == ("maintenance", None)
+    assert api.get("/v1/escalations?state=open").json()["items"] == [], "the review answered it"
+    (settled,) = api.get("/v1/escalations?state=acknowledged").json()["items"]
+    assert (settled["acknowledged_by"], settled["note"]) == ("Dr Weiss", "review decided: move_on")
     again = api.post(f"/v1/enrollments/{enrollment}/review", {"decision": "end"})
     assert again.status_code == 409
     bad = api.post(f"/v1/enrollments/{enrollment}/review", {"decision": "maybe"})

@@ -203,6 +203,7 @@ def test_bad_query_parameters_name_themselves(api: Api) -> None:
         answer = api.get(url, params=params)
         assert answer.status_code == 422, (url, answer.text)
         assert field in str(answer.json()["detail"]), (url, answer.text)
+        assert answer.json()["detail"][0]["loc"][0] == "query", (url, answer.text)
 
 
 def test_dates_at_the_ends_of_the_calendar_are_422_naming_the_field(api: Api, db: Session) -> None:

@@ -30,6 +30,11 @@ def resolver(*addresses: str):  # type: ignore[no-untyped-def]
         ("https://teredo.example/x", ["2001:0:4136:e378:8000:63bf:3fff:fdd2"], "non-public"),
         ("https://[fec0::1]/x", [], "site-local"),
         ("not a url", [], "https"),
+        # What the sender could not send to: refused here, not failing every dispatch.
+        ("https://hooks.clinic.example:99999/x", ["93.184.216.34"], "not a URL"),
+        ("https://hooks.clinic.example:70000/x", ["93.184.216.34"], "not a URL"),
+        ("https://hooks.clinic.example/x y", ["93.184.216.34"], "space"),
+        ("https://hooks.clinic.example/%zz", ["93.184.216.34"], "hex digits"),
     ],
 )
 def test_unsafe_webhook_urls_are_refused(url: str, addresses: list[str], problem: str) -> None:

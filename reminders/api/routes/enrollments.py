@@ -71,7 +71,7 @@ async def decide_review(
     async with tx.write() as db:
         enrollments.decide_review(
             db, rt, clinic.id, enrollment_id, body.decision, now,
-            decided_by=body.decided_by, note=body.note,
+            decided_by=body.by, note=body.note,
         )  # fmt: skip
         return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
