@@ -320,26 +320,29 @@ class _Run:
 
     async def until_idle(self) -> int:
         """Claim, send and record until nothing is due and nothing is out."""
-        next_look = self.loop.time()
+        # When each channel is next looked at: at once after a full batch, else after
+        # POLL_S (a channel's empty look must not hold up the other's next claim).
+        next_look = dict.fromkeys(CHANNELS, self.loop.time())
         next_renewal = self.loop.time() + self.lease_s / 3
-        # The last look left a channel out (it had no room): work of that channel may
-        # be due, so the run does not end before it has looked again.
-        partial = False
+        # Whether each channel's last look found less than a full batch: the run ends
+        # only once every channel has, and nothing is out.
+        quiet = dict.fromkeys(CHANNELS, False)
         while True:
             more_due = False
             if self.dispatcher.stopping:
                 self.dispatcher.senders.webhook.hand_back_queued()
                 self._hand_back_emails()
-            elif (channels := self._channels_with_room()) and self.loop.time() >= next_look:
+            elif channels := self._channels_to_look_at(next_look):
                 limit = min(self.batch, self.batch * HELD_BATCHES - len(self.held))
                 prepared = await self._in_database(
                     self.dispatcher.claim_and_prepare, limit, channels
                 )
                 self._hand_over(prepared)
                 claimed = Counter(item.delivery.channel for item in prepared)
-                more_due = any(count >= limit for count in claimed.values())
-                partial = len(channels) < len(CHANNELS)
-                next_look = self.loop.time() if more_due else self.loop.time() + POLL_S
+                for channel in channels:
+                    full = claimed[channel] >= limit
+                    more_due, quiet[channel] = more_due or full, not full
+                    next_look[channel] = self.loop.time() + (0.0 if full else POLL_S)
             if self.arrived:
                 results, self.arrived = self.arrived, []
                 await self._in_database(self.dispatcher.record, results)
@@ -349,13 +352,18 @@ class _Run:
             if self.held and self.loop.time() >= next_renewal:
                 await self._in_database(self.dispatcher.extend_leases, list(self.held))
                 next_renewal = self.loop.time() + self.lease_s / 3
-            idle = not self.held and not self.arrived and not more_due
-            if idle and (not partial or self.dispatcher.stopping):
+            idle = not self.held and not self.arrived
+            if idle and (all(quiet.values()) or self.dispatcher.stopping):
                 return self.handled
-            if not self._channels_with_room():
+            if not (room := self._channels_with_room()):
                 await self._wait(POLL_S)  # a result frees room
             elif not more_due:
-                await self._wait(max(next_look - self.loop.time(), 0.0))
+                soonest = min(next_look[channel] for channel in room)
+                await self._wait(max(soonest - self.loop.time(), 0.0))
+
+    def _channels_to_look_at(self, next_look: dict[str, float]) -> list[str]:
+        now = self.loop.time()
+        return [c for c in self._channels_with_room() if now >= next_look[c]]
 
     def _channels_with_room(self) -> list[str]:
         """The channels whose queues can take another batch. A channel that is behind
