@@ -3,7 +3,7 @@
 A control character stored in a name ends up in an email header, a log line or a webhook
 relayed to SMS, where it can end the line early and start another. So every single-line
 field refuses them at the door (422 naming the field, the same on SQLite and PostgreSQL,
-which could not even store NUL), and multi-line notes keep only line breaks and tabs.
+which could not even store NUL), and multi-line notes refuse all but line breaks and tabs.
 
 Refused in single-line text: C0 controls (U+0000-U+001F, NUL included), DEL (U+007F),
 the C1 controls (U+0080-U+009F, among them NEL, which Python's `splitlines` treats as a

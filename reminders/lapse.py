@@ -18,6 +18,9 @@ from datetime import date, timedelta
 from reminders.planner import Absence, PastSession
 
 NOT_DONE = frozenset({"missed", "skipped"})
+# An appointment at the clinic that staff did not record counts as attended, as it does
+# for the plan's pace: the clinic has been told to record it, not that the patient lapsed.
+DONE = frozenset({"confirmed", "unrecorded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ def standing(
 ) -> Standing:
     """Return how far behind the plan the patient is on `today`."""
     history = sorted(sessions, key=lambda s: s.local_date)
-    confirmed = [s.local_date for s in history if s.status == "confirmed"]
+    confirmed = [s.local_date for s in history if s.status in DONE]
     after = max(confirmed) if confirmed else date.min
     if counts_from is not None and counts_from - timedelta(days=1) > after:
         after = counts_from - timedelta(days=1)

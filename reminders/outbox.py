@@ -202,25 +202,6 @@ def finish(db: Session, delivery_id: str, worker: str, values: dict[str, Any]) -
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def finish_many(db: Session, ids: list[str], worker: str, values: dict[str, Any]) -> int:
-    """Write the same result for several claimed deliveries; return how many the worker
-    still held (the others were taken over after their lease ran out)."""
-    done = 0
-    for start in range(0, len(ids), 500):
-        result = db.execute(
-            sa.update(Delivery)
-            .where(
-                col(Delivery.id).in_(ids[start : start + 500]),
-                col(Delivery.state) == "sending",
-                col(Delivery.claimed_by) == worker,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        done += result.rowcount  # type: ignore[attr-defined]
-    return done
-
-
 def finish_sent(db: Session, worker: str, sent: list[tuple[str, datetime]]) -> None:
     """Record deliveries the worker still holds as sent, each at its own time, in one
     executemany (the bulk of every round of results)."""

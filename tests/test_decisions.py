@@ -15,6 +15,7 @@ from reminders.decisions import (
     End,
     PatientMessageFacts,
     decide,
+    undeliverable_cause,
 )
 from reminders.timing import QuietHours
 
@@ -71,3 +72,36 @@ NOON = "2026-12-07 11:00"
 )  # fmt: skip
 def test_decide(case: PatientMessageFacts, now: str, expected: Decision) -> None:
     assert decide(case, utc(now)) == expected
+
+
+CAUSES = [
+    # (what, kind, channel, state, error, told already, expected cause)
+    ("a webhook refused for good", "reminder", "webhook", "failed", "HTTP 400: bad body",
+     False, "webhook: HTTP 400"),
+    ("given up after retries", "reminder", "webhook", "dead", "timed out", False,
+     "webhook: timed out"),
+    ("an SMTP refusal is its reply code, not its text (it quotes the address)", "reminder",
+     "email", "failed", "SMTP 550 5.1.1 <ann@example.org>: no such user", False,
+     "email: SMTP 550"),
+    ("no error text", "follow_up", "email", "dead", None, False, "email: unknown error"),
+    ("still retrying: nothing to tell yet", "reminder", "webhook", "pending", "HTTP 500",
+     False, None),
+    ("sent", "reminder", "email", "sent", None, False, None),
+    ("the clinic was told already (its endpoint is failing)", "reminder", "webhook",
+     "failed", "HTTP 500", True, None),
+    ("a message to the clinic itself", "escalation", "email", "dead", "SMTP 451 busy",
+     False, None),
+    ("an escalation event to the clinic", "patient.escalation", "webhook", "failed",
+     "HTTP 500", False, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "channel", "state", "error", "told", "expected"),
+    [case[1:] for case in CAUSES],
+    ids=[case[0] for case in CAUSES],
+)
+def test_undeliverable_cause(
+    kind: str, channel: str, state: str, error: str | None, told: bool, expected: str | None
+) -> None:
+    assert undeliverable_cause(kind, channel, state, error, told) == expected

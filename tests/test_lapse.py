@@ -48,6 +48,9 @@ CASES = [
      Standing(DAY + timedelta(days=7), 0, False, False)),
     ("never confirmed: counted from the first session not done", [on(0, "missed")], 7, None,
      (), Standing(DAY, 7, True, True)),
+    ("an appointment nobody recorded counts as attended",
+     [on(0, "confirmed"), on(7, "missed"), on(9, "unrecorded")], 20, None, (),
+     Standing(None, 0, False, False)),
 ]  # fmt: skip
 
 
