@@ -29,7 +29,7 @@ def test_the_readme_walk_through_runs_as_pasted(tmp_path: Path) -> None:
     # As pasted into a shell, then the server it started is stopped.
     done = subprocess.run(
         ["bash", "-c", f"{script}\nkill -INT $! && wait $!"],
-        cwd=PROJECT_ROOT, env=env_for(tmp_path), capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT, env=env_for(tmp_path), capture_output=True, text=True, timeout=420,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     answers = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
