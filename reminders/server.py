@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import logging.config
 import signal
 import socket
 import threading
@@ -13,6 +14,7 @@ import uvicorn
 
 from reminders.api import create_app
 from reminders.dispatcher import Dispatcher, build_senders
+from reminders.logs import logging_config
 from reminders.runtime import Runtime
 from reminders.scheduler import build_scheduler, stop_scheduler
 
@@ -55,12 +57,8 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     before its scheduler has touched the database (raises OSError)."""
     settings = rt.settings
     listener = listening_socket(settings.http_host, settings.http_port) if with_api else None
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # APScheduler logs every job run at INFO: several lines a second once the API wakes
-    # the dispatcher. Failures still show (WARNING and up).
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    log_config = logging_config(settings.log_format)
+    logging.config.dictConfig(log_config)
     dispatcher = Dispatcher(rt, build_senders(rt))
     scheduler, dispatch = build_scheduler(rt, dispatcher)
     email = (
@@ -85,7 +83,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         log.info("API on http://%s:%d", settings.http_host, settings.http_port)
         # httptools parses HTTP in C: an eighth less server time per confirmation than
         # the pure-Python h11 (scripts/bench api).
-        config = uvicorn.Config(app, http="httptools", log_level="info")
+        config = uvicorn.Config(app, http="httptools", log_config=log_config)
         # uvicorn raises the SIGINT it stopped on again once it has shut down.
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.Server(config).run(sockets=[listener])

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=128, ge=1, le=512)
     endpoint_disable_after_h: float = Field(default=72.0, gt=0)
 
+    log_format: Literal["text", "json"] = "text"
+
     dispatch_interval_s: float = Field(default=5.0, gt=0)
     dispatch_batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_s: float = Field(default=60.0, gt=0)

@@ -3,6 +3,7 @@ time is a minute ahead gets the reminder in the Maildir at that minute."""
 
 from __future__ import annotations
 
+import json
 import mailbox
 import signal
 import socket
@@ -92,3 +93,25 @@ def test_serve_port_option_sets_where_patient_links_point(tmp_path: Path) -> Non
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
     assert load_settings(var_dir=tmp_path, http_port=port).base_url == (f"http://127.0.0.1:{port}")
+
+
+def test_with_json_logs_every_line_of_serve_is_one_json_object(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path, http_port=str(port), log_format="json")
+    run(env, "migrate")
+    log = tmp_path / "serve.log"
+    server = start(env, "serve", log=log)
+    try:
+        wait_for(lambda: _ready(port), 30, "the API to answer /readyz")
+        httpx.get(f"http://127.0.0.1:{port}/v1/clinic?api_key=rk_in_the_query")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    loggers = {line["logger"] for line in lines}
+    assert {"reminders", "uvicorn.error", "uvicorn.access"} <= loggers
+    (access,) = [
+        line["message"] for line in lines
+        if line["logger"] == "uvicorn.access" and "/v1/clinic" in line["message"]
+    ]  # fmt: skip
+    assert "/v1/clinic?… " in access and "rk_in_the_query" not in log.read_text()

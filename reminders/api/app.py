@@ -25,17 +25,21 @@ from reminders.api.routes import (
 from reminders.runtime import Runtime
 
 _TOKEN_PATH = re.compile(r"/(s|u)/[A-Za-z0-9_\-]{16,}")
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+def _redacted(text: str) -> str:
+    return _QUERY.sub("?…", _TOKEN_PATH.sub(r"/\1/…", text))
 
 
 class RedactLinkTokens(logging.Filter):
-    """Patient link tokens travel in URL paths; access logs get `/s/…` instead."""
+    """Patient link tokens travel in URL paths, and a careless client may put a key or
+    a name in a query string; access logs get `/s/…` and `?…` instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.args = tuple(
-                _TOKEN_PATH.sub(r"/\1/…", a) if isinstance(a, str) else a for a in record.args
-            )
-        record.msg = _TOKEN_PATH.sub(r"/\1/…", str(record.msg))
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = _redacted(str(record.msg))
         return True
 
 

@@ -93,4 +93,17 @@ def test_access_log_filter_redacts_both_kinds_of_link() -> None:
     )  # fmt: skip
     RedactLinkTokens().filter(record)
     assert "AbCdEfGhIj" not in record.getMessage()
-    assert "/u/…" in record.getMessage()
+    assert "/u/…?…" in record.getMessage()
+
+
+def test_access_log_filter_drops_query_strings() -> None:
+    from reminders.api.app import RedactLinkTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/v1/patients?api_key=rk_secret&name=Zelda", "1.1", 401),
+        None,
+    )  # fmt: skip
+    RedactLinkTokens().filter(record)
+    assert "rk_secret" not in record.getMessage() and "Zelda" not in record.getMessage()
+    assert '"GET /v1/patients?… HTTP/1.1" 401' in record.getMessage()
