@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -152,6 +153,24 @@ def migrate() -> None:
         typer.echo(f"database created at revision {after}")
     else:
         typer.echo(f"database upgraded from revision {before} to {after}")
+
+
+@app.command()
+def backup(
+    file: Path = typer.Argument(..., help="The new file to copy the database to."),
+) -> None:
+    """Copy the SQLite database to FILE while the service runs (a consistent copy).
+    PostgreSQL: use pg_dump (see the README)."""
+    settings = _settings()
+    try:
+        size = database.backup_sqlite(settings.database_url, file)
+    except ValueError as exc:
+        raise _fail(f"{exc}; for PostgreSQL use pg_dump", 2) from None
+    except FileExistsError:
+        raise _fail(f"{file} exists; a backup never overwrites a file", 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {file}: {exc.strerror or exc}", 2) from None
+    typer.echo(f"database copied to {file} ({size:,} bytes)")
 
 
 @app.command()

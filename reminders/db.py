@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import pickle
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -150,6 +152,29 @@ def schema_mismatch(engine: sa.Engine) -> str | None:
         f"the database is at schema revision {', '.join(sorted(current))}, this version "
         f"needs {', '.join(sorted(heads))}: run `reminders migrate`"
     )
+
+
+def backup_sqlite(url: str, target: Path) -> int:
+    """Copy the SQLite database at `url` to the new file `target` with SQLite's online
+    backup, a consistent copy while the service keeps writing; return its size in bytes.
+
+    Raises ValueError for a database that is not an SQLite file, FileExistsError if
+    `target` exists (a backup never overwrites one)."""
+    path = sa.engine.make_url(url).database
+    if not url.startswith("sqlite") or not path or path == ":memory:":
+        raise ValueError("only an SQLite database file can be copied this way")
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(descriptor)
+    source = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy, pages=1024)  # in steps: writers wait only for a step
+        finally:
+            copy.close()
+    finally:
+        source.close()
+    return target.stat().st_size
 
 
 @dataclass(frozen=True, slots=True)

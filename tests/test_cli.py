@@ -325,3 +325,48 @@ def test_clinics_and_patients_are_listed_and_shown() -> None:
     assert [e["protocol"] for e in shown["enrollments"]] == ["glycopyrrolate-hyperhidrosis"]
     code, _, err = run("patient", "show", second, "--clinic", "0" * 32)
     assert code == 1 and "not found" in err
+
+
+def test_backup_copies_the_database_consistently_while_it_is_written(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    assert run("migrate")[0] == 0
+    assert run("clinic", "create", "North Clinic")[0] == 0
+    settings = load_settings()
+    writing = threading.Event()
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        rt = Runtime.from_settings(settings)
+        from sqlmodel import Session
+
+        from reminders.services import clinics
+
+        try:
+            while not stop.is_set():
+                with Session(rt.engine) as db:
+                    clinics.create_clinic(db, "Busy Clinic")
+                    db.commit()
+                writing.set()
+        finally:
+            rt.close()
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    writing.wait(10)
+    copy = tmp_path / "backup.sqlite3"
+    try:
+        code, out, err = run("backup", str(copy))
+    finally:
+        stop.set()
+        writer.join(10)
+    assert code == 0, err
+    assert out.startswith(f"database copied to {copy}")
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    with sqlite3.connect(copy) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        names = {row[0] for row in db.execute("SELECT name FROM clinic")}
+    assert "North Clinic" in names
+    code, _, err = run("backup", str(copy))
+    assert code == 2 and "exists" in err, "a backup never overwrites a file"
