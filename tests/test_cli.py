@@ -370,3 +370,21 @@ def test_backup_copies_the_database_consistently_while_it_is_written(tmp_path: P
     assert "North Clinic" in names
     code, _, err = run("backup", str(copy))
     assert code == 2 and "exists" in err, "a backup never overwrites a file"
+
+
+def test_going_back_to_a_backup_as_the_readme_says() -> None:
+    assert run("migrate")[0] == 0
+    run("clinic", "create", "Before Clinic")
+    settings = load_settings()
+    database = Path(str(settings.database_url).removeprefix("sqlite:///"))
+    copy = database.with_name("copy.sqlite3")
+    assert run("backup", str(copy))[0] == 0
+    run("clinic", "create", "After Clinic")
+    # Stop the service (none runs here); move the copy into place; drop -wal and -shm.
+    copy.replace(database)
+    for companion in ("-wal", "-shm"):
+        database.with_name(database.name + companion).unlink(missing_ok=True)
+    code, out, _ = run("migrate")
+    assert code == 0 and out.startswith("database is up to date")
+    names = [c["name"] for c in json.loads(run("clinic", "list", "--json")[1])]
+    assert names == ["Before Clinic"]
