@@ -71,6 +71,21 @@ app.add_typer(webhook_app, name="webhook")
 M = TypeVar("M", bound=BaseModel)
 
 
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    typer.echo()
+
+
+def _print_fields(fields: dict[str, object]) -> None:
+    """One `name: value` line a field (lists joined with commas, None left blank)."""
+    for name, value in fields.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        typer.echo(f"{name}: {'' if shown is None else shown}")
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -166,6 +181,8 @@ def backup(
         size = database.backup_sqlite(settings.database_url, file)
     except ValueError as exc:
         raise _fail(f"{exc}; for PostgreSQL use pg_dump", 2) from None
+    except FileNotFoundError as exc:
+        raise _fail(f"no database at {exc}: run `reminders migrate` first", 2) from None
     except FileExistsError:
         raise _fail(f"{file} exists; a backup never overwrites a file", 2) from None
     except OSError as exc:
@@ -207,7 +224,7 @@ def simulate(
     days: int = typer.Option(200, min=1, max=730, help="How many days to simulate."),
     story: str = typer.Option(..., help="What the patient does: " + ", ".join(STORIES) + "."),
     timezone: str = typer.Option("Europe/Berlin", help="The patient's IANA time zone."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Run one patient's course through the real service on a throwaway database, with a
     simulated clock, and show what the patient and the clinic would receive each day."""
@@ -228,8 +245,7 @@ def simulate(
     except RemindersError as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        json.dump(result.as_json(), sys.stdout, indent=2)
-        typer.echo()
+        _print_json(result.as_json())
         return
     typer.echo(f"{protocol}, story {story!r} ({STORIES[story]}), {timezone}")
     _print_table(
@@ -269,14 +285,6 @@ def clinic_create(
     typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
 
 
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
-
-def _print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
-    typer.echo()
-
-
 @clinic_app.command("list")
 def clinic_list(as_json: bool = JSON_OPTION) -> None:
     """List the clinics, oldest first."""
@@ -299,8 +307,7 @@ def clinic_show(
     if as_json:
         _print_json(shown)
         return
-    for key, value in shown.items():
-        typer.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    _print_fields(shown)
 
 
 @clinic_app.command("hours")
@@ -381,9 +388,7 @@ def patient_show(
     if as_json:
         _print_json(shown)
         return
-    for key, value in shown.items():
-        if key != "enrollments":
-            typer.echo(f"{key}: {'' if value is None else value}")
+    _print_fields({k: v for k, v in shown.items() if k != "enrollments"})
     for e in shown["enrollments"]:
         typer.echo(f"enrollment {e['id']}: {e['protocol']} {e['body_area'] or ''} "
                    f"{e['status']} ({e['phase']})")  # fmt: skip
@@ -553,7 +558,7 @@ def plan_preview(
     days: int = typer.Option(182, min=1, max=730, help="How far to show an ongoing plan."),
     weekdays: str | None = typer.Option(None, help="Allowed weekdays, e.g. mon,wed,fri."),
     body_area: str | None = typer.Option(None),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the whole plan for a protocol from a start date, assuming full adherence."""
     settings = _settings()
@@ -585,8 +590,7 @@ def plan_preview(
     result = preview(chosen, settings_for_plan, days, _parse_response(response))
     if as_json:
         document = {"protocol": chosen.id, "start": start_date.isoformat(), **_plan_json(result)}
-        json.dump(document, sys.stdout, indent=2)
-        typer.echo()
+        _print_json(document)
         return
     typer.echo(f"{chosen.name} ({chosen.id}) from {start_date.isoformat()}")
     _print_table(
@@ -619,7 +623,7 @@ def _print_changes(result: Plan) -> None:
 @plan_app.command("show")
 def plan_show(
     enrollment: str = typer.Argument(..., help="Enrollment id."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Show an enrollment's sessions: past ones with what happened, then the plan."""
     with _runtime() as runtime, _transaction(runtime) as db:
@@ -644,8 +648,7 @@ def plan_show(
                 for r in rows
             ],
         }
-        json.dump(document, sys.stdout, indent=2)
-        typer.echo()
+        _print_json(document)
         return
     typer.echo(
         f"enrollment {found.id}: {found.protocol_id}, {found.status}, phase {found.phase}"

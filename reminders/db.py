@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -158,20 +159,28 @@ def backup_sqlite(url: str, target: Path) -> int:
     """Copy the SQLite database at `url` to the new file `target` with SQLite's online
     backup, a consistent copy while the service keeps writing; return its size in bytes.
 
-    Raises ValueError for a database that is not an SQLite file, FileExistsError if
-    `target` exists (a backup never overwrites one)."""
+    Raises ValueError for a database that is not an SQLite file, FileNotFoundError if
+    there is none yet, FileExistsError if `target` exists (a backup never overwrites
+    one); a copy that fails half-way is removed."""
     path = sa.engine.make_url(url).database
     if not url.startswith("sqlite") or not path or path == ":memory:":
         raise ValueError("only an SQLite database file can be copied this way")
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(descriptor)
-    source = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    if not Path(path).is_file():
+        raise FileNotFoundError(path)
+    # Opened read-write (SQLite's backup reads through the WAL) but never created.
+    source = sqlite3.connect(
+        f"{Path(path).resolve().as_uri()}?mode=rw", uri=True,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+    )  # fmt: skip
     try:
-        copy = sqlite3.connect(target)
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(descriptor)
         try:
-            source.backup(copy, pages=1024)  # in steps: writers wait only for a step
-        finally:
-            copy.close()
+            with contextlib.closing(sqlite3.connect(target)) as copy:
+                source.backup(copy, pages=1024)  # in steps: writers wait only for a step
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
     finally:
         source.close()
     return target.stat().st_size

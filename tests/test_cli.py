@@ -372,6 +372,15 @@ def test_backup_copies_the_database_consistently_while_it_is_written(tmp_path: P
     assert code == 2 and "exists" in err, "a backup never overwrites a file"
 
 
+def test_backup_without_a_database_says_so_and_leaves_no_file(tmp_path: Path) -> None:
+    copy = tmp_path / "backup.sqlite3"
+    code, _, err = run("backup", str(copy))
+    assert code == 2 and "run `reminders migrate` first" in err
+    assert not copy.exists()
+    database = Path(str(load_settings().database_url).removeprefix("sqlite:///"))
+    assert not database.exists(), "no empty database was made to copy"
+
+
 def test_going_back_to_a_backup_as_the_readme_says() -> None:
     assert run("migrate")[0] == 0
     run("clinic", "create", "Before Clinic")
