@@ -213,6 +213,32 @@ def enroll_patient(
     return enrollment.id
 
 
+def weekly_patients(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    count: int,
+    reminder_time: str = "09:00",
+    channel: str = "email",
+    enrolled_at: str = "2026-12-07 08:00",
+) -> list[str]:
+    """`count` patients of the clinic, in UTC, enrolled at `enrolled_at` in the weekly
+    glycopyrrolate protocol from Monday 2026-12-07, so each has one reminder due that day
+    at `reminder_time` on `channel`; return their ids."""
+    ids = []
+    for n in range(count):
+        patient = make_patient(
+            db, clinic_id, timezone="UTC", reminder_time=reminder_time, channel=channel,
+            name=f"Patient {n}", email=f"p{n}@example.org",
+        )  # fmt: skip
+        enroll_patient(
+            db, rt, clinic_id, patient, "2026-12-07", at(enrolled_at),
+            protocol="glycopyrrolate-hyperhidrosis",
+        )  # fmt: skip
+        ids.append(patient)
+    return ids
+
+
 def enroll_in_ongoing_phase_with_first_session_done(
     db: Session, rt: Runtime, clinic_id: str, patient_id: str
 ) -> str:

@@ -15,7 +15,7 @@ from reminders.dispatcher import EMAILS_WAITING_BATCHES, Dispatcher, build_sende
 from reminders.models import Delivery
 from reminders.runtime import Runtime
 from reminders.services import webhooks
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.conftest import at, make_clinic, weekly_patients
 from tests.servers import CLOSE_MID_RESPONSE, SmtpRecorder, WebhookReceiver, free_port
 
 NINE = at("2026-12-07 09:00")
@@ -35,24 +35,11 @@ def webhook_reminder(db: Session, rt: Runtime, receiver: WebhookReceiver) -> Non
     clinic = make_clinic(db)
     webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
     db.commit()
-    patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook")
-    enroll_patient(
-        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-        protocol="glycopyrrolate-hyperhidrosis",
-    )  # fmt: skip
+    weekly_patients(db, rt, clinic, 1, channel="webhook")
 
 
 def email_reminders(db: Session, rt: Runtime, count: int, reminder_time: str = "09:00") -> None:
-    clinic = make_clinic(db)
-    for n in range(count):
-        patient = make_patient(
-            db, clinic, timezone="UTC", reminder_time=reminder_time, name=f"P{n}",
-            email=f"p{n}@example.org",
-        )  # fmt: skip
-        enroll_patient(
-            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-            protocol="glycopyrrolate-hyperhidrosis",
-        )  # fmt: skip
+    weekly_patients(db, rt, make_clinic(db), count, reminder_time)
 
 
 def test_receiver_hanging_past_the_timeout_is_retried_with_the_same_id(
@@ -181,14 +168,8 @@ def test_a_backlog_of_webhooks_holds_up_no_email_due_behind_it(
     clinic = make_clinic(db)
     webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
     db.commit()
-    for n in range(30):  # due first, and more than the run holds at once
-        patient = make_patient(
-            db, clinic, timezone="UTC", reminder_time="08:59", channel="webhook", name=f"W{n}"
-        )
-        enroll_patient(
-            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-            protocol="glycopyrrolate-hyperhidrosis",
-        )  # fmt: skip
+    # Due first, and more than the run holds at once.
+    weekly_patients(db, rt, clinic, 30, reminder_time="08:59", channel="webhook")
     email_reminders(db, rt, 2)
     dispatch(rt, NINE)
     assert {(r.state, r.attempts) for r in reminders(db)} == {("sent", 1)}
