@@ -196,25 +196,41 @@ def serve(
     port: int | None = typer.Option(
         None, min=1, max=65535, help="Port to listen on (setting http_port)."
     ),
+    reload: bool = typer.Option(
+        False, "--reload", help="Development: restart when the code or config changes."
+    ),
 ) -> None:
     """Run the service: the scheduler and the HTTP API."""
-    from reminders.server import run_server  # uvicorn and FastAPI: only for these two
+    from reminders import server  # uvicorn and FastAPI: only for serve and worker
 
     with _runtime(http_host=host, http_port=port) as runtime:
-        address = f"{runtime.settings.http_host}:{runtime.settings.http_port}"
-        try:
-            run_server(runtime, with_api=True)
-        except OSError as exc:
-            raise _fail(f"cannot listen on {address}: {exc.strerror or exc}", 2) from None
+        if reload:
+            server.run_reloading(runtime.settings)
+            return
+        _serving(runtime, runtime.settings.http_port, with_api=True)
 
 
 @app.command()
-def worker() -> None:
-    """Run only the scheduler (dispatch, sweep, housekeeping), no HTTP API."""
+def worker(
+    host: str | None = typer.Option(None, help="Address to listen on (setting http_host)."),
+    port: int | None = typer.Option(
+        None, min=1, max=65535, help="Port for /healthz, /readyz, /metrics (worker_port)."
+    ),
+) -> None:
+    """Run only the scheduler (dispatch, sweep, housekeeping), serving just /healthz,
+    /readyz and /metrics; `serve` elsewhere answers the API."""
+    with _runtime(http_host=host, worker_port=port) as runtime:
+        _serving(runtime, runtime.settings.worker_port, with_api=False)
+
+
+def _serving(runtime: Runtime, port: int, *, with_api: bool) -> None:
     from reminders.server import run_server
 
-    with _runtime() as runtime:
-        run_server(runtime, with_api=False)
+    try:
+        run_server(runtime, with_api=with_api)
+    except OSError as exc:
+        address = f"{runtime.settings.http_host}:{port}"
+        raise _fail(f"cannot listen on {address}: {exc.strerror or exc}", 2) from None
 
 
 @app.command()

@@ -43,6 +43,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Erased patients must be gone from the file, not only from the rows.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -104,6 +106,26 @@ def session_scope(engine: sa.Engine, *, write: bool = True) -> Iterator[Session]
         except BaseException:
             db.rollback()
             raise
+
+
+def cannot_write(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database refused a write because of where it lives (read-only, disk
+    full, failing disk) rather than because of what was written."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:  # PostgreSQL: read-only transaction, or insufficient resources
+        return bool(sqlstate == "25006" or sqlstate.startswith("53"))
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("readonly database", "disk is full", "disk i/o error"))
+
+
+def forget_overwritten(engine: sa.Engine) -> None:
+    """Move everything written so far from SQLite's write-ahead log into the database
+    file and empty the log, so erased values linger in neither. PostgreSQL reuses dead
+    rows' space on its own (VACUUM); nothing to do there."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def alembic_config(url: str) -> Config:

@@ -21,6 +21,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
 from reminders.db import session_scope
 from reminders.decisions import undeliverable_cause
+from reminders.metrics import DELIVERIES, LATENESS, SEND_SECONDS
 from reminders.models import Patient, WebhookEndpoint, utcnow
 from reminders.outbox import ClaimedDelivery
 from reminders.preparing import BatchRows, PreparedDelivery, Preparer
@@ -46,6 +48,8 @@ from reminders.services.events import escalate
 from reminders.services.reminding import alert_clinic
 from reminders.tokens import store_tokens
 
+WEBHOOK_SEND_SECONDS = SEND_SECONDS.labels("webhook")
+EMAIL_SEND_SECONDS = SEND_SECONDS.labels("email")
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -106,12 +110,18 @@ class Dispatcher:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
 
+    # Called whenever a run records results or ends: the scheduler's sign of life.
+    on_progress: Callable[[], None] = lambda: None
+
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
     def dispatch(self) -> int:
         """Send until nothing is due and nothing is out; return how many deliveries were
         handled."""
-        return asyncio.run(self._run())
+        try:
+            return asyncio.run(self._run())
+        finally:
+            self.on_progress()
 
     def stop(self) -> None:
         """Make the run under way, and any later one, claim nothing more: what waits for
@@ -176,6 +186,7 @@ class Dispatcher:
 
     def record(self, results: list[DeliveryResult]) -> None:
         """Record a round of results in one transaction."""
+        self.on_progress()
         with session_scope(self.rt.engine) as db:
             sent = [r for r in results if r.outcome is not None and r.outcome.status == "sent"]
             outbox.finish_sent(db, self.worker, [(r.item.delivery.id, r.at) for r in sent])
@@ -285,8 +296,12 @@ class Dispatcher:
 
 
 def _log_result(delivery: ClaimedDelivery, state: str, now: datetime) -> None:
-    """One line per result, ids and times only: no patient data goes to the log."""
+    """One line per result, ids and times only: no patient data goes to the log; and
+    the result counted for /metrics."""
     lateness = (now - delivery.due_at).total_seconds()
+    DELIVERIES.labels(delivery.channel, delivery.kind, state).inc()
+    if state == "sent":
+        LATENESS.labels(delivery.channel).observe(max(lateness, 0.0))
     log.info(
         "delivery %s channel=%s kind=%s state=%s attempt=%d lateness=%.3fs",
         delivery.id,
@@ -410,7 +425,13 @@ class _Run:
 
     def _send_webhook(self, item: PreparedDelivery, message: WebhookMessage) -> None:
         future = self.dispatcher.senders.webhook.submit(message)
-        future.add_done_callback(lambda done: self._arrive(item, done.result()))
+        started = time.perf_counter()
+
+        def arrived(done: asyncio.Future[outbox.Outcome]) -> None:
+            WEBHOOK_SEND_SECONDS.observe(time.perf_counter() - started)
+            self._arrive(item, done.result())
+
+        future.add_done_callback(arrived)
 
     async def _send_emails(self) -> None:
         """Send what waits, a batch at a time: what arrived while one batch was out goes
@@ -420,8 +441,12 @@ class _Run:
             while self.emails:
                 items, self.emails = self.emails[: self.batch], self.emails[self.batch :]
                 messages = [m for item in items if isinstance(m := item.message, EmailMessage)]
+                started = time.perf_counter()
                 try:
                     outcomes = await self.loop.run_in_executor(self.mail, sender.send, messages)
+                    share = (time.perf_counter() - started) / max(len(messages), 1)
+                    for _ in messages:
+                        EMAIL_SEND_SECONDS.observe(share)
                     if len(outcomes) != len(items):
                         raise RuntimeError(f"{len(outcomes)} outcomes for {len(items)} emails")
                 except Exception as exc:

@@ -27,3 +27,7 @@ class InvalidInput(RemindersError):
 
 class Conflict(RemindersError):
     """The request is valid but clashes with the current state."""
+
+
+class Gone(RemindersError):
+    """The thing existed but was erased; what is left of it is not shown."""

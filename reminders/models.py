@@ -51,17 +51,54 @@ def _created() -> Any:
 
 
 class Clinic(SQLModel, table=True):
-    """A tenant: its staff and systems authenticate with the clinic's API key."""
+    """A tenant: its staff and systems authenticate with one of the clinic's API keys."""
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     name: str = Field(max_length=200)
-    api_key_hash: str = Field(max_length=64, unique=True)
     alert_email: str | None = Field(default=None, max_length=320)
     webhook_include_names: bool = False
     # For protocols given at the clinic: its zone and the weekdays it is open.
     timezone: str | None = Field(default=None, max_length=64)
     open_weekdays: str = Field(default="mon,tue,wed,thu,fri", max_length=27)
     created_at: datetime = _created()
+
+
+class ApiKey(SQLModel, table=True):
+    """A named key of a clinic, stored hashed. What a key does is recorded under its
+    name; a revoked key stays listed so the record keeps meaning something."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "name", name="uq_api_key_name"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    name: str = Field(max_length=100)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """The first answer to a POST sent with an `Idempotency-Key`, replayed when the same
+    caller sends the same key again. `status` is NULL while the first is in progress."""
+
+    __tablename__ = "idempotent_request"
+
+    scope: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    request_digest: str = Field(max_length=64)
+    status: int | None = None
+    content_type: str | None = Field(default=None, max_length=100)
+    body: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _created()
+
+
+class Heartbeat(SQLModel, table=True):
+    """When a part of the service last proved it could write (readiness)."""
+
+    name: str = Field(primary_key=True, max_length=32)
+    at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ClinicClosedDate(SQLModel, table=True):
@@ -92,6 +129,11 @@ class Patient(SQLModel, table=True):
     locale: str = Field(default="en", max_length=16)
     external_id: str | None = Field(default=None, max_length=200)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resubscribed_by: str | None = Field(default=None, max_length=200)
+    resubscribe_consent: str | None = Field(default=None, max_length=500)
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    erased_by: str | None = Field(default=None, max_length=200)
     created_at: datetime = _created()
 
 
@@ -410,6 +452,18 @@ class PatientUpdate(_Input):
     channel: Literal["email", "webhook"] | None = None
     locale: str | None = PydanticField(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     external_id: SingleLine | None = PydanticField(default=None, max_length=200)
+    subscribed: bool | None = PydanticField(
+        default=None,
+        description="false stops every message (as the patient's unsubscribe link does);"
+        " true resubscribes a patient who unsubscribed, with `consent` saying how they"
+        " agreed.",
+    )
+    consent: Note | None = PydanticField(
+        default=None,
+        min_length=1,
+        max_length=500,
+        examples=["Asked at the 3 March visit to get reminders again"],
+    )
 
 
 class PatientPublic(BaseModel):
@@ -425,6 +479,9 @@ class PatientPublic(BaseModel):
     locale: str
     external_id: str | None
     unsubscribed_at: datetime | None
+    resubscribed_at: datetime | None
+    resubscribed_by: str | None
+    resubscribe_consent: str | None
     created_at: datetime
 
     @classmethod
@@ -560,6 +617,33 @@ class ClinicPublic(BaseModel):
             timezone=clinic.timezone,
             open_weekdays=clinic.open_weekdays.split(","),
         )
+
+
+class ApiKeyCreate(_Input):
+    """A new API key for the calling clinic, named for what will use it."""
+
+    name: SingleLine = PydanticField(min_length=1, max_length=60, examples=["ehr-sync"])
+
+
+class ApiKeyPublic(BaseModel):
+    """One of the clinic's API keys (never the key itself)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyPublic:
+        """Return the public view of a key row."""
+        return cls.model_validate(key, from_attributes=True)
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    """A new key: `key` is shown only in this answer."""
+
+    key: str
 
 
 class ClinicHours(_Input):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,8 @@ from reminders.db import session_scope
 from reminders.dispatcher import Dispatcher
 from reminders.models import utcnow
 from reminders.runtime import Runtime
+from reminders.services.retention import purge_old
 from reminders.services.sweep import sweep
-from reminders.tokens import purge_expired_tokens
 
 log = logging.getLogger(__name__)
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -27,6 +28,23 @@ _WAKE_MARGIN = timedelta(milliseconds=20)
 # Wake-ups closer together than this share one dispatcher run: under a burst of writes,
 # a run per request would only contend for the database.
 _WAKE_COALESCE = timedelta(milliseconds=200)
+
+
+class Heartbeats:
+    """When each job last showed life, to tell a stuck scheduler from a quiet one."""
+
+    def __init__(self, limits: dict[str, float]) -> None:
+        self.limits = limits
+        start = time.monotonic()
+        self._last = dict.fromkeys(limits, start)
+
+    def beat(self, job: str) -> None:
+        self._last[job] = time.monotonic()
+
+    def stuck(self) -> list[str]:
+        """Jobs silent for longer than their limit."""
+        now = time.monotonic()
+        return [job for job, limit in self.limits.items() if now - self._last[job] > limit]
 
 
 class DispatchJob:
@@ -100,11 +118,20 @@ class DispatchJob:
 
 def build_scheduler(
     rt: Runtime, dispatcher: Dispatcher, clock: Callable[[], datetime] = utcnow
-) -> tuple[BackgroundScheduler, DispatchJob]:
-    """Return an unstarted scheduler with the dispatch, sweep and housekeeping jobs."""
+) -> tuple[BackgroundScheduler, DispatchJob, Heartbeats]:
+    """Return an unstarted scheduler with the dispatch, sweep and housekeeping jobs, and
+    the heartbeats that tell whether its jobs still run."""
     settings = rt.settings
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
     dispatch = DispatchJob(dispatcher, scheduler, clock)
+    # A dispatch run shows life at every round it records; a sweep only when done.
+    beats = Heartbeats(
+        {
+            "dispatch": max(10 * settings.dispatch_interval_s, 2 * settings.lease_s),
+            "sweep": max(5 * settings.sweep_interval_s, 600.0),
+        }
+    )
+    dispatcher.on_progress = lambda: beats.beat("dispatch")
     now = datetime.now(UTC)
 
     def run_sweep() -> None:
@@ -115,11 +142,15 @@ def build_scheduler(
             dispatch.wake()
         except Exception:
             log.exception("sweep failed; the next tick tries again")
+        finally:
+            beats.beat("sweep")
 
     def housekeeping() -> None:
         try:
             with session_scope(rt.engine) as db:
-                purge_expired_tokens(db, clock())
+                purged = purge_old(db, clock(), timedelta(days=settings.retention_days))
+            if any(purged.values()):
+                log.info("retention: deleted %s", ", ".join(f"{n} {w}" for w, n in purged.items()))
             if rt.engine.dialect.name == "sqlite":
                 with rt.engine.connect() as connection:
                     connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
@@ -140,7 +171,7 @@ def build_scheduler(
     scheduler.add_job(
         housekeeping, "interval", seconds=HOUSEKEEPING_EVERY.total_seconds(), id="housekeeping"
     )
-    return scheduler, dispatch
+    return scheduler, dispatch, beats
 
 
 def stop_scheduler(scheduler: BackgroundScheduler, dispatch: DispatchJob) -> None:

@@ -6,17 +6,19 @@ import contextlib
 import gc
 import logging
 import logging.config
-import signal
+import os
 import socket
-import threading
+from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from reminders.api import create_app
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.logs import logging_config
 from reminders.runtime import Runtime
 from reminders.scheduler import build_scheduler, stop_scheduler
+from reminders.settings import Settings, load_settings
 
 log = logging.getLogger("reminders")
 
@@ -50,17 +52,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return listener
 
 
-def run_server(rt: Runtime, *, with_api: bool) -> None:
-    """Run until SIGINT or SIGTERM: the scheduler, plus uvicorn when `with_api`.
-
-    With the API, the port is bound first: a port already taken stops the service
-    before its scheduler has touched the database (raises OSError)."""
+def service_app(rt: Runtime, *, with_api: bool) -> FastAPI:
+    """Return the app that runs the scheduler in its lifespan: the whole API (`serve`),
+    or only /healthz, /readyz and /metrics (`worker`)."""
     settings = rt.settings
-    listener = listening_socket(settings.http_host, settings.http_port) if with_api else None
-    log_config = logging_config(settings.log_format)
-    logging.config.dictConfig(log_config)
     dispatcher = Dispatcher(rt, build_senders(rt))
-    scheduler, dispatch = build_scheduler(rt, dispatcher)
+    scheduler, dispatch, beats = build_scheduler(rt, dispatcher)
     email = (
         f"Maildir {settings.maildir}"
         if settings.email_backend == "maildir"
@@ -72,27 +69,62 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
         scheduler.start()
         log.info("%d objects alive at start left out of garbage collection", freeze_startup_heap())
 
-    if listener is not None:
-        app = create_app(
-            rt,
-            on_start=start,
-            on_stop=lambda: stop_scheduler(scheduler, dispatch),
-            scheduler_running=lambda: bool(scheduler.running),
-            wake=dispatch.wake,
-        )
-        log.info("API on http://%s:%d", settings.http_host, settings.http_port)
-        # httptools parses HTTP in C: an eighth less server time per confirmation than
-        # the pure-Python h11 (scripts/bench api).
-        config = uvicorn.Config(app, http="httptools", log_config=log_config)
-        # uvicorn raises the SIGINT it stopped on again once it has shut down.
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run(sockets=[listener])
-        return
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    start()
-    log.info("worker running (Ctrl-C stops)")
-    stop.wait()
-    stop_scheduler(scheduler, dispatch)
-    log.info("worker stopped")
+    def scheduler_problems() -> list[str]:
+        if not scheduler.running:
+            return ["the scheduler is not running"]
+        return [f"the {job} job has shown no life for too long" for job in beats.stuck()]
+
+    return create_app(
+        rt,
+        on_start=start,
+        on_stop=lambda: stop_scheduler(scheduler, dispatch),
+        scheduler_problems=scheduler_problems,
+        wake=dispatch.wake,
+        operations_only=not with_api,
+    )
+
+
+def run_server(rt: Runtime, *, with_api: bool) -> None:
+    """Serve `service_app` under uvicorn until SIGINT or SIGTERM, on `http_port`
+    (`serve`) or `worker_port` (`worker`).
+
+    The port is bound first: a port already taken stops the service before its
+    scheduler has touched the database (raises OSError)."""
+    settings = rt.settings
+    port = settings.http_port if with_api else settings.worker_port
+    listener = listening_socket(settings.http_host, port)
+    log_config = logging_config(settings.log_format)
+    logging.config.dictConfig(log_config)
+    app = service_app(rt, with_api=with_api)
+    what = "API" if with_api else "worker (health and metrics)"
+    log.info("%s on http://%s:%d", what, settings.http_host, port)
+    # httptools parses HTTP in C: an eighth less server time per confirmation than
+    # the pure-Python h11 (scripts/bench api).
+    config = uvicorn.Config(app, http="httptools", log_config=log_config)
+    # uvicorn raises the SIGINT it stopped on again once it has shut down.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listener])
+
+
+def development_app() -> FastAPI:
+    """`serve --reload`: the app for uvicorn's reloader, which imports it afresh in a
+    new process after every change (settings come from the environment there)."""
+    return service_app(Runtime.from_settings(load_settings()), with_api=True)
+
+
+def run_reloading(settings: Settings) -> None:
+    """Serve `development_app`, restarting it whenever the package or the config
+    changes. For development: one process, the reloader's own."""
+    os.environ["REMINDERS_HTTP_HOST"] = settings.http_host
+    os.environ["REMINDERS_HTTP_PORT"] = str(settings.http_port)
+    log_config = logging_config(settings.log_format)
+    uvicorn.run(
+        "reminders.server:development_app",
+        factory=True,
+        reload=True,
+        reload_dirs=[str(Path(__file__).parent), str(settings.config_dir)],
+        host=settings.http_host,
+        port=settings.http_port,
+        http="httptools",
+        log_config=log_config,
+    )

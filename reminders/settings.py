@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     base_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    # A separate `worker` serves /healthz, /readyz and /metrics here.
+    worker_port: int = Field(default=8001, ge=1, le=65535)
+    # When set, /metrics asks for `Authorization: Bearer <metrics_token>`.
+    metrics_token: str | None = Field(default=None, min_length=16)
 
     email_backend: Literal["maildir", "smtp"] = "maildir"
     maildir_path: Path | None = None
@@ -98,6 +102,9 @@ class Settings(BaseSettings):
     endpoint_disable_after_h: float = Field(default=72.0, gt=0)
 
     log_format: Literal["text", "json"] = "text"
+    # Sent and ended deliveries, expired link tokens and kept idempotent answers older
+    # than this are deleted (sessions, and so adherence, are kept).
+    retention_days: int = Field(default=90, ge=1, le=3650)
 
     dispatch_interval_s: float = Field(default=5.0, gt=0)
     dispatch_batch_size: int = Field(default=200, ge=1, le=10_000)

@@ -18,7 +18,8 @@ from reminders.db import session_scope
 from reminders.ids import hash_secret
 from reminders.models import Clinic, utcnow
 from reminders.runtime import Runtime
-from reminders.services.clinics import clinic_for_api_key
+from reminders.services import api_keys
+from reminders.services.api_keys import Caller
 
 
 # Dependencies that do no I/O are async: FastAPI runs sync ones in a worker thread,
@@ -102,50 +103,70 @@ async def transactions(request: Request) -> Transactions:
 
 
 TransactionsDep = Annotated[Transactions, Depends(transactions)]
-_bearer = HTTPBearer(auto_error=False, description="The clinic's API key.")
+_bearer = HTTPBearer(auto_error=False, description="One of the clinic's API keys.")
 
 
 class ApiKeys:
-    """Looks up the clinic of an API key, remembering answers for a short while: every
-    request is authenticated, and the lookup would otherwise be a query each time."""
-
-    TTL_S = 30.0
+    """Finds who holds an API key, remembering answers for at most
+    `api_keys.CHECK_EVERY_S`: every request is authenticated, and the lookup would
+    otherwise be a query each time; a revoked key stops working once that has passed."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._known: dict[str, tuple[float, Clinic]] = {}
+        self._known: dict[str, tuple[float, Caller]] = {}
 
-    async def clinic(self, api_key: str) -> Clinic | None:
-        digest = hash_secret(api_key)
+    async def caller(self, secret: str) -> Caller | None:
+        digest = hash_secret(secret)
         cached = self._known.get(digest)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        clinic = await run_in_threadpool(self._lookup, api_key)
-        if clinic is not None:
-            self._known[digest] = (time.monotonic() + self.TTL_S, clinic)
-        return clinic
+        caller = await run_in_threadpool(self._lookup, secret)
+        if caller is None:
+            self._known.pop(digest, None)
+        else:
+            self._known[digest] = (time.monotonic() + api_keys.CHECK_EVERY_S, caller)
+        return caller
 
-    def _lookup(self, api_key: str) -> Clinic | None:
+    def _lookup(self, secret: str) -> Caller | None:
         with session_scope(self.runtime.engine, write=False) as db:
-            return clinic_for_api_key(db, api_key)
+            caller = api_keys.caller_for_key(db, secret)
+        if caller is not None and api_keys.note_use_due(caller, utcnow()):
+            with session_scope(self.runtime.engine) as db:
+                api_keys.note_use(db, caller, utcnow())
+        return caller
 
 
-async def current_clinic(
+async def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Clinic:
-    """Return the clinic whose API key the request carries; 401 otherwise."""
-    clinic = None
+) -> Caller:
+    """Return who holds the API key the request carries; 401 otherwise. A key in the
+    query string is refused (400): URLs end up in logs and browser histories."""
+    if any(value.startswith(api_keys.PREFIX) for value in request.query_params.values()):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "an API key goes in the Authorization header, never in the URL;"
+            " revoke this key and use a new one",
+        )
+    caller = None
     if credentials is not None and credentials.scheme.lower() == "bearer":
         keys: ApiKeys = request.app.state.api_keys
-        clinic = await keys.clinic(credentials.credentials)
-    if clinic is None:
+        caller = await keys.caller(credentials.credentials)
+    if caller is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a valid clinic API key is required (Authorization: Bearer <key>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return clinic
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+async def current_clinic(caller: CallerDep) -> Clinic:
+    """Return the calling clinic."""
+    return caller.clinic
 
 
 ClinicDep = Annotated[Clinic, Depends(current_clinic)]

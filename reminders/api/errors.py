@@ -3,14 +3,19 @@ there is one; bodies have a size limit and must be JSON where JSON is expected."
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.db import cannot_write
+from reminders.errors import Conflict, Gone, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
 
 
 def _field_error(field: str, message: str, where: str = "body") -> list[dict[str, Any]]:
@@ -18,8 +23,9 @@ def _field_error(field: str, message: str, where: str = "body") -> list[dict[str
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map service errors: NotFound 404, InvalidInput 422, Conflict 409; anything else
-    is a 500 in the same shape, its details only in the log."""
+    """Map service errors: NotFound 404, InvalidInput 422, Conflict 409, Gone 410; a
+    database that cannot be written 503; anything else a 500 in the same shape, its
+    details only in the log."""
 
     @app.exception_handler(Exception)
     async def internal(_request: Request, _exc: Exception) -> JSONResponse:
@@ -41,6 +47,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(Gone)
+    async def gone(_request: Request, exc: Gone) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=410)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def unwritable(_request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        if not cannot_write(exc):
+            raise exc
+        logger.error("the database cannot be written: %s", type(exc.orig).__name__)
+        return JSONResponse(
+            {"detail": "the database cannot be written right now; nothing was recorded"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Clinics, their API keys and the days they are open."""
+"""Clinics and the days they are open."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from sqlmodel import Session, col, select
 
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, email_address, single_line
-from reminders.ids import hash_secret, new_secret
-from reminders.models import WEEKDAY_NAMES, Clinic, ClinicClosedDate
+from reminders.models import WEEKDAY_NAMES, Clinic, ClinicClosedDate, utcnow
+from reminders.services.api_keys import create_key
 
-API_KEY_PREFIX = "rk_"
+FIRST_KEY_NAME = "first"
 
 
 def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tuple[Clinic, str]:
-    """Create a clinic; return it and its API key, which is shown once and stored hashed.
+    """Create a clinic and its first API key (named "first"); return the clinic and the
+    key, which is shown once and stored hashed.
 
     Raises InvalidInput if the name is blank, too long or not one line, or the alert
     email malformed.
@@ -27,11 +28,11 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
         raise InvalidInput("name", "must be 1 to 200 characters")
     if alert_email is not None:
         checked("alert_email", alert_email, email_address)
-    api_key = new_secret(API_KEY_PREFIX)
-    clinic = Clinic(name=name, api_key_hash=hash_secret(api_key), alert_email=alert_email)
+    clinic = Clinic(name=name, alert_email=alert_email)
     db.add(clinic)
     db.flush()
-    return clinic, api_key
+    _key, secret = create_key(db, clinic.id, FIRST_KEY_NAME, utcnow())
+    return clinic, secret
 
 
 def list_clinics(db: Session) -> list[Clinic]:
@@ -45,13 +46,6 @@ def get_clinic(db: Session, clinic_id: str) -> Clinic:
     if clinic is None:
         raise NotFound("clinic", clinic_id)
     return clinic
-
-
-def clinic_for_api_key(db: Session, api_key: str) -> Clinic | None:
-    """Return the clinic whose key this is, or None."""
-    if not api_key.startswith(API_KEY_PREFIX):
-        return None
-    return db.exec(select(Clinic).where(Clinic.api_key_hash == hash_secret(api_key))).first()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "enrollment.completed",
     "patient.completion_notice",
     "patient.escalation",
+    "patient.erased",
 )
 
 

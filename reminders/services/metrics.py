@@ -1,71 +1,81 @@
-"""Prometheus text for /metrics, computed from the tables on each scrape."""
+"""Gauges of what the tables hold, read at each scrape of /metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any, get_args
 
 import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlmodel import Session, col
 
 from reminders import outbox
+from reminders.db import session_scope
 from reminders.models import Delivery, Enrollment, TreatmentSession
+from reminders.planner import SessionStatus
+from reminders.services.reading import DELIVERY_STATES
+
+CHANNELS = ("email", "webhook")
+ENROLLMENT_STATES = ("active", "paused", "completed", "withdrawn")
 
 
-def _lines(name: str, help_text: str, kind: str, samples: list[tuple[str, float]]) -> list[str]:
-    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    out += [f"{name}{labels} {value:g}" for labels, value in samples]
-    return out
+class TableGauges(Collector):
+    """Deliveries by state and channel, the due backlog and how late its oldest is,
+    sessions and enrollments by state; every known state is listed, 0 when none."""
 
+    def __init__(self, engine: sa.Engine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.clock = clock
 
-def metrics_text(db: Session, now: datetime) -> str:
-    """Return deliveries by state and channel, dispatch lag, sessions and enrollments by
-    state, in the Prometheus text format."""
-    deliveries = db.execute(
-        sa.select(Delivery.state, Delivery.channel, sa.func.count()).group_by(  # type: ignore[call-overload]
-            Delivery.state, Delivery.channel
+    def collect(self) -> Iterator[Metric]:
+        now = self.clock()
+        with session_scope(self.engine, write=False) as db:
+            deliveries = _counts(db, col(Delivery.state), col(Delivery.channel))
+            sessions = _counts(db, col(TreatmentSession.status))
+            enrollments = _counts(db, col(Enrollment.status))
+            due = db.execute(
+                sa.select(sa.func.count()).where(
+                    col(Delivery.state) == "pending", col(Delivery.next_attempt_at) <= now
+                )
+            ).scalar_one()
+            earliest = outbox.next_due(db)
+        by_state = GaugeMetricFamily(
+            "reminders_deliveries_in_outbox",
+            "Deliveries in the outbox by state and channel.",
+            labels=["state", "channel"],
         )
-    ).all()
-    sessions = db.execute(
-        sa.select(TreatmentSession.status, sa.func.count()).group_by(TreatmentSession.status)  # type: ignore[call-overload]
-    ).all()
-    enrollments = db.execute(
-        sa.select(Enrollment.status, sa.func.count()).group_by(Enrollment.status)  # type: ignore[call-overload]
-    ).all()
-    due = db.execute(
-        sa.select(sa.func.count()).where(
-            col(Delivery.state) == "pending", col(Delivery.next_attempt_at) <= now
+        for state in DELIVERY_STATES:
+            for channel in CHANNELS:
+                by_state.add_metric([state, channel], deliveries.get((state, channel), 0))
+        yield by_state
+        yield GaugeMetricFamily(
+            "reminders_deliveries_due", "Pending deliveries already due.", value=due
         )
-    ).scalar_one()
-    earliest = outbox.next_due(db)
-    lag = max((now - earliest).total_seconds(), 0.0) if earliest and earliest <= now else 0.0
-    lines = _lines(
-        "reminders_deliveries",
-        "Deliveries in the outbox by state and channel.",
-        "gauge",
-        [(f'{{state="{s}",channel="{c}"}}', n) for s, c, n in deliveries],
-    )
-    lines += _lines(
-        "reminders_dispatch_lag_seconds",
-        "How overdue the oldest due pending delivery is (0 when none is waiting).",
-        "gauge",
-        [("", lag)],
-    )
-    lines += _lines(
-        "reminders_deliveries_due",
-        "Pending deliveries already due.",
-        "gauge",
-        [("", due)],
-    )
-    lines += _lines(
-        "reminders_sessions",
-        "Treatment sessions by state.",
-        "gauge",
-        [(f'{{state="{s}"}}', n) for s, n in sessions],
-    )
-    lines += _lines(
-        "reminders_enrollments",
-        "Enrollments by state.",
-        "gauge",
-        [(f'{{state="{s}"}}', n) for s, n in enrollments],
-    )
-    return "\n".join(lines) + "\n"
+        lag = (now - earliest).total_seconds() if earliest is not None and earliest <= now else 0
+        yield GaugeMetricFamily(
+            "reminders_dispatch_lag_seconds",
+            "How overdue the oldest due delivery is (0 when none is waiting).",
+            value=max(lag, 0.0),
+        )
+        yield _by_state(
+            "reminders_sessions", "Treatment sessions by state.", get_args(SessionStatus), sessions
+        )
+        yield _by_state(
+            "reminders_enrollments", "Enrollments by state.", ENROLLMENT_STATES, enrollments
+        )
+
+
+def _counts(db: Session, *columns: Any) -> dict[tuple[str, ...], int]:
+    rows = db.execute(sa.select(*columns, sa.func.count()).group_by(*columns))
+    return {tuple(row[:-1]): row[-1] for row in rows}
+
+
+def _by_state(
+    name: str, help_text: str, states: tuple[str, ...], counts: dict[tuple[str, ...], int]
+) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, help_text, labels=["state"])
+    for state in states:
+        gauge.add_metric([state], counts.get((state,), 0))
+    return gauge

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.db import insert_rows
-from reminders.errors import InvalidInput, NotFound
+from reminders.errors import Gone, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (
     Clinic,
@@ -19,6 +19,7 @@ from reminders.models import (
     Patient,
     PatientCreate,
     PatientUpdate,
+    TreatmentSession,
     utcnow,
 )
 from reminders.runtime import Runtime
@@ -26,6 +27,8 @@ from reminders.services.enrollments import replan
 from reminders.services.events import escalate
 from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
+
+UNSUBSCRIBED = "patient unsubscribed"
 
 
 def add_patients(
@@ -101,10 +104,13 @@ def add_patient(
 
 
 def get_patient(db: Session, clinic_id: str | None, patient_id: str) -> Patient:
-    """Return the patient; raise NotFound if missing or another clinic's."""
+    """Return the patient; raise NotFound if missing or another clinic's, Gone if
+    erased."""
     patient = db.get(Patient, patient_id)
     if patient is None or (clinic_id is not None and patient.clinic_id != clinic_id):
         raise NotFound("patient", patient_id)
+    if patient.erased_at is not None:
+        raise Gone(f"patient {patient_id!r} was erased on {patient.erased_at:%Y-%m-%d}")
     return patient
 
 
@@ -113,7 +119,7 @@ def find_patient(db: Session, clinic_id: str, id_or_external_id: str) -> Patient
     raise NotFound if neither."""
     patient = db.get(Patient, id_or_external_id)
     if patient is not None and patient.clinic_id == clinic_id:
-        return patient
+        return get_patient(db, clinic_id, patient.id)
     by_external = db.exec(
         select(Patient).where(
             Patient.clinic_id == clinic_id, Patient.external_id == id_or_external_id
@@ -137,15 +143,26 @@ def external_ids(db: Session, patient_ids: set[str]) -> dict[str, str | None]:
 
 
 def update_patient(
-    db: Session, rt: Runtime, clinic_id: str, patient_id: str, update: PatientUpdate, now: datetime
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    patient_id: str,
+    update: PatientUpdate,
+    now: datetime,
+    by: str,
 ) -> Patient:
     """Change a patient; re-plan their active enrollments and re-time pending reminders
-    when the zone, reminder time, quiet hours or channel changed. Returns the patient.
+    when the zone, reminder time, quiet hours or channel changed; unsubscribe or
+    resubscribe them (`by` is recorded with the consent). Returns the patient.
 
     Raises NotFound, or InvalidInput naming the field.
     """
     patient = get_patient(db, clinic_id, patient_id)
     changes = update.model_dump(exclude_unset=True)
+    subscribed = changes.pop("subscribed", None)
+    consent = changes.pop("consent", None)
+    if consent is not None and subscribed is not True:
+        raise InvalidInput("consent", "only goes with subscribed: true")
     if "timezone" in changes:
         if changes["timezone"] is None:
             raise InvalidInput("timezone", "cannot be removed")
@@ -169,10 +186,43 @@ def update_patient(
         raise InvalidInput("email", "required when the channel is email")
     db.add(patient)
     db.flush()
+    if subscribed is False:
+        unsubscribe(db, patient, now)
+    elif subscribed is True and patient.unsubscribed_at is not None:
+        resubscribe(db, rt, patient, consent, by, now)
+        return patient
     timing = {"timezone", "reminder_time", "quiet_hours", "channel"}
     if timing & update.model_fields_set:
         retime_reminders(db, rt, patient, now)
     return patient
+
+
+def resubscribe(
+    db: Session, rt: Runtime, patient: Patient, consent: str | None, by: str, now: datetime
+) -> None:
+    """Send the patient messages again, recording how they agreed to it and who said
+    so; their coming sessions get their reminders back. Raises InvalidInput without
+    consent."""
+    if not consent:
+        raise InvalidInput("consent", "required to resubscribe: say how the patient agreed")
+    patient.unsubscribed_at = None
+    patient.resubscribed_at = now
+    patient.resubscribed_by = by
+    patient.resubscribe_consent = consent
+    db.add(patient)
+    # Reminders cancelled by the unsubscribe still hold their sessions' places.
+    db.execute(
+        sa.delete(Delivery).where(
+            col(Delivery.patient_id) == patient.id,
+            col(Delivery.state) == "cancelled",
+            col(Delivery.last_error) == UNSUBSCRIBED,
+            col(Delivery.session_id).in_(
+                sa.select(col(TreatmentSession.id)).where(col(TreatmentSession.status) == "planned")
+            ),
+        )
+    )
+    db.flush()
+    retime_reminders(db, rt, patient, now)
 
 
 def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) -> None:
@@ -213,7 +263,7 @@ def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
             ~col(Delivery.kind).contains("."),
         )
     ).all()
-    cancel_deliveries(db, pending, "patient unsubscribed")
+    cancel_deliveries(db, pending, UNSUBSCRIBED)
     escalate(db, patient, "unsubscribed", "the patient unsubscribed from reminders", now)
     db.flush()
     return True

@@ -69,7 +69,7 @@ def list_patients(
     """Return a page of the clinic's patients (those with `external_id`, if given),
     oldest first."""
     check_page(cursor, limit)
-    query = select(Patient).where(Patient.clinic_id == clinic_id)
+    query = select(Patient).where(Patient.clinic_id == clinic_id, col(Patient.erased_at).is_(None))
     if external_id is not None:
         query = query.where(Patient.external_id == external_id)
     if cursor:
@@ -169,7 +169,9 @@ def enrollment_view(
 ) -> EnrollmentPublic:
     """Return an enrollment with its upcoming sessions and adherence; raise NotFound."""
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
-    patient = get_patient(db, clinic_id, enrollment.patient_id)
+    # An erased patient's enrollments stay readable: only the zone is needed here.
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
     rows = sessions_of(db, enrollment.id)
     upcoming = [

@@ -85,7 +85,7 @@ def app_clock() -> list[datetime]:
 
 @pytest.fixture
 def client(rt: Runtime, app_clock: list[datetime]) -> Iterator[TestClient]:
-    app = create_app(rt, scheduler_running=lambda: True)
+    app = create_app(rt, scheduler_problems=lambda: [])
     app.dependency_overrides[current_time] = lambda: app_clock[0]
     with TestClient(app) as test_client:
         yield test_client

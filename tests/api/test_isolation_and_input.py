@@ -241,7 +241,7 @@ def test_dates_at_the_ends_of_the_calendar_are_422_naming_the_field(api: Api, db
 
 
 def test_an_unexpected_error_answers_json_500_without_its_details(rt: Runtime) -> None:
-    app = create_app(rt, scheduler_running=lambda: True)
+    app = create_app(rt, scheduler_problems=lambda: [])
 
     @app.get("/broken")
     def broken() -> None:

@@ -31,7 +31,7 @@ EMAIL = "zelda.marchbanks@example.org"
 @pytest.fixture
 def server(rt: Runtime) -> Iterator[str]:
     port = free_port()
-    app = create_app(rt, scheduler_running=lambda: True)
+    app = create_app(rt, scheduler_problems=lambda: [])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="debug")
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)

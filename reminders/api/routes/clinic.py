@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import Day
 from reminders.models import ClinicHours, ClinicPublic, ClosedDateCreate, ClosedDatePublic
 from reminders.services import clinic_days
@@ -31,11 +32,14 @@ async def set_hours(
 
 
 @router.get("/clinic/closed-dates")
-def list_closed_dates(clinic: ClinicDep, tx: TransactionsDep) -> list[ClosedDatePublic]:
+def list_closed_dates(
+    clinic: ClinicDep, tx: TransactionsDep, cursor: Cursor = None, limit: Limit = 50
+) -> PageOut[ClosedDatePublic]:
     """Days the clinic is closed, earliest first."""
     with tx.read() as db:
         rows = clinic_days.closed_dates(db, clinic.id)
-        return [ClosedDatePublic(day=r.local_date, reason=r.reason) for r in rows]
+    items = [ClosedDatePublic(day=r.local_date, reason=r.reason) for r in rows]
+    return page_after(items, cursor, limit, key=lambda closed: closed.day.isoformat())
 
 
 @router.post("/clinic/closed-dates", status_code=status.HTTP_201_CREATED)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import Day
 from reminders.models import (
     EnrollmentPublic,
@@ -109,11 +110,13 @@ def list_sessions(
     tx: TransactionsDep,
     start: Annotated[Day | None, Query(alias="from")] = None,
     end: Annotated[Day | None, Query(alias="to")] = None,
-) -> list[SessionPublic]:
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> PageOut[SessionPublic]:
     """Sessions between two local dates (inclusive), oldest first."""
     with tx.read() as db:
         rows = reading.sessions_between(db, clinic.id, enrollment_id, start, end)
-        return [SessionPublic.of(r) for r in rows]
+    return page_after([SessionPublic.of(r) for r in rows], cursor, limit)
 
 
 @router.post("/sessions/{session_id}/confirm", tags=["sessions"])

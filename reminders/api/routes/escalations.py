@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
-from reminders.api.routes.patients import Cursor, Limit, PageOut
+from reminders.api.paging import Cursor, Limit, PageOut
 from reminders.models import Acknowledgement, EscalationPublic
 from reminders.services import escalations, patients
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel
 
-from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders import db as database
+from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import SingleLine
 from reminders.models import (
     AbsenceCreate,
@@ -20,21 +21,9 @@ from reminders.models import (
     PatientRisk,
     PatientUpdate,
 )
-from reminders.services import absences, enrollments, patients, reading
+from reminders.services import absences, enrollments, erasure, patients, reading
 
 router = APIRouter(prefix="/v1", tags=["patients"])
-T = TypeVar("T")
-
-
-class PageOut(BaseModel, Generic[T]):
-    """A page of a list; pass `next_cursor` as `cursor` for the next (null at the end)."""
-
-    items: list[T]
-    next_cursor: str | None
-
-
-Cursor = Annotated[str | None, Query(max_length=64, description="From the previous page.")]
-Limit = Annotated[int, Query(ge=1, le=reading.MAX_PAGE)]
 
 
 @router.post("/patients", status_code=status.HTTP_201_CREATED)
@@ -72,33 +61,61 @@ def get_patient(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Pati
         return PatientPublic.of(patients.get_patient(db, clinic.id, patient_id))
 
 
+@router.get("/patients/{patient_id}/export")
+def export_patient(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> dict[str, Any]:
+    """Everything held about the patient, as stored: for a request to see one's data."""
+    with tx.read() as db:
+        return erasure.export_patient(db, clinic.id, patient_id)
+
+
+@router.delete("/patients/{patient_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def erase_patient(
+    patient_id: str, caller: CallerDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> None:
+    """Erase the person: name, email, external id, link tokens, messages and notes go,
+    from the database file too; sessions and adherence stay under the id alone, and
+    the erasure is recorded (who, when). Later reads of the patient answer 410."""
+    async with tx.write() as db:
+        erasure.erase_patient(db, rt, caller.clinic.id, patient_id, caller.who, now)
+    database.forget_overwritten(rt.engine)
+
+
 @router.get("/patients/{patient_id}/enrollments")
 def list_enrollments(
-    patient_id: str, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+    patient_id: str,
+    clinic: ClinicDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> PageOut[EnrollmentPublic]:
-    """The patient's enrollments, oldest first, each with where the patient stands (all
-    on one page: a patient has a few)."""
+    """The patient's enrollments, oldest first, each with where the patient stands."""
     with tx.read() as db:
         patient = patients.get_patient(db, clinic.id, patient_id)
+        page = page_after(enrollments.enrollments_of(db, patient.id), cursor, limit)
         items = [
-            reading.enrollment_view(db, clinic.id, e.id, now, rt.protocols)
-            for e in enrollments.enrollments_of(db, patient.id)
+            reading.enrollment_view(db, clinic.id, e.id, now, rt.protocols) for e in page.items
         ]
-        return PageOut(items=items, next_cursor=None)
+        return PageOut(items=items, next_cursor=page.next_cursor)
 
 
 @router.patch("/patients/{patient_id}")
 async def update_patient(
     patient_id: str,
     body: PatientUpdate,
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
 ) -> PatientPublic:
-    """Change a patient; reminders follow a new time zone, time, quiet hours or channel."""
+    """Change a patient; reminders follow a new time zone, time, quiet hours or channel.
+    `subscribed: true` with `consent` resubscribes a patient who unsubscribed."""
     async with tx.write() as db:
-        return PatientPublic.of(patients.update_patient(db, rt, clinic.id, patient_id, body, now))
+        changed = patients.update_patient(
+            db, rt, caller.clinic.id, patient_id, body, now, by=caller.who
+        )
+        return PatientPublic.of(changed)
 
 
 @router.post("/patients/{patient_id}/enrollments", status_code=status.HTTP_201_CREATED)
@@ -127,11 +144,14 @@ def patient_adherence(
 
 
 @router.get("/adherence", tags=["adherence"])
-def clinic_adherence(clinic: ClinicDep, tx: TransactionsDep, now: NowDep) -> list[PatientRisk]:
+def clinic_adherence(
+    clinic: ClinicDep, tx: TransactionsDep, now: NowDep, cursor: Cursor = None, limit: Limit = 50
+) -> PageOut[PatientRisk]:
     """Every patient under treatment, most at risk first (misses in a row, then low
     adherence, then long since the last session)."""
     with tx.read() as db:
-        return reading.clinic_adherence(db, clinic.id, now)
+        ranked = reading.clinic_adherence(db, clinic.id, now)
+    return page_after(ranked, cursor, limit, key=lambda risk: risk.patient_id)
 
 
 @router.post("/patients/{patient_id}/absences", status_code=status.HTTP_201_CREATED)
@@ -154,11 +174,18 @@ async def add_absence(
 
 
 @router.get("/patients/{patient_id}/absences")
-def list_absences(patient_id: str, clinic: ClinicDep, tx: TransactionsDep) -> list[AbsencePublic]:
+def list_absences(
+    patient_id: str,
+    clinic: ClinicDep,
+    tx: TransactionsDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> PageOut[AbsencePublic]:
     """The patient's absences, earliest first."""
     with tx.read() as db:
         patient = patients.get_patient(db, clinic.id, patient_id)
-        return [AbsencePublic.of(a) for a in absences.list_absences(db, patient)]
+        items = [AbsencePublic.of(a) for a in absences.list_absences(db, patient)]
+    return page_after(items, cursor, limit)
 
 
 @router.delete("/absences/{absence_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep
+from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import Day
 from reminders.models import WEEKDAY_NAMES
@@ -67,9 +68,11 @@ def _protocol(rt: Any, protocol_id: str) -> Protocol:
 
 
 @router.get("/protocols")
-def list_protocols(_clinic: ClinicDep, rt: RuntimeDep) -> list[ProtocolSummary]:
+def list_protocols(
+    _clinic: ClinicDep, rt: RuntimeDep, cursor: Cursor = None, limit: Limit = 50
+) -> PageOut[ProtocolSummary]:
     """Installed protocols."""
-    return [
+    summaries = [
         ProtocolSummary(
             id=p.id,
             name=p.name,
@@ -79,6 +82,7 @@ def list_protocols(_clinic: ClinicDep, rt: RuntimeDep) -> list[ProtocolSummary]:
         )
         for p in rt.protocols.values()
     ]
+    return page_after(summaries, cursor, limit)
 
 
 @router.get("/protocols/{protocol_id}")

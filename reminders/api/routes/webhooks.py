@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
-from reminders.api.routes.patients import Cursor, Limit, PageOut
+from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.models import DeliveryPublic, WebhookEndpointCreate, WebhookEndpointPublic
 from reminders.services import reading, webhooks
 
@@ -30,10 +30,13 @@ async def create_endpoint(
 
 
 @router.get("/webhook-endpoints")
-def list_endpoints(clinic: ClinicDep, tx: TransactionsDep) -> list[WebhookEndpointPublic]:
+def list_endpoints(
+    clinic: ClinicDep, tx: TransactionsDep, cursor: Cursor = None, limit: Limit = 50
+) -> PageOut[WebhookEndpointPublic]:
     """The clinic's receivers (without secrets)."""
     with tx.read() as db:
-        return [WebhookEndpointPublic.of(e) for e in reading.list_endpoints(db, clinic.id)]
+        items = [WebhookEndpointPublic.of(e) for e in reading.list_endpoints(db, clinic.id)]
+    return page_after(items, cursor, limit)
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,191 @@
+"""`Idempotency-Key` on POST: a client that retries after a timeout gets the first
+answer again instead of a second patient, enrollment or confirmation.
+
+The first request with a key reserves it; its answer (below 500) is kept for
+`KEEP_FOR` and replayed to the same caller sending the same key and the same request.
+The same key with a different request is a client bug: 422. While the first is still
+running, a second answers 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reminders.api.deps import WriteTurns
+from reminders.db import session_scope
+from reminders.models import IdempotentRequest, utcnow
+from reminders.runtime import Runtime
+from reminders.services.retention import IDEMPOTENCY_WINDOW
+
+HEADER = b"idempotency-key"
+KEEP_FOR = IDEMPOTENCY_WINDOW
+ABANDONED_AFTER = timedelta(minutes=5)
+KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+class Idempotency:
+    """ASGI middleware applying `Idempotency-Key` to every POST under /v1/."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
+        key = headers.get(HEADER)
+        if key is None or scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        text = key.decode("latin-1")
+        if not KEY_PATTERN.fullmatch(text):
+            await _answer(send, 422, {"detail": [_header_error("1 to 200 printable characters")]})
+            return
+        body, receive = await _buffered(receive)
+        caller = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
+        request = hashlib.sha256(
+            b"\0".join((scope["path"].encode(), scope.get("query_string", b""), body))
+        ).hexdigest()
+        runtime: Runtime = scope["app"].state.runtime
+        turns: WriteTurns = scope["app"].state.write_turns
+        async with turns:
+            with session_scope(runtime.engine) as db:
+                earlier = _reserve(db, caller, text, request, utcnow())
+        if earlier is not None:
+            await _replay(send, earlier, request)
+            return
+        answer = _Recorder(send)
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            async with turns:
+                with session_scope(runtime.engine) as db:
+                    _settle(db, caller, text, answer)
+
+
+def _header_error(message: str) -> dict[str, Any]:
+    return {"loc": ["header", "Idempotency-Key"], "msg": message, "type": "value_error"}
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole body (BodyGuard has limited its size) and return it with a
+    `receive` that hands it to the app again."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, again
+
+
+def _reserve(
+    db: Session, caller: str, key: str, request: str, now: datetime
+) -> IdempotentRequest | None:
+    """Reserve the key for this request; return the earlier request holding it, if
+    one does (an expired one is forgotten, and so is one that never finished: its
+    process stopped)."""
+    earlier = db.get(IdempotentRequest, (caller, key))
+    if earlier is not None and not _forgotten(earlier, now):
+        return earlier
+    if earlier is not None:
+        db.delete(earlier)
+        db.flush()
+    try:
+        with db.begin_nested():
+            db.add(IdempotentRequest(scope=caller, key=key, request_digest=request, created_at=now))
+    except sa.exc.IntegrityError:  # another process reserved it just now
+        return db.get(IdempotentRequest, (caller, key))
+    return None
+
+
+def _forgotten(earlier: IdempotentRequest, now: datetime) -> bool:
+    unfinished = earlier.status is None and earlier.created_at < now - ABANDONED_AFTER
+    return unfinished or earlier.created_at < now - KEEP_FOR
+
+
+async def _replay(send: Send, earlier: IdempotentRequest, request: str) -> None:
+    if earlier.request_digest != request:
+        problem = "was used with a different request; use a new key for a new request"
+        await _answer(send, 422, {"detail": [_header_error(problem)]})
+    elif earlier.status is None:
+        await _answer(send, 409, {"detail": "a request with this Idempotency-Key is in progress"})
+    else:
+        await _send(
+            send,
+            earlier.status,
+            (earlier.body or "").encode(),
+            earlier.content_type or "application/json",
+            replayed=True,
+        )
+
+
+class _Recorder:
+    """Passes the app's answer on, keeping a copy."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status: int | None = None
+        self.content_type = "application/json"
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            for name, value in message.get("headers", ()):
+                if name.lower() == b"content-type":
+                    self.content_type = value.decode("latin-1")
+        elif message["type"] == "http.response.body":
+            self.chunks.append(message.get("body", b""))
+        await self.send(message)
+
+
+def _settle(db: Session, caller: str, key: str, answer: _Recorder) -> None:
+    """Keep the answer for replay; a failure (no answer, or 5xx) frees the key so the
+    client's retry runs again."""
+    found = sa.and_(col(IdempotentRequest.scope) == caller, col(IdempotentRequest.key) == key)
+    if answer.status is None or answer.status >= 500:
+        db.execute(sa.delete(IdempotentRequest).where(found))
+        return
+    db.execute(
+        sa.update(IdempotentRequest)
+        .where(found)
+        .values(
+            status=answer.status,
+            content_type=answer.content_type[:100],
+            body=b"".join(answer.chunks).decode("utf-8", "replace"),
+        )
+    )
+
+
+async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
+    await _send(send, status, json.dumps(content).encode(), "application/json", replayed=False)
+
+
+async def _send(send: Send, status: int, body: bytes, content_type: str, *, replayed: bool) -> None:
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
