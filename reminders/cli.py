@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from reminders.models import (
     WEEKDAY_NAMES,
     AbsenceCreate,
     Acknowledgement,
+    ApiKeyPublic,
     ClinicHours,
     ClinicPublic,
     ClosedDateCreate,
@@ -38,6 +41,7 @@ from reminders.protocols import ProtocolError, load_protocols
 from reminders.runtime import Runtime
 from reminders.services import (
     absences,
+    api_keys,
     clinic_days,
     clinics,
     enrollments,
@@ -51,7 +55,7 @@ from reminders.settings import Settings, SettingsError, load_settings, validate_
 from reminders.simulation import STORIES, simulate_in_throwaway
 
 app = typer.Typer()
-clinic_app = typer.Typer(help="Clinics (tenants) and their API keys.")
+clinic_app = typer.Typer(help="Clinics (tenants): create, list, show, hours, closed days.")
 patient_app = typer.Typer(help="Patients of a clinic.")
 plan_app = typer.Typer(help="Read plans: preview a protocol or show an enrollment.")
 session_app = typer.Typer(help="Record what a patient did.")
@@ -59,10 +63,12 @@ webhook_app = typer.Typer(help="A clinic's webhook endpoints.")
 enrollment_app = typer.Typer(help="Change an enrollment: pause, resume, withdraw, review.")
 absence_app = typer.Typer(help="Dates a patient is away: nothing is planned or reminded.")
 escalation_app = typer.Typer(help="The clinic's escalation inbox.")
+key_app = typer.Typer(help="A clinic's named API keys: create, list, revoke.")
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(enrollment_app, name="enrollment")
 app.add_typer(absence_app, name="absence")
 app.add_typer(escalation_app, name="escalation")
+app.add_typer(key_app, name="key")
 app.add_typer(patient_app, name="patient")
 app.add_typer(plan_app, name="plan")
 app.add_typer(session_app, name="session")
@@ -170,6 +176,21 @@ def migrate() -> None:
         typer.echo(f"database upgraded from revision {before} to {after}")
 
 
+@contextmanager
+def _progress(label: str) -> Iterator[database.Progress]:
+    """A progress bar for a copy that reports (pages done, pages)."""
+    with typer.progressbar(length=1, label=label, file=sys.stderr) as bar:
+        shown = 0
+
+        def advance(done: int, total: int) -> None:
+            nonlocal shown
+            bar.length = max(total, 1)
+            bar.update(done - shown)
+            shown = done
+
+        yield advance
+
+
 @app.command()
 def backup(
     file: Path = typer.Argument(..., help="The new file to copy the database to."),
@@ -178,7 +199,8 @@ def backup(
     PostgreSQL: use pg_dump (see the README)."""
     settings = _settings()
     try:
-        size = database.backup_sqlite(settings.database_url, file)
+        with _progress("copying") as progress:
+            size = database.backup_sqlite(settings.database_url, file, progress)
     except ValueError as exc:
         raise _fail(f"{exc}; for PostgreSQL use pg_dump", 2) from None
     except FileNotFoundError as exc:
@@ -188,6 +210,35 @@ def backup(
     except OSError as exc:
         raise _fail(f"cannot write {file}: {exc.strerror or exc}", 2) from None
     typer.echo(f"database copied to {file} ({size:,} bytes)")
+
+
+@app.command()
+def restore(
+    file: Path = typer.Argument(..., help="A copy made by `reminders backup`."),
+    yes: bool = typer.Option(False, "--yes", help="Replace the database without asking."),
+) -> None:
+    """Go back to a backup: check it, save the current SQLite database beside it, copy
+    the backup in and bring it to this version's schema. Stop `serve` and every `worker`
+    first. PostgreSQL: use pg_restore (see the README)."""
+    settings = _settings()
+    try:
+        revision = database.check_backup(file)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(f"{file}: a sound database at schema revision {revision}")
+    if not yes and not typer.confirm("Replace the database with it?"):
+        raise _fail("nothing changed", 1)
+    try:
+        with _progress("restoring") as progress:
+            saved = database.restore_sqlite(settings.database_url, file, progress)
+    except ValueError as exc:
+        raise _fail(f"{exc}; for PostgreSQL use pg_restore", 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot restore: {exc.strerror or exc}", 2) from None
+    if saved is not None:
+        typer.echo(f"the database it replaced is saved as {saved}")
+    before, after = database.migrate(settings.database_url)
+    typer.echo(f"database restored from {file} (revision {before}, now {after})")
 
 
 @app.command()
@@ -324,6 +375,53 @@ def clinic_show(
         _print_json(shown)
         return
     _print_fields(shown)
+
+
+@key_app.command("create")
+def key_create(
+    name: str = typer.Argument(..., help="What will use the key, e.g. ehr-sync."),
+    clinic: str = typer.Option(..., help="Clinic id."),
+) -> None:
+    """Create an API key for a clinic and print it (shown only this once)."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        clinics.get_clinic(db, clinic)
+        key, secret = api_keys.create_key(db, clinic, name, utcnow())
+    typer.echo(f"api key {key.name} ({key.id})")
+    typer.echo(secret)
+    typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
+
+
+@key_app.command("list")
+def key_list(
+    clinic: str = typer.Option(..., help="Clinic id."), as_json: bool = JSON_OPTION
+) -> None:
+    """List a clinic's API keys, revoked ones included (never the keys themselves)."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        clinics.get_clinic(db, clinic)
+        found = [ApiKeyPublic.of(k) for k in api_keys.list_keys(db, clinic)]
+    if as_json:
+        _print_json([k.model_dump(mode="json") for k in found])
+        return
+    _print_table(
+        ["id", "name", "created", "last used", "revoked"],
+        [[k.id, k.name, _minute(k.created_at), _minute(k.last_used_at), _minute(k.revoked_at)]
+         for k in found],
+    )  # fmt: skip
+
+
+def _minute(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else ""
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key: str = typer.Argument(..., help="The key's id or name."),
+    clinic: str = typer.Option(..., help="Clinic id."),
+) -> None:
+    """Revoke a key: within a second no process accepts it."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        revoked = api_keys.revoke_key(db, clinic, key, utcnow())
+    typer.echo(f"api key {revoked.name} ({revoked.id}) revoked")
 
 
 @clinic_app.command("hours")
@@ -636,6 +734,7 @@ def _print_changes(result: Plan) -> None:
         typer.echo(f"review open: {reason}")
 
 
+@enrollment_app.command("show")
 @plan_app.command("show")
 def plan_show(
     enrollment: str = typer.Argument(..., help="Enrollment id."),
@@ -752,6 +851,30 @@ def webhook_add(
     typer.echo(f"endpoint {endpoint.id}")
     typer.echo(f"secret {endpoint.secret}")
     typer.echo("Verify signatures with this secret (Standard Webhooks).")
+
+
+@webhook_app.command("listen")
+def webhook_listen(
+    secret: str = typer.Option(..., help="The endpoint's signing secret (whsec_…)."),
+    port: int = typer.Option(9000, min=1, max=65535),
+    host: str = typer.Option("127.0.0.1"),
+) -> None:
+    """Receive webhooks for trying them out: check each signature and print one line
+    per delivery (type, id, whether the signature is good). Ctrl-C stops."""
+    from reminders.webhook_receiver import receiver
+
+    def say(line: str) -> None:
+        typer.echo(line)
+        sys.stdout.flush()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server = receiver(host, port, secret, say)
+    except OSError as exc:
+        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
+    say(f"listening on http://{host}:{port}")
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
 
 
 def _change_enrollment(enrollment: str, status: str, **options: Any) -> None:

@@ -130,10 +130,10 @@ class Patient(SQLModel, table=True):
     external_id: str | None = Field(default=None, max_length=200)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    resubscribed_by: str | None = Field(default=None, max_length=200)
+    resubscribed_by: str | None = Field(default=None, max_length=300)
     resubscribe_consent: str | None = Field(default=None, max_length=500)
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    erased_by: str | None = Field(default=None, max_length=200)
+    erased_by: str | None = Field(default=None, max_length=300)
     created_at: datetime = _created()
 
 
@@ -237,7 +237,7 @@ class ReviewDecisionRow(SQLModel, table=True):
     enrollment_id: str = Field(foreign_key="enrollment.id", index=True, max_length=32)
     local_date: date
     action: str = Field(max_length=16)
-    decided_by: str | None = Field(default=None, max_length=200)
+    decided_by: str | None = Field(default=None, max_length=300)
     note: str | None = Field(default=None, max_length=2000)
     created_at: datetime = _created()
 
@@ -283,7 +283,7 @@ class Escalation(SQLModel, table=True):
     detail: str = Field(max_length=1000)
     state: str = Field(default=EscalationState.OPEN, max_length=16)
     open_key: str | None = Field(default=None, max_length=200, unique=True)
-    acknowledged_by: str | None = Field(default=None, max_length=200)
+    acknowledged_by: str | None = Field(default=None, max_length=300)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=2000)
     created_at: datetime = _created()
@@ -373,8 +373,15 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _example(body: dict[str, Any]) -> ConfigDict:
+    """An input's settings with a whole example body for the API's documentation."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [body]})
+
+
 class QuietHours(_Input):
     """Local times between which no message is sent (may wrap midnight)."""
+
+    model_config = _example({"start": "21:00", "end": "08:00"})
 
     start: str = PydanticField(pattern=HHMM)
     end: str = PydanticField(pattern=HHMM)
@@ -382,6 +389,19 @@ class QuietHours(_Input):
 
 class PatientCreate(_Input):
     """A new patient as a clinic sends it."""
+
+    model_config = _example(
+        {
+            "name": "Ann Example",
+            "email": "ann@example.org",
+            "timezone": "Europe/Berlin",
+            "reminder_time": "18:30",
+            "quiet_hours": {"start": "21:00", "end": "08:00"},
+            "channel": "email",
+            "locale": "en",
+            "external_id": "EHR-1042",
+        }
+    )
 
     name: SingleLine = PydanticField(min_length=1, max_length=200, examples=["Ann Example"])
     email: EmailAddress | None = PydanticField(default=None, examples=["ann@example.org"])
@@ -406,6 +426,26 @@ class EnrollmentCreate(_Input):
     `screening` answers every contraindication the protocol lists (true = present).
     """
 
+    model_config = _example(
+        {
+            "protocol": "tap-water-hyperhidrosis",
+            "start_date": "2026-12-07",
+            "body_area": "palms",
+            "weekdays": ["mon", "wed", "fri"],
+            "screening": {
+                "pacemaker": False,
+                "pregnancy": False,
+                "epilepsy": False,
+                "heart_disease": False,
+                "metal_implants": False,
+                "skin_defects": False,
+                "reduced_sensation": False,
+                "acute_infection": False,
+                "cancer_in_area": False,
+            },
+        }
+    )
+
     protocol: SingleLine = PydanticField(
         min_length=1, max_length=100, examples=["tap-water-hyperhidrosis"]
     )
@@ -428,6 +468,16 @@ class SessionReport(_Input):
     blistering or a burn tells the clinic at once.
     """
 
+    model_config = _example(
+        {
+            "hdss": 2,
+            "current_ma": 12.5,
+            "minutes": 20,
+            "side_effect": "dryness",
+            "side_effect_note": "itching for an hour",
+        }
+    )
+
     completed_at: Instant | None = None
     minutes: int | None = PydanticField(default=None, ge=1, le=120)
     current_ma: float | None = PydanticField(default=None, ge=0, le=30)
@@ -441,6 +491,8 @@ class SessionReport(_Input):
 
 class PatientUpdate(_Input):
     """Fields a clinic may change on a patient; those left out stay as they are."""
+
+    model_config = _example({"reminder_time": "07:45", "timezone": "America/New_York"})
 
     name: SingleLine | None = PydanticField(default=None, min_length=1, max_length=200)
     email: EmailAddress | None = None
@@ -597,6 +649,8 @@ class EnrollmentPublic(BaseModel):
 class SkipRequest(_Input):
     """Why a session will not be done (optional)."""
 
+    model_config = _example({"reason": "travelling"})
+
     reason: Note | None = PydanticField(default=None, max_length=500)
 
 
@@ -621,6 +675,8 @@ class ClinicPublic(BaseModel):
 
 class ApiKeyCreate(_Input):
     """A new API key for the calling clinic, named for what will use it."""
+
+    model_config = _example({"name": "ehr-sync"})
 
     name: SingleLine = PydanticField(min_length=1, max_length=60, examples=["ehr-sync"])
 
@@ -649,6 +705,10 @@ class ApiKeyCreated(ApiKeyPublic):
 class ClinicHours(_Input):
     """When the clinic gives appointments (protocols given at the clinic)."""
 
+    model_config = _example(
+        {"timezone": "Europe/Berlin", "open_weekdays": ["mon", "tue", "wed", "thu", "fri"]}
+    )
+
     timezone: SingleLine | None = PydanticField(
         default=None, max_length=64, examples=["Europe/Berlin"]
     )
@@ -659,6 +719,8 @@ class ClinicHours(_Input):
 
 class ClosedDateCreate(_Input):
     """A day the clinic is closed."""
+
+    model_config = _example({"date": "2026-12-25", "reason": "Christmas"})
 
     day: Day = PydanticField(alias="date", examples=["2026-12-25"])
     reason: SingleLine | None = PydanticField(default=None, max_length=200, examples=["Christmas"])
@@ -676,6 +738,8 @@ class ClosedDatePublic(BaseModel):
 class PauseRequest(_Input):
     """Pause an enrollment: no sessions, reminders, misses or lapses until it resumes."""
 
+    model_config = _example({"until": "2027-01-11", "reason": "surgery"})
+
     until: Day | None = PydanticField(
         default=None,
         description="Local date the enrollment resumes by itself; left out, it waits for a resume.",
@@ -686,6 +750,8 @@ class PauseRequest(_Input):
 
 class ReviewDecisionCreate(_Input):
     """A clinician's answer to an enrollment's open review (no response)."""
+
+    model_config = _example({"decision": "move_on", "by": "Dr Weiss", "note": "dry since week 3"})
 
     decision: Literal["continue", "move_on", "end"] = PydanticField(
         description="continue: another block of the phase; move_on: the next phase; "
@@ -698,6 +764,8 @@ class ReviewDecisionCreate(_Input):
 
 class AbsenceCreate(_Input):
     """Local dates (both included) the patient is away."""
+
+    model_config = _example({"from": "2027-01-04", "to": "2027-01-13", "reason": "travelling"})
 
     first: Day = PydanticField(alias="from", examples=["2027-01-04"])
     last: Day = PydanticField(alias="to", examples=["2027-01-13"])
@@ -733,6 +801,8 @@ class AbsencePublic(BaseModel):
 
 class Acknowledgement(_Input):
     """Who looked at an escalation, and what they noted."""
+
+    model_config = _example({"by": "Nurse Kim", "note": "called, resumes Monday"})
 
     by: SingleLine = PydanticField(min_length=1, max_length=200, examples=["Nurse Kim"])
     note: Note | None = PydanticField(
@@ -784,6 +854,13 @@ class PatientRisk(BaseModel):
 
 class WebhookEndpointCreate(_Input):
     """A clinic's receiver; `events` lists the types it wants, or ["*"] for all."""
+
+    model_config = _example(
+        {
+            "url": "https://ehr.clinic.example.org/hooks/reminders",
+            "events": ["session.missed", "patient.escalation"],
+        }
+    )
 
     url: SingleLine = PydanticField(min_length=1, max_length=2000)
     events: list[SingleLine] = PydanticField(

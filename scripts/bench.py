@@ -639,7 +639,8 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 REMINDERS_FOLLOW_UP_AFTER_MIN="0",
             )  # fmt: skip
             worker = subprocess.Popen(
-                [sys.executable, "-m", "reminders", "worker"], env=env, cwd=ROOT,
+                [sys.executable, "-m", "reminders", "worker", "--port", str(_free_port())],
+                env=env, cwd=ROOT,
                 stdout=(var_dir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             for n in range(args.runs):
@@ -866,7 +867,8 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
                 REMINDERS_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", REMINDERS_FOLLOW_UP_AFTER_MIN="0",
             )  # fmt: skip
             worker = subprocess.Popen(
-                [sys.executable, "-m", "reminders", "worker"], env=env, cwd=ROOT,
+                [sys.executable, "-m", "reminders", "worker", "--port", str(_free_port())],
+                env=env, cwd=ROOT,
                 stdout=(var_dir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             late: dict[bool, list[float]] = {False: [], True: []}

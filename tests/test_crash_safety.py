@@ -16,7 +16,7 @@ from reminders.runtime import Runtime
 from reminders.services import webhooks
 from tests.conftest import enroll_patient, make_clinic, make_patient
 from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
-from tests.servers import WebhookReceiver
+from tests.servers import WebhookReceiver, free_port
 
 PATIENTS = 150
 
@@ -54,7 +54,7 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
         dispatch_interval_s="0.5",
     )
     log = tmp_path / "worker.log"
-    first = start(env, "worker", log=log)
+    first = start(env, "worker", "--port", str(free_port()), log=log)
     try:
         wait_for(lambda: len(receiver.unique_ids()) >= 40, 60, "the first deliveries")
         wait_for(lambda: count_deliveries(db, "sending") > 0, 30, "a batch in flight")
@@ -66,7 +66,7 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     stranded = count_deliveries(db, "sending")
     assert stranded > 0, "the kill should land mid-batch"
     assert len(receiver.unique_ids()) < total
-    second = start(env, "worker", log=log)
+    second = start(env, "worker", "--port", str(free_port()), log=log)
     try:
         wait_for(lambda: count_deliveries(db, "sent") == total, 90, "every delivery to be sent")
     finally:

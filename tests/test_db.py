@@ -39,7 +39,6 @@ def _clinic_row(clinic_id: str) -> dict[str, object]:
     return {
         "id": clinic_id,
         "name": f"Clinic {clinic_id}",
-        "api_key_hash": f"hash-{clinic_id}",
         "alert_email": None,
         "webhook_include_names": False,
         "timezone": None,

@@ -18,7 +18,7 @@ from reminders.runtime import Runtime
 from reminders.services import enrollments, patients, webhooks
 from tests.conftest import make_clinic
 from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
-from tests.servers import WebhookReceiver
+from tests.servers import WebhookReceiver, free_port
 
 REMINDERS = 5_000
 BATCH = 50
@@ -86,8 +86,8 @@ def test_two_workers_share_the_outbox_and_send_each_reminder_once(
     total = due_webhook_reminders(db, rt, receiver)
     assert total == REMINDERS
     env = workers(tmp_path, rt)
-    first = start(env, "worker", log=tmp_path / "a.log")
-    second = start(env, "worker", log=tmp_path / "b.log")
+    first = start(env, "worker", "--port", str(free_port()), log=tmp_path / "a.log")
+    second = start(env, "worker", "--port", str(free_port()), log=tmp_path / "b.log")
     try:
         wait_for(lambda: count_deliveries(db, "sent") == total, 180, "every reminder to be sent")
     finally:
@@ -104,8 +104,8 @@ def test_a_killed_worker_leaves_its_claims_to_the_other_after_the_lease(
     total = due_webhook_reminders(db, rt, receiver)
     receiver.delay_s = 0.005
     env = workers(tmp_path, rt)
-    doomed = start(env, "worker", log=tmp_path / "doomed.log")
-    survivor = start(env, "worker", log=tmp_path / "survivor.log")
+    doomed = start(env, "worker", "--port", str(free_port()), log=tmp_path / "doomed.log")
+    survivor = start(env, "worker", "--port", str(free_port()), log=tmp_path / "survivor.log")
     try:
         wait_for(lambda: len(receiver.unique_ids()) >= 1_000, 120, "the first thousand")
         wait_for(lambda: count_deliveries(db, "sending") > 0, 30, "a batch in flight")

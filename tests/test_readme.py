@@ -24,17 +24,19 @@ def walk_through() -> str:
 
 
 def test_the_readme_walk_through_runs_as_pasted(tmp_path: Path) -> None:
-    port = free_port()
-    script = walk_through().replace("8765", str(port))
-    # As pasted into a shell, then the server it started is stopped.
+    script = walk_through().replace("8765", str(free_port())).replace("8766", str(free_port()))
+    # As pasted into a shell: it stops what it started itself.
     done = subprocess.run(
-        ["bash", "-c", f"{script}\nkill -INT $! && wait $!"],
+        ["bash", "-c", script],
         cwd=PROJECT_ROOT, env=env_for(tmp_path), capture_output=True, text=True, timeout=420,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    answers = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    confirmed, adherence, endpoint, deliveries = answers
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    confirmed, adherence, found = (json.loads(line) for line in lines[:3])
     assert confirmed["status"] == "confirmed"
     assert (adherence["confirmed"], adherence["rate"]) == (1, 1.0)
-    assert endpoint["secret"].startswith("whsec_")
-    assert "items" in deliveries
+    assert [p["external_id"] for p in found["items"]] == ["EHR-1042"]
+    assert found["next_cursor"] is None
+    listening, delivered = lines[3:]
+    assert listening.startswith("listening on http://127.0.0.1:")
+    assert re.fullmatch(r"session\.confirmed \S+ signature ok", delivered), delivered

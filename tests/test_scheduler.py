@@ -35,7 +35,7 @@ def test_dispatch_wakes_for_the_next_due_delivery_not_its_tick(
     due = datetime.now(UTC) + timedelta(seconds=1.5)
     alert_clinic(db, clinic, "Due soon", "A test alert.", due)
     db.commit()
-    scheduler, job = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
+    scheduler, job, _beats = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
     scheduler.start()
     try:
         wait_for(lambda: len(smtp.messages) == 1, 10, "the alert")
@@ -59,7 +59,7 @@ def test_stopping_while_a_dispatch_runs_waits_for_it_and_returns(
     emit(db, clinic, "session.confirmed", {"session_id": "s2"}, now + timedelta(hours=1))
     db.commit()
     receiver.delay_s = 1.0
-    scheduler, dispatch = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
+    scheduler, dispatch, _beats = build_scheduler(rt, Dispatcher(rt, build_senders(rt)))
     scheduler.start()
 
     def sending() -> bool:

@@ -115,3 +115,22 @@ def test_with_json_logs_every_line_of_serve_is_one_json_object(tmp_path: Path) -
         if line["logger"] == "uvicorn.access" and "/v1/clinic" in line["message"]
     ]  # fmt: skip
     assert "/v1/clinic?… " in access and "rk_in_the_query" not in log.read_text()
+
+
+def test_a_worker_serves_health_and_metrics_on_its_own_port_and_no_api(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path)
+    run(env, "migrate")
+    log = tmp_path / "worker.log"
+    worker = start(env, "worker", "--port", str(port), log=log)
+    try:
+        wait_for(lambda: _ready(port), 30, "the worker to answer /readyz")
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert "process_resident_memory_bytes" in metrics.text
+        assert 'reminders_sessions{state="planned"} 0.0' in metrics.text
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/clinic", timeout=5).status_code == 404
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert worker.returncode == 0, log.read_text()

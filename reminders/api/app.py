@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reminders import __version__
+from reminders.api.contract import install_contract
 from reminders.api.deps import ApiKeys, WriteTurns
 from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.idempotency import Idempotency
@@ -113,6 +114,7 @@ def create_app(
     app.state.scheduler_problems = scheduler_problems
     app.state.wake = wake
     install_error_handlers(app)
+    install_contract(app)
     modules = (clinic, api_keys, patients, enrollments, escalations, protocols, webhooks, pages)
     for module in (ops,) if operations_only else (ops, *modules):
         app.include_router(module.router)

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from reminders.db import session_scope
+from reminders.db import cannot_write, session_scope
 from reminders.ids import hash_secret
 from reminders.models import Clinic, utcnow
 from reminders.runtime import Runtime
@@ -131,8 +132,13 @@ class ApiKeys:
         with session_scope(self.runtime.engine, write=False) as db:
             caller = api_keys.caller_for_key(db, secret)
         if caller is not None and api_keys.note_use_due(caller, utcnow()):
-            with session_scope(self.runtime.engine) as db:
-                api_keys.note_use(db, caller, utcnow())
+            try:
+                with session_scope(self.runtime.engine) as db:
+                    api_keys.note_use(db, caller, utcnow())
+            except sa.exc.DBAPIError as exc:
+                # Reads still work on a database that takes no writes.
+                if not cannot_write(exc):
+                    raise
         return caller
 
 

@@ -52,8 +52,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def gone(_request: Request, exc: Gone) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=410)
 
-    @app.exception_handler(sa.exc.OperationalError)
-    async def unwritable(_request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def unwritable(_request: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
         if not cannot_write(exc):
             raise exc
         logger.error("the database cannot be written: %s", type(exc.orig).__name__)

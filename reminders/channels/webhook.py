@@ -90,6 +90,18 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def verify(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether a request carries a valid Standard Webhooks signature by `secret` (what
+    a receiver checks; the timestamp's age is the receiver's own policy)."""
+    try:
+        timestamp = int(headers.get("webhook-timestamp", ""))
+        expected = signature(secret, headers.get("webhook-id", ""), timestamp, body)
+    except ValueError:
+        return False
+    given = headers.get("webhook-signature", "").split()
+    return any(hmac.compare_digest(one, expected) for one in given)
+
+
 def system_resolve(host: str) -> list[str]:
     """Return every address the system resolver gives for `host` (blocking)."""
     return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})

@@ -39,6 +39,10 @@ class Caller:
         """How the caller is named in what it records."""
         return f"api key {self.key_name}"
 
+    def on_behalf_of(self, person: str | None) -> str:
+        """The person the request names (if any) and the key they used."""
+        return f"{person} ({self.who})" if person else self.who
+
 
 def create_key(db: Session, clinic_id: str, name: str, now: datetime) -> tuple[ApiKey, str]:
     """Create a key named `name`; return it and the key itself, shown only now.

@@ -40,7 +40,7 @@ def test_appointments_fall_on_open_days_and_move_off_closed_dates(api: Api) -> N
     closed = api.post("/v1/clinic/closed-dates", {"date": "2026-12-09", "reason": "staff day"})
     assert closed.status_code == 201
     assert upcoming(api, enrollment)[:2] == ["2026-12-07", "2026-12-10"]
-    assert api.get("/v1/clinic/closed-dates").json() == [
+    assert api.get("/v1/clinic/closed-dates").json()["items"] == [
         {"date": "2026-12-09", "reason": "staff day"}
     ]
     assert api.delete("/v1/clinic/closed-dates/2026-12-09").status_code == 204

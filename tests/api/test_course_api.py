@@ -52,7 +52,7 @@ def test_an_absence_cancels_the_sessions_inside_it_and_can_be_removed(api: Api) 
     assert away.status_code == 201, away.text
     upcoming = [s["date"] for s in api.get(f"/v1/enrollments/{enrollment}").json()["upcoming"]]
     assert upcoming[:3] == ["2026-12-07", "2026-12-14", "2026-12-16"]
-    listed = api.get(f"/v1/patients/{patient}/absences").json()
+    listed = api.get(f"/v1/patients/{patient}/absences").json()["items"]
     assert [(a["from"], a["to"]) for a in listed] == [("2026-12-09", "2026-12-13")]
     assert api.delete(f"/v1/absences/{away.json()['id']}").status_code == 204
     upcoming = [s["date"] for s in api.get(f"/v1/enrollments/{enrollment}").json()["upcoming"]]
@@ -71,7 +71,7 @@ def test_bad_absences_name_the_field_and_write_nothing(api: Api) -> None:
         answer = api.post(f"/v1/patients/{patient}/absences", body)
         assert answer.status_code == 422, body
         assert field in str(answer.json()["detail"])
-    assert api.get(f"/v1/patients/{patient}/absences").json() == []
+    assert api.get(f"/v1/patients/{patient}/absences").json()["items"] == []
 
 
 def test_a_review_opens_one_escalation_and_a_decision_answers_it(
@@ -98,7 +98,10 @@ def test_a_review_opens_one_escalation_and_a_decision_answers_it(
     assert (decided.json()["phase"], decided.json()["review_reason"]) == ("maintenance", None)
     assert api.get("/v1/escalations?state=open").json()["items"] == [], "the review answered it"
     (settled,) = api.get("/v1/escalations?state=acknowledged").json()["items"]
-    assert (settled["acknowledged_by"], settled["note"]) == ("Dr Weiss", "review decided: move_on")
+    assert (settled["acknowledged_by"], settled["note"]) == (
+        "Dr Weiss (api key first)",
+        "review decided: move_on",
+    )
     again = api.post(f"/v1/enrollments/{enrollment}/review", {"decision": "end"})
     assert again.status_code == 409
     bad = api.post(f"/v1/enrollments/{enrollment}/review", {"decision": "maybe"})
@@ -120,7 +123,10 @@ def test_acknowledging_an_escalation_closes_it_once(api: Api, rt: Runtime, db: S
         f"/v1/escalations/{open_one['id']}/acknowledge", {"by": "Nurse Kim", "note": "called"}
     )
     assert done.status_code == 200
-    assert (done.json()["state"], done.json()["acknowledged_by"]) == ("acknowledged", "Nurse Kim")
+    assert (done.json()["state"], done.json()["acknowledged_by"]) == (
+        "acknowledged",
+        "Nurse Kim (api key first)",
+    )
     assert api.get("/v1/escalations?state=open").json()["items"] == []
     twice = api.post(f"/v1/escalations/{open_one['id']}/acknowledge", {"by": "Nurse Kim"})
     assert twice.status_code == 409

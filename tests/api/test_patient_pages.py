@@ -263,7 +263,7 @@ def test_im_away_from_a_reminder_plans_nothing_inside_the_dates(
     assert away.status_code == 200
     assert "No sessions and no reminders from Tuesday 8 December to Sunday 13 December" in away.text
     assert "Monday 14 December" in away.text
-    (absence,) = api.get(f"/v1/patients/{patient}/absences").json()
+    (absence,) = api.get(f"/v1/patients/{patient}/absences").json()["items"]
     assert absence["set_by"] == "patient"
     db.expire_all()
     inside = db.exec(select(TreatmentSession).where(TreatmentSession.status == "planned")).all()
@@ -276,7 +276,7 @@ def test_a_patient_cannot_backdate_an_absence_from_a_link(
     patient, session_link, _ = reminded_patient(api, rt, smtp)
     back = api.client.post(f"{session_link}/away", data={"from": "2026-12-01", "to": "2026-12-10"})
     assert back.status_code == 422 and "From: must be today or later" in back.text
-    assert api.get(f"/v1/patients/{patient}/absences").json() == []
+    assert api.get(f"/v1/patients/{patient}/absences").json()["items"] == []
 
 
 def test_a_skip_reason_with_a_control_character_is_refused_and_the_session_stays(

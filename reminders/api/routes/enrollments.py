@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import Day
 from reminders.models import (
@@ -62,7 +62,7 @@ async def pause_enrollment(
 async def decide_review(
     enrollment_id: str,
     body: ReviewDecisionCreate,
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
@@ -70,11 +70,11 @@ async def decide_review(
     """Answer an open review (a patient who has not responded): continue the phase for
     another block, move on to the next phase, or end the course. 409 when none is open."""
     async with tx.write() as db:
+        clinic_id, by = caller.clinic.id, caller.on_behalf_of(body.by)
         enrollments.decide_review(
-            db, rt, clinic.id, enrollment_id, body.decision, now,
-            decided_by=body.by, note=body.note,
-        )  # fmt: skip
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
+            db, rt, clinic_id, enrollment_id, body.decision, now, decided_by=by, note=body.note
+        )
+        return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
 
 
 @router.post("/enrollments/{enrollment_id}/protocol-version")

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.paging import Cursor, Limit, PageOut
 from reminders.models import Acknowledgement, EscalationPublic
 from reminders.services import escalations, patients
@@ -35,7 +35,7 @@ def list_escalations(
 async def acknowledge(
     escalation_id: str,
     body: Acknowledgement,
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
@@ -43,6 +43,7 @@ async def acknowledge(
     """Say who looked at an escalation. Acknowledging a lapse returns the patient's
     reminders to the plan's pace. 409 when already acknowledged."""
     async with tx.write() as db:
-        done = escalations.acknowledge(db, rt, clinic.id, escalation_id, body.by, body.note, now)
+        by = caller.on_behalf_of(body.by)
+        done = escalations.acknowledge(db, rt, caller.clinic.id, escalation_id, by, body.note, now)
         external = patients.external_ids(db, {done.patient_id} if done.patient_id else set())
         return EscalationPublic.of(done, external.get(done.patient_id or ""))

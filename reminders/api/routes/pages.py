@@ -23,7 +23,7 @@ from reminders.services.protocol_versions import protocol_of
 from reminders.timing import zone
 from reminders.tokens import find_token
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["patient pages"])
 # As messages' templates: not looked up on disk again at every render.
 _pages = Environment(
     loader=PackageLoader("reminders", "templates"),

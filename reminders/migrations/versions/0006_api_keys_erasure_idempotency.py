@@ -52,6 +52,12 @@ def upgrade() -> None:
     with op.batch_alter_table('api_key', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_key_clinic_id'), ['clinic_id'], unique=False)
 
+    # Who did it is now a person and the API key they used.
+    with op.batch_alter_table('escalation', schema=None) as batch_op:
+        batch_op.alter_column('acknowledged_by', type_=sa.String(300), existing_nullable=True)
+    with op.batch_alter_table('review_decision', schema=None) as batch_op:
+        batch_op.alter_column('decided_by', type_=sa.String(300), existing_nullable=True)
+
     # Each clinic's one key becomes its first named key, so integrations keep working.
     op.execute(
         "INSERT INTO api_key (id, clinic_id, name, key_hash, created_at)"
@@ -62,10 +68,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table('patient', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resubscribed_at', reminders.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('resubscribed_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
+        batch_op.add_column(sa.Column('resubscribed_by', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True))
         batch_op.add_column(sa.Column('resubscribe_consent', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True))
         batch_op.add_column(sa.Column('erased_at', reminders.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('erased_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
+        batch_op.add_column(sa.Column('erased_by', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True))
 
 
 
