@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -381,19 +382,53 @@ def test_backup_without_a_database_says_so_and_leaves_no_file(tmp_path: Path) ->
     assert not database.exists(), "no empty database was made to copy"
 
 
-def test_going_back_to_a_backup_as_the_readme_says() -> None:
+def test_restore_checks_the_backup_keeps_the_database_it_replaces_and_migrates(
+    tmp_path: Path,
+) -> None:
     assert run("migrate")[0] == 0
     run("clinic", "create", "Before Clinic")
-    settings = load_settings()
-    database = Path(str(settings.database_url).removeprefix("sqlite:///"))
-    copy = database.with_name("copy.sqlite3")
+    copy = tmp_path / "copy.sqlite3"
     assert run("backup", str(copy))[0] == 0
     run("clinic", "create", "After Clinic")
-    # Stop the service (none runs here); move the copy into place; drop -wal and -shm.
-    copy.replace(database)
-    for companion in ("-wal", "-shm"):
-        database.with_name(database.name + companion).unlink(missing_ok=True)
-    code, out, _ = run("migrate")
-    assert code == 0 and out.startswith("database is up to date")
+
+    code, out, err = run("restore", str(copy), "--yes")
+    assert code == 0, err
+    assert f"{copy}: a sound database at schema revision" in out
+    assert "database restored from" in out
     names = [c["name"] for c in json.loads(run("clinic", "list", "--json")[1])]
     assert names == ["Before Clinic"]
+    (saved,) = tmp_path.glob("reminders.sqlite3.before-restore-*")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    with sqlite3.connect(saved) as db:
+        kept = {row[0] for row in db.execute("SELECT name FROM clinic")}
+    assert kept == {"Before Clinic", "After Clinic"}
+
+
+def test_restore_refuses_what_is_not_a_sound_backup_and_changes_nothing(tmp_path: Path) -> None:
+    assert run("migrate")[0] == 0
+    run("clinic", "create", "Kept Clinic")
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database at all" * 100)
+    code, _, err = run("restore", str(junk), "--yes")
+    assert code == 2 and "is not a reminders database" in err
+    code, _, err = run("restore", str(tmp_path / "missing.sqlite3"), "--yes")
+    assert code == 2 and "is not a file" in err
+    code, _, _ = run("restore", str(tmp_path / "reminders.sqlite3"))  # asks; no answer: no
+    assert code == 1
+    names = [c["name"] for c in json.loads(run("clinic", "list", "--json")[1])]
+    assert names == ["Kept Clinic"]
+
+
+def test_keys_are_created_listed_and_revoked_from_the_command_line() -> None:
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic")[1].split()[1]
+    code, out, _ = run("key", "create", "ehr-sync", "--clinic", clinic)
+    assert code == 0 and out.splitlines()[1].startswith("rk_")
+    listed = json.loads(run("key", "list", "--clinic", clinic, "--json")[1])
+    assert [k["name"] for k in listed] == ["first", "ehr-sync"]
+    code, out, _ = run("key", "revoke", "ehr-sync", "--clinic", clinic)
+    assert code == 0 and "revoked" in out
+    code, _, err = run("key", "revoke", "first", "--clinic", clinic)
+    assert code == 1 and "last key" in err
+    code, _, err = run("key", "create", "bad name!", "--clinic", clinic)
+    assert code == 1 and "name:" in err
