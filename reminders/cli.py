@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from reminders.services import (
     clinic_days,
     clinics,
     enrollments,
+    erasure,
     escalations,
     patients,
     reading,
@@ -191,6 +192,21 @@ def _progress(label: str) -> Iterator[database.Progress]:
         yield advance
 
 
+@contextmanager
+def _copying(file: Path, server_tool: str) -> Iterator[None]:
+    """What can go wrong copying a database, as one-line messages."""
+    try:
+        yield
+    except ValueError as exc:
+        raise _fail(f"{exc}; for PostgreSQL use {server_tool}", 2) from None
+    except FileNotFoundError as exc:
+        raise _fail(f"no database at {exc}: run `reminders migrate` first", 2) from None
+    except FileExistsError:
+        raise _fail(f"{file} exists; a backup never overwrites a file", 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot copy: {exc.strerror or exc}", 2) from None
+
+
 @app.command()
 def backup(
     file: Path = typer.Argument(..., help="The new file to copy the database to."),
@@ -198,17 +214,8 @@ def backup(
     """Copy the SQLite database to FILE while the service runs (a consistent copy).
     PostgreSQL: use pg_dump (see the README)."""
     settings = _settings()
-    try:
-        with _progress("copying") as progress:
-            size = database.backup_sqlite(settings.database_url, file, progress)
-    except ValueError as exc:
-        raise _fail(f"{exc}; for PostgreSQL use pg_dump", 2) from None
-    except FileNotFoundError as exc:
-        raise _fail(f"no database at {exc}: run `reminders migrate` first", 2) from None
-    except FileExistsError:
-        raise _fail(f"{file} exists; a backup never overwrites a file", 2) from None
-    except OSError as exc:
-        raise _fail(f"cannot write {file}: {exc.strerror or exc}", 2) from None
+    with _copying(file, "pg_dump"), _progress("copying") as progress:
+        size = database.backup_sqlite(settings.database_url, file, progress)
     typer.echo(f"database copied to {file} ({size:,} bytes)")
 
 
@@ -218,9 +225,12 @@ def restore(
     yes: bool = typer.Option(False, "--yes", help="Replace the database without asking."),
 ) -> None:
     """Go back to a backup: check it, save the current SQLite database beside it, copy
-    the backup in and bring it to this version's schema. Stop `serve` and every `worker`
-    first. PostgreSQL: use pg_restore (see the README)."""
+    the backup in, bring it to this version's schema, and erase again the patients
+    erased since. Stop `serve` and every `worker` first. PostgreSQL: use pg_restore (see
+    the README)."""
     settings = _settings()
+    with _copying(file, "pg_restore"):
+        database.sqlite_file(settings.database_url)
     try:
         revision = database.check_backup(file)
     except ValueError as exc:
@@ -228,17 +238,22 @@ def restore(
     typer.echo(f"{file}: a sound database at schema revision {revision}")
     if not yes and not typer.confirm("Replace the database with it?"):
         raise _fail("nothing changed", 1)
-    try:
-        with _progress("restoring") as progress:
-            saved = database.restore_sqlite(settings.database_url, file, progress)
-    except ValueError as exc:
-        raise _fail(f"{exc}; for PostgreSQL use pg_restore", 2) from None
-    except OSError as exc:
-        raise _fail(f"cannot restore: {exc.strerror or exc}", 2) from None
-    if saved is not None:
-        typer.echo(f"the database it replaced is saved as {saved}")
+    with _copying(file, "pg_restore"), _progress("restoring") as progress:
+        saved = database.restore_sqlite(settings.database_url, file, progress)
     before, after = database.migrate(settings.database_url)
     typer.echo(f"database restored from {file} (revision {before}, now {after})")
+    if saved is None:
+        return
+    typer.echo(f"the database it replaced is saved as {saved}")
+    erased = [
+        (patient, by, datetime.fromisoformat(at).replace(tzinfo=UTC))
+        for patient, by, at in database.erased_patients(saved)
+    ]
+    with _runtime() as runtime, _transaction(runtime) as db:
+        again = erasure.erase_again(db, runtime, erased)
+    if again:
+        database.forget_overwritten(runtime.engine)
+        typer.echo(f"{again} patient(s) erased since the backup were erased again")
 
 
 @app.command()

@@ -9,6 +9,7 @@ import os
 import pickle
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +26,8 @@ from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session
+
+from reminders.models import Heartbeat
 
 # alembic is imported where migrations run: it takes a seventh of a second to import, and
 # every process imports this module (a bulk import's writer process is waited for).
@@ -119,14 +122,30 @@ def cannot_write(exc: sa.exc.DBAPIError) -> bool:
     return any(s in text for s in ("readonly database", "disk is full", "disk i/o error"))
 
 
-def forget_overwritten(engine: sa.Engine) -> None:
+def mark_alive(db: Session, name: str, now: datetime) -> None:
+    """Write the heartbeat row `name` (proof that the database takes writes)."""
+    updated = db.execute(
+        sa.update(Heartbeat).where(Heartbeat.name == name).values(at=now)  # type: ignore[arg-type]
+    )
+    if not updated.rowcount:  # type: ignore[attr-defined]
+        insert_ignore(db, Heartbeat, [{"name": name, "at": now}])
+
+
+def forget_overwritten(engine: sa.Engine, attempts: int = 20) -> bool:
     """Move everything written so far from SQLite's write-ahead log into the database
-    file and empty the log, so erased values linger in neither. PostgreSQL reuses dead
-    rows' space on its own (VACUUM); nothing to do there."""
+    file and empty the log, so overwritten values (an erased patient's) linger in
+    neither; return False if readers kept it busy for every attempt (the hourly
+    housekeeping tries again). PostgreSQL reuses dead rows' space on its own (VACUUM):
+    nothing to do there. Blocks: call it from a thread."""
     if engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
+    for attempt in range(attempts):
+        with engine.connect() as connection:
+            busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        if not busy:
+            return True
+        time.sleep(0.05 * (attempt + 1))
+    return False
 
 
 def alembic_config(url: str) -> Config:
@@ -181,7 +200,8 @@ def schema_mismatch(engine: sa.Engine) -> str | None:
 Progress = Callable[[int, int], None]
 
 
-def _sqlite_path(url: str) -> Path:
+def sqlite_file(url: str) -> Path:
+    """Return the file of an SQLite database URL; raise ValueError for any other."""
     path = sa.engine.make_url(url).database
     if not url.startswith("sqlite") or not path or path == ":memory:":
         raise ValueError("only an SQLite database file can be copied this way")
@@ -215,7 +235,7 @@ def backup_sqlite(url: str, target: Path, progress: Progress | None = None) -> i
     Raises ValueError for a database that is not an SQLite file, FileNotFoundError if
     there is none yet, FileExistsError if `target` exists (a backup never overwrites
     one); a copy that fails half-way is removed."""
-    path = _sqlite_path(url)
+    path = sqlite_file(url)
     if not path.is_file():
         raise FileNotFoundError(path)
     with contextlib.closing(_open_existing(path)) as source:
@@ -227,6 +247,18 @@ def backup_sqlite(url: str, target: Path, progress: Progress | None = None) -> i
             target.unlink(missing_ok=True)
             raise
     return target.stat().st_size
+
+
+def erased_patients(path: Path) -> list[tuple[str, str | None, str]]:
+    """Return the patients erased in the SQLite database file `path`: (id, by whom,
+    when), read without changing the file."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        query = "SELECT id, erased_by, erased_at FROM patient WHERE erased_at IS NOT NULL"
+        try:
+            return [(str(i), by, str(at)) for i, by, at in db.execute(query)]
+        except sqlite3.OperationalError:  # a schema from before erasure existed
+            return []
 
 
 def check_backup(backup: Path) -> str:
@@ -255,11 +287,10 @@ def check_backup(backup: Path) -> str:
 
 
 def restore_sqlite(url: str, backup: Path, progress: Progress | None = None) -> Path | None:
-    """Make the database at `url` a copy of `backup` (checked first, see `check_backup`),
-    after saving the current database beside it; return where it was saved (None when
-    there was none). Run `migrate` after it, with the service stopped throughout."""
-    path = _sqlite_path(url)
-    check_backup(backup)
+    """Make the database at `url` a copy of `backup` (check it with `check_backup`
+    first), after saving the current database beside it; return where it was saved (None
+    when there was none). Run `migrate` after it, with the service stopped throughout."""
+    path = sqlite_file(url)
     saved = None
     if path.is_file():
         saved = path.with_name(f"{path.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
@@ -508,11 +539,15 @@ class InsertWriter:
         # Pickled here, so that the writer unpickles with the collector paused.
         return self._pool.submit(_write_batch, pickle.dumps(inserts, pickle.HIGHEST_PROTOCOL))
 
+    def close(self) -> None:
+        """Wait for the batches sent, then stop the writer."""
+        self._pool.shutdown(wait=True)
+
     def __enter__(self) -> InsertWriter:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._pool.shutdown(wait=True)
+        self.close()
 
 
 class EarlierBatchFailed(Exception):

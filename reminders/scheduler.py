@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from reminders.db import session_scope
+from reminders.db import forget_overwritten, session_scope
 from reminders.dispatcher import Dispatcher
 from reminders.models import utcnow
 from reminders.runtime import Runtime
@@ -152,8 +152,8 @@ def build_scheduler(
             if any(purged.values()):
                 log.info("retention: deleted %s", ", ".join(f"{n} {w}" for w, n in purged.items()))
             if rt.engine.dialect.name == "sqlite":
+                forget_overwritten(rt.engine)
                 with rt.engine.connect() as connection:
-                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
                     connection.exec_driver_sql("PRAGMA optimize")
         except Exception:
             log.exception("housekeeping failed")

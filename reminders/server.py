@@ -100,8 +100,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     app = service_app(rt, with_api=with_api)
     what = "API" if with_api else "worker (health and metrics)"
     log.info("%s on http://%s:%d", what, settings.http_host, port)
-    # httptools parses HTTP in C: an eighth less server time per confirmation than
-    # the pure-Python h11 (scripts/bench api).
+    # httptools parses HTTP in C, with less server time per request than h11.
     config = uvicorn.Config(app, http="httptools", log_config=log_config)
     # uvicorn raises the signal it stopped on again once it has shut down: after a
     # clean shutdown, SIGINT and SIGTERM both end the process with status 0.

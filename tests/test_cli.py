@@ -15,8 +15,10 @@ from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from reminders.cli import app
+from reminders.db import session_scope
 from reminders.models import utcnow
 from reminders.runtime import Runtime
+from reminders.services import erasure
 from reminders.services.sweep import sweep
 from reminders.settings import load_settings
 
@@ -397,7 +399,10 @@ def test_restore_checks_the_backup_keeps_the_database_it_replaces_and_migrates(
     assert "database restored from" in out
     names = [c["name"] for c in json.loads(run("clinic", "list", "--json")[1])]
     assert names == ["Before Clinic"]
-    (saved,) = tmp_path.glob("reminders.sqlite3.before-restore-*")
+    (saved,) = [
+        f for f in tmp_path.glob("reminders.sqlite3.before-restore-*")
+        if not f.name.endswith(("-wal", "-shm"))
+    ]  # fmt: skip
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     with sqlite3.connect(saved) as db:
         kept = {row[0] for row in db.execute("SELECT name FROM clinic")}
@@ -432,3 +437,28 @@ def test_keys_are_created_listed_and_revoked_from_the_command_line() -> None:
     assert code == 1 and "last key" in err
     code, _, err = run("key", "create", "bad name!", "--clinic", clinic)
     assert code == 1 and "name:" in err
+
+
+def test_restore_erases_again_the_patients_erased_since_the_backup(tmp_path: Path) -> None:
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic")[1].split()[1]
+    added = run("patient", "add", "--clinic", clinic, "--name", "Zelda Quimby",
+                "--email", "zelda@example.org", "--timezone", "UTC")[1]  # fmt: skip
+    patient = added.split()[1]
+    copy = tmp_path / "copy.sqlite3"
+    assert run("backup", str(copy))[0] == 0
+    rt = Runtime.from_settings(load_settings())
+    try:
+        with session_scope(rt.engine) as db:
+            erasure.erase_patient(db, rt, clinic, patient, "api key first", utcnow())
+    finally:
+        rt.close()
+
+    code, out, err = run("restore", str(copy), "--yes")
+    assert code == 0, err
+    assert "1 patient(s) erased since the backup were erased again" in out
+    database = Path(str(load_settings().database_url).removeprefix("sqlite:///"))
+    files = [database, database.with_name(database.name + "-wal")]
+    assert all(b"Zelda" not in f.read_bytes() for f in files if f.exists())
+    code, _, err = run("patient", "show", patient, "--clinic", clinic)
+    assert code == 1 and "erased" in err

@@ -134,3 +134,18 @@ def test_a_worker_serves_health_and_metrics_on_its_own_port_and_no_api(tmp_path:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     assert worker.returncode == 0, log.read_text()
+
+
+def test_serve_reload_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path)
+    run(env, "migrate")
+    log = tmp_path / "serve.log"
+    server = start(env, "serve", "--reload", "--port", str(port), log=log)
+    try:
+        wait_for(lambda: _ready(port), 60, "the reloading API to answer /readyz")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    output = log.read_text()
+    assert "Started reloader process" in output and "Traceback" not in output

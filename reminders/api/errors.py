@@ -16,6 +16,7 @@ from reminders.db import cannot_write
 from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
+UNWRITABLE = "the database cannot be written right now; nothing was recorded"
 
 
 def _field_error(field: str, message: str, where: str = "body") -> list[dict[str, Any]]:
@@ -58,7 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         logger.error("the database cannot be written: %s", type(exc.orig).__name__)
         return JSONResponse(
-            {"detail": "the database cannot be written right now; nothing was recorded"},
+            {"detail": UNWRITABLE},
             status_code=503,
             headers={"Retry-After": "30"},
         )

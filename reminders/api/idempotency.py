@@ -9,6 +9,7 @@ running, a second answers 409.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -19,20 +20,31 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reminders.api.deps import WriteTurns
-from reminders.db import session_scope
+from reminders.api.deps import ApiKeys, WriteTurns
+from reminders.api.errors import UNWRITABLE
+from reminders.db import cannot_write, session_scope
 from reminders.models import IdempotentRequest, utcnow
 from reminders.runtime import Runtime
+from reminders.services.api_keys import Caller
 from reminders.services.retention import IDEMPOTENCY_WINDOW
 
 HEADER = b"idempotency-key"
 KEEP_FOR = IDEMPOTENCY_WINDOW
 ABANDONED_AFTER = timedelta(minutes=5)
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
+# Answers that hold a secret shown only once (a new API key, an endpoint's signing
+# secret) are not kept: a retry is told so instead.
+SECRET_ANSWERS = re.compile(r"/v1/(api-keys|webhook-endpoints(/[^/]+/rotate-secret)?)")
+SECRET_NOT_KEPT = (
+    "the first request with this Idempotency-Key succeeded, and its answer held a secret"
+    " that is shown only once and not kept: list what it created instead"
+)
 
 
 class Idempotency:
-    """ASGI middleware applying `Idempotency-Key` to every POST under /v1/."""
+    """ASGI middleware applying `Idempotency-Key` to every POST under /v1/ sent with a
+    valid API key (without one the app answers 401, and nothing is kept). Answers are
+    kept per key, so a revoked key replays nothing."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,26 +59,44 @@ class Idempotency:
         if not KEY_PATTERN.fullmatch(text):
             await _answer(send, 422, {"detail": [_header_error("1 to 200 printable characters")]})
             return
+        state = scope["app"].state
+        caller = await _caller(state.api_keys, headers.get(b"authorization", b""))
+        if caller is None:
+            await self.app(scope, receive, send)
+            return
         body, receive = await _buffered(receive)
-        caller = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
         request = hashlib.sha256(
             b"\0".join((scope["path"].encode(), scope.get("query_string", b""), body))
         ).hexdigest()
-        runtime: Runtime = scope["app"].state.runtime
-        turns: WriteTurns = scope["app"].state.write_turns
-        async with turns:
-            with session_scope(runtime.engine) as db:
-                earlier = _reserve(db, caller, text, request, utcnow())
+        runtime: Runtime = state.runtime
+        turns: WriteTurns = state.write_turns
+        try:
+            async with turns:
+                with session_scope(runtime.engine) as db:
+                    earlier = _reserve(db, caller.key_id, text, request, utcnow())
+        except sa.exc.DBAPIError as exc:
+            if not cannot_write(exc):
+                raise
+            await _answer(send, 503, {"detail": UNWRITABLE}, retry_after=True)
+            return
         if earlier is not None:
             await _replay(send, earlier, request)
             return
-        answer = _Recorder(send)
+        answer = _Recorder(send, keeps_body=not SECRET_ANSWERS.fullmatch(scope["path"]))
         try:
             await self.app(scope, receive, answer)
         finally:
-            async with turns:
-                with session_scope(runtime.engine) as db:
-                    _settle(db, caller, text, answer)
+            with contextlib.suppress(sa.exc.DBAPIError):  # the key then stays reserved
+                async with turns:
+                    with session_scope(runtime.engine) as db:
+                        _settle(db, caller.key_id, text, answer)
+
+
+async def _caller(keys: ApiKeys, authorization: bytes) -> Caller | None:
+    scheme, _, secret = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    return await keys.caller(secret.strip())
 
 
 def _header_error(message: str) -> dict[str, Any]:
@@ -128,21 +158,20 @@ async def _replay(send: Send, earlier: IdempotentRequest, request: str) -> None:
         await _answer(send, 422, {"detail": [_header_error(problem)]})
     elif earlier.status is None:
         await _answer(send, 409, {"detail": "a request with this Idempotency-Key is in progress"})
+    elif earlier.body is None:
+        await _answer(send, 409, {"detail": SECRET_NOT_KEPT})
     else:
-        await _send(
-            send,
-            earlier.status,
-            (earlier.body or "").encode(),
-            earlier.content_type or "application/json",
-            replayed=True,
-        )
+        kind = earlier.content_type or "application/json"
+        replayed = [(b"idempotent-replayed", b"true")]
+        await _send(send, earlier.status, earlier.body.encode(), kind, replayed)
 
 
 class _Recorder:
     """Passes the app's answer on, keeping a copy."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, *, keeps_body: bool) -> None:
         self.send = send
+        self.keeps_body = keeps_body
         self.status: int | None = None
         self.content_type = "application/json"
         self.chunks: list[bytes] = []
@@ -171,21 +200,30 @@ def _settle(db: Session, caller: str, key: str, answer: _Recorder) -> None:
         .values(
             status=answer.status,
             content_type=answer.content_type[:100],
-            body=b"".join(answer.chunks).decode("utf-8", "replace"),
+            body=b"".join(answer.chunks).decode("utf-8", "replace") if answer.keeps_body else None,
         )
     )
 
 
-async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
-    await _send(send, status, json.dumps(content).encode(), "application/json", replayed=False)
+async def _answer(
+    send: Send, status: int, content: dict[str, Any], *, retry_after: bool = False
+) -> None:
+    extra = [(b"retry-after", b"30")] if retry_after else []
+    body = json.dumps(content).encode()
+    await _send(send, status, body, "application/json", extra)
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: str, *, replayed: bool) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     headers = [
         (b"content-type", content_type.encode("latin-1")),
         (b"content-length", str(len(body)).encode()),
+        *(extra or []),
     ]
-    if replayed:
-        headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
 
-from reminders.errors import InvalidInput
 from reminders.services.reading import MAX_PAGE
 
 T = TypeVar("T")
@@ -35,14 +35,11 @@ def _id(item: Any) -> str:
 def page_after(
     items: Sequence[T], cursor: str | None, limit: int, key: Callable[[T], str] = _id
 ) -> PageOut[T]:
-    """Return the page of `items` (already in order, and short: a patient's absences, a
-    clinic's keys) after the item whose key is `cursor`."""
-    start = 0
-    if cursor is not None:
-        keys = [key(item) for item in items]
-        if cursor not in keys:
-            raise InvalidInput("cursor", "not a cursor this list gave out, or its item is gone")
-        start = keys.index(cursor) + 1
+    """Return the page of `items`, sorted by `key` (a string), that follows the key
+    `cursor`: pages stay right when items come and go between requests. For lists a
+    service reads whole anyway (a patient's absences, a clinic's ranking)."""
+    keys = [key(item) for item in items]
+    start = bisect.bisect_right(keys, cursor) if cursor is not None else 0
     page = list(items[start : start + limit])
     more = start + limit < len(items)
-    return PageOut(items=page, next_cursor=key(page[-1]) if more and page else None)
+    return PageOut(items=page, next_cursor=keys[start + limit - 1] if more else None)

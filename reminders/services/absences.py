@@ -60,7 +60,7 @@ def add_absence(
 def list_absences(db: Session, patient: Patient) -> list[AbsenceRow]:
     """Return the patient's absences, earliest first."""
     query = select(AbsenceRow).where(AbsenceRow.patient_id == patient.id)
-    return list(db.exec(query.order_by(col(AbsenceRow.first_date))))
+    return list(db.exec(query.order_by(col(AbsenceRow.first_date), col(AbsenceRow.id))))
 
 
 def remove_absence(

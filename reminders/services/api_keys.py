@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, single_line
 from reminders.ids import hash_secret, new_secret
-from reminders.models import ApiKey, Clinic
+from reminders.models import ApiKey, Clinic, IdempotentRequest
 
 PREFIX = "rk_"
 CHECK_EVERY_S = 1.0
@@ -52,20 +52,20 @@ def create_key(db: Session, clinic_id: str, name: str, now: datetime) -> tuple[A
     name = checked("name", name, single_line).strip()
     if not re.fullmatch(NAME_PATTERN, name):
         raise InvalidInput("name", "1 to 60 letters, digits, spaces, dots, dashes or underscores")
-    taken = db.exec(select(ApiKey.id).where(ApiKey.clinic_id == clinic_id, ApiKey.name == name))
-    if taken.first() is not None:
-        raise Conflict(f"the clinic already has a key named {name!r}")
     secret = new_secret(PREFIX)
     key = ApiKey(clinic_id=clinic_id, name=name, key_hash=hash_secret(secret), created_at=now)
-    db.add(key)
-    db.flush()
+    try:
+        with db.begin_nested():  # the unique name decides, also between two requests
+            db.add(key)
+    except sa.exc.IntegrityError:
+        raise Conflict(f"the clinic already has a key named {name!r}") from None
     return key, secret
 
 
 def list_keys(db: Session, clinic_id: str) -> list[ApiKey]:
     """Return the clinic's keys, revoked ones included, oldest first."""
     query = select(ApiKey).where(ApiKey.clinic_id == clinic_id)
-    return list(db.exec(query.order_by(col(ApiKey.created_at), col(ApiKey.id))))
+    return list(db.exec(query.order_by(col(ApiKey.id))))
 
 
 def revoke_key(db: Session, clinic_id: str, key_ref: str, now: datetime) -> ApiKey:
@@ -74,6 +74,9 @@ def revoke_key(db: Session, clinic_id: str, key_ref: str, now: datetime) -> ApiK
     Raises NotFound, and Conflict for the clinic's last key in use (create another
     first, so the clinic is never locked out).
     """
+    # Revocations of one clinic's keys take turns, so two at once cannot revoke its
+    # last two keys.
+    db.exec(select(Clinic.id).where(Clinic.id == clinic_id).with_for_update()).first()
     key = db.exec(
         select(ApiKey).where(
             ApiKey.clinic_id == clinic_id,
@@ -93,6 +96,8 @@ def revoke_key(db: Session, clinic_id: str, key_ref: str, now: datetime) -> ApiK
         raise Conflict("this is the clinic's last key in use: create another before revoking it")
     key.revoked_at = now
     db.add(key)
+    # Answers kept for the key's Idempotency-Keys would otherwise outlive it.
+    db.execute(sa.delete(IdempotentRequest).where(col(IdempotentRequest.scope) == key.id))
     db.flush()
     return key
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -15,21 +13,18 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.db import (
-    InsertWriter,
     PreparedInsert,
-    collector_paused,
     insert_ignore,
     insert_tuples,
     prepare_insert,
     prepare_row_insert,
     read_columns,
     run_insert,
-    session_scope,
     table_of,
     update_rows,
     write_columns,
 )
-from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
 from reminders.ids import new_id, new_ids
 from reminders.models import (
     WEEKDAY_NAMES,
@@ -337,6 +332,115 @@ def _read_patients(
     return patients
 
 
+Refused = Callable[[int, RemindersError], None]
+
+
+@dataclass
+class _Planning:
+    """What preparing a batch of enrollments gathers: rows to write, the first plans
+    (the planner is pure: each distinct set of inputs is planned once), and the sessions
+    whose reminders fall due soon."""
+
+    db: Session
+    rt: Runtime
+    clinic_id: str
+    now: datetime
+    versions: Mapping[str, int]
+    created: datetime = field(default_factory=utcnow)
+    enrollment_rows: list[dict[str, Any]] = field(default_factory=list)
+    session_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = field(
+        default_factory=dict
+    )
+    today_in: dict[str, date] = field(default_factory=dict)
+    soon: list[SessionToRemind] = field(default_factory=list)
+
+    def today(self, timezone: str) -> date:
+        today = self.today_in.get(timezone)
+        if today is None:
+            today = self.today_in[timezone] = local_today(self.now, timezone)
+        return today
+
+    def first_plan(self, checked: _Checked, wanted: EnrollmentCreate, today: date) -> Plan:
+        protocol = checked.protocol
+        key = (protocol.id, wanted.start_date, checked.weekdays, checked.body_area, today)
+        first = self.first_plans.get(key)
+        if first is None:
+            inputs = EnrollmentSettings(
+                wanted.start_date, weekdays_from_text(checked.weekdays), checked.body_area
+            )
+            if protocol.given_at == "clinic":
+                days = clinic_days(self.db, self.clinic_id, today)
+                inputs = at_the_clinic(protocol, inputs, days.open_weekdays, days.closed)
+            horizon = self.rt.settings.horizon_days
+            first = self.first_plans[key] = plan(protocol, inputs, (), today, horizon)
+        return first
+
+    def add(
+        self,
+        patient: PatientFacts,
+        wanted: EnrollmentCreate,
+        checked: _Checked,
+        first: Plan,
+        today: date,
+    ) -> str:
+        """Add the rows of one enrollment planned as `first`; return its id."""
+        protocol = checked.protocol
+        enrollment_id, *session_ids = new_ids(1 + len(first.sessions))
+        self.enrollment_rows.append(
+            {
+                "id": enrollment_id,
+                "clinic_id": self.clinic_id,
+                "patient_id": patient.id,
+                "protocol_id": protocol.id,
+                "protocol_version": self.versions.get(protocol.id),
+                "start_date": wanted.start_date,
+                "body_area": checked.body_area,
+                "weekdays": checked.weekdays,
+                "status": "active",
+                "phase": first.phase,
+                "interval_days": first.interval_days,
+                "planned_on": today,
+                "screening": checked.screening,
+                "override_reason": (wanted.override_reason or "").strip() or None,
+                "created_at": self.created,
+                "updated_at": self.created,
+            }
+        )
+        at_clinic = protocol.given_at == "clinic"
+        who = recipient(patient, self.rt.settings) if patient.unsubscribed_at is None else None
+        soon_from, soon_until = lookahead_days(self.now)
+        for planned, session_id in zip(first.sessions, session_ids, strict=True):
+            day = planned.local_date
+            self.session_rows.append(
+                _session_row(
+                    session_id,
+                    enrollment_id,
+                    day,
+                    patient.timezone,
+                    planned.phase,
+                    planned.minutes,
+                    at_clinic,
+                    self.created,
+                )
+            )
+            if who is not None and soon_from <= day <= soon_until:
+                self.soon.append(SessionToRemind(session_id, day, patient.timezone, who, at_clinic))
+        return enrollment_id
+
+    def prepared(self) -> PreparedEnrollments:
+        dialect = self.db.get_bind().dialect
+        reminders = reminder_rows_for(self.db, self.rt.settings, self.now, self.soon)
+        return PreparedEnrollments(
+            [row["id"] for row in self.enrollment_rows],
+            [
+                prepare_row_insert(dialect, Enrollment, self.enrollment_rows),
+                prepare_insert(dialect, TreatmentSession, SESSION_COLUMNS, self.session_rows),
+                prepare_row_insert(dialect, Delivery, reminders, ignore_conflicts=True),
+            ],
+        )
+
+
 def prepare_enrollments(
     db: Session,
     rt: Runtime,
@@ -344,122 +448,57 @@ def prepare_enrollments(
     requests: Sequence[EnrollRequest],
     now: datetime,
     *,
-    first_position: int = 0,
-    taken: Treatments | None = None,
     versions: Mapping[str, int] | None = None,
+    new_patients: Mapping[str, PatientFacts] | None = None,
+    refused: Refused | None = None,
 ) -> PreparedEnrollments:
     """Check and plan enrollments and return the rows that enrolling them writes: each
     plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.
 
-    `first_position` is the first request's position in a larger import, for messages;
-    `taken` holds the treatments (`_treatment`) of that import's earlier batches and
-    gains this batch's. `versions` are the protocols' version numbers to record
-    (`_register_versions`).
+    `versions` are the protocols' version numbers to record (`register_versions`).
+    `new_patients` are patients not written yet (an import's), by id. With `refused`, a
+    request that cannot be enrolled is handed to it with its position in `requests` and
+    left out, instead of raising.
 
     Raises NotFound for a patient missing or of another clinic, InvalidInput naming the
     field (prefixed with the position when there are several), Conflict when the patient
     already has an active or paused enrollment in that protocol and body area, or two
     requests ask for the same one.
     """
-    protocols = rt.protocols
-    horizon_days = rt.settings.horizon_days
     # `busy` holds the treatment of every active or paused enrollment these patients
     # have, then of each request as it is accepted: one enrollment at a time per body
     # area.
-    busy = taken if taken is not None else {}
-    patients = _read_patients(db, [r.patient_id for r in requests], busy)
-    created = utcnow()
-    enrollment_rows: list[dict[str, Any]] = []
-    session_rows: list[tuple[Any, ...]] = []
-    first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = {}
-    today_in: dict[str, date] = {}
-    soon: list[SessionToRemind] = []
-    soon_from, soon_until = lookahead_days(now)
+    busy: Treatments = {}
+    patients = dict(new_patients or {})
+    unknown = [r.patient_id for r in requests if r.patient_id not in patients]
+    patients |= _read_patients(db, unknown, busy) if unknown else {}
+    planning = _Planning(db, rt, clinic_id, now, versions or {})
     for i, request in enumerate(requests):
-        where = f"[{first_position + i}]." if len(requests) > 1 or first_position else ""
-        patient = patients.get(request.patient_id)
-        if patient is None or patient.clinic_id != clinic_id:
-            raise NotFound("patient", request.patient_id)
-        timezone = patient.timezone
-        today = today_in.get(timezone)
-        if today is None:
-            today = today_in[timezone] = local_today(now, timezone)
-        wanted = request.enrollment
-        checked = _checked(wanted, protocols, today, where)
-        protocol, weekdays, body_area = checked.protocol, checked.weekdays, checked.body_area
-        treatment = _treatment(request.patient_id, protocol.id, body_area)
-        if treatment in busy:
-            existing = busy[treatment] or "an earlier request"
-            raise Conflict(
-                f"patient {request.patient_id} already has an active or paused enrollment"
-                + (f" for {body_area}" if body_area else f" in {protocol.id}")
-                + f": {existing}"
-            )
-        # The planner is pure: a batch plans each distinct set of inputs once.
-        key = (protocol.id, wanted.start_date, weekdays, body_area, today)
-        first = first_plans.get(key)
-        if first is None:
-            settings = EnrollmentSettings(
-                wanted.start_date, weekdays_from_text(weekdays), body_area
-            )
-            if protocol.given_at == "clinic":
-                days = clinic_days(db, clinic_id, today)
-                settings = at_the_clinic(protocol, settings, days.open_weekdays, days.closed)
-            first = first_plans[key] = plan(protocol, settings, (), today, horizon_days)
-        at_clinic = protocol.given_at == "clinic"
-        sessions = first.sessions
-        enrollment_id, *session_ids = new_ids(1 + len(sessions))
-        busy[treatment] = enrollment_id
-        enrollment_rows.append(
-            {
-                "id": enrollment_id,
-                "clinic_id": clinic_id,
-                "patient_id": request.patient_id,
-                "protocol_id": protocol.id,
-                "protocol_version": (versions or {}).get(protocol.id),
-                "start_date": wanted.start_date,
-                "body_area": body_area,
-                "weekdays": weekdays,
-                "status": "active",
-                "phase": first.phase,
-                "interval_days": first.interval_days,
-                "planned_on": today,
-                "screening": checked.screening,
-                "override_reason": (wanted.override_reason or "").strip() or None,
-                "created_at": created,
-                "updated_at": created,
-            }
-        )
-        who = recipient(patient, rt.settings) if patient.unsubscribed_at is None else None
-        for planned, session_id in zip(sessions, session_ids, strict=True):
-            day = planned.local_date
-            session_rows.append(
-                _session_row(
-                    session_id,
-                    enrollment_id,
-                    day,
-                    timezone,
-                    planned.phase,
-                    planned.minutes,
-                    at_clinic,
-                    created,
-                )
-            )
-            if who is not None and soon_from <= day <= soon_until:
-                soon.append(SessionToRemind(session_id, day, timezone, who, at_clinic))
-    dialect = db.get_bind().dialect
-    return PreparedEnrollments(
-        [row["id"] for row in enrollment_rows],
-        [
-            prepare_row_insert(dialect, Enrollment, enrollment_rows),
-            prepare_insert(dialect, TreatmentSession, SESSION_COLUMNS, session_rows),
-            prepare_row_insert(
-                dialect,
-                Delivery,
-                reminder_rows_for(db, rt.settings, now, soon),
-                ignore_conflicts=True,
-            ),
-        ],
+        where = f"[{i}]." if len(requests) > 1 and refused is None else ""
+        try:
+            patient = patients.get(request.patient_id)
+            if patient is None or patient.clinic_id != clinic_id:
+                raise NotFound("patient", request.patient_id)
+            today = planning.today(patient.timezone)
+            checked = _checked(request.enrollment, rt.protocols, today, where)
+            treatment = _treatment(request.patient_id, checked.protocol.id, checked.body_area)
+            if treatment in busy:
+                raise _busy(request.patient_id, checked, busy[treatment])
+        except (NotFound, InvalidInput, Conflict) as problem:
+            if refused is None:
+                raise
+            refused(i, problem)
+            continue
+        first = planning.first_plan(checked, request.enrollment, today)
+        busy[treatment] = planning.add(patient, request.enrollment, checked, first, today)
+    return planning.prepared()
+
+
+def _busy(patient_id: str, checked: _Checked, existing: str | None) -> Conflict:
+    where = f" for {checked.body_area}" if checked.body_area else f" in {checked.protocol.id}"
+    return Conflict(
+        f"patient {patient_id} already has an active or paused enrollment{where}: "
+        f"{existing or 'an earlier request'}"
     )
 
 
@@ -483,12 +522,12 @@ def enroll_many(
     Reminders due soon are scheduled in the same transaction. Raises as
     `prepare_enrollments`.
     """
-    versions = _register_versions(db, rt, {r.enrollment.protocol for r in requests}, now)
+    versions = register_versions(db, rt, {r.enrollment.protocol for r in requests}, now)
     prepared = prepare_enrollments(db, rt, clinic_id, requests, now, versions=versions)
     return write_enrollments(db, prepared)
 
 
-def _register_versions(
+def register_versions(
     db: Session, rt: Runtime, protocol_ids: set[str], now: datetime
 ) -> dict[str, int]:
     """Store the installed version of each protocol before enrollments name it, in the
@@ -498,65 +537,6 @@ def _register_versions(
         protocol_id: current_version(db, rt, protocol_id, now)
         for protocol_id in sorted(protocol_ids & set(rt.protocols))
     }
-
-
-def enroll_in_batches(
-    rt: Runtime,
-    clinic_id: str,
-    batches: Iterable[Sequence[EnrollRequest]],
-    now: datetime,
-) -> list[str]:
-    """Enroll a large import batch by batch, each batch in its own transaction; return
-    the ids in request order.
-
-    While a writer process inserts one batch, this process checks and plans the next,
-    so an import uses two cores. A bad request stops the import: the batches before it
-    stay enrolled, its own and later ones write nothing, and the error names its
-    position in the whole import. Raises as `prepare_enrollments`.
-    """
-    ids: list[str] = []
-    taken: Treatments = {}
-    position = 0
-    # A few batches may wait for the writer: it starts slower than the first batch is
-    # prepared, and catches up after.
-    in_flight: deque[tuple[Future[None], list[str]]] = deque()
-    # The collector stays paused for the whole import: resumed between batches, it
-    # scanned each batch's rows while the caller still held them, a tenth of this
-    # process's time. What cycles the import leaves are collected after it.
-    with session_scope(rt.engine) as db:
-        versions = _register_versions(db, rt, set(rt.protocols), now)
-    with InsertWriter(rt.settings.database_url) as writer, collector_paused():
-        try:
-            for batch in batches:
-                with session_scope(rt.engine, write=False) as db:
-                    prepared = prepare_enrollments(
-                        db, rt, clinic_id, batch, now,
-                        first_position=position, taken=taken, versions=versions,
-                    )  # fmt: skip
-                in_flight.append((writer.submit(prepared.inserts), prepared.ids))
-                position += len(batch)
-                while len(in_flight) > _BATCHES_IN_FLIGHT:
-                    ids.extend(_written(in_flight.popleft()))
-        finally:
-            # Every batch sent is waited for; the first failure is what is raised.
-            failure: BaseException | None = None
-            while in_flight:
-                try:
-                    ids.extend(_written(in_flight.popleft()))
-                except Exception as error:
-                    failure = failure or error
-            if failure is not None:
-                raise failure
-    return ids
-
-
-_BATCHES_IN_FLIGHT = 3
-
-
-def _written(sent: tuple[Future[None], list[str]]) -> list[str]:
-    """Wait for a batch sent to the writer; return its enrollment ids."""
-    sent[0].result()
-    return sent[1]
 
 
 def enroll(
@@ -586,7 +566,7 @@ def enrollments_of(db: Session, patient_id: str) -> list[Enrollment]:
         db.exec(
             select(Enrollment)
             .where(Enrollment.patient_id == patient_id)
-            .order_by(col(Enrollment.created_at), col(Enrollment.id))
+            .order_by(col(Enrollment.id))
         )
     )
 
@@ -597,7 +577,7 @@ def sessions_of(db: Session, enrollment_id: str) -> list[TreatmentSession]:
         db.exec(
             select(TreatmentSession)
             .where(TreatmentSession.enrollment_id == enrollment_id)
-            .order_by(TreatmentSession.local_date)  # type: ignore[arg-type]
+            .order_by(col(TreatmentSession.local_date), col(TreatmentSession.id))
         )
     )
 

@@ -36,35 +36,49 @@ from reminders.services.patients import get_patient
 ERASED_NAME = ""
 
 
-def _rows(db: Session, model: type[SQLModel], *where: Any) -> list[dict[str, Any]]:
-    return [row.model_dump(mode="json") for row in db.exec(select(model).where(*where))]
+# Where a patient's data is held: each table's rows of the patient, and the values
+# erasure gives the columns that may name them (free text, rendered messages). Export
+# and erasure both read this list, so a table added here is exported and erased alike.
+Holding = tuple[str, type[SQLModel], sa.ColumnElement[bool], dict[str, Any]]
+
+
+def _holdings(patient_id: str) -> list[Holding]:
+    enrollments = sa.select(col(Enrollment.id)).where(col(Enrollment.patient_id) == patient_id)
+    sessions = sa.select(col(TreatmentSession.id)).where(
+        col(TreatmentSession.enrollment_id).in_(enrollments)
+    )
+    return [
+        ("enrollments", Enrollment, col(Enrollment.patient_id) == patient_id,
+         {"pause_reason": None, "override_reason": None}),
+        ("sessions", TreatmentSession, col(TreatmentSession.enrollment_id).in_(enrollments),
+         {"side_effect_note": None, "skip_reason": None}),
+        ("review_decisions", ReviewDecisionRow,
+         col(ReviewDecisionRow.enrollment_id).in_(enrollments), {"note": None}),
+        ("absences", AbsenceRow, col(AbsenceRow.patient_id) == patient_id, {"reason": None}),
+        ("escalations", Escalation, col(Escalation.patient_id) == patient_id, {"note": None}),
+        ("deliveries", Delivery,
+         sa.or_(col(Delivery.patient_id) == patient_id, col(Delivery.session_id).in_(sessions)),
+         {"payload": "{}", "last_error": None}),
+    ]  # fmt: skip
 
 
 def export_patient(db: Session, clinic_id: str, patient_id: str) -> dict[str, Any]:
     """Return everything held about the patient, row by row (tokens only as what they
     are for and until when: the stored hashes open nothing)."""
     patient = get_patient(db, clinic_id, patient_id)
-    enrollment_ids = list(db.exec(select(Enrollment.id).where(Enrollment.patient_id == patient_id)))
-    deliveries = _rows(db, Delivery, col(Delivery.patient_id) == patient_id)
-    for delivery in deliveries:
+    document: dict[str, Any] = {"patient": patient.model_dump(mode="json")}
+    for name, model, rows_of_patient, _ in _holdings(patient_id):
+        document[name] = [
+            row.model_dump(mode="json") for row in db.exec(select(model).where(rows_of_patient))
+        ]
+    for delivery in document["deliveries"]:
         delivery["payload"] = _json_or_text(delivery["payload"])
-    return {
-        "patient": patient.model_dump(mode="json"),
-        "enrollments": _rows(db, Enrollment, col(Enrollment.patient_id) == patient_id),
-        "sessions": _rows(
-            db, TreatmentSession, col(TreatmentSession.enrollment_id).in_(enrollment_ids)
-        ),
-        "review_decisions": _rows(
-            db, ReviewDecisionRow, col(ReviewDecisionRow.enrollment_id).in_(enrollment_ids)
-        ),
-        "absences": _rows(db, AbsenceRow, col(AbsenceRow.patient_id) == patient_id),
-        "escalations": _rows(db, Escalation, col(Escalation.patient_id) == patient_id),
-        "deliveries": deliveries,
-        "link_tokens": [
-            {"purpose": t.purpose, "session_id": t.session_id, "expires_at": t.expires_at}
-            for t in db.exec(select(PatientToken).where(PatientToken.patient_id == patient_id))
-        ],
-    }
+    tokens = db.exec(select(PatientToken).where(PatientToken.patient_id == patient_id))
+    document["link_tokens"] = [
+        {"purpose": t.purpose, "session_id": t.session_id, "expires_at": t.expires_at}
+        for t in tokens
+    ]
+    return document
 
 
 def _json_or_text(text: str) -> Any:
@@ -91,41 +105,18 @@ def erase_patient(
     for enrollment in enrollments:
         if enrollment.status in ("active", "paused"):
             set_status(db, rt, clinic_id, enrollment.id, "withdrawn", now)
-    enrollment_ids = [e.id for e in enrollments]
-    session_ids = sa.select(col(TreatmentSession.id)).where(
-        col(TreatmentSession.enrollment_id).in_(enrollment_ids)
-    )
-    mine = sa.or_(col(Delivery.patient_id) == patient_id, col(Delivery.session_id).in_(session_ids))
+    holdings = _holdings(patient_id)
+    patient_deliveries = next(where for name, _, where, _ in holdings if name == "deliveries")
     db.execute(
         sa.update(Delivery)
-        .where(mine, col(Delivery.state) == "pending")
-        .values(state="cancelled", last_error="patient erased")
+        .where(patient_deliveries, col(Delivery.state) == "pending")
+        .values(state="cancelled")
     )
-    db.execute(sa.update(Delivery).where(mine).values(payload="{}", last_error=None))
+    for _, model, rows_of_patient, cleared in holdings:
+        db.execute(sa.update(model).where(rows_of_patient).values(cleared))
     db.execute(sa.delete(PatientToken).where(col(PatientToken.patient_id) == patient_id))
     # A replayed answer to "create this patient" would hand the name back.
     db.execute(sa.delete(IdempotentRequest).where(col(IdempotentRequest.body).contains(patient_id)))
-    db.execute(
-        sa.update(TreatmentSession)
-        .where(col(TreatmentSession.enrollment_id).in_(enrollment_ids))
-        .values(side_effect_note=None, skip_reason=None)
-    )
-    db.execute(
-        sa.update(Enrollment)
-        .where(col(Enrollment.patient_id) == patient_id)
-        .values(pause_reason=None, override_reason=None)
-    )
-    db.execute(
-        sa.update(ReviewDecisionRow)
-        .where(col(ReviewDecisionRow.enrollment_id).in_(enrollment_ids))
-        .values(note=None)
-    )
-    db.execute(
-        sa.update(AbsenceRow).where(col(AbsenceRow.patient_id) == patient_id).values(reason=None)
-    )
-    db.execute(
-        sa.update(Escalation).where(col(Escalation.patient_id) == patient_id).values(note=None)
-    )
     patient.name = ERASED_NAME
     patient.email = None
     patient.external_id = None
@@ -137,3 +128,17 @@ def erase_patient(
     db.flush()
     emit(db, clinic_id, "patient.erased", {"patient_id": patient_id}, now, patient_id=patient_id)
     return patient
+
+
+def erase_again(db: Session, rt: Runtime, erased: list[tuple[str, str | None, datetime]]) -> int:
+    """Erase once more the patients erased in a database that was replaced (a restore
+    brings back a backup from before): (patient id, by whom, when). Returns how many
+    were erased again; patients the restored database never had are left alone."""
+    again = 0
+    for patient_id, by, when in erased:
+        patient = db.get(Patient, patient_id)
+        if patient is None or patient.erased_at is not None:
+            continue
+        erase_patient(db, rt, patient.clinic_id, patient_id, by or "restore", when)
+        again += 1
+    return again

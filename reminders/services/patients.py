@@ -16,6 +16,8 @@ from reminders.models import (
     Clinic,
     Delivery,
     Enrollment,
+    Escalation,
+    EscalationState,
     Patient,
     PatientCreate,
     PatientUpdate,
@@ -24,7 +26,7 @@ from reminders.models import (
 )
 from reminders.runtime import Runtime
 from reminders.services.enrollments import replan
-from reminders.services.events import escalate
+from reminders.services.events import escalate, settle
 from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
 
@@ -47,40 +49,47 @@ def add_patients(
     if db.get(Clinic, clinic_id) is None:
         raise NotFound("clinic", clinic_id)
     if any(p.channel == "webhook" for p in patients):
-        _check_webhook_channel(db, clinic_id)
+        check_webhook_channel(db, clinic_id)
     now = utcnow()
     default_time = default_reminder_time.strftime("%H:%M")
-    rows: list[dict[str, Any]] = []
-    for i, patient in enumerate(patients):
-        where = f"[{i}]." if len(patients) > 1 else ""
-        try:
-            validate_timezone(patient.timezone)
-        except ValueError as exc:
-            raise InvalidInput(f"{where}timezone", str(exc)) from None
-        if patient.channel == "email" and not patient.email:
-            raise InvalidInput(f"{where}email", "required when the channel is email")
-        quiet = patient.quiet_hours
-        rows.append(
-            {
-                "id": new_id(),
-                "clinic_id": clinic_id,
-                "name": patient.name,
-                "email": patient.email,
-                "timezone": patient.timezone,
-                "reminder_time": patient.reminder_time or default_time,
-                "quiet_start": quiet.start if quiet else None,
-                "quiet_end": quiet.end if quiet else None,
-                "channel": patient.channel,
-                "locale": patient.locale,
-                "external_id": patient.external_id,
-                "created_at": now,
-            }
-        )
+    rows = [
+        patient_row(clinic_id, patient, default_time, now, f"[{i}]." if len(patients) > 1 else "")
+        for i, patient in enumerate(patients)
+    ]
     insert_rows(db, Patient, rows)
     return [row["id"] for row in rows]
 
 
-def _check_webhook_channel(db: Session, clinic_id: str) -> None:
+def patient_row(
+    clinic_id: str, patient: PatientCreate, default_time: str, now: datetime, where: str = ""
+) -> dict[str, Any]:
+    """Return the row of a new patient (a reminder time of HH:MM `default_time` where
+    none is given); raise InvalidInput naming the field, after `where`, for a bad time
+    zone or a missing email address."""
+    try:
+        validate_timezone(patient.timezone)
+    except ValueError as exc:
+        raise InvalidInput(f"{where}timezone", str(exc)) from None
+    if patient.channel == "email" and not patient.email:
+        raise InvalidInput(f"{where}email", "required when the channel is email")
+    quiet = patient.quiet_hours
+    return {
+        "id": new_id(),
+        "clinic_id": clinic_id,
+        "name": patient.name,
+        "email": patient.email,
+        "timezone": patient.timezone,
+        "reminder_time": patient.reminder_time or default_time,
+        "quiet_start": quiet.start if quiet else None,
+        "quiet_end": quiet.end if quiet else None,
+        "channel": patient.channel,
+        "locale": patient.locale,
+        "external_id": patient.external_id,
+        "created_at": now,
+    }
+
+
+def check_webhook_channel(db: Session, clinic_id: str) -> None:
     """A patient reminded by webhook needs an endpoint that takes reminders; without
     one they would silently get none."""
     if not any(subscribed(e, "session.reminder") for e in clinic_endpoints(db, clinic_id)):
@@ -174,7 +183,7 @@ def update_patient(
         if required in changes and changes[required] is None:
             raise InvalidInput(required, "cannot be removed")
     if changes.get("channel") == "webhook":
-        _check_webhook_channel(db, clinic_id)
+        check_webhook_channel(db, clinic_id)
     changes.pop("quiet_hours", None)
     if "quiet_hours" in update.model_fields_set:  # null goes back to the operator's default
         patient.quiet_start = update.quiet_hours.start if update.quiet_hours else None
@@ -221,6 +230,16 @@ def resubscribe(
             ),
         )
     )
+    unsubscribed = db.exec(
+        select(Escalation).where(
+            Escalation.patient_id == patient.id,
+            Escalation.reason == "unsubscribed",
+            Escalation.state == EscalationState.OPEN,
+        )
+    )
+    for escalation in unsubscribed:
+        settle(escalation, by, "resubscribed with consent", now)
+        db.add(escalation)
     db.flush()
     retime_reminders(db, rt, patient, now)
 

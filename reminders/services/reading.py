@@ -271,10 +271,21 @@ def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[Patient
         for patient_id, sessions in by_patient.items()
         if (patient := patients[patient_id])
     ]
-    figures.sort(key=lambda pair: pair[1].risk)
-    return [
+    ranked = [
         PatientRisk(
             patient_id=p.id, name=p.name, external_id=p.external_id, adherence=adherence_public(a)
         )
         for p, a in figures
     ]
+    return sorted(ranked, key=risk_order)
+
+
+def risk_order(risk: PatientRisk) -> str:
+    """A patient's place in the clinic's ranking, as a string that sorts most at risk
+    first (more misses in a row, then a lower rate, then longer since the last session,
+    then the id) and serves as the list's cursor."""
+    figures = risk.adherence
+    rate = figures.rate if figures.rate is not None else 1.0
+    misses = min(figures.missed_in_a_row, 9999)
+    days = min(figures.days_since_last_session or 0, 99999)
+    return f"{9999 - misses:04d}.{rate:.6f}.{99999 - days:05d}.{risk.patient_id}"

@@ -93,9 +93,14 @@ def test_what_a_key_does_is_recorded_under_its_name(api: Api) -> None:
         headers=_with(desk),
     ).json()
     assert back["resubscribed_by"] == "api key nurse-desk"
-    (escalation,) = api.get("/v1/escalations").json()["items"]
+    (settled,) = api.get("/v1/escalations").json()["items"]
+    assert (settled["state"], settled["acknowledged_by"]) == ("acknowledged", "api key nurse-desk")
+
+    other = api.patient(external_id="EHR-2")
+    api.client.patch(f"/v1/patients/{other}", json={"subscribed": False}, headers=_with(desk))
+    (opened,) = api.get("/v1/escalations", params={"state": "open"}).json()["items"]
     acknowledged = api.client.post(
-        f"/v1/escalations/{escalation['id']}/acknowledge",
+        f"/v1/escalations/{opened['id']}/acknowledge",
         json={"by": "Nurse Kim"},
         headers=_with(desk),
     ).json()

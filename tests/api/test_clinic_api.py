@@ -240,3 +240,16 @@ def test_a_patient_reminded_by_webhook_needs_an_endpoint_taking_reminders(api: A
     api.post("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/r"})
     assert api.patch(f"/v1/patients/{patient}", {"channel": "webhook"}).status_code == 200
     assert api.post("/v1/patients", {**PATIENT, "channel": "webhook"}).status_code == 201
+
+
+def test_pages_follow_their_cursor_even_when_the_item_it_names_is_gone(api: Api) -> None:
+    patients = [api.patient(external_id=f"EHR-{n}") for n in range(3)]
+    enrollments = [api.enroll(p) for p in patients]
+    first = api.get("/v1/adherence", params={"limit": 1}).json()
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    gone = first["items"][0]["patient_id"]
+    (enrollment,) = [e for e in enrollments if e["patient_id"] == gone]
+    assert api.post(f"/v1/enrollments/{enrollment['id']}/withdraw").status_code == 200
+    rest = api.get("/v1/adherence", params={"cursor": first["next_cursor"], "limit": 5}).json()
+    assert len(rest["items"]) == 2 and rest["next_cursor"] is None
+    assert gone not in {r["patient_id"] for r in rest["items"]}

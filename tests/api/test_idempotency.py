@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from httpx import Response
 from sqlmodel import Session, select
 
 from reminders.models import IdempotentRequest, Patient, utcnow
+from reminders.services import api_keys
 from reminders.services.retention import purge_old
 from tests.api.conftest import PATIENT, Api
 
@@ -65,3 +67,27 @@ def test_a_refusal_is_replayed_too_and_answers_past_a_day_are_purged(api: Api, d
     db.commit()
     assert purged["idempotent answers"] == 1
     assert db.exec(select(IdempotentRequest)).all() == []
+
+
+def test_a_revoked_key_replays_nothing_and_unknown_keys_keep_nothing(api: Api, db: Session) -> None:
+    spare = api.post("/v1/api-keys", {"name": "spare"}).json()
+    assert _post(api, PATIENT, "k-9", bearer=spare["key"]).status_code == 201
+    assert api.delete(f"/v1/api-keys/{spare['id']}").status_code == 204
+    time.sleep(api_keys.CHECK_EVERY_S + 0.1)
+    replayed = _post(api, PATIENT, "k-9", bearer=spare["key"])
+    assert replayed.status_code == 401
+    assert "Ann Example" not in replayed.text
+    assert _post(api, PATIENT, "k-10", bearer="rk_not_a_key").status_code == 401
+    db.expire_all()
+    assert db.exec(select(IdempotentRequest)).all() == []
+
+
+def test_an_answer_holding_a_secret_is_not_kept(api: Api, db: Session) -> None:
+    headers = {**api.headers(), "Idempotency-Key": "new-key-1"}
+    first = api.client.post("/v1/api-keys", json={"name": "ehr"}, headers=headers)
+    assert first.status_code == 201
+    again = api.client.post("/v1/api-keys", json={"name": "ehr"}, headers=headers)
+    assert again.status_code == 409
+    assert first.json()["key"] not in again.text
+    db.expire_all()
+    assert all(r.body is None for r in db.exec(select(IdempotentRequest)).all())

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 
 from reminders.api import create_app
 from reminders.api.deps import current_time
+from reminders.dispatcher import Dispatcher, build_senders
 from reminders.runtime import Runtime
-from reminders.scheduler import Heartbeats
+from reminders.scheduler import Heartbeats, build_scheduler
 from tests.api.conftest import NOW, Api
 from tests.api.test_patient_pages import remind
 from tests.servers import SmtpRecorder
@@ -123,6 +124,12 @@ def test_a_database_that_cannot_be_written_makes_the_service_unready_and_writes_
     assert created.status_code == 503
     assert created.headers["content-type"] == "application/json"
     assert "nothing was recorded" in created.json()["detail"]
+    with_key = api.client.post(
+        "/v1/patients", json={"name": "Ann", "timezone": "UTC", "email": "ann@example.org"},
+        headers={**api.headers(), "Idempotency-Key": "while-read-only"},
+    )  # fmt: skip
+    assert with_key.status_code == 503
+    assert "nothing was recorded" in with_key.json()["detail"]
 
 
 def test_a_stuck_scheduler_makes_the_service_unready(
@@ -140,3 +147,13 @@ def test_a_stuck_scheduler_makes_the_service_unready(
         assert stuck.json()["problems"] == ["dispatch silent"]
         beats.beat("dispatch")
         assert client.get("/readyz").status_code == 200
+
+
+def test_the_dispatchers_progress_is_the_schedulers_sign_of_life(rt: Runtime) -> None:
+    dispatcher = Dispatcher(rt, build_senders(rt))
+    _scheduler, _dispatch, beats = build_scheduler(rt, dispatcher)
+    beats.limits["dispatch"] = 0.05
+    time.sleep(0.1)
+    assert beats.stuck() == ["dispatch"]
+    dispatcher.dispatch()  # nothing due: the run ends at once, and says so
+    assert beats.stuck() == []

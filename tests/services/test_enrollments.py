@@ -172,50 +172,6 @@ def test_bulk_enrollment_refuses_the_same_treatment_twice_in_one_batch(
     assert count(db, Enrollment) == 0
 
 
-def test_import_in_batches_writes_every_batch_and_returns_ids_in_order(
-    db: Session, rt: Runtime
-) -> None:
-    clinic = make_clinic(db)
-    people = [make_patient(db, clinic, timezone=tz) for tz in ("Europe/Berlin", "UTC") * 3]
-    batches = [
-        [enrollments.EnrollRequest(p, request()) for p in people[:4]],
-        [enrollments.EnrollRequest(p, request()) for p in people[4:]],
-    ]
-    ids = enrollments.enroll_in_batches(rt, clinic, batches, NOW)
-    db.expire_all()
-    assert [db.get(Enrollment, i).patient_id for i in ids] == people  # type: ignore[union-attr]
-    for enrollment_id in ids:
-        assert planned_dates(db, enrollment_id)[:3] == ["2026-12-07", "2026-12-09", "2026-12-11"]
-
-
-def test_import_stops_at_a_bad_request_naming_its_place_in_the_whole_import(
-    db: Session, rt: Runtime
-) -> None:
-    clinic = make_clinic(db)
-    people = [make_patient(db, clinic) for _ in range(4)]
-    batches = [
-        [enrollments.EnrollRequest(p, request()) for p in people[:2]],
-        [
-            enrollments.EnrollRequest(people[2], request()),
-            enrollments.EnrollRequest(people[3], request(start_date="2020-01-01")),
-        ],
-    ]
-    with pytest.raises(InvalidInput) as caught:
-        enrollments.enroll_in_batches(rt, clinic, batches, NOW)
-    assert caught.value.field == "[3].start_date"
-    enrolled = db.exec(select(Enrollment.patient_id)).all()
-    assert sorted(enrolled) == sorted(people[:2])
-
-
-def test_import_refuses_a_treatment_repeated_in_a_later_batch(db: Session, rt: Runtime) -> None:
-    clinic = make_clinic(db)
-    patient = make_patient(db, clinic)
-    batches = [[enrollments.EnrollRequest(patient, request())] for _ in range(2)]
-    with pytest.raises(Conflict):
-        enrollments.enroll_in_batches(rt, clinic, batches, NOW)
-    assert count(db, Enrollment) == 1
-
-
 def test_another_clinics_patient_is_not_found(db: Session, rt: Runtime) -> None:
     north = make_clinic(db, "North")
     south = make_clinic(db, "South")

@@ -116,7 +116,8 @@ def list_sessions(
     """Sessions between two local dates (inclusive), oldest first."""
     with tx.read() as db:
         rows = reading.sessions_between(db, clinic.id, enrollment_id, start, end)
-    return page_after([SessionPublic.of(r) for r in rows], cursor, limit)
+    items = [SessionPublic.of(r) for r in rows]
+    return page_after(items, cursor, limit, key=lambda s: f"{s.date.isoformat()}.{s.id}")
 
 
 @router.post("/sessions/{session_id}/confirm", tags=["sessions"])

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from reminders.api.deps import RuntimeDep
-from reminders.db import session_scope
+from reminders.db import cannot_write, mark_alive, session_scope
 from reminders.metrics import REGISTRY
-from reminders.models import Heartbeat, utcnow
+from reminders.models import utcnow
 from reminders.services.metrics import TableGauges
 
 router = APIRouter(tags=["operations"])
@@ -40,17 +40,13 @@ def readyz(request: Request, rt: RuntimeDep) -> JSONResponse:
     checks = {"database": True, "database_writable": True, "scheduler": True}
     try:
         with session_scope(rt.engine) as db:
-            db.merge(Heartbeat(name="readyz", at=utcnow()))
-    except sa.exc.SQLAlchemyError as exc:
-        checks["database_writable"] = False
+            mark_alive(db, "readyz", utcnow())
+    except sa.exc.DBAPIError as exc:
+        unwritable = cannot_write(exc)
+        checks["database_writable" if unwritable else "database"] = False
         problems.append(
-            f"the database cannot be written ({type(getattr(exc, 'orig', None) or exc).__name__})"
+            "the database cannot be written" if unwritable else "the database did not answer"
         )
-        try:
-            with rt.engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError:
-            checks["database"] = False
     scheduler: Callable[[], list[str]] | None = request.app.state.scheduler_problems
     stuck = ["the scheduler is not running"] if scheduler is None else scheduler()
     if stuck:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from fastapi.concurrency import run_in_threadpool
 
 from reminders import db as database
 from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
@@ -24,6 +26,7 @@ from reminders.models import (
 from reminders.services import absences, enrollments, erasure, patients, reading
 
 router = APIRouter(prefix="/v1", tags=["patients"])
+log = logging.getLogger(__name__)
 
 
 @router.post("/patients", status_code=status.HTTP_201_CREATED)
@@ -77,7 +80,8 @@ async def erase_patient(
     the erasure is recorded (who, when). Later reads of the patient answer 410."""
     async with tx.write() as db:
         erasure.erase_patient(db, rt, caller.clinic.id, patient_id, caller.who, now)
-    database.forget_overwritten(rt.engine)
+    if not await run_in_threadpool(database.forget_overwritten, rt.engine):
+        log.warning("erased values stay in the write-ahead log until the next checkpoint")
 
 
 @router.get("/patients/{patient_id}/enrollments")
@@ -151,7 +155,7 @@ def clinic_adherence(
     adherence, then long since the last session)."""
     with tx.read() as db:
         ranked = reading.clinic_adherence(db, clinic.id, now)
-    return page_after(ranked, cursor, limit, key=lambda risk: risk.patient_id)
+    return page_after(ranked, cursor, limit, key=reading.risk_order)
 
 
 @router.post("/patients/{patient_id}/absences", status_code=status.HTTP_201_CREATED)
@@ -185,7 +189,7 @@ def list_absences(
     with tx.read() as db:
         patient = patients.get_patient(db, clinic.id, patient_id)
         items = [AbsencePublic.of(a) for a in absences.list_absences(db, patient)]
-    return page_after(items, cursor, limit)
+    return page_after(items, cursor, limit, key=lambda a: f"{a.first.isoformat()}.{a.id}")
 
 
 @router.delete("/absences/{absence_id}", status_code=status.HTTP_204_NO_CONTENT)

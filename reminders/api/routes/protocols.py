@@ -80,7 +80,7 @@ def list_protocols(
             description=p.description,
             phases=[phase.name for phase in p.phases],
         )
-        for p in rt.protocols.values()
+        for p in sorted(rt.protocols.values(), key=lambda p: p.id)
     ]
     return page_after(summaries, cursor, limit)
 
