@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 import typer
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
@@ -129,16 +130,31 @@ def _runtime(*, database_needed: bool = True, **overrides: Any) -> Iterator[Runt
     config file); one that uses the database stops at once, with what to do, if its
     schema is missing or out of date, instead of failing on every query."""
     settings = _settings(**overrides)
+    with _database_reachable(settings):
+        try:
+            runtime = Runtime.from_settings(settings)
+        except ProtocolError as exc:
+            raise _fail(str(exc), 2) from None
     try:
-        runtime = Runtime.from_settings(settings)
-    except ProtocolError as exc:
-        raise _fail(str(exc), 2) from None
-    try:
-        if database_needed and (problem := database.schema_mismatch(runtime.engine)):
+        with _database_reachable(settings):
+            problem = database.schema_mismatch(runtime.engine) if database_needed else None
+        if problem:
             raise _fail(problem, 2)
         yield runtime
     finally:
         runtime.close()
+
+
+@contextmanager
+def _database_reachable(settings: Settings) -> Iterator[None]:
+    """A database that cannot be opened or reached stops a command with one line."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+        where = sa.engine.make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        raise _fail(f"cannot open the database {where}: {text}", 2) from None
 
 
 @contextmanager
@@ -168,7 +184,8 @@ def _weekdays(text: str | None) -> list[str] | None:
 def migrate() -> None:
     """Create or upgrade the database schema (safe to run again)."""
     settings = _settings()
-    before, after = database.migrate(settings.database_url)
+    with _database_reachable(settings):
+        before, after = database.migrate(settings.database_url)
     if before == after:
         typer.echo(f"database is up to date (revision {after})")
     elif before is None:
@@ -435,6 +452,7 @@ def key_revoke(
 ) -> None:
     """Revoke a key: within a second no process accepts it."""
     with _runtime() as runtime, _transaction(runtime) as db:
+        clinics.get_clinic(db, clinic)
         revoked = api_keys.revoke_key(db, clinic, key, utcnow())
     typer.echo(f"api key {revoked.name} ({revoked.id}) revoked")
 
@@ -505,6 +523,7 @@ def patient_show(
 ) -> None:
     """Show a patient and their enrollments."""
     with _runtime() as runtime, _transaction(runtime) as db:
+        clinics.get_clinic(db, clinic)
         found = patients.find_patient(db, clinic, patient)
         shown = {
             **PatientPublic.of(found).model_dump(mode="json"),
@@ -885,6 +904,8 @@ def webhook_listen(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server = receiver(host, port, secret, say)
+    except ValueError as exc:
+        raise _fail(f"secret: {exc}") from None
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
     say(f"listening on http://{host}:{port}")

@@ -63,7 +63,8 @@ def create_db_engine(url: str) -> sa.Engine:
             # Patient data: the folder and the file are their owner's alone (SQLite gives
             # the -wal and -shm files the database file's permissions).
             Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            Path(path).touch(mode=0o600, exist_ok=True)
+            if not Path(path).exists():  # an existing file stays as it is, read-only too
+                Path(path).touch(mode=0o600)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False}, hide_parameters=True
         )
@@ -165,13 +166,25 @@ def migrate(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     from alembic.runtime.migration import MigrationContext
 
     engine = create_db_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.begin() as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-            after = MigrationContext.configure(connection).get_current_revision()
+        with engine.connect() as connection:
+            if sqlite:
+                # Migrations rebuild SQLite tables (copy, drop, rename): with foreign keys
+                # on, dropping a table others refer to fails. They are checked after.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            with connection.begin():
+                before = MigrationContext.configure(connection).get_current_revision()
+                config = alembic_config(url)
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                after = MigrationContext.configure(connection).get_current_revision()
+                broken = (
+                    connection.exec_driver_sql("PRAGMA foreign_key_check").all() if sqlite else []
+                )
+                if broken:
+                    raise RuntimeError(f"the migration left {len(broken)} broken reference(s)")
     finally:
         engine.dispose()
     return before, after

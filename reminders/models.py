@@ -115,7 +115,12 @@ class ClinicClosedDate(SQLModel, table=True):
 
 
 class Patient(SQLModel, table=True):
-    """A patient of one clinic, with how and when they want to be reminded."""
+    """A patient of one clinic, with how and when they want to be reminded. The
+    clinic's own id for the patient (`external_id`) names one patient of the clinic."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("clinic_id", "external_id", name="uq_patient_external_id"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)

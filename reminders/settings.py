@@ -57,6 +57,9 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure. Build with `load_settings`."""
 
@@ -142,6 +145,13 @@ class Settings(BaseSettings):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(DATABASE_SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(DATABASE_SCHEMES)}")
+        return value
+
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
         if not self.database_url:
@@ -167,9 +177,20 @@ class Settings(BaseSettings):
         return self.maildir_path
 
 
+NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+NOT_PLACE_PREFIXES = ("posix/", "right/", "/", ".")
+
+
 def validate_timezone(name: str) -> str:
     """Return `name` if it is a known IANA time zone; raise ValueError otherwise."""
-    if not name or name != name.strip():
+    # Names that depend on the server (localtime), are not places (Factory), or count
+    # leap seconds (right/) would put sessions at the wrong local time.
+    if (
+        not name
+        or name != name.strip()
+        or name in NOT_PLACES
+        or name.startswith(NOT_PLACE_PREFIXES)
+    ):
         raise ValueError(f"unknown time zone {name!r}")
     try:
         ZoneInfo(name)

@@ -107,3 +107,11 @@ def send_window(
     """
     due = after_quiet_hours(local_to_utc(day, at, tz), tz, quiet)
     return SendWindow(due, end_of_local_day(expires_on or day, tz))
+
+
+def send_window_after(first: SendWindow, minutes: int, tz: str, quiet: QuietHours) -> SendWindow:
+    """Return the window of a message `minutes` after the one in `first` actually
+    leaves (after quiet hours, if they held it back), expiring with it: a nudge never
+    arrives together with the message it follows up."""
+    due = after_quiet_hours(first.due + timedelta(minutes=minutes), tz, quiet)
+    return SendWindow(due, first.expires)

@@ -8,14 +8,23 @@ import json
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from reminders.channels.webhook import verify
+from reminders.channels.webhook import signature, verify
 
 MAX_BODY = 1 << 20
 
 
 def receiver(host: str, port: int, secret: str, say: Callable[[str], None]) -> ThreadingHTTPServer:
     """Return a server (not yet serving) that answers 204 to a well-signed POST and 401
-    to any other, saying `<type> <webhook-id> signature ok|INVALID` for each."""
+    to any other, saying `<type> <webhook-id> signature ok|INVALID` for each. Raises
+    ValueError for a secret that is not a `whsec_` secret."""
+    try:
+        signature(secret, "check", 0, b"")
+    except ValueError:
+        raise ValueError(
+            "not a signing secret (whsec_ and base64, as the endpoint gave it)"
+        ) from None
+    if not secret.startswith("whsec_"):
+        raise ValueError("not a signing secret (whsec_ and base64, as the endpoint gave it)")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:

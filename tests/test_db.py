@@ -104,3 +104,38 @@ def test_insert_writer_refuses_every_batch_after_a_failed_one(
         with pytest.raises(database.EarlierBatchFailed):
             sent[2].result()
     assert _clinic_ids(engine) == ["a"]
+
+
+def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids_apart(
+    database_url: str,
+) -> None:
+    database.migrate(database_url, "0005")
+    engine = database.create_db_engine(database_url)
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO clinic (id, name, api_key_hash, webhook_include_names,"
+                " open_weekdays, created_at) VALUES ('c1', 'North', 'hash-1', false,"
+                " 'mon,tue,wed,thu,fri', :now)"
+            ),
+            {"now": now.replace(tzinfo=None)},
+        )
+        for patient_id in ("p1", "p2"):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO patient (id, clinic_id, name, timezone, reminder_time,"
+                    " channel, locale, external_id, created_at) VALUES (:id, 'c1', 'Ann',"
+                    " 'UTC', '18:00', 'email', 'en', 'EHR-1', :now)"
+                ),
+                {"id": patient_id, "now": now.replace(tzinfo=None)},
+            )
+    database.migrate(database_url)
+    with engine.connect() as connection:
+        keys = connection.execute(sa.text("SELECT clinic_id, name, key_hash FROM api_key")).all()
+        external = connection.execute(
+            sa.text("SELECT id, external_id FROM patient ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(k) for k in keys] == [("c1", "first", "hash-1")]
+    assert [tuple(e) for e in external] == [("p1", "EHR-1"), ("p2", "EHR-1 (duplicate p2)")]

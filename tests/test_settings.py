@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reminders.settings import SettingsError, load_settings
+from reminders.settings import SettingsError, load_settings, validate_timezone
 
 
 def test_defaults_come_from_the_config_file_and_put_sqlite_under_var(tmp_path: Path) -> None:
@@ -41,3 +41,11 @@ def test_unknown_key_in_config_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "reminders.toml").write_text("horizon_dayz = 7\n")
     with pytest.raises(SettingsError, match="horizon_dayz"):
         load_settings(config_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["localtime", "posixrules", "Factory", "right/UTC", "posix/Europe/Berlin", "Mars/Base"]
+)
+def test_zones_that_are_not_a_patients_place_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        validate_timezone(name)

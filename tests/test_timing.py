@@ -10,6 +10,7 @@ from reminders.timing import (
     end_of_local_day,
     local_to_utc,
     send_window,
+    send_window_after,
 )
 
 QUIET = QuietHours(time(21, 0), time(8, 0))
@@ -70,3 +71,16 @@ def test_a_late_reminder_pushed_past_its_day_is_not_useful() -> None:
     assert on_time.useful
     assert on_time.due == utc("2026-12-07 17:00")
     assert on_time.expires == utc("2026-12-07 23:00")
+
+
+def test_a_follow_up_keeps_its_distance_from_a_reminder_quiet_hours_held_back() -> None:
+    reminder = send_window(date(2026, 12, 7), time(0, 0), "Europe/Berlin", QUIET)
+    assert reminder.due == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # 08:00 in Berlin
+    follow_up = send_window_after(reminder, 120, "Europe/Berlin", QUIET)
+    assert follow_up.due == datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    assert follow_up.expires == reminder.expires
+
+
+def test_a_follow_up_that_would_land_in_quiet_hours_is_of_no_use_that_day() -> None:
+    reminder = send_window(date(2026, 12, 7), time(20, 0), "Europe/Berlin", QUIET)
+    assert not send_window_after(reminder, 120, "Europe/Berlin", QUIET).useful

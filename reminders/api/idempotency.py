@@ -65,9 +65,7 @@ class Idempotency:
             await self.app(scope, receive, send)
             return
         body, receive = await _buffered(receive)
-        request = hashlib.sha256(
-            b"\0".join((scope["path"].encode(), scope.get("query_string", b""), body))
-        ).hexdigest()
+        request = _digest(scope["path"].encode(), scope.get("query_string", b""), body)
         runtime: Runtime = state.runtime
         turns: WriteTurns = state.write_turns
         try:
@@ -90,6 +88,14 @@ class Idempotency:
                 async with turns:
                     with session_scope(runtime.engine) as db:
                         _settle(db, caller.key_id, text, answer)
+
+
+def _digest(path: bytes, query: bytes, body: bytes) -> str:
+    """What makes two requests the same: path, query and the body's JSON value (a
+    client that serialises the same body again, spaced differently, sends the same)."""
+    with contextlib.suppress(ValueError):  # not JSON: the bytes are what was sent
+        body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(b"\0".join((path, query, body))).hexdigest()
 
 
 async def _caller(keys: ApiKeys, authorization: bytes) -> Caller | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, time
 from typing import Any
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.db import insert_rows
-from reminders.errors import Gone, InvalidInput, NotFound
+from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (
     Clinic,
@@ -56,8 +57,20 @@ def add_patients(
         patient_row(clinic_id, patient, default_time, now, f"[{i}]." if len(patients) > 1 else "")
         for i, patient in enumerate(patients)
     ]
-    insert_rows(db, Patient, rows)
+    with _one_per_external_id(db):
+        insert_rows(db, Patient, rows)
     return [row["id"] for row in rows]
+
+
+@contextmanager
+def _one_per_external_id(db: Session) -> Iterator[None]:
+    """Writes in a savepoint that refuse an external id another patient of the clinic
+    has (the database's unique key decides, also between two requests)."""
+    try:
+        with db.begin_nested():
+            yield
+    except sa.exc.IntegrityError:
+        raise Conflict("external_id: another patient of the clinic has this id") from None
 
 
 def patient_row(
@@ -193,13 +206,15 @@ def update_patient(
     channel = patient.channel
     if channel == "email" and not patient.email:
         raise InvalidInput("email", "required when the channel is email")
-    db.add(patient)
-    db.flush()
+    with _one_per_external_id(db):
+        db.add(patient)
     if subscribed is False:
         unsubscribe(db, patient, now)
     elif subscribed is True and patient.unsubscribed_at is not None:
         resubscribe(db, rt, patient, consent, by, now)
         return patient
+    elif consent is not None:
+        raise Conflict("the patient has not unsubscribed: there is nothing to consent to")
     timing = {"timezone", "reminder_time", "quiet_hours", "channel"}
     if timing & update.model_fields_set:
         retime_reminders(db, rt, patient, now)

@@ -28,6 +28,7 @@ from reminders.timing import (
     end_of_local_day,
     parse_hhmm,
     send_window,
+    send_window_after,
     zone,
 )
 
@@ -233,10 +234,12 @@ def _session_windows(
         # useful only that day); staff record it: nothing to confirm, no follow-up.
         before = day - timedelta(days=1)
         return (("appointment", send_window(before, at, tz, quiet)),)
-    windows = [("reminder", send_window(day, at, tz, quiet))]
-    follow_up = datetime.combine(day, at) + timedelta(minutes=follow_up_after_min)
-    if follow_up_after_min and follow_up.date() == day:
-        windows.append(("follow_up", send_window(day, follow_up.time(), tz, quiet)))
+    reminder = send_window(day, at, tz, quiet)
+    windows = [("reminder", reminder)]
+    if follow_up_after_min:
+        follow_up = send_window_after(reminder, follow_up_after_min, tz, quiet)
+        if follow_up.useful:
+            windows.append(("follow_up", follow_up))
     if day_before:
         before = day - timedelta(days=1)
         windows.append(("day_before", send_window(before, at, tz, quiet)))

@@ -265,3 +265,15 @@ def test_patients_are_found_by_external_id_and_list_their_enrollments(api: Api, 
         [enrollment["id"]], None,
     )  # fmt: skip
     assert other.get(f"/v1/patients/{first}/enrollments").status_code == 404
+
+
+def test_an_external_id_names_one_patient_of_a_clinic(api: Api, other: Api) -> None:
+    first = api.patient(external_id="EHR-77")
+    again = api.post("/v1/patients", {**PATIENT, "external_id": "EHR-77"})
+    assert again.status_code == 409
+    assert "external_id" in again.json()["detail"]
+    second = api.patient(external_id="EHR-78")
+    assert api.patch(f"/v1/patients/{second}", {"external_id": "EHR-77"}).status_code == 409
+    assert other.patient(external_id="EHR-77")  # another clinic's id space
+    found = api.get("/v1/patients", params={"external_id": "EHR-77"}).json()["items"]
+    assert [p["id"] for p in found] == [first]
