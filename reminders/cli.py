@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -48,6 +49,7 @@ from reminders.services import (
     enrollments,
     erasure,
     escalations,
+    importing,
     patients,
     reading,
     sessions,
@@ -220,6 +222,8 @@ def _copying(file: Path, server_tool: str) -> Iterator[None]:
         raise _fail(f"no database at {exc}: run `reminders migrate` first", 2) from None
     except FileExistsError:
         raise _fail(f"{file} exists; a backup never overwrites a file", 2) from None
+    except NotADirectoryError as exc:
+        raise _fail(str(exc), 2) from None
     except OSError as exc:
         raise _fail(f"cannot copy: {exc.strerror or exc}", 2) from None
 
@@ -314,6 +318,66 @@ def _serving(runtime: Runtime, port: int, *, with_api: bool) -> None:
     except OSError as exc:
         address = f"{runtime.settings.http_host}:{port}"
         raise _fail(f"cannot listen on {address}: {exc.strerror or exc}", 2) from None
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., help="CSV file, one patient per row (see the README)."),
+    clinic: str = typer.Option(..., help="Clinic id."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check and plan every row, write nothing."
+    ),
+    update: bool = typer.Option(
+        False, "--update", help="Change the details of patients already known by external id."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import a clinic's patients, each enrolled and planned: refused rows are listed by
+    line and column and the others imported; a patient the clinic already has (same
+    external id) is skipped, or with --update has their details changed. Sends no
+    messages beyond the plan's reminders. Exit code 1 when some row was refused."""
+    try:
+        with file.open(newline="") as stream:
+            rows = sum(1 for _ in stream) - 1
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror or exc}", 2) from None
+    with (
+        _runtime() as runtime,
+        file.open(newline="") as stream,
+        typer.progressbar(length=max(rows, 1), label="importing", file=sys.stderr) as bar,
+    ):
+        try:
+            report = importing.import_patients(
+                runtime, clinic, importing.read_rows(stream), dry_run=dry_run, update=update,
+                progress=bar.update,
+            )  # fmt: skip
+        except importing.BadFile as exc:
+            raise _fail(f"{file}: {exc}", 2) from None
+        except RemindersError as exc:
+            raise _fail(str(exc), 2) from None
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+    else:
+        _print_import_report(report)
+    if report.refused:
+        raise typer.Exit(1)
+
+
+def _print_import_report(report: importing.ImportReport) -> None:
+    would = "would be " if report.dry_run else ""
+    typer.echo(
+        f"{report.imported} patient(s) {would}imported and enrolled, {report.sessions} "
+        f"session(s) {would}planned"
+    )
+    for title, rows in (("updated", report.updated), ("already known, skipped", report.known)):
+        if rows:
+            typer.echo(f"{len(rows)} {would if title == 'updated' else ''}{title}:")
+            for line, external in rows:
+                typer.echo(f"  line {line}: external_id {external}")
+    if report.refused:
+        typer.echo(f"{len(report.refused)} refused (nothing of them written):")
+        for refusal in report.refused:
+            typer.echo(f"  line {refusal.line}: {refusal.field}: {refusal.message}")
 
 
 @app.command()

@@ -251,6 +251,8 @@ def backup_sqlite(url: str, target: Path, progress: Progress | None = None) -> i
     path = sqlite_file(url)
     if not path.is_file():
         raise FileNotFoundError(path)
+    if not target.parent.is_dir():
+        raise NotADirectoryError(f"no folder {target.parent} to copy into")
     with contextlib.closing(_open_existing(path)) as source:
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(descriptor)

@@ -462,3 +462,28 @@ def test_restore_erases_again_the_patients_erased_since_the_backup(tmp_path: Pat
     assert all(b"Zelda" not in f.read_bytes() for f in files if f.exists())
     code, _, err = run("patient", "show", patient, "--clinic", clinic)
     assert code == 1 and "erased" in err
+
+
+def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported(
+    tmp_path: Path,
+) -> None:
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic")[1].split()[1]
+    rows = tmp_path / "patients.csv"
+    rows.write_text(
+        "name,email,timezone,external_id,protocol,start_date,screening\n"
+        "Ann,ann@example.org,Europe/Berlin,EHR-1,tap-water-hyperhidrosis,2026-12-07,none\n"
+        "Bea,bea@example,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,none\n"
+    )
+    dry = run("import", str(rows), "--clinic", clinic, "--dry-run")
+    assert dry[0] == 1 and "1 patient(s) would be imported" in dry[1]
+    assert json.loads(run("patient", "list", "--clinic", clinic, "--json")[1]) == []
+    code, out, _ = run("import", str(rows), "--clinic", clinic)
+    assert code == 1
+    assert "1 patient(s) imported and enrolled" in out
+    assert "line 3: email:" in out
+    code, out, _ = run("import", str(rows), "--clinic", clinic, "--json")
+    report = json.loads(out)
+    assert (report["imported"], report["known"]) == (0, [[2, "EHR-1"]])
+    code, _, err = run("import", str(tmp_path / "missing.csv"), "--clinic", clinic)
+    assert code == 2 and "cannot read" in err

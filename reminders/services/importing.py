@@ -296,6 +296,7 @@ def import_patients(
             writer.close()
         if failure is not None:
             raise failure
+    report.refused.sort(key=lambda refusal: refusal.line)
     return report
 
 

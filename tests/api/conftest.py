@@ -50,6 +50,7 @@ class Api:
     client: TestClient
     key: str
     clock: list[datetime]
+    made: int = 0
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
@@ -67,7 +68,10 @@ class Api:
         return self.client.delete(url, headers=self.headers())
 
     def patient(self, **fields: Any) -> str:
-        answer = self.post("/v1/patients", {**PATIENT, **fields})
+        """Create a patient; each gets an external id of its own unless one is given."""
+        self.made += 1
+        unique = {"external_id": f"{PATIENT['external_id']}-{self.made}"}
+        answer = self.post("/v1/patients", {**PATIENT, **unique, **fields})
         assert answer.status_code == 201, answer.text
         return str(answer.json()["id"])
 

@@ -89,7 +89,8 @@ def test_a_review_opens_one_escalation_and_a_decision_answers_it(
     assert view["upcoming"], "reminders continue while the clinic decides"
     inbox = api.get("/v1/escalations?state=open").json()
     (escalation,) = inbox["items"]
-    assert (escalation["reason"], escalation["external_id"]) == ("no_response", "EHR-1")
+    assert escalation["reason"] == "no_response"
+    assert escalation["external_id"].startswith("EHR-1")
     assert escalation["enrollment_id"] == enrollment
     decided = api.post(
         f"/v1/enrollments/{enrollment}/review", {"decision": "move_on", "by": "Dr Weiss"}

@@ -37,7 +37,7 @@ def test_the_same_post_sent_twice_with_a_key_creates_one_patient_and_replays_the
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert _patients(db) == 1
-    assert _post(api, PATIENT, "another-key").status_code == 201
+    assert _post(api, {**PATIENT, "external_id": "EHR-2"}, "another-key").status_code == 201
     assert _patients(db) == 2
 
 
@@ -56,6 +56,7 @@ def test_keys_belong_to_the_caller_and_bad_keys_are_refused(api: Api, other: Api
     assert "idempotent-replayed" not in theirs.headers
     too_long = _post(api, PATIENT, "k" * 201)
     assert too_long.status_code == 422
+    assert too_long.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
 
 
 def test_a_refusal_is_replayed_too_and_answers_past_a_day_are_purged(api: Api, db: Session) -> None:
