@@ -24,9 +24,11 @@ GOOD = [
 ]
 
 
-def _import(rt: Runtime, clinic: str, *lines: str, **options: bool) -> importing.ImportReport:
+def _import(
+    rt: Runtime, clinic: str, *lines: str, dry_run: bool = False, update: bool = False
+) -> importing.ImportReport:
     stream = io.StringIO("\n".join((HEADER, *lines)) + "\n")
-    return import_patients(rt, clinic, read_rows(stream), NOW, **options)
+    return import_patients(rt, clinic, read_rows(stream), NOW, dry_run=dry_run, update=update)
 
 
 def _count(db: Session, model: type) -> int:
