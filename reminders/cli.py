@@ -23,7 +23,6 @@ from reminders import __version__
 from reminders import db as database
 from reminders.errors import RemindersError
 from reminders.models import (
-    WEEKDAY_NAMES,
     AbsenceCreate,
     Acknowledgement,
     ApiKeyPublic,
@@ -34,6 +33,7 @@ from reminders.models import (
     PatientCreate,
     PatientPublic,
     PauseRequest,
+    PlanPreview,
     ReviewDecisionCreate,
     SessionReport,
     utcnow,
@@ -57,6 +57,7 @@ from reminders.services import (
 )
 from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
 from reminders.simulation import STORIES, simulate_in_throwaway
+from reminders.weekdays import parse_weekdays, weekday_name
 
 app = typer.Typer()
 clinic_app = typer.Typer(help="Clinics (tenants): create, list, show, hours, closed days.")
@@ -697,7 +698,7 @@ def enroll(
 
 
 def _day(day: date) -> str:
-    return WEEKDAY_NAMES[day.weekday()].capitalize()
+    return weekday_name(day.weekday()).capitalize()
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -733,35 +734,6 @@ def _parse_response(items: Sequence[str]) -> AssumedResponse | None:
     return AssumedResponse(dry_after, never_dry, frozenset(relapses))
 
 
-def _plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "phase": plan.phase,
-        "sessions": [
-            {
-                "date": s.local_date.isoformat(),
-                "weekday": WEEKDAY_NAMES[s.local_date.weekday()],
-                "phase": s.phase,
-                "minutes": s.minutes,
-            }
-            for s in plan.sessions
-        ],
-        "changes": [
-            {
-                "on": c.on.isoformat(),
-                "from": c.from_phase,
-                "to": c.to_phase,
-                "reason": c.reason,
-                "review": c.is_review,
-            }
-            for c in plan.changes
-        ],
-        "review_points": [c.on.isoformat() for c in plan.changes if c.is_review],
-        "ends_on": next((c.on.isoformat() for c in plan.changes if c.to_phase is None), None),
-        "review": list(plan.review),
-        "completed": plan.completed,
-    }
-
-
 @plan_app.command("preview")
 def plan_preview(
     protocol: str = typer.Option(..., help="Protocol id."),
@@ -785,24 +757,15 @@ def plan_preview(
         start_date = date.fromisoformat(start)
     except ValueError:
         raise _fail(f"start: not a date (YYYY-MM-DD): {start!r}") from None
-    allowed = _weekdays(weekdays)
-    if allowed is not None:
-        unknown = [d for d in allowed if d not in WEEKDAY_NAMES]
-        if unknown or not allowed:
-            raise _fail(f"weekdays: expected names like mon,wed,fri, got {weekdays!r}")
     try:
+        allowed = None if weekdays is None else parse_weekdays(weekdays.split(","), "weekdays")
         area = enrollments.body_area_of(chosen, body_area, "body_area")
     except RemindersError as exc:
         raise _fail(str(exc)) from None
-    settings_for_plan = EnrollmentSettings(
-        start_date,
-        frozenset(WEEKDAY_NAMES.index(d) for d in allowed) if allowed else None,
-        area,
-    )
+    settings_for_plan = EnrollmentSettings(start_date, allowed, area)
     result = preview(chosen, settings_for_plan, days, _parse_response(response))
     if as_json:
-        document = {"protocol": chosen.id, "start": start_date.isoformat(), **_plan_json(result)}
-        _print_json(document)
+        _print_json(PlanPreview.of(chosen.id, start_date, result).model_dump(mode="json"))
         return
     typer.echo(f"{chosen.name} ({chosen.id}) from {start_date.isoformat()}")
     _print_table(

@@ -15,6 +15,8 @@ from sqlmodel import Field, SQLModel
 from reminders.fields import Day, EmailAddress, Instant, Note, SingleLine
 from reminders.ids import new_id
 from reminders.outcomes import SideEffect
+from reminders.planner import Plan
+from reminders.weekdays import weekday_name
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -365,7 +367,6 @@ class PatientToken(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
@@ -383,8 +384,10 @@ def _example(body: dict[str, Any]) -> ConfigDict:
     return ConfigDict(extra="forbid", json_schema_extra={"examples": [body]})
 
 
-class QuietHours(_Input):
-    """Local times between which no message is sent (may wrap midnight)."""
+class QuietHoursSetting(_Input):
+    """A patient's quiet hours as the API takes and shows them: local HH:MM times
+    between which no message is sent (may wrap midnight); `timing.QuietHours` is the
+    rule itself."""
 
     model_config = _example({"start": "21:00", "end": "08:00"})
 
@@ -419,7 +422,7 @@ class PatientCreate(_Input):
         description="Local HH:MM; the operator's default_reminder_time when left out.",
         examples=["18:30"],
     )
-    quiet_hours: QuietHours | None = None
+    quiet_hours: QuietHoursSetting | None = None
     channel: Literal["email", "webhook"] = "email"
     locale: str = PydanticField(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     external_id: SingleLine | None = PydanticField(default=None, max_length=200)
@@ -505,7 +508,7 @@ class PatientUpdate(_Input):
         default=None, min_length=1, max_length=64, examples=["America/New_York"]
     )
     reminder_time: str | None = PydanticField(default=None, pattern=HHMM, examples=["07:45"])
-    quiet_hours: QuietHours | None = None
+    quiet_hours: QuietHoursSetting | None = None
     channel: Literal["email", "webhook"] | None = None
     locale: str | None = PydanticField(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     external_id: SingleLine | None = PydanticField(default=None, max_length=200)
@@ -531,7 +534,7 @@ class PatientPublic(BaseModel):
     email: str | None
     timezone: str
     reminder_time: str
-    quiet_hours: QuietHours | None
+    quiet_hours: QuietHoursSetting | None
     channel: str
     locale: str
     external_id: str | None
@@ -545,7 +548,7 @@ class PatientPublic(BaseModel):
     def of(cls, patient: Patient) -> PatientPublic:
         """Return the public view of a patient row."""
         quiet = (
-            QuietHours(start=patient.quiet_start, end=patient.quiet_end)
+            QuietHoursSetting(start=patient.quiet_start, end=patient.quiet_end)
             if patient.quiet_start and patient.quiet_end
             else None
         )
@@ -913,3 +916,70 @@ class DeliveryPublic(BaseModel):
     sent_at: datetime | None
     last_error: str | None
     created_at: datetime
+
+
+class PreviewSession(BaseModel):
+    """A session of a previewed plan."""
+
+    date: date
+    weekday: str
+    phase: str
+    minutes: int
+
+
+class PreviewChange(BaseModel):
+    """A phase change, the end of the course (`to_phase` null) or a review point
+    (`review` true: the patient stays in the phase until a clinician decides)."""
+
+    on: date
+    from_phase: str
+    to_phase: str | None
+    reason: str
+    review: bool
+
+
+class PlanPreview(BaseModel):
+    """The whole plan from a start date, assuming every session is done (the API's
+    preview and `reminders plan preview --json` alike)."""
+
+    protocol: str
+    start: date
+    phase: str
+    sessions: list[PreviewSession]
+    changes: list[PreviewChange]
+    review: list[str]
+    review_points: list[date]
+    ends_on: date | None
+    completed: bool
+
+    @classmethod
+    def of(cls, protocol_id: str, start: date, plan: Plan) -> PlanPreview:
+        """Return the preview of a plan."""
+        return cls(
+            protocol=protocol_id,
+            start=start,
+            phase=plan.phase,
+            sessions=[
+                PreviewSession(
+                    date=s.local_date,
+                    weekday=weekday_name(s.local_date.weekday()),
+                    phase=s.phase,
+                    minutes=s.minutes,
+                )
+                for s in plan.sessions
+            ],
+            changes=[
+                PreviewChange(
+                    on=c.on,
+                    from_phase=c.from_phase,
+                    to_phase=c.to_phase,
+                    reason=c.reason,
+                    review=c.is_review,
+                )
+                for c in plan.changes
+            ],
+            review=list(plan.review),
+            review_points=[c.on for c in plan.changes if c.is_review],
+            ends_on=next((c.on for c in plan.changes if c.to_phase is None), None),
+            completed=plan.completed,
+        )

@@ -56,6 +56,11 @@ def end_of_local_day(day: date, tz: str) -> datetime:
     return local_to_utc(day + timedelta(days=1), time(0, 0), tz)
 
 
+# The widest gap between UTC and any local clock (UTC-12 to UTC+14): a window of
+# local dates this wide around a UTC instant holds every zone's date of that instant.
+ZONE_SPREAD = timedelta(hours=14)
+
+
 @dataclass(frozen=True, slots=True)
 class QuietHours:
     """Local times between which nothing is sent; `start` > `end` wraps midnight."""

@@ -13,10 +13,11 @@ from sqlmodel import Session, col, select
 from reminders.db import insert_ignore
 from reminders.errors import InvalidInput, NotFound
 from reminders.ids import new_id
-from reminders.models import WEEKDAY_NAMES, Clinic, ClinicClosedDate, Enrollment
+from reminders.models import Clinic, ClinicClosedDate, Enrollment
 from reminders.runtime import Runtime
 from reminders.services.enrollments import replan
 from reminders.settings import validate_timezone
+from reminders.weekdays import parse_weekdays, stored_weekdays
 
 
 def set_hours(
@@ -39,10 +40,7 @@ def set_hours(
         except ValueError as exc:
             raise InvalidInput("timezone", str(exc)) from None
     if open_weekdays is not None:
-        unknown = [d for d in open_weekdays if d not in WEEKDAY_NAMES]
-        if unknown or not open_weekdays:
-            raise InvalidInput("open_weekdays", "at least one of mon, tue, wed, thu, fri, sat, sun")
-        clinic.open_weekdays = ",".join(d for d in WEEKDAY_NAMES if d in open_weekdays)
+        clinic.open_weekdays = stored_weekdays(parse_weekdays(open_weekdays, "open_weekdays"))
     db.add(clinic)
     db.flush()
     _replan_at_clinic(db, rt, clinic_id, now)

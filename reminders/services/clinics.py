@@ -10,8 +10,9 @@ from sqlmodel import Session, col, select
 
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, email_address, single_line
-from reminders.models import WEEKDAY_NAMES, Clinic, ClinicClosedDate, utcnow
+from reminders.models import Clinic, ClinicClosedDate, utcnow
 from reminders.services.api_keys import create_key
+from reminders.weekdays import weekdays_of
 
 FIRST_KEY_NAME = "first"
 
@@ -67,5 +68,4 @@ def clinic_days(db: Session, clinic_id: str, since: date) -> ClinicDays:
             col(ClinicClosedDate.clinic_id) == clinic_id, col(ClinicClosedDate.local_date) >= since
         )
     ).scalars()
-    names = clinic.open_weekdays.split(",")
-    return ClinicDays(frozenset(WEEKDAY_NAMES.index(n) for n in names), frozenset(closed))
+    return ClinicDays(weekdays_of(clinic.open_weekdays), frozenset(closed))

@@ -27,7 +27,6 @@ from reminders.db import (
 from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
 from reminders.ids import new_id, new_ids
 from reminders.models import (
-    WEEKDAY_NAMES,
     AbsenceRow,
     Delivery,
     Enrollment,
@@ -63,6 +62,7 @@ from reminders.services.reminding import (
     write_reminders_for,
 )
 from reminders.timing import zone
+from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
 MAX_DAYS_IN_PAST = 30
 MAX_DAYS_IN_FUTURE = 365
@@ -76,9 +76,7 @@ def local_today(now: datetime, timezone: str) -> date:
 
 def weekdays_from_text(text: str | None) -> frozenset[int] | None:
     """Return the weekday numbers stored as 'mon,wed,fri', or None for every day."""
-    if text is None:
-        return None
-    return frozenset(WEEKDAY_NAMES.index(name) for name in text.split(","))
+    return None if text is None else weekdays_of(text)
 
 
 def settings_of(
@@ -171,11 +169,7 @@ def _checked(
     body_area = body_area_of(protocol, request.body_area, f"{where}body_area")
     weekdays: str | None = None
     if request.weekdays is not None:
-        weekdays, unknown = _stored_weekdays(tuple(request.weekdays))
-        if unknown:
-            raise InvalidInput(f"{where}weekdays", f"unknown weekday(s): {', '.join(unknown)}")
-        if not weekdays:
-            raise InvalidInput(f"{where}weekdays", "at least one weekday must be allowed")
+        weekdays = _stored_weekdays(tuple(request.weekdays), f"{where}weekdays")
     review = _screening_review(protocol.contraindications, tuple(request.screening.items()))
     if review.unknown:
         raise InvalidInput(
@@ -206,10 +200,9 @@ def body_area_of(protocol: Protocol, name: str | None, field: str) -> str | None
 # Bulk requests repeat a handful of weekday sets and screening answers: each distinct one
 # is worked out once.
 @lru_cache(maxsize=256)
-def _stored_weekdays(days: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """Return the weekdays as stored ('mon,wed,fri', in week order) and any unknown names."""
-    unknown = tuple(d for d in days if d not in WEEKDAY_NAMES)
-    return ",".join(d for d in WEEKDAY_NAMES if d in days), unknown
+def _stored_weekdays(days: tuple[str, ...], field: str) -> str:
+    """Return the weekdays as stored ('mon,wed,fri'); raise InvalidInput naming `field`."""
+    return stored_weekdays(parse_weekdays(days, field))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from reminders.ids import new_id
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
 from reminders.timing import (
+    ZONE_SPREAD,
     QuietHours,
     SendWindow,
     end_of_local_day,
@@ -34,7 +35,6 @@ from reminders.timing import (
 
 LOOKAHEAD = timedelta(hours=36)
 # Local dates run up to 14 hours ahead of and 12 behind UTC.
-_ZONE_SPREAD = timedelta(hours=14)
 NOTICE_USEFUL = timedelta(hours=24)
 _IN_CHUNKS = 500
 
@@ -318,7 +318,7 @@ def write_reminders_for(
 def lookahead_days(now: datetime) -> tuple[date, date]:
     """Return the first and last local dates whose sessions may have a reminder due
     within LOOKAHEAD, in any zone."""
-    return (now - _ZONE_SPREAD).date(), (now + LOOKAHEAD + _ZONE_SPREAD).date()
+    return (now - ZONE_SPREAD).date(), (now + LOOKAHEAD + ZONE_SPREAD).date()
 
 
 def _not_yet_reminded(*columns: Any) -> sa.Select[Any]:
@@ -412,7 +412,7 @@ def missed_sessions(
     every enrollment or only of `enrollment_ids`."""
     grace = timedelta(hours=settings.missed_grace_h)
     # A local day ends at the earliest 14 hours before the UTC day does.
-    latest = (now - grace + _ZONE_SPREAD - timedelta(days=1)).date()
+    latest = (now - grace + ZONE_SPREAD - timedelta(days=1)).date()
     query = select(TreatmentSession).where(
         TreatmentSession.status == "planned", TreatmentSession.local_date <= latest
     )

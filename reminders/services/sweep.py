@@ -36,10 +36,10 @@ from reminders.services.reminding import (
     reminders_not_yet_written,
 )
 from reminders.services.sessions import session_event_data
+from reminders.timing import ZONE_SPREAD
 
 # Local dates trail UTC by up to 14 hours; an enrollment planned on an older local date
 # than this has not been re-planned today anywhere on Earth.
-_ZONE_SPREAD = timedelta(hours=14)
 # Small batches keep each write transaction short: API writes wait for them (25
 # re-plans held the write lock 20-50 ms while the API was busy, ~11 ms alone).
 REPLAN_BATCH = 25
@@ -166,7 +166,7 @@ def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
     """Return the active enrollments, not yet slowed for a lapse, with a session not done
     after their last confirmed one, early enough to be overdue on some local date. A
     read: `check_lapses` decides under the write lock."""
-    oldest = (now + _ZONE_SPREAD).date() - timedelta(days=rt.settings.overdue_nudge_days)
+    oldest = (now + ZONE_SPREAD).date() - timedelta(days=rt.settings.overdue_nudge_days)
     return list(
         db.execute(
             sa.select(col(Enrollment.id))
@@ -241,7 +241,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
 
 def paused_until_due(db: Session, _rt: Runtime, now: datetime) -> list[str]:
     """Return the paused enrollments whose pause ends on or before today somewhere."""
-    latest = (now + _ZONE_SPREAD).date()
+    latest = (now + ZONE_SPREAD).date()
     found = db.execute(
         sa.select(col(Enrollment.id)).where(
             col(Enrollment.status) == "paused",
@@ -268,7 +268,7 @@ def resume_paused(db: Session, rt: Runtime, now: datetime, enrollment_ids: Seque
 
 
 def _not_replanned_today(now: datetime) -> sa.ColumnElement[bool]:
-    stale_before = (now - _ZONE_SPREAD).date()
+    stale_before = (now - ZONE_SPREAD).date()
     return sa.and_(
         col(Enrollment.status) == "active",
         sa.or_(col(Enrollment.planned_on).is_(None), col(Enrollment.planned_on) < stale_before),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -12,10 +12,11 @@ from reminders.api.deps import ClinicDep, NowDep, RuntimeDep
 from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import Day
-from reminders.models import WEEKDAY_NAMES
+from reminders.models import PlanPreview
 from reminders.planner import AssumedResponse, EnrollmentSettings, preview
 from reminders.protocols import Protocol
 from reminders.services import enrollments
+from reminders.weekdays import parse_weekdays
 
 router = APIRouter(prefix="/v1", tags=["protocols"])
 
@@ -28,36 +29,6 @@ class ProtocolSummary(BaseModel):
     condition: str
     description: str
     phases: list[str]
-
-
-class PreviewSession(BaseModel):
-    date: date
-    weekday: str
-    phase: str
-    minutes: int
-
-
-class PreviewChange(BaseModel):
-    """A phase change, the end of the course (`to_phase` null) or a review point
-    (`review` true: the patient stays in the phase until a clinician decides)."""
-
-    on: date
-    from_phase: str
-    to_phase: str | None
-    reason: str
-    review: bool
-
-
-class PlanPreview(BaseModel):
-    """The whole plan from a start date, assuming every session is done."""
-
-    protocol: str
-    start: date
-    sessions: list[PreviewSession]
-    changes: list[PreviewChange]
-    review: list[str]
-    review_points: list[date]
-    ends_on: date | None
 
 
 def _protocol(rt: Any, protocol_id: str) -> Protocol:
@@ -111,41 +82,11 @@ def preview_plan(
     protocol = _protocol(rt, protocol_id)
     if abs(start - now.date()) > timedelta(days=3650):
         raise InvalidInput("start", "must be within ten years of today")
-    allowed = None
-    if weekdays is not None:
-        names = [d.strip() for d in weekdays.split(",") if d.strip()]
-        if not names or any(d not in WEEKDAY_NAMES for d in names):
-            raise InvalidInput("weekdays", "expected names like mon,wed,fri")
-        allowed = frozenset(WEEKDAY_NAMES.index(d) for d in names)
+    allowed = None if weekdays is None else parse_weekdays(weekdays.split(","), "weekdays")
     relapses = frozenset(relapse_at or ())
     if any(n < 1 for n in relapses):
         raise InvalidInput("relapse_at", "session numbers start at 1")
     response = AssumedResponse(dry_after, never_dry, relapses)
     area = enrollments.body_area_of(protocol, body_area, "body_area")
     plan = preview(protocol, EnrollmentSettings(start, allowed, area), days, response)
-    return PlanPreview(
-        protocol=protocol.id,
-        start=start,
-        sessions=[
-            PreviewSession(
-                date=s.local_date,
-                weekday=WEEKDAY_NAMES[s.local_date.weekday()],
-                phase=s.phase,
-                minutes=s.minutes,
-            )
-            for s in plan.sessions
-        ],
-        changes=[
-            PreviewChange(
-                on=c.on,
-                from_phase=c.from_phase,
-                to_phase=c.to_phase,
-                reason=c.reason,
-                review=c.is_review,
-            )
-            for c in plan.changes
-        ],
-        review=list(plan.review),
-        review_points=[c.on for c in plan.changes if c.is_review],
-        ends_on=next((c.on for c in plan.changes if c.to_phase is None), None),
-    )
+    return PlanPreview.of(protocol.id, start, plan)
