@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+from reminders.states import SessionStatus
 from reminders.timing import zone
 
 Outcome = Literal["confirmed", "skipped", "missed"]
-DUE_STATES: tuple[str, ...] = ("confirmed", "skipped", "missed")
+DUE_STATES = (SessionStatus.CONFIRMED, SessionStatus.SKIPPED, SessionStatus.MISSED)
 
 
 @dataclass(frozen=True, slots=True)

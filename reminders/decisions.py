@@ -18,22 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
+from reminders.states import DeliveryState
 from reminders.timing import QuietHours, after_quiet_hours
-
-
-class DeliveryState(StrEnum):
-    """The states of a delivery (drawn in this module's docstring)."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    DEAD = "dead"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
 
 # Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
 SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from reminders.fields import Day, EmailAddress, Instant, Note, SingleLine
 from reminders.ids import new_id
 from reminders.outcomes import SideEffect
 from reminders.planner import Plan
+from reminders.states import EscalationState
 from reminders.weekdays import weekday_name
 
 
@@ -263,13 +263,6 @@ class AbsenceRow(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     set_by: str = Field(max_length=16)
     created_at: datetime = _created()
-
-
-class EscalationState(StrEnum):
-    """open -> acknowledged (by clinic staff, with a name and a note)."""
-
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
 
 
 class Escalation(SQLModel, table=True):

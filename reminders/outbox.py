@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from reminders.models import Delivery
+from reminders.states import DeliveryState
 
 # Standard Webhooks' suggested schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 RETRY_DELAYS_S: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -51,8 +52,8 @@ def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> tim
 
 def _due(now: datetime, channels: Collection[str] | None = None) -> sa.ColumnElement[bool]:
     due = sa.or_(
-        sa.and_(Delivery.state == "pending", Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
-        sa.and_(Delivery.state == "sending", Delivery.lease_until < now),  # type: ignore[arg-type, operator]
+        sa.and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
+        sa.and_(Delivery.state == DeliveryState.SENDING, Delivery.lease_until < now),  # type: ignore[arg-type, operator]
     )
     if channels is None:
         return due
@@ -126,7 +127,7 @@ def claim(
         .where(table.c.id == due.c.id)
         .where(_due(now, channels))
         .values(
-            state="sending",
+            state=DeliveryState.SENDING,
             lease_until=now + lease,
             claimed_by=worker,
             attempts=table.c.attempts + 1,
@@ -141,7 +142,9 @@ def claim(
 def next_due(db: Session) -> datetime | None:
     """Return when the earliest pending delivery falls due, or None."""
     earliest = db.execute(
-        sa.select(sa.func.min(Delivery.next_attempt_at)).where(col(Delivery.state) == "pending")
+        sa.select(sa.func.min(Delivery.next_attempt_at)).where(
+            col(Delivery.state) == DeliveryState.PENDING
+        )
     ).scalar_one()
     # min() keeps the column's type, so the value comes back as an aware UTC datetime.
     return earliest  # type: ignore[no-any-return]
@@ -161,26 +164,26 @@ def result_values(
     error = outcome.error[:ERROR_LIMIT] if outcome.error else None
     done: dict[str, Any] = {"lease_until": None, "last_error": error}
     if outcome.status == "sent":
-        return {**done, "state": "sent", "sent_at": now}
+        return {**done, "state": DeliveryState.SENT, "sent_at": now}
     if outcome.status in ("failed", "gone"):
-        return {**done, "state": "failed"}
+        return {**done, "state": DeliveryState.FAILED}
     if outcome.status == "deferred":
         wait = timedelta(seconds=outcome.retry_after or 0)
         return {
             **done,
-            "state": "pending",
+            "state": DeliveryState.PENDING,
             "next_attempt_at": now + wait,
             "attempts": delivery.attempts - 1,
         }
     delay = retry_delay(delivery.attempts, rand)
     if delay is None:
-        return {**done, "state": "dead"}
+        return {**done, "state": DeliveryState.DEAD}
     if outcome.retry_after is not None:
         delay = max(delay, timedelta(seconds=outcome.retry_after))
     next_attempt = now + delay
     if delivery.expires_at is not None and next_attempt >= delivery.expires_at:
-        return {**done, "state": "expired"}
-    return {**done, "state": "pending", "next_attempt_at": next_attempt}
+        return {**done, "state": DeliveryState.EXPIRED}
+    return {**done, "state": DeliveryState.PENDING, "next_attempt_at": next_attempt}
 
 
 def finish(db: Session, delivery_id: str, worker: str, values: dict[str, Any]) -> bool:
@@ -193,7 +196,7 @@ def finish(db: Session, delivery_id: str, worker: str, values: dict[str, Any]) -
         sa.update(Delivery)
         .where(
             Delivery.id == delivery_id,  # type: ignore[arg-type]
-            Delivery.state == "sending",  # type: ignore[arg-type]
+            Delivery.state == DeliveryState.SENDING,  # type: ignore[arg-type]
             Delivery.claimed_by == worker,  # type: ignore[arg-type]
         )
         .values(**values)
@@ -212,10 +215,12 @@ def finish_sent(db: Session, worker: str, sent: list[tuple[str, datetime]]) -> N
         sa.update(table)
         .where(
             table.c.id == sa.bindparam("row_id"),
-            table.c.state == "sending",
+            table.c.state == DeliveryState.SENDING,
             table.c.claimed_by == worker,
         )
-        .values(state="sent", sent_at=sa.bindparam("at"), lease_until=None, last_error=None)
+        .values(
+            state=DeliveryState.SENT, sent_at=sa.bindparam("at"), lease_until=None, last_error=None
+        )
     )
     db.connection().execute(statement, [{"row_id": i, "at": at} for i, at in sent])
 
@@ -228,7 +233,7 @@ def extend_leases(db: Session, ids: list[str], worker: str, until: datetime) -> 
             sa.update(Delivery)
             .where(
                 col(Delivery.id).in_(ids[start : start + 500]),
-                col(Delivery.state) == "sending",
+                col(Delivery.state) == DeliveryState.SENDING,
                 col(Delivery.claimed_by) == worker,
             )
             .values(lease_until=until)

@@ -28,8 +28,8 @@ from functools import lru_cache
 from typing import Literal
 
 from reminders.protocols import WEEKDAYS, Phase, Protocol
+from reminders.states import SessionStatus
 
-SessionStatus = Literal["planned", "confirmed", "skipped", "missed", "cancelled", "unrecorded"]
 ReviewAction = Literal["continue", "move_on", "end"]
 ChangeReason = Literal["sessions", "dry", "no_response", "relapse", "decision"]
 # Once a patient has stopped confirming and the clinic has been told, reminders come

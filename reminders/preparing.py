@@ -33,6 +33,7 @@ from reminders.protocols import Protocol
 from reminders.runtime import Runtime
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
+from reminders.states import DeliveryState
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, token_row
 
@@ -178,7 +179,11 @@ class Preparer:
             return _ending(delivery, decision.state, decision.reason)
         if isinstance(decision, Defer):
             # Not an attempt: give back the attempt the claim counted.
-            wait = {"state": "pending", "next_attempt_at": decision.until, "lease_until": None}
+            wait = {
+                "state": DeliveryState.PENDING,
+                "next_attempt_at": decision.until,
+                "lease_until": None,
+            }
             return PreparedDelivery(delivery, values={**wait, "attempts": delivery.attempts - 1})
         assert patient is not None
         links = self._links(

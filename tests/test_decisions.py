@@ -11,12 +11,12 @@ from reminders.decisions import (
     SEND,
     Decision,
     Defer,
-    DeliveryState,
     End,
     PatientMessageFacts,
     decide,
     undeliverable_cause,
 )
+from reminders.states import DeliveryState
 from reminders.timing import QuietHours
 
 QUIET = QuietHours(time(21, 0), time(8, 0))

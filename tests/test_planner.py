@@ -16,6 +16,7 @@ from reminders.planner import (
     preview,
 )
 from reminders.protocols import Protocol
+from reminders.states import SessionStatus
 
 MON = date(2026, 12, 7)  # a Monday
 
@@ -25,7 +26,7 @@ def dates(result: object) -> list[str]:
 
 
 def confirmed(*days: date, hdss: int | None = None) -> list[PastSession]:
-    return [PastSession(d, "confirmed", hdss) for d in days]
+    return [PastSession(d, SessionStatus.CONFIRMED, hdss) for d in days]
 
 
 def test_tap_water_preview_is_three_a_week_then_weekly_then_longer_while_dry(
@@ -136,12 +137,12 @@ def test_a_slowed_patient_is_planned_a_week_after_the_last_session_not_done(
     protocols: dict[str, Protocol],
 ) -> None:
     protocol = protocols["tap-water-hyperhidrosis"]
-    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), "missed")]
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), SessionStatus.MISSED)]
     today = MON + timedelta(days=3)
     slowed = EnrollmentSettings(MON, frozenset(range(7)), slowed_since=today)
     first = plan(protocol, slowed, history, today).sessions[0]
     assert first.local_date == MON + timedelta(days=9)  # a week after the missed Wednesday
-    history.append(PastSession(today, "confirmed"))
+    history.append(PastSession(today, SessionStatus.CONFIRMED))
     again = plan(protocol, slowed, history, today + timedelta(days=1))
     # Confirmed: back to the plan's pace (three a week, the missed one counted).
     assert again.sessions[0].local_date == MON + timedelta(days=7)
@@ -225,7 +226,7 @@ def test_missed_session_does_not_count_toward_induction(protocols: dict[str, Pro
     protocol = protocols["dexamethasone-tendinopathy"]  # ends after 6 confirmed sessions
     history = [
         *confirmed(MON, MON + timedelta(days=2)),
-        PastSession(MON + timedelta(days=4), "missed"),
+        PastSession(MON + timedelta(days=4), SessionStatus.MISSED),
     ]
     today = MON + timedelta(days=5)
     result = plan(protocol, EnrollmentSettings(MON), history, today, horizon_days=30)
@@ -236,7 +237,7 @@ def test_missed_session_is_replaced_at_the_earliest_allowed_day(
     protocols: dict[str, Protocol],
 ) -> None:
     weekdays = frozenset({0, 2, 4})
-    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), "missed")]
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), SessionStatus.MISSED)]
     thursday = MON + timedelta(days=3)
     result = plan(
         protocols["tap-water-hyperhidrosis"], EnrollmentSettings(MON, weekdays), history, thursday
@@ -245,7 +246,7 @@ def test_missed_session_is_replaced_at_the_earliest_allowed_day(
 
 
 def test_skipped_today_keeps_today_free(protocols: dict[str, Protocol]) -> None:
-    history = [PastSession(MON, "skipped")]
+    history = [PastSession(MON, SessionStatus.SKIPPED)]
     result = plan(protocols["glycopyrrolate-hyperhidrosis"], EnrollmentSettings(MON), history, MON)
     assert result.sessions[0].local_date == MON + timedelta(days=1)
 
@@ -369,7 +370,7 @@ def test_a_missed_session_counts_toward_the_weekly_cap_so_retries_keep_the_pace(
     protocols: dict[str, Protocol],
 ) -> None:
     protocol = protocols["glycopyrrolate-hyperhidrosis"]  # at most one a week
-    history = [*confirmed(MON), PastSession(MON + timedelta(days=7), "missed")]
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=7), SessionStatus.MISSED)]
     result = plan(protocol, EnrollmentSettings(MON), history, MON + timedelta(days=8))
     assert result.sessions[0].local_date == MON + timedelta(days=14)
 
@@ -378,7 +379,7 @@ def test_an_unrecorded_appointment_keeps_the_pace_but_does_not_count(
     protocols: dict[str, Protocol],
 ) -> None:
     protocol = protocols["dexamethasone-tendinopathy"]  # six sessions, two days apart
-    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), "unrecorded")]
+    history = [*confirmed(MON), PastSession(MON + timedelta(days=2), SessionStatus.UNRECORDED)]
     result = plan(protocol, EnrollmentSettings(MON), history, MON + timedelta(days=3), 30)
     assert result.sessions[0].local_date == MON + timedelta(days=4)  # not pulled to today
     assert len(result.sessions) == 5  # the unrecorded one is still owed

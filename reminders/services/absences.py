@@ -15,6 +15,7 @@ from reminders.errors import InvalidInput, NotFound
 from reminders.models import AbsenceRow, Enrollment, Patient
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
+from reminders.states import EnrollmentStatus
 
 # Long enough for a holiday or a hospital stay; longer is a pause.
 MAX_ABSENCE_DAYS = 90
@@ -79,7 +80,9 @@ def remove_absence(
 
 def _replan_patient(db: Session, rt: Runtime, patient: Patient, now: datetime) -> None:
     active = db.exec(
-        select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
+        select(Enrollment).where(
+            Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
+        )
     )
     for enrollment in active:
         replan(db, rt, enrollment, now, patient=patient)

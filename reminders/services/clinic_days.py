@@ -17,6 +17,7 @@ from reminders.models import Clinic, ClinicClosedDate, Enrollment
 from reminders.runtime import Runtime
 from reminders.services.enrollments import replan
 from reminders.settings import validate_timezone
+from reminders.states import EnrollmentStatus
 from reminders.weekdays import parse_weekdays, stored_weekdays
 
 
@@ -92,7 +93,7 @@ def _replan_at_clinic(db: Session, rt: Runtime, clinic_id: str, now: datetime) -
     active = db.exec(
         select(Enrollment).where(
             Enrollment.clinic_id == clinic_id,
-            Enrollment.status == "active",
+            Enrollment.status == EnrollmentStatus.ACTIVE,
             col(Enrollment.protocol_id).in_(at_clinic),
         )
     )

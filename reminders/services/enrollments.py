@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reminders.adherence import DUE_STATES
 from reminders.db import (
     PreparedInsert,
     insert_ignore,
@@ -61,6 +62,7 @@ from reminders.services.reminding import (
     reminder_rows_for,
     write_reminders_for,
 )
+from reminders.states import ONGOING, EnrollmentStatus, SessionStatus
 from reminders.timing import zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
@@ -260,7 +262,7 @@ def _session_row(
         local_date,
         timezone,
         phase,
-        "planned",
+        SessionStatus.PLANNED,
         minutes,
         False,
         at_clinic,
@@ -320,7 +322,7 @@ def _read_patients(
             if patient_id not in patients:
                 patients[patient_id] = PatientFacts(*found[: len(PATIENT_FACT_COLUMNS)])
             protocol_id, body_area, status, enrollment_id = found[len(PATIENT_FACT_COLUMNS) :]
-            if status in ("active", "paused"):
+            if status in ONGOING:
                 busy[_treatment(patient_id, protocol_id, body_area)] = enrollment_id
     return patients
 
@@ -390,7 +392,7 @@ class _Planning:
                 "start_date": wanted.start_date,
                 "body_area": checked.body_area,
                 "weekdays": checked.weekdays,
-                "status": "active",
+                "status": EnrollmentStatus.ACTIVE,
                 "phase": first.phase,
                 "interval_days": first.interval_days,
                 "planned_on": today,
@@ -621,16 +623,16 @@ def replan(
     history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
     inputs = planner_inputs(db, enrollment, protocol, today)
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
-    wanted = new_plan.sessions if enrollment.status == "active" else ()
+    wanted = new_plan.sessions if enrollment.status == EnrollmentStatus.ACTIVE else ()
     timezone = patient.timezone
     diff = diff_sessions(rows, wanted, today, timezone)
     changed = utcnow()
     at_clinic = protocol.given_at == "clinic"
     updates = [
-        _session_update(r.id, "cancelled", r.phase, r.minutes, r.timezone, changed)
+        _session_update(r.id, SessionStatus.CANCELLED, r.phase, r.minutes, r.timezone, changed)
         for r in diff.cancel
     ] + [
-        _session_update(row_id, "planned", s.phase, s.minutes, timezone, changed)
+        _session_update(row_id, SessionStatus.PLANNED, s.phase, s.minutes, timezone, changed)
         for row_id, s in diff.revise
     ]
     new_ids_by_date = {s.local_date: new_id() for s in diff.add}
@@ -654,11 +656,13 @@ def replan(
     update_rows(db, TreatmentSession, updates)
     insert_tuples(db, TreatmentSession, SESSION_COLUMNS, fresh)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
-    status = "completed" if new_plan.completed and enrollment.status == "active" else None
-    if status == "completed":
+    active = enrollment.status == EnrollmentStatus.ACTIVE
+    status = EnrollmentStatus.COMPLETED if new_plan.completed and active else None
+    if status == EnrollmentStatus.COMPLETED:
         _tell_of_completion(db, rt, enrollment, patient, rows, now)
     confirmed_since_slowed = enrollment.slowed_since is not None and any(
-        r.status == "confirmed" and r.local_date >= enrollment.slowed_since for r in rows
+        r.status == SessionStatus.CONFIRMED and r.local_date >= enrollment.slowed_since
+        for r in rows
     )
     planner_says = {
         "phase": new_plan.phase,
@@ -670,7 +674,7 @@ def replan(
     }
     if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
         write_columns(db, enrollment, **planner_says, updated_at=changed)
-    if enrollment.status == "active" and patient.unsubscribed_at is None:
+    if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
         soon = [SessionToRemind(i, day, timezone, who, at_clinic) for i, day in planned_ids]
         write_reminders_for(db, rt.settings, now, soon)
@@ -701,7 +705,7 @@ def _tell_clinic_of_changes(
     """Emit plan.phase_changed for a phase the history moved into, and escalate a new
     'no response' review; both once only (the event is tied to the session that caused
     it, the escalation is one open per patient and reason)."""
-    by_date = {r.local_date: r for r in rows if r.status == "confirmed"}
+    by_date = {r.local_date: r for r in rows if r.status == SessionStatus.CONFIRMED}
     history = [c for c in new_plan.changes[: new_plan.history_changes] if not c.is_review]
     if history and new_plan.phase != enrollment.phase:
         change = history[-1]
@@ -744,8 +748,8 @@ def _tell_of_completion(
 ) -> None:
     """The course has ended: an `enrollment.completed` event for the clinic and a
     completion message for the patient, both tied to the last confirmed session."""
-    confirmed = [r for r in rows if r.status == "confirmed"]
-    due = [r for r in rows if r.status in ("confirmed", "skipped", "missed")]
+    confirmed = [r for r in rows if r.status == SessionStatus.CONFIRMED]
+    due = [r for r in rows if r.status in DUE_STATES]
     last = max(confirmed, key=lambda r: r.local_date) if confirmed else None
     rate = round(len(confirmed) / len(due), 3) if due else None
     emit(
@@ -792,25 +796,30 @@ def set_status(
     days behind it. Raises NotFound, InvalidInput, or Conflict for a change its current
     state does not allow.
     """
-    allowed = {"paused": ("active",), "active": ("paused",), "withdrawn": ("active", "paused")}
+    allowed = {
+        EnrollmentStatus.PAUSED: (EnrollmentStatus.ACTIVE,),
+        EnrollmentStatus.ACTIVE: (EnrollmentStatus.PAUSED,),
+        EnrollmentStatus.WITHDRAWN: ONGOING,
+    }
     if status not in allowed:
         raise InvalidInput("status", "must be paused, active or withdrawn")
+    wanted = EnrollmentStatus(status)
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
-    if until is not None and status != "paused":
+    if until is not None and status != EnrollmentStatus.PAUSED:
         raise InvalidInput("until", "only a pause has an end date")
     if until is not None and until <= today:
         raise InvalidInput("until", f"must be after today ({today}, the patient's date)")
     if enrollment.status == status:
         return enrollment
-    if enrollment.status not in allowed[status]:
+    if enrollment.status not in allowed[wanted]:
         raise Conflict(f"enrollment is {enrollment.status}; cannot become {status}")
     enrollment.status = status
-    enrollment.paused_until = until if status == "paused" else None
-    enrollment.pause_reason = reason if status == "paused" else None
-    if status == "active":
+    enrollment.paused_until = until if status == EnrollmentStatus.PAUSED else None
+    enrollment.pause_reason = reason if status == EnrollmentStatus.PAUSED else None
+    if status == EnrollmentStatus.ACTIVE:
         # Resuming is the clinic acting: the plan's own pace, counted from today.
         enrollment.counting_from = today
         enrollment.slowed_since = None
@@ -839,7 +848,7 @@ def decide_review(
     if action not in ("continue", "move_on", "end"):
         raise InvalidInput("decision", "must be continue, move_on or end")
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
-    if enrollment.status != "active" or not enrollment.review_reason:
+    if enrollment.status != EnrollmentStatus.ACTIVE or not enrollment.review_reason:
         raise Conflict("the enrollment has no open review")
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
@@ -869,6 +878,6 @@ def move_to_current_protocol(
     it with the versions (before, after). Raises NotFound or Conflict."""
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
     before, after = move_to_current(db, rt, enrollment, now)
-    if enrollment.status in ("active", "paused"):
+    if enrollment.status in ONGOING:
         replan(db, rt, enrollment, now)
     return enrollment, before, after

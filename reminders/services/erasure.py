@@ -32,6 +32,7 @@ from reminders.runtime import Runtime
 from reminders.services.enrollments import set_status
 from reminders.services.events import emit
 from reminders.services.patients import get_patient
+from reminders.states import ONGOING, DeliveryState
 
 ERASED_NAME = ""
 
@@ -103,14 +104,14 @@ def erase_patient(
         return patient
     enrollments = db.exec(select(Enrollment).where(Enrollment.patient_id == patient_id)).all()
     for enrollment in enrollments:
-        if enrollment.status in ("active", "paused"):
+        if enrollment.status in ONGOING:
             set_status(db, rt, clinic_id, enrollment.id, "withdrawn", now)
     holdings = _holdings(patient_id)
     patient_deliveries = next(where for name, _, where, _ in holdings if name == "deliveries")
     db.execute(
         sa.update(Delivery)
-        .where(patient_deliveries, col(Delivery.state) == "pending")
-        .values(state="cancelled")
+        .where(patient_deliveries, col(Delivery.state) == DeliveryState.PENDING)
+        .values(state=DeliveryState.CANCELLED)
     )
     for _, model, rows_of_patient, cleared in holdings:
         db.execute(sa.update(model).where(rows_of_patient).values(cleared))

@@ -12,11 +12,12 @@ from datetime import datetime
 from sqlmodel import Session
 
 from reminders.errors import Conflict, NotFound
-from reminders.models import Enrollment, Escalation, EscalationState, Patient
+from reminders.models import Enrollment, Escalation, Patient
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import settle
 from reminders.services.reading import Page, newest_first
+from reminders.states import EnrollmentStatus, EscalationState
 
 STATES = tuple(EscalationState)
 
@@ -61,7 +62,7 @@ def acknowledge(
 
 def _clinic_acted_on_lapse(db: Session, rt: Runtime, enrollment_id: str, now: datetime) -> None:
     enrollment = db.get(Enrollment, enrollment_id)
-    if enrollment is None or enrollment.status != "active":
+    if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
         return
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key

@@ -16,8 +16,9 @@ from sqlmodel import Session, select
 
 from reminders.db import insert_ignore
 from reminders.ids import new_id
-from reminders.models import Clinic, Delivery, Escalation, EscalationState, Patient
+from reminders.models import Clinic, Delivery, Escalation, Patient
 from reminders.services.reminding import clinic_endpoints, subscribed
+from reminders.states import DeliveryState, EscalationState
 
 # Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
 # clinic's systems, e.g. to SMS) and events about the patient for the clinic.
@@ -72,7 +73,7 @@ def emit(
             "kind": event,
             "channel": "webhook",
             "target": endpoint.id,
-            "state": "pending",
+            "state": DeliveryState.PENDING,
             "due_at": now,
             "expires_at": None,
             "next_attempt_at": now,
@@ -149,7 +150,7 @@ def escalate(
                 "kind": "escalation",
                 "channel": "email",
                 "target": patient.clinic_id,
-                "state": "pending",
+                "state": DeliveryState.PENDING,
                 "due_at": now,
                 "expires_at": None,
                 "next_attempt_at": now,

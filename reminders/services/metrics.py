@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -14,11 +14,9 @@ from sqlmodel import Session, col
 from reminders import outbox
 from reminders.db import session_scope
 from reminders.models import Delivery, Enrollment, TreatmentSession
-from reminders.planner import SessionStatus
-from reminders.services.reading import DELIVERY_STATES
+from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
 
 CHANNELS = ("email", "webhook")
-ENROLLMENT_STATES = ("active", "paused", "completed", "withdrawn")
 
 
 class TableGauges(Collector):
@@ -46,7 +44,7 @@ class TableGauges(Collector):
             "Deliveries in the outbox by state and channel.",
             labels=["state", "channel"],
         )
-        for state in DELIVERY_STATES:
+        for state in DeliveryState:
             for channel in CHANNELS:
                 by_state.add_metric([state, channel], deliveries.get((state, channel), 0))
         yield by_state
@@ -60,10 +58,10 @@ class TableGauges(Collector):
             value=max(lag, 0.0),
         )
         yield _by_state(
-            "reminders_sessions", "Treatment sessions by state.", get_args(SessionStatus), sessions
+            "reminders_sessions", "Treatment sessions by state.", tuple(SessionStatus), sessions
         )
         yield _by_state(
-            "reminders_enrollments", "Enrollments by state.", ENROLLMENT_STATES, enrollments
+            "reminders_enrollments", "Enrollments by state.", tuple(EnrollmentStatus), enrollments
         )
 
 

@@ -18,7 +18,6 @@ from reminders.models import (
     Delivery,
     Enrollment,
     Escalation,
-    EscalationState,
     Patient,
     PatientCreate,
     PatientUpdate,
@@ -30,6 +29,7 @@ from reminders.services.enrollments import replan
 from reminders.services.events import escalate, settle
 from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
+from reminders.states import DeliveryState, EnrollmentStatus, EscalationState, SessionStatus
 
 UNSUBSCRIBED = "patient unsubscribed"
 
@@ -238,10 +238,12 @@ def resubscribe(
     db.execute(
         sa.delete(Delivery).where(
             col(Delivery.patient_id) == patient.id,
-            col(Delivery.state) == "cancelled",
+            col(Delivery.state) == DeliveryState.CANCELLED,
             col(Delivery.last_error) == UNSUBSCRIBED,
             col(Delivery.session_id).in_(
-                sa.select(col(TreatmentSession.id)).where(col(TreatmentSession.status) == "planned")
+                sa.select(col(TreatmentSession.id)).where(
+                    col(TreatmentSession.status) == SessionStatus.PLANNED
+                )
             ),
         )
     )
@@ -264,12 +266,14 @@ def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) 
     sessions carry the new zone), drop pending reminders made under the old settings and
     make them again under the new ones."""
     enrollments = db.exec(
-        select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
+        select(Enrollment).where(
+            Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
+        )
     ).all()
     stale = db.exec(
         select(Delivery).where(
             Delivery.patient_id == patient.id,
-            Delivery.state == "pending",
+            Delivery.state == DeliveryState.PENDING,
             col(Delivery.kind).in_(("reminder", "follow_up", "day_before")),
         )
     ).all()
@@ -292,7 +296,7 @@ def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
     pending = db.exec(
         select(Delivery).where(
             Delivery.patient_id == patient.id,
-            col(Delivery.state).in_(("pending",)),
+            col(Delivery.state) == DeliveryState.PENDING,
             col(Delivery.kind).not_in(("escalation", "clinic_alert")),
             ~col(Delivery.kind).contains("."),
         )

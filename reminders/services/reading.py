@@ -35,11 +35,11 @@ from reminders.models import (
 from reminders.protocols import Protocol
 from reminders.services.enrollments import get_enrollment, local_today, sessions_of
 from reminders.services.patients import get_patient
+from reminders.states import ONGOING, DeliveryState, SessionStatus
 
 T = TypeVar("T")
 MAX_PAGE = 200
 CURSOR_PATTERN = r"^[0-9a-f]{32}$"
-DELIVERY_STATES = ("pending", "sending", "sent", "failed", "dead", "expired", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def list_deliveries(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[Delivery]:
     """Return a page of the clinic's deliveries, newest first, optionally in one state."""
-    return newest_first(db, Delivery, clinic_id, state, DELIVERY_STATES, cursor, limit)
+    return newest_first(db, Delivery, clinic_id, state, tuple(DeliveryState), cursor, limit)
 
 
 def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> Delivery:
@@ -175,7 +175,9 @@ def enrollment_view(
     today = local_today(now, patient.timezone)
     rows = sessions_of(db, enrollment.id)
     upcoming = [
-        SessionPublic.of(r) for r in rows if r.status == "planned" and r.local_date >= today
+        SessionPublic.of(r)
+        for r in rows
+        if r.status == SessionStatus.PLANNED and r.local_date >= today
     ]
     return EnrollmentPublic(
         id=enrollment.id,
@@ -257,7 +259,7 @@ def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[Patient
         .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
         .where(
             Enrollment.clinic_id == clinic_id,
-            col(Enrollment.status).in_(("active", "paused")),
+            col(Enrollment.status).in_(ONGOING),
         )
     ).all()
     by_patient: dict[str, list[TreatmentSession]] = defaultdict(list)

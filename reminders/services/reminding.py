@@ -22,6 +22,7 @@ from reminders.db import insert_ignore, read_columns, table_of
 from reminders.ids import new_id
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
+from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
 from reminders.timing import (
     ZONE_SPREAD,
     QuietHours,
@@ -181,7 +182,8 @@ def patient_delivery_rows(
 ) -> list[dict[str, Any]]:
     """Return outbox rows for one patient message: one email, or one webhook per endpoint
     of the clinic that takes the event. A window already closed gives an expired row."""
-    state = "pending" if window.useful and now < window.expires else "expired"
+    useful = window.useful and now < window.expires
+    state = DeliveryState.PENDING if useful else DeliveryState.EXPIRED
     if who.channel == "email":
         targets = [("email", who.patient_id)]
     else:
@@ -329,10 +331,10 @@ def _not_yet_reminded(*columns: Any) -> sa.Select[Any]:
         .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
         .join(Patient, col(Patient.id) == Enrollment.patient_id)
         .where(
-            col(TreatmentSession.status) == "planned",
+            col(TreatmentSession.status) == SessionStatus.PLANNED,
             col(TreatmentSession.local_date) >= sa.bindparam("first_day"),
             col(TreatmentSession.local_date) <= sa.bindparam("last_day"),
-            col(Enrollment.status) == "active",
+            col(Enrollment.status) == EnrollmentStatus.ACTIVE,
             col(Patient.unsubscribed_at).is_(None),
             # Most sessions got their reminder when they were planned; skip those.
             ~sa.exists().where(
@@ -414,7 +416,7 @@ def missed_sessions(
     # A local day ends at the earliest 14 hours before the UTC day does.
     latest = (now - grace + ZONE_SPREAD - timedelta(days=1)).date()
     query = select(TreatmentSession).where(
-        TreatmentSession.status == "planned", TreatmentSession.local_date <= latest
+        TreatmentSession.status == SessionStatus.PLANNED, TreatmentSession.local_date <= latest
     )
     if enrollment_ids is not None:
         query = query.where(col(TreatmentSession.enrollment_id).in_(enrollment_ids))
@@ -493,7 +495,8 @@ def snooze(
         select(Delivery).where(Delivery.session_id == session.id, Delivery.kind == "snooze")
     ).first()
     if existing is not None:
-        return existing.due_at if existing.state in ("pending", "sending", "sent") else None
+        waiting_or_sent = (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.SENT)
+        return existing.due_at if existing.state in waiting_or_sent else None
     who = recipient(patient, settings)
     later = (now + timedelta(minutes=settings.snooze_minutes)).astimezone(zone(session.timezone))
     if later.date() != session.local_date:
@@ -515,6 +518,6 @@ def snooze(
 def cancel_deliveries(db: Session, deliveries: Iterable[Delivery], reason: str) -> None:
     """Mark deliveries that will no longer be sent as cancelled, saying why."""
     for delivery in deliveries:
-        delivery.state = "cancelled"
+        delivery.state = DeliveryState.CANCELLED
         delivery.last_error = reason
         db.add(delivery)

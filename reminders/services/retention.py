@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from reminders.models import Delivery, IdempotentRequest
+from reminders.states import ENDED
 from reminders.tokens import purge_expired_tokens
 
-ENDED = ("sent", "failed", "dead", "expired", "cancelled")
 # How long a client may retry a POST with the same Idempotency-Key.
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 

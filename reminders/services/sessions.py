@@ -19,11 +19,12 @@ from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
+from reminders.states import SessionStatus
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
 # A session in these states is still to be recorded: its link preselects its own date.
-OPEN = frozenset({"planned", "missed"})
+OPEN = frozenset({SessionStatus.PLANNED, SessionStatus.MISSED})
 
 
 _SESSIONS, _ENROLLMENTS, _PATIENTS = (
@@ -68,7 +69,7 @@ def get_session(
 
 
 def _recordable(session: TreatmentSession, now: datetime, *, ahead_ok: bool) -> None:
-    if session.status == "cancelled":
+    if session.status == SessionStatus.CANCELLED:
         raise Conflict("the session was cancelled by a re-plan; record an unscheduled one")
     if not ahead_ok and session.local_date > local_today(now, session.timezone):
         raise InvalidInput("session", f"is planned for {session.local_date}, a later day")
@@ -92,7 +93,7 @@ def confirm_session(
     scale does not have, or one only a clinician rates) or Conflict.
     """
     session, enrollment, patient = get_session(db, clinic_id, session_id)
-    if session.status == "confirmed":
+    if session.status == SessionStatus.CONFIRMED:
         # A side effect often shows hours later; it must still reach the clinic.
         if report.side_effect is not None and session.side_effect is None:
             note = (report.side_effect_note or "").strip() or None
@@ -114,7 +115,7 @@ def confirm_session(
     write_columns(
         db,
         session,
-        status="confirmed",
+        status=SessionStatus.CONFIRMED,
         completed_at=completed_at,
         hdss=int(outcome) if outcome and protocol and protocol.outcome_scale == "hdss" else None,
         outcome=outcome,
@@ -186,15 +187,17 @@ def skip_session(
     Raises NotFound, InvalidInput or Conflict (a confirmed or cancelled session).
     """
     session, enrollment, patient = get_session(db, clinic_id, session_id)
-    if session.status == "skipped":
+    if session.status == SessionStatus.SKIPPED:
         return session, None
-    if session.status == "confirmed":
+    if session.status == SessionStatus.CONFIRMED:
         raise Conflict("the session is already confirmed")
     # A patient may skip ahead ("away on Friday"); the re-plan keeps that day free.
     _recordable(session, now, ahead_ok=True)
     if reason is not None and len(checked("reason", reason, note)) > 500:
         raise InvalidInput("reason", "at most 500 characters")
-    write_columns(db, session, status="skipped", skip_reason=reason, updated_at=utcnow())
+    write_columns(
+        db, session, status=SessionStatus.SKIPPED, skip_reason=reason, updated_at=utcnow()
+    )
     _emit_session_event(db, "session.skipped", session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
 
@@ -286,9 +289,9 @@ def confirm_from_link(
         allowed = " or ".join(d.isoformat() for d in choices)
         raise InvalidInput("day", f"must be {allowed}")
     target = link if day == link.local_date else _session_on(db, link.enrollment_id, day)
-    if target is not None and target.status == "confirmed":
+    if target is not None and target.status == SessionStatus.CONFIRMED:
         raise Conflict(f"a session on {day.isoformat()} is already recorded")
-    if target is not None and target.status != "cancelled":
+    if target is not None and target.status != SessionStatus.CANCELLED:
         confirmed, _ = confirm_session(db, rt, None, target.id, report, now, reported_by="patient")
         return confirmed
     if day != today:
@@ -303,7 +306,7 @@ def confirm_from_link(
         minutes=minutes,
     )
     extra.unscheduled = True
-    extra.status = "planned"
+    extra.status = SessionStatus.PLANNED
     db.add(extra)
     db.flush()
     confirmed, _ = confirm_session(db, rt, None, extra.id, report, now, reported_by="patient")

@@ -36,6 +36,7 @@ from reminders.services.reminding import (
     reminders_not_yet_written,
 )
 from reminders.services.sessions import session_event_data
+from reminders.states import EnrollmentStatus, SessionStatus
 from reminders.timing import ZONE_SPREAD
 
 # Local dates trail UTC by up to 14 hours; an enrollment planned on an older local date
@@ -70,7 +71,7 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     by_enrollment: dict[str, list[TreatmentSession]] = defaultdict(list)
     changed = utcnow()
     for session in missed:
-        session.status = "unrecorded" if session.at_clinic else "missed"
+        session.status = SessionStatus.UNRECORDED if session.at_clinic else SessionStatus.MISSED
         session.updated_at = changed
         db.add(session)
         by_enrollment[session.enrollment_id].append(session)
@@ -95,7 +96,7 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
                 session_id=session.id,
                 patient_id=enrollment.patient_id,
             )
-        if enrollment.status != "active":
+        if enrollment.status != EnrollmentStatus.ACTIVE:
             continue
         replan(db, rt, enrollment, now)
         patient = db.get(Patient, enrollment.patient_id)
@@ -117,7 +118,7 @@ def _tell_clinic_of_unrecorded(
     escalate(
         db,
         patient,
-        "unrecorded",
+        SessionStatus.UNRECORDED,
         f"enrollment {enrollment.id}: appointment(s) on {days} not recorded; record them as"
         " done or skipped",
         now,
@@ -159,7 +160,7 @@ def _escalate_repeated_misses(
 
 _SESSION = table_of(TreatmentSession).c
 _NOT_DONE_DATE = sa.case((_SESSION.status.in_(tuple(NOT_DONE)), _SESSION.local_date))
-_CONFIRMED_DATE = sa.case((_SESSION.status == "confirmed", _SESSION.local_date))
+_CONFIRMED_DATE = sa.case((_SESSION.status == SessionStatus.CONFIRMED, _SESSION.local_date))
 
 
 def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
@@ -172,9 +173,9 @@ def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
             sa.select(col(Enrollment.id))
             .join(TreatmentSession, col(TreatmentSession.enrollment_id) == Enrollment.id)
             .where(
-                col(Enrollment.status) == "active",
+                col(Enrollment.status) == EnrollmentStatus.ACTIVE,
                 col(Enrollment.slowed_since).is_(None),
-                col(TreatmentSession.status).in_(("confirmed", *NOT_DONE)),
+                col(TreatmentSession.status).in_((SessionStatus.CONFIRMED, *NOT_DONE)),
             )
             .group_by(Enrollment.id)
             .having(
@@ -196,7 +197,11 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
     count = 0
     for enrollment_id in enrollment_ids:
         enrollment = db.get(Enrollment, enrollment_id)
-        if enrollment is None or enrollment.status != "active" or enrollment.slowed_since:
+        if (
+            enrollment is None
+            or enrollment.status != EnrollmentStatus.ACTIVE
+            or enrollment.slowed_since
+        ):
             continue
         protocol = protocol_of(db, rt, enrollment)
         if protocol is None:
@@ -244,7 +249,7 @@ def paused_until_due(db: Session, _rt: Runtime, now: datetime) -> list[str]:
     latest = (now + ZONE_SPREAD).date()
     found = db.execute(
         sa.select(col(Enrollment.id)).where(
-            col(Enrollment.status) == "paused",
+            col(Enrollment.status) == EnrollmentStatus.PAUSED,
             col(Enrollment.paused_until).is_not(None),
             col(Enrollment.paused_until) <= latest,
         )
@@ -257,12 +262,13 @@ def resume_paused(db: Session, rt: Runtime, now: datetime, enrollment_ids: Seque
     resumed = 0
     for enrollment_id in enrollment_ids:
         enrollment = db.get(Enrollment, enrollment_id)
-        if enrollment is None or enrollment.status != "paused" or enrollment.paused_until is None:
+        paused = enrollment is not None and enrollment.status == EnrollmentStatus.PAUSED
+        if enrollment is None or not paused or enrollment.paused_until is None:
             continue
         patient = db.get(Patient, enrollment.patient_id)
         assert patient is not None  # foreign key
         if local_today(now, patient.timezone) >= enrollment.paused_until:
-            set_status(db, rt, None, enrollment.id, "active", now)
+            set_status(db, rt, None, enrollment.id, EnrollmentStatus.ACTIVE, now)
             resumed += 1
     return resumed
 
@@ -270,7 +276,7 @@ def resume_paused(db: Session, rt: Runtime, now: datetime, enrollment_ids: Seque
 def _not_replanned_today(now: datetime) -> sa.ColumnElement[bool]:
     stale_before = (now - ZONE_SPREAD).date()
     return sa.and_(
-        col(Enrollment.status) == "active",
+        col(Enrollment.status) == EnrollmentStatus.ACTIVE,
         sa.or_(col(Enrollment.planned_on).is_(None), col(Enrollment.planned_on) < stale_before),
     )
 

@@ -13,6 +13,7 @@ from reminders.models import Clinic, Delivery, WebhookEndpoint
 from reminders.services.events import EVENT_TYPES
 from reminders.services.reminding import cancel_deliveries
 from reminders.settings import Settings
+from reminders.states import DeliveryState
 
 # Long enough for a clinic to deploy the new secret to its receivers.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -96,7 +97,7 @@ def delete_endpoint(db: Session, clinic_id: str, endpoint_id: str) -> None:
         select(Delivery).where(
             Delivery.target == endpoint.id,
             Delivery.channel == "webhook",
-            col(Delivery.state).in_(("pending", "sending")),
+            col(Delivery.state).in_((DeliveryState.PENDING, DeliveryState.SENDING)),
         )
     ).all()
     cancel_deliveries(db, pending, "endpoint deleted")

@@ -1,0 +1,76 @@
+"""The states a session, an enrollment, a delivery and an escalation can be in, and how
+each moves from one to the next. Pure: names only; the services make the moves.
+
+A session (`treatment_session.status`):
+
+    planned --the patient or clinic confirms--------------> confirmed
+       |------the patient or clinic skips it--------------> skipped
+       |------its local day ends, grace passed, no word---> missed
+       |------at the clinic, its day passed unrecorded----> unrecorded
+       +------re-planned away, paused, withdrawn, away----> cancelled
+
+An enrollment (`enrollment.status`):
+
+    active <--pause / resume--> paused
+       |                          |
+       +---withdraw---> withdrawn <+
+       +---the plan's last phase ends---> completed
+
+A delivery (`delivery.state`; the outbox writes these, `decisions.py` draws the sending):
+
+    pending --claimed--> sending --accepted--> sent
+       ^                    +--retry later----> pending
+       |                    +--no retry left--> dead
+       |                    +--past its use---> expired
+       |                    +--refused--------> failed
+       +--the patient unsubscribed, was erased, the session is gone--> cancelled
+
+An escalation (`escalation.state`): open --acknowledged by staff--> acknowledged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SessionStatus(StrEnum):
+    PLANNED = "planned"
+    CONFIRMED = "confirmed"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+    UNRECORDED = "unrecorded"
+
+
+class EnrollmentStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    WITHDRAWN = "withdrawn"
+    COMPLETED = "completed"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class EscalationState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+# An enrollment in one of these may still have sessions planned and messages to send.
+ONGOING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+# A delivery in one of these is done with: it will never be sent (again).
+ENDED = (
+    DeliveryState.SENT,
+    DeliveryState.FAILED,
+    DeliveryState.DEAD,
+    DeliveryState.EXPIRED,
+    DeliveryState.CANCELLED,
+)
