@@ -367,7 +367,7 @@ def _compiled_insert(
 ) -> tuple[str, dict[str, Callable[[Any], Any]], tuple[str, ...] | None]:
     """Return an INSERT's SQL, its columns' bind processors and its parameter order.
 
-    Compiled once per table and set of columns: compiling took 0.37 ms, more than a
+    Compiled once per table and set of columns: compiling costs more than a
     confirmation's whole re-plan, and every event queued for a webhook inserts."""
     statement: Any = _insert_for(dialect.name, table, ignore_conflicts)
     compiled = statement.values({k: sa.bindparam(k) for k in keys}).compile(dialect=dialect)
@@ -598,8 +598,8 @@ def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a bulk import runs.
 
     A batch makes hundreds of thousands of tuples and dicts that reference counting
-    frees; the collector would scan them over and over while they live (a fifth of the
-    writer's time, and more in the caller, measured). It runs again after.
+    frees; the collector would scan them over and over while they live. It runs again
+    after.
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -47,7 +47,7 @@ SCALES: dict[str, OutcomeScale] = {
                 ("4", "Intolerable, always gets in the way"),
             ),
             "patient",
-            "Solish et al. 2007 (Dermatol Surg 33:908); DESIGN.md",
+            "Solish et al. 2007 (Dermatol Surg 33:908)",
         ),
         OutcomeScale(
             "pain-nrs",

@@ -30,10 +30,9 @@ def freeze_startup_heap() -> int:
     view, and return how many objects that is. Modules, classes, validators and the
     mapped schema live as long as the process; what is made later is collected as ever.
 
-    A full collection walks every tracked object: the ~130,000 that importing FastAPI,
-    SQLAlchemy and our models leaves took 50-90 ms of CPU, a stall for every request in
-    flight every 10-25 s under the api benchmark's load. Frozen, a full collection takes
-    3-5 ms (both timed with `gc.callbacks` in `serve`).
+    A full collection walks every tracked object, and what importing FastAPI,
+    SQLAlchemy and our models leaves is most of them: each full collection would stall
+    every request in flight while it walks objects that can never be garbage.
     """
     gc.collect()
     gc.freeze()

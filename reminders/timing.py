@@ -1,6 +1,6 @@
 """When a message should leave: local wall-clock times in IANA zones, DST, quiet hours.
 
-Pure functions, no clock: callers pass `now`. Rules (DESIGN.md, rules of reminding):
+Pure functions, no clock: callers pass `now`. The rules of reminding (README, "The course"):
 a local time that does not exist that day (DST gap) moves to the first valid minute
 after it; a time that exists twice (DST fold) uses the first; quiet hours are never
 broken; a message is worth sending only until its session's local day ends.

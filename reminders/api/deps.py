@@ -39,10 +39,9 @@ class WriteTurns:
 
     A write runs on the loop thread without yielding, so without turns the loop runs
     every request it has read back to back and reads the sockets only in between: a
-    request that arrives just after a read waits a whole extra round. Under 16 busy
-    clients a few clients kept missing rounds, which doubled the p99. Each turn yields
-    to the loop once before it runs, so requests read meanwhile queue behind the waiting
-    ones: p99 fell by a quarter for 3% of throughput (scripts/bench api).
+    request that arrives just after a read waits a whole extra round, and under load a
+    few clients keep missing rounds. Each turn yields to the loop once before it runs,
+    so requests read meanwhile queue behind the waiting ones, in arrival order.
     """
 
     def __init__(self) -> None:
@@ -72,10 +71,9 @@ class Transactions:
 
     Routes that write are `async` and run their (short) unit of work on the event loop
     thread itself, in turns (`WriteTurns`). SQLite admits one writer at a time anyway;
-    handing each write to a worker thread only added GIL hand-offs between that thread
-    and the loop, which halved confirmations per second and tripled tail latency
-    (scripts/bench api). Routes that only read stay sync and run in worker threads
-    beside the writes."""
+    handing each write to a worker thread only adds GIL hand-offs between that thread
+    and the loop, for every write. Routes that only read stay sync and run in worker
+    threads beside the writes."""
 
     def __init__(self, request: Request) -> None:
         self.runtime: Runtime = request.app.state.runtime

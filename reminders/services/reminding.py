@@ -376,11 +376,11 @@ def reminders_not_yet_written(
     are not due yet and need nothing written. A session cancelled before the rows are
     written is harmless; the dispatcher cancels its messages when they come due.
 
-    The date window is wide enough for every zone, so it holds most of a day's sessions
-    (90,000 at the api benchmark), and hardly any is due yet. The database first names
-    the distinct (date, zone, reminder time, quiet hours) among them; only the sessions
-    of those that fall due soon are read. Read row by row, the whole window took a
-    second a minute and, holding the GIL, doubled the API's p99 while it ran."""
+    The date window is wide enough for every zone, so it holds most of a day's sessions,
+    and hardly any is due yet. The database first names the distinct (date, zone,
+    reminder time, quiet hours) among them; only the sessions of those that fall due
+    soon are read: read row by row, the whole window holds the GIL long enough every
+    minute to slow every API request in flight."""
     first_day, last_day = lookahead_days(now)
     days = {"first_day": first_day, "last_day": last_day}
     horizon = now + LOOKAHEAD

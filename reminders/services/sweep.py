@@ -41,8 +41,7 @@ from reminders.timing import ZONE_SPREAD
 
 # Local dates trail UTC by up to 14 hours; an enrollment planned on an older local date
 # than this has not been re-planned today anywhere on Earth.
-# Small batches keep each write transaction short: API writes wait for them (25
-# re-plans held the write lock 20-50 ms while the API was busy, ~11 ms alone).
+# Small batches keep each write transaction short: API writes wait for them.
 REPLAN_BATCH = 25
 
 
@@ -310,14 +309,12 @@ def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> i
     them in write transactions of `REPLAN_BATCH` each; return the sum of what it did.
 
     API writes wait for the write lock on the event loop itself, so a scan under that
-    lock stalls every request in flight (83 ms for the lapse check at 40,000 confirmed
-    sessions, timed in `serve` under the api benchmark's load); small batches keep each
-    wait short. After each batch the lock stays free for as long as the batch held it: a
-    thread that releases a lock and takes it again at once keeps it from waiters
-    (`db._write_lock` does not hand over in order), and once a day, when every
-    enrollment needs its horizon extended, that kept the API from writing for the whole
-    re-plan (clients timed out at 40,000 enrollments). Every step re-checks what it is
-    handed: a confirmation may have come in between.
+    lock stalls every request in flight; small batches keep each wait short. After each
+    batch the lock stays free for as long as the batch held it: a thread that releases
+    a lock and takes it again at once keeps it from waiters (`db._write_lock` does not
+    hand over in order), and once a day, when every enrollment needs its horizon
+    extended, that would keep the API from writing for the whole re-plan. Every step
+    re-checks what it is handed: a confirmation may have come in between.
     """
     with session_scope(rt.engine, write=False) as db:
         found = find(db, rt, now)
