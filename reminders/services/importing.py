@@ -12,6 +12,7 @@ an import uses two cores and memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -285,6 +286,11 @@ def import_patients(
                     _written(in_flight.popleft(), importer.pending_ids)
                 if progress is not None:
                     progress(len(batch))
+                # With the collector paused, the cycles a batch leaves (its session,
+                # its transaction) would pile up for the whole file: collect them now,
+                # when the batch's rows are gone and little is left to scan.
+                del prepared, batch
+                gc.collect(0)
     finally:
         failure: BaseException | None = None
         while in_flight:
