@@ -336,16 +336,19 @@ def import_file(
     """Import a clinic's patients, each enrolled and planned: refused rows are listed by
     line and column and the others imported; a patient the clinic already has (same
     external id) is skipped, or with --update has their details changed. Sends no
-    messages beyond the plan's reminders. Exit code 1 when some row was refused."""
+    messages beyond the plan's reminders. Exit code 1 when some row was refused, 2 when
+    the import stopped (what was written before stays)."""
     try:
-        with file.open(newline="") as stream:
-            rows = sum(1 for _ in stream) - 1
+        with file.open(newline="", encoding="utf-8-sig") as stream:
+            lines = sum(1 for _ in stream)
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror or exc}", 2) from None
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8", 2) from None
     with (
         _runtime() as runtime,
-        file.open(newline="") as stream,
-        typer.progressbar(length=max(rows, 1), label="importing", file=sys.stderr) as bar,
+        file.open(newline="", encoding="utf-8-sig") as stream,
+        typer.progressbar(length=max(lines - 1, 1), label="importing", file=sys.stderr) as bar,
     ):
         try:
             report = importing.import_patients(
@@ -360,6 +363,8 @@ def import_file(
         _print_json(dataclasses.asdict(report))
     else:
         _print_import_report(report)
+    if report.stopped is not None:
+        raise typer.Exit(2)
     if report.refused:
         raise typer.Exit(1)
 
@@ -370,15 +375,22 @@ def _print_import_report(report: importing.ImportReport) -> None:
         f"{report.imported} patient(s) {would}imported and enrolled, {report.sessions} "
         f"session(s) {would}planned"
     )
-    for title, rows in (("updated", report.updated), ("already known, skipped", report.known)):
+    for title, rows in ((f"{would}updated", report.updated), ("already known, skipped",
+                                                             report.known)):  # fmt: skip
         if rows:
-            typer.echo(f"{len(rows)} {would if title == 'updated' else ''}{title}:")
-            for line, external in rows:
-                typer.echo(f"  line {line}: external_id {external}")
+            typer.echo(f"{len(rows)} {title}:")
+            for known in rows:
+                typer.echo(f"  line {known.line}: external_id {known.external_id}")
     if report.refused:
         typer.echo(f"{len(report.refused)} refused (nothing of them written):")
         for refusal in report.refused:
             typer.echo(f"  line {refusal.line}: {refusal.field}: {refusal.message}")
+    if report.stopped is not None:
+        typer.echo(
+            f"stopped at the batch starting on line {report.stopped.line}: "
+            f"{report.stopped.reason}; the rows before it are imported, and running the "
+            "import again skips them"
+        )
 
 
 @app.command()

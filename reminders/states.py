@@ -9,6 +9,10 @@ A session (`treatment_session.status`):
        |------at the clinic, its day passed unrecorded----> unrecorded
        +------re-planned away, paused, withdrawn, away----> cancelled
 
+    A late word still counts: missed, skipped and unrecorded sessions can be confirmed
+    (missed ones skipped) afterwards; a cancelled session's row is planned again when a
+    re-plan puts a session back on its day.
+
 An enrollment (`enrollment.status`):
 
     active <--pause / resume--> paused

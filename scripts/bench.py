@@ -32,7 +32,7 @@ WEEKDAY_CHOICES: tuple[list[str] | None, ...] = (
     ["tue", "thu", "sat"],
     ["mon", "tue", "wed", "thu", "fri"],
 )
-CHUNK = 5000
+CHUNK = 5000  # patients per transaction when a benchmark sets up its database
 
 
 def _peak_rss_mb() -> float:
@@ -67,12 +67,13 @@ IMPORTED_TABLES = ("patient", "enrollment", "treatment_session", "delivery")
 
 def _bare_executemany(source: str, target_url: str) -> float:
     """Seconds that plain `executemany`s take to insert the rows an import wrote, table
-    by table in batches of the import's size, each batch committed, into a fresh
+    by table in batches of the import's size (`importing.BATCH`), each committed, into a fresh
     database of the same schema with the service's pragmas: the limit an import
     approaches (reading the rows back is not timed)."""
     import sqlite3
 
     from reminders import db as database
+    from reminders.services.importing import BATCH
 
     database.migrate(target_url)
     engine = database.create_db_engine(target_url)
@@ -84,7 +85,7 @@ def _bare_executemany(source: str, target_url: str) -> float:
             rows = read.execute(f"SELECT * FROM {table}")
             marks = ", ".join("?" * len(rows.description))
             insert = f"INSERT INTO {table} VALUES ({marks})"
-            while batch := rows.fetchmany(CHUNK):
+            while batch := rows.fetchmany(BATCH):
                 started = time.perf_counter()
                 target.executemany(insert, batch)
                 target.commit()

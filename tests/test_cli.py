@@ -484,6 +484,7 @@ def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported
     assert "line 3: email:" in out
     code, out, _ = run("import", str(rows), "--clinic", clinic, "--json")
     report = json.loads(out)
-    assert (report["imported"], report["known"]) == (0, [[2, "EHR-1"]])
+    assert code == 1, "the refused row is refused again"
+    assert (report["imported"], report["known"]) == (0, [{"line": 2, "external_id": "EHR-1"}])
     code, _, err = run("import", str(tmp_path / "missing.csv"), "--clinic", clinic)
     assert code == 2 and "cannot read" in err

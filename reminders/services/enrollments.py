@@ -279,6 +279,7 @@ class PreparedEnrollments:
 
     ids: list[str]
     inserts: list[PreparedInsert]
+    sessions: int
 
 
 # Enrollment status is filtered in Python, not in SQL: given it, SQLite would pick the
@@ -327,7 +328,7 @@ def _read_patients(
     return patients
 
 
-Refused = Callable[[int, RemindersError], None]
+RefusedRequest = Callable[[int, RemindersError], None]
 
 
 @dataclass
@@ -433,6 +434,7 @@ class _Planning:
                 prepare_insert(dialect, TreatmentSession, SESSION_COLUMNS, self.session_rows),
                 prepare_row_insert(dialect, Delivery, reminders, ignore_conflicts=True),
             ],
+            len(self.session_rows),
         )
 
 
@@ -445,7 +447,7 @@ def prepare_enrollments(
     *,
     versions: Mapping[str, int] | None = None,
     new_patients: Mapping[str, PatientFacts] | None = None,
-    refused: Refused | None = None,
+    refused: RefusedRequest | None = None,
 ) -> PreparedEnrollments:
     """Check and plan enrollments and return the rows that enrolling them writes: each
     plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.

@@ -32,7 +32,7 @@ from reminders.runtime import Runtime
 from reminders.services.enrollments import set_status
 from reminders.services.events import emit
 from reminders.services.patients import get_patient
-from reminders.states import ONGOING, DeliveryState
+from reminders.states import ONGOING, DeliveryState, EnrollmentStatus
 
 ERASED_NAME = ""
 
@@ -105,7 +105,7 @@ def erase_patient(
     enrollments = db.exec(select(Enrollment).where(Enrollment.patient_id == patient_id)).all()
     for enrollment in enrollments:
         if enrollment.status in ONGOING:
-            set_status(db, rt, clinic_id, enrollment.id, "withdrawn", now)
+            set_status(db, rt, clinic_id, enrollment.id, EnrollmentStatus.WITHDRAWN, now)
     holdings = _holdings(patient_id)
     patient_deliveries = next(where for name, _, where, _ in holdings if name == "deliveries")
     db.execute(

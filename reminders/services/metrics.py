@@ -35,7 +35,8 @@ class TableGauges(Collector):
             enrollments = _counts(db, col(Enrollment.status))
             due = db.execute(
                 sa.select(sa.func.count()).where(
-                    col(Delivery.state) == "pending", col(Delivery.next_attempt_at) <= now
+                    col(Delivery.state) == DeliveryState.PENDING,
+                    col(Delivery.next_attempt_at) <= now,
                 )
             ).scalar_one()
             earliest = outbox.next_due(db)

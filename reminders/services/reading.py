@@ -210,7 +210,7 @@ def _scale_of(protocol_id: str, protocols: Mapping[str, Protocol]) -> str | None
 
 def outcome_trend(rows: Sequence[TreatmentSession], scale: str | None) -> OutcomeTrend | None:
     """Return the first and latest outcome reported, or None before any."""
-    reported = [r for r in rows if r.status == "confirmed" and r.outcome is not None]
+    reported = [r for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None]
     if scale is None or not reported:
         return None
     first, latest = reported[0], reported[-1]

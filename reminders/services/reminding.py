@@ -35,7 +35,6 @@ from reminders.timing import (
 )
 
 LOOKAHEAD = timedelta(hours=36)
-# Local dates run up to 14 hours ahead of and 12 behind UTC.
 NOTICE_USEFUL = timedelta(hours=24)
 _IN_CHUNKS = 500
 

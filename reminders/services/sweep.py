@@ -39,8 +39,6 @@ from reminders.services.sessions import session_event_data
 from reminders.states import EnrollmentStatus, SessionStatus
 from reminders.timing import ZONE_SPREAD
 
-# Local dates trail UTC by up to 14 hours; an enrollment planned on an older local date
-# than this has not been re-planned today anywhere on Earth.
 # Small batches keep each write transaction short: API writes wait for them.
 REPLAN_BATCH = 25
 

@@ -6,12 +6,20 @@ from __future__ import annotations
 import io
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.models import Delivery, Enrollment, Patient, TreatmentSession
+from reminders.models import Delivery, Enrollment, Patient, ProtocolVersion, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services import importing
-from reminders.services.importing import BadFile, Refusal, import_patients, read_rows
+from reminders.services.importing import (
+    BadFile,
+    KnownRow,
+    Refusal,
+    Stop,
+    import_patients,
+    read_rows,
+)
 from tests.conftest import at, make_clinic
 
 NOW = at("2026-12-07 07:00")
@@ -55,7 +63,7 @@ def test_good_rows_are_enrolled_and_planned_and_bad_ones_reported_by_line_and_co
         (4, "email"), (5, "protocol"), (6, "screening"), (7, "external_id"),
         (8, "external_id"), (9, "timezone"),
     ]  # fmt: skip
-    assert "also on line 2" in report.refused[4].message
+    assert "already given on line 2" in report.refused[4].message
     assert _count(db, Patient) == 2 and _count(db, Enrollment) == 2
     sessions = db.exec(select(TreatmentSession)).all()
     assert report.sessions == len(sessions) > 0
@@ -75,11 +83,11 @@ def test_a_second_run_skips_known_patients_and_update_changes_their_details(
     clinic = make_clinic(db)
     assert _import(rt, clinic, *GOOD).imported == 2
     again = _import(rt, clinic, *GOOD)
-    assert (again.imported, again.known) == (0, [(2, "EHR-1"), (3, "EHR-2")])
+    assert (again.imported, again.known) == (0, [KnownRow(2, "EHR-1"), KnownRow(3, "EHR-2")])
     assert _count(db, Patient) == 2 and _count(db, Enrollment) == 2
     moved = GOOD[0].replace("ann@example.org", "ann@new.example")
     updated = _import(rt, clinic, moved, update=True)
-    assert updated.updated == [(2, "EHR-1")]
+    assert updated.updated == [KnownRow(2, "EHR-1")]
     db.expire_all()
     ann = db.exec(select(Patient).where(Patient.external_id == "EHR-1")).one()
     assert ann.email == "ann@new.example"
@@ -89,30 +97,96 @@ def test_a_dry_run_checks_and_plans_everything_and_writes_nothing(db: Session, r
     clinic = make_clinic(db)
     report = _import(rt, clinic, *GOOD, GOOD[0], dry_run=True)
     assert report.dry_run and report.imported == 2 and report.sessions > 0
-    assert report.refused == [Refusal(4, "external_id", "also on line 2")]
-    assert _count(db, Patient) == 0 and _count(db, TreatmentSession) == 0
+    assert report.refused == [Refusal(4, "external_id", "already given on line 2")]
+    for model in (Patient, Enrollment, TreatmentSession, Delivery, ProtocolVersion):
+        assert _count(db, model) == 0, model
 
 
-def test_rows_over_several_batches_are_all_imported_and_duplicates_found_across_them(
+@pytest.mark.parametrize("update", [False, True])
+def test_a_row_repeated_far_down_the_file_is_refused_however_many_batches_apart(
+    db: Session, rt: Runtime, monkeypatch: pytest.MonkeyPatch, update: bool
+) -> None:
+    monkeypatch.setattr(importing, "BATCH", 2)
+    clinic = make_clinic(db)
+    rows = [_row(n) for n in range(20)]
+    report = _import(rt, clinic, *rows, rows[0].replace("p0@", "changed@"), update=update)
+    assert report.imported == 20 and report.updated == [] and report.known == []
+    assert [(r.line, r.field) for r in report.refused] == [(22, "external_id")]
+    assert "an earlier line of this file" in report.refused[0].message
+    assert _count(db, Patient) == 20 and _count(db, Enrollment) == 20
+    emails = db.exec(select(Patient.email)).all()
+    assert "changed@example.org" not in emails
+
+
+def _row(n: int, email: str | None = None) -> str:
+    return (
+        f"P{n},{email or f'p{n}@example.org'},UTC,EHR-{n},tap-water-hyperhidrosis,"
+        "2026-12-07,palms,,none"
+    )
+
+
+def test_a_batch_the_database_refuses_stops_the_import_after_the_batches_before_it(
     db: Session, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importing, "BATCH", 3)
+    if rt.engine.dialect.name != "sqlite":
+        pytest.skip("the refusal is an SQLite trigger")
+    monkeypatch.setattr(importing, "BATCH", 2)
     clinic = make_clinic(db)
-    rows = [
-        f"P{n},p{n}@example.org,UTC,EHR-{n},tap-water-hyperhidrosis,2026-12-07,palms,,none"
-        for n in range(10)
-    ]
-    report = _import(rt, clinic, *rows, rows[0])
-    assert report.imported == 10
-    assert [(r.line, r.field) for r in report.refused] == [(12, "external_id")]
-    assert _count(db, Patient) == 10 and _count(db, Enrollment) == 10
+    db.execute(sa.text(
+        "CREATE TRIGGER refuse_p3 BEFORE INSERT ON patient WHEN NEW.external_id = 'EHR-3'"
+        " BEGIN SELECT RAISE(ABORT, 'patient EHR-3 refused by the database'); END"
+    ))  # fmt: skip
+    db.commit()
+    report = _import(rt, clinic, *(_row(n) for n in range(8)))
+    assert report.stopped == Stop(
+        4, "(sqlite3.IntegrityError) patient EHR-3 refused by the database"
+    )
+    assert report.imported == 2, "only the batch written before the refused one counts"
+    assert _count(db, Patient) == 2
+    again = _import(rt, clinic, *(_row(n) for n in range(2)))
+    assert [k.external_id for k in again.known] == ["EHR-0", "EHR-1"]
 
 
-def test_a_file_with_an_unknown_or_missing_column_is_refused_whole(
+def test_an_update_the_service_refuses_is_reported_and_the_import_goes_on(
     db: Session, rt: Runtime
 ) -> None:
     clinic = make_clinic(db)
-    header = io.StringIO("name,timezone,external_id,start_date,shoe_size\n")
-    with pytest.raises(BadFile, match=r"unknown column.*shoe_size.*missing column.*protocol"):
-        import_patients(rt, clinic, read_rows(header), NOW)
-    assert _count(db, Patient) == 0
+    assert _import(rt, clinic, _row(1)).imported == 1
+    rows = io.StringIO(
+        "name,email,timezone,external_id,protocol,start_date,channel,screening\n"
+        "P1,p1@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,webhook,none\n"
+        "P2,p2@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,email,none\n"
+    )
+    report = import_patients(rt, clinic, read_rows(rows), NOW, update=True)
+    assert [(r.line, r.field) for r in report.refused] == [(2, "channel")]
+    assert (report.imported, report.updated) == (1, [])
+
+
+def test_excel_files_with_a_byte_order_mark_and_rows_of_the_wrong_shape(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    text = (
+        "\ufeff"
+        + HEADER
+        + "\r\n"
+        + GOOD[0]
+        + "\r\n"
+        + "Short,s@example.org,UTC\r\n"
+        + GOOD[1]
+        + ",extra\r\n"
+    )
+    report = import_patients(rt, clinic, read_rows(io.StringIO(text, newline="")), NOW)
+    assert report.imported == 1
+    assert [(r.line, r.field, r.message) for r in report.refused] == [
+        (3, "row", "fewer fields than the header names"),
+        (4, "row", "more fields than the header names"),
+    ]
+
+
+def test_a_file_with_an_unknown_repeated_or_missing_column_is_refused_before_any_row() -> None:
+    header = io.StringIO("name,timezone,external_id,start_date,shoe_size,name\n")
+    with pytest.raises(
+        BadFile, match=r"unknown column.*shoe_size.*repeated.*name.*missing.*protocol"
+    ):
+        read_rows(header)
