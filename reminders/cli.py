@@ -369,22 +369,26 @@ def import_file(
         raise typer.Exit(1)
 
 
-def _print_import_report(report: importing.ImportReport) -> None:
+def _print_import_report(report: importing.ImportReport, shown: int = 20) -> None:
+    """Refused rows first and all of them (each needs fixing); known and updated ones
+    up to `shown` (--json lists every one)."""
     would = "would be " if report.dry_run else ""
     typer.echo(
         f"{report.imported} patient(s) {would}imported and enrolled, {report.sessions} "
         f"session(s) {would}planned"
     )
-    for title, rows in ((f"{would}updated", report.updated), ("already known, skipped",
-                                                             report.known)):  # fmt: skip
-        if rows:
-            typer.echo(f"{len(rows)} {title}:")
-            for known in rows:
-                typer.echo(f"  line {known.line}: external_id {known.external_id}")
     if report.refused:
         typer.echo(f"{len(report.refused)} refused (nothing of them written):")
         for refusal in report.refused:
             typer.echo(f"  line {refusal.line}: {refusal.field}: {refusal.message}")
+    for title, rows in ((f"{would}updated", report.updated),
+                        ("already known, skipped", report.known)):  # fmt: skip
+        if rows:
+            typer.echo(f"{len(rows)} {title}:")
+            for known in rows[:shown]:
+                typer.echo(f"  line {known.line}: external_id {known.external_id}")
+            if len(rows) > shown:
+                typer.echo(f"  … and {len(rows) - shown} more (--json lists every one)")
     if report.stopped is not None:
         typer.echo(
             f"stopped at the batch starting on line {report.stopped.line}: "

@@ -488,3 +488,7 @@ def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported
     assert (report["imported"], report["known"]) == (0, [{"line": 2, "external_id": "EHR-1"}])
     code, _, err = run("import", str(tmp_path / "missing.csv"), "--clinic", clinic)
     assert code == 2 and "cannot read" in err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("name,timezone\nMüller,UTC\n".encode("latin-1"))
+    code, _, err = run("import", str(latin), "--clinic", clinic)
+    assert code == 2 and "not UTF-8" in err

@@ -103,7 +103,11 @@ def read_rows(stream: IO[str]) -> Iterator[Row]:
     one, or lacks a required one. A UTF-8 byte order mark (Excel's "CSV UTF-8") is
     allowed."""
     reader = csv.DictReader(stream)
-    header = [name.removeprefix("\ufeff") for name in reader.fieldnames or []]
+    header = [name.removeprefix("\ufeff").strip().lower() for name in reader.fieldnames or []]
+    if not header:
+        raise BadFile("empty: no header line naming the columns")
+    if len(header) == 1 and ";" in header[0]:
+        raise BadFile("the columns are separated by ';': save the file as comma-separated CSV")
     reader.fieldnames = header
     unknown = [c for c in header if c not in COLUMNS]
     repeated = sorted({c for c in header if header.count(c) > 1})
@@ -138,11 +142,17 @@ def _parse(raw: dict[str, str], contraindications: Callable[[str], tuple[str, ..
     wanted: dict[str, Any] = {
         k: raw[k] for k in ("protocol", "start_date", "body_area", "override_reason") if k in raw
     }
+    # Codes are case-insensitive in a file people typed: "Email", "Palms".
+    if "channel" in person:
+        person["channel"] = person["channel"].lower()
+    for code in ("protocol", "body_area"):
+        if code in wanted:
+            wanted[code] = wanted[code].lower()
     if "weekdays" in raw:
         wanted["weekdays"] = [d.strip() for d in raw["weekdays"].split(LIST_SEPARATOR)]
     if "screening" in raw:
         wanted["screening"] = _screening(
-            raw["screening"], contraindications(raw.get("protocol", ""))
+            raw["screening"], contraindications(wanted.get("protocol", ""))
         )
     if "external_id" not in raw:
         raise InvalidInput("external_id", "required: it makes a second run skip what is imported")
@@ -150,7 +160,19 @@ def _parse(raw: dict[str, str], contraindications: Callable[[str], tuple[str, ..
         return PatientCreate.model_validate(person), EnrollmentCreate.model_validate(wanted)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise InvalidInput(str(error["loc"][0]) if error["loc"] else "row", error["msg"]) from None
+        column = str(error["loc"][0]) if error["loc"] else "row"
+        raise InvalidInput(column, _in_words(column, error["type"], error["msg"])) from None
+
+
+def _in_words(column: str, kind: str, message: str) -> str:
+    """A validation message as a clinic's staff would want it."""
+    if kind == "missing":
+        return "required"
+    if column == "start_date":
+        return "not a date: write it as YYYY-MM-DD"
+    if column == "reminder_time":
+        return "not a time: write it as HH:MM, 00:00 to 23:59"
+    return message.removeprefix("Value error, ")
 
 
 def _screening(text: str, contraindications: tuple[str, ...]) -> dict[str, bool]:
@@ -158,7 +180,7 @@ def _screening(text: str, contraindications: tuple[str, ...]) -> dict[str, bool]
     protocol lists is answered (the others as absent)."""
     if text.lower() == NONE_PRESENT:
         return dict.fromkeys(contraindications, False)
-    present = {name.strip() for name in text.split(LIST_SEPARATOR) if name.strip()}
+    present = {name.strip().lower() for name in text.split(LIST_SEPARATOR) if name.strip()}
     return {**dict.fromkeys(contraindications, False), **dict.fromkeys(present, True)}
 
 

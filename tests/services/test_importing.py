@@ -190,3 +190,29 @@ def test_a_file_with_an_unknown_repeated_or_missing_column_is_refused_before_any
         BadFile, match=r"unknown column.*shoe_size.*repeated.*name.*missing.*protocol"
     ):
         read_rows(header)
+
+
+def test_a_file_as_people_type_it_spaces_capitals_and_dates_in_their_own_words(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    text = (
+        " Name , EMAIL,timezone,external_id,protocol,start_date,screening,channel\n"
+        "Müller,m@example.org,Europe/Berlin,E1,Tap-Water-Hyperhidrosis,2026-12-07,None,Email\n"
+        "X,x@example.org,UTC,E2,tap-water-hyperhidrosis,07.12.2026,none,email\n"
+    )
+    report = import_patients(rt, clinic, read_rows(io.StringIO(text)), NOW)
+    assert report.imported == 1
+    assert report.refused == [Refusal(3, "start_date", "not a date: write it as YYYY-MM-DD")]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "empty: no header"),
+        ("name;email;timezone\nA;b;UTC\n", "separated by ';'"),
+    ],
+)
+def test_files_that_are_not_comma_separated_csv_say_so(text: str, problem: str) -> None:
+    with pytest.raises(BadFile, match=problem):
+        read_rows(io.StringIO(text))
