@@ -180,6 +180,7 @@ def _validated(model: type[M], data: dict[str, Any]) -> M:
 
 
 def _weekdays(text: str | None) -> list[str] | None:
+    """Weekday names given as "mon,wed,fri"; none given (or empty) means every day."""
     return [d.strip().lower() for d in text.split(",") if d.strip()] if text else None
 
 
@@ -774,7 +775,8 @@ def plan_preview(
     except ValueError:
         raise _fail(f"start: not a date (YYYY-MM-DD): {start!r}") from None
     try:
-        allowed = None if weekdays is None else parse_weekdays(weekdays.split(","), "weekdays")
+        names = _weekdays(weekdays)
+        allowed = None if names is None else parse_weekdays(names, "weekdays")
         area = enrollments.body_area_of(chosen, body_area, "body_area")
     except RemindersError as exc:
         raise _fail(str(exc)) from None

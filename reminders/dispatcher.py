@@ -46,6 +46,7 @@ from reminders.preparing import BatchRows, PreparedDelivery, Preparer
 from reminders.runtime import Runtime
 from reminders.services.events import escalate
 from reminders.services.reminding import alert_clinic
+from reminders.states import EscalationReason
 from reminders.tokens import store_tokens
 
 WEBHOOK_SEND_SECONDS = SEND_SECONDS.labels("webhook")
@@ -232,7 +233,7 @@ class Dispatcher:
         once = f"undeliverable|{delivery.clinic_id}|{cause}"
         patient = db.get(Patient, delivery.patient_id) if delivery.patient_id else None
         if patient is not None:
-            escalate(db, patient, "undeliverable", detail, now, once=once)
+            escalate(db, patient, EscalationReason.UNDELIVERABLE, detail, now, once=once)
         else:
             alert_clinic(db, delivery.clinic_id, "Messages could not be delivered", detail, now)
 

@@ -16,7 +16,7 @@ from reminders.ids import new_id
 from reminders.outcomes import SideEffect
 from reminders.planner import Plan
 from reminders.states import EscalationState
-from reminders.weekdays import weekday_name
+from reminders.weekdays import weekday_name, weekday_names
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -670,7 +670,7 @@ class ClinicPublic(BaseModel):
             id=clinic.id,
             name=clinic.name,
             timezone=clinic.timezone,
-            open_weekdays=clinic.open_weekdays.split(","),
+            open_weekdays=weekday_names(clinic.open_weekdays),
         )
 
 

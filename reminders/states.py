@@ -68,6 +68,18 @@ class EscalationState(StrEnum):
     ACKNOWLEDGED = "acknowledged"
 
 
+class EscalationReason(StrEnum):
+    """Why the clinic is told about a patient (the inbox's and the webhook's `reason`)."""
+
+    MISSED_SESSIONS = "missed_sessions"
+    LAPSED = "lapsed"
+    NO_RESPONSE = "no_response"
+    SIDE_EFFECT = "side_effect"
+    UNRECORDED = "unrecorded"
+    UNSUBSCRIBED = "unsubscribed"
+    UNDELIVERABLE = "undeliverable"
+
+
 # An enrollment in one of these may still have sessions planned and messages to send.
 ONGOING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 # A delivery in one of these is done with: it will never be sent (again).

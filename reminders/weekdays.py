@@ -32,6 +32,11 @@ def weekdays_of(stored: str) -> frozenset[int]:
     return frozenset(WEEKDAY_NAMES.index(name) for name in stored.split(",") if name)
 
 
+def weekday_names(stored: str) -> list[str]:
+    """Return the names in a stored text, in week order."""
+    return [name for name in stored.split(",") if name]
+
+
 def weekday_name(day: int) -> str:
     """Return the name of a weekday (0 = Monday)."""
     return WEEKDAY_NAMES[day]

@@ -62,7 +62,7 @@ from reminders.services.reminding import (
     reminder_rows_for,
     write_reminders_for,
 )
-from reminders.states import ONGOING, EnrollmentStatus, SessionStatus
+from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.timing import zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
@@ -733,7 +733,7 @@ def _tell_clinic_of_changes(
         escalate(
             db,
             patient,
-            "no_response",
+            EscalationReason.NO_RESPONSE,
             f"enrollment {enrollment.id}: {review}; please decide: continue, move on or end",
             now,
             enrollment_id=enrollment.id,
@@ -865,7 +865,7 @@ def decide_review(
         )
     )
     settle_open(
-        db, enrollment.id, "no_response", decided_by or "a clinician",
+        db, enrollment.id, EscalationReason.NO_RESPONSE, decided_by or "a clinician",
         f"review decided: {action}", now,
     )  # fmt: skip
     db.flush()

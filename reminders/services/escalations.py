@@ -17,7 +17,7 @@ from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import settle
 from reminders.services.reading import Page, newest_first
-from reminders.states import EnrollmentStatus, EscalationState
+from reminders.states import EnrollmentStatus, EscalationReason, EscalationState
 
 STATES = tuple(EscalationState)
 
@@ -54,7 +54,7 @@ def acknowledge(
         raise Conflict(f"escalation already acknowledged by {escalation.acknowledged_by}")
     settle(escalation, by, note, now)
     db.add(escalation)
-    if escalation.reason == "lapsed" and escalation.enrollment_id:
+    if escalation.reason == EscalationReason.LAPSED and escalation.enrollment_id:
         _clinic_acted_on_lapse(db, rt, escalation.enrollment_id, now)
     db.flush()
     return escalation

@@ -18,7 +18,7 @@ from reminders.db import insert_ignore
 from reminders.ids import new_id
 from reminders.models import Clinic, Delivery, Escalation, Patient
 from reminders.services.reminding import clinic_endpoints, subscribed
-from reminders.states import DeliveryState, EscalationState
+from reminders.states import DeliveryState, EscalationReason, EscalationState
 
 # Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
 # clinic's systems, e.g. to SMS) and events about the patient for the clinic.
@@ -107,7 +107,7 @@ def escalate(
     dates only: it is stored and shown to whoever reads the inbox.
     """
     escalation_id = new_id()
-    about = once or (session_id if reason == "side_effect" else enrollment_id)
+    about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
     open_key = f"{about or patient.id}:{reason}"
     row = {
         "id": escalation_id,

@@ -29,7 +29,13 @@ from reminders.services.enrollments import replan
 from reminders.services.events import escalate, settle
 from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
-from reminders.states import DeliveryState, EnrollmentStatus, EscalationState, SessionStatus
+from reminders.states import (
+    DeliveryState,
+    EnrollmentStatus,
+    EscalationReason,
+    EscalationState,
+    SessionStatus,
+)
 
 UNSUBSCRIBED = "patient unsubscribed"
 
@@ -250,7 +256,7 @@ def resubscribe(
     unsubscribed = db.exec(
         select(Escalation).where(
             Escalation.patient_id == patient.id,
-            Escalation.reason == "unsubscribed",
+            Escalation.reason == EscalationReason.UNSUBSCRIBED,
             Escalation.state == EscalationState.OPEN,
         )
     )
@@ -302,6 +308,8 @@ def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
         )
     ).all()
     cancel_deliveries(db, pending, UNSUBSCRIBED)
-    escalate(db, patient, "unsubscribed", "the patient unsubscribed from reminders", now)
+    escalate(
+        db, patient, EscalationReason.UNSUBSCRIBED, "the patient unsubscribed from reminders", now
+    )
     db.flush()
     return True

@@ -36,6 +36,7 @@ from reminders.protocols import Protocol
 from reminders.services.enrollments import get_enrollment, local_today, sessions_of
 from reminders.services.patients import get_patient
 from reminders.states import ONGOING, DeliveryState, SessionStatus
+from reminders.weekdays import weekday_names
 
 T = TypeVar("T")
 MAX_PAGE = 200
@@ -186,7 +187,7 @@ def enrollment_view(
         protocol_version=enrollment.protocol_version,
         start_date=enrollment.start_date,
         body_area=enrollment.body_area,
-        weekdays=enrollment.weekdays.split(",") if enrollment.weekdays else None,
+        weekdays=weekday_names(enrollment.weekdays) if enrollment.weekdays else None,
         status=enrollment.status,
         phase=enrollment.phase,
         interval_days=enrollment.interval_days,

@@ -19,7 +19,7 @@ from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
-from reminders.states import SessionStatus
+from reminders.states import EscalationReason, SessionStatus
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -143,7 +143,7 @@ def _alert_side_effect(
     escalate(
         db,
         patient,
-        "side_effect",
+        EscalationReason.SIDE_EFFECT,
         f"enrollment {enrollment.id}: {session.side_effect} reported after the session on "
         f"{session.local_date} (session {session.id})",
         now,

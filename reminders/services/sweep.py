@@ -36,7 +36,7 @@ from reminders.services.reminding import (
     reminders_not_yet_written,
 )
 from reminders.services.sessions import session_event_data
-from reminders.states import EnrollmentStatus, SessionStatus
+from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.timing import ZONE_SPREAD
 
 # Small batches keep each write transaction short: API writes wait for them.
@@ -115,7 +115,7 @@ def _tell_clinic_of_unrecorded(
     escalate(
         db,
         patient,
-        SessionStatus.UNRECORDED,
+        EscalationReason.UNRECORDED,
         f"enrollment {enrollment.id}: appointment(s) on {days} not recorded; record them as"
         " done or skipped",
         now,
@@ -146,7 +146,7 @@ def _escalate_repeated_misses(
         escalate(
             db,
             patient,
-            "missed_sessions",
+            EscalationReason.MISSED_SESSIONS,
             f"enrollment {enrollment.id}: {in_a_row} {latest.phase} sessions missed in a row"
             f" (last on {latest.local_date})",
             now,
@@ -229,7 +229,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
             escalate(
                 db,
                 patient,
-                "lapsed",
+                EscalationReason.LAPSED,
                 f"enrollment {enrollment.id}: no session since the one due on "
                 f"{behind.due_since} ({behind.days_past} days) in {enrollment.phase}",
                 now,
