@@ -372,9 +372,16 @@ def _compiled_insert(
     statement: Any = _insert_for(dialect.name, table, ignore_conflicts)
     compiled = statement.values({k: sa.bindparam(k) for k in keys}).compile(dialect=dialect)
     positional = compiled.positiontup
+    # Each column type's own conversion for this dialect (e.g. UTCDateTime's), the one
+    # the compiled statement would apply to its parameters.
+    processors: dict[str, Callable[[Any], Any]] = {
+        key: process
+        for key in keys
+        if (process := table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+    }
     return (
         compiled.string,
-        compiled._bind_processors,
+        processors,
         None if positional is None else tuple(positional),
     )
 
