@@ -430,7 +430,7 @@ class WebhookSender:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         try:
             key = _destination_of(message.url)
-        except ValueError as exc:  # registered before URLs were checked as they are now
+        except ValueError as exc:  # a stored URL the current checks would refuse
             future.set_result(Outcome("failed", f"invalid webhook URL: {exc}"))
             return future
         destination = self.destinations.get(key)

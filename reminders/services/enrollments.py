@@ -865,8 +865,8 @@ def decide_review(
         )
     )
     settle_open(
-        db, enrollment.id, EscalationReason.NO_RESPONSE, decided_by or "a clinician",
-        f"review decided: {action}", now,
+        db, EscalationReason.NO_RESPONSE, decided_by or "a clinician",
+        f"review decided: {action}", now, enrollment_id=enrollment.id,
     )  # fmt: skip
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)

@@ -174,15 +174,26 @@ def settle(escalation: Escalation, by: str, note: str | None, now: datetime) -> 
 
 
 def settle_open(
-    db: Session, enrollment_id: str, reason: str, by: str, note: str, now: datetime
+    db: Session,
+    reason: str,
+    by: str,
+    note: str,
+    now: datetime,
+    *,
+    enrollment_id: str | None = None,
+    patient_id: str | None = None,
 ) -> None:
-    """Settle the enrollment's open escalation for `reason`, if there is one (the
-    clinic answered it another way, e.g. with a review decision)."""
+    """Settle the open escalation for `reason` of the enrollment (or of the patient), if
+    there is one: the clinic answered it another way, e.g. with a review decision or by
+    resubscribing the patient."""
+    about = (
+        Escalation.enrollment_id == enrollment_id
+        if enrollment_id is not None
+        else Escalation.patient_id == patient_id
+    )
     found = db.exec(
         select(Escalation).where(
-            Escalation.enrollment_id == enrollment_id,
-            Escalation.reason == reason,
-            Escalation.state == EscalationState.OPEN,
+            about, Escalation.reason == reason, Escalation.state == EscalationState.OPEN
         )
     )
     for escalation in found:

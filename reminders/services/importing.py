@@ -224,10 +224,11 @@ class _Importer:
     # patients this import wrote carry its start as their created_at.
     pending_ids: dict[str, int] = field(default_factory=dict)
     started: datetime = field(default_factory=utcnow)
+    default_time: str = ""
 
-    @property
-    def default_time(self) -> str:
-        return self.rt.settings.default_reminder_time.strftime("%H:%M")
+    def __post_init__(self) -> None:
+        # Worked out once, not for each of a million rows.
+        self.default_time = self.rt.settings.default_reminder_time.strftime("%H:%M")
 
     def batch(self, db: Session, rows: list[Row]) -> _Batch | None:
         """Check and plan one batch; return what to write (None when nothing is new)."""

@@ -17,7 +17,6 @@ from reminders.models import (
     Clinic,
     Delivery,
     Enrollment,
-    Escalation,
     Patient,
     PatientCreate,
     PatientUpdate,
@@ -26,14 +25,13 @@ from reminders.models import (
 )
 from reminders.runtime import Runtime
 from reminders.services.enrollments import replan
-from reminders.services.events import escalate, settle
+from reminders.services.events import escalate, settle_open
 from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
 from reminders.states import (
     DeliveryState,
     EnrollmentStatus,
     EscalationReason,
-    EscalationState,
     SessionStatus,
 )
 
@@ -253,16 +251,10 @@ def resubscribe(
             ),
         )
     )
-    unsubscribed = db.exec(
-        select(Escalation).where(
-            Escalation.patient_id == patient.id,
-            Escalation.reason == EscalationReason.UNSUBSCRIBED,
-            Escalation.state == EscalationState.OPEN,
-        )
-    )
-    for escalation in unsubscribed:
-        settle(escalation, by, "resubscribed with consent", now)
-        db.add(escalation)
+    settle_open(
+        db, EscalationReason.UNSUBSCRIBED, by, "resubscribed with consent", now,
+        patient_id=patient.id,
+    )  # fmt: skip
     db.flush()
     retime_reminders(db, rt, patient, now)
 

@@ -52,7 +52,7 @@ def upgrade() -> None:
     with op.batch_alter_table('api_key', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_key_clinic_id'), ['clinic_id'], unique=False)
 
-    # Who did it is now a person and the API key they used.
+    # "Who" names the person and the API key they used, which takes more room.
     with op.batch_alter_table('escalation', schema=None) as batch_op:
         batch_op.alter_column('acknowledged_by', type_=sa.String(300), existing_nullable=True)
     with op.batch_alter_table('review_decision', schema=None) as batch_op:
