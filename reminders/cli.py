@@ -20,7 +20,16 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
 from reminders import __version__
-from reminders import db as database
+from reminders.db import schema
+from reminders.db.backup import (
+    Progress,
+    backup_sqlite,
+    check_backup,
+    erased_patients,
+    restore_sqlite,
+    sqlite_file,
+)
+from reminders.db.engine import forget_overwritten, session_scope
 from reminders.errors import RemindersError
 from reminders.models import (
     AbsenceCreate,
@@ -57,6 +66,7 @@ from reminders.services import (
 )
 from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
 from reminders.simulation import STORIES, simulate_in_throwaway
+from reminders.stores import session_store
 from reminders.weekdays import parse_weekdays, weekday_name
 
 app = typer.Typer()
@@ -140,7 +150,7 @@ def _runtime(*, database_needed: bool = True, **overrides: Any) -> Iterator[Runt
             raise _fail(str(exc), 2) from None
     try:
         with _database_reachable(settings):
-            problem = database.schema_mismatch(runtime.engine) if database_needed else None
+            problem = schema.schema_mismatch(runtime.engine) if database_needed else None
         if problem:
             raise _fail(problem, 2)
         yield runtime
@@ -164,7 +174,7 @@ def _database_reachable(settings: Settings) -> Iterator[None]:
 def _transaction(runtime: Runtime) -> Iterator[Session]:
     """A unit of work; a service error becomes a one-line message naming the field."""
     try:
-        with database.session_scope(runtime.engine) as db:
+        with session_scope(runtime.engine) as db:
             yield db
     except RemindersError as exc:
         raise _fail(str(exc)) from None
@@ -189,7 +199,7 @@ def migrate() -> None:
     """Create or upgrade the database schema (safe to run again)."""
     settings = _settings()
     with _database_reachable(settings):
-        before, after = database.migrate(settings.database_url)
+        before, after = schema.migrate(settings.database_url)
     if before == after:
         typer.echo(f"database is up to date (revision {after})")
     elif before is None:
@@ -199,7 +209,7 @@ def migrate() -> None:
 
 
 @contextmanager
-def _progress(label: str) -> Iterator[database.Progress]:
+def _progress(label: str) -> Iterator[Progress]:
     """A progress bar for a copy that reports (pages done, pages)."""
     with typer.progressbar(length=1, label=label, file=sys.stderr) as bar:
         shown = 0
@@ -238,7 +248,7 @@ def backup(
     PostgreSQL: use pg_dump (see the README)."""
     settings = _settings()
     with _copying(file, "pg_dump"), _progress("copying") as progress:
-        size = database.backup_sqlite(settings.database_url, file, progress)
+        size = backup_sqlite(settings.database_url, file, progress)
     typer.echo(f"database copied to {file} ({size:,} bytes)")
 
 
@@ -253,29 +263,29 @@ def restore(
     the README)."""
     settings = _settings()
     with _copying(file, "pg_restore"):
-        database.sqlite_file(settings.database_url)
+        sqlite_file(settings.database_url)
     try:
-        revision = database.check_backup(file)
+        revision = check_backup(file)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     typer.echo(f"{file}: a sound database at schema revision {revision}")
     if not yes and not typer.confirm("Replace the database with it?"):
         raise _fail("nothing changed", 1)
     with _copying(file, "pg_restore"), _progress("restoring") as progress:
-        saved = database.restore_sqlite(settings.database_url, file, progress)
-    before, after = database.migrate(settings.database_url)
+        saved = restore_sqlite(settings.database_url, file, progress)
+    before, after = schema.migrate(settings.database_url)
     typer.echo(f"database restored from {file} (revision {before}, now {after})")
     if saved is None:
         return
     typer.echo(f"the database it replaced is saved as {saved}")
     erased = [
         (patient, by, datetime.fromisoformat(at).replace(tzinfo=UTC))
-        for patient, by, at in database.erased_patients(saved)
+        for patient, by, at in erased_patients(saved)
     ]
     with _runtime() as runtime, _transaction(runtime) as db:
         again = erasure.erase_again(db, runtime, erased)
     if again:
-        database.forget_overwritten(runtime.engine)
+        forget_overwritten(runtime.engine)
         typer.echo(f"{again} patient(s) erased since the backup were erased again")
 
 
@@ -703,7 +713,7 @@ def enroll(
             enrollment = enrollments.enroll(
                 db, runtime, found.clinic_id, found.id, request, utcnow()
             )
-            rows = enrollments.sessions_of(db, enrollment.id)
+            rows = session_store.of_enrollment(db, enrollment.id)
     typer.echo(f"enrollment {enrollment.id} ({enrollment.protocol_id}, phase {enrollment.phase})")
     _print_table(
         ["date", "day", "phase", "minutes", "status"],
@@ -822,7 +832,7 @@ def plan_show(
     """Show an enrollment's sessions: past ones with what happened, then the plan."""
     with _runtime() as runtime, _transaction(runtime) as db:
         found = enrollments.get_enrollment(db, None, enrollment)
-        rows = enrollments.sessions_of(db, found.id)
+        rows = session_store.of_enrollment(db, found.id)
     if as_json:
         document = {
             "enrollment": found.id,

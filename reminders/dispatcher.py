@@ -37,7 +37,7 @@ from reminders import outbox
 from reminders.channels import Sender, StreamingSender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
-from reminders.db import session_scope
+from reminders.db.engine import session_scope
 from reminders.decisions import undeliverable_cause
 from reminders.metrics import DELIVERIES, LATENESS, SEND_SECONDS
 from reminders.models import Patient, WebhookEndpoint, utcnow
@@ -172,7 +172,7 @@ class Dispatcher:
             ]
         if not claimed:
             return []
-        preparer = Preparer(self.rt, self.clock)
+        preparer = Preparer(self.rt)
         with session_scope(self.rt.engine) as db:
             rows = BatchRows(db, claimed)
             prepared = [preparer.prepare(rows, delivery, now) for delivery in claimed]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +17,9 @@ from reminders.outcomes import SideEffect
 from reminders.planner import Plan
 from reminders.states import EscalationState
 from reminders.weekdays import weekday_name, weekday_names
+
+if TYPE_CHECKING:
+    from reminders.stores.session_store import SessionRow
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -573,9 +576,10 @@ class SessionPublic(BaseModel):
     skip_reason: str | None
 
     @classmethod
-    def of(cls, session: TreatmentSession) -> SessionPublic:
+    def of(cls, session: SessionRow) -> SessionPublic:
         """Return the public view of a session row."""
-        return cls(date=session.local_date, **session.model_dump(exclude={"local_date"}))
+        values = {name: getattr(session, name) for name in cls.model_fields if name != "date"}
+        return cls(date=session.local_date, **values)
 
 
 class TallyPublic(BaseModel):

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from reminders.channels.webhook import WebhookMessage
-from reminders.db import read_columns, table_of
+from reminders.db.rows import read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.errors import Conflict
 from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
@@ -34,6 +33,8 @@ from reminders.runtime import Runtime
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
 from reminders.states import DeliveryState
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, token_row
 
@@ -69,7 +70,6 @@ COLUMNS: dict[type[Any], tuple[str, ...]] = {
         "id", "clinic_id", "name", "email", "timezone", "reminder_time", "quiet_start",
         "quiet_end", "channel", "external_id", "unsubscribed_at",
     ),
-    TreatmentSession: ("id", "enrollment_id", "local_date", "timezone", "status", "minutes"),
     Enrollment: ("id", "status", "protocol_id", "protocol_version", "body_area"),
     WebhookEndpoint: (
         "id", "url", "enabled", "secret", "previous_secret", "previous_secret_until",
@@ -88,7 +88,8 @@ class BatchRows:
         self.tokens: list[dict[str, Any]] = []
         self._read(db, Clinic, {d.clinic_id for d in claimed})
         self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
-        sessions = self._read(db, TreatmentSession, {d.session_id for d in claimed if d.session_id})
+        sessions = session_store.by_ids(db, {d.session_id for d in claimed if d.session_id})
+        self.rows[TreatmentSession] = {s.id: s for s in sessions}
         self._read(db, Enrollment, {s.enrollment_id for s in sessions})
         hooks = {d.target for d in claimed if d.channel == "webhook"}
         self._read(db, WebhookEndpoint, hooks)
@@ -125,7 +126,6 @@ class Preparer:
     """Turns claimed deliveries into messages to send, or into the values that end them."""
 
     rt: Runtime
-    clock: Callable[[], datetime]
 
     def prepare(
         self, loaded: BatchRows, delivery: ClaimedDelivery, now: datetime
@@ -141,29 +141,39 @@ class Preparer:
             return _ending(delivery, "failed", f"internal error: {exc!r}")
 
     def _prepare(self, db: BatchRows, delivery: ClaimedDelivery, now: datetime) -> PreparedDelivery:
-        settings = self.rt.settings
         if "." in delivery.kind:
-            return self._prepare_event(db, delivery)
+            return self._prepare_event(db, delivery, now)
         if delivery.kind in CLINIC_EMAILS:
-            clinic = db.get(Clinic, delivery.clinic_id)
-            if clinic is None or not clinic.alert_email:
-                return PreparedDelivery(
-                    delivery, values=_ended("failed", "clinic has no alert email")
-                )
-            payload = json.loads(delivery.payload)
-            alert = clinic_email(
-                payload["subject"],
-                payload["text"],
-                delivery_id=delivery.id,
-                sender=settings.email_from,
-                to=clinic.alert_email,
-                now=now,
-            )
-            return PreparedDelivery(delivery, message=alert)
+            return self._prepare_clinic_email(db, delivery, now)
+        return self._prepare_patient_message(db, delivery, now)
+
+    def _prepare_clinic_email(
+        self, db: BatchRows, delivery: ClaimedDelivery, now: datetime
+    ) -> PreparedDelivery:
+        """An alert to the clinic: its text was fixed when it was raised."""
+        clinic = db.get(Clinic, delivery.clinic_id)
+        if clinic is None or not clinic.alert_email:
+            return _ending(delivery, "failed", "clinic has no alert email")
+        payload = json.loads(delivery.payload)
+        alert = clinic_email(
+            payload["subject"],
+            payload["text"],
+            delivery_id=delivery.id,
+            sender=self.rt.settings.email_from,
+            to=clinic.alert_email,
+            now=now,
+        )
+        return PreparedDelivery(delivery, message=alert)
+
+    def _prepare_patient_message(
+        self, db: BatchRows, delivery: ClaimedDelivery, now: datetime
+    ) -> PreparedDelivery:
+        """A message to a patient: decided now (is it still worth sending?), rendered
+        for its channel if so."""
         patient = db.get(Patient, delivery.patient_id)
-        session = db.get(TreatmentSession, delivery.session_id) if delivery.session_id else None
+        session = db.get(TreatmentSession, delivery.session_id)
         enrollment = db.get(Enrollment, session.enrollment_id) if session else None
-        who = recipient(patient, settings) if patient is not None else None
+        who = recipient(patient, self.rt.settings) if patient is not None else None
         zone_name = session.timezone if session else patient.timezone if patient else "UTC"
         facts = PatientMessageFacts(
             kind=delivery.kind,
@@ -186,38 +196,19 @@ class Preparer:
             }
             return PreparedDelivery(delivery, values={**wait, "attempts": delivery.attempts - 1})
         assert patient is not None
-        links = self._links(
-            db, delivery, patient, session if delivery.kind in LINKED else None, now
-        )
         local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
-        protocol = self._protocol(db, enrollment)
-        message = PatientMessage(
-            kind=delivery.kind,
-            name=patient.name,
-            local_date=local_date,
-            minutes=session.minutes if session else None,
-            body_area=enrollment.body_area if enrollment else None,
-            tips=protocol.tips if protocol else (),
-            preparation=protocol.preparation if protocol else (),
-            links=links,
-            **PatientMessage.facts_from(json.loads(delivery.payload)),
-        )
+        message = self._patient_message(db, delivery, patient, session, enrollment, local_date, now)
         if delivery.channel == "email":
             if not patient.email:
-                return PreparedDelivery(
-                    delivery, values=_ended("failed", "patient has no email address")
-                )
+                return _ending(delivery, "failed", "patient has no email address")
             email = patient_email(
                 message,
                 delivery_id=delivery.id,
-                sender=settings.email_from,
+                sender=self.rt.settings.email_from,
                 to=patient.email,
                 now=now,
             )
             return PreparedDelivery(delivery, message=email)
-        endpoint = self._endpoint(db, delivery.target, now)
-        if endpoint is None:
-            return _ending(delivery, "failed", "webhook endpoint disabled")
         data = {
             "delivery_id": delivery.id,
             "kind": delivery.kind,
@@ -228,23 +219,60 @@ class Preparer:
             "local_date": local_date.isoformat(),
             "timezone": zone_name,
             "minutes": message.minutes,
-            "links": {"session": links.session, "unsubscribe": links.unsubscribe},
+            "links": {"session": message.links.session, "unsubscribe": message.links.unsubscribe},
         }
-        body = webhook_body(EVENT_FOR_KIND[delivery.kind], delivery.due_at, data)
+        kind = EVENT_FOR_KIND[delivery.kind]
+        return self._signed(db, delivery, kind, delivery.due_at, data, now)
+
+    def _patient_message(
+        self,
+        db: BatchRows,
+        delivery: ClaimedDelivery,
+        patient: Patient,
+        session: SessionRow | None,
+        enrollment: Any,
+        local_date: date,
+        now: datetime,
+    ) -> PatientMessage:
+        """What the patient is told, in any channel, with the links it carries."""
+        linked = session if delivery.kind in LINKED else None
+        protocol = self._protocol(db, enrollment)
+        return PatientMessage(
+            kind=delivery.kind,
+            name=patient.name,
+            local_date=local_date,
+            minutes=session.minutes if session else None,
+            body_area=enrollment.body_area if enrollment else None,
+            tips=protocol.tips if protocol else (),
+            preparation=protocol.preparation if protocol else (),
+            links=self._links(db, delivery, patient, linked, now),
+            **PatientMessage.facts_from(json.loads(delivery.payload)),
+        )
+
+    def _prepare_event(
+        self, db: BatchRows, delivery: ClaimedDelivery, now: datetime
+    ) -> PreparedDelivery:
+        """A clinic event: its data was fixed when it happened; only the signing is new."""
+        data = json.loads(delivery.payload)
+        return self._signed(db, delivery, delivery.kind, delivery.created_at, data, now)
+
+    def _signed(
+        self,
+        db: BatchRows,
+        delivery: ClaimedDelivery,
+        event: str,
+        happened_at: datetime,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> PreparedDelivery:
+        """A webhook with `data`, signed with the endpoint's secrets of the moment."""
+        endpoint = self._endpoint(db, delivery.target, now)
+        if endpoint is None:
+            return _ending(delivery, "failed", "webhook endpoint disabled")
+        body = webhook_body(event, happened_at, data)
         hook = WebhookMessage(
             delivery.id, endpoint.url, endpoint.secrets, body, int(now.timestamp())
         )
-        return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
-
-    def _prepare_event(self, db: BatchRows, delivery: ClaimedDelivery) -> PreparedDelivery:
-        """A clinic event: its data was fixed when it happened; only the signing is new."""
-        endpoint = self._endpoint(db, delivery.target, self.clock())
-        if endpoint is None:
-            return _ending(delivery, "failed", "webhook endpoint disabled")
-        data = json.loads(delivery.payload)
-        body = webhook_body(delivery.kind, delivery.created_at, data)
-        stamp = int(self.clock().timestamp())
-        hook = WebhookMessage(delivery.id, endpoint.url, endpoint.secrets, body, stamp)
         return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
 
     def _protocol(self, rows: BatchRows, enrollment: Any) -> Protocol | None:
@@ -278,7 +306,7 @@ class Preparer:
         loaded: BatchRows,
         delivery: ClaimedDelivery,
         patient: Patient,
-        session: TreatmentSession | None,
+        session: SessionRow | None,
         now: datetime,
     ) -> Links:
         settings = self.rt.settings

@@ -14,40 +14,48 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+from typing import Generic, Protocol, TypeVar
 
 from reminders.planner import PlannedSession
 
 
-class StoredSession(NamedTuple):
-    """What re-planning reads of a stored session."""
+class StoredSession(Protocol):
+    """What re-planning reads of a stored session (`stores.session_store.SessionRow`)."""
 
-    id: str
-    local_date: date
-    status: str
-    hdss: int | None
-    phase: str
-    minutes: int
-    timezone: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def local_date(self) -> date: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def minutes(self) -> int: ...
+    @property
+    def timezone(self) -> str: ...
+
+
+Stored = TypeVar("Stored", bound=StoredSession)
 
 
 @dataclass(frozen=True, slots=True)
-class SessionDiff:
+class SessionDiff(Generic[Stored]):
     """The changes, and for each planned session (in plan order) the stored row it
     uses, or None where it is added."""
 
-    cancel: tuple[StoredSession, ...]
+    cancel: tuple[Stored, ...]
     revise: tuple[tuple[str, PlannedSession], ...]
     add: tuple[PlannedSession, ...]
     rows: tuple[str | None, ...]
 
 
 def diff_sessions(
-    stored: Sequence[StoredSession],
+    stored: Sequence[Stored],
     planned: Sequence[PlannedSession],
     today: date,
     timezone: str,
-) -> SessionDiff:
+) -> SessionDiff[Stored]:
     """Return what brings `stored` in line with `planned` (sessions in `timezone`)."""
     wanted = {s.local_date for s in planned}
     cancel = tuple(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from reminders.db import create_db_engine
+from reminders.db.engine import create_db_engine
 from reminders.protocols import Protocol, load_protocols
 from reminders.settings import Settings
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from reminders.db import forget_overwritten, session_scope
+from reminders.db.engine import forget_overwritten, session_scope
 from reminders.dispatcher import Dispatcher
 from reminders.models import utcnow
 from reminders.runtime import Runtime

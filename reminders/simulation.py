@@ -32,7 +32,8 @@ from sqlmodel import Session, col, select
 from reminders.channels import Sender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import WebhookMessage
-from reminders.db import migrate, session_scope
+from reminders.db.engine import session_scope
+from reminders.db.schema import migrate
 from reminders.dispatcher import Dispatcher, Senders
 from reminders.errors import RemindersError
 from reminders.models import (
@@ -41,13 +42,15 @@ from reminders.models import (
     EnrollmentCreate,
     PatientCreate,
     SessionReport,
-    TreatmentSession,
 )
 from reminders.outbox import Outcome
 from reminders.runtime import Runtime
 from reminders.services import absences, clinics, enrollments, patients, sessions, webhooks
 from reminders.services.sweep import sweep
 from reminders.settings import Settings
+from reminders.states import SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 from reminders.timing import local_to_utc, zone
 
 STORIES: dict[str, str] = {
@@ -403,7 +406,7 @@ class _Runner:
         patient came, then look again tomorrow."""
         self.at(self._next_local(now, CLINIC_ROUND), self._clinic_day)
         today = now.astimezone(zone(self.course.timezone)).date()
-        rows = enrollments.sessions_of(db, self.course.enrollment_id)
+        rows = session_store.of_enrollment(db, self.course.enrollment_id)
         due = next((r for r in rows if r.local_date == today and r.status == "planned"), None)
         if due is None or not self._turns_up(now):
             return
@@ -426,12 +429,11 @@ class _Runner:
         )
         if self.story == "non-responder":
             return worst
-        done = db.exec(
-            select(TreatmentSession).where(
-                TreatmentSession.enrollment_id == self.course.enrollment_id,
-                TreatmentSession.status == "confirmed",
-            )
-        ).all()
+        done = [
+            s
+            for s in session_store.of_enrollment(db, self.course.enrollment_id)
+            if s.status == SessionStatus.CONFIRMED
+        ]
         in_maintenance = sum(1 for s in done if s.phase == "maintenance") + 1
         if (
             self.story == "relapse"
@@ -469,7 +471,7 @@ class _Runner:
     def _extra_session(self, db: Session, now: datetime) -> None:
         """From the link of the last session done, record one today; on a day that has a
         session already, try the next."""
-        rows = enrollments.sessions_of(db, self.course.enrollment_id)
+        rows = session_store.of_enrollment(db, self.course.enrollment_id)
         today = now.astimezone(zone(self.course.timezone)).date()
         if any(r.local_date == today for r in rows):
             self.at(now + timedelta(days=1), self._extra_session)
@@ -498,5 +500,5 @@ class _Runner:
             return enrollment.protocol_id
 
 
-def _by_date(row: TreatmentSession) -> date:
+def _by_date(row: SessionRow) -> date:
     return row.local_date

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from reminders.db import insert_ignore
+from reminders.db.rows import insert_ignore
 from reminders.ids import hash_secret
 from reminders.models import PatientToken
 

@@ -72,11 +72,12 @@ def _bare_executemany(source: str, target_url: str) -> float:
     approaches (reading the rows back is not timed)."""
     import sqlite3
 
-    from reminders import db as database
+    from reminders.db.engine import create_db_engine
+    from reminders.db.schema import migrate
     from reminders.services.importing import BATCH
 
-    database.migrate(target_url)
-    engine = database.create_db_engine(target_url)
+    migrate(target_url)
+    engine = create_db_engine(target_url)
     seconds = 0.0
     with engine.connect() as connection, sqlite3.connect(source) as read:
         target = connection.connection.dbapi_connection
@@ -101,7 +102,7 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
     `executemany`s; return the figures."""
     from sqlmodel import Session
 
-    from reminders import db as database
+    from reminders.db import backup, schema
     from reminders.runtime import Runtime
     from reminders.services import clinics
     from reminders.services.importing import import_patients, read_rows
@@ -109,7 +110,7 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(var_dir=Path(tmp), email_backend="maildir")
-        database.migrate(settings.database_url)
+        schema.migrate(settings.database_url)
         rt = Runtime.from_settings(settings)
         now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
         with Session(rt.engine) as db:
@@ -125,7 +126,7 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
         peak = _peak_rss_mb()
         rt.engine.dispose()
         limit_seconds = _bare_executemany(
-            str(database.sqlite_file(settings.database_url)),
+            str(backup.sqlite_file(settings.database_url)),
             f"sqlite:///{Path(tmp) / 'bare.sqlite3'}",
         )
     return {
@@ -242,7 +243,7 @@ def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
     tonight, so the dispatcher stays out of the measurement); return key and session ids."""
     from sqlmodel import Session, select
 
-    from reminders import db as database
+    from reminders.db import schema
     from reminders.models import EnrollmentCreate, PatientCreate, TreatmentSession
     from reminders.runtime import Runtime
     from reminders.services import clinics, patients
@@ -250,7 +251,7 @@ def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
     from reminders.settings import load_settings
 
     settings = load_settings(var_dir=var_dir)
-    database.migrate(settings.database_url)
+    schema.migrate(settings.database_url)
     rt = Runtime.from_settings(settings)
     zone = _zone_near_noon()
     now = datetime.now(UTC)
@@ -602,7 +603,7 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     burst. Then a single reminder's lateness, and a receiver taking 50 ms a request."""
     from sqlmodel import Session
 
-    from reminders import db as database
+    from reminders.db import schema
     from reminders.runtime import Runtime
     from reminders.services import clinics, webhooks
     from reminders.settings import load_settings
@@ -631,7 +632,7 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 smtp_security="none", webhook_allow_http=True,
                 webhook_allowed_hosts=["127.0.0.1"], follow_up_after_min=0,
             )  # fmt: skip
-            database.migrate(settings.database_url)
+            schema.migrate(settings.database_url)
             rt = Runtime.from_settings(settings)
             with Session(rt.engine) as db:
                 hooked = clinics.create_clinic(db, "Webhook Clinic")[0].id
@@ -838,7 +839,7 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
     (200, then a byte every 5 s) with its own reminders due at the same instant."""
     from sqlmodel import Session
 
-    from reminders import db as database
+    from reminders.db import schema
     from reminders.runtime import Runtime
     from reminders.services import clinics, webhooks
     from reminders.settings import load_settings
@@ -860,7 +861,7 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
                 var_dir=var_dir, webhook_allow_http=True, webhook_allowed_hosts=["127.0.0.1"],
                 follow_up_after_min=0,
             )  # fmt: skip
-            database.migrate(settings.database_url)
+            schema.migrate(settings.database_url)
             rt = Runtime.from_settings(settings)
             zone = _zone_near_noon()
             local = datetime.now(UTC).astimezone(ZoneInfo(zone)).strftime("%H:%M")

@@ -14,12 +14,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reminders import db as database
+from reminders.db.engine import create_db_engine
+from reminders.db.schema import migrate
 from reminders.models import PatientCreate
 from reminders.protocols import Protocol, load_protocols
 from reminders.runtime import Runtime
 from reminders.services import clinics, patients
 from reminders.settings import PROJECT_ROOT, Settings, load_settings
+from reminders.stores import session_store
 from tests.servers import SmtpRecorder, WebhookReceiver, smtp_server, webhook_receiver
 
 PROTOCOLS_DIR = PROJECT_ROOT / "config" / "protocols"
@@ -133,8 +135,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[sa.Engine]:
-    database.migrate(settings.database_url)
-    engine = database.create_db_engine(settings.database_url)
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
     yield engine
     engine.dispose()
 
@@ -246,13 +248,13 @@ def enroll_in_ongoing_phase_with_first_session_done(
     never ends (the phases lapse checks watch), and confirm that day's session; return the
     enrollment id."""
     from reminders.models import SessionReport
-    from reminders.services import enrollments, sessions
+    from reminders.services import sessions
 
     enrollment_id = enroll_patient(
         db, rt, clinic_id, patient_id, "2026-12-07", at("2026-12-07 08:00"),
         protocol="glycopyrrolate-hyperhidrosis",
     )  # fmt: skip
-    first = enrollments.sessions_of(db, enrollment_id)[0]
+    first = session_store.of_enrollment(db, enrollment_id)[0]
     sessions.confirm_session(db, rt, clinic_id, first.id, SessionReport(), at("2026-12-07 10:00"))
     db.commit()
     return enrollment_id

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from reminders.cli import app
-from reminders.db import session_scope
+from reminders.db.engine import session_scope
 from reminders.models import utcnow
 from reminders.runtime import Runtime
 from reminders.services import erasure
@@ -138,10 +138,10 @@ def test_a_command_on_a_database_never_migrated_stops_and_says_to_migrate(
 
 
 def test_a_database_at_an_older_revision_is_named_with_the_one_needed() -> None:
-    from reminders import db as database
+    from reminders.db import schema
     from reminders.settings import load_settings
 
-    database.migrate(load_settings().database_url, "0001")
+    schema.migrate(load_settings().database_url, "0001")
 
     code, _, err = run("clinic", "create", "North")
     assert code == 2

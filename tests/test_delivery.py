@@ -23,6 +23,7 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services import enrollments, webhooks
 from reminders.services.sweep import sweep
+from reminders.stores import session_store
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, WebhookReceiver
 
@@ -261,7 +262,7 @@ def test_follow_up_nudges_once_when_unconfirmed_and_not_after_confirming(
         enroll_patient(db, rt, clinic, nudged, "2026-12-07", at("2026-12-07 09:00"))
         second = enroll_patient(db, rt, clinic, confirmed, "2026-12-07", at("2026-12-07 09:00"))
         run(rt)
-        first_session = enrollments.sessions_of(db, second)[0]
+        first_session = session_store.of_enrollment(db, second)[0]
         sessions.confirm_session(
             db, rt, clinic, first_session.id, SessionReport(), at("2026-12-07 09:30")
         )
@@ -312,11 +313,11 @@ def test_session_missed_past_grace_is_marked_replanned_and_patient_told(
         )
     with freeze_time("2026-12-08 11:59:00"):
         run(rt)
-    assert enrollments.sessions_of(db, enrollment_id)[0].status == "planned"
+    assert session_store.of_enrollment(db, enrollment_id)[0].status == "planned"
     with freeze_time("2026-12-08 12:00:00"):
         run(rt)
     db.expire_all()
-    rows = enrollments.sessions_of(db, enrollment_id)
+    rows = session_store.of_enrollment(db, enrollment_id)
     assert rows[0].status == "missed"
     planned = [r.local_date.isoformat() for r in rows if r.status == "planned"]
     assert planned[0] == "2026-12-09"

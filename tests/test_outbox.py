@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from reminders import outbox
-from reminders.db import insert_ignore
+from reminders.db.rows import insert_ignore
 from reminders.models import Delivery, Enrollment, TreatmentSession
 from tests.conftest import at, make_clinic, make_patient
 

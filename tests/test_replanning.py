@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
 
 from reminders.planner import PlannedSession
-from reminders.replanning import StoredSession, diff_sessions
+from reminders.replanning import diff_sessions
 
 TODAY = date(2027, 1, 11)
 ZONE = "Europe/Berlin"
 
 
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    local_date: date
+    status: str
+    phase: str
+    minutes: int
+    timezone: str
+
+
 def stored(row_id: str, offset: int, status: str = "planned", phase: str = "induction",
-           minutes: int = 20, zone: str = ZONE) -> StoredSession:  # fmt: skip
-    return StoredSession(row_id, TODAY + timedelta(days=offset), status, None, phase, minutes, zone)
+           minutes: int = 20, zone: str = ZONE) -> Stored:  # fmt: skip
+    return Stored(row_id, TODAY + timedelta(days=offset), status, phase, minutes, zone)
 
 
 def planned(offset: int, phase: str = "induction", minutes: int = 20) -> PlannedSession:
@@ -48,7 +59,7 @@ CASES = [
     ids=[case[0] for case in CASES],
 )
 def test_diff(
-    rows: list[StoredSession],
+    rows: list[Stored],
     plan: list[PlannedSession],
     cancelled: list[str],
     revised: list[str],

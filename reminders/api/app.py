@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reminders import __version__
 from reminders.api.contract import install_contract
-from reminders.api.deps import ApiKeys, WriteTurns
+from reminders.api.deps import ApiKeys
 from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.idempotency import Idempotency
 from reminders.api.routes import (
@@ -27,6 +27,7 @@ from reminders.api.routes import (
     protocols,
     webhooks,
 )
+from reminders.db.engine import WriteTurns
 from reminders.metrics import REQUEST_SECONDS
 from reminders.runtime import Runtime
 

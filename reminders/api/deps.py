@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -15,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from reminders.db import cannot_write, session_scope
+from reminders.db.engine import WriteTurns, cannot_write, session_scope
 from reminders.ids import hash_secret
 from reminders.models import Clinic, utcnow
 from reminders.runtime import Runtime
@@ -33,47 +32,15 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-class WriteTurns:
-    """Units of work that write take turns on the event loop, in the order their
-    requests arrived.
-
-    A write runs on the loop thread without yielding, so without turns the loop runs
-    every request it has read back to back and reads the sockets only in between: a
-    request that arrives just after a read waits a whole extra round, and under load a
-    few clients keep missing rounds. Each turn yields to the loop once before it runs,
-    so requests read meanwhile queue behind the waiting ones, in arrival order.
-    """
-
-    def __init__(self) -> None:
-        self._lock: asyncio.Lock | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def __aenter__(self) -> None:
-        # A lock belongs to one event loop; tests may serve the app from several.
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._loop is not loop:
-            self._lock, self._loop = asyncio.Lock(), loop
-        await self._lock.acquire()
-        try:
-            await asyncio.sleep(0)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    async def __aexit__(self, *_exc: object) -> None:
-        assert self._lock is not None
-        self._lock.release()
-
-
 class Transactions:
     """Opens units of work for a route; after a commit, wakes the dispatcher so new
     deliveries leave at once.
 
     Routes that write are `async` and run their (short) unit of work on the event loop
-    thread itself, in turns (`WriteTurns`). SQLite admits one writer at a time anyway;
-    handing each write to a worker thread only adds GIL hand-offs between that thread
-    and the loop, for every write. Routes that only read stay sync and run in worker
-    threads beside the writes."""
+    thread itself, in turns (the single-writer rule, in `db.engine`). SQLite admits one
+    writer at a time anyway; handing each write to a worker thread only adds GIL
+    hand-offs between that thread and the loop, for every write. Routes that only read
+    stay sync and run in worker threads beside the writes."""
 
     def __init__(self, request: Request) -> None:
         self.runtime: Runtime = request.app.state.runtime

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reminders.db import cannot_write
+from reminders.db.engine import cannot_write
 from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reminders.api.deps import ApiKeys, WriteTurns
+from reminders.api.deps import ApiKeys
 from reminders.api.errors import UNWRITABLE
-from reminders.db import cannot_write, session_scope
+from reminders.db.engine import WriteTurns, cannot_write, session_scope
 from reminders.models import IdempotentRequest, utcnow
 from reminders.runtime import Runtime
 from reminders.services.api_keys import Caller

@@ -6,7 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import reminders.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from reminders.db import create_db_engine
+from reminders.db.engine import create_db_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_ignore
+from reminders.db.rows import insert_ignore
 from reminders.errors import InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import Clinic, ClinicClosedDate, Enrollment

@@ -13,20 +13,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.adherence import DUE_STATES
-from reminders.db import (
+from reminders.db.rows import (
     PreparedInsert,
     insert_ignore,
-    insert_tuples,
-    prepare_insert,
     prepare_row_insert,
-    read_columns,
     run_insert,
-    table_of,
-    update_rows,
-    write_columns,
 )
 from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
-from reminders.ids import new_id, new_ids
+from reminders.ids import new_ids
 from reminders.models import (
     AbsenceRow,
     Delivery,
@@ -34,7 +28,6 @@ from reminders.models import (
     EnrollmentCreate,
     Patient,
     ReviewDecisionRow,
-    TreatmentSession,
     utcnow,
 )
 from reminders.planner import (
@@ -42,12 +35,13 @@ from reminders.planner import (
     EnrollmentSettings,
     PastSession,
     Plan,
+    PlannedSession,
     ReviewDecision,
     at_the_clinic,
     plan,
 )
 from reminders.protocols import CONTRAINDICATIONS, Protocol
-from reminders.replanning import StoredSession, diff_sessions
+from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data, settle_open
@@ -63,6 +57,8 @@ from reminders.services.reminding import (
     write_reminders_for,
 )
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import PlanChange, SessionRow
 from reminders.timing import zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
@@ -230,47 +226,6 @@ def _screening_review(
     )
 
 
-SESSION_COLUMNS = (
-    "id",
-    "enrollment_id",
-    "local_date",
-    "timezone",
-    "phase",
-    "status",
-    "minutes",
-    "unscheduled",
-    "at_clinic",
-    "created_at",
-    "updated_at",
-)
-
-
-def _session_row(
-    session_id: str,
-    enrollment_id: str,
-    local_date: date,
-    timezone: str,
-    phase: str,
-    minutes: int,
-    at_clinic: bool,
-    now: datetime,
-) -> tuple[Any, ...]:
-    """Return a new planned session as a row of SESSION_COLUMNS."""
-    return (
-        session_id,
-        enrollment_id,
-        local_date,
-        timezone,
-        phase,
-        SessionStatus.PLANNED,
-        minutes,
-        False,
-        at_clinic,
-        now,
-        now,
-    )
-
-
 @dataclass(slots=True)
 class PreparedEnrollments:
     """A batch of checked and planned enrollments as the inserts that write them:
@@ -409,8 +364,7 @@ class _Planning:
         for planned, session_id in zip(first.sessions, session_ids, strict=True):
             day = planned.local_date
             self.session_rows.append(
-                _session_row(
-                    session_id,
+                session_store.new_planned(
                     enrollment_id,
                     day,
                     patient.timezone,
@@ -418,6 +372,7 @@ class _Planning:
                     planned.minutes,
                     at_clinic,
                     self.created,
+                    session_id=session_id,
                 )
             )
             if who is not None and soon_from <= day <= soon_until:
@@ -431,7 +386,7 @@ class _Planning:
             [row["id"] for row in self.enrollment_rows],
             [
                 prepare_row_insert(dialect, Enrollment, self.enrollment_rows),
-                prepare_insert(dialect, TreatmentSession, SESSION_COLUMNS, self.session_rows),
+                session_store.prepare_planned(dialect, self.session_rows),
                 prepare_row_insert(dialect, Delivery, reminders, ignore_conflicts=True),
             ],
             len(self.session_rows),
@@ -568,35 +523,6 @@ def enrollments_of(db: Session, patient_id: str) -> list[Enrollment]:
     )
 
 
-def sessions_of(db: Session, enrollment_id: str) -> list[TreatmentSession]:
-    """Return every session row of an enrollment, oldest date first."""
-    return list(
-        db.exec(
-            select(TreatmentSession)
-            .where(TreatmentSession.enrollment_id == enrollment_id)
-            .order_by(col(TreatmentSession.local_date), col(TreatmentSession.id))
-        )
-    )
-
-
-_SESSIONS = table_of(TreatmentSession).c
-_STORED_SESSIONS = (
-    sa.select(*(_SESSIONS[name] for name in StoredSession._fields))
-    .where(_SESSIONS.enrollment_id == sa.bindparam("enrollment_id"))
-    .order_by(_SESSIONS.local_date)
-)
-
-
-def _stored_sessions(db: Session, enrollment_id: str) -> list[StoredSession]:
-    """Return an enrollment's sessions as plain columns, oldest date first.
-
-    `sessions_of` gives ORM rows; re-planning runs on every confirmation and needs only
-    these columns, which cost a fraction to read. Changes made through the ORM (a status,
-    a new session) are flushed first, so they are read back."""
-    found = read_columns(db, _STORED_SESSIONS, {"enrollment_id": enrollment_id})
-    return [StoredSession._make(row) for row in found]
-
-
 def replan(
     db: Session,
     rt: Runtime,
@@ -621,79 +547,83 @@ def replan(
     patient = patient or db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
-    rows = _stored_sessions(db, enrollment.id)
-    history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
+    rows = session_store.of_enrollment(db, enrollment.id)
+    history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
     inputs = planner_inputs(db, enrollment, protocol, today)
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
-    wanted = new_plan.sessions if enrollment.status == EnrollmentStatus.ACTIVE else ()
-    timezone = patient.timezone
+    active = enrollment.status == EnrollmentStatus.ACTIVE
+    at_clinic = protocol.given_at == "clinic"
+    planned = _bring_sessions_in_line(
+        db, enrollment.id, rows, new_plan.sessions if active else (), today, patient.timezone,
+        at_clinic,
+    )  # fmt: skip
+    _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
+    if new_plan.completed and active:
+        _tell_of_completion(db, rt, enrollment, patient, rows, now)
+    _record_plan(enrollment, new_plan, rows, today)
+    if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
+        who = recipient(patient, rt.settings)
+        soon = [SessionToRemind(i, day, patient.timezone, who, at_clinic) for i, day in planned]
+        write_reminders_for(db, rt.settings, now, soon)
+    return new_plan
+
+
+def _bring_sessions_in_line(
+    db: Session,
+    enrollment_id: str,
+    rows: list[SessionRow],
+    wanted: Sequence[PlannedSession],
+    today: date,
+    timezone: str,
+    at_clinic: bool,
+) -> list[tuple[str, date]]:
+    """Write what makes the stored sessions match `wanted` (see `replanning`); return
+    the id and date of each wanted session."""
     diff = diff_sessions(rows, wanted, today, timezone)
     changed = utcnow()
-    at_clinic = protocol.given_at == "clinic"
-    updates = [
-        _session_update(r.id, SessionStatus.CANCELLED, r.phase, r.minutes, r.timezone, changed)
-        for r in diff.cancel
-    ] + [
-        _session_update(row_id, SessionStatus.PLANNED, s.phase, s.minutes, timezone, changed)
-        for row_id, s in diff.revise
-    ]
-    new_ids_by_date = {s.local_date: new_id() for s in diff.add}
-    fresh = [
-        _session_row(
-            new_ids_by_date[s.local_date],
-            enrollment.id,
-            s.local_date,
-            timezone,
-            s.phase,
-            s.minutes,
-            at_clinic,
-            changed,
+    session_store.apply_plan(
+        db,
+        [PlanChange(r.id, SessionStatus.CANCELLED, r.phase, r.minutes, r.timezone)
+         for r in diff.cancel]
+        + [PlanChange(row_id, SessionStatus.PLANNED, s.phase, s.minutes, timezone)
+           for row_id, s in diff.revise],
+        changed,
+    )  # fmt: skip
+    fresh = {
+        s.local_date: session_store.new_planned(
+            enrollment_id, s.local_date, timezone, s.phase, s.minutes, at_clinic, changed
         )
         for s in diff.add
-    ]
-    planned_ids = [
-        (row_id or new_ids_by_date[s.local_date], s.local_date)
+    }
+    session_store.insert_planned(db, list(fresh.values()))
+    return [
+        (row_id or fresh[s.local_date][0], s.local_date)
         for row_id, s in zip(diff.rows, wanted, strict=True)
     ]
-    update_rows(db, TreatmentSession, updates)
-    insert_tuples(db, TreatmentSession, SESSION_COLUMNS, fresh)
-    _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
-    active = enrollment.status == EnrollmentStatus.ACTIVE
-    status = EnrollmentStatus.COMPLETED if new_plan.completed and active else None
-    if status == EnrollmentStatus.COMPLETED:
-        _tell_of_completion(db, rt, enrollment, patient, rows, now)
-    confirmed_since_slowed = enrollment.slowed_since is not None and any(
-        r.status == SessionStatus.CONFIRMED and r.local_date >= enrollment.slowed_since
-        for r in rows
+
+
+def _record_plan(
+    enrollment: Enrollment, new_plan: Plan, rows: list[SessionRow], today: date
+) -> None:
+    """Keep what the planner says of the enrollment on its row: phase, interval, open
+    review, completion, and whether it still runs slowed (a confirmation ends that)."""
+    completed = new_plan.completed and enrollment.status == EnrollmentStatus.ACTIVE
+    slowed = enrollment.slowed_since
+    confirmed_since_slowed = slowed is not None and any(
+        r.status == SessionStatus.CONFIRMED and r.local_date >= slowed for r in rows
     )
     planner_says = {
         "phase": new_plan.phase,
         "interval_days": new_plan.interval_days,
         "review_reason": "; ".join(new_plan.review) or None,
-        "status": status or enrollment.status,
+        "status": EnrollmentStatus.COMPLETED if completed else enrollment.status,
         "planned_on": today,
-        "slowed_since": None if confirmed_since_slowed else enrollment.slowed_since,
+        "slowed_since": None if confirmed_since_slowed else slowed,
     }
     if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
-        write_columns(db, enrollment, **planner_says, updated_at=changed)
-    if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
-        who = recipient(patient, rt.settings)
-        soon = [SessionToRemind(i, day, timezone, who, at_clinic) for i, day in planned_ids]
-        write_reminders_for(db, rt.settings, now, soon)
-    return new_plan
-
-
-def _session_update(
-    session_id: str, status: str, phase: str, minutes: int, timezone: str, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": session_id,
-        "status": status,
-        "phase": phase,
-        "minutes": minutes,
-        "timezone": timezone,
-        "updated_at": now,
-    }
+        for key, value in planner_says.items():
+            setattr(enrollment, key, value)
+        enrollment.updated_at = utcnow()
 
 
 def _tell_clinic_of_changes(
@@ -701,7 +631,7 @@ def _tell_clinic_of_changes(
     enrollment: Enrollment,
     patient: Patient,
     new_plan: Plan,
-    rows: list[StoredSession],
+    rows: list[SessionRow],
     now: datetime,
 ) -> None:
     """Emit plan.phase_changed for a phase the history moved into, and escalate a new
@@ -745,7 +675,7 @@ def _tell_of_completion(
     rt: Runtime,
     enrollment: Enrollment,
     patient: Patient,
-    rows: list[StoredSession],
+    rows: list[SessionRow],
     now: datetime,
 ) -> None:
     """The course has ended: an `enrollment.completed` event for the clinic and a

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from reminders.db import insert_ignore
+from reminders.db.rows import insert_ignore
 from reminders.ids import new_id
 from reminders.models import Clinic, Delivery, Escalation, Patient
 from reminders.services.reminding import clinic_endpoints, subscribed

@@ -24,14 +24,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import Session, col
 
-from reminders.db import (
-    EarlierBatchFailed,
-    InsertWriter,
-    PreparedInsert,
-    collector_paused,
-    prepare_row_insert,
-    session_scope,
-)
+from reminders.db.bulk import EarlierBatchFailed, InsertWriter, collector_paused
+from reminders.db.engine import session_scope
+from reminders.db.rows import PreparedInsert, prepare_row_insert
 from reminders.errors import InvalidInput, RemindersError
 from reminders.models import EnrollmentCreate, Patient, PatientCreate, PatientUpdate, utcnow
 from reminders.runtime import Runtime

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import Session, col
 
 from reminders import outbox
-from reminders.db import session_scope
+from reminders.db.engine import session_scope
 from reminders.models import Delivery, Enrollment, TreatmentSession
 from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
 

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_rows
+from reminders.db.rows import insert_rows
 from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (

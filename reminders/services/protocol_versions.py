@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_ignore
+from reminders.db.rows import insert_ignore
 from reminders.errors import Conflict
 from reminders.ids import new_id
 from reminders.models import Enrollment, ProtocolVersion

@@ -28,14 +28,15 @@ from reminders.models import (
     PatientRisk,
     SessionPublic,
     TallyPublic,
-    TreatmentSession,
     WebhookEndpoint,
     WeekPublic,
 )
 from reminders.protocols import Protocol
-from reminders.services.enrollments import get_enrollment, local_today, sessions_of
+from reminders.services.enrollments import get_enrollment, local_today
 from reminders.services.patients import get_patient
 from reminders.states import ONGOING, DeliveryState, SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 from reminders.weekdays import weekday_names
 
 T = TypeVar("T")
@@ -157,7 +158,7 @@ def adherence_public(figures: Adherence) -> AdherencePublic:
     )
 
 
-def _facts(rows: Sequence[TreatmentSession]) -> list[SessionFact]:
+def _facts(rows: Sequence[SessionRow]) -> list[SessionFact]:
     return [SessionFact(r.local_date, r.status, r.phase, r.completed_at, r.timezone) for r in rows]
 
 
@@ -174,7 +175,7 @@ def enrollment_view(
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
-    rows = sessions_of(db, enrollment.id)
+    rows = session_store.of_enrollment(db, enrollment.id)
     upcoming = [
         SessionPublic.of(r)
         for r in rows
@@ -209,7 +210,7 @@ def _scale_of(protocol_id: str, protocols: Mapping[str, Protocol]) -> str | None
     return protocol.outcome_scale if protocol else None
 
 
-def outcome_trend(rows: Sequence[TreatmentSession], scale: str | None) -> OutcomeTrend | None:
+def outcome_trend(rows: Sequence[SessionRow], scale: str | None) -> OutcomeTrend | None:
     """Return the first and latest outcome reported, or None before any."""
     reported = [r for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None]
     if scale is None or not reported:
@@ -228,14 +229,14 @@ def outcome_trend(rows: Sequence[TreatmentSession], scale: str | None) -> Outcom
 
 def sessions_between(
     db: Session, clinic_id: str, enrollment_id: str, start: date | None, end: date | None
-) -> list[TreatmentSession]:
+) -> list[SessionRow]:
     """Return an enrollment's sessions between two local dates (inclusive)."""
     if start and end and end < start:
         raise InvalidInput("to", "must not be before from")
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
     return [
         r
-        for r in sessions_of(db, enrollment.id)
+        for r in session_store.of_enrollment(db, enrollment.id)
         if (start is None or r.local_date >= start) and (end is None or r.local_date <= end)
     ]
 
@@ -245,27 +246,23 @@ def patient_adherence(
 ) -> AdherencePublic:
     """Return a patient's adherence over all their enrollments; raise NotFound."""
     patient = get_patient(db, clinic_id, patient_id)
-    rows = db.exec(
-        select(TreatmentSession)
-        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
-        .where(Enrollment.patient_id == patient.id)
-    ).all()
+    enrollment_ids = db.exec(select(Enrollment.id).where(Enrollment.patient_id == patient.id))
+    rows = session_store.of_enrollments(db, enrollment_ids)
     return adherence_public(adherence(_facts(rows), local_today(now, patient.timezone)))
 
 
 def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
     """Return every patient with an active or paused enrollment, most at risk first."""
-    rows = db.exec(
-        select(TreatmentSession, Enrollment.patient_id)
-        .join(Enrollment, col(Enrollment.id) == TreatmentSession.enrollment_id)
-        .where(
-            Enrollment.clinic_id == clinic_id,
-            col(Enrollment.status).in_(ONGOING),
-        )
-    ).all()
-    by_patient: dict[str, list[TreatmentSession]] = defaultdict(list)
-    for session, patient_id in rows:
-        by_patient[patient_id].append(session)
+    patient_of = dict(
+        db.exec(
+            select(Enrollment.id, Enrollment.patient_id).where(
+                Enrollment.clinic_id == clinic_id, col(Enrollment.status).in_(ONGOING)
+            )
+        ).all()
+    )
+    by_patient: dict[str, list[SessionRow]] = defaultdict(list)
+    for session in session_store.of_enrollments(db, patient_of):
+        by_patient[patient_of[session.enrollment_id]].append(session)
     patients = {
         p.id: p for p in db.exec(select(Patient).where(col(Patient.id).in_(list(by_patient))))
     }

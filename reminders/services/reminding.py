@@ -18,11 +18,13 @@ from typing import Any, NamedTuple, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.db import insert_ignore, read_columns, table_of
+from reminders.db.rows import insert_ignore, read_columns, table_of
 from reminders.ids import new_id
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
 from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 from reminders.timing import (
     ZONE_SPREAD,
     QuietHours,
@@ -408,18 +410,13 @@ def reminders_not_yet_written(
 
 def missed_sessions(
     db: Session, settings: Settings, now: datetime, enrollment_ids: Sequence[str] | None = None
-) -> list[TreatmentSession]:
+) -> list[SessionRow]:
     """Return planned sessions whose local day ended more than the grace period ago, of
     every enrollment or only of `enrollment_ids`."""
     grace = timedelta(hours=settings.missed_grace_h)
     # A local day ends at the earliest 14 hours before the UTC day does.
     latest = (now - grace + ZONE_SPREAD - timedelta(days=1)).date()
-    query = select(TreatmentSession).where(
-        TreatmentSession.status == SessionStatus.PLANNED, TreatmentSession.local_date <= latest
-    )
-    if enrollment_ids is not None:
-        query = query.where(col(TreatmentSession.enrollment_id).in_(enrollment_ids))
-    candidates = db.exec(query)
+    candidates = session_store.planned_until(db, latest, enrollment_ids)
     return [s for s in candidates if end_of_local_day(s.local_date, s.timezone) + grace <= now]
 
 
@@ -448,7 +445,7 @@ def notice_rows(
 
 
 def missed_notice_rows(
-    db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
+    db: Session, settings: Settings, session: SessionRow, patient: Patient, now: datetime
 ) -> list[dict[str, Any]]:
     """Rows telling the patient a session was missed (and that the plan has moved on)."""
     return notice_rows(db, settings, "missed", session.id, patient, now)
@@ -485,7 +482,7 @@ def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: date
 
 
 def snooze(
-    db: Session, settings: Settings, session: TreatmentSession, patient: Patient, now: datetime
+    db: Session, settings: Settings, session: SessionRow, patient: Patient, now: datetime
 ) -> datetime | None:
     """Remind the patient again later today (once per session); return when, or None if
     quiet hours or the end of the day leave no time. Asking again returns the time

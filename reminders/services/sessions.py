@@ -6,13 +6,11 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from reminders.db import detached, read_columns, table_of, write_columns
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, note
-from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession, utcnow
+from reminders.models import Enrollment, Patient, SessionReport, utcnow
 from reminders.outcomes import ALARMING, OutcomeScale, RatedBy
 from reminders.planner import Plan
 from reminders.runtime import Runtime
@@ -20,6 +18,8 @@ from reminders.services.enrollments import local_today, replan
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
 from reminders.states import EscalationReason, SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -27,48 +27,23 @@ CLOCK_SKEW = timedelta(minutes=5)
 OPEN = frozenset({SessionStatus.PLANNED, SessionStatus.MISSED})
 
 
-_SESSIONS, _ENROLLMENTS, _PATIENTS = (
-    table_of(TreatmentSession),
-    table_of(Enrollment),
-    table_of(Patient),
-)
-# Built once: confirmations run it on every request, and building a statement costs
-# more than running it.
-_SESSION_WITH_ENROLLMENT = (
-    sa.select(_SESSIONS, _ENROLLMENTS, _PATIENTS)
-    .select_from(
-        _SESSIONS.join(_ENROLLMENTS, _ENROLLMENTS.c.id == _SESSIONS.c.enrollment_id).join(
-            _PATIENTS, _PATIENTS.c.id == _ENROLLMENTS.c.patient_id
-        )
-    )
-    .where(_SESSIONS.c.id == sa.bindparam("session_id"))
-)
-_SESSION_KEYS, _ENROLLMENT_KEYS, _PATIENT_KEYS = (
-    tuple(table.c.keys()) for table in (_SESSIONS, _ENROLLMENTS, _PATIENTS)
-)
-
-
 def get_session(
     db: Session, clinic_id: str | None, session_id: str
-) -> tuple[TreatmentSession, Enrollment, Patient]:
-    """Return the session, its enrollment and patient, read in one query, as detached
-    objects (`db.detached`: every confirmation reads them, and the ORM's loading cost
-    more than the query); change them with `write_columns`. Raise NotFound if missing
-    or another clinic's."""
-    found = read_columns(db, _SESSION_WITH_ENROLLMENT, {"session_id": session_id}).first()
-    if found is None:
+) -> tuple[SessionRow, Enrollment, Patient]:
+    """Return the session, its enrollment and patient. Raise NotFound if missing or
+    another clinic's."""
+    session = session_store.get(db, session_id)
+    enrollment = db.get(Enrollment, session.enrollment_id) if session else None
+    if session is None or enrollment is None:
         raise NotFound("session", session_id)
-    enrollment_at = len(_SESSION_KEYS)
-    patient_at = enrollment_at + len(_ENROLLMENT_KEYS)
-    enrollment = detached(Enrollment, _ENROLLMENT_KEYS, found[enrollment_at:patient_at])
     if clinic_id is not None and enrollment.clinic_id != clinic_id:
         raise NotFound("session", session_id)
-    session = detached(TreatmentSession, _SESSION_KEYS, found[:enrollment_at])
-    patient = detached(Patient, _PATIENT_KEYS, found[patient_at:])
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
     return session, enrollment, patient
 
 
-def _recordable(session: TreatmentSession, now: datetime, *, ahead_ok: bool) -> None:
+def _recordable(session: SessionRow, now: datetime, *, ahead_ok: bool) -> None:
     if session.status == SessionStatus.CANCELLED:
         raise Conflict("the session was cancelled by a re-plan; record an unscheduled one")
     if not ahead_ok and session.local_date > local_today(now, session.timezone):
@@ -84,7 +59,7 @@ def confirm_session(
     now: datetime,
     *,
     reported_by: RatedBy = "clinician",
-) -> tuple[TreatmentSession, Plan | None]:
+) -> tuple[SessionRow, Plan | None]:
     """Record a session as done, with the optional report, and re-plan.
 
     Confirming an already confirmed session changes nothing and returns (session, None).
@@ -97,10 +72,9 @@ def confirm_session(
         # A side effect often shows hours later; it must still reach the clinic.
         if report.side_effect is not None and session.side_effect is None:
             note = (report.side_effect_note or "").strip() or None
-            write_columns(
-                db, session, side_effect=report.side_effect, side_effect_note=note,
-                updated_at=utcnow(),
-            )  # fmt: skip
+            session = session_store.change(
+                db, session, utcnow(), side_effect=report.side_effect, side_effect_note=note
+            )
             _alert_side_effect(db, session, enrollment, patient, now)
         return session, None
     _recordable(session, now, ahead_ok=False)
@@ -112,9 +86,10 @@ def confirm_session(
     protocol = protocol_of(db, rt, enrollment)
     outcome = _outcome(protocol.scale if protocol else None, report, reported_by)
     side_effect = report.side_effect
-    write_columns(
+    session = session_store.change(
         db,
         session,
+        utcnow(),
         status=SessionStatus.CONFIRMED,
         completed_at=completed_at,
         hdss=int(outcome) if outcome and protocol and protocol.outcome_scale == "hdss" else None,
@@ -123,7 +98,6 @@ def confirm_session(
         side_effect_note=(report.side_effect_note or "").strip() or None,
         current_ma=report.current_ma,
         minutes_done=report.minutes,
-        updated_at=utcnow(),
     )
     _emit_session_event(db, "session.confirmed", session, enrollment, patient, now)
     _alert_side_effect(db, session, enrollment, patient, now)
@@ -132,7 +106,7 @@ def confirm_session(
 
 def _alert_side_effect(
     db: Session,
-    session: TreatmentSession,
+    session: SessionRow,
     enrollment: Enrollment,
     patient: Patient,
     now: datetime,
@@ -180,7 +154,7 @@ def skip_session(
     session_id: str,
     reason: str | None,
     now: datetime,
-) -> tuple[TreatmentSession, Plan | None]:
+) -> tuple[SessionRow, Plan | None]:
     """Record that the patient will not do a session, and re-plan.
 
     Skipping an already skipped session changes nothing and returns (session, None).
@@ -195,8 +169,8 @@ def skip_session(
     _recordable(session, now, ahead_ok=True)
     if reason is not None and len(checked("reason", reason, note)) > 500:
         raise InvalidInput("reason", "at most 500 characters")
-    write_columns(
-        db, session, status=SessionStatus.SKIPPED, skip_reason=reason, updated_at=utcnow()
+    session = session_store.change(
+        db, session, utcnow(), status=SessionStatus.SKIPPED, skip_reason=reason
     )
     _emit_session_event(db, "session.skipped", session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
@@ -204,7 +178,7 @@ def skip_session(
 
 def session_event_data(
     db: Session,
-    session: TreatmentSession,
+    session: SessionRow,
     enrollment: Enrollment,
     patient: Patient | None = None,
 ) -> dict[str, Any]:
@@ -234,7 +208,7 @@ def session_event_data(
 def _emit_session_event(
     db: Session,
     event: str,
-    session: TreatmentSession,
+    session: SessionRow,
     enrollment: Enrollment,
     patient: Patient,
     now: datetime,
@@ -265,11 +239,11 @@ def link_days(link_day: date, link_open: bool, today: date) -> tuple[tuple[date,
 def confirm_from_link(
     db: Session,
     rt: Runtime,
-    link: TreatmentSession,
+    link: SessionRow,
     day: date | None,
     report: SessionReport,
     now: datetime,
-) -> TreatmentSession:
+) -> SessionRow:
     """Record what a patient reports from a session link, on `day`: the link's own date
     or today (None: the preselected one, see `link_days`); return the session recorded.
 
@@ -288,7 +262,7 @@ def confirm_from_link(
     if day not in choices:
         allowed = " or ".join(d.isoformat() for d in choices)
         raise InvalidInput("day", f"must be {allowed}")
-    target = link if day == link.local_date else _session_on(db, link.enrollment_id, day)
+    target = link if day == link.local_date else session_store.on_day(db, link.enrollment_id, day)
     if target is not None and target.status == SessionStatus.CONFIRMED:
         raise Conflict(f"a session on {day.isoformat()} is already recorded")
     if target is not None and target.status != SessionStatus.CANCELLED:
@@ -298,24 +272,8 @@ def confirm_from_link(
         raise Conflict(f"the session on {day.isoformat()} was moved by a re-plan")
     protocol = protocol_of(db, rt, enrollment)
     minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
-    extra = target or TreatmentSession(
-        enrollment_id=enrollment.id,
-        local_date=today,
-        timezone=patient.timezone,
-        phase=enrollment.phase,
-        minutes=minutes,
+    extra = session_store.add_unscheduled(
+        db, enrollment.id, today, patient.timezone, enrollment.phase, minutes, utcnow()
     )
-    extra.unscheduled = True
-    extra.status = SessionStatus.PLANNED
-    db.add(extra)
-    db.flush()
     confirmed, _ = confirm_session(db, rt, None, extra.id, report, now, reported_by="patient")
     return confirmed
-
-
-def _session_on(db: Session, enrollment_id: str, day: date) -> TreatmentSession | None:
-    return db.exec(
-        select(TreatmentSession).where(
-            TreatmentSession.enrollment_id == enrollment_id, TreatmentSession.local_date == day
-        )
-    ).first()

@@ -4,7 +4,6 @@ writes it in short transactions of its own."""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.adherence import SessionFact, adherence
-from reminders.db import insert_ignore, session_scope, table_of, write_columns
+from reminders.db.engine import paced_batches, session_scope
+from reminders.db.rows import insert_ignore, table_of
 from reminders.lapse import NOT_DONE, LapseRule, standing
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, utcnow
 from reminders.planner import PastSession
@@ -24,7 +24,6 @@ from reminders.services.enrollments import (
     local_today,
     planner_inputs,
     replan,
-    sessions_of,
     set_status,
 )
 from reminders.services.events import emit, escalate
@@ -37,6 +36,8 @@ from reminders.services.reminding import (
 )
 from reminders.services.sessions import session_event_data
 from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 from reminders.timing import ZONE_SPREAD
 
 # Small batches keep each write transaction short: API writes wait for them.
@@ -65,14 +66,15 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     An appointment at the clinic is the staff's to record: unrecorded past its grace,
     it becomes `unrecorded` and the clinic is told, not the patient."""
     missed = missed_sessions(db, rt.settings, now, enrollment_ids)
-    by_enrollment: dict[str, list[TreatmentSession]] = defaultdict(list)
     changed = utcnow()
-    for session in missed:
-        session.status = SessionStatus.UNRECORDED if session.at_clinic else SessionStatus.MISSED
-        session.updated_at = changed
-        db.add(session)
+    marked = session_store.mark(
+        db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, changed
+    ) + session_store.mark(
+        db, [s for s in missed if not s.at_clinic], SessionStatus.MISSED, changed
+    )
+    by_enrollment: dict[str, list[SessionRow]] = defaultdict(list)
+    for session in marked:
         by_enrollment[session.enrollment_id].append(session)
-    db.flush()
     rows = []
     for enrollment_id, all_sessions in by_enrollment.items():
         enrollment = db.get(Enrollment, enrollment_id)
@@ -107,7 +109,7 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
 
 
 def _tell_clinic_of_unrecorded(
-    db: Session, enrollment: Enrollment, unrecorded: list[TreatmentSession], now: datetime
+    db: Session, enrollment: Enrollment, unrecorded: list[SessionRow], now: datetime
 ) -> None:
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
@@ -128,7 +130,7 @@ def _escalate_repeated_misses(
     rt: Runtime,
     enrollment: Enrollment,
     patient: Patient,
-    latest: TreatmentSession,
+    latest: SessionRow,
     now: datetime,
 ) -> None:
     """Escalate N misses in a row in a phase that builds up the treatment (induction or
@@ -139,7 +141,10 @@ def _escalate_repeated_misses(
     phase = next((p for p in protocol.phases if p.name == latest.phase), None)
     if phase is None or not phase.ends:
         return
-    facts = [SessionFact(r.local_date, r.status, r.phase) for r in sessions_of(db, enrollment.id)]
+    facts = [
+        SessionFact(r.local_date, r.status, r.phase)
+        for r in session_store.of_enrollment(db, enrollment.id)
+    ]
     in_a_row = adherence(facts, latest.local_date).missed_in_a_row
     # Once per streak: when it reaches the threshold, not again for every further miss.
     if in_a_row == rt.settings.escalate_after_misses:
@@ -209,8 +214,8 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
         patient = db.get(Patient, enrollment.patient_id)
         assert patient is not None  # foreign key
         today = local_today(now, patient.timezone)
-        rows = sessions_of(db, enrollment.id)
-        history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]  # type: ignore[arg-type]
+        rows = session_store.of_enrollment(db, enrollment.id)
+        history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
         inputs = planner_inputs(db, enrollment, protocol, today)
         behind = standing(
             history, today, rule, counts_from=enrollment.counting_from, absences=inputs.absences
@@ -236,7 +241,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
                 session_id=due.id,
                 enrollment_id=enrollment.id,
             )
-            write_columns(db, enrollment, slowed_since=today, updated_at=utcnow())
+            enrollment.slowed_since, enrollment.updated_at = today, utcnow()
             replan(db, rt, enrollment, now, patient=patient)
     return count
 
@@ -304,26 +309,18 @@ Step = Callable[[Session, Runtime, datetime, Sequence[str]], int]
 
 def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> int:
     """Find the enrollments a step concerns in a read transaction, then run the step on
-    them in write transactions of `REPLAN_BATCH` each; return the sum of what it did.
+    them in paced write batches of `REPLAN_BATCH` (the single-writer rule's part 3, in
+    `db.engine`); return the sum of what it did.
 
-    API writes wait for the write lock on the event loop itself, so a scan under that
-    lock stalls every request in flight; small batches keep each wait short. After each
-    batch the lock stays free for as long as the batch held it: a thread that releases
-    a lock and takes it again at once keeps it from waiters (`db._write_lock` does not
-    hand over in order), and once a day, when every enrollment needs its horizon
-    extended, that would keep the API from writing for the whole re-plan. Every step
-    re-checks what it is handed: a confirmation may have come in between.
+    Small batches keep each wait for the write lock short: API writes wait for it on the
+    event loop itself, and once a day every enrollment needs its horizon extended. Every
+    step re-checks what it is handed: a confirmation may have come in between.
     """
     with session_scope(rt.engine, write=False) as db:
         found = find(db, rt, now)
-    done, held = 0, 0.0
-    for start in range(0, len(found), REPLAN_BATCH):
-        time.sleep(held)
-        began = time.monotonic()
-        with session_scope(rt.engine) as db:
-            done += write(db, rt, now, found[start : start + REPLAN_BATCH])
-        held = time.monotonic() - began
-    return done
+    return sum(
+        write(db, rt, now, batch) for db, batch in paced_batches(rt.engine, found, REPLAN_BATCH)
+    )
 
 
 def sweep(rt: Runtime, now: datetime) -> SweepReport:

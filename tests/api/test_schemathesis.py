@@ -13,12 +13,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from reminders import db as database
 from reminders.api import create_app
+from reminders.db.engine import session_scope
+from reminders.db.schema import migrate
 from reminders.models import EnrollmentCreate, PatientCreate
 from reminders.runtime import Runtime
 from reminders.services import clinics, enrollments, patients, webhooks
 from reminders.settings import load_settings
+from reminders.stores import session_store
 
 # Schemathesis reads the schema when the module is collected, so the app (on its own
 # throwaway database, with one clinic's patient, enrollment and endpoint) is built here.
@@ -26,9 +28,9 @@ _folder = tempfile.TemporaryDirectory(prefix="reminders-fuzz-")
 _settings = load_settings(
     var_dir=Path(_folder.name), webhook_allow_http=True, webhook_allowed_hosts=["127.0.0.1"]
 )
-database.migrate(_settings.database_url)
+migrate(_settings.database_url)
 _runtime = Runtime.from_settings(_settings)
-with database.session_scope(_runtime.engine) as _db:
+with session_scope(_runtime.engine) as _db:
     _clinic, _KEY = clinics.create_clinic(_db, "Fuzz Clinic")
     _patient = patients.add_patient(
         _db,
@@ -48,7 +50,7 @@ with database.session_scope(_runtime.engine) as _db:
         ),
         datetime.now(UTC),
     )  # fmt: skip
-    _session = enrollments.sessions_of(_db, _enrollment.id)[0]
+    _session = session_store.of_enrollment(_db, _enrollment.id)[0]
     _endpoint = webhooks.add_endpoint(_db, _settings, _clinic.id, "http://127.0.0.1:9/h")
 KNOWN = {
     "patient_id": _patient.id,

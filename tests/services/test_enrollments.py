@@ -10,6 +10,8 @@ from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Enrollment, EnrollmentCreate, SessionReport, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions
+from reminders.states import SessionStatus
+from reminders.stores import session_store
 from tests.conftest import at, make_clinic, make_patient
 
 pytestmark = pytest.mark.both_databases
@@ -39,7 +41,7 @@ def count(db: Session, model: type[Enrollment] | type[TreatmentSession]) -> int:
 def planned_dates(db: Session, enrollment_id: str) -> list[str]:
     return [
         r.local_date.isoformat()
-        for r in enrollments.sessions_of(db, enrollment_id)
+        for r in session_store.of_enrollment(db, enrollment_id)
         if r.status == "planned"
     ]
 
@@ -53,7 +55,7 @@ def test_enrolling_writes_the_first_horizon_from_the_start_date(db: Session, rt:
     assert planned_dates(db, enrollment.id) == [
         "2026-12-07", "2026-12-09", "2026-12-11", "2026-12-14", "2026-12-16", "2026-12-18",
     ]  # fmt: skip
-    rows = enrollments.sessions_of(db, enrollment.id)
+    rows = session_store.of_enrollment(db, enrollment.id)
     assert {r.timezone for r in rows} == {"Europe/Berlin"}
 
 
@@ -189,7 +191,7 @@ def test_second_active_enrollment_in_same_protocol_and_area_conflicts(
     with pytest.raises(Conflict):
         enrollments.enroll(db, rt, clinic, patient, request(body_area="palms"), NOW)
     feet = enrollments.enroll(db, rt, clinic, patient, request(body_area="soles"), NOW)
-    assert enrollments.sessions_of(db, feet.id)[0].minutes == 30
+    assert session_store.of_enrollment(db, feet.id)[0].minutes == 30
 
 
 def test_missed_session_is_replanned_at_the_earliest_allowed_day(db: Session, rt: Runtime) -> None:
@@ -198,10 +200,9 @@ def test_missed_session_is_replanned_at_the_earliest_allowed_day(db: Session, rt
     enrollment = enrollments.enroll(
         db, rt, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW
     )
-    first, wednesday = enrollments.sessions_of(db, enrollment.id)[:2]
+    first, wednesday = session_store.of_enrollment(db, enrollment.id)[:2]
     sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), NOW)
-    wednesday.status = "missed"
-    db.add(wednesday)
+    session_store.mark(db, [wednesday], SessionStatus.MISSED, NOW)
     thursday = at("2026-12-10 09:00")
     enrollments.replan(db, rt, enrollment, thursday)
     assert planned_dates(db, enrollment.id)[0] == "2026-12-11"
@@ -213,12 +214,12 @@ def test_skipping_ahead_frees_that_day_and_replans(db: Session, rt: Runtime) -> 
     enrollment = enrollments.enroll(
         db, rt, clinic, patient, request(protocol="glycopyrrolate-hyperhidrosis"), NOW
     )
-    rows = enrollments.sessions_of(db, enrollment.id)
+    rows = session_store.of_enrollment(db, enrollment.id)
     sessions.confirm_session(db, rt, clinic, rows[0].id, SessionReport(hdss=2), NOW)
     sessions.skip_session(db, rt, clinic, rows[1].id, "away", NOW)
     assert planned_dates(db, enrollment.id) == ["2026-12-15"]
     statuses = {
-        r.local_date.isoformat(): r.status for r in enrollments.sessions_of(db, enrollment.id)
+        r.local_date.isoformat(): r.status for r in session_store.of_enrollment(db, enrollment.id)
     }
     assert statuses["2026-12-14"] == "skipped"
 
@@ -227,7 +228,7 @@ def test_confirming_twice_is_harmless(db: Session, rt: Runtime) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
-    first = enrollments.sessions_of(db, enrollment.id)[0]
+    first = session_store.of_enrollment(db, enrollment.id)[0]
     report = SessionReport(hdss=2, current_ma=12.5, minutes=20)
     sessions.confirm_session(db, rt, clinic, first.id, report, NOW)
     again, replanned = sessions.confirm_session(db, rt, clinic, first.id, report, NOW)
@@ -239,7 +240,7 @@ def test_confirming_a_later_days_session_is_refused(db: Session, rt: Runtime) ->
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
-    wednesday = enrollments.sessions_of(db, enrollment.id)[1]
+    wednesday = session_store.of_enrollment(db, enrollment.id)[1]
     with pytest.raises(InvalidInput) as caught:
         sessions.confirm_session(db, rt, clinic, wednesday.id, SessionReport(), NOW)
     assert caught.value.field == "session"
@@ -255,7 +256,7 @@ def test_pause_cancels_planned_sessions_and_resume_plans_again(db: Session, rt: 
     enrollments.set_status(db, rt, clinic, enrollment.id, "active", later)
     assert planned_dates(db, enrollment.id)[0] == "2026-12-14"
     # cancelled rows are reused, so there is still one row per date
-    dates = [r.local_date for r in enrollments.sessions_of(db, enrollment.id)]
+    dates = [r.local_date for r in session_store.of_enrollment(db, enrollment.id)]
     assert len(dates) == len(set(dates))
 
 
@@ -265,9 +266,9 @@ def test_finishing_a_course_completes_the_enrollment(db: Session, rt: Runtime) -
     enrollment = enrollments.enroll(
         db, rt, clinic, patient, request(protocol="sports-injury-short-course"), NOW
     )
-    for row in enrollments.sessions_of(db, enrollment.id):
+    for row in session_store.of_enrollment(db, enrollment.id):
         day_after = at(f"{row.local_date.isoformat()} 20:00")
         sessions.confirm_session(db, rt, clinic, row.id, SessionReport(), day_after)
     assert enrollment.status == "completed"
     assert planned_dates(db, enrollment.id) == []
-    assert enrollments.sessions_of(db, enrollment.id)[-1].local_date == date(2026, 12, 15)
+    assert session_store.of_enrollment(db, enrollment.id)[-1].local_date == date(2026, 12, 15)

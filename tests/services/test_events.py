@@ -12,8 +12,9 @@ from standardwebhooks import Webhook
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.models import Clinic, Delivery, Enrollment, SessionReport
 from reminders.runtime import Runtime
-from reminders.services import enrollments, sessions, webhooks
+from reminders.services import sessions, webhooks
 from reminders.services.sweep import sweep
+from reminders.stores import session_store
 from tests.conftest import (
     at,
     enroll_in_ongoing_phase_with_first_session_done,
@@ -63,7 +64,9 @@ def test_confirmations_and_the_move_to_maintenance_are_signed_events(
     for _ in range(6):
         enrollment = db.get(Enrollment, enrollment_id)
         assert enrollment is not None
-        planned = [r for r in enrollments.sessions_of(db, enrollment_id) if r.status == "planned"]
+        planned = [
+            r for r in session_store.of_enrollment(db, enrollment_id) if r.status == "planned"
+        ]
         moment = datetime.combine(planned[0].local_date, start.timetz()).replace(hour=20)
         sessions.confirm_session(db, rt, clinic, planned[0].id, SessionReport(hdss=1), moment)
         db.commit()

@@ -13,6 +13,7 @@ from reminders.dispatcher import Dispatcher, build_senders
 from reminders.models import Enrollment, SessionReport
 from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions
+from reminders.stores import session_store
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder
 
@@ -28,7 +29,7 @@ def edited(rt: Runtime, protocol_id: str, **phase_changes: object) -> Runtime:
 
 
 def planned_days(db: Session, enrollment_id: str) -> list[int]:
-    rows = enrollments.sessions_of(db, enrollment_id)
+    rows = session_store.of_enrollment(db, enrollment_id)
     return [r.local_date.day for r in rows if r.status == "planned"]
 
 
@@ -45,7 +46,7 @@ def test_an_edited_protocol_replans_nobody_until_the_enrollment_is_moved(
     assert planned_days(db, enrollment_id) == [7, 14]
 
     restarted = edited(rt, "glycopyrrolate-hyperhidrosis", interval_days=10)
-    first = enrollments.sessions_of(db, enrollment_id)[0]
+    first = session_store.of_enrollment(db, enrollment_id)[0]
     moment = start + timedelta(hours=9)
     sessions.confirm_session(db, restarted, clinic, first.id, SessionReport(), moment)
     db.commit()

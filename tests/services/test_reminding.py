@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from reminders.models import Delivery
 from reminders.runtime import Runtime
-from reminders.services.enrollments import sessions_of
 from reminders.services.reminding import reminders_not_yet_written
+from reminders.stores import session_store
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
 
 pytestmark = pytest.mark.both_databases
@@ -29,7 +29,7 @@ def test_reminder_is_found_once_its_session_comes_into_the_window(
         db, clinic, timezone="Europe/Berlin", reminder_time="18:30", **preferences
     )
     enrollment = enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 06:00"))
-    by_date = {s.local_date: s for s in sessions_of(db, enrollment)}
+    by_date = {s.local_date: s for s in session_store.of_enrollment(db, enrollment)}
     wednesday, friday = by_date[date(2026, 12, 9)], by_date[date(2026, 12, 11)]
     reminders = db.exec(select(Delivery.session_id).where(col(Delivery.kind) == "reminder"))
     assert wednesday.id not in set(reminders)  # too far off when it was planned

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders import db as database
-from reminders.db import session_scope
+from reminders.db import engine
+from reminders.db.engine import session_scope
 from reminders.models import Delivery, Enrollment, SessionReport, TreatmentSession
 from reminders.runtime import Runtime
-from reminders.services import enrollments, sessions
+from reminders.services import sessions
 from reminders.services.sweep import (
     REPLAN_BATCH,
     SweepReport,
@@ -26,6 +26,7 @@ from reminders.services.sweep import (
     missing_enrollments,
     sweep,
 )
+from reminders.stores import session_store
 from tests.conftest import (
     at,
     enroll_in_ongoing_phase_with_first_session_done,
@@ -86,7 +87,7 @@ def test_a_writer_waiting_while_the_sweep_writes_goes_before_its_next_batch(
     batches = 4
     _enroll_with_sessions_from_thursday(db, rt, batches * REPLAN_BATCH)
     # The lock API writes queue on; the sweep's first write takes it.
-    lock = cast(threading.Lock, database._write_lock(rt.engine))
+    lock = cast(threading.Lock, engine._write_lock(rt.engine))
     sweeper = threading.Thread(target=sweep, args=(rt, at("2026-12-09 08:00")))
     sweeper.start()
     deadline = time.monotonic() + 10
@@ -114,7 +115,7 @@ def test_a_session_confirmed_after_the_scan_is_not_marked_missed(db: Session, rt
     with session_scope(rt.engine, write=False) as reading:
         found = missing_enrollments(reading, rt, now)
     assert found == [enrollment]
-    monday = enrollments.sessions_of(db, enrollment)[0]
+    monday = session_store.of_enrollment(db, enrollment)[0]
     sessions.confirm_session(db, rt, clinic, monday.id, SessionReport(), now)
     db.commit()
 
@@ -138,7 +139,7 @@ def test_a_lapse_ended_by_a_confirmation_after_the_scan_gets_no_nudge(
         found = lapse_candidates(reading, rt, now)
     assert found == [enrollment]
     db.expire_all()
-    late = next(s for s in enrollments.sessions_of(db, enrollment) if s.status == "missed")
+    late = next(s for s in session_store.of_enrollment(db, enrollment) if s.status == "missed")
     sessions.confirm_session(db, rt, clinic, late.id, SessionReport(), now)
     db.commit()
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from reminders.api.deps import RuntimeDep
-from reminders.db import cannot_write, mark_alive, session_scope
+from reminders.db.engine import cannot_write, mark_alive, session_scope
 from reminders.metrics import REGISTRY
 from reminders.models import utcnow
 from reminders.services.metrics import TableGauges

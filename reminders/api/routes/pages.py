@@ -16,10 +16,12 @@ from sqlmodel import Session
 
 from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput
-from reminders.models import Enrollment, Patient, SessionReport, TreatmentSession
+from reminders.models import Enrollment, Patient, SessionReport
 from reminders.outcomes import SideEffect
 from reminders.services import absences, enrollments, patients, reminding, sessions
 from reminders.services.protocol_versions import protocol_of
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
 from reminders.timing import zone
 from reminders.tokens import find_token
 
@@ -76,14 +78,14 @@ async def form_fields(request: Request) -> dict[str, str]:
 
 
 FormDep = Annotated[dict[str, str], Depends(form_fields)]
-_Found = tuple[TreatmentSession, Enrollment, Patient]
+_Found = tuple[SessionRow, Enrollment, Patient]
 
 
 def _session_for(db: Session, token: str, now: Any) -> _Found | None:
     row = find_token(db, token, "session", now)
     if row is None or row.session_id is None:
         return None
-    session = db.get(TreatmentSession, row.session_id)
+    session = session_store.get(db, row.session_id)
     enrollment = db.get(Enrollment, session.enrollment_id) if session else None
     patient = db.get(Patient, row.patient_id)
     if session is None or enrollment is None or patient is None:
@@ -96,7 +98,7 @@ def _session_for(db: Session, token: str, now: Any) -> _Found | None:
 def _next_session(db: Session, enrollment_id: str, after: date) -> str | None:
     upcoming = [
         r.local_date
-        for r in enrollments.sessions_of(db, enrollment_id)
+        for r in session_store.of_enrollment(db, enrollment_id)
         if r.status == "planned" and r.local_date > after
     ]
     return _day(min(upcoming)) if upcoming else None

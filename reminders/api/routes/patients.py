@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
-from reminders import db as database
 from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.paging import Cursor, Limit, PageOut, page_after
+from reminders.db import engine
 from reminders.fields import SingleLine
 from reminders.models import (
     AbsenceCreate,
@@ -80,7 +80,7 @@ async def erase_patient(
     the erasure is recorded (who, when). Later reads of the patient answer 410."""
     async with tx.write() as db:
         erasure.erase_patient(db, rt, caller.clinic.id, patient_id, caller.who, now)
-    if not await run_in_threadpool(database.forget_overwritten, rt.engine):
+    if not await run_in_threadpool(engine.forget_overwritten, rt.engine):
         log.warning("erased values stay in the write-ahead log until the next checkpoint")
 
 

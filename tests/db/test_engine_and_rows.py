@@ -6,7 +6,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from reminders import db as database
+from reminders.db.bulk import EarlierBatchFailed, InsertWriter
+from reminders.db.engine import create_db_engine, session_scope
+from reminders.db.rows import insert_rows, prepare_row_insert, read_columns, table_of, update_rows
+from reminders.db.schema import migrate
 from reminders.models import Clinic, utcnow
 from reminders.settings import Settings
 
@@ -20,7 +23,7 @@ def test_migrations_create_exactly_the_models_schema(engine: sa.Engine) -> None:
 
 
 def test_migrating_twice_is_harmless(settings: Settings, engine: sa.Engine) -> None:
-    database.migrate(settings.database_url)
+    migrate(settings.database_url)
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
     assert len(version) == 1
@@ -52,32 +55,34 @@ def _clinic_ids(engine: sa.Engine) -> list[str]:
         return sorted(connection.execute(sa.select(Clinic.id)).scalars())  # type: ignore[call-overload]
 
 
-def test_detached_row_is_untracked_and_write_columns_changes_row_and_object(
+def test_update_rows_changes_only_the_columns_given(engine: sa.Engine) -> None:
+    with session_scope(engine) as db:
+        insert_rows(db, Clinic, [_clinic_row("a"), _clinic_row("b")])
+    with session_scope(engine) as db:
+        update_rows(db, Clinic, [{"id": "a", "alert_email": "desk@clinic.example.org"}])
+    with session_scope(engine) as db:
+        first, second = db.get(Clinic, "a"), db.get(Clinic, "b")
+        assert first is not None and second is not None
+        assert (first.name, first.alert_email) == ("Clinic a", "desk@clinic.example.org")
+        assert second.alert_email == _clinic_row("b")["alert_email"]
+
+
+def test_core_statements_see_rows_the_orm_added_in_the_same_unit_of_work(
     engine: sa.Engine,
 ) -> None:
-    with database.session_scope(engine) as db:
-        database.insert_rows(db, Clinic, [_clinic_row("a")])
-    table = database.table_of(Clinic)
-    with database.session_scope(engine) as db:
-        found = database.read_columns(db, sa.select(table).where(table.c.id == "a")).one()
-        clinic = database.detached(Clinic, tuple(table.c.keys()), found)
-        assert (clinic.id, clinic.name) == ("a", "Clinic a")
-        assert sa.inspect(clinic).detached
-        clinic.name = "not saved: nothing tracks a detached object"
-        database.write_columns(db, clinic, alert_email="desk@clinic.example.org")
-        assert clinic.alert_email == "desk@clinic.example.org"
-    with database.session_scope(engine) as db:
-        stored = db.get(Clinic, "a")
-        assert stored is not None
-        assert (stored.name, stored.alert_email) == ("Clinic a", "desk@clinic.example.org")
+    table = table_of(Clinic)
+    with session_scope(engine) as db:
+        db.add(Clinic(id="a", name="Clinic a"))
+        found = read_columns(db, sa.select(table.c.name).where(table.c.id == "a")).scalar()
+        assert found == "Clinic a"
 
 
 def test_insert_writer_writes_batches_in_order_each_in_one_transaction(
     settings: Settings, engine: sa.Engine
 ) -> None:
-    with database.InsertWriter(settings.database_url) as writer:
+    with InsertWriter(settings.database_url) as writer:
         sent = [
-            writer.submit([database.prepare_row_insert(engine.dialect, Clinic, rows)])
+            writer.submit([prepare_row_insert(engine.dialect, Clinic, rows)])
             for rows in ([_clinic_row("a"), _clinic_row("b")], [_clinic_row("c")])
         ]
         for future in sent:
@@ -93,15 +98,14 @@ def test_insert_writer_refuses_every_batch_after_a_failed_one(
         [_clinic_row("b"), _clinic_row("a")],  # "a" again: the whole batch fails
         [_clinic_row("c")],
     ]
-    with database.InsertWriter(settings.database_url) as writer:
+    with InsertWriter(settings.database_url) as writer:
         sent = [
-            writer.submit([database.prepare_row_insert(engine.dialect, Clinic, rows)])
-            for rows in batches
+            writer.submit([prepare_row_insert(engine.dialect, Clinic, rows)]) for rows in batches
         ]
         sent[0].result()
         with pytest.raises(sa.exc.IntegrityError):
             sent[1].result()
-        with pytest.raises(database.EarlierBatchFailed):
+        with pytest.raises(EarlierBatchFailed):
             sent[2].result()
     assert _clinic_ids(engine) == ["a"]
 
@@ -109,8 +113,8 @@ def test_insert_writer_refuses_every_batch_after_a_failed_one(
 def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids_apart(
     database_url: str,
 ) -> None:
-    database.migrate(database_url, "0005")
-    engine = database.create_db_engine(database_url)
+    migrate(database_url, "0005")
+    engine = create_db_engine(database_url)
     now = utcnow()
     with engine.begin() as connection:
         connection.execute(
@@ -130,7 +134,7 @@ def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids
                 ),
                 {"id": patient_id, "now": now.replace(tzinfo=None)},
             )
-    database.migrate(database_url)
+    migrate(database_url)
     with engine.connect() as connection:
         keys = connection.execute(sa.text("SELECT clinic_id, name, key_hash FROM api_key")).all()
         external = connection.execute(

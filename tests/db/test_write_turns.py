@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from reminders.api.deps import WriteTurns
+from reminders.db.engine import WriteTurns
 
 
 async def _take_turns(turns: WriteTurns, count: int) -> list[tuple[str, int]]:
