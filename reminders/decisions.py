@@ -1,9 +1,11 @@
-"""Whether a claimed delivery is still worth sending: now, later, or never.
+"""What becomes of a delivery: whether it is still worth sending (now, later, or never),
+and what a channel's answer makes of it (sent, retried, dead, expired, failed).
 
 Pure: plain values in, a decision out; no database, no clock (`now` is passed), no I/O.
-The dispatcher loads the rows, calls `decide`, and acts on the answer.
+The dispatcher loads the rows, calls `decide` and `result_values`, and has the outbox
+(`stores.outbox`) write the answer.
 
-How a delivery moves (the outbox in `outbox.py` writes these states):
+How a delivery moves:
 
     pending --claim--> sending --sent-------------------------> sent
        ^                  |----retry (room in the schedule)---> pending
@@ -16,8 +18,11 @@ How a delivery moves (the outbox in `outbox.py` writes these states):
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from reminders.states import DeliveryState
 from reminders.timing import QuietHours, after_quiet_hours
@@ -120,3 +125,71 @@ def undeliverable_cause(
         # A mail server's text often quotes the recipient: the reply code is the cause.
         summary = " ".join(summary.split()[:2])
     return f"{channel}: {summary}"
+
+
+# Standard Webhooks' suggested schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+RETRY_DELAYS_S: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+JITTER = 0.1
+ERROR_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a channel made of one message.
+
+    sent: accepted; retry: try again later (`retry_after` seconds if the receiver asked);
+    failed: permanent, do not retry; gone: the endpoint said 410, disable it; deferred:
+    not tried (its destination is busy with slow requests), try in `retry_after` seconds
+    without counting an attempt.
+    """
+
+    status: Literal["sent", "retry", "failed", "gone", "deferred"]
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta | None:
+    """Return the wait after the `attempts`-th failed attempt, jittered by +-10 %, or
+    None when the schedule is used up."""
+    if attempts < 1 or attempts > len(RETRY_DELAYS_S):
+        return None
+    base = RETRY_DELAYS_S[attempts - 1]
+    return timedelta(seconds=base * (1 + JITTER * (2 * rand() - 1)))
+
+
+def result_values(
+    attempts: int,
+    expires_at: datetime | None,
+    outcome: Outcome,
+    now: datetime,
+    rand: Callable[[], float] = random.random,
+) -> dict[str, Any]:
+    """Return the column values that record `outcome` for a claimed delivery, its
+    `attempts`-th, that is useful until `expires_at`.
+
+    A retry that the schedule has no room for makes the delivery dead; one that would
+    land after the delivery's useful window makes it expired.
+    """
+    error = outcome.error[:ERROR_LIMIT] if outcome.error else None
+    done: dict[str, Any] = {"lease_until": None, "last_error": error}
+    if outcome.status == "sent":
+        return {**done, "state": DeliveryState.SENT, "sent_at": now}
+    if outcome.status in ("failed", "gone"):
+        return {**done, "state": DeliveryState.FAILED}
+    if outcome.status == "deferred":
+        wait = timedelta(seconds=outcome.retry_after or 0)
+        return {
+            **done,
+            "state": DeliveryState.PENDING,
+            "next_attempt_at": now + wait,
+            "attempts": attempts - 1,
+        }
+    delay = retry_delay(attempts, rand)
+    if delay is None:
+        return {**done, "state": DeliveryState.DEAD}
+    if outcome.retry_after is not None:
+        delay = max(delay, timedelta(seconds=outcome.retry_after))
+    next_attempt = now + delay
+    if expires_at is not None and next_attempt >= expires_at:
+        return {**done, "state": DeliveryState.EXPIRED}
+    return {**done, "state": DeliveryState.PENDING, "next_attempt_at": next_attempt}

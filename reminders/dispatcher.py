@@ -33,20 +33,20 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlmodel import col
 
-from reminders import outbox
 from reminders.channels import Sender, StreamingSender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
 from reminders.db.engine import session_scope
-from reminders.decisions import undeliverable_cause
+from reminders.decisions import Outcome, result_values, undeliverable_cause
 from reminders.metrics import DELIVERIES, LATENESS, SEND_SECONDS
 from reminders.models import Patient, WebhookEndpoint, utcnow
-from reminders.outbox import ClaimedDelivery
 from reminders.preparing import BatchRows, PreparedDelivery, Preparer
 from reminders.runtime import Runtime
 from reminders.services.events import escalate
 from reminders.services.reminding import alert_clinic
 from reminders.states import EscalationReason
+from reminders.stores import outbox
+from reminders.stores.outbox import ClaimedDelivery
 from reminders.tokens import store_tokens
 
 WEBHOOK_SEND_SECONDS = SEND_SECONDS.labels("webhook")
@@ -97,7 +97,7 @@ class DeliveryResult(NamedTuple):
     came in."""
 
     item: PreparedDelivery
-    outcome: outbox.Outcome | None
+    outcome: Outcome | None
     at: datetime
 
 
@@ -205,7 +205,7 @@ class Dispatcher:
             assert item.values is not None
             values = item.values
         else:
-            values = outbox.result_values(delivery, outcome, now, self.rand)
+            values = result_values(delivery.attempts, delivery.expires_at, outcome, now, self.rand)
         if not outbox.finish(db, delivery.id, self.worker, values):
             return  # another worker took the row over after our lease ran out
         _log_result(delivery, values["state"], now)
@@ -420,7 +420,7 @@ class _Run:
         """Resolve the emails still waiting for the mail thread as deferred: they go
         back to the outbox, to be sent by the next run."""
         waiting, self.emails = self.emails, []
-        stopped = outbox.Outcome("deferred", "dispatcher stopped", 0.0)
+        stopped = Outcome("deferred", "dispatcher stopped", 0.0)
         for item in waiting:
             self._arrive(item, stopped)
 
@@ -428,7 +428,7 @@ class _Run:
         future = self.dispatcher.senders.webhook.submit(message)
         started = time.perf_counter()
 
-        def arrived(done: asyncio.Future[outbox.Outcome]) -> None:
+        def arrived(done: asyncio.Future[Outcome]) -> None:
             WEBHOOK_SEND_SECONDS.observe(time.perf_counter() - started)
             self._arrive(item, done.result())
 
@@ -454,14 +454,14 @@ class _Run:
                     # Senders report problems as outcomes; this is a bug, and the run
                     # must still account for every message it holds.
                     log.exception("email sender failed")
-                    failed = outbox.Outcome("retry", f"internal error: {type(exc).__name__}")
+                    failed = Outcome("retry", f"internal error: {type(exc).__name__}")
                     outcomes = [failed] * len(items)
                 for item, outcome in zip(items, outcomes, strict=True):
                     self._arrive(item, outcome)
         finally:
             self.mailing = None
 
-    def _arrive(self, item: PreparedDelivery, outcome: outbox.Outcome | None) -> None:
+    def _arrive(self, item: PreparedDelivery, outcome: Outcome | None) -> None:
         self.arrived.append(DeliveryResult(item, outcome, self.dispatcher.clock()))
         self.news.set()
 

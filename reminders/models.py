@@ -334,7 +334,10 @@ class Delivery(SQLModel, table=True):
     clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
     patient_id: str | None = Field(default=None, foreign_key="patient.id", max_length=32)
     session_id: str | None = Field(default=None, foreign_key="treatment_session.id", max_length=32)
+    # What the message is (reminder, clinic_alert, session.confirmed, ...) and who it is
+    # for (patient, clinic, integration: `states.DeliveryAudience`).
     kind: str = Field(max_length=32)
+    audience: str = Field(default="patient", max_length=16)
     channel: str = Field(max_length=16)
     target: str = Field(max_length=32)
     state: str = Field(default="pending", max_length=16)

@@ -27,13 +27,13 @@ from reminders.models import (
     TreatmentSession,
     WebhookEndpoint,
 )
-from reminders.outbox import ClaimedDelivery
 from reminders.protocols import Protocol
 from reminders.runtime import Runtime
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
-from reminders.states import DeliveryState
+from reminders.states import DeliveryAudience, DeliveryState
 from reminders.stores import session_store
+from reminders.stores.outbox import ClaimedDelivery
 from reminders.stores.session_store import SessionRow
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, token_row
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 # Messages whose links let the patient act on the session (staff record appointments).
 LINKED = (SESSION_BOUND - {"appointment"}) | {"missed", "overdue"}
-CLINIC_EMAILS = frozenset({"clinic_alert", "escalation"})
 
 
 class SigningTarget(NamedTuple):
@@ -141,9 +140,9 @@ class Preparer:
             return _ending(delivery, "failed", f"internal error: {exc!r}")
 
     def _prepare(self, db: BatchRows, delivery: ClaimedDelivery, now: datetime) -> PreparedDelivery:
-        if "." in delivery.kind:
+        if delivery.audience == DeliveryAudience.INTEGRATION:
             return self._prepare_event(db, delivery, now)
-        if delivery.kind in CLINIC_EMAILS:
+        if delivery.audience == DeliveryAudience.CLINIC:
             return self._prepare_clinic_email(db, delivery, now)
         return self._prepare_patient_message(db, delivery, now)
 

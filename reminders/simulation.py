@@ -27,29 +27,28 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from reminders.channels import Sender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import WebhookMessage
 from reminders.db.engine import session_scope
 from reminders.db.schema import migrate
+from reminders.decisions import Outcome
 from reminders.dispatcher import Dispatcher, Senders
 from reminders.errors import RemindersError
 from reminders.models import (
-    Delivery,
     Enrollment,
     EnrollmentCreate,
     PatientCreate,
     SessionReport,
 )
-from reminders.outbox import Outcome
 from reminders.runtime import Runtime
 from reminders.services import absences, clinics, enrollments, patients, sessions, webhooks
 from reminders.services.sweep import sweep
 from reminders.settings import Settings
 from reminders.states import SessionStatus
-from reminders.stores import session_store
+from reminders.stores import outbox, session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import local_to_utc, zone
 
@@ -360,7 +359,7 @@ class _Runner:
         for taken in self.taken:
             taken.clear()
         with session_scope(self.rt.engine, write=False) as db:
-            sent = db.exec(select(Delivery).where(col(Delivery.id).in_(ids))).all() if ids else []
+            sent = outbox.by_ids(db, ids)
             enrollment = db.get(Enrollment, self.course.enrollment_id)
             assert enrollment is not None
             phase = enrollment.phase if enrollment.status == "active" else enrollment.status

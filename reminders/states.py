@@ -63,6 +63,14 @@ class DeliveryState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class DeliveryAudience(StrEnum):
+    """Who a delivery is for; `Delivery.kind` says what it is."""
+
+    PATIENT = "patient"  # a message to a patient: by email, or relayed by a webhook
+    CLINIC = "clinic"  # an email to the clinic's alert address
+    INTEGRATION = "integration"  # an event for the clinic's systems, by webhook
+
+
 class EscalationState(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"

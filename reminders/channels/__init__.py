@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
-from reminders.outbox import Outcome
+from reminders.decisions import Outcome
 
 M_contra = TypeVar("M_contra", contravariant=True)
 

@@ -39,8 +39,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import NamedTuple
 
+from reminders.decisions import Outcome
 from reminders.fields import CONTROL_CHARACTERS, ascii_domain, email_address
-from reminders.outbox import Outcome
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -44,8 +44,8 @@ from yarl import URL
 
 from reminders import __version__
 from reminders.channels.addresses import networks, refusal
+from reminders.decisions import Outcome
 from reminders.errors import InvalidInput
-from reminders.outbox import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from sqlmodel import Session, col, select
 from reminders.adherence import DUE_STATES
 from reminders.db.rows import (
     PreparedInsert,
-    insert_ignore,
     prepare_row_insert,
     run_insert,
 )
@@ -23,7 +22,6 @@ from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
 from reminders.ids import new_ids
 from reminders.models import (
     AbsenceRow,
-    Delivery,
     Enrollment,
     EnrollmentCreate,
     Patient,
@@ -57,7 +55,7 @@ from reminders.services.reminding import (
     write_reminders_for,
 )
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
-from reminders.stores import session_store
+from reminders.stores import outbox, session_store
 from reminders.stores.session_store import PlanChange, SessionRow
 from reminders.timing import zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
@@ -387,7 +385,7 @@ class _Planning:
             [
                 prepare_row_insert(dialect, Enrollment, self.enrollment_rows),
                 session_store.prepare_planned(dialect, self.session_rows),
-                prepare_row_insert(dialect, Delivery, reminders, ignore_conflicts=True),
+                outbox.prepare_queue(dialect, reminders),
             ],
             len(self.session_rows),
         )
@@ -703,9 +701,8 @@ def _tell_of_completion(
     if last is None or patient.unsubscribed_at is not None:
         return
     payload = {"sessions": len(confirmed), "adherence": rate}
-    insert_ignore(
+    outbox.queue(
         db,
-        Delivery,
         notice_rows(db, rt.settings, "completed", last.id, patient, now, payload),
     )
 

@@ -16,17 +16,15 @@ from reminders.models import Enrollment, Escalation, Patient
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import settle
-from reminders.services.reading import Page, newest_first
+from reminders.services.reading import Page, newest_escalations
 from reminders.states import EnrollmentStatus, EscalationReason, EscalationState
-
-STATES = tuple(EscalationState)
 
 
 def list_escalations(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[Escalation]:
     """Return a page of the clinic's escalations, newest first, optionally in one state."""
-    return newest_first(db, Escalation, clinic_id, state, STATES, cursor, limit)
+    return newest_escalations(db, clinic_id, state, cursor, limit)
 
 
 def get_escalation(db: Session, clinic_id: str | None, escalation_id: str) -> Escalation:

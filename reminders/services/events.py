@@ -16,9 +16,10 @@ from sqlmodel import Session, select
 
 from reminders.db.rows import insert_ignore
 from reminders.ids import new_id
-from reminders.models import Clinic, Delivery, Escalation, Patient
+from reminders.models import Clinic, Escalation, Patient
 from reminders.services.reminding import clinic_endpoints, subscribed
-from reminders.states import DeliveryState, EscalationReason, EscalationState
+from reminders.states import DeliveryAudience, EscalationReason, EscalationState
+from reminders.stores import outbox
 
 # Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
 # clinic's systems, e.g. to SMS) and events about the patient for the clinic.
@@ -64,26 +65,21 @@ def emit(
     if not endpoints:
         return
     payload = json.dumps(data() if callable(data) else data, sort_keys=True, default=str)
-    rows = [
-        {
-            "id": new_id(),
-            "clinic_id": clinic_id,
-            "patient_id": patient_id,
-            "session_id": session_id,
-            "kind": event,
-            "channel": "webhook",
-            "target": endpoint.id,
-            "state": DeliveryState.PENDING,
-            "due_at": now,
-            "expires_at": None,
-            "next_attempt_at": now,
-            "attempts": 0,
-            "payload": payload,
-            "created_at": now,
-        }
+    events = [
+        outbox.new_delivery(
+            clinic_id=clinic_id,
+            kind=event,
+            audience=DeliveryAudience.INTEGRATION,
+            channel="webhook",
+            target=endpoint.id,
+            now=now,
+            patient_id=patient_id,
+            session_id=session_id,
+            payload=payload,
+        )
         for endpoint in endpoints
     ]
-    insert_ignore(db, Delivery, rows)
+    outbox.queue(db, events)
 
 
 def escalate(
@@ -138,28 +134,12 @@ def escalate(
         return True
     reference = patient.external_id or patient.id
     text = f"Patient {reference} needs attention ({reason}): {detail}"
-    insert_ignore(
-        db,
-        Delivery,
-        [
-            {
-                "id": new_id(),
-                "clinic_id": patient.clinic_id,
-                "patient_id": patient.id,
-                "session_id": None,
-                "kind": "escalation",
-                "channel": "email",
-                "target": patient.clinic_id,
-                "state": DeliveryState.PENDING,
-                "due_at": now,
-                "expires_at": None,
-                "next_attempt_at": now,
-                "attempts": 0,
-                "payload": json.dumps({"subject": "A patient needs attention", "text": text}),
-                "created_at": now,
-            }
-        ],
-    )
+    email = outbox.new_delivery(
+        clinic_id=patient.clinic_id, kind="escalation", audience=DeliveryAudience.CLINIC,
+        channel="email", target=patient.clinic_id, now=now, patient_id=patient.id,
+        payload=json.dumps({"subject": "A patient needs attention", "text": text}),
+    )  # fmt: skip
+    outbox.queue(db, [email])
     return True
 
 

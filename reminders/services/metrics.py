@@ -11,10 +11,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlmodel import Session, col
 
-from reminders import outbox
 from reminders.db.engine import session_scope
-from reminders.models import Delivery, Enrollment, TreatmentSession
+from reminders.models import Enrollment
 from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
+from reminders.stores import outbox, session_store
 
 CHANNELS = ("email", "webhook")
 
@@ -30,15 +30,10 @@ class TableGauges(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
         with session_scope(self.engine, write=False) as db:
-            deliveries = _counts(db, col(Delivery.state), col(Delivery.channel))
-            sessions = _counts(db, col(TreatmentSession.status))
+            deliveries, due = outbox.counts(db, now)
+            by_status = session_store.count_by_status(db).items()
+            sessions: dict[tuple[str, ...], int] = {(s,): n for s, n in by_status}
             enrollments = _counts(db, col(Enrollment.status))
-            due = db.execute(
-                sa.select(sa.func.count()).where(
-                    col(Delivery.state) == DeliveryState.PENDING,
-                    col(Delivery.next_attempt_at) <= now,
-                )
-            ).scalar_one()
             earliest = outbox.next_due(db)
         by_state = GaugeMetricFamily(
             "reminders_deliveries_in_outbox",

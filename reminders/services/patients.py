@@ -15,25 +15,23 @@ from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import (
     Clinic,
-    Delivery,
     Enrollment,
     Patient,
     PatientCreate,
     PatientUpdate,
-    TreatmentSession,
     utcnow,
 )
 from reminders.runtime import Runtime
 from reminders.services.enrollments import replan
 from reminders.services.events import escalate, settle_open
-from reminders.services.reminding import cancel_deliveries, clinic_endpoints, subscribed
+from reminders.services.reminding import clinic_endpoints, subscribed
 from reminders.settings import validate_timezone
 from reminders.states import (
     DeliveryState,
     EnrollmentStatus,
     EscalationReason,
-    SessionStatus,
 )
+from reminders.stores import outbox, session_store
 
 UNSUBSCRIBED = "patient unsubscribed"
 
@@ -239,18 +237,10 @@ def resubscribe(
     patient.resubscribe_consent = consent
     db.add(patient)
     # Reminders cancelled by the unsubscribe still hold their sessions' places.
-    db.execute(
-        sa.delete(Delivery).where(
-            col(Delivery.patient_id) == patient.id,
-            col(Delivery.state) == DeliveryState.CANCELLED,
-            col(Delivery.last_error) == UNSUBSCRIBED,
-            col(Delivery.session_id).in_(
-                sa.select(col(TreatmentSession.id)).where(
-                    col(TreatmentSession.status) == SessionStatus.PLANNED
-                )
-            ),
-        )
-    )
+    outbox.forget_unsent(
+        db, patient.id, state=DeliveryState.CANCELLED, reason=UNSUBSCRIBED,
+        session_ids=session_store.planned_ids(),
+    )  # fmt: skip
     settle_open(
         db, EscalationReason.UNSUBSCRIBED, by, "resubscribed with consent", now,
         patient_id=patient.id,
@@ -268,18 +258,7 @@ def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) 
             Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
         )
     ).all()
-    stale = db.exec(
-        select(Delivery).where(
-            Delivery.patient_id == patient.id,
-            Delivery.state == DeliveryState.PENDING,
-            col(Delivery.kind).in_(("reminder", "follow_up", "day_before")),
-        )
-    ).all()
-    # The unique key keeps one reminder per session, kind, channel and target for good,
-    # so stale ones are deleted (never sent) rather than cancelled.
-    for delivery in stale:
-        db.delete(delivery)
-    db.flush()
+    outbox.forget_unsent(db, patient.id, ("reminder", "follow_up", "day_before"))
     for enrollment in enrollments:
         replan(db, rt, enrollment, now)
 
@@ -291,15 +270,7 @@ def unsubscribe(db: Session, patient: Patient, now: datetime) -> bool:
         return False
     patient.unsubscribed_at = now
     db.add(patient)
-    pending = db.exec(
-        select(Delivery).where(
-            Delivery.patient_id == patient.id,
-            col(Delivery.state) == DeliveryState.PENDING,
-            col(Delivery.kind).not_in(("escalation", "clinic_alert")),
-            ~col(Delivery.kind).contains("."),
-        )
-    ).all()
-    cancel_deliveries(db, pending, UNSUBSCRIBED)
+    outbox.cancel_to_patient(db, patient.id, UNSUBSCRIBED)
     escalate(
         db, patient, EscalationReason.UNSUBSCRIBED, "the patient unsubscribed from reminders", now
     )

@@ -19,7 +19,6 @@ from reminders.adherence import Adherence, SessionFact, Tally, adherence
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import (
     AdherencePublic,
-    Delivery,
     Enrollment,
     EnrollmentPublic,
     Escalation,
@@ -34,8 +33,9 @@ from reminders.models import (
 from reminders.protocols import Protocol
 from reminders.services.enrollments import get_enrollment, local_today
 from reminders.services.patients import get_patient
-from reminders.states import ONGOING, DeliveryState, SessionStatus
-from reminders.stores import session_store
+from reminders.states import ONGOING, DeliveryState, EscalationState, SessionStatus
+from reminders.stores import outbox, session_store
+from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import SessionRow
 from reminders.weekdays import weekday_names
 
@@ -80,23 +80,19 @@ def list_patients(
     return page_of(rows, limit, "id")
 
 
-M = TypeVar("M", Delivery, Escalation)
-
-
-def newest_first(
-    db: Session,
-    model: type[M],
-    clinic_id: str,
-    state: str | None,
-    states: Sequence[str],
-    cursor: str | None,
-    limit: int,
-) -> Page[M]:
-    """Return a page of the clinic's rows of `model` (ids sort by time), newest first,
-    optionally those in one of `states`; raise InvalidInput naming the field."""
-    check_page(cursor, limit)
+def check_state(state: str | None, states: Sequence[str]) -> None:
     if state is not None and state not in states:
         raise InvalidInput("state", f"must be one of {', '.join(states)}")
+
+
+def newest_escalations(
+    db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
+) -> Page[Escalation]:
+    """Return a page of the clinic's escalations (ids sort by time), newest first,
+    optionally those in one state; raise InvalidInput naming the field."""
+    check_page(cursor, limit)
+    check_state(state, tuple(EscalationState))
+    model = Escalation
     query = select(model).where(col(model.clinic_id) == clinic_id)
     if state:
         query = query.where(col(model.state) == state)
@@ -108,14 +104,18 @@ def newest_first(
 
 def list_deliveries(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
-) -> Page[Delivery]:
+) -> Page[DeliveryRow]:
     """Return a page of the clinic's deliveries, newest first, optionally in one state."""
-    return newest_first(db, Delivery, clinic_id, state, tuple(DeliveryState), cursor, limit)
+    check_page(cursor, limit)
+    check_state(state, tuple(DeliveryState))
+    wanted = DeliveryState(state) if state else None
+    rows = outbox.newest_of_clinic(db, clinic_id, wanted, cursor, limit + 1)
+    return page_of(rows, limit, "id")
 
 
-def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> Delivery:
+def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> DeliveryRow:
     """Return one of the clinic's deliveries; raise NotFound otherwise."""
-    delivery = db.get(Delivery, delivery_id)
+    delivery = outbox.get(db, delivery_id)
     if delivery is None or delivery.clinic_id != clinic_id:
         raise NotFound("delivery", delivery_id)
     return delivery

@@ -16,14 +16,13 @@ from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from reminders.db.rows import insert_ignore, read_columns, table_of
-from reminders.ids import new_id
+from reminders.db.rows import read_columns, table_of
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
-from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
-from reminders.stores import session_store
+from reminders.states import DeliveryAudience, DeliveryState, EnrollmentStatus, SessionStatus
+from reminders.stores import outbox, session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import (
     ZONE_SPREAD,
@@ -190,23 +189,22 @@ def patient_delivery_rows(
     else:
         event = EVENT_FOR_KIND[kind]
         targets = [("webhook", e.id) for e in endpoints if subscribed(e, event)]
+    body = json.dumps(payload or {})
     return [
-        {
-            "id": new_id(),
-            "clinic_id": who.clinic_id,
-            "patient_id": who.patient_id,
-            "session_id": session_id,
-            "kind": kind,
-            "channel": channel,
-            "target": target,
-            "state": state,
-            "due_at": window.due,
-            "expires_at": window.expires,
-            "next_attempt_at": window.due,
-            "attempts": 0,
-            "payload": json.dumps(payload or {}),
-            "created_at": now,
-        }
+        outbox.new_delivery(
+            clinic_id=who.clinic_id,
+            kind=kind,
+            audience=DeliveryAudience.PATIENT,
+            channel=channel,
+            target=target,
+            now=now,
+            due_at=window.due,
+            expires_at=window.expires,
+            patient_id=who.patient_id,
+            session_id=session_id,
+            payload=body,
+            state=state,
+        )
         for channel, target in targets
     ]
 
@@ -315,7 +313,7 @@ def write_reminders_for(
     sessions: list[SessionToRemind],
 ) -> None:
     """Write the rows of `reminder_rows_for`; one already there is kept."""
-    insert_ignore(db, Delivery, reminder_rows_for(db, settings, now, sessions))
+    outbox.queue(db, reminder_rows_for(db, settings, now, sessions))
 
 
 def lookahead_days(now: datetime) -> tuple[date, date]:
@@ -466,19 +464,12 @@ def overdue_notice_rows(
 
 def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: datetime) -> None:
     """Queue an email to the clinic's alert address, in the caller's transaction."""
-    db.add(
-        Delivery(
-            id=new_id(),
-            clinic_id=clinic_id,
-            kind="clinic_alert",
-            channel="email",
-            target=clinic_id,
-            due_at=now,
-            next_attempt_at=now,
-            payload=json.dumps({"subject": subject, "text": text}),
-            created_at=now,
-        )
-    )
+    alert = outbox.new_delivery(
+        clinic_id=clinic_id, kind="clinic_alert", audience=DeliveryAudience.CLINIC,
+        channel="email", target=clinic_id, now=now,
+        payload=json.dumps({"subject": subject, "text": text}),
+    )  # fmt: skip
+    outbox.queue(db, [alert])
 
 
 def snooze(
@@ -487,12 +478,11 @@ def snooze(
     """Remind the patient again later today (once per session); return when, or None if
     quiet hours or the end of the day leave no time. Asking again returns the time
     already set."""
-    existing = db.exec(
-        select(Delivery).where(Delivery.session_id == session.id, Delivery.kind == "snooze")
-    ).first()
+    existing = outbox.of_session(db, session.id, "snooze")
     if existing is not None:
+        due_at, state = existing
         waiting_or_sent = (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.SENT)
-        return existing.due_at if existing.state in waiting_or_sent else None
+        return due_at if state in waiting_or_sent else None
     who = recipient(patient, settings)
     later = (now + timedelta(minutes=settings.snooze_minutes)).astimezone(zone(session.timezone))
     if later.date() != session.local_date:
@@ -507,13 +497,5 @@ def snooze(
         return None
     endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
     rows = patient_delivery_rows(who, "snooze", session.id, window, now, endpoints)
-    insert_ignore(db, Delivery, rows)
+    outbox.queue(db, rows)
     return window.due
-
-
-def cancel_deliveries(db: Session, deliveries: Iterable[Delivery], reason: str) -> None:
-    """Mark deliveries that will no longer be sent as cancelled, saying why."""
-    for delivery in deliveries:
-        delivery.state = DeliveryState.CANCELLED
-        delivery.last_error = reason
-        db.add(delivery)

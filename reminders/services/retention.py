@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from reminders.models import Delivery, IdempotentRequest
-from reminders.states import ENDED
+from reminders.models import IdempotentRequest
+from reminders.stores import outbox
 from reminders.tokens import purge_expired_tokens
 
 # How long a client may retry a POST with the same Idempotency-Key.
@@ -22,16 +22,13 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 def purge_old(db: Session, now: datetime, keep: timedelta) -> dict[str, int]:
     """Delete ended deliveries due more than `keep` ago, expired link tokens and kept
     answers past the idempotency window; return how many of each."""
-    deliveries = db.execute(
-        sa.delete(Delivery).where(col(Delivery.state).in_(ENDED), col(Delivery.due_at) < now - keep)
-    )
     answers = db.execute(
         sa.delete(IdempotentRequest).where(
             col(IdempotentRequest.created_at) < now - IDEMPOTENCY_WINDOW
         )
     )
     return {
-        "deliveries": _count(deliveries),
+        "deliveries": outbox.purge_ended(db, now - keep),
         "link tokens": purge_expired_tokens(db, now),
         "idempotent answers": _count(answers),
     }

@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 
 from reminders.adherence import SessionFact, adherence
 from reminders.db.engine import paced_batches, session_scope
-from reminders.db.rows import insert_ignore, table_of
+from reminders.db.rows import table_of
 from reminders.lapse import NOT_DONE, LapseRule, standing
-from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, utcnow
+from reminders.models import Enrollment, Patient, TreatmentSession, utcnow
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.services.enrollments import (
@@ -36,7 +36,7 @@ from reminders.services.reminding import (
 )
 from reminders.services.sessions import session_event_data
 from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
-from reminders.stores import session_store
+from reminders.stores import outbox, session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import ZONE_SPREAD
 
@@ -104,7 +104,7 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
         if patient.unsubscribed_at is None:
             rows.extend(missed_notice_rows(db, rt.settings, latest, patient, now))
         _escalate_repeated_misses(db, rt, enrollment, patient, latest, now)
-    insert_ignore(db, Delivery, rows)
+    outbox.queue(db, rows)
     return len(missed)
 
 
@@ -225,9 +225,8 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
         count += 1
         due = next(r for r in rows if r.local_date == behind.due_since)
         if patient.unsubscribed_at is None:
-            insert_ignore(
+            outbox.queue(
                 db,
-                Delivery,
                 overdue_notice_rows(db, settings, due.id, patient, behind.days_past, now),
             )
         if behind.lapsed:
@@ -333,5 +332,5 @@ def sweep(rt: Runtime, now: datetime) -> SweepReport:
         reminders = reminders_not_yet_written(db, rt.settings, now)
     if reminders:
         with session_scope(rt.engine) as db:
-            insert_ignore(db, Delivery, reminders)
+            outbox.queue(db, reminders)
     return SweepReport(missed, replanned, lapsed)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, single_line
-from reminders.models import Clinic, Delivery, WebhookEndpoint
+from reminders.models import Clinic, WebhookEndpoint
 from reminders.services.events import EVENT_TYPES
-from reminders.services.reminding import cancel_deliveries
 from reminders.settings import Settings
-from reminders.states import DeliveryState
+from reminders.stores import outbox
 
 # Long enough for a clinic to deploy the new secret to its receivers.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -93,13 +92,6 @@ def delete_endpoint(db: Session, clinic_id: str, endpoint_id: str) -> None:
     """Delete an endpoint and cancel what was still waiting to go to it (past deliveries
     keep its id as their target). Raises NotFound."""
     endpoint = get_endpoint(db, clinic_id, endpoint_id)
-    pending = db.exec(
-        select(Delivery).where(
-            Delivery.target == endpoint.id,
-            Delivery.channel == "webhook",
-            col(Delivery.state).in_((DeliveryState.PENDING, DeliveryState.SENDING)),
-        )
-    ).all()
-    cancel_deliveries(db, pending, "endpoint deleted")
+    outbox.cancel_to_endpoint(db, endpoint.id, "endpoint deleted")
     db.delete(endpoint)
     db.flush()

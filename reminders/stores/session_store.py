@@ -140,6 +140,11 @@ def _chunked(
     return rows
 
 
+def planned_ids() -> sa.Select[Any]:
+    """A subquery: the ids of every planned session."""
+    return sa.select(_C.id).where(_C.status == SessionStatus.PLANNED)
+
+
 def new_planned(
     enrollment_id: str,
     local_date: date,
@@ -236,3 +241,9 @@ def add_unscheduled(
     added = get(db, row[0])
     assert added is not None
     return added
+
+
+def count_by_status(db: Session) -> dict[str, int]:
+    """Return how many sessions are in each status."""
+    rows = db.execute(sa.select(_C.status, sa.func.count()).group_by(_C.status))
+    return {status: count for status, count in rows}

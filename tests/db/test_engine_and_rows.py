@@ -143,3 +143,36 @@ def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids
     engine.dispose()
     assert [tuple(k) for k in keys] == [("c1", "first", "hash-1")]
     assert [tuple(e) for e in external] == [("p1", "EHR-1"), ("p2", "EHR-1 (duplicate p2)")]
+
+
+def test_upgrading_tells_each_stored_delivery_whom_it_is_for(database_url: str) -> None:
+    migrate(database_url, "0007")
+    engine = create_db_engine(database_url)
+    now = utcnow().replace(tzinfo=None)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO clinic (id, name, webhook_include_names, open_weekdays,"
+                " created_at) VALUES ('c1', 'North', false, 'mon,tue,wed,thu,fri', :now)"
+            ),
+            {"now": now},
+        )
+        for kind in ("reminder", "clinic_alert", "escalation", "session.confirmed"):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO delivery (id, clinic_id, kind, channel, target, state,"
+                    " due_at, next_attempt_at, attempts, payload, created_at) VALUES"
+                    " (:kind, 'c1', :kind, 'email', 'c1', 'sent', :now, :now, 1, '{}', :now)"
+                ),
+                {"kind": kind, "now": now},
+            )
+    migrate(database_url)
+    with engine.connect() as connection:
+        found = connection.execute(sa.text("SELECT kind, audience FROM delivery")).all()
+    engine.dispose()
+    assert dict(tuple(row) for row in found) == {
+        "reminder": "patient",
+        "clinic_alert": "clinic",
+        "escalation": "clinic",
+        "session.confirmed": "integration",
+    }

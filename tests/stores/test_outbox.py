@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from reminders import outbox
-from reminders.db.rows import insert_ignore
-from reminders.models import Delivery, Enrollment, TreatmentSession
+from reminders.decisions import Outcome, result_values, retry_delay
+from reminders.models import Delivery, Enrollment
+from reminders.states import DeliveryAudience
+from reminders.stores import outbox, session_store
 from tests.conftest import at, make_clinic, make_patient
 
 pytestmark = pytest.mark.both_databases
@@ -22,19 +23,20 @@ LEASE = timedelta(seconds=60)
 def due_deliveries(db: Session, count: int, kind: str = "clinic_alert") -> list[str]:
     clinic = make_clinic(db)
     rows = [
-        Delivery(
+        outbox.new_delivery(
             clinic_id=clinic,
             kind=kind,
+            audience=DeliveryAudience.CLINIC,
             channel="email",
             target=clinic,
-            due_at=NOW,
-            next_attempt_at=NOW + timedelta(seconds=i),
+            now=NOW,
+            due_at=NOW + timedelta(seconds=i),
         )
         for i in range(count)
     ]
-    db.add_all(rows)
+    outbox.queue(db, rows)
     db.commit()
-    return [r.id for r in rows]
+    return [r["id"] for r in rows]
 
 
 def test_two_workers_never_claim_the_same_delivery(db: Session) -> None:
@@ -60,7 +62,7 @@ def test_a_crashed_workers_claim_is_taken_over_after_the_lease(db: Session) -> N
     db.commit()
     assert taken.id == claimed.id
     assert taken.attempts == 2
-    sent = outbox.result_values(taken, outbox.Outcome("sent"), NOW)
+    sent = result_values(taken.attempts, taken.expires_at, Outcome("sent"), NOW)
     assert not outbox.finish(db, taken.id, "crashed", sent), "the old worker lost its claim"
     assert outbox.finish(db, taken.id, "b", sent)
 
@@ -71,12 +73,12 @@ def test_nothing_is_claimed_before_it_is_due(db: Session) -> None:
 
 
 def test_retry_schedule_backs_off_then_gives_up() -> None:
-    middle = [outbox.retry_delay(n, lambda: 0.5) for n in range(1, 11)]
+    middle = [retry_delay(n, lambda: 0.5) for n in range(1, 11)]
     assert [d.total_seconds() if d else None for d in middle] == [
         5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400, None,
     ]  # fmt: skip
-    low = outbox.retry_delay(1, lambda: 0.0)
-    high = outbox.retry_delay(1, lambda: 1.0)
+    low = retry_delay(1, lambda: 0.0)
+    high = retry_delay(1, lambda: 1.0)
     assert low is not None and high is not None
     assert low.total_seconds() == 4.5
     assert high.total_seconds() == 5.5
@@ -86,12 +88,14 @@ def test_out_of_retries_is_dead_and_past_the_window_is_expired(db: Session) -> N
     due_deliveries(db, 1)
     (claimed,) = outbox.claim(db, "a", NOW, 10, LEASE)
     delivery = dataclasses.replace(claimed, attempts=10)
-    retry = outbox.Outcome("retry", "HTTP 503")
-    assert outbox.result_values(delivery, retry, NOW)["state"] == "dead"
+    retry = Outcome("retry", "HTTP 503")
+    assert result_values(delivery.attempts, delivery.expires_at, retry, NOW)["state"] == "dead"
     delivery = dataclasses.replace(claimed, attempts=1, expires_at=NOW + timedelta(seconds=3))
-    assert outbox.result_values(delivery, retry, NOW)["state"] == "expired"
+    assert result_values(delivery.attempts, delivery.expires_at, retry, NOW)["state"] == "expired"
     delivery = dataclasses.replace(claimed, attempts=1, expires_at=None)
-    values = outbox.result_values(delivery, outbox.Outcome("retry", "429", 600.0), NOW)
+    values = result_values(
+        delivery.attempts, delivery.expires_at, Outcome("retry", "429", 600.0), NOW
+    )
     assert values["next_attempt_at"] == NOW + timedelta(seconds=600)
 
 
@@ -109,30 +113,13 @@ def test_unique_key_allows_one_reminder_per_session_kind_channel_and_target(
     )
     db.add(enrollment)
     db.flush()
-    session = TreatmentSession(
-        enrollment_id=enrollment.id,
-        local_date=NOW.date(),
-        timezone="UTC",
-        phase="repeat",
-        minutes=20,
-    )
-    db.add(session)
-    db.flush()
-    row = {
-        "clinic_id": clinic,
-        "patient_id": patient,
-        "session_id": session.id,
-        "kind": "reminder",
-        "channel": "email",
-        "target": patient,
-        "due_at": NOW,
-        "next_attempt_at": NOW,
-        "state": "pending",
-        "attempts": 0,
-        "payload": "{}",
-        "created_at": NOW,
-    }
+    session = session_store.new_planned(enrollment.id, NOW.date(), "UTC", "repeat", 20, False, NOW)
+    session_store.insert_planned(db, [session])
+    row = outbox.new_delivery(
+        clinic_id=clinic, kind="reminder", audience=DeliveryAudience.PATIENT, channel="email",
+        target=patient, now=NOW, patient_id=patient, session_id=session[0],
+    )  # fmt: skip
     for n in range(3):
-        insert_ignore(db, Delivery, [{"id": f"attempt-{n}", **row}])
+        outbox.queue(db, [{**row, "id": f"attempt-{n}"}])
     db.commit()
     assert [d.id for d in db.exec(select(Delivery)).all()] == ["attempt-0"]
