@@ -5,15 +5,7 @@ Pure: plain values in, a decision out; no database, no clock (`now` is passed), 
 The dispatcher loads the rows, calls `decide` and `result_values`, and has the outbox
 (`stores.outbox`) write the answer.
 
-How a delivery moves:
-
-    pending --claim--> sending --sent-------------------------> sent
-       ^                  |----retry (room in the schedule)---> pending
-       |                  |----retry, no room left -----------> dead
-       |                  |----retry after its window --------> expired
-       |                  |----refused for good, 410 ---------> failed
-       |                  |----End(...) from `decide` --------> cancelled / expired / failed
-       +----Defer(until)--+   (quiet hours: not an attempt)
+How a delivery moves from state to state is drawn in `reminders.states`.
 """
 
 from __future__ import annotations

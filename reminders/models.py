@@ -182,12 +182,9 @@ class Enrollment(SQLModel, table=True):
 
 
 class TreatmentSession(SQLModel, table=True):
-    """One treatment occurrence on a patient's local date.
-
-    planned -> confirmed / skipped / missed, or cancelled when a re-plan drops it; an
-    appointment at the clinic nobody recorded becomes unrecorded (staff may still
-    confirm or skip it). At most one row per enrollment and local date: a re-plan
-    reuses a cancelled row.
+    """One treatment occurrence on a patient's local date; its states are drawn in
+    `states`, and `stores.session_store` reads and writes its rows. At most one row per
+    enrollment and local date: a re-plan reuses a cancelled row.
     """
 
     __tablename__ = "treatment_session"
@@ -318,9 +315,8 @@ class Delivery(SQLModel, table=True):
     """One message to send through one channel, held in the outbox until it is done.
 
     `id` is the message's identity for its whole life: the `webhook-id` header, the
-    email's Message-ID. States: pending -> sending -> sent, or back to pending for a
-    retry, or failed (permanent), dead (out of retries), expired (past its useful
-    window), cancelled (no longer relevant). One per session, kind, channel and target.
+    email's Message-ID. Its states are drawn in `states`; `stores.outbox` reads and writes
+    its rows. One per session, kind, channel and target.
     """
 
     __table_args__ = (

@@ -20,13 +20,16 @@ An enrollment (`enrollment.status`):
        +---withdraw---> withdrawn <+
        +---the plan's last phase ends---> completed
 
-A delivery (`delivery.state`; the outbox writes these, `decisions.py` draws the sending):
+A delivery (`delivery.state`; `decisions.py` decides each move, `stores/outbox.py`
+writes it):
 
-    pending --claimed--> sending --accepted--> sent
-       ^                    +--retry later----> pending
-       |                    +--no retry left--> dead
-       |                    +--past its use---> expired
-       |                    +--refused--------> failed
+    pending --claimed--> sending --accepted-------------------> sent
+       ^                    +--retry, room in the schedule-----> pending
+       |                    +--retry, no room left-------------> dead
+       |                    +--retry after its useful window---> expired
+       |                    +--refused for good, 410-----------> failed
+       |                    +--not worth sending (`decide`)----> cancelled / expired
+       +--quiet hours: back, not counted as an attempt--+
        +--the patient unsubscribed, was erased, the session is gone--> cancelled
 
 An escalation (`escalation.state`): open --acknowledged by staff--> acknowledged.
