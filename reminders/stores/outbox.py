@@ -83,6 +83,9 @@ def prepare_queue(dialect: sa.Dialect, deliveries: list[dict[str, Any]]) -> Prep
     return prepare_row_insert(dialect, Delivery, deliveries, ignore_conflicts=True)
 
 
+_TABLE = Delivery.__table__  # type: ignore[attr-defined]
+
+
 def _due(now: datetime, channels: Collection[str] | None = None) -> sa.ColumnElement[bool]:
     due = sa.or_(
         sa.and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
@@ -101,8 +104,8 @@ def any_due(db: Session, now: datetime, channels: Collection[str] | None = None)
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimedDelivery:
-    """What the dispatcher needs of a delivery it has claimed (read with the claim)."""
+class DeliveryRow:
+    """A stored delivery, every column in the table's order."""
 
     id: str
     clinic_id: str
@@ -112,18 +115,30 @@ class ClaimedDelivery:
     audience: DeliveryAudience
     channel: str
     target: str
+    state: DeliveryState
     due_at: datetime
     expires_at: datetime | None
     next_attempt_at: datetime
     attempts: int
+    lease_until: datetime | None
+    claimed_by: str | None
+    last_error: str | None
+    sent_at: datetime | None
     payload: str
     created_at: datetime
 
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> DeliveryRow:
+        values = list(row)
+        values[5], values[8] = DeliveryAudience(values[5]), DeliveryState(values[8])
+        return cls(*values)
 
-_CLAIMED_COLUMNS = tuple(
-    Delivery.__table__.c[name]  # type: ignore[attr-defined]
-    for name in ClaimedDelivery.__dataclass_fields__
-)
+
+assert tuple(DeliveryRow.__dataclass_fields__) == tuple(_TABLE.c.keys()), "columns in order"
+
+
+# What `claim` hands the dispatcher: the row as the claim left it.
+ClaimedDelivery = DeliveryRow
 
 
 def claim(
@@ -152,7 +167,7 @@ def claim(
     # the subquery again per row, and SKIP LOCKED then hands out further rows each time,
     # so a claim could take more than its limit.
     due = candidates.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
-    table = Delivery.__table__  # type: ignore[attr-defined]
+    table = _TABLE
     # The due condition is repeated on the UPDATE: under READ COMMITTED a row another
     # worker claimed meanwhile no longer matches, and is not taken twice. Plain columns
     # are returned: ORM objects cost more to load than the claim took.
@@ -166,9 +181,9 @@ def claim(
             claimed_by=worker,
             attempts=table.c.attempts + 1,
         )
-        .returning(*_CLAIMED_COLUMNS)
+        .returning(*_TABLE.c)
     )
-    claimed = [ClaimedDelivery(*row) for row in connection_of(db).execute(statement)]
+    claimed = [ClaimedDelivery.of(row) for row in connection_of(db).execute(statement)]
     claimed.sort(key=lambda d: d.next_attempt_at)
     return claimed
 
@@ -208,7 +223,7 @@ def finish_sent(db: Session, worker: str, sent: list[tuple[str, datetime]]) -> N
     executemany (the bulk of every round of results)."""
     if not sent:
         return
-    table = Delivery.__table__  # type: ignore[attr-defined]
+    table = _TABLE
     statement = (
         sa.update(table)
         .where(
@@ -314,41 +329,6 @@ def purge_ended(db: Session, before: datetime) -> int:
         sa.delete(Delivery).where(col(Delivery.state).in_(ENDED), col(Delivery.due_at) < before)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    """A stored delivery, every column in the table's order."""
-
-    id: str
-    clinic_id: str
-    patient_id: str | None
-    session_id: str | None
-    kind: str
-    audience: DeliveryAudience
-    channel: str
-    target: str
-    state: DeliveryState
-    due_at: datetime
-    expires_at: datetime | None
-    next_attempt_at: datetime
-    attempts: int
-    lease_until: datetime | None
-    claimed_by: str | None
-    last_error: str | None
-    sent_at: datetime | None
-    payload: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, row: Sequence[Any]) -> DeliveryRow:
-        values = list(row)
-        values[5], values[8] = DeliveryAudience(values[5]), DeliveryState(values[8])
-        return cls(*values)
-
-
-_TABLE = Delivery.__table__  # type: ignore[attr-defined]
-assert tuple(DeliveryRow.__dataclass_fields__) == tuple(_TABLE.c.keys()), "columns in order"
 
 
 def _rows(db: Session, query: sa.Select[Any]) -> list[DeliveryRow]:
