@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from reminders.states import DeliveryState
+from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
 from reminders.timing import QuietHours, after_quiet_hours
 
 # Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
@@ -75,12 +75,12 @@ def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
     if (
         facts.session_status is not None
         and facts.kind in SESSION_BOUND
-        and facts.session_status != "planned"
+        and facts.session_status != SessionStatus.PLANNED
     ):
         return End(DeliveryState.CANCELLED, f"session {facts.session_status}")
     if (
         facts.enrollment_status is not None
-        and facts.enrollment_status != "active"
+        and facts.enrollment_status != EnrollmentStatus.ACTIVE
         and facts.kind not in ABOUT_THE_END
     ):
         return End(DeliveryState.CANCELLED, f"enrollment {facts.enrollment_status}")

@@ -46,7 +46,7 @@ from reminders.services.events import escalate
 from reminders.services.reminding import alert_clinic
 from reminders.states import EscalationReason
 from reminders.stores import outbox
-from reminders.stores.outbox import ClaimedDelivery
+from reminders.stores.outbox import DeliveryRow
 from reminders.tokens import store_tokens
 
 WEBHOOK_SEND_SECONDS = SEND_SECONDS.labels("webhook")
@@ -220,7 +220,7 @@ class Dispatcher:
         if cause is not None:
             self._tell_clinic(db, delivery, cause, now)
 
-    def _tell_clinic(self, db: Any, delivery: ClaimedDelivery, cause: str, now: datetime) -> None:
+    def _tell_clinic(self, db: Any, delivery: DeliveryRow, cause: str, now: datetime) -> None:
         """Tell the clinic that messages cannot be delivered, once per cause while its
         escalation is open. The stored text names the cause, not the error: a mail
         server's error often quotes the patient's address."""
@@ -296,7 +296,7 @@ class Dispatcher:
         )
 
 
-def _log_result(delivery: ClaimedDelivery, state: str, now: datetime) -> None:
+def _log_result(delivery: DeliveryRow, state: str, now: datetime) -> None:
     """One line per result, ids and times only: no patient data goes to the log; and
     the result counted for /metrics."""
     lateness = (now - delivery.due_at).total_seconds()

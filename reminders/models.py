@@ -333,7 +333,7 @@ class Delivery(SQLModel, table=True):
     # What the message is (reminder, clinic_alert, session.confirmed, ...) and who it is
     # for (patient, clinic, integration: `states.DeliveryAudience`).
     kind: str = Field(max_length=32)
-    audience: str = Field(default="patient", max_length=16)
+    audience: str = Field(max_length=16)
     channel: str = Field(max_length=16)
     target: str = Field(max_length=32)
     state: str = Field(default="pending", max_length=16)

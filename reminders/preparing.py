@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from reminders.channels.webhook import WebhookMessage
-from reminders.db.rows import read_columns, table_of
+from reminders.db.rows import in_chunks, read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.errors import Conflict
 from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
@@ -24,7 +24,6 @@ from reminders.models import (
     Clinic,
     Enrollment,
     Patient,
-    TreatmentSession,
     WebhookEndpoint,
 )
 from reminders.protocols import Protocol
@@ -33,7 +32,7 @@ from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
 from reminders.states import DeliveryAudience, DeliveryState
 from reminders.stores import session_store
-from reminders.stores.outbox import ClaimedDelivery
+from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import SessionRow
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, token_row
@@ -55,7 +54,7 @@ class SigningTarget(NamedTuple):
 class PreparedDelivery:
     """A claimed delivery and either a message to send or the values that end it now."""
 
-    delivery: ClaimedDelivery
+    delivery: DeliveryRow
     message: EmailMessage | WebhookMessage | None = None
     values: dict[str, Any] | None = None
     endpoint_id: str | None = None
@@ -81,19 +80,19 @@ class BatchRows:
     query per table rather than several per delivery; and the link tokens the batch
     makes, written at once."""
 
-    def __init__(self, db: Any, claimed: list[ClaimedDelivery]) -> None:
+    def __init__(self, db: Any, claimed: list[DeliveryRow]) -> None:
         self.db = db
         self.rows: dict[type[Any], dict[str, Any]] = {}
         self.tokens: list[dict[str, Any]] = []
         self._read(db, Clinic, {d.clinic_id for d in claimed})
         self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
-        sessions = session_store.by_ids(db, {d.session_id for d in claimed if d.session_id})
-        self.rows[TreatmentSession] = {s.id: s for s in sessions}
-        self._read(db, Enrollment, {s.enrollment_id for s in sessions})
+        found = session_store.by_ids(db, {d.session_id for d in claimed if d.session_id})
+        self.sessions: dict[str, SessionRow] = {s.id: s for s in found}
+        self._read(db, Enrollment, {s.enrollment_id for s in found})
         hooks = {d.target for d in claimed if d.channel == "webhook"}
         self._read(db, WebhookEndpoint, hooks)
 
-    def _read(self, db: Any, model: type[Any], ids: set[str]) -> list[Any]:
+    def _read(self, db: Any, model: type[Any], ids: set[str]) -> None:
         # Core rows answer attribute access by column name like the models do, and
         # cost a fraction of ORM objects, which preparing would otherwise spend its
         # time loading.
@@ -101,22 +100,20 @@ class BatchRows:
         table = table_of(model)
         columns = [table.c[name] for name in COLUMNS[model]]
         wanted = sorted(ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in in_chunks(wanted):
             for row in read_columns(db, sa.select(*columns).where(table.c.id.in_(chunk))):
                 found[row.id] = row
-        return list(found.values())
 
     def get(self, model: type[Any], ident: str | None) -> Any:
         """Return the row of `model` with id `ident`, or None."""
         return self.rows.get(model, {}).get(ident) if ident else None
 
 
-def _ending(delivery: ClaimedDelivery, state: str, reason: str) -> PreparedDelivery:
+def _ending(delivery: DeliveryRow, state: DeliveryState, reason: str) -> PreparedDelivery:
     return PreparedDelivery(delivery, values=_ended(state, reason))
 
 
-def _ended(state: str, reason: str) -> dict[str, Any]:
+def _ended(state: DeliveryState, reason: str) -> dict[str, Any]:
     return {"state": state, "last_error": reason, "lease_until": None}
 
 
@@ -126,9 +123,7 @@ class Preparer:
 
     rt: Runtime
 
-    def prepare(
-        self, loaded: BatchRows, delivery: ClaimedDelivery, now: datetime
-    ) -> PreparedDelivery:
+    def prepare(self, loaded: BatchRows, delivery: DeliveryRow, now: datetime) -> PreparedDelivery:
         """Prepare one delivery; a bug in one message must not stall the whole batch
         (it would be claimed, crash and be claimed again for ever), so it fails alone."""
         tokens = len(loaded.tokens)
@@ -137,22 +132,22 @@ class Preparer:
         except Exception as exc:
             del loaded.tokens[tokens:]
             log.exception("could not prepare delivery %s", delivery.id)
-            return _ending(delivery, "failed", f"internal error: {exc!r}")
+            return _ending(delivery, DeliveryState.FAILED, f"internal error: {exc!r}")
 
-    def _prepare(self, db: BatchRows, delivery: ClaimedDelivery, now: datetime) -> PreparedDelivery:
+    def _prepare(self, loaded: BatchRows, delivery: DeliveryRow, now: datetime) -> PreparedDelivery:
         if delivery.audience == DeliveryAudience.INTEGRATION:
-            return self._prepare_event(db, delivery, now)
+            return self._prepare_event(loaded, delivery, now)
         if delivery.audience == DeliveryAudience.CLINIC:
-            return self._prepare_clinic_email(db, delivery, now)
-        return self._prepare_patient_message(db, delivery, now)
+            return self._prepare_clinic_email(loaded, delivery, now)
+        return self._prepare_patient_message(loaded, delivery, now)
 
     def _prepare_clinic_email(
-        self, db: BatchRows, delivery: ClaimedDelivery, now: datetime
+        self, loaded: BatchRows, delivery: DeliveryRow, now: datetime
     ) -> PreparedDelivery:
         """An alert to the clinic: its text was fixed when it was raised."""
-        clinic = db.get(Clinic, delivery.clinic_id)
+        clinic = loaded.get(Clinic, delivery.clinic_id)
         if clinic is None or not clinic.alert_email:
-            return _ending(delivery, "failed", "clinic has no alert email")
+            return _ending(delivery, DeliveryState.FAILED, "clinic has no alert email")
         payload = json.loads(delivery.payload)
         alert = clinic_email(
             payload["subject"],
@@ -165,13 +160,13 @@ class Preparer:
         return PreparedDelivery(delivery, message=alert)
 
     def _prepare_patient_message(
-        self, db: BatchRows, delivery: ClaimedDelivery, now: datetime
+        self, loaded: BatchRows, delivery: DeliveryRow, now: datetime
     ) -> PreparedDelivery:
         """A message to a patient: decided now (is it still worth sending?), rendered
         for its channel if so."""
-        patient = db.get(Patient, delivery.patient_id)
-        session = db.get(TreatmentSession, delivery.session_id)
-        enrollment = db.get(Enrollment, session.enrollment_id) if session else None
+        patient = loaded.get(Patient, delivery.patient_id)
+        session = loaded.sessions.get(delivery.session_id) if delivery.session_id else None
+        enrollment = loaded.get(Enrollment, session.enrollment_id) if session else None
         who = recipient(patient, self.rt.settings) if patient is not None else None
         zone_name = session.timezone if session else patient.timezone if patient else "UTC"
         facts = PatientMessageFacts(
@@ -196,10 +191,12 @@ class Preparer:
             return PreparedDelivery(delivery, values={**wait, "attempts": delivery.attempts - 1})
         assert patient is not None
         local_date = session.local_date if session else now.astimezone(zone(zone_name)).date()
-        message = self._patient_message(db, delivery, patient, session, enrollment, local_date, now)
+        message = self._patient_message(
+            loaded, delivery, patient, session, enrollment, local_date, now
+        )
         if delivery.channel == "email":
             if not patient.email:
-                return _ending(delivery, "failed", "patient has no email address")
+                return _ending(delivery, DeliveryState.FAILED, "patient has no email address")
             email = patient_email(
                 message,
                 delivery_id=delivery.id,
@@ -221,12 +218,12 @@ class Preparer:
             "links": {"session": message.links.session, "unsubscribe": message.links.unsubscribe},
         }
         kind = EVENT_FOR_KIND[delivery.kind]
-        return self._signed(db, delivery, kind, delivery.due_at, data, now)
+        return self._signed(loaded, delivery, kind, delivery.due_at, data, now)
 
     def _patient_message(
         self,
-        db: BatchRows,
-        delivery: ClaimedDelivery,
+        loaded: BatchRows,
+        delivery: DeliveryRow,
         patient: Patient,
         session: SessionRow | None,
         enrollment: Any,
@@ -235,7 +232,7 @@ class Preparer:
     ) -> PatientMessage:
         """What the patient is told, in any channel, with the links it carries."""
         linked = session if delivery.kind in LINKED else None
-        protocol = self._protocol(db, enrollment)
+        protocol = self._protocol(loaded, enrollment)
         return PatientMessage(
             kind=delivery.kind,
             name=patient.name,
@@ -244,51 +241,51 @@ class Preparer:
             body_area=enrollment.body_area if enrollment else None,
             tips=protocol.tips if protocol else (),
             preparation=protocol.preparation if protocol else (),
-            links=self._links(db, delivery, patient, linked, now),
+            links=self._links(loaded, delivery, patient, linked, now),
             **PatientMessage.facts_from(json.loads(delivery.payload)),
         )
 
     def _prepare_event(
-        self, db: BatchRows, delivery: ClaimedDelivery, now: datetime
+        self, loaded: BatchRows, delivery: DeliveryRow, now: datetime
     ) -> PreparedDelivery:
         """A clinic event: its data was fixed when it happened; only the signing is new."""
         data = json.loads(delivery.payload)
-        return self._signed(db, delivery, delivery.kind, delivery.created_at, data, now)
+        return self._signed(loaded, delivery, delivery.kind, delivery.created_at, data, now)
 
     def _signed(
         self,
-        db: BatchRows,
-        delivery: ClaimedDelivery,
+        loaded: BatchRows,
+        delivery: DeliveryRow,
         event: str,
         happened_at: datetime,
         data: dict[str, Any],
         now: datetime,
     ) -> PreparedDelivery:
         """A webhook with `data`, signed with the endpoint's secrets of the moment."""
-        endpoint = self._endpoint(db, delivery.target, now)
+        endpoint = self._endpoint(loaded, delivery.target, now)
         if endpoint is None:
-            return _ending(delivery, "failed", "webhook endpoint disabled")
+            return _ending(delivery, DeliveryState.FAILED, "webhook endpoint disabled")
         body = webhook_body(event, happened_at, data)
         hook = WebhookMessage(
             delivery.id, endpoint.url, endpoint.secrets, body, int(now.timestamp())
         )
         return PreparedDelivery(delivery, message=hook, endpoint_id=delivery.target)
 
-    def _protocol(self, rows: BatchRows, enrollment: Any) -> Protocol | None:
+    def _protocol(self, loaded: BatchRows, enrollment: Any) -> Protocol | None:
         """The protocol the enrollment is planned by (its tips and preparation go into
         the message); the installed one if that version no longer loads, rather than
         no reminder at all."""
         if enrollment is None:
             return None
         try:
-            return protocol_of(rows.db, self.rt, enrollment)
+            return protocol_of(loaded.db, self.rt, enrollment)
         except Conflict:
             return self.rt.protocols.get(enrollment.protocol_id)
 
     @staticmethod
-    def _endpoint(db: BatchRows, endpoint_id: str, now: datetime) -> SigningTarget | None:
+    def _endpoint(loaded: BatchRows, endpoint_id: str, now: datetime) -> SigningTarget | None:
         """Return an enabled endpoint's URL and the secrets that sign for it now."""
-        endpoint = db.get(WebhookEndpoint, endpoint_id)
+        endpoint = loaded.get(WebhookEndpoint, endpoint_id)
         if endpoint is None or not endpoint.enabled:
             return None
         active = [endpoint.secret]
@@ -303,7 +300,7 @@ class Preparer:
     def _links(
         self,
         loaded: BatchRows,
-        delivery: ClaimedDelivery,
+        delivery: DeliveryRow,
         patient: Patient,
         session: SessionRow | None,
         now: datetime,

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Generic, Protocol, TypeVar
 
 from reminders.planner import PlannedSession
+from reminders.states import SessionStatus
 
 
 class StoredSession(Protocol):
@@ -61,7 +62,9 @@ def diff_sessions(
     cancel = tuple(
         r
         for r in stored
-        if r.status == "planned" and r.local_date >= today and r.local_date not in wanted
+        if r.status == SessionStatus.PLANNED
+        and r.local_date >= today
+        and r.local_date not in wanted
     )
     by_date = {r.local_date: r for r in stored}
     revise: list[tuple[str, PlannedSession]] = []
@@ -74,9 +77,9 @@ def diff_sessions(
             rows.append(None)
             continue
         # The planner never plans on a day whose session is already done.
-        assert existing.status in ("planned", "cancelled"), existing.status
+        assert existing.status in (SessionStatus.PLANNED, SessionStatus.CANCELLED), existing.status
         rows.append(existing.id)
         now_is = (existing.status, existing.phase, existing.minutes, existing.timezone)
-        if now_is != ("planned", session.phase, session.minutes, timezone):
+        if now_is != (SessionStatus.PLANNED, session.phase, session.minutes, timezone):
             revise.append((existing.id, session))
     return SessionDiff(cancel, tuple(revise), tuple(add), tuple(rows))

@@ -47,7 +47,7 @@ from reminders.runtime import Runtime
 from reminders.services import absences, clinics, enrollments, patients, sessions, webhooks
 from reminders.services.sweep import sweep
 from reminders.settings import Settings
-from reminders.states import SessionStatus
+from reminders.states import DeliveryAudience, EnrollmentStatus, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import local_to_utc, zone
@@ -362,13 +362,17 @@ class _Runner:
             sent = outbox.by_ids(db, ids)
             enrollment = db.get(Enrollment, self.course.enrollment_id)
             assert enrollment is not None
-            phase = enrollment.phase if enrollment.status == "active" else enrollment.status
+            phase = (
+                enrollment.phase
+                if enrollment.status == EnrollmentStatus.ACTIVE
+                else enrollment.status
+            )
         local = now.astimezone(zone(self.course.timezone))
         today = local.date()
         self.phases[today] = phase
         day = self.received.setdefault(today, Day(today, phase))
         for delivery in sent:
-            if delivery.channel == "email" and delivery.target == self.course.patient_id:
+            if delivery.audience == DeliveryAudience.PATIENT:
                 day.patient.append(delivery.kind)
                 day.patient_at.append(f"{local:%H:%M}")
                 if delivery.kind == "reminder" and delivery.session_id:
@@ -406,7 +410,9 @@ class _Runner:
         self.at(self._next_local(now, CLINIC_ROUND), self._clinic_day)
         today = now.astimezone(zone(self.course.timezone)).date()
         rows = session_store.of_enrollment(db, self.course.enrollment_id)
-        due = next((r for r in rows if r.local_date == today and r.status == "planned"), None)
+        due = next(
+            (r for r in rows if r.local_date == today and r.status == SessionStatus.PLANNED), None
+        )
         if due is None or not self._turns_up(now):
             return
         report = SessionReport(outcome=self._outcome(db))
@@ -475,7 +481,7 @@ class _Runner:
         if any(r.local_date == today for r in rows):
             self.at(now + timedelta(days=1), self._extra_session)
             return
-        latest = max((r for r in rows if r.status == "confirmed"), key=_by_date)
+        latest = max((r for r in rows if r.status == SessionStatus.CONFIRMED), key=_by_date)
         report = SessionReport(outcome=self._outcome(db))
         sessions.confirm_from_link(db, self.rt, latest, today, report, now)
 

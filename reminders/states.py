@@ -29,7 +29,7 @@ writes it):
        |                    +--retry after its useful window---> expired
        |                    +--refused for good, 410-----------> failed
        |                    +--not worth sending (`decide`)----> cancelled / expired
-       +--quiet hours: back, not counted as an attempt--+
+       +--quiet hours, or its destination busy: back, not an attempt--+
        +--the patient unsubscribed, was erased, the session is gone--> cancelled
 
 An escalation (`escalation.state`): open --acknowledged by staff--> acknowledged.

@@ -24,7 +24,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -142,18 +142,22 @@ class WriteTurns:
 
 
 def paced_batches(
-    engine: sa.Engine, items: Sequence[Item], size: int
-) -> Iterator[tuple[Session, Sequence[Item]]]:
-    """Part 3 of the rule: yield `items` in batches of `size`, each with its own unit of
-    work that writes; after each batch the write lock stays free for as long as the
-    batch held it."""
-    held = 0.0
+    engine: sa.Engine,
+    items: Sequence[Item],
+    size: int,
+    step: Callable[[Session, Sequence[Item]], int],
+) -> int:
+    """Part 3 of the rule: run `step` on `items` in batches of `size`, each in its own
+    unit of work that writes; after each batch the write lock stays free for as long as
+    the batch held it. Return the sum of what the steps returned."""
+    done, held = 0, 0.0
     for start in range(0, len(items), size):
         time.sleep(held)
         began = time.monotonic()
         with session_scope(engine) as db:
-            yield db, items[start : start + size]
+            done += step(db, items[start : start + size])
         held = time.monotonic() - began
+    return done
 
 
 def cannot_write(exc: sa.exc.DBAPIError) -> bool:

@@ -7,14 +7,16 @@ plain data, so the import's writer process (`db.bulk`) can run one prepared else
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +39,9 @@ def prepare_insert(
     """Return the INSERT of rows given as tuples of `keys`' values; with
     `ignore_conflicts`, a row whose unique key is taken will be skipped.
 
-    The statement is compiled once and only the columns whose type converts values go
-    through its bind processor, memoized, because bulk rows repeat the same timestamps
-    and dates; the ORM's bulk path is several times slower for the plans enrollment
-    writes.
+    The statement is compiled once, and only the columns whose type converts values go
+    through its bind processor, memoized: bulk rows repeat the same timestamps and
+    dates, and the ORM's bulk path would redo that work for every row.
     """
     sql, processors, positional = _compiled_insert(
         dialect, table_of(model), tuple(keys), ignore_conflicts
@@ -116,9 +117,8 @@ def connection_of(db: Session) -> sa.Connection:
 def read_columns(
     db: Session, statement: sa.Executable, params: dict[str, Any] | None = None
 ) -> sa.CursorResult[Any]:
-    """Run a Core SELECT in the session's transaction and return its rows. Hot reads (a
-    confirmation's) spent more time in the ORM's result processing than in SQLite;
-    statements of plain table columns skip it."""
+    """Run a Core SELECT in the session's transaction and return its rows: plain rows,
+    without the ORM's result processing, which hot reads cannot afford."""
     return connection_of(db).execute(statement, params)
 
 
@@ -203,9 +203,16 @@ def _insert_for(dialect: str, table: sa.Table, ignore_conflicts: bool) -> Any:
 
 
 def insert_ignore(db: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
-    """Insert rows, silently keeping the existing row where a unique key already holds one.
-
-    This is how "one reminder per session and kind, ever" is kept: by the database's
-    unique key, not by a check in code that two processes could both pass.
-    """
+    """Insert rows, silently keeping the existing row where a unique key already holds
+    one."""
     insert_rows(db, model, rows, ignore_conflicts=True)
+
+
+IN_CHUNK = 500  # values per IN (...): well below every database's parameter limit
+
+
+def in_chunks(values: Iterable[Item]) -> Iterator[list[Item]]:
+    """Yield `values` in lists short enough for one `IN (...)` each."""
+    listed = list(values)
+    for start in range(0, len(listed), IN_CHUNK):
+        yield listed[start : start + IN_CHUNK]

@@ -56,7 +56,7 @@ from reminders.services.reminding import (
 )
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import outbox, session_store
-from reminders.stores.session_store import PlanChange, SessionRow
+from reminders.stores.session_store import NewSession, PlanChange, SessionRow
 from reminders.timing import zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
@@ -297,7 +297,7 @@ class _Planning:
     versions: Mapping[str, int]
     created: datetime = field(default_factory=utcnow)
     enrollment_rows: list[dict[str, Any]] = field(default_factory=list)
-    session_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    session_rows: list[NewSession] = field(default_factory=list)
     first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = field(
         default_factory=dict
     )
@@ -556,9 +556,10 @@ def replan(
         at_clinic,
     )  # fmt: skip
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
-    if new_plan.completed and active:
+    completed = new_plan.completed and active
+    if completed:
         _tell_of_completion(db, rt, enrollment, patient, rows, now)
-    _record_plan(enrollment, new_plan, rows, today)
+    _record_plan(enrollment, new_plan, completed, rows, today)
     if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
         soon = [SessionToRemind(i, day, patient.timezone, who, at_clinic) for i, day in planned]
@@ -595,17 +596,16 @@ def _bring_sessions_in_line(
     }
     session_store.insert_planned(db, list(fresh.values()))
     return [
-        (row_id or fresh[s.local_date][0], s.local_date)
+        (row_id or fresh[s.local_date].id, s.local_date)
         for row_id, s in zip(diff.rows, wanted, strict=True)
     ]
 
 
 def _record_plan(
-    enrollment: Enrollment, new_plan: Plan, rows: list[SessionRow], today: date
+    enrollment: Enrollment, new_plan: Plan, completed: bool, rows: list[SessionRow], today: date
 ) -> None:
     """Keep what the planner says of the enrollment on its row: phase, interval, open
     review, completion, and whether it still runs slowed (a confirmation ends that)."""
-    completed = new_plan.completed and enrollment.status == EnrollmentStatus.ACTIVE
     slowed = enrollment.slowed_since
     confirmed_since_slowed = slowed is not None and any(
         r.status == SessionStatus.CONFIRMED and r.local_date >= slowed for r in rows

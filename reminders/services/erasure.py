@@ -32,7 +32,8 @@ from reminders.runtime import Runtime
 from reminders.services.enrollments import set_status
 from reminders.services.events import emit
 from reminders.services.patients import get_patient
-from reminders.states import ONGOING, DeliveryState, EnrollmentStatus
+from reminders.states import ONGOING, EnrollmentStatus
+from reminders.stores import outbox
 
 ERASED_NAME = ""
 
@@ -43,11 +44,19 @@ ERASED_NAME = ""
 Holding = tuple[str, type[SQLModel], sa.ColumnElement[bool], dict[str, Any]]
 
 
-def _holdings(patient_id: str) -> list[Holding]:
-    enrollments = sa.select(col(Enrollment.id)).where(col(Enrollment.patient_id) == patient_id)
-    sessions = sa.select(col(TreatmentSession.id)).where(
-        col(TreatmentSession.enrollment_id).in_(enrollments)
+def _enrollments_of(patient_id: str) -> sa.Select[Any]:
+    return sa.select(col(Enrollment.id)).where(col(Enrollment.patient_id) == patient_id)
+
+
+def _sessions_of(patient_id: str) -> sa.Select[Any]:
+    return sa.select(col(TreatmentSession.id)).where(
+        col(TreatmentSession.enrollment_id).in_(_enrollments_of(patient_id))
     )
+
+
+def _holdings(patient_id: str) -> list[Holding]:
+    enrollments = _enrollments_of(patient_id)
+    sessions = _sessions_of(patient_id)
     return [
         ("enrollments", Enrollment, col(Enrollment.patient_id) == patient_id,
          {"pause_reason": None, "override_reason": None}),
@@ -107,12 +116,7 @@ def erase_patient(
         if enrollment.status in ONGOING:
             set_status(db, rt, clinic_id, enrollment.id, EnrollmentStatus.WITHDRAWN, now)
     holdings = _holdings(patient_id)
-    patient_deliveries = next(where for name, _, where, _ in holdings if name == "deliveries")
-    db.execute(
-        sa.update(Delivery)
-        .where(patient_deliveries, col(Delivery.state) == DeliveryState.PENDING)
-        .values(state=DeliveryState.CANCELLED)
-    )
+    outbox.cancel_about_patient(db, patient_id, _sessions_of(patient_id), "patient erased")
     for _, model, rows_of_patient, cleared in holdings:
         db.execute(sa.update(model).where(rows_of_patient).values(cleared))
     db.execute(sa.delete(PatientToken).where(col(PatientToken.patient_id) == patient_id))

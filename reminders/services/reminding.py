@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from reminders.db.rows import read_columns, table_of
+from reminders.db.rows import in_chunks, read_columns, table_of
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
 from reminders.states import DeliveryAudience, DeliveryState, EnrollmentStatus, SessionStatus
@@ -37,7 +37,6 @@ from reminders.timing import (
 
 LOOKAHEAD = timedelta(hours=36)
 NOTICE_USEFUL = timedelta(hours=24)
-_IN_CHUNKS = 500
 
 EVENT_FOR_KIND = {
     "reminder": "session.reminder",
@@ -153,8 +152,8 @@ def endpoints_by_clinic(db: Session, clinic_ids: set[str]) -> dict[str, list[Sub
     """Return each clinic's enabled webhook endpoints."""
     found: dict[str, list[Subscription]] = defaultdict(list)
     ids = sorted(clinic_ids)
-    for start in range(0, len(ids), _IN_CHUNKS):
-        chunk = {"clinic_ids": ids[start : start + _IN_CHUNKS]}
+    for some in in_chunks(ids):
+        chunk = {"clinic_ids": some}
         for row in read_columns(db, _ENABLED_ENDPOINTS_OF_CLINICS, chunk):
             found[row.clinic_id].append(_subscription(row.id, row.clinic_id, row.events))
     return found
@@ -393,8 +392,8 @@ def reminders_not_yet_written(
         if any(window.due <= horizon for _, window in windows):
             due_soon.append((day, tz, reminder_time, quiet_start, quiet_end, at_clinic))
     sessions: list[SessionToRemind] = []
-    for start in range(0, len(due_soon), _IN_CHUNKS):
-        chunk = {**days, "keys": due_soon[start : start + _IN_CHUNKS]}
+    for keys in in_chunks(due_soon):
+        chunk = {**days, "keys": keys}
         found = db.execute(_SESSIONS_NOT_YET_REMINDED, chunk)
         for session_id, day, tz, at_clinic, *preferences in found:
             who = recipient(PatientFacts(*preferences), settings)

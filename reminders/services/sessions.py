@@ -273,7 +273,8 @@ def confirm_from_link(
     protocol = protocol_of(db, rt, enrollment)
     minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
     extra = session_store.add_unscheduled(
-        db, enrollment.id, today, patient.timezone, enrollment.phase, minutes, utcnow()
-    )
+        db, enrollment.id, today, patient.timezone, enrollment.phase, minutes, utcnow(),
+        cancelled=target,
+    )  # fmt: skip
     confirmed, _ = confirm_session(db, rt, None, extra.id, report, now, reported_by="patient")
     return confirmed

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import sqlalchemy as sa
@@ -15,9 +15,8 @@ from sqlmodel import Session, col, select
 
 from reminders.adherence import SessionFact, adherence
 from reminders.db.engine import paced_batches, session_scope
-from reminders.db.rows import table_of
 from reminders.lapse import NOT_DONE, LapseRule, standing
-from reminders.models import Enrollment, Patient, TreatmentSession, utcnow
+from reminders.models import Enrollment, Patient, utcnow
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.services.enrollments import (
@@ -160,33 +159,12 @@ def _escalate_repeated_misses(
         )
 
 
-_SESSION = table_of(TreatmentSession).c
-_NOT_DONE_DATE = sa.case((_SESSION.status.in_(tuple(NOT_DONE)), _SESSION.local_date))
-_CONFIRMED_DATE = sa.case((_SESSION.status == SessionStatus.CONFIRMED, _SESSION.local_date))
-
-
 def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
     """Return the active enrollments, not yet slowed for a lapse, with a session not done
     after their last confirmed one, early enough to be overdue on some local date. A
     read: `check_lapses` decides under the write lock."""
     oldest = (now + ZONE_SPREAD).date() - timedelta(days=rt.settings.overdue_nudge_days)
-    return list(
-        db.execute(
-            sa.select(col(Enrollment.id))
-            .join(TreatmentSession, col(TreatmentSession.enrollment_id) == Enrollment.id)
-            .where(
-                col(Enrollment.status) == EnrollmentStatus.ACTIVE,
-                col(Enrollment.slowed_since).is_(None),
-                col(TreatmentSession.status).in_((SessionStatus.CONFIRMED, *NOT_DONE)),
-            )
-            .group_by(Enrollment.id)
-            .having(
-                sa.func.max(_NOT_DONE_DATE)
-                > sa.func.coalesce(sa.func.max(_CONFIRMED_DATE), date.min),
-                sa.func.min(_NOT_DONE_DATE) <= oldest,
-            )
-        ).scalars()
-    )
+    return session_store.not_done_since_confirmed(db, NOT_DONE, oldest)
 
 
 def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
@@ -317,8 +295,8 @@ def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> i
     """
     with session_scope(rt.engine, write=False) as db:
         found = find(db, rt, now)
-    return sum(
-        write(db, rt, now, batch) for db, batch in paced_batches(rt.engine, found, REPLAN_BATCH)
+    return paced_batches(
+        rt.engine, found, REPLAN_BATCH, lambda db, batch: write(db, rt, now, batch)
     )
 
 

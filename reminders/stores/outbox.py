@@ -16,7 +16,7 @@ lease runs out. Results are written only while the worker still holds the claim.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,13 +27,17 @@ from sqlmodel import Session, col
 from reminders.db.rows import (
     PreparedInsert,
     connection_of,
+    in_chunks,
     insert_ignore,
     prepare_row_insert,
     read_columns,
+    table_of,
 )
 from reminders.ids import new_id
 from reminders.models import Delivery
 from reminders.states import ENDED, DeliveryAudience, DeliveryState
+
+_TABLE = table_of(Delivery)
 
 # Every column a new delivery is given, in this order (`new_delivery`).
 NEW_COLUMNS = (
@@ -83,9 +87,6 @@ def prepare_queue(dialect: sa.Dialect, deliveries: list[dict[str, Any]]) -> Prep
     return prepare_row_insert(dialect, Delivery, deliveries, ignore_conflicts=True)
 
 
-_TABLE = Delivery.__table__  # type: ignore[attr-defined]
-
-
 def _due(now: datetime, channels: Collection[str] | None = None) -> sa.ColumnElement[bool]:
     due = sa.or_(
         sa.and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
@@ -128,17 +129,12 @@ class DeliveryRow:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: Sequence[Any]) -> DeliveryRow:
-        values = list(row)
-        values[5], values[8] = DeliveryAudience(values[5]), DeliveryState(values[8])
-        return cls(*values)
+    def of(cls, row: sa.Row[Any]) -> DeliveryRow:
+        audience, state = DeliveryAudience(row.audience), DeliveryState(row.state)
+        return cls(**{**row._mapping, "audience": audience, "state": state})
 
 
 assert tuple(DeliveryRow.__dataclass_fields__) == tuple(_TABLE.c.keys()), "columns in order"
-
-
-# What `claim` hands the dispatcher: the row as the claim left it.
-ClaimedDelivery = DeliveryRow
 
 
 def claim(
@@ -148,7 +144,7 @@ def claim(
     limit: int,
     lease: timedelta,
     channels: Collection[str] | None = None,
-) -> list[ClaimedDelivery]:
+) -> list[DeliveryRow]:
     """Claim up to `limit` due deliveries (oldest due first) for `worker`, of `channels`
     if given; return them.
 
@@ -167,23 +163,22 @@ def claim(
     # the subquery again per row, and SKIP LOCKED then hands out further rows each time,
     # so a claim could take more than its limit.
     due = candidates.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
-    table = _TABLE
     # The due condition is repeated on the UPDATE: under READ COMMITTED a row another
     # worker claimed meanwhile no longer matches, and is not taken twice. Plain columns
     # are returned: ORM objects cost more to load than the claim took.
     statement = (
-        sa.update(table)
-        .where(table.c.id == due.c.id)
+        sa.update(_TABLE)
+        .where(_TABLE.c.id == due.c.id)
         .where(_due(now, channels))
         .values(
             state=DeliveryState.SENDING,
             lease_until=now + lease,
             claimed_by=worker,
-            attempts=table.c.attempts + 1,
+            attempts=_TABLE.c.attempts + 1,
         )
         .returning(*_TABLE.c)
     )
-    claimed = [ClaimedDelivery.of(row) for row in connection_of(db).execute(statement)]
+    claimed = [DeliveryRow.of(row) for row in connection_of(db).execute(statement)]
     claimed.sort(key=lambda d: d.next_attempt_at)
     return claimed
 
@@ -223,29 +218,28 @@ def finish_sent(db: Session, worker: str, sent: list[tuple[str, datetime]]) -> N
     executemany (the bulk of every round of results)."""
     if not sent:
         return
-    table = _TABLE
     statement = (
-        sa.update(table)
+        sa.update(_TABLE)
         .where(
-            table.c.id == sa.bindparam("row_id"),
-            table.c.state == DeliveryState.SENDING,
-            table.c.claimed_by == worker,
+            _TABLE.c.id == sa.bindparam("row_id"),
+            _TABLE.c.state == DeliveryState.SENDING,
+            _TABLE.c.claimed_by == worker,
         )
         .values(
             state=DeliveryState.SENT, sent_at=sa.bindparam("at"), lease_until=None, last_error=None
         )
     )
-    db.connection().execute(statement, [{"row_id": i, "at": at} for i, at in sent])
+    connection_of(db).execute(statement, [{"row_id": i, "at": at} for i, at in sent])
 
 
 def extend_leases(db: Session, ids: list[str], worker: str, until: datetime) -> None:
     """Move the lease of deliveries the worker still holds (still out, or still waiting
     for a sending slot) to `until`."""
-    for start in range(0, len(ids), 500):
+    for chunk in in_chunks(ids):
         db.execute(
             sa.update(Delivery)
             .where(
-                col(Delivery.id).in_(ids[start : start + 500]),
+                col(Delivery.id).in_(chunk),
                 col(Delivery.state) == DeliveryState.SENDING,
                 col(Delivery.claimed_by) == worker,
             )
@@ -272,6 +266,23 @@ def cancel_to_patient(db: Session, patient_id: str, reason: str) -> None:
             col(Delivery.patient_id) == patient_id,
             col(Delivery.state) == DeliveryState.PENDING,
             col(Delivery.audience) == DeliveryAudience.PATIENT,
+        ),
+        reason,
+    )
+
+
+def cancel_about_patient(
+    db: Session, patient_id: str, session_ids: sa.Select[Any], reason: str
+) -> None:
+    """Cancel everything still waiting that concerns the patient or one of
+    `session_ids`, to whomever it was going."""
+    _cancel(
+        db,
+        sa.and_(
+            sa.or_(
+                col(Delivery.patient_id) == patient_id, col(Delivery.session_id).in_(session_ids)
+            ),
+            col(Delivery.state) == DeliveryState.PENDING,
         ),
         reason,
     )
@@ -343,11 +354,10 @@ def get(db: Session, delivery_id: str) -> DeliveryRow | None:
 
 def by_ids(db: Session, delivery_ids: Collection[str]) -> list[DeliveryRow]:
     """Return the deliveries with these ids (those that exist)."""
-    wanted = sorted(delivery_ids)
     return [
         row
-        for start in range(0, len(wanted), 500)
-        for row in _rows(db, sa.select(_TABLE).where(_TABLE.c.id.in_(wanted[start : start + 500])))
+        for chunk in in_chunks(sorted(delivery_ids))
+        for row in _rows(db, sa.select(_TABLE).where(_TABLE.c.id.in_(chunk)))
     ]
 
 

@@ -2,20 +2,27 @@
 
 Rows come out as `SessionRow`, frozen: a change is written here and the caller gets the
 changed row back. What states a session moves through is drawn in `reminders.states`.
+
+Two places elsewhere name the table: the sweep's search for planned sessions without a
+reminder (`services.reminding`, a join of sessions, patients and the outbox tuned for
+that one job), and erasure's list of where a patient's data is held, which exports the
+rows and clears the notes in them (`services.erasure`: one list for every table, so
+export and erasure cannot drift apart).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from reminders.db.rows import (
     PreparedInsert,
+    in_chunks,
     insert_tuples,
     prepare_insert,
     read_columns,
@@ -23,12 +30,11 @@ from reminders.db.rows import (
     update_rows,
 )
 from reminders.ids import new_id
-from reminders.models import TreatmentSession
-from reminders.states import SessionStatus
+from reminders.models import Enrollment, TreatmentSession
+from reminders.states import EnrollmentStatus, SessionStatus
 
 _TABLE = table_of(TreatmentSession)
 _C = _TABLE.c
-_IN_CHUNKS = 500  # ids per IN (...): well below every database's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +62,8 @@ class SessionRow:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Sequence[Any]) -> SessionRow:
-        values = list(row)
-        values[5] = SessionStatus(values[5])
-        return cls(*values)
+    def of(cls, row: sa.Row[Any]) -> SessionRow:
+        return cls(**{**row._mapping, "status": SessionStatus(row.status)})
 
 
 _KEYS = tuple(f.name for f in fields(SessionRow))
@@ -75,11 +79,6 @@ _OF_ENROLLMENT = (
     .where(_C.enrollment_id == sa.bindparam("enrollment_id"))
     .order_by(_C.local_date, _C.id)
 )
-# What a new planned session is given; the rest take their defaults.
-NEW_COLUMNS = (
-    "id", "enrollment_id", "local_date", "timezone", "phase", "status", "minutes",
-    "unscheduled", "at_clinic", "created_at", "updated_at",
-)  # fmt: skip
 
 
 def get(db: Session, session_id: str) -> SessionRow | None:
@@ -102,7 +101,7 @@ def of_enrollment(db: Session, enrollment_id: str) -> list[SessionRow]:
 
 def of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[SessionRow]:
     """Return every session of the enrollments, by enrollment, oldest date first."""
-    return _chunked(db, _C.enrollment_id, enrollment_ids, order=(_C.local_date, _C.id))
+    return _chunked(db, _C.enrollment_id, enrollment_ids)
 
 
 def by_ids(db: Session, session_ids: Iterable[str]) -> list[SessionRow]:
@@ -127,22 +126,38 @@ def _chunked(
     ids: Iterable[str],
     *,
     where: sa.Select[Any] | None = None,
-    order: tuple[sa.ColumnElement[Any], ...] = (),
 ) -> list[SessionRow]:
-    wanted = sorted(set(ids))
+    """The sessions whose `column` is one of `ids` (and that `where` selects), by
+    enrollment, oldest date first."""
     query = where if where is not None else sa.select(_TABLE)
-    rows: list[SessionRow] = []
-    for start in range(0, len(wanted), _IN_CHUNKS):
-        chunk = query.where(column.in_(wanted[start : start + _IN_CHUNKS])).order_by(*order)
-        rows.extend(SessionRow.of(row) for row in read_columns(db, chunk))
-    if order:
-        rows.sort(key=lambda r: (r.enrollment_id, r.local_date, r.id))
+    rows = [
+        SessionRow.of(row)
+        for chunk in in_chunks(sorted(set(ids)))
+        for row in read_columns(db, query.where(column.in_(chunk)))
+    ]
+    rows.sort(key=lambda r: (r.enrollment_id, r.local_date, r.id))
     return rows
 
 
 def planned_ids() -> sa.Select[Any]:
     """A subquery: the ids of every planned session."""
     return sa.select(_C.id).where(_C.status == SessionStatus.PLANNED)
+
+
+class NewSession(NamedTuple):
+    """A new planned session, as `insert_planned` writes it (`NEW_COLUMNS`)."""
+
+    id: str
+    enrollment_id: str
+    local_date: date
+    timezone: str
+    phase: str
+    status: SessionStatus
+    minutes: int
+    unscheduled: bool
+    at_clinic: bool
+    created_at: datetime
+    updated_at: datetime
 
 
 def new_planned(
@@ -156,23 +171,23 @@ def new_planned(
     *,
     session_id: str | None = None,
     unscheduled: bool = False,
-) -> tuple[Any, ...]:
-    """Return a new planned session as a row of `NEW_COLUMNS`, for `insert_planned`."""
-    return (
+) -> NewSession:
+    """Return a new planned session, for `insert_planned`."""
+    return NewSession(
         session_id or new_id(), enrollment_id, local_date, timezone, phase,
         SessionStatus.PLANNED, minutes, unscheduled, at_clinic, now, now,
     )  # fmt: skip
 
 
-def insert_planned(db: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Insert new planned sessions (rows from `new_planned`)."""
-    insert_tuples(db, TreatmentSession, NEW_COLUMNS, rows)
+def insert_planned(db: Session, rows: Sequence[NewSession]) -> None:
+    """Insert new planned sessions (from `new_planned`)."""
+    insert_tuples(db, TreatmentSession, NewSession._fields, list(rows))
 
 
-def prepare_planned(dialect: sa.Dialect, rows: list[tuple[Any, ...]]) -> PreparedInsert:
+def prepare_planned(dialect: sa.Dialect, rows: Sequence[NewSession]) -> PreparedInsert:
     """Return the INSERT of new planned sessions, to run later or in another process
     (the bulk import's writer)."""
-    return prepare_insert(dialect, TreatmentSession, NEW_COLUMNS, rows)
+    return prepare_insert(dialect, TreatmentSession, NewSession._fields, list(rows))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,20 +242,49 @@ def add_unscheduled(
     phase: str,
     minutes: int,
     now: datetime,
+    *,
+    cancelled: SessionRow | None = None,
 ) -> SessionRow:
-    """Add an unscheduled planned session on `local_date`, reusing the day's cancelled
-    row if there is one (one row per enrollment and date); return it."""
-    cancelled = on_day(db, enrollment_id, local_date)
+    """Add an unscheduled planned session on `local_date`; a `cancelled` row of that
+    day is planned again instead (one row per enrollment and date). Return it."""
     if cancelled is not None:
-        assert cancelled.status == SessionStatus.CANCELLED, cancelled.status
-        return change(db, cancelled, now, status=SessionStatus.PLANNED, unscheduled=True)
-    row = new_planned(
+        return change(
+            db, cancelled, now, status=SessionStatus.PLANNED, unscheduled=True,
+            timezone=timezone, phase=phase, minutes=minutes,
+        )  # fmt: skip
+    new = new_planned(
         enrollment_id, local_date, timezone, phase, minutes, False, now, unscheduled=True
     )
-    insert_planned(db, [row])
-    added = get(db, row[0])
-    assert added is not None
-    return added
+    insert_planned(db, [new])
+    empty = dict.fromkeys(_KEYS)
+    return SessionRow(**{**empty, **new._asdict()})
+
+
+def not_done_since_confirmed(db: Session, not_done: Collection[str], oldest: date) -> list[str]:
+    """Return the active enrollments, not slowed for a lapse, whose sessions after their
+    last confirmed one include one in a `not_done` status, the first of them on or
+    before `oldest`."""
+    not_done_date = sa.case((_C.status.in_(sorted(not_done)), _C.local_date))
+    confirmed_date = sa.case((_C.status == SessionStatus.CONFIRMED, _C.local_date))
+    enrollment = table_of(Enrollment).c
+    return list(
+        read_columns(
+            db,
+            sa.select(enrollment.id)
+            .join(_TABLE, _C.enrollment_id == enrollment.id)
+            .where(
+                enrollment.status == EnrollmentStatus.ACTIVE,
+                enrollment.slowed_since.is_(None),
+                _C.status.in_((SessionStatus.CONFIRMED, *sorted(not_done))),
+            )
+            .group_by(enrollment.id)
+            .having(
+                sa.func.max(not_done_date)
+                > sa.func.coalesce(sa.func.max(confirmed_date), date.min),
+                sa.func.min(not_done_date) <= oldest,
+            ),
+        ).scalars()
+    )
 
 
 def count_by_status(db: Session) -> dict[str, int]:

@@ -117,7 +117,7 @@ def test_unique_key_allows_one_reminder_per_session_kind_channel_and_target(
     session_store.insert_planned(db, [session])
     row = outbox.new_delivery(
         clinic_id=clinic, kind="reminder", audience=DeliveryAudience.PATIENT, channel="email",
-        target=patient, now=NOW, patient_id=patient, session_id=session[0],
+        target=patient, now=NOW, patient_id=patient, session_id=session.id,
     )  # fmt: skip
     for n in range(3):
         outbox.queue(db, [{**row, "id": f"attempt-{n}"}])

@@ -20,6 +20,7 @@ from reminders.models import Enrollment, Patient, SessionReport
 from reminders.outcomes import SideEffect
 from reminders.services import absences, enrollments, patients, reminding, sessions
 from reminders.services.protocol_versions import protocol_of
+from reminders.states import SessionStatus
 from reminders.stores import session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import zone
@@ -99,7 +100,7 @@ def _next_session(db: Session, enrollment_id: str, after: date) -> str | None:
     upcoming = [
         r.local_date
         for r in session_store.of_enrollment(db, enrollment_id)
-        if r.status == "planned" and r.local_date > after
+        if r.status == SessionStatus.PLANNED and r.local_date > after
     ]
     return _day(min(upcoming)) if upcoming else None
 
@@ -262,7 +263,7 @@ async def snooze_from_link(
         if found is None:
             return _expired()
         session, _enrollment, patient = found
-        if session.status != "planned":
+        if session.status != SessionStatus.PLANNED:
             return _message(
                 "Nothing to remind", "This session is already recorded or no longer planned."
             )

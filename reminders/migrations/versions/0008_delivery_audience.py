@@ -28,6 +28,9 @@ def upgrade() -> None:
     op.execute(
         "UPDATE delivery SET audience = 'clinic' WHERE kind IN ('escalation', 'clinic_alert')"
     )
+    # From now on every writer says whom a delivery is for (`outbox.new_delivery`).
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.alter_column('audience', server_default=None)
 
 
 def downgrade() -> None:
