@@ -342,13 +342,16 @@ def import_file(
     update: bool = typer.Option(
         False, "--update", help="Change the details of patients already known by external id."
     ),
+    welcome: bool = typer.Option(
+        False, "--welcome", help="Send each patient enrolled a welcome with their plan."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Import a clinic's patients, each enrolled and planned: refused rows are listed by
     line and column and the others imported; a patient the clinic already has (same
     external id) is skipped, or with --update has their details changed. Sends no
-    messages beyond the plan's reminders. Exit code 1 when some row was refused, 2 when
-    the import stopped (what was written before stays)."""
+    messages beyond the plan's reminders unless --welcome. Exit code 1 when some row was
+    refused, 2 when the import stopped (what was written before stays)."""
     try:
         with file.open(newline="", encoding="utf-8-sig") as stream:
             lines = sum(1 for _ in stream)
@@ -364,7 +367,7 @@ def import_file(
         try:
             report = importing.import_patients(
                 runtime, clinic, importing.read_rows(stream), dry_run=dry_run, update=update,
-                progress=bar.update,
+                welcome=welcome, progress=bar.update,
             )  # fmt: skip
         except importing.BadFile as exc:
             raise _fail(f"{file}: {exc}", 2) from None
@@ -685,6 +688,9 @@ def enroll(
     override_reason: str | None = typer.Option(None, help="Why to enroll despite one."),
     body_area: str | None = typer.Option(None, help="e.g. palms, soles, underarms."),
     weekdays: str | None = typer.Option(None, help="Allowed weekdays, e.g. mon,wed,fri."),
+    welcome: bool = typer.Option(
+        True, "--welcome/--no-welcome", help="Send the patient a welcome with their plan."
+    ),
 ) -> None:
     """Enroll a patient in a protocol and write the first horizon of sessions."""
     if not screened:
@@ -706,6 +712,7 @@ def enroll(
                 "weekdays": _weekdays(weekdays),
                 "screening": screening,
                 "override_reason": override_reason,
+                "welcome": welcome,
             },
         )
         with _transaction(runtime) as db:

@@ -25,6 +25,7 @@ SUBJECTS = {
     "completed": "Your treatment course is complete",
     "appointment": "Your appointment tomorrow",
     "snooze": "Reminder: your treatment session today",
+    "welcome": "Your treatment plan",
 }
 
 # Templates ship with the package and change only with a release (and a restart), so
@@ -65,6 +66,11 @@ class PatientMessage:
     days_since: int | None = None
     sessions_done: int | None = None
     adherence: float | None = None
+    # A welcome's: the clinic, when reminders come, the first weeks' session dates.
+    clinic: str | None = None
+    reminder_at: str | None = None
+    schedule: tuple[date, ...] = ()
+    at_clinic: bool = False
 
     @staticmethod
     def facts_from(payload: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +79,10 @@ class PatientMessage:
             "days_since": payload.get("days"),
             "sessions_done": payload.get("sessions"),
             "adherence": payload.get("adherence"),
+            "clinic": payload.get("clinic"),
+            "reminder_at": payload.get("at"),
+            "schedule": tuple(map(date.fromisoformat, payload.get("schedule", ()))),
+            "at_clinic": bool(payload.get("at_clinic")),
         }
 
 
@@ -82,6 +92,10 @@ def _domain(sender: str) -> str:
     return address.rpartition("@")[2] or "reminders.invalid"
 
 
+def _day(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B}"
+
+
 def patient_email(
     message: PatientMessage, *, delivery_id: str, sender: str, to: str, now: datetime
 ) -> Email:
@@ -89,7 +103,8 @@ def patient_email(
     one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
     context = {
         "m": message,
-        "day": f"{message.local_date:%A} {message.local_date.day} {message.local_date:%B}",
+        "day": _day(message.local_date),
+        "schedule": [_day(d) for d in message.schedule],
         "confirm": message.links.action("confirm"),
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),

@@ -461,6 +461,11 @@ class EnrollmentCreate(_Input):
     )
     screening: dict[SingleLine, bool] = PydanticField(default_factory=dict, max_length=50)
     override_reason: Note | None = PydanticField(default=None, max_length=1000)
+    welcome: bool = PydanticField(
+        default=True,
+        description="Send the patient a welcome with the first weeks of the plan (false: "
+        "they already know it, e.g. a second body area).",
+    )
 
 
 class SessionReport(_Input):

@@ -217,6 +217,8 @@ class Preparer:
             "minutes": message.minutes,
             "links": {"session": message.links.session, "unsubscribe": message.links.unsubscribe},
         }
+        if message.schedule:  # a welcome: the first weeks' sessions, for the relay to tell
+            data["schedule"] = [day.isoformat() for day in message.schedule]
         kind = EVENT_FOR_KIND[delivery.kind]
         return self._signed(loaded, delivery, kind, delivery.due_at, data, now)
 

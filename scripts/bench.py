@@ -276,6 +276,7 @@ def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
                         protocol=protocol.id,
                         start_date=today,
                         screening={c: False for c in protocol.contraindications},
+                        welcome=False,  # only confirmations are measured
                     ),
                 )
                 for pid in ids
@@ -557,7 +558,9 @@ def _enroll_for(
             requests = [
                 enrolling.EnrollRequest(
                     pid,
-                    EnrollmentCreate(protocol=protocol.id, start_date=today, screening=screening),
+                    EnrollmentCreate(
+                        protocol=protocol.id, start_date=today, screening=screening, welcome=False
+                    ),
                 )
                 for pid in ids
             ]

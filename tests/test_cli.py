@@ -255,6 +255,7 @@ def test_simulate_prints_the_course_as_json() -> None:
     # Given at the clinic: appointment reminders the evening before, staff record them.
     assert result["totals"] == {
         "appointment": 5, "completed": 1, "enrollment.completed": 1, "session.confirmed": 6,
+        "welcome": 1,
     }  # fmt: skip
     assert {d["phase"] for d in result["days"][-5:]} == {"completed"}
     code, _, err = run(

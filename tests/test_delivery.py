@@ -85,6 +85,32 @@ def test_reminder_email_reaches_smtp_with_headers_links_and_tips(
     assert reminder.state == "sent"
 
 
+def test_a_new_patient_is_welcomed_with_the_clinic_and_the_first_weeks(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    clinic = make_clinic(db, name="North Clinic")
+    patient = make_patient(db, clinic, timezone="Europe/Berlin", reminder_time="18:30")
+    with freeze_time("2026-12-07 07:00:00"):
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-07", at("2026-12-07 07:00"), welcome=True,
+            weekdays=["mon", "wed", "fri"],
+        )  # fmt: skip
+        run(rt)
+    (message,) = smtp.messages
+    assert message["Subject"] == "Your treatment plan"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "North Clinic has planned your treatment" in text
+    assert "Your first session is on Monday 7 December" in text
+    assert "- Wednesday 9 December" in text and "- Friday 18 December" in text
+    assert "Monday 21 December" not in text, "two weeks, not the whole plan"
+    assert "remind you at 18:30" in text
+    assert "To stop these reminders: https://reminders.example.org/u/" in text
+    assert "<li>Wednesday 9 December</li>" in html
+    (welcome,) = deliveries(db, kind="welcome")
+    assert welcome.state == "sent"
+
+
 def test_temporary_smtp_failure_is_retried_with_the_same_message_id(
     db: Session, rt: Runtime, smtp: SmtpRecorder
 ) -> None:

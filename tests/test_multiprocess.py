@@ -49,7 +49,10 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
     screening = {c: False for c in protocol.contraindications}
     requests = [
         enrollments.EnrollRequest(
-            pid, EnrollmentCreate(protocol=protocol.id, start_date=today, screening=screening)
+            pid,
+            EnrollmentCreate(
+                protocol=protocol.id, start_date=today, screening=screening, welcome=False
+            ),
         )
         for pid in ids
     ]

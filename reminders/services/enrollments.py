@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
 from reminders.ids import new_ids
 from reminders.models import (
     AbsenceRow,
+    Clinic,
     Enrollment,
     EnrollmentCreate,
     Patient,
@@ -48,6 +49,8 @@ from reminders.services.reminding import (
     PATIENT_FACT_COLUMNS,
     PatientFacts,
     SessionToRemind,
+    Subscription,
+    clinic_endpoints,
     lookahead_days,
     notice_rows,
     recipient,
@@ -56,7 +59,7 @@ from reminders.services.reminding import (
 )
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import outbox, session_store
-from reminders.stores.session_store import NewSession, PlanChange, SessionRow
+from reminders.stores.session_store import NewSession, PlanChange, PlanRow
 from reminders.timing import zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
@@ -281,6 +284,9 @@ def _read_patients(
     return patients
 
 
+# A welcome shows the sessions of the plan's first two weeks.
+WELCOME_WEEKS = timedelta(weeks=2)
+
 RefusedRequest = Callable[[int, RemindersError], None]
 
 
@@ -303,6 +309,9 @@ class _Planning:
     )
     today_in: dict[str, date] = field(default_factory=dict)
     soon: list[SessionToRemind] = field(default_factory=list)
+    # With `welcome`, each new patient is told their plan (see `_welcome`).
+    welcome: bool = False
+    welcomes: list[dict[str, Any]] = field(default_factory=list)
 
     def today(self, timezone: str) -> date:
         today = self.today_in.get(timezone)
@@ -375,7 +384,33 @@ class _Planning:
             )
             if who is not None and soon_from <= day <= soon_until:
                 self.soon.append(SessionToRemind(session_id, day, patient.timezone, who, at_clinic))
+        if self.welcome and wanted.welcome and who is not None and first.sessions:
+            self.welcomes.extend(self._welcome(patient, first, session_ids[0], at_clinic))
         return enrollment_id
+
+    def _welcome(
+        self, patient: PatientFacts, first: Plan, first_session_id: str, at_clinic: bool
+    ) -> list[dict[str, Any]]:
+        """The welcome: the clinic, the first weeks' sessions and when reminders come,
+        tied to the first session (so one per enrollment, ever)."""
+        end = first.sessions[0].local_date + WELCOME_WEEKS
+        clinic_name, endpoints = self._clinic
+        payload = {
+            "clinic": clinic_name,
+            "at": patient.reminder_time,
+            "schedule": [s.local_date.isoformat() for s in first.sessions if s.local_date < end],
+            "at_clinic": at_clinic,
+        }
+        return notice_rows(
+            self.db, self.rt.settings, "welcome", first_session_id, patient, self.now,
+            payload, endpoints=endpoints if patient.channel == "webhook" else [],
+        )  # fmt: skip
+
+    @cached_property
+    def _clinic(self) -> tuple[str, list[Subscription]]:
+        """The clinic's name and webhook endpoints, read once for the batch."""
+        clinic = self.db.get(Clinic, self.clinic_id)
+        return (clinic.name if clinic else ""), clinic_endpoints(self.db, self.clinic_id)
 
     def prepared(self) -> PreparedEnrollments:
         dialect = self.db.get_bind().dialect
@@ -385,7 +420,7 @@ class _Planning:
             [
                 prepare_row_insert(dialect, Enrollment, self.enrollment_rows),
                 session_store.prepare_planned(dialect, self.session_rows),
-                outbox.prepare_queue(dialect, reminders),
+                outbox.prepare_queue(dialect, reminders + self.welcomes),
             ],
             len(self.session_rows),
         )
@@ -401,11 +436,13 @@ def prepare_enrollments(
     versions: Mapping[str, int] | None = None,
     new_patients: Mapping[str, PatientFacts] | None = None,
     refused: RefusedRequest | None = None,
+    welcome: bool = True,
 ) -> PreparedEnrollments:
     """Check and plan enrollments and return the rows that enrolling them writes: each
     plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.
 
     `versions` are the protocols' version numbers to record (`register_versions`).
+    With `welcome`, each patient is sent a welcome with their first weeks' plan.
     `new_patients` are patients not written yet (an import's), by id. With `refused`, a
     request that cannot be enrolled is handed to it with its position in `requests` and
     left out, instead of raising.
@@ -422,7 +459,7 @@ def prepare_enrollments(
     patients = dict(new_patients or {})
     unknown = [r.patient_id for r in requests if r.patient_id not in patients]
     patients |= _read_patients(db, unknown, busy) if unknown else {}
-    planning = _Planning(db, rt, clinic_id, now, versions or {})
+    planning = _Planning(db, rt, clinic_id, now, versions or {}, welcome=welcome)
     for i, request in enumerate(requests):
         where = f"[{i}]." if len(requests) > 1 and refused is None else ""
         try:
@@ -545,8 +582,8 @@ def replan(
     patient = patient or db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
-    rows = session_store.of_enrollment(db, enrollment.id)
-    history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
+    rows = session_store.plan_rows(db, enrollment.id)
+    history = [PastSession(r.local_date, SessionStatus(r.status), r.hdss) for r in rows]
     inputs = planner_inputs(db, enrollment, protocol, today)
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
     active = enrollment.status == EnrollmentStatus.ACTIVE
@@ -570,7 +607,7 @@ def replan(
 def _bring_sessions_in_line(
     db: Session,
     enrollment_id: str,
-    rows: list[SessionRow],
+    rows: list[PlanRow],
     wanted: Sequence[PlannedSession],
     today: date,
     timezone: str,
@@ -602,7 +639,7 @@ def _bring_sessions_in_line(
 
 
 def _record_plan(
-    enrollment: Enrollment, new_plan: Plan, completed: bool, rows: list[SessionRow], today: date
+    enrollment: Enrollment, new_plan: Plan, completed: bool, rows: list[PlanRow], today: date
 ) -> None:
     """Keep what the planner says of the enrollment on its row: phase, interval, open
     review, completion, and whether it still runs slowed (a confirmation ends that)."""
@@ -629,7 +666,7 @@ def _tell_clinic_of_changes(
     enrollment: Enrollment,
     patient: Patient,
     new_plan: Plan,
-    rows: list[SessionRow],
+    rows: list[PlanRow],
     now: datetime,
 ) -> None:
     """Emit plan.phase_changed for a phase the history moved into, and escalate a new
@@ -673,7 +710,7 @@ def _tell_of_completion(
     rt: Runtime,
     enrollment: Enrollment,
     patient: Patient,
-    rows: list[SessionRow],
+    rows: list[PlanRow],
     now: datetime,
 ) -> None:
     """The course has ended: an `enrollment.completed` event for the clinic and a

@@ -34,6 +34,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "plan.phase_changed",
     "enrollment.completed",
     "patient.completion_notice",
+    "patient.welcome",
     "patient.escalation",
     "patient.erased",
 )

@@ -214,6 +214,7 @@ class _Importer:
     update: bool
     report: ImportReport
     versions: dict[str, int]
+    welcome: bool
     # External ids of rows sent to the writer and not yet known to be written (or, dry,
     # of every row), with their lines: the database answers for the rest, since the
     # patients this import wrote carry its start as their created_at.
@@ -274,6 +275,7 @@ class _Importer:
         prepared = prepare_enrollments(
             db, self.rt, self.clinic_id, new.requests, self.now,
             versions=self.versions, new_patients=new.facts, refused=not_enrolled,
+            welcome=self.welcome,
         )  # fmt: skip
         kept = [row for i, row in enumerate(new.rows) if i not in refused]
         if not kept:
@@ -360,11 +362,13 @@ def import_patients(
     *,
     dry_run: bool = False,
     update: bool = False,
+    welcome: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import `rows` (from `read_rows`) into the clinic; return what was done. With
-    `dry_run` everything is checked and planned and nothing written. `progress` is told
-    how many rows each batch held.
+    `dry_run` everything is checked and planned and nothing written. With `welcome`, each
+    patient enrolled is sent a welcome with their plan. `progress` is told how many rows
+    each batch held.
 
     Raises NotFound for an unknown clinic. A batch that cannot be written stops the
     import (`ImportReport.stopped`): the batches before stay written, and running the
@@ -375,7 +379,7 @@ def import_patients(
         # A dry run records nothing, protocol versions included.
         versions = {} if dry_run else register_versions(db, rt, set(rt.protocols), now)
     report = ImportReport(dry_run)
-    importer = _Importer(rt, clinic_id, now, update, report, versions)
+    importer = _Importer(rt, clinic_id, now, update, report, versions, welcome)
     writer = None if dry_run else InsertWriter(rt.settings.database_url)
     in_flight: deque[tuple[Future[None], _Batch]] = deque()
     try:

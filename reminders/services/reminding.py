@@ -47,6 +47,7 @@ EVENT_FOR_KIND = {
     "snooze": "session.reminder",
     "completed": "patient.completion_notice",
     "appointment": "session.reminder",
+    "welcome": "patient.welcome",
 }
 
 
@@ -422,12 +423,15 @@ def notice_rows(
     settings: Settings,
     kind: str,
     session_id: str,
-    patient: Patient,
+    patient: PatientFacts | Patient,
     now: datetime,
     payload: dict[str, Any] | None = None,
+    *,
+    endpoints: list[Subscription] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for a patient notice about a session (missed, overdue, course completed),
-    sent now or when quiet hours end, useful for a day. One per session and kind, ever."""
+    """Rows for a patient notice about a session (missed, overdue, course completed,
+    welcome), sent now or when quiet hours end, useful for a day. One per session and
+    kind, ever. `endpoints`: the clinic's, where the caller has read them."""
     who = recipient(patient, settings)
     local_now = now.astimezone(zone(patient.timezone))
     window = send_window(
@@ -437,7 +441,8 @@ def notice_rows(
         who.quiet,
     )
     window = SendWindow(window.due, now + NOTICE_USEFUL)
-    endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
+    if endpoints is None:
+        endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
     return patient_delivery_rows(who, kind, session_id, window, now, endpoints, payload)
 
 

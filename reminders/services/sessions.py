@@ -6,7 +6,8 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, note
@@ -33,14 +34,20 @@ def get_session(
     """Return the session, its enrollment and patient. Raise NotFound if missing or
     another clinic's."""
     session = session_store.get(db, session_id)
-    enrollment = db.get(Enrollment, session.enrollment_id) if session else None
-    if session is None or enrollment is None:
+    if session is None:
         raise NotFound("session", session_id)
+    enrollment, patient = db.execute(_COURSE, {"enrollment_id": session.enrollment_id}).one()
     if clinic_id is not None and enrollment.clinic_id != clinic_id:
         raise NotFound("session", session_id)
-    patient = db.get(Patient, enrollment.patient_id)
-    assert patient is not None  # foreign key
     return session, enrollment, patient
+
+
+# A session's enrollment and patient in one query: every confirmation reads them.
+_COURSE = (
+    select(Enrollment, Patient)
+    .join(Patient, col(Patient.id) == Enrollment.patient_id)
+    .where(Enrollment.id == sa.bindparam("enrollment_id"))
+)
 
 
 def _recordable(session: SessionRow, now: datetime, *, ahead_ok: bool) -> None:

@@ -16,7 +16,7 @@ lease runs out. Results are written only while the worker still holds the claim.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,12 +129,18 @@ class DeliveryRow:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: sa.Row[Any]) -> DeliveryRow:
-        audience, state = DeliveryAudience(row.audience), DeliveryState(row.state)
-        return cls(**{**row._mapping, "audience": audience, "state": state})
+    def of(cls, row: Sequence[Any]) -> DeliveryRow:
+        """The row of a `SELECT` of the whole table (columns in the table's order); built
+        by position, as every claim reads a batch of them."""
+        values = list(row)
+        values[_AUDIENCE] = DeliveryAudience(values[_AUDIENCE])
+        values[_STATE] = DeliveryState(values[_STATE])
+        return cls(*values)
 
 
-assert tuple(DeliveryRow.__dataclass_fields__) == tuple(_TABLE.c.keys()), "columns in order"
+_KEYS = tuple(DeliveryRow.__dataclass_fields__)
+assert tuple(_TABLE.c.keys()) == _KEYS, "DeliveryRow must list the table's columns in order"
+_AUDIENCE, _STATE = _KEYS.index("audience"), _KEYS.index("state")
 
 
 def claim(

@@ -62,11 +62,16 @@ class SessionRow:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: sa.Row[Any]) -> SessionRow:
-        return cls(**{**row._mapping, "status": SessionStatus(row.status)})
+    def of(cls, row: Sequence[Any]) -> SessionRow:
+        """The row of a `SELECT` of the whole table (columns in the table's order); built
+        by position, as every confirmation reads an enrollment's rows."""
+        values = list(row)
+        values[_STATUS] = SessionStatus(values[_STATUS])
+        return cls(*values)
 
 
 _KEYS = tuple(f.name for f in fields(SessionRow))
+_STATUS = _KEYS.index("status")
 assert tuple(_C.keys()) == _KEYS, "SessionRow must list the table's columns in order"
 # Built once: confirmations run these on every request, and building a statement costs
 # more than running it.
@@ -97,6 +102,33 @@ def of_enrollment(db: Session, enrollment_id: str) -> list[SessionRow]:
     """Return every session of an enrollment, oldest date first."""
     found = read_columns(db, _OF_ENROLLMENT, {"enrollment_id": enrollment_id})
     return [SessionRow.of(row) for row in found]
+
+
+class PlanRow(NamedTuple):
+    """What re-planning reads of a stored session: the planner's history and the diff
+    against the new plan (`replanning.StoredSession`)."""
+
+    id: str
+    local_date: date
+    status: str
+    hdss: int | None
+    phase: str
+    minutes: int
+    timezone: str
+
+
+_PLAN_ROWS = (
+    sa.select(*(_C[name] for name in PlanRow._fields))
+    .where(_C.enrollment_id == sa.bindparam("enrollment_id"))
+    .order_by(_C.local_date, _C.id)
+)
+
+
+def plan_rows(db: Session, enrollment_id: str) -> list[PlanRow]:
+    """Return what re-planning reads of an enrollment's sessions, oldest date first: the
+    few columns it needs, as every confirmation re-plans."""
+    found = read_columns(db, _PLAN_ROWS, {"enrollment_id": enrollment_id})
+    return list(map(PlanRow._make, found))
 
 
 def of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[SessionRow]:

@@ -69,9 +69,13 @@ def test_the_patient_hears_of_the_appointment_the_evening_before_with_what_to_br
             sweep(rt, at(moment))
             Dispatcher(rt, build_senders(rt), worker="test").dispatch()
     subjects = [m["Subject"] for m in smtp.messages if "ann@" in m["To"]]
-    # Only Wednesday's: Monday's was due the evening before the enrollment.
-    assert subjects == ["Your appointment tomorrow"], subjects
-    text = smtp.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    # The welcome, then only Wednesday's: Monday's was due the evening before the
+    # enrollment.
+    assert subjects == ["Your treatment plan", "Your appointment tomorrow"], subjects
+    welcome = smtp.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Your first appointment at the clinic is on" in welcome
+    assert "the day before each appointment" in welcome
+    text = smtp.messages[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "tomorrow, Wednesday 9 December" in text
     assert "Bring the dexamethasone your doctor prescribed" in text
     assert "/s/" not in text, "staff record appointments: nothing for the patient to confirm"

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
-from reminders.models import Enrollment, EnrollmentCreate, SessionReport, TreatmentSession
+from reminders.models import Delivery, Enrollment, EnrollmentCreate, SessionReport, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services import enrollments, sessions
 from reminders.states import SessionStatus
@@ -272,3 +272,25 @@ def test_finishing_a_course_completes_the_enrollment(db: Session, rt: Runtime) -
     assert enrollment.status == "completed"
     assert planned_dates(db, enrollment.id) == []
     assert session_store.of_enrollment(db, enrollment.id)[-1].local_date == date(2026, 12, 15)
+
+
+def test_enrolling_welcomes_the_patient_with_the_first_weeks_of_the_plan(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db, name="North Clinic")
+    patient = make_patient(db, clinic)
+    enrollment = enrollments.enroll(
+        db, rt, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW
+    )
+    planned = session_store.of_enrollment(db, enrollment.id)
+    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    assert (welcome.patient_id, welcome.session_id) == (patient, planned[0].id)
+    facts = json.loads(welcome.payload)
+    two_weeks = [r.local_date.isoformat() for r in planned if r.local_date < date(2026, 12, 21)]
+    assert facts == {
+        "clinic": "North Clinic", "at": "18:00", "schedule": two_weeks, "at_clinic": False,
+    }  # fmt: skip
+    enrollments.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
+    enrollments.set_status(db, rt, clinic, enrollment.id, "active", NOW)
+    welcomes = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    assert len(welcomes) == 1, "a re-plan welcomes nobody again"

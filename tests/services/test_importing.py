@@ -216,3 +216,19 @@ def test_a_file_as_people_type_it_spaces_capitals_and_dates_in_their_own_words(
 def test_files_that_are_not_comma_separated_csv_say_so(text: str, problem: str) -> None:
     with pytest.raises(BadFile, match=problem):
         read_rows(io.StringIO(text))
+
+
+def _welcomes(db: Session) -> list[Delivery]:
+    db.expire_all()
+    return list(db.exec(select(Delivery).where(Delivery.kind == "welcome")).all())
+
+
+def test_an_import_sends_no_welcome_unless_asked(db: Session, rt: Runtime) -> None:
+    clinic = make_clinic(db)
+    _import(rt, clinic, GOOD[0])
+    assert _welcomes(db) == []
+    stream = io.StringIO("\n".join((HEADER, GOOD[1])) + "\n")
+    import_patients(rt, clinic, read_rows(stream), NOW, welcome=True)
+    (welcome,) = _welcomes(db)
+    bea = db.exec(select(Patient).where(Patient.external_id == "EHR-2")).one()
+    assert (welcome.patient_id, welcome.audience) == (bea.id, "patient")
