@@ -66,8 +66,10 @@ class PatientMessage:
     days_since: int | None = None
     sessions_done: int | None = None
     adherence: float | None = None
-    # A welcome's: the clinic, when reminders come, the first weeks' session dates.
+    # A welcome's: the clinic, the first session's day, when reminders come, the first
+    # two weeks' session dates, and whether sessions are at the clinic.
     clinic: str | None = None
+    first_day: date | None = None
     reminder_at: str | None = None
     schedule: tuple[date, ...] = ()
     at_clinic: bool = False
@@ -75,12 +77,14 @@ class PatientMessage:
     @staticmethod
     def facts_from(payload: dict[str, Any]) -> dict[str, Any]:
         """Return the message fields a delivery's payload fixed when it was queued."""
+        first_day = payload.get("first_day")
         return {
             "days_since": payload.get("days"),
             "sessions_done": payload.get("sessions"),
             "adherence": payload.get("adherence"),
             "clinic": payload.get("clinic"),
-            "reminder_at": payload.get("at"),
+            "first_day": date.fromisoformat(first_day) if first_day else None,
+            "reminder_at": payload.get("reminder_at"),
             "schedule": tuple(map(date.fromisoformat, payload.get("schedule", ()))),
             "at_clinic": bool(payload.get("at_clinic")),
         }
@@ -103,7 +107,7 @@ def patient_email(
     one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
     context = {
         "m": message,
-        "day": _day(message.local_date),
+        "day": _day(message.first_day or message.local_date),
         "schedule": [_day(d) for d in message.schedule],
         "confirm": message.links.action("confirm"),
         "skip": message.links.action("skip"),
@@ -124,6 +128,40 @@ def patient_email(
         _templates.get_template("patient.html").render(context),
     )
     return email
+
+
+def relayed_message(
+    message: PatientMessage,
+    *,
+    delivery_id: str,
+    patient_id: str,
+    external_id: str | None,
+    session_id: str | None,
+    enrollment_id: str | None,
+    timezone: str,
+) -> dict[str, Any]:
+    """Return the data of a webhook that asks the clinic's systems to pass a patient
+    message on (by SMS, an app): ids, the day and the links; a welcome's plan."""
+    data: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "kind": message.kind,
+        "patient_id": patient_id,
+        "external_id": external_id,
+        "session_id": session_id,
+        "enrollment_id": enrollment_id,
+        "local_date": message.local_date.isoformat(),
+        "timezone": timezone,
+        "minutes": message.minutes,
+        "links": {"session": message.links.session, "unsubscribe": message.links.unsubscribe},
+    }
+    if message.kind == "welcome":
+        data["plan"] = {
+            "first_day": message.first_day.isoformat() if message.first_day else None,
+            "schedule": [day.isoformat() for day in message.schedule],
+            "reminder_at": message.reminder_at,
+            "at_clinic": message.at_clinic,
+        }
+    return data
 
 
 def clinic_email(

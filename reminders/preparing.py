@@ -19,7 +19,14 @@ from reminders.channels.webhook import WebhookMessage
 from reminders.db.rows import in_chunks, read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.errors import Conflict
-from reminders.messages import Links, PatientMessage, clinic_email, patient_email, webhook_body
+from reminders.messages import (
+    Links,
+    PatientMessage,
+    clinic_email,
+    patient_email,
+    relayed_message,
+    webhook_body,
+)
 from reminders.models import (
     Clinic,
     Enrollment,
@@ -33,7 +40,7 @@ from reminders.services.reminding import EVENT_FOR_KIND, recipient
 from reminders.states import DeliveryAudience, DeliveryState
 from reminders.stores import session_store
 from reminders.stores.outbox import DeliveryRow
-from reminders.stores.session_store import SessionRow
+from reminders.stores.session_store import MessageSession
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import link_token, token_row
 
@@ -86,8 +93,8 @@ class BatchRows:
         self.tokens: list[dict[str, Any]] = []
         self._read(db, Clinic, {d.clinic_id for d in claimed})
         self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
-        found = session_store.by_ids(db, {d.session_id for d in claimed if d.session_id})
-        self.sessions: dict[str, SessionRow] = {s.id: s for s in found}
+        found = session_store.for_messages(db, {d.session_id for d in claimed if d.session_id})
+        self.sessions: dict[str, MessageSession] = {s.id: s for s in found}
         self._read(db, Enrollment, {s.enrollment_id for s in found})
         hooks = {d.target for d in claimed if d.channel == "webhook"}
         self._read(db, WebhookEndpoint, hooks)
@@ -205,20 +212,15 @@ class Preparer:
                 now=now,
             )
             return PreparedDelivery(delivery, message=email)
-        data = {
-            "delivery_id": delivery.id,
-            "kind": delivery.kind,
-            "patient_id": patient.id,
-            "external_id": patient.external_id,
-            "session_id": session.id if session else None,
-            "enrollment_id": enrollment.id if enrollment else None,
-            "local_date": local_date.isoformat(),
-            "timezone": zone_name,
-            "minutes": message.minutes,
-            "links": {"session": message.links.session, "unsubscribe": message.links.unsubscribe},
-        }
-        if message.schedule:  # a welcome: the first weeks' sessions, for the relay to tell
-            data["schedule"] = [day.isoformat() for day in message.schedule]
+        data = relayed_message(
+            message,
+            delivery_id=delivery.id,
+            patient_id=patient.id,
+            external_id=patient.external_id,
+            session_id=session.id if session else None,
+            enrollment_id=enrollment.id if enrollment else None,
+            timezone=zone_name,
+        )
         kind = EVENT_FOR_KIND[delivery.kind]
         return self._signed(loaded, delivery, kind, delivery.due_at, data, now)
 
@@ -227,7 +229,7 @@ class Preparer:
         loaded: BatchRows,
         delivery: DeliveryRow,
         patient: Patient,
-        session: SessionRow | None,
+        session: MessageSession | None,
         enrollment: Any,
         local_date: date,
         now: datetime,
@@ -304,7 +306,7 @@ class Preparer:
         loaded: BatchRows,
         delivery: DeliveryRow,
         patient: Patient,
-        session: SessionRow | None,
+        session: MessageSession | None,
         now: datetime,
     ) -> Links:
         settings = self.rt.settings

@@ -21,7 +21,7 @@ from reminders.states import SessionStatus
 
 
 class StoredSession(Protocol):
-    """What re-planning reads of a stored session (`stores.session_store.SessionRow`)."""
+    """What re-planning reads of a stored session (`stores.session_store.PlanRow`)."""
 
     @property
     def id(self) -> str: ...

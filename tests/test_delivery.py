@@ -178,6 +178,26 @@ def test_webhook_is_signed_per_standard_webhooks(
     assert "name" not in event["data"]
 
 
+def test_a_relayed_welcome_carries_the_plan_the_email_would_tell(
+    db: Session, rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    clinic, patient, secret = webhook_patient(db, rt, receiver)
+    with freeze_time("2026-12-07 10:00:00"):
+        enroll_patient(
+            db, rt, clinic, patient, "2026-12-08", at("2026-12-07 10:00"), welcome=True,
+            weekdays=["tue", "fri"],
+        )  # fmt: skip
+        run(rt)
+        (request,) = receiver.received
+        event = Webhook(secret).verify(request.body, request.headers)
+    assert event["type"] == "patient.welcome"
+    assert event["data"]["plan"] == {
+        "first_day": "2026-12-08", "schedule": ["2026-12-08", "2026-12-11", "2026-12-15",
+        "2026-12-18"], "reminder_at": "09:00", "at_clinic": False,
+    }  # fmt: skip
+    assert event["data"]["links"]["session"] is None
+
+
 def test_receiver_failing_once_gets_the_same_webhook_id_twice(
     db: Session, rt: Runtime, receiver: WebhookReceiver
 ) -> None:

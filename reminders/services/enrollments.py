@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from reminders.adherence import DUE_STATES
 from reminders.db.rows import (
     PreparedInsert,
+    in_chunks,
     prepare_row_insert,
     run_insert,
 )
@@ -48,19 +49,20 @@ from reminders.services.protocol_versions import current_version, move_to_curren
 from reminders.services.reminding import (
     PATIENT_FACT_COLUMNS,
     PatientFacts,
+    Recipient,
     SessionToRemind,
     Subscription,
-    clinic_endpoints,
+    endpoints_by_clinic,
     lookahead_days,
     notice_rows,
     recipient,
-    reminder_rows_for,
+    reminder_rows,
     write_reminders_for,
 )
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.session_store import NewSession, PlanChange, PlanRow
-from reminders.timing import zone
+from reminders.timing import ZONE_SPREAD, zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
 MAX_DAYS_IN_PAST = 30
@@ -102,6 +104,24 @@ def absences_of(db: Session, patient_id: str, since: date) -> tuple[Absence, ...
         )
     )
     return tuple(Absence(first, last) for first, last in rows)
+
+
+def _absences_of_patients(
+    db: Session, patient_ids: Sequence[str], since: date
+) -> dict[str, tuple[Absence, ...]]:
+    """Return the absences ending on or after `since` of each of the patients."""
+    found: dict[str, list[Absence]] = {}
+    for chunk in in_chunks(patient_ids):
+        rows = db.execute(
+            sa.select(
+                col(AbsenceRow.patient_id), col(AbsenceRow.first_date), col(AbsenceRow.last_date)
+            ).where(col(AbsenceRow.patient_id).in_(chunk), col(AbsenceRow.last_date) >= since)
+        )
+        for patient_id, first, last in rows:
+            found.setdefault(patient_id, []).append(Absence(first, last))
+    return {
+        patient_id: tuple(sorted(them, key=lambda a: a.first)) for patient_id, them in found.items()
+    }
 
 
 def decisions_of(db: Session, enrollment_id: str) -> tuple[ReviewDecision, ...]:
@@ -230,8 +250,8 @@ def _screening_review(
 @dataclass(slots=True)
 class PreparedEnrollments:
     """A batch of checked and planned enrollments as the inserts that write them:
-    enrollments, their sessions and the reminders due soon. Plain data, so a writer
-    process can run them."""
+    enrollments, their sessions, the reminders due soon and the welcomes asked for.
+    Plain data, so a writer process can run them."""
 
     ids: list[str]
     inserts: list[PreparedInsert]
@@ -293,8 +313,8 @@ RefusedRequest = Callable[[int, RemindersError], None]
 @dataclass
 class _Planning:
     """What preparing a batch of enrollments gathers: rows to write, the first plans
-    (the planner is pure: each distinct set of inputs is planned once), and the sessions
-    whose reminders fall due soon."""
+    (the planner is pure: each distinct set of inputs is planned once), the sessions
+    whose reminders fall due soon, and the welcomes asked for."""
 
     db: Session
     rt: Runtime
@@ -304,13 +324,9 @@ class _Planning:
     created: datetime = field(default_factory=utcnow)
     enrollment_rows: list[dict[str, Any]] = field(default_factory=list)
     session_rows: list[NewSession] = field(default_factory=list)
-    first_plans: dict[tuple[str, date, str | None, str | None, date], Plan] = field(
-        default_factory=dict
-    )
+    first_plans: dict[tuple[Any, ...], Plan] = field(default_factory=dict)
     today_in: dict[str, date] = field(default_factory=dict)
     soon: list[SessionToRemind] = field(default_factory=list)
-    # With `welcome`, each new patient is told their plan (see `_welcome`).
-    welcome: bool = False
     welcomes: list[dict[str, Any]] = field(default_factory=list)
 
     def today(self, timezone: str) -> date:
@@ -319,18 +335,33 @@ class _Planning:
             today = self.today_in[timezone] = local_today(self.now, timezone)
         return today
 
-    def first_plan(self, checked: _Checked, wanted: EnrollmentCreate, today: date) -> Plan:
+    def first_plan(
+        self,
+        checked: _Checked,
+        wanted: EnrollmentCreate,
+        today: date,
+        absences: tuple[Absence, ...],
+        horizon_days: int | None = None,
+    ) -> Plan:
+        """The plan of a new enrollment from `today` for `horizon_days` (default: the
+        operator's horizon), around the patient's recorded `absences`."""
         protocol = checked.protocol
-        key = (protocol.id, wanted.start_date, checked.weekdays, checked.body_area, today)
+        horizon = horizon_days or self.rt.settings.horizon_days
+        key = (
+            protocol.id, wanted.start_date, checked.weekdays, checked.body_area, today,
+            absences, horizon,
+        )  # fmt: skip
         first = self.first_plans.get(key)
         if first is None:
             inputs = EnrollmentSettings(
-                wanted.start_date, weekdays_from_text(checked.weekdays), checked.body_area
+                wanted.start_date,
+                weekdays_from_text(checked.weekdays),
+                checked.body_area,
+                absences=absences,
             )
             if protocol.given_at == "clinic":
                 days = clinic_days(self.db, self.clinic_id, today)
                 inputs = at_the_clinic(protocol, inputs, days.open_weekdays, days.closed)
-            horizon = self.rt.settings.horizon_days
             first = self.first_plans[key] = plan(protocol, inputs, (), today, horizon)
         return first
 
@@ -341,6 +372,7 @@ class _Planning:
         checked: _Checked,
         first: Plan,
         today: date,
+        absences: tuple[Absence, ...],
     ) -> str:
         """Add the rows of one enrollment planned as `first`; return its id."""
         protocol = checked.protocol
@@ -384,37 +416,71 @@ class _Planning:
             )
             if who is not None and soon_from <= day <= soon_until:
                 self.soon.append(SessionToRemind(session_id, day, patient.timezone, who, at_clinic))
-        if self.welcome and wanted.welcome and who is not None and first.sessions:
-            self.welcomes.extend(self._welcome(patient, first, session_ids[0], at_clinic))
+        if wanted.welcome and who is not None:
+            first_session = (first.sessions[0].local_date, session_ids[0]) if session_ids else None
+            self._welcome(patient, who, checked, wanted, today, absences, first_session)
         return enrollment_id
 
     def _welcome(
-        self, patient: PatientFacts, first: Plan, first_session_id: str, at_clinic: bool
-    ) -> list[dict[str, Any]]:
-        """The welcome: the clinic, the first weeks' sessions and when reminders come,
-        tied to the first session (so one per enrollment, ever)."""
-        end = first.sessions[0].local_date + WELCOME_WEEKS
-        clinic_name, endpoints = self._clinic
+        self,
+        patient: PatientFacts,
+        who: Recipient,
+        checked: _Checked,
+        wanted: EnrollmentCreate,
+        today: date,
+        absences: tuple[Absence, ...],
+        first_session: tuple[date, str] | None,
+    ) -> None:
+        """Queue the welcome: the clinic, the first two weeks' sessions (planned beyond
+        the horizon if the course starts later) and when reminders come. Tied to the
+        first session when it is written now."""
+        start = max(today, wanted.start_date)
+        weeks = self.first_plan(
+            checked, wanted, today, absences, (start - today).days + WELCOME_WEEKS.days
+        ).sessions
+        if not weeks:
+            return
+        first_day = weeks[0].local_date
+        at_clinic = checked.protocol.given_at == "clinic"
+        # Reminders wait for quiet hours to end.
+        at = who.quiet.end if who.quiet.covers(who.reminder_time) else who.reminder_time
         payload = {
-            "clinic": clinic_name,
-            "at": patient.reminder_time,
-            "schedule": [s.local_date.isoformat() for s in first.sessions if s.local_date < end],
+            "clinic": self._clinic_name,
+            "first_day": first_day.isoformat(),
+            "reminder_at": at.strftime("%H:%M"),
+            "schedule": [
+                s.local_date.isoformat() for s in weeks if s.local_date < first_day + WELCOME_WEEKS
+            ],
             "at_clinic": at_clinic,
         }
-        return notice_rows(
-            self.db, self.rt.settings, "welcome", first_session_id, patient, self.now,
-            payload, endpoints=endpoints if patient.channel == "webhook" else [],
-        )  # fmt: skip
+        session_id = first_session[1] if first_session and first_session[0] == first_day else None
+        self.welcomes.extend(
+            notice_rows(
+                self.db,
+                self.rt.settings,
+                "welcome",
+                session_id,
+                patient,
+                self.now,
+                payload,
+                endpoints=self._endpoints.get(self.clinic_id, []),
+            )
+        )
 
     @cached_property
-    def _clinic(self) -> tuple[str, list[Subscription]]:
-        """The clinic's name and webhook endpoints, read once for the batch."""
+    def _clinic_name(self) -> str:
         clinic = self.db.get(Clinic, self.clinic_id)
-        return (clinic.name if clinic else ""), clinic_endpoints(self.db, self.clinic_id)
+        return clinic.name if clinic else ""
+
+    @cached_property
+    def _endpoints(self) -> dict[str, list[Subscription]]:
+        """The clinic's webhook endpoints, read once for the batch."""
+        return endpoints_by_clinic(self.db, {self.clinic_id})
 
     def prepared(self) -> PreparedEnrollments:
         dialect = self.db.get_bind().dialect
-        reminders = reminder_rows_for(self.db, self.rt.settings, self.now, self.soon)
+        soon = self.soon
+        reminders = reminder_rows(self.rt.settings, self.now, soon, self._endpoints) if soon else []
         return PreparedEnrollments(
             [row["id"] for row in self.enrollment_rows],
             [
@@ -436,13 +502,12 @@ def prepare_enrollments(
     versions: Mapping[str, int] | None = None,
     new_patients: Mapping[str, PatientFacts] | None = None,
     refused: RefusedRequest | None = None,
-    welcome: bool = True,
 ) -> PreparedEnrollments:
     """Check and plan enrollments and return the rows that enrolling them writes: each
     plan's first horizon of sessions and the reminders due soon. Reads, writes nothing.
 
     `versions` are the protocols' version numbers to record (`register_versions`).
-    With `welcome`, each patient is sent a welcome with their first weeks' plan.
+    A request with `welcome` also queues the patient's welcome.
     `new_patients` are patients not written yet (an import's), by id. With `refused`, a
     request that cannot be enrolled is handed to it with its position in `requests` and
     left out, instead of raising.
@@ -459,7 +524,9 @@ def prepare_enrollments(
     patients = dict(new_patients or {})
     unknown = [r.patient_id for r in requests if r.patient_id not in patients]
     patients |= _read_patients(db, unknown, busy) if unknown else {}
-    planning = _Planning(db, rt, clinic_id, now, versions or {}, welcome=welcome)
+    planning = _Planning(db, rt, clinic_id, now, versions or {})
+    # Absences the patients already have shape their first plans; new patients have none.
+    away = _absences_of_patients(db, unknown, (now - ZONE_SPREAD).date())
     for i, request in enumerate(requests):
         where = f"[{i}]." if len(requests) > 1 and refused is None else ""
         try:
@@ -476,8 +543,9 @@ def prepare_enrollments(
                 raise
             refused(i, problem)
             continue
-        first = planning.first_plan(checked, request.enrollment, today)
-        busy[treatment] = planning.add(patient, request.enrollment, checked, first, today)
+        absences = tuple(a for a in away.get(patient.id, ()) if a.last >= today)
+        first = planning.first_plan(checked, request.enrollment, today, absences)
+        busy[treatment] = planning.add(patient, request.enrollment, checked, first, today, absences)
     return planning.prepared()
 
 
@@ -583,7 +651,7 @@ def replan(
     assert patient is not None  # foreign key
     today = local_today(now, patient.timezone)
     rows = session_store.plan_rows(db, enrollment.id)
-    history = [PastSession(r.local_date, SessionStatus(r.status), r.hdss) for r in rows]
+    history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
     inputs = planner_inputs(db, enrollment, protocol, today)
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
     active = enrollment.status == EnrollmentStatus.ACTIVE

@@ -104,7 +104,7 @@ def erase_patient(
     """Erase the patient (see the module's docstring) and record who did it and when;
     erasing again changes nothing. Raises NotFound.
 
-    On SQLite, call `db.forget_overwritten` after the commit: until then the erased
+    On SQLite, call `db.engine.forget_overwritten` after the commit: until then the erased
     values are still in the write-ahead log."""
     patient = db.get(Patient, patient_id)
     if patient is None or patient.clinic_id != clinic_id:

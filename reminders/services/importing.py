@@ -127,16 +127,18 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[Row]:
         line = reader.line_num + 1
 
 
-def _parse(raw: dict[str, str], contraindications: Callable[[str], tuple[str, ...]]) -> tuple[
-    PatientCreate, EnrollmentCreate
-]:  # fmt: skip
-    """Return a row as the API's inputs; raise InvalidInput naming the column."""
+def _parse(
+    raw: dict[str, str], contraindications: Callable[[str], tuple[str, ...]], welcome: bool
+) -> tuple[PatientCreate, EnrollmentCreate]:
+    """Return a row as the API's inputs, the enrollment with or without the welcome;
+    raise InvalidInput naming the column."""
     if SHAPE in raw:
         raise InvalidInput("row", raw[SHAPE])
     person = {k: raw[k] for k in PATIENT_COLUMNS if k in raw}
     wanted: dict[str, Any] = {
         k: raw[k] for k in ("protocol", "start_date", "body_area", "override_reason") if k in raw
     }
+    wanted["welcome"] = welcome
     # Codes are case-insensitive in a file people typed: "Email", "Palms".
     if "channel" in person:
         person["channel"] = person["channel"].lower()
@@ -258,7 +260,7 @@ class _Importer:
         parsed = []
         for line, raw in rows:
             try:
-                parsed.append((line, *_parse(raw, self._contraindications)))
+                parsed.append((line, *_parse(raw, self._contraindications, self.welcome)))
             except InvalidInput as problem:
                 self._refuse(line, problem)
         return parsed
@@ -275,7 +277,6 @@ class _Importer:
         prepared = prepare_enrollments(
             db, self.rt, self.clinic_id, new.requests, self.now,
             versions=self.versions, new_patients=new.facts, refused=not_enrolled,
-            welcome=self.welcome,
         )  # fmt: skip
         kept = [row for i, row in enumerate(new.rows) if i not in refused]
         if not kept:

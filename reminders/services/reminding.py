@@ -422,7 +422,7 @@ def notice_rows(
     db: Session,
     settings: Settings,
     kind: str,
-    session_id: str,
+    session_id: str | None,
     patient: PatientFacts | Patient,
     now: datetime,
     payload: dict[str, Any] | None = None,

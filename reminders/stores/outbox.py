@@ -7,6 +7,8 @@
 - The services: what they look up, cancel or delete.
 
 What becomes of a delivery (send, wait, retry, end) is decided in `reminders.decisions`.
+Two places elsewhere name the table, as `stores.session_store` tells: the sweep's search
+for sessions without a reminder, and erasure's list of where a patient's data is held.
 
 Any number of dispatchers may run against one database. A claim is one conditional
 UPDATE ... RETURNING (on PostgreSQL its subquery takes row locks with SKIP LOCKED), so

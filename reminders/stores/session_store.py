@@ -1,7 +1,10 @@
 """Treatment sessions: the only code that reads and writes `treatment_session` rows.
 
 Rows come out as `SessionRow`, frozen: a change is written here and the caller gets the
-changed row back. What states a session moves through is drawn in `reminders.states`.
+changed row back. The two hot readers get only the columns they use, also immutable:
+`PlanRow` (every confirmation re-plans) and `MessageSession` (every batch of deliveries
+the dispatcher prepares). What states a session moves through is drawn in
+`reminders.states`.
 
 Two places elsewhere name the table: the sweep's search for planned sessions without a
 reminder (`services.reminding`, a join of sessions, patients and the outbox tuned for
@@ -64,7 +67,7 @@ class SessionRow:
     @classmethod
     def of(cls, row: Sequence[Any]) -> SessionRow:
         """The row of a `SELECT` of the whole table (columns in the table's order); built
-        by position, as every confirmation reads an enrollment's rows."""
+        by position, as rows are read many at a time (a batch of deliveries' sessions)."""
         values = list(row)
         values[_STATUS] = SessionStatus(values[_STATUS])
         return cls(*values)
@@ -79,11 +82,17 @@ _BY_ID = sa.select(_TABLE).where(_C.id == sa.bindparam("session_id"))
 _ON_DAY = sa.select(_TABLE).where(
     _C.enrollment_id == sa.bindparam("enrollment_id"), _C.local_date == sa.bindparam("day")
 )
-_OF_ENROLLMENT = (
-    sa.select(_TABLE)
-    .where(_C.enrollment_id == sa.bindparam("enrollment_id"))
-    .order_by(_C.local_date, _C.id)
-)
+
+
+def _of_enrollment(*columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    return (
+        sa.select(*columns)
+        .where(_C.enrollment_id == sa.bindparam("enrollment_id"))
+        .order_by(_C.local_date, _C.id)
+    )
+
+
+_OF_ENROLLMENT = _of_enrollment(*_C)
 
 
 def get(db: Session, session_id: str) -> SessionRow | None:
@@ -110,35 +119,54 @@ class PlanRow(NamedTuple):
 
     id: str
     local_date: date
-    status: str
+    status: SessionStatus
     hdss: int | None
     phase: str
     minutes: int
     timezone: str
 
 
-_PLAN_ROWS = (
-    sa.select(*(_C[name] for name in PlanRow._fields))
-    .where(_C.enrollment_id == sa.bindparam("enrollment_id"))
-    .order_by(_C.local_date, _C.id)
-)
+_PLAN_ROWS = _of_enrollment(*(_C[name] for name in PlanRow._fields))
+_PLAN_STATUS = PlanRow._fields.index("status")
 
 
 def plan_rows(db: Session, enrollment_id: str) -> list[PlanRow]:
     """Return what re-planning reads of an enrollment's sessions, oldest date first: the
     few columns it needs, as every confirmation re-plans."""
     found = read_columns(db, _PLAN_ROWS, {"enrollment_id": enrollment_id})
-    return list(map(PlanRow._make, found))
+    rows = [list(row) for row in found]
+    for row in rows:
+        row[_PLAN_STATUS] = SessionStatus(row[_PLAN_STATUS])
+    return list(map(PlanRow._make, rows))
+
+
+class MessageSession(NamedTuple):
+    """What a message reads of the session it is about: the dispatcher reads these for
+    every batch of deliveries it prepares."""
+
+    id: str
+    enrollment_id: str
+    local_date: date
+    timezone: str
+    status: str
+    minutes: int
+
+
+_MESSAGE_COLUMNS = tuple(_C[name] for name in MessageSession._fields)
+
+
+def for_messages(db: Session, session_ids: Iterable[str]) -> list[MessageSession]:
+    """Return what messages read of the sessions with these ids (those that exist)."""
+    return [
+        MessageSession._make(row)
+        for chunk in in_chunks(set(session_ids))
+        for row in read_columns(db, sa.select(*_MESSAGE_COLUMNS).where(_C.id.in_(chunk)))
+    ]
 
 
 def of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[SessionRow]:
     """Return every session of the enrollments, by enrollment, oldest date first."""
     return _chunked(db, _C.enrollment_id, enrollment_ids)
-
-
-def by_ids(db: Session, session_ids: Iterable[str]) -> list[SessionRow]:
-    """Return the sessions with these ids (those that exist)."""
-    return _chunked(db, _C.id, session_ids)
 
 
 def planned_until(
@@ -164,7 +192,7 @@ def _chunked(
     query = where if where is not None else sa.select(_TABLE)
     rows = [
         SessionRow.of(row)
-        for chunk in in_chunks(sorted(set(ids)))
+        for chunk in in_chunks(set(ids))
         for row in read_columns(db, query.where(column.in_(chunk)))
     ]
     rows.sort(key=lambda r: (r.enrollment_id, r.local_date, r.id))

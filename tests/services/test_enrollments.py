@@ -7,9 +7,16 @@ import pytest
 from sqlmodel import Session, func, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
-from reminders.models import Delivery, Enrollment, EnrollmentCreate, SessionReport, TreatmentSession
+from reminders.models import (
+    Delivery,
+    Enrollment,
+    EnrollmentCreate,
+    Patient,
+    SessionReport,
+    TreatmentSession,
+)
 from reminders.runtime import Runtime
-from reminders.services import enrollments, sessions
+from reminders.services import absences, enrollments, sessions
 from reminders.states import SessionStatus
 from reminders.stores import session_store
 from tests.conftest import at, make_clinic, make_patient
@@ -288,9 +295,44 @@ def test_enrolling_welcomes_the_patient_with_the_first_weeks_of_the_plan(
     facts = json.loads(welcome.payload)
     two_weeks = [r.local_date.isoformat() for r in planned if r.local_date < date(2026, 12, 21)]
     assert facts == {
-        "clinic": "North Clinic", "at": "18:00", "schedule": two_weeks, "at_clinic": False,
+        "clinic": "North Clinic", "first_day": "2026-12-07", "reminder_at": "18:00",
+        "schedule": two_weeks, "at_clinic": False,
     }  # fmt: skip
     enrollments.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
     enrollments.set_status(db, rt, clinic, enrollment.id, "active", NOW)
     welcomes = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
     assert len(welcomes) == 1, "a re-plan welcomes nobody again"
+
+
+def test_a_course_starting_beyond_the_horizon_is_welcomed_with_its_own_first_weeks(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    quiet = {"start": "21:00", "end": "08:00"}
+    patient = make_patient(db, clinic, reminder_time="07:00", quiet_hours=quiet)
+    start = date(2027, 1, 4)  # four weeks ahead: nothing of it is planned yet
+    enrollments.enroll(
+        db, rt, clinic, patient, request(start_date=start, weekdays=["mon", "thu"]), NOW
+    )
+    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    facts = json.loads(welcome.payload)
+    assert facts["first_day"] == "2027-01-04" and welcome.session_id is None
+    assert facts["schedule"] == ["2027-01-04", "2027-01-07", "2027-01-11", "2027-01-14"]
+    assert facts["reminder_at"] == "08:00", "the time reminders really come: after quiet hours"
+
+
+def test_a_patient_away_is_neither_planned_nor_welcomed_for_those_days(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic)
+    away = db.get(Patient, patient)
+    assert away is not None
+    absences.add_absence(db, rt, away, date(2026, 12, 7), date(2026, 12, 9), None, "nurse", NOW)
+    enrollment = enrollments.enroll(
+        db, rt, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW
+    )
+    first = session_store.of_enrollment(db, enrollment.id)[0]
+    assert first.local_date == date(2026, 12, 11)
+    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    assert json.loads(welcome.payload)["first_day"] == "2026-12-11"
