@@ -62,7 +62,7 @@ from reminders.services.reminding import (
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.session_store import NewSession, PlanChange, PlanRow
-from reminders.timing import ZONE_SPREAD, zone
+from reminders.timing import ZONE_SPREAD, send_window, zone
 from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
 
 MAX_DAYS_IN_PAST = 30
@@ -442,12 +442,14 @@ class _Planning:
             return
         first_day = weeks[0].local_date
         at_clinic = checked.protocol.given_at == "clinic"
-        # Reminders wait for quiet hours to end.
-        at = who.quiet.end if who.quiet.covers(who.reminder_time) else who.reminder_time
+        # The time reminders really come (after quiet hours), or none when quiet hours
+        # hold them past the day: the welcome must not promise one that never comes.
+        window = send_window(first_day, who.reminder_time, patient.timezone, who.quiet)
+        local_due = window.due.astimezone(zone(patient.timezone))
         payload = {
             "clinic": self._clinic_name,
             "first_day": first_day.isoformat(),
-            "reminder_at": at.strftime("%H:%M"),
+            "reminder_at": f"{local_due:%H:%M}" if window.useful else None,
             "schedule": [
                 s.local_date.isoformat() for s in weeks if s.local_date < first_day + WELCOME_WEEKS
             ],

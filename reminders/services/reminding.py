@@ -440,7 +440,8 @@ def notice_rows(
         patient.timezone,
         who.quiet,
     )
-    window = SendWindow(window.due, now + NOTICE_USEFUL)
+    # Not before it was written: the wall clock above has whole minutes.
+    window = SendWindow(max(window.due, now), now + NOTICE_USEFUL)
     if endpoints is None:
         endpoints = clinic_endpoints(db, who.clinic_id) if who.channel == "webhook" else []
     return patient_delivery_rows(who, kind, session_id, window, now, endpoints, payload)

@@ -336,3 +336,14 @@ def test_a_patient_away_is_neither_planned_nor_welcomed_for_those_days(
     assert first.local_date == date(2026, 12, 11)
     (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
     assert json.loads(welcome.payload)["first_day"] == "2026-12-11"
+
+
+def test_a_welcome_promises_no_reminder_time_that_quiet_hours_would_break(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    patient = make_patient(db, clinic, reminder_time="22:30")  # in the default quiet hours
+    enrollments.enroll(db, rt, clinic, patient, request(), NOW)
+    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    assert json.loads(welcome.payload)["reminder_at"] is None
+    assert welcome.due_at == NOW, "due when written, not at the start of the minute"
