@@ -166,6 +166,8 @@ def _in_words(column: str, kind: str, message: str) -> str:
     if kind == "missing":
         return "required"
     if column == "start_date":
+        if "outside expected range" in message:  # 2026-02-30: the shape is right
+            return "no such date"
         return "not a date: write it as YYYY-MM-DD"
     if column == "reminder_time":
         return "not a time: write it as HH:MM, 00:00 to 23:59"

@@ -200,10 +200,14 @@ def test_a_file_as_people_type_it_spaces_capitals_and_dates_in_their_own_words(
         " Name , EMAIL,timezone,external_id,protocol,start_date,screening,channel\n"
         "Müller,m@example.org,Europe/Berlin,E1,Tap-Water-Hyperhidrosis,2026-12-07,None,Email\n"
         "X,x@example.org,UTC,E2,tap-water-hyperhidrosis,07.12.2026,none,email\n"
+        "Y,y@example.org,UTC,E3,tap-water-hyperhidrosis,2027-02-30,none,email\n"
     )
     report = import_patients(rt, clinic, read_rows(io.StringIO(text)), NOW)
     assert report.imported == 1
-    assert report.refused == [Refusal(3, "start_date", "not a date: write it as YYYY-MM-DD")]
+    assert report.refused == [
+        Refusal(3, "start_date", "not a date: write it as YYYY-MM-DD"),
+        Refusal(4, "start_date", "no such date"),
+    ]
 
 
 @pytest.mark.parametrize(
