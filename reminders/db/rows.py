@@ -216,3 +216,9 @@ def in_chunks(values: Iterable[Item]) -> Iterator[list[Item]]:
     listed = list(values)
     for start in range(0, len(listed), IN_CHUNK):
         yield listed[start : start + IN_CHUNK]
+
+
+def count_by(db: Session, *columns: sa.ColumnElement[Any]) -> dict[tuple[Any, ...], int]:
+    """Return how many rows hold each combination of the columns' values."""
+    rows = db.execute(sa.select(*columns, sa.func.count()).group_by(*columns))
+    return {tuple(row[:-1]): row[-1] for row in rows}

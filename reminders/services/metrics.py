@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlmodel import Session, col
 
 from reminders.db.engine import session_scope
+from reminders.db.rows import count_by, table_of
 from reminders.models import Enrollment
 from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
 from reminders.stores import outbox, session_store
@@ -31,9 +30,8 @@ class TableGauges(Collector):
         now = self.clock()
         with session_scope(self.engine, write=False) as db:
             deliveries, due = outbox.counts(db, now)
-            by_status = session_store.count_by_status(db).items()
-            sessions: dict[tuple[str, ...], int] = {(s,): n for s, n in by_status}
-            enrollments = _counts(db, col(Enrollment.status))
+            sessions = session_store.count_by_status(db)
+            enrollments = count_by(db, table_of(Enrollment).c.status)
             earliest = outbox.next_due(db)
         by_state = GaugeMetricFamily(
             "reminders_deliveries_in_outbox",
@@ -59,11 +57,6 @@ class TableGauges(Collector):
         yield _by_state(
             "reminders_enrollments", "Enrollments by state.", tuple(EnrollmentStatus), enrollments
         )
-
-
-def _counts(db: Session, *columns: Any) -> dict[tuple[str, ...], int]:
-    rows = db.execute(sa.select(*columns, sa.func.count()).group_by(*columns))
-    return {tuple(row[:-1]): row[-1] for row in rows}
 
 
 def _by_state(

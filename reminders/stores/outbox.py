@@ -29,6 +29,7 @@ from sqlmodel import Session, col
 from reminders.db.rows import (
     PreparedInsert,
     connection_of,
+    count_by,
     in_chunks,
     insert_ignore,
     prepare_row_insert,
@@ -40,12 +41,6 @@ from reminders.models import Delivery
 from reminders.states import ENDED, DeliveryAudience, DeliveryState
 
 _TABLE = table_of(Delivery)
-
-# Every column a new delivery is given, in this order (`new_delivery`).
-NEW_COLUMNS = (
-    "id", "clinic_id", "patient_id", "session_id", "kind", "audience", "channel", "target",
-    "state", "due_at", "expires_at", "next_attempt_at", "attempts", "payload", "created_at",
-)  # fmt: skip
 
 
 def new_delivery(
@@ -90,13 +85,14 @@ def prepare_queue(dialect: sa.Dialect, deliveries: list[dict[str, Any]]) -> Prep
 
 
 def _due(now: datetime, channels: Collection[str] | None = None) -> sa.ColumnElement[bool]:
+    c = _TABLE.c
     due = sa.or_(
-        sa.and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),  # type: ignore[arg-type]
-        sa.and_(Delivery.state == DeliveryState.SENDING, Delivery.lease_until < now),  # type: ignore[arg-type, operator]
+        sa.and_(c.state == DeliveryState.PENDING, c.next_attempt_at <= now),
+        sa.and_(c.state == DeliveryState.SENDING, c.lease_until < now),
     )
     if channels is None:
         return due
-    return sa.and_(due, col(Delivery.channel).in_(sorted(channels)))
+    return sa.and_(due, c.channel.in_(sorted(channels)))
 
 
 def any_due(db: Session, now: datetime, channels: Collection[str] | None = None) -> bool:
@@ -382,15 +378,10 @@ def newest_of_clinic(
     return _rows(db, query.order_by(_TABLE.c.id.desc()).limit(limit))
 
 
-def counts(db: Session, now: datetime) -> tuple[dict[tuple[str, str], int], int]:
+def counts(db: Session, now: datetime) -> tuple[dict[tuple[Any, ...], int], int]:
     """Return how many deliveries there are by (state, channel), and how many are due
     at `now` and still waiting."""
-    by_state = db.execute(
-        sa.select(_TABLE.c.state, _TABLE.c.channel, sa.func.count()).group_by(
-            _TABLE.c.state, _TABLE.c.channel
-        )
-    ).all()
     due = db.execute(
         sa.select(sa.func.count()).where(_due(now)).where(_TABLE.c.state == DeliveryState.PENDING)
     ).scalar_one()
-    return {(state, channel): count for state, channel, count in by_state}, int(due)
+    return count_by(db, _TABLE.c.state, _TABLE.c.channel), int(due)

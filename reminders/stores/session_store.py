@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from reminders.db.rows import (
     PreparedInsert,
+    count_by,
     in_chunks,
     insert_tuples,
     prepare_insert,
@@ -205,7 +206,7 @@ def planned_ids() -> sa.Select[Any]:
 
 
 class NewSession(NamedTuple):
-    """A new planned session, as `insert_planned` writes it (`NEW_COLUMNS`)."""
+    """A new planned session, as `insert_planned` writes it (the columns it sets)."""
 
     id: str
     enrollment_id: str
@@ -347,7 +348,6 @@ def not_done_since_confirmed(db: Session, not_done: Collection[str], oldest: dat
     )
 
 
-def count_by_status(db: Session) -> dict[str, int]:
-    """Return how many sessions are in each status."""
-    rows = db.execute(sa.select(_C.status, sa.func.count()).group_by(_C.status))
-    return {status: count for status, count in rows}
+def count_by_status(db: Session) -> dict[tuple[Any, ...], int]:
+    """Return how many sessions are in each status, by `(status,)`."""
+    return count_by(db, _C.status)
