@@ -52,11 +52,11 @@ from reminders.services.reminding import (
     Recipient,
     SessionToRemind,
     Subscription,
-    endpoints_by_clinic,
+    clinic_endpoints,
     lookahead_days,
     notice_rows,
     recipient,
-    reminder_rows,
+    reminder_rows_for,
     write_reminders_for,
 )
 from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
@@ -465,7 +465,7 @@ class _Planning:
                 patient,
                 self.now,
                 payload,
-                endpoints=self._endpoints.get(self.clinic_id, []),
+                endpoints=self._endpoints,
             )
         )
 
@@ -475,14 +475,13 @@ class _Planning:
         return clinic.name if clinic else ""
 
     @cached_property
-    def _endpoints(self) -> dict[str, list[Subscription]]:
-        """The clinic's webhook endpoints, read once for the batch."""
-        return endpoints_by_clinic(self.db, {self.clinic_id})
+    def _endpoints(self) -> list[Subscription]:
+        """The clinic's webhook endpoints, read once for the batch's welcomes."""
+        return clinic_endpoints(self.db, self.clinic_id)
 
     def prepared(self) -> PreparedEnrollments:
         dialect = self.db.get_bind().dialect
-        soon = self.soon
-        reminders = reminder_rows(self.rt.settings, self.now, soon, self._endpoints) if soon else []
+        reminders = reminder_rows_for(self.db, self.rt.settings, self.now, self.soon)
         return PreparedEnrollments(
             [row["id"] for row in self.enrollment_rows],
             [
