@@ -36,6 +36,7 @@ from reminders.models import (
     Acknowledgement,
     ApiKeyPublic,
     ClinicHours,
+    ClinicIdentity,
     ClinicPublic,
     ClosedDateCreate,
     EnrollmentCreate,
@@ -53,6 +54,7 @@ from reminders.runtime import Runtime
 from reminders.services import (
     absences,
     api_keys,
+    calendar_feed,
     clinic_days,
     clinics,
     enrollments,
@@ -572,6 +574,24 @@ def clinic_hours(
     typer.echo(f"clinic {found.id} open {found.open_weekdays}")
 
 
+@clinic_app.command("identity")
+def clinic_identity(
+    clinic: str = typer.Argument(..., help="Clinic id."),
+    display_name: str | None = typer.Option(
+        None, help='The name patients\' messages come from ("<name> via Reminders").'
+    ),
+    reply_to: str | None = typer.Option(None, help="Where patients' replies to an email go."),
+    phone: str | None = typer.Option(None, help="A number patients can call."),
+) -> None:
+    """Set how patients see and reach a clinic; options left out stay as they are."""
+    given = {"display_name": display_name, "reply_to": reply_to, "phone": phone}
+    wanted = _validated(ClinicIdentity, {k: v for k, v in given.items() if v is not None})
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = clinics.set_identity(db, clinic, wanted)
+        shown = ClinicPublic.of(found).model_dump(mode="json")
+    _print_fields(shown)
+
+
 @clinic_app.command("close")
 def clinic_close(
     clinic: str = typer.Argument(..., help="Clinic id."),
@@ -672,6 +692,21 @@ def patient_add(
             db, clinic, request, default_reminder_time=runtime.settings.default_reminder_time
         )
     typer.echo(f"patient {patient.id}")
+
+
+@patient_app.command("calendar")
+def patient_calendar(
+    patient: str = typer.Argument(..., help="Patient id."),
+    revoke: bool = typer.Option(
+        False, "--revoke", help="Stop the current link from working and print a new one."
+    ),
+) -> None:
+    """Print the patient's private calendar feed link (messages carry it too)."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        found = patients.get_patient(db, None, patient)
+        link_of = calendar_feed.revoke_feed if revoke else calendar_feed.feed_link
+        link = link_of(db, runtime, found, utcnow())
+    typer.echo(link)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Rendering messages: patient emails (plain text + HTML), clinic alerts, webhook bodies.
+"""Rendering messages: patient emails (plain text + HTML) and the text relays send, in the
+patient's language; clinic alerts; webhook bodies.
 
 Subjects never name a diagnosis or a protocol: an email preview is often seen by others.
 """
@@ -8,35 +9,56 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from email.utils import format_datetime, parseaddr
+from gettext import NullTranslations
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
+from reminders import sms
 from reminders.channels.email import Email
+from reminders.i18n import N_, Formats, templates, translator
 
 SUBJECTS = {
-    "reminder": "Your treatment session today",
-    "day_before": "Your treatment session tomorrow",
-    "follow_up": "Did you manage today's session?",
-    "missed": "We missed your session",
-    "overdue": "Time for your next session",
-    "completed": "Your treatment course is complete",
-    "appointment": "Your appointment tomorrow",
-    "snooze": "Reminder: your treatment session today",
-    "welcome": "Your treatment plan",
+    "reminder": N_("Your treatment session today"),
+    "day_before": N_("Your treatment session tomorrow"),
+    "follow_up": N_("Did you manage today's session?"),
+    "missed": N_("We missed your session"),
+    "overdue": N_("Time for your next session"),
+    "completed": N_("Your treatment course is complete"),
+    "appointment": N_("Your appointment tomorrow"),
+    "snooze": N_("Reminder: your treatment session today"),
+    "welcome": N_("Your treatment plan"),
 }
-
-# Templates ship with the package and change only with a release (and a restart), so
-# they are not looked up on disk again at every render.
-_templates = Environment(
-    loader=PackageLoader("reminders", "templates"),
-    auto_reload=False,
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
+# One SMS each: the clinic's name is shortened to fit, the link never.
+SMS_TEXTS = {
+    "reminder": N_("%(clinic)s: treatment session today (%(day)s). Tell us when done: %(link)s"),
+    "snooze": N_("%(clinic)s: treatment session today (%(day)s). Tell us when done: %(link)s"),
+    "day_before": N_("%(clinic)s: treatment session tomorrow (%(day)s)."),
+    "follow_up": N_("%(clinic)s: did you manage today's session? Tell us: %(link)s"),
+    "missed": N_("%(clinic)s: we missed your session (%(day)s). Your plan is updated: %(link)s"),
+    "overdue": N_("%(clinic)s: time for your next session. Tell us when done: %(link)s"),
+    "appointment": N_("%(clinic)s: your appointment at the clinic is tomorrow (%(day)s)."),
+    "completed": N_("%(clinic)s: your treatment course is complete. Thank you!"),
+    "welcome": N_("%(clinic)s has planned your treatment. First session: %(day)s."),
+}  # fmt: skip
+# Protocols name body areas in English; patients read them in their language.
+BODY_AREAS = {
+    "palms": N_("palms"),
+    "soles": N_("soles"),
+    "underarms": N_("underarms"),
+    "heel": N_("heel"),
+    "achilles": N_("Achilles tendon"),
+    "elbow": N_("elbow"),
+    "knee": N_("knee"),
+    "shoulder": N_("shoulder"),
+    "ankle": N_("ankle"),
+    "wrist": N_("wrist"),
+    "arm": N_("arm"),
+    "leg": N_("leg"),
+}
+SENDER_SUFFIX = "via Reminders"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +67,9 @@ class Links:
 
     session: str | None
     unsubscribe: str
+    # The patient's calendar feed; and the session page under a short token, for SMS.
+    calendar: str | None = None
+    short_session: str | None = None
 
     def action(self, name: str) -> str | None:
         """Return the session page link that opens with one action's form."""
@@ -66,9 +91,12 @@ class PatientMessage:
     days_since: int | None = None
     sessions_done: int | None = None
     adherence: float | None = None
-    # A welcome's: the clinic, the first session's day, when reminders come, the first
-    # two weeks' session dates, and whether sessions are at the clinic.
-    clinic: str | None = None
+    locale: str = "en"
+    # How the patient knows and reaches their clinic.
+    clinic: str = ""
+    clinic_phone: str | None = None
+    # A welcome's: the first session's day, when reminders come, the first two weeks'
+    # session dates, and whether sessions are at the clinic.
     first_day: date | None = None
     reminder_at: str | None = None
     schedule: tuple[date, ...] = ()
@@ -82,7 +110,6 @@ class PatientMessage:
             "days_since": payload.get("days"),
             "sessions_done": payload.get("sessions"),
             "adherence": payload.get("adherence"),
-            "clinic": payload.get("clinic"),
             "first_day": date.fromisoformat(first_day) if first_day else None,
             "reminder_at": payload.get("reminder_at"),
             "schedule": tuple(map(date.fromisoformat, payload.get("schedule", ()))),
@@ -96,37 +123,99 @@ def _domain(sender: str) -> str:
     return address.rpartition("@")[2] or "reminders.invalid"
 
 
-def _day(day: date) -> str:
-    return f"{day:%A} {day.day} {day:%B}"
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A patient message in the patient's language: subject, plain text and HTML."""
+
+    subject: str
+    text: str
+    html: str
 
 
-def patient_email(
-    message: PatientMessage, *, delivery_id: str, sender: str, to: str, now: datetime
-) -> Email:
-    """Return the email for a patient message, with a stable Message-ID and RFC 8058
-    one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
+def session_length(t: NullTranslations, minutes: int | None, body_area: str | None) -> str | None:
+    """ "The session takes 20 minutes (palms).", in the catalog's language."""
+    if not minutes:
+        return None
+    if body_area:
+        area = t.gettext(BODY_AREAS.get(body_area, body_area))
+        text = t.ngettext(
+            "The session takes %(num)d minute (%(area)s).",
+            "The session takes %(num)d minutes (%(area)s).",
+            minutes,
+        )
+        return text % {"num": minutes, "area": area}
+    return t.ngettext(
+        "The session takes %(num)d minute.", "The session takes %(num)d minutes.", minutes
+    ) % {"num": minutes}
+
+
+def render(message: PatientMessage) -> Rendered:
+    """Render `message` in its locale, with the locale's dates and times."""
+    t = translator(message.locale)
+    formats = Formats(message.locale)
+    day = formats.day(message.first_day or message.local_date)
+    reminder_at = message.reminder_at
     context = {
         "m": message,
-        "day": _day(message.first_day or message.local_date),
-        "schedule": [_day(d) for d in message.schedule],
+        "locale": message.locale,
+        "day": day,
+        "strong_day": Markup("<strong>%s</strong>") % day,
+        "length": session_length(t, message.minutes, message.body_area),
+        "schedule": [formats.day(d) for d in message.schedule],
+        "reminder_at": formats.time(time.fromisoformat(reminder_at)) if reminder_at else None,
         "confirm": message.links.action("confirm"),
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),
         "away": message.links.action("away"),
     }
+    environment = templates(message.locale)
+    return Rendered(
+        t.gettext(SUBJECTS[message.kind]),
+        environment.get_template("patient.txt").render(context),
+        environment.get_template("patient.html").render(context),
+    )
+
+
+def sms_text(message: PatientMessage) -> str:
+    """The message as one GSM-7 SMS, with the session's short link."""
+    t = translator(message.locale)
+    link = message.links.short_session or message.links.session or ""
+    return sms.fit(
+        t.gettext(SMS_TEXTS[message.kind]),
+        "clinic",
+        clinic=message.clinic,
+        day=Formats(message.locale).short_day(message.first_day or message.local_date),
+        link=link,
+    )
+
+
+def patient_email(
+    message: PatientMessage,
+    *,
+    delivery_id: str,
+    sender: str,
+    to: str,
+    now: datetime,
+    reply_to: str | None = None,
+) -> Email:
+    """Return the email for a patient message: from the clinic "via Reminders" at the
+    operator's address, answered to the clinic's `reply_to`, with a stable Message-ID and
+    RFC 8058 one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
+    rendered = render(message)
     email = Email()
-    email.set_header("Subject", SUBJECTS[message.kind])
-    email.set_sender(sender)
+    email.set_header("Subject", rendered.subject)
+    clinic = message.clinic
+    email.set_sender(sender, f"{clinic} {SENDER_SUFFIX}" if clinic else None)
+    if reply_to:
+        email.set_address("Reply-To", clinic or None, reply_to)
     email.set_address("To", message.name, to)
     email.set_header("Date", format_datetime(now))
     email.set_header("Message-ID", f"<{delivery_id}@{_domain(sender)}>")
+    email.set_header("Content-Language", message.locale)
     email.set_header("Auto-Submitted", "auto-generated")
     email.set_header("List-Unsubscribe", f"<{message.links.unsubscribe}>")
     email.set_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-    email.set_bodies(
-        _templates.get_template("patient.txt").render(context),
-        _templates.get_template("patient.html").render(context),
-    )
+    email.set_bodies(rendered.text, rendered.html)
     return email
 
 
@@ -141,7 +230,8 @@ def relayed_message(
     timezone: str,
 ) -> dict[str, Any]:
     """Return the data of a webhook that asks the clinic's systems to pass a patient
-    message on (by SMS, an app): ids, the day and the links; a welcome's plan."""
+    message on (by SMS, an app): ids, the day and the links; the message in the patient's
+    language, as text and as one SMS; a welcome's plan."""
     data: dict[str, Any] = {
         "delivery_id": delivery_id,
         "kind": message.kind,
@@ -152,7 +242,18 @@ def relayed_message(
         "local_date": message.local_date.isoformat(),
         "timezone": timezone,
         "minutes": message.minutes,
-        "links": {"session": message.links.session, "unsubscribe": message.links.unsubscribe},
+        "links": {
+            "session": message.links.session,
+            "unsubscribe": message.links.unsubscribe,
+            "calendar": message.links.calendar,
+        },
+    }
+    rendered = render(message)
+    data["message"] = {
+        "locale": message.locale,
+        "subject": rendered.subject,
+        "text": rendered.text,
+        "sms": sms_text(message),
     }
     if message.kind == "welcome":
         data["plan"] = {
@@ -176,7 +277,7 @@ def clinic_email(
     email.set_header("Date", format_datetime(now))
     email.set_header("Message-ID", f"<{delivery_id}@{_domain(sender)}>")
     email.set_header("Auto-Submitted", "auto-generated")
-    email.set_bodies(_templates.get_template("clinic_alert.txt").render(text=text))
+    email.set_bodies(templates("en").get_template("clinic_alert.txt").render(text=text))
     return email
 
 

@@ -11,7 +11,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from reminders.fields import Day, EmailAddress, Instant, Note, SingleLine
+from reminders.fields import Day, EmailAddress, Instant, Note, PatientLocale, SingleLine
 from reminders.ids import new_id
 from reminders.outcomes import SideEffect
 from reminders.planner import Plan
@@ -65,6 +65,11 @@ class Clinic(SQLModel, table=True):
     # For protocols given at the clinic: its zone and the weekdays it is open.
     timezone: str | None = Field(default=None, max_length=64)
     open_weekdays: str = Field(default="mon,tue,wed,thu,fri", max_length=27)
+    # How patients see and reach the clinic: the name their messages come from (`name`
+    # when unset), where their replies go, and a phone number to call.
+    display_name: str | None = Field(default=None, max_length=100)
+    reply_to: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
     created_at: datetime = _created()
 
 
@@ -144,6 +149,9 @@ class Patient(SQLModel, table=True):
     resubscribe_consent: str | None = Field(default=None, max_length=500)
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     erased_by: str | None = Field(default=None, max_length=300)
+    # The calendar feed's token is derived from this: revoking the feed counts it up, so
+    # the old link stops working and a new one takes its place.
+    calendar_generation: int = 0
     created_at: datetime = _created()
 
 
@@ -419,7 +427,12 @@ class PatientCreate(_Input):
     )
     quiet_hours: QuietHoursSetting | None = None
     channel: Literal["email", "webhook"] = "email"
-    locale: str = PydanticField(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    locale: PatientLocale = PydanticField(
+        default="en",
+        description="One of en, de, es, fr, pt-BR; a regional variant reads its"
+        " language's messages (en-US → en, pt-PT → pt-BR).",
+        examples=["pt-BR"],
+    )
     external_id: SingleLine | None = PydanticField(default=None, max_length=200)
 
 
@@ -510,7 +523,7 @@ class PatientUpdate(_Input):
     reminder_time: str | None = PydanticField(default=None, pattern=HHMM, examples=["07:45"])
     quiet_hours: QuietHoursSetting | None = None
     channel: Literal["email", "webhook"] | None = None
-    locale: str | None = PydanticField(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    locale: PatientLocale | None = None
     external_id: SingleLine | None = PydanticField(default=None, max_length=200)
     subscribed: bool | None = PydanticField(
         default=None,
@@ -655,6 +668,13 @@ class EnrollmentPublic(BaseModel):
     outcome_trend: OutcomeTrend | None
 
 
+class CalendarFeedPublic(BaseModel):
+    """A patient's private calendar feed: whoever has the link sees the patient's
+    sessions, so it goes to the patient alone; revoking it gives a new one."""
+
+    url: str = PydanticField(examples=["https://reminders.example.org/c/3q2-7wEXAMPLE.ics"])
+
+
 class SkipRequest(_Input):
     """Why a session will not be done (optional)."""
 
@@ -670,6 +690,9 @@ class ClinicPublic(BaseModel):
     name: str
     timezone: str | None
     open_weekdays: list[str]
+    display_name: str | None
+    reply_to: str | None
+    phone: str | None
 
     @classmethod
     def of(cls, clinic: Clinic) -> ClinicPublic:
@@ -679,6 +702,9 @@ class ClinicPublic(BaseModel):
             name=clinic.name,
             timezone=clinic.timezone,
             open_weekdays=weekday_names(clinic.open_weekdays),
+            display_name=clinic.display_name,
+            reply_to=clinic.reply_to,
+            phone=clinic.phone,
         )
 
 
@@ -711,6 +737,39 @@ class ApiKeyCreated(ApiKeyPublic):
     key: str
 
 
+class ClinicIdentity(_Input):
+    """How patients see and reach the clinic. A field left out stays as it is; null
+    clears it (the display name then falls back to the clinic's name)."""
+
+    model_config = _example(
+        {
+            "display_name": "Northside Dermatology",
+            "reply_to": "nurses@northside.example",
+            "phone": "+49 30 1234567",
+        }
+    )
+
+    display_name: SingleLine | None = PydanticField(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description='The name patients\' messages come from: "<display name> via Reminders".',
+    )
+    reply_to: EmailAddress | None = PydanticField(
+        default=None, description="Where patients' replies to an email go."
+    )
+    phone: str | None = PydanticField(
+        default=None,
+        pattern=r"^\+?[0-9][0-9 ()./-]{2,38}$",
+        description="A number patients can call, shown in messages and on their pages.",
+    )
+
+    def changes(self) -> dict[str, str | None]:
+        """The identity fields the request gives, by column name."""
+        given = self.model_fields_set & set(ClinicIdentity.model_fields)
+        return {name: getattr(self, name) for name in sorted(given)}
+
+
 class ClinicHours(_Input):
     """When the clinic gives appointments (protocols given at the clinic)."""
 
@@ -724,6 +783,12 @@ class ClinicHours(_Input):
     open_weekdays: list[SingleLine] | None = PydanticField(
         default=None, min_length=1, max_length=7, examples=[["mon", "tue", "wed", "thu", "fri"]]
     )
+
+
+class ClinicChange(ClinicHours, ClinicIdentity):
+    """A change to the clinic: its identity, its hours, or both."""
+
+    model_config = _example({"display_name": "Northside Dermatology", "phone": "+49 30 1234567"})
 
 
 class ClosedDateCreate(_Input):

@@ -2,7 +2,8 @@
 
 A protocol names its scale (`outcome_scale` in its file). A scale's values are the codes
 it defines ("1+" is a grade of the Modified Ashworth Scale, not a number). Patient-rated
-scales are asked on the patient's page; clinician-rated ones are recorded by staff.
+scales are asked on the patient's page, in the patient's language (their texts are marked
+for the catalogs); clinician-rated ones are recorded by staff.
 Only HDSS feeds the planner's dry and relapse rules, and only where a protocol's phases
 define them.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
+
+from reminders.i18n import N_
 
 RatedBy = Literal["patient", "clinician"]
 
@@ -39,12 +42,12 @@ SCALES: dict[str, OutcomeScale] = {
         OutcomeScale(
             "hdss",
             "Hyperhidrosis Disease Severity Scale",
-            "How is the sweating now?",
+            N_("How is the sweating now?"),
             (
-                ("1", "Never noticeable, never gets in the way"),
-                ("2", "Tolerable, sometimes gets in the way"),
-                ("3", "Barely tolerable, often gets in the way"),
-                ("4", "Intolerable, always gets in the way"),
+                ("1", N_("Never noticeable, never gets in the way")),
+                ("2", N_("Tolerable, sometimes gets in the way")),
+                ("3", N_("Barely tolerable, often gets in the way")),
+                ("4", N_("Intolerable, always gets in the way")),
             ),
             "patient",
             "Solish et al. 2007 (Dermatol Surg 33:908)",
@@ -52,11 +55,11 @@ SCALES: dict[str, OutcomeScale] = {
         OutcomeScale(
             "pain-nrs",
             "Pain numeric rating scale (0-10)",
-            "How much pain do you have now?",
+            N_("How much pain do you have now?"),
             (
-                ("0", "No pain"),
+                ("0", N_("No pain")),
                 *((str(n), str(n)) for n in range(1, 10)),
-                ("10", "Worst pain imaginable"),
+                ("10", N_("Worst pain imaginable")),
             ),
             "patient",
             "Hawker et al. 2011 (Arthritis Care Res 63:S240), numeric rating scale for pain",

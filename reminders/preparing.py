@@ -19,6 +19,7 @@ from reminders.channels.webhook import WebhookMessage
 from reminders.db.rows import in_chunks, read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.errors import Conflict
+from reminders.i18n import DEFAULT, resolve
 from reminders.messages import (
     Links,
     PatientMessage,
@@ -42,7 +43,7 @@ from reminders.stores import session_store
 from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import MessageSession
 from reminders.timing import QuietHours, end_of_local_day, zone
-from reminders.tokens import link_token, token_row
+from reminders.tokens import calendar_link, link_token, short_link_token, token_row
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,11 @@ class PreparedDelivery:
 # What preparing reads of each table: whole rows (an enrollment's screening answers,
 # a session's outcomes) cost more to load than the rest of preparing.
 COLUMNS: dict[type[Any], tuple[str, ...]] = {
-    Clinic: ("id", "alert_email"),
+    Clinic: ("id", "alert_email", "name", "display_name", "reply_to", "phone"),
     Patient: (
         "id", "clinic_id", "name", "email", "timezone", "reminder_time", "quiet_start",
-        "quiet_end", "channel", "external_id", "unsubscribed_at",
+        "quiet_end", "channel", "locale", "external_id", "unsubscribed_at",
+        "calendar_generation",
     ),
     Enrollment: ("id", "status", "protocol_id", "protocol_version", "body_area"),
     WebhookEndpoint: (
@@ -210,6 +212,7 @@ class Preparer:
                 sender=self.rt.settings.email_from,
                 to=patient.email,
                 now=now,
+                reply_to=loaded.get(Clinic, delivery.clinic_id).reply_to,
             )
             return PreparedDelivery(delivery, message=email)
         data = relayed_message(
@@ -237,15 +240,20 @@ class Preparer:
         """What the patient is told, in any channel, with the links it carries."""
         linked = session if delivery.kind in LINKED else None
         protocol = self._protocol(loaded, enrollment)
+        clinic = loaded.get(Clinic, delivery.clinic_id)
+        locale = resolve(patient.locale) or DEFAULT
         return PatientMessage(
             kind=delivery.kind,
             name=patient.name,
             local_date=local_date,
             minutes=session.minutes if session else None,
             body_area=enrollment.body_area if enrollment else None,
-            tips=protocol.tips if protocol else (),
-            preparation=protocol.preparation if protocol else (),
+            tips=protocol.tips_in(locale) if protocol else (),
+            preparation=protocol.preparation_in(locale) if protocol else (),
             links=self._links(loaded, delivery, patient, linked, now),
+            locale=locale,
+            clinic=clinic.display_name or clinic.name,
+            clinic_phone=clinic.phone,
             **PatientMessage.facts_from(json.loads(delivery.payload)),
         )
 
@@ -311,7 +319,7 @@ class Preparer:
     ) -> Links:
         settings = self.rt.settings
         base = settings.base_url.rstrip("/")
-        session_link = None
+        session_link = short_link = None
         if session is not None:
             token = link_token(self.rt.secret_key, delivery.id, "session")
             # A late confirmation is welcome for a while; a link should not reach
@@ -321,7 +329,17 @@ class Preparer:
             )
             loaded.tokens.append(token_row(token, patient.id, session.id, "session", expires, now))
             session_link = f"{base}/s/{token}"
+            if delivery.channel == "webhook":
+                short = short_link_token(self.rt.secret_key, delivery.id, "session")
+                loaded.tokens.append(
+                    token_row(short, patient.id, session.id, "session", expires, now)
+                )
+                short_link = f"{base}/s/{short}"
         unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
         expires = now + timedelta(days=settings.unsubscribe_ttl_days)
         loaded.tokens.append(token_row(unsubscribe, patient.id, None, "unsubscribe", expires, now))
-        return Links(session_link, f"{base}/u/{unsubscribe}")
+        calendar, calendar_row = calendar_link(
+            self.rt.secret_key, base, patient.id, patient.calendar_generation, now
+        )
+        loaded.tokens.append(calendar_row)
+        return Links(session_link, f"{base}/u/{unsubscribe}", calendar, short_link)

@@ -2,19 +2,27 @@
 
 A protocol's id is its file name without `.toml`. Loading validates every file and
 raises `ProtocolError` naming the file and the field.
+
+A protocol's tips and preparation are written in English; tables `[text.<locale>]` give
+them in the other shipped languages, item for item (`Protocol.tips_in`,
+`Protocol.preparation_in`).
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reminders.outcomes import SCALES, OutcomeScale
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# The shipped locales other than English, which a protocol's `[text.<locale>]` tables
+# may translate its tips and preparation into.
+TEXT_LOCALES: tuple[str, ...] = ("de", "es", "fr", "pt-BR")
 
 CONTRAINDICATIONS: dict[str, str] = {
     "pacemaker": "pacemaker or implanted defibrillator",
@@ -42,6 +50,7 @@ BODY_AREA_SYNONYMS: dict[str, str] = {
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Cadence = Literal["weekly", "days", "interval"]
+PatientText = Annotated[str, Field(min_length=1)]
 
 
 class ProtocolError(Exception):
@@ -110,6 +119,16 @@ class Phase(BaseModel):
         )
 
 
+class LocaleText(BaseModel):
+    """A protocol's tips and preparation in one language other than English, item for
+    item with the English lists. A list left out is read in English."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tips: tuple[PatientText, ...] | None = None
+    preparation: tuple[PatientText, ...] | None = None
+
+
 class Protocol(BaseModel):
     """A treatment course: phases in order, caps, session minutes, screening and tips."""
 
@@ -134,6 +153,9 @@ class Protocol(BaseModel):
     # reminded of the appointment the day before with these preparations.
     given_at: Literal["home", "clinic"] = "home"
     preparation: tuple[str, ...] = ()
+    # `tips` and `preparation` in the other shipped languages, keyed by locale. Left out
+    # of the stored body when empty, so a file without translations keeps its digest.
+    text: dict[str, LocaleText] = Field(default_factory=dict, exclude_if=lambda text: not text)
     sources: tuple[str, ...] = Field(min_length=1)
     phases: tuple[Phase, ...] = Field(min_length=1)
 
@@ -174,6 +196,26 @@ class Protocol(BaseModel):
                 raise ValueError(f"phases[{i}] never ends, so later phases are unreachable")
         return self
 
+    @model_validator(mode="after")
+    def _texts_match_english(self) -> Protocol:
+        for locale, text in self.text.items():
+            if locale not in TEXT_LOCALES:
+                raise ValueError(
+                    f"text.{locale}: not a translated locale; use one of "
+                    f"{', '.join(TEXT_LOCALES)} (English is the file's own tips and preparation)"
+                )
+            for field, translated, english in (
+                ("tips", text.tips, self.tips),
+                ("preparation", text.preparation, self.preparation),
+            ):
+                if translated is not None and len(translated) != len(english):
+                    raise ValueError(
+                        f"text.{locale}.{field}: {len(translated)} item(s), but the English "
+                        f"{field} has {len(english)}; give one translation per English item, "
+                        "in the same order"
+                    )
+        return self
+
     def phase_index(self, name: str) -> int:
         """Return the position of the phase called `name`; raise KeyError if none."""
         for i, phase in enumerate(self.phases):
@@ -191,6 +233,20 @@ class Protocol(BaseModel):
         wanted = name.strip().lower().replace(" ", "-")
         wanted = BODY_AREA_SYNONYMS.get(wanted, wanted)
         return wanted if wanted in self.body_areas else None
+
+    def tips_in(self, locale: str) -> tuple[str, ...]:
+        """Return the tips in a shipped locale ("en", "de", "es", "fr", "pt-BR"), in
+        English when the protocol has none in that locale."""
+        text = self.text.get(locale)
+        return text.tips if text is not None and text.tips is not None else self.tips
+
+    def preparation_in(self, locale: str) -> tuple[str, ...]:
+        """Return the preparation in a shipped locale ("en", "de", "es", "fr", "pt-BR"),
+        in English when the protocol has none in that locale."""
+        text = self.text.get(locale)
+        if text is not None and text.preparation is not None:
+            return text.preparation
+        return self.preparation
 
     def session_minutes(self, body_area: str | None) -> int:
         """Return the session length for a body area, falling back to the default."""
@@ -214,8 +270,13 @@ def load_protocol(path: Path) -> Protocol:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "(file)"
-            problems.append(f"{field}: {err['msg']}")
+            field = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "value_error":
+                # A rule of this module: its message names the field when the place does not.
+                message = str(err["ctx"]["error"])
+                problems.append(f"{field}: {message}" if field else message)
+            else:
+                problems.append(f"{field or '(file)'}: {err['msg']}")
         raise ProtocolError(f"{path}: " + "; ".join(problems)) from exc
 
 

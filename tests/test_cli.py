@@ -182,6 +182,20 @@ def _enrolled_patient() -> tuple[str, str, str]:
 
 
 @freeze_time("2026-12-07 10:00:00")
+def test_a_patients_calendar_link_is_printed_and_revoked() -> None:
+    _, patient, _ = _enrolled_patient()
+    code, link, _ = run("patient", "calendar", patient)
+    assert code == 0
+    assert link.startswith("http://127.0.0.1:8000/c/") and link.strip().endswith(".ics")
+    assert run("patient", "calendar", patient)[1] == link
+    code, new, _ = run("patient", "calendar", patient, "--revoke")
+    assert code == 0 and new != link
+    assert run("patient", "calendar", patient)[1] == new
+    code, _, err = run("patient", "calendar", "0" * 32)
+    assert code == 1 and err.startswith("error: patient")
+
+
+@freeze_time("2026-12-07 10:00:00")
 def test_enrollment_pause_until_resume_and_withdraw() -> None:
     _, _, enrollment = _enrolled_patient()
     code, out, _ = run("enrollment", "pause", enrollment, "--until", "2026-12-21")

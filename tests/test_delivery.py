@@ -71,11 +71,11 @@ def test_reminder_email_reaches_smtp_with_headers_links_and_tips(
     assert unsubscribe.startswith("https://reminders.example.org/u/")
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert "Monday 7 December" in text
+    assert "Monday, 7 December" in text
     assert "20 minutes" in text
     assert "petroleum jelly" in text
     assert "petroleum jelly" in html
-    confirm = next(line for line in text.splitlines() if line.startswith("Done it?"))
+    confirm = next(line for line in text.splitlines() if line.startswith("Done it: confirm <"))
     token = confirm.split("/s/")[1].split("?")[0]
     assert len(token) >= 22  # at least 128 bits, URL-safe base64
     stored = db.get(PatientToken, hash_secret(token))
@@ -101,12 +101,12 @@ def test_a_new_patient_is_welcomed_with_the_clinic_and_the_first_weeks(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "North Clinic has planned your treatment" in text
-    assert "Your first session is on Monday 7 December" in text
-    assert "- Wednesday 9 December" in text and "- Friday 18 December" in text
-    assert "Monday 21 December" not in text, "two weeks, not the whole plan"
+    assert "Your first session is on Monday, 7 December" in text
+    assert "- Wednesday, 9 December" in text and "- Friday, 18 December" in text
+    assert "Monday, 21 December" not in text, "two weeks, not the whole plan"
     assert "remind you at 18:30" in text
-    assert "To stop these reminders: https://reminders.example.org/u/" in text
-    assert "<li>Wednesday 9 December</li>" in html
+    assert "Stop these reminders <https://reminders.example.org/u/" in text
+    assert "<li>Wednesday, 9 December 2026</li>" in html
     (welcome,) = deliveries(db, kind="welcome")
     assert welcome.state == "sent"
 
@@ -391,7 +391,7 @@ def test_two_days_down_sends_no_stale_reminders(
         run(rt)
     reminders = [m for m in smtp.messages if m["Subject"] == "Your treatment session today"]
     assert len(reminders) == 1
-    assert "Wednesday 9 December" in reminders[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Wednesday, 9 December" in reminders[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
 def sent_at(smtp: SmtpRecorder) -> int:
@@ -503,4 +503,4 @@ def test_day_before_reminder_when_the_operator_enables_it(
     with freeze_time("2026-12-06 18:00:00"):
         run(rt)
     assert [m["Subject"] for m in smtp.messages] == ["Your treatment session tomorrow"]
-    assert "Monday 7 December" in smtp.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Monday, 7 December" in smtp.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]

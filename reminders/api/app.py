@@ -18,6 +18,7 @@ from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.idempotency import Idempotency
 from reminders.api.routes import (
     api_keys,
+    calendar,
     clinic,
     enrollments,
     escalations,
@@ -31,7 +32,7 @@ from reminders.db.engine import WriteTurns
 from reminders.metrics import REQUEST_SECONDS
 from reminders.runtime import Runtime
 
-_TOKEN_PATH = re.compile(r"/(s|u)/[A-Za-z0-9_\-]{16,}")
+_TOKEN_PATH = re.compile(r"/(s|u|c)/[A-Za-z0-9_\-]{16,}")
 _QUERY = re.compile(r"\?[^\s\"]*")
 
 
@@ -41,7 +42,8 @@ def _redacted(text: str) -> str:
 
 class RedactLinkTokens(logging.Filter):
     """Patient link tokens travel in URL paths, and a careless client may put a key or
-    a name in a query string; access logs get `/s/…` and `?…` instead."""
+    a name in a query string; access logs get `/s/…` (`/u/…`, `/c/….ics`) and `?…`
+    instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
@@ -116,7 +118,17 @@ def create_app(
     app.state.wake = wake
     install_error_handlers(app)
     install_contract(app)
-    modules = (clinic, api_keys, patients, enrollments, escalations, protocols, webhooks, pages)
+    modules = (
+        clinic,
+        api_keys,
+        patients,
+        enrollments,
+        escalations,
+        protocols,
+        webhooks,
+        pages,
+        calendar,
+    )
     for module in (ops,) if operations_only else (ops, *modules):
         app.include_router(module.router)
     # The last added runs first: bodies are size-checked before anything keeps them.

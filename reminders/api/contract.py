@@ -52,9 +52,12 @@ _PAGE = {
     422: "A form value is wrong; the page says which.",
 }
 _HTML = {"text/html": {"schema": {"type": "string"}}}
+_FEED_GONE = "The link is unknown or revoked, or its patient erased; the body is empty."
 
 
 def _errors_of(path: str, method: str, has_body: bool) -> dict[int, str]:
+    if path.endswith(".ics"):  # a patient's calendar feed: a calendar reads no error text
+        return _EVERYWHERE | {404: _FEED_GONE}
     if not path.startswith("/v1/") and "{token}" in path:  # a patient's page
         return (
             _EVERYWHERE
@@ -93,7 +96,11 @@ def install_contract(app: FastAPI) -> None:
                 answers = operation.setdefault("responses", {})
                 codes = _errors_of(path, method, "requestBody" in operation)
                 page = not path.startswith("/v1/") and "{token}" in path
+                feed = path.endswith(".ics")
                 for code, description in codes.items():
+                    if feed and code == 404:
+                        answers[str(code)] = {"description": description}
+                        continue
                     shape = (
                         _HTML
                         if page and code != 500

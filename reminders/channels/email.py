@@ -109,20 +109,16 @@ class Email(EmailMessage):
         all stay inside the name and cannot add an address or a header.
         """
         recipient = smtp_address(to)
-        mailbox_text = f"<{recipient}>"
-        # Inputs refuse control characters; a name stored before they did shows them
-        # as spaces.
-        shown = _CONTROLS.sub(" ", name or "")
-        value = f"{Header(shown, 'utf-8', header_name=header).encode()} {mailbox_text}"
-        self.set_raw(header, value if name else mailbox_text)
+        self.set_raw(header, _mailbox(header, name, recipient))
         if header.lower() in ("to", "cc", "bcc"):
             self.recipients.append(recipient)
 
-    def set_sender(self, sender: str) -> None:
-        """Add the From header: the operator's `email_from`, as the email package
-        writes it (names in it are the operator's own)."""
+    def set_sender(self, sender: str, name: str | None = None) -> None:
+        """Add the From header: the operator's `email_from` as the email package writes
+        it (names in it are the operator's own); or, given `name` (a clinic's, say), its
+        address under that name, encoded as `set_address` encodes names."""
         header, self.sender = _from(sender)
-        self.set_raw("From", header)
+        self.set_raw("From", _mailbox("From", name, self.sender) if name else header)
 
     def set_bodies(self, text: str, html: str | None = None) -> None:
         """Set the plain text body, and the HTML alternative if given."""
@@ -164,6 +160,15 @@ def _set_text(part: Email, subtype: str, text: str) -> None:
         part.set_raw("Content-Transfer-Encoding", "quoted-printable")
         part.body = quopri.encodestring(text.encode()).decode("ascii")
     part.set_payload(part.body)
+
+
+def _mailbox(header: str, name: str | None, address: str) -> str:
+    if not name:
+        return f"<{address}>"
+    # Inputs refuse control characters; a name stored before they did shows them
+    # as spaces.
+    shown = _CONTROLS.sub(" ", name)
+    return f"{Header(shown, 'utf-8', header_name=header).encode()} <{address}>"
 
 
 @functools.lru_cache(maxsize=16)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, email_address, single_line
-from reminders.models import Clinic, ClinicClosedDate, utcnow
+from reminders.models import Clinic, ClinicClosedDate, ClinicIdentity, utcnow
 from reminders.services.api_keys import create_key
 from reminders.weekdays import weekdays_of
 
@@ -34,6 +34,17 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
     db.flush()
     _key, secret = create_key(db, clinic.id, FIRST_KEY_NAME, utcnow())
     return clinic, secret
+
+
+def set_identity(db: Session, clinic_id: str, identity: ClinicIdentity) -> Clinic:
+    """Set the fields `identity` gives of how patients see and reach the clinic; return
+    the clinic. Raises NotFound."""
+    clinic = get_clinic(db, clinic_id)
+    for name, value in identity.changes().items():
+        setattr(clinic, name, value)
+    db.add(clinic)
+    db.flush()
+    return clinic
 
 
 def list_clinics(db: Session) -> list[Clinic]:

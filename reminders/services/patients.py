@@ -100,6 +100,7 @@ def patient_row(
         "channel": patient.channel,
         "locale": patient.locale,
         "external_id": patient.external_id,
+        "calendar_generation": 0,
         "created_at": now,
     }
 

@@ -135,10 +135,15 @@ def plan_rows(db: Session, enrollment_id: str) -> list[PlanRow]:
     """Return what re-planning reads of an enrollment's sessions, oldest date first: the
     few columns it needs, as every confirmation re-plans."""
     found = read_columns(db, _PLAN_ROWS, {"enrollment_id": enrollment_id})
+    return list(map(PlanRow._make, _with_status(found, _PLAN_STATUS)))
+
+
+def _with_status(found: Iterable[Sequence[Any]], index: int) -> list[list[Any]]:
+    """The rows as lists, the status at `index` as a `SessionStatus`."""
     rows = [list(row) for row in found]
     for row in rows:
-        row[_PLAN_STATUS] = SessionStatus(row[_PLAN_STATUS])
-    return list(map(PlanRow._make, rows))
+        row[index] = SessionStatus(row[index])
+    return rows
 
 
 class MessageSession(NamedTuple):
@@ -163,6 +168,39 @@ def for_messages(db: Session, session_ids: Iterable[str]) -> list[MessageSession
         for chunk in in_chunks(set(session_ids))
         for row in read_columns(db, sa.select(*_MESSAGE_COLUMNS).where(_C.id.in_(chunk)))
     ]
+
+
+class CalendarSession(NamedTuple):
+    """What a patient's calendar feed reads of a session (`reminders.calendar`)."""
+
+    id: str
+    local_date: date
+    timezone: str
+    status: SessionStatus
+    minutes: int
+    at_clinic: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+_ENROLLMENT = table_of(Enrollment)
+_CALENDAR_SESSIONS = (
+    sa.select(*(_C[name] for name in CalendarSession._fields))
+    .join(_ENROLLMENT, _C.enrollment_id == _ENROLLMENT.c.id)
+    .where(
+        _ENROLLMENT.c.patient_id == sa.bindparam("patient_id"),
+        _C.local_date >= sa.bindparam("since"),
+    )
+    .order_by(_C.local_date, _C.id)
+)
+_CALENDAR_STATUS = CalendarSession._fields.index("status")
+
+
+def for_calendar(db: Session, patient_id: str, since: date) -> list[CalendarSession]:
+    """Return the sessions of all the patient's enrollments on or after the local date
+    `since`, in every status, oldest date first."""
+    found = read_columns(db, _CALENDAR_SESSIONS, {"patient_id": patient_id, "since": since})
+    return list(map(CalendarSession._make, _with_status(found, _CALENDAR_STATUS)))
 
 
 def of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[SessionRow]:

@@ -76,7 +76,7 @@ def test_the_patient_hears_of_the_appointment_the_evening_before_with_what_to_br
     assert "Your first appointment at the clinic is on" in welcome
     assert "the day before each appointment" in welcome
     text = smtp.messages[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "tomorrow, Wednesday 9 December" in text
+    assert "tomorrow, Wednesday, 9 December" in text
     assert "Bring the dexamethasone your doctor prescribed" in text
     assert "/s/" not in text, "staff record appointments: nothing for the patient to confirm"
     kinds = {d.kind for d in db.exec(select(Delivery)).all()}

@@ -96,6 +96,18 @@ def test_access_log_filter_redacts_both_kinds_of_link() -> None:
     assert "/u/…?…" in record.getMessage()
 
 
+def test_access_log_filter_redacts_calendar_feed_links() -> None:
+    from reminders.api.app import RedactLinkTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/c/AbCdEfGhIjKlMnOpQrStUv_-12.ics", "1.1", 200), None,
+    )  # fmt: skip
+    RedactLinkTokens().filter(record)
+    assert "AbCdEfGhIj" not in record.getMessage()
+    assert '"GET /c/….ics HTTP/1.1"' in record.getMessage()
+
+
 def test_access_log_filter_drops_query_strings() -> None:
     from reminders.api.app import RedactLinkTokens
 

@@ -112,7 +112,7 @@ def test_a_patient_behind_the_plan_is_nudged_at_three_days_the_clinic_told_at_se
     overdue = [m for m in smtp.messages if m["Subject"] == "Time for your next session"]
     assert len(overdue) == 1
     text = overdue[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "planned for Monday 14 December has not been done yet (3 days ago)" in text
+    assert "planned for Monday, 14 December 2026 has not been done yet (3 days ago)" in text
     lapses = [e for e in events(receiver, secret) if e["type"] == "patient.escalation"]
     assert [e["data"]["reason"] for e in lapses] == ["lapsed"]  # type: ignore[index]
     reminders = [m for m in smtp.messages if m["Subject"] == "Your treatment session today"]

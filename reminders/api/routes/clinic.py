@@ -1,4 +1,4 @@
-"""The calling clinic: who it is, and when it gives appointments."""
+"""The calling clinic: who it is, how patients reach it, and when it gives appointments."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from fastapi import APIRouter, status
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import Day
-from reminders.models import ClinicHours, ClinicPublic, ClosedDateCreate, ClosedDatePublic
-from reminders.services import clinic_days
+from reminders.models import ClinicChange, ClinicPublic, ClosedDateCreate, ClosedDatePublic
+from reminders.services import clinic_days, clinics
 
 router = APIRouter(prefix="/v1", tags=["clinic"])
 
@@ -20,14 +20,17 @@ async def who_am_i(clinic: ClinicDep) -> ClinicPublic:
 
 
 @router.patch("/clinic")
-async def set_hours(
-    body: ClinicHours, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+async def change_clinic(
+    body: ClinicChange, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> ClinicPublic:
-    """Set the clinic's zone and open weekdays; appointments are re-planned onto them."""
+    """Set how patients see and reach the clinic (display name, reply-to, phone), and its
+    zone and open weekdays; appointments are re-planned onto those."""
     async with tx.write() as db:
-        changed = clinic_days.set_hours(
-            db, rt, clinic.id, now, timezone=body.timezone, open_weekdays=body.open_weekdays
-        )
+        changed = clinics.set_identity(db, clinic.id, body)
+        if body.timezone is not None or body.open_weekdays is not None:
+            changed = clinic_days.set_hours(
+                db, rt, clinic.id, now, timezone=body.timezone, open_weekdays=body.open_weekdays
+            )
         return ClinicPublic.of(changed)
 
 
