@@ -52,14 +52,15 @@ def fit(template: str, shortened: str, **fixed: str) -> str:
     """Return `template` filled in, in GSM-7, within one SMS: `fixed` as they are (the
     link must stay whole) and the `shortened` field cut as far as needed.
 
-    `template` uses %(name)s fields, as the catalogs do. Raises ValueError if it does
-    not fit even with `shortened` empty.
+    `template` uses %(name)s fields, as the catalogs do. A link too long to fit at all
+    (a base URL of well over 60 characters) gets the text with `shortened` cut to
+    nothing, in two SMS, rather than none.
     """
     fields = {name: to_gsm7(value) for name, value in fixed.items()}
     whole = to_gsm7(fixed.get(shortened, ""))
     for length in range(len(whole), -1, -1):
-        cut = whole if length == len(whole) else whole[: max(length - 1, 0)].rstrip() + "."
-        text = to_gsm7(template) % {**fields, shortened: cut if length else ""}
+        cut = whole[:length].rstrip()
+        text = to_gsm7(template) % {**fields, shortened: cut}
         if septets(text) <= LIMIT:
-            return text
-    raise ValueError(f"an SMS of {template!r} does not fit in {LIMIT} characters")
+            break
+    return text

@@ -124,6 +124,24 @@ def test_uids_stay_and_sequence_grows_when_a_session_is_skipped_or_the_plan_chan
     assert after_pause[wednesday] == after_skip[wednesday], "an untouched event stays as it was"
 
 
+def test_a_new_reminder_time_moves_the_coming_sessions_and_counts_their_sequence_up(
+    api: Api,
+) -> None:
+    with moment(api, "2027-03-22 06:00"):
+        patient = api.patient(timezone="Europe/Berlin", reminder_time="18:30")
+        api.enroll(patient, start_date="2027-03-22", weekdays=["mon", "wed", "fri"])
+        path = feed_path(api, patient)
+        before = read_feed(fetch(api, path))
+    with moment(api, "2027-03-22 09:00"):
+        changed = api.patch(f"/v1/patients/{patient}", {"reminder_time": "07:15"})
+        assert changed.status_code == 200, changed.text
+        after = read_feed(fetch(api, path))
+    assert after.keys() == before.keys()
+    for uid, event in after.items():
+        assert isinstance(event.wall, datetime) and event.wall.time().isoformat() == "07:15:00"
+        assert event.sequence > before[uid].sequence
+
+
 def test_the_link_is_stored_only_as_a_hash_and_asking_again_gives_the_same_one(
     api: Api, db: Session
 ) -> None:

@@ -1,0 +1,33 @@
+"""The exceptions services raise; API and CLI translate them into answers."""
+
+from __future__ import annotations
+
+
+class RemindersError(Exception):
+    """Base of every error a service raises on purpose."""
+
+
+class NotFound(RemindersError):
+    """The thing does not exist, or belongs to another clinic (never say which)."""
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident!r} not found")
+        self.what = what
+        self.ident = ident
+
+
+class InvalidInput(RemindersError):
+    """An input is wrong; `field` names it, the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Conflict(RemindersError):
+    """The request is valid but clashes with the current state."""
+
+
+class Gone(RemindersError):
+    """The thing existed but was erased; what is left of it is not shown."""

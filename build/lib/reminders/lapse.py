@@ -1,0 +1,83 @@
+"""Has a patient fallen behind their plan? A pure decision, with the day passed in.
+
+Counted from the date the patient was *due*: the first session after the last confirmed
+one that was not done. Re-planning a missed session to a later day does not move that
+date, and a dry patient whose plan spaces sessions four weeks apart is never behind
+while they keep to it (a count of days since the last session would nag them).
+
+Nothing before `counts_from` (the day a paused enrollment resumed) counts, and days the
+patient is away do not add to how far behind they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from reminders.planner import Absence, PastSession
+
+NOT_DONE = frozenset({"missed", "skipped"})
+# An appointment at the clinic that staff did not record counts as attended, as it does
+# for the plan's pace: the clinic has been told to record it, not that the patient lapsed.
+DONE = frozenset({"confirmed", "unrecorded"})
+
+
+@dataclass(frozen=True, slots=True)
+class LapseRule:
+    """How many days past the due date the patient is nudged, and the clinic told."""
+
+    overdue_after_days: int
+    lapsed_after_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a patient stands against their plan on one day.
+
+    `due_since` is the date of the first session not done since the last confirmed one
+    (None when the patient is keeping to the plan); `days_past` the days since it,
+    less the days away.
+    """
+
+    due_since: date | None
+    days_past: int
+    overdue: bool
+    lapsed: bool
+
+
+ON_PLAN = Standing(None, 0, False, False)
+
+
+def standing(
+    sessions: Iterable[PastSession],
+    today: date,
+    rule: LapseRule,
+    *,
+    counts_from: date | None = None,
+    absences: Iterable[Absence] = (),
+) -> Standing:
+    """Return how far behind the plan the patient is on `today`."""
+    history = sorted(sessions, key=lambda s: s.local_date)
+    confirmed = [s.local_date for s in history if s.status in DONE]
+    after = max(confirmed) if confirmed else date.min
+    if counts_from is not None and counts_from - timedelta(days=1) > after:
+        after = counts_from - timedelta(days=1)
+    not_done = [s.local_date for s in history if s.status in NOT_DONE and s.local_date > after]
+    if not not_done:
+        return ON_PLAN
+    due = not_done[0]
+    away = [a for a in absences if a.last >= due and a.first <= today]
+    if any(a.covers(today) for a in away):
+        return Standing(due, 0, False, False)
+    days = sum(
+        1
+        for offset in range(1, (today - due).days + 1)
+        if not any(a.covers(due + timedelta(days=offset)) for a in away)
+    )
+    return Standing(
+        due,
+        days,
+        overdue=days >= rule.overdue_after_days,
+        lapsed=days >= rule.lapsed_after_days,
+    )

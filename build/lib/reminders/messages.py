@@ -1,0 +1,287 @@
+"""Rendering messages: patient emails (plain text + HTML) and the text relays send, in the
+patient's language; clinic alerts; webhook bodies.
+
+Subjects never name a diagnosis or a protocol: an email preview is often seen by others.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from email.utils import format_datetime, parseaddr
+from gettext import NullTranslations
+from typing import Any
+
+from markupsafe import Markup
+
+from reminders import sms
+from reminders.channels.email import Email
+from reminders.i18n import N_, Formats, templates, translator
+
+SUBJECTS = {
+    "reminder": N_("Your treatment session today"),
+    "day_before": N_("Your treatment session tomorrow"),
+    "follow_up": N_("Did you manage today's session?"),
+    "missed": N_("We missed your session"),
+    "overdue": N_("Time for your next session"),
+    "completed": N_("Your treatment course is complete"),
+    "appointment": N_("Your appointment tomorrow"),
+    "snooze": N_("Reminder: your treatment session today"),
+    "welcome": N_("Your treatment plan"),
+}
+# One SMS each: the clinic's name is shortened to fit, the link never.
+SMS_TEXTS = {
+    "reminder": N_("%(clinic)s: treatment session today (%(day)s). Tell us when done: %(link)s"),
+    "snooze": N_("%(clinic)s: treatment session today (%(day)s). Tell us when done: %(link)s"),
+    "day_before": N_("%(clinic)s: treatment session tomorrow (%(day)s)."),
+    "follow_up": N_("%(clinic)s: did you manage today's session? Tell us: %(link)s"),
+    "missed": N_("%(clinic)s: we missed your session (%(day)s). Your plan is updated: %(link)s"),
+    "overdue": N_("%(clinic)s: time for your next session. Tell us when done: %(link)s"),
+    "appointment": N_("%(clinic)s: your appointment at the clinic is tomorrow (%(day)s)."),
+    "completed": N_("%(clinic)s: your treatment course is complete. Thank you!"),
+    "welcome": N_("%(clinic)s has planned your treatment. First session: %(day)s."),
+}  # fmt: skip
+# Protocols name body areas in English; patients read them in their language.
+BODY_AREAS = {
+    "palms": N_("palms"),
+    "soles": N_("soles"),
+    "underarms": N_("underarms"),
+    "heel": N_("heel"),
+    "achilles": N_("Achilles tendon"),
+    "elbow": N_("elbow"),
+    "knee": N_("knee"),
+    "shoulder": N_("shoulder"),
+    "ankle": N_("ankle"),
+    "wrist": N_("wrist"),
+    "arm": N_("arm"),
+    "leg": N_("leg"),
+}
+SENDER_SUFFIX = "via Reminders"
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """The patient's links: the session page (with a form per action) and unsubscribe."""
+
+    session: str | None
+    unsubscribe: str
+    # The patient's calendar feed; and the session page under a short token, for SMS.
+    calendar: str | None = None
+    short_session: str | None = None
+
+    def action(self, name: str) -> str | None:
+        """Return the session page link that opens with one action's form."""
+        return f"{self.session}?action={name}" if self.session else None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientMessage:
+    """What a patient message says."""
+
+    kind: str
+    name: str
+    local_date: date
+    minutes: int | None
+    body_area: str | None
+    tips: tuple[str, ...]
+    links: Links
+    preparation: tuple[str, ...] = ()
+    days_since: int | None = None
+    sessions_done: int | None = None
+    adherence: float | None = None
+    locale: str = "en"
+    # How the patient knows and reaches their clinic.
+    clinic: str = ""
+    clinic_phone: str | None = None
+    # A welcome's: the first session's day, when reminders come, the first two weeks'
+    # session dates, and whether sessions are at the clinic.
+    first_day: date | None = None
+    reminder_at: str | None = None
+    schedule: tuple[date, ...] = ()
+    at_clinic: bool = False
+
+    @staticmethod
+    def facts_from(payload: dict[str, Any]) -> dict[str, Any]:
+        """Return the message fields a delivery's payload fixed when it was queued."""
+        first_day = payload.get("first_day")
+        return {
+            "days_since": payload.get("days"),
+            "sessions_done": payload.get("sessions"),
+            "adherence": payload.get("adherence"),
+            "first_day": date.fromisoformat(first_day) if first_day else None,
+            "reminder_at": payload.get("reminder_at"),
+            "schedule": tuple(map(date.fromisoformat, payload.get("schedule", ()))),
+            "at_clinic": bool(payload.get("at_clinic")),
+        }
+
+
+@functools.lru_cache(maxsize=16)
+def _domain(sender: str) -> str:
+    address = parseaddr(sender)[1]
+    return address.rpartition("@")[2] or "reminders.invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A patient message in the patient's language: subject, plain text and HTML."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def session_length(t: NullTranslations, minutes: int | None, body_area: str | None) -> str | None:
+    """ "The session takes 20 minutes (palms).", in the catalog's language."""
+    if not minutes:
+        return None
+    if body_area:
+        area = t.gettext(BODY_AREAS.get(body_area, body_area))
+        text = t.ngettext(
+            "The session takes %(num)d minute (%(area)s).",
+            "The session takes %(num)d minutes (%(area)s).",
+            minutes,
+        )
+        return text % {"num": minutes, "area": area}
+    return t.ngettext(
+        "The session takes %(num)d minute.", "The session takes %(num)d minutes.", minutes
+    ) % {"num": minutes}
+
+
+def render(message: PatientMessage) -> Rendered:
+    """Render `message` in its locale, with the locale's dates and times."""
+    t = translator(message.locale)
+    formats = Formats(message.locale)
+    day = formats.day(message.first_day or message.local_date)
+    reminder_at = message.reminder_at
+    context = {
+        "m": message,
+        "locale": message.locale,
+        "day": day,
+        "strong_day": Markup("<strong>%s</strong>") % day,
+        "length": session_length(t, message.minutes, message.body_area),
+        "schedule": [formats.day(d) for d in message.schedule],
+        "reminder_at": formats.time(time.fromisoformat(reminder_at)) if reminder_at else None,
+        "confirm": message.links.action("confirm"),
+        "skip": message.links.action("skip"),
+        "snooze": message.links.action("snooze"),
+        "away": message.links.action("away"),
+    }
+    environment = templates(message.locale)
+    return Rendered(
+        t.gettext(SUBJECTS[message.kind]),
+        environment.get_template("patient.txt").render(context),
+        environment.get_template("patient.html").render(context),
+    )
+
+
+def sms_text(message: PatientMessage) -> str:
+    """The message as one GSM-7 SMS, with the session's short link."""
+    t = translator(message.locale)
+    link = message.links.short_session or message.links.session or ""
+    return sms.fit(
+        t.gettext(SMS_TEXTS[message.kind]),
+        "clinic",
+        clinic=message.clinic,
+        day=Formats(message.locale).short_day(message.first_day or message.local_date),
+        link=link,
+    )
+
+
+def patient_email(
+    message: PatientMessage,
+    *,
+    delivery_id: str,
+    sender: str,
+    to: str,
+    now: datetime,
+    reply_to: str | None = None,
+) -> Email:
+    """Return the email for a patient message: from the clinic "via Reminders" at the
+    operator's address, answered to the clinic's `reply_to`, with a stable Message-ID and
+    RFC 8058 one-click unsubscribe headers. Raises ValueError if `to` is not an address."""
+    rendered = render(message)
+    email = Email()
+    email.set_header("Subject", rendered.subject)
+    clinic = message.clinic
+    email.set_sender(sender, f"{clinic} {SENDER_SUFFIX}" if clinic else None)
+    if reply_to:
+        email.set_address("Reply-To", clinic or None, reply_to)
+    email.set_address("To", message.name, to)
+    email.set_header("Date", format_datetime(now))
+    email.set_header("Message-ID", f"<{delivery_id}@{_domain(sender)}>")
+    email.set_header("Content-Language", message.locale)
+    email.set_header("Auto-Submitted", "auto-generated")
+    email.set_header("List-Unsubscribe", f"<{message.links.unsubscribe}>")
+    email.set_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    email.set_bodies(rendered.text, rendered.html)
+    return email
+
+
+def relayed_message(
+    message: PatientMessage,
+    *,
+    delivery_id: str,
+    patient_id: str,
+    external_id: str | None,
+    session_id: str | None,
+    enrollment_id: str | None,
+    timezone: str,
+) -> dict[str, Any]:
+    """Return the data of a webhook that asks the clinic's systems to pass a patient
+    message on (by SMS, an app): ids, the day and the links; the message in the patient's
+    language, as text and as one SMS; a welcome's plan."""
+    data: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "kind": message.kind,
+        "patient_id": patient_id,
+        "external_id": external_id,
+        "session_id": session_id,
+        "enrollment_id": enrollment_id,
+        "local_date": message.local_date.isoformat(),
+        "timezone": timezone,
+        "minutes": message.minutes,
+        "links": {
+            "session": message.links.session,
+            "unsubscribe": message.links.unsubscribe,
+            "calendar": message.links.calendar,
+        },
+    }
+    rendered = render(message)
+    data["message"] = {
+        "locale": message.locale,
+        "subject": rendered.subject,
+        "text": rendered.text,
+        "sms": sms_text(message),
+    }
+    if message.kind == "welcome":
+        data["plan"] = {
+            "first_day": message.first_day.isoformat() if message.first_day else None,
+            "schedule": [day.isoformat() for day in message.schedule],
+            "reminder_at": message.reminder_at,
+            "at_clinic": message.at_clinic,
+        }
+    return data
+
+
+def clinic_email(
+    subject: str, text: str, *, delivery_id: str, sender: str, to: str, now: datetime
+) -> Email:
+    """Return an alert email to a clinic's alert address. Raises ValueError if `to` is
+    not an address."""
+    email = Email()
+    email.set_header("Subject", subject)
+    email.set_sender(sender)
+    email.set_address("To", None, to)
+    email.set_header("Date", format_datetime(now))
+    email.set_header("Message-ID", f"<{delivery_id}@{_domain(sender)}>")
+    email.set_header("Auto-Submitted", "auto-generated")
+    email.set_bodies(templates("en").get_template("clinic_alert.txt").render(text=text))
+    return email
+
+
+def webhook_body(event: str, timestamp: datetime, data: dict[str, Any]) -> bytes:
+    """Return the JSON body `{type, timestamp, data}` of a webhook."""
+    document = {"type": event, "timestamp": timestamp.isoformat(), "data": data}
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()

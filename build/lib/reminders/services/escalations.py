@@ -1,0 +1,71 @@
+"""The clinic's escalation inbox: what needs a person, and who looked at it.
+
+Escalations are opened by `events.escalate` (one open per patient and reason); staff
+acknowledge them here. Acknowledging a lapse is the clinic acting on it: the patient's
+plan returns to its own pace and the count of days behind starts again today.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from reminders.errors import Conflict, NotFound
+from reminders.models import Enrollment, Escalation, Patient
+from reminders.runtime import Runtime
+from reminders.services.enrollments import local_today, replan
+from reminders.services.events import settle
+from reminders.services.reading import Page, newest_escalations
+from reminders.states import EnrollmentStatus, EscalationReason, EscalationState
+
+
+def list_escalations(
+    db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
+) -> Page[Escalation]:
+    """Return a page of the clinic's escalations, newest first, optionally in one state."""
+    return newest_escalations(db, clinic_id, state, cursor, limit)
+
+
+def get_escalation(db: Session, clinic_id: str | None, escalation_id: str) -> Escalation:
+    """Return one of the clinic's escalations; raise NotFound otherwise."""
+    escalation = db.get(Escalation, escalation_id)
+    if escalation is None or (clinic_id is not None and escalation.clinic_id != clinic_id):
+        raise NotFound("escalation", escalation_id)
+    return escalation
+
+
+def acknowledge(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str | None,
+    escalation_id: str,
+    by: str,
+    note: str | None,
+    now: datetime,
+) -> Escalation:
+    """Mark an open escalation as seen by `by`, with an optional note; return it. The
+    same cause may then raise a new escalation. Raises NotFound, or Conflict when it
+    was already acknowledged."""
+    escalation = get_escalation(db, clinic_id, escalation_id)
+    if escalation.state != EscalationState.OPEN:
+        raise Conflict(f"escalation already acknowledged by {escalation.acknowledged_by}")
+    settle(escalation, by, note, now)
+    db.add(escalation)
+    if escalation.reason == EscalationReason.LAPSED and escalation.enrollment_id:
+        _clinic_acted_on_lapse(db, rt, escalation.enrollment_id, now)
+    db.flush()
+    return escalation
+
+
+def _clinic_acted_on_lapse(db: Session, rt: Runtime, enrollment_id: str, now: datetime) -> None:
+    enrollment = db.get(Enrollment, enrollment_id)
+    if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
+        return
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    enrollment.slowed_since = None
+    enrollment.counting_from = local_today(now, patient.timezone)
+    db.add(enrollment)
+    db.flush()
+    replan(db, rt, enrollment, now, patient=patient)

@@ -1,0 +1,182 @@
+"""Telling the clinic: signed webhook events and escalations.
+
+An event is a delivery per subscribed endpoint, written in the transaction of what
+happened. Events about a session are unique per session, type and endpoint, so
+confirming twice, or a sweep running twice, never tells the clinic twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from reminders.db.rows import insert_ignore
+from reminders.ids import new_id
+from reminders.models import Clinic, Escalation, Patient
+from reminders.services.reminding import clinic_endpoints, subscribed
+from reminders.states import DeliveryAudience, EscalationReason, EscalationState
+from reminders.stores import outbox
+
+# Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
+# clinic's systems, e.g. to SMS) and events about the patient for the clinic.
+EVENT_TYPES: tuple[str, ...] = (
+    "session.reminder",
+    "session.follow_up",
+    "patient.missed_notice",
+    "patient.overdue",
+    "session.missed",
+    "session.confirmed",
+    "session.skipped",
+    "plan.phase_changed",
+    "enrollment.completed",
+    "patient.completion_notice",
+    "patient.welcome",
+    "patient.escalation",
+    "patient.erased",
+)
+
+
+def patient_data(db: Session, patient: Patient) -> dict[str, Any]:
+    """Return how events name a patient: ids always, the name only where the clinic
+    has asked for names in webhooks."""
+    data: dict[str, Any] = {"patient_id": patient.id, "external_id": patient.external_id}
+    clinic = db.get(Clinic, patient.clinic_id)
+    if clinic is not None and clinic.webhook_include_names:
+        data["patient_name"] = patient.name
+    return data
+
+
+def emit(
+    db: Session,
+    clinic_id: str,
+    event: str,
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
+    now: datetime,
+    *,
+    session_id: str | None = None,
+    patient_id: str | None = None,
+) -> None:
+    """Queue `event` to every enabled endpoint of the clinic that takes it. `data` may
+    be a function, called only if some endpoint wants the event."""
+    endpoints = [e for e in clinic_endpoints(db, clinic_id) if subscribed(e, event)]
+    if not endpoints:
+        return
+    payload = json.dumps(data() if callable(data) else data, sort_keys=True, default=str)
+    events = [
+        outbox.new_delivery(
+            clinic_id=clinic_id,
+            kind=event,
+            audience=DeliveryAudience.INTEGRATION,
+            channel="webhook",
+            target=endpoint.id,
+            now=now,
+            patient_id=patient_id,
+            session_id=session_id,
+            payload=payload,
+        )
+        for endpoint in endpoints
+    ]
+    outbox.queue(db, events)
+
+
+def escalate(
+    db: Session,
+    patient: Patient,
+    reason: str,
+    detail: str,
+    now: datetime,
+    *,
+    session_id: str | None = None,
+    enrollment_id: str | None = None,
+    once: str | None = None,
+) -> bool:
+    """Tell the clinic a patient needs attention, unless the same cause is still open:
+    store it for the clinic's inbox, and queue a `patient.escalation` webhook and, where
+    the clinic has an alert address, an email. Returns True if a new one was opened.
+
+    A cause is the reason for one enrollment (for the patient where none is named), for
+    one session where a side effect was reported, or the key `once` (one cause however
+    many messages it hits, e.g. a mail server refusing them). `detail` must hold ids and
+    dates only: it is stored and shown to whoever reads the inbox.
+    """
+    escalation_id = new_id()
+    about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
+    open_key = f"{about or patient.id}:{reason}"
+    row = {
+        "id": escalation_id,
+        "clinic_id": patient.clinic_id,
+        "patient_id": patient.id,
+        "enrollment_id": enrollment_id,
+        "session_id": session_id,
+        "reason": reason,
+        "detail": detail,
+        "state": EscalationState.OPEN,
+        "open_key": open_key,
+        "created_at": now,
+    }
+    insert_ignore(db, Escalation, [row])
+    holder = db.exec(select(Escalation.id).where(Escalation.open_key == open_key)).first()
+    if holder != escalation_id:
+        return False
+    data = {
+        **patient_data(db, patient),
+        "escalation_id": escalation_id,
+        "enrollment_id": enrollment_id,
+        "reason": reason,
+        "detail": detail,
+    }
+    emit(db, patient.clinic_id, "patient.escalation", data, now, patient_id=patient.id)
+    clinic = db.get(Clinic, patient.clinic_id)
+    if clinic is None or not clinic.alert_email:
+        return True
+    reference = patient.external_id or patient.id
+    text = f"Patient {reference} needs attention ({reason}): {detail}"
+    email = outbox.new_delivery(
+        clinic_id=patient.clinic_id, kind="escalation", audience=DeliveryAudience.CLINIC,
+        channel="email", target=patient.clinic_id, now=now, patient_id=patient.id,
+        payload=json.dumps({"subject": "A patient needs attention", "text": text}),
+    )  # fmt: skip
+    outbox.queue(db, [email])
+    return True
+
+
+def settle(escalation: Escalation, by: str, note: str | None, now: datetime) -> None:
+    """Mark an open escalation as dealt with by `by`; the same cause may then open a
+    new one. The caller adds the row to its session."""
+    escalation.state = EscalationState.ACKNOWLEDGED
+    escalation.open_key = None
+    escalation.acknowledged_by = by
+    escalation.acknowledged_at = now
+    escalation.note = note
+
+
+def settle_open(
+    db: Session,
+    reason: str,
+    by: str,
+    note: str,
+    now: datetime,
+    *,
+    enrollment_id: str | None = None,
+    patient_id: str | None = None,
+) -> None:
+    """Settle the open escalation for `reason` of the enrollment (or of the patient), if
+    there is one: the clinic answered it another way, e.g. with a review decision or by
+    resubscribing the patient."""
+    about = (
+        Escalation.enrollment_id == enrollment_id
+        if enrollment_id is not None
+        else Escalation.patient_id == patient_id
+    )
+    found = db.exec(
+        select(Escalation).where(
+            about, Escalation.reason == reason, Escalation.state == EscalationState.OPEN
+        )
+    )
+    for escalation in found:
+        settle(escalation, by, note, now)
+        db.add(escalation)

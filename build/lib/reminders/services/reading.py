@@ -1,0 +1,291 @@
+"""Read-only queries behind the API: lists with cursors, adherence, deliveries.
+
+Every query is scoped to one clinic; another clinic's ids are simply not found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Generic, TypeVar
+
+from sqlmodel import Session, col, select
+
+from reminders.adherence import Adherence, SessionFact, Tally, adherence
+from reminders.errors import InvalidInput, NotFound
+from reminders.models import (
+    AdherencePublic,
+    Enrollment,
+    EnrollmentPublic,
+    Escalation,
+    OutcomeTrend,
+    Patient,
+    PatientRisk,
+    SessionPublic,
+    TallyPublic,
+    WebhookEndpoint,
+    WeekPublic,
+)
+from reminders.protocols import Protocol
+from reminders.services.enrollments import get_enrollment, local_today
+from reminders.services.patients import get_patient
+from reminders.states import ONGOING, DeliveryState, EscalationState, SessionStatus
+from reminders.stores import outbox, session_store
+from reminders.stores.outbox import DeliveryRow
+from reminders.stores.session_store import SessionRow
+from reminders.weekdays import weekday_names
+
+T = TypeVar("T")
+MAX_PAGE = 200
+CURSOR_PATTERN = r"^[0-9a-f]{32}$"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list and the cursor for the next (None at the end)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def check_page(cursor: str | None, limit: int) -> None:
+    if cursor is not None and not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise InvalidInput("cursor", "not a cursor this API gave out")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+
+
+def page_of(rows: Sequence[T], limit: int, key: str) -> Page[T]:
+    more = len(rows) > limit
+    items = list(rows[:limit])
+    return Page(items, getattr(items[-1], key) if more and items else None)
+
+
+def list_patients(
+    db: Session, clinic_id: str, cursor: str | None, limit: int, external_id: str | None = None
+) -> Page[Patient]:
+    """Return a page of the clinic's patients (those with `external_id`, if given),
+    oldest first."""
+    check_page(cursor, limit)
+    query = select(Patient).where(Patient.clinic_id == clinic_id, col(Patient.erased_at).is_(None))
+    if external_id is not None:
+        query = query.where(Patient.external_id == external_id)
+    if cursor:
+        query = query.where(col(Patient.id) > cursor)
+    rows = db.exec(query.order_by(col(Patient.id)).limit(limit + 1)).all()
+    return page_of(rows, limit, "id")
+
+
+def check_state(state: str | None, states: Sequence[str]) -> None:
+    if state is not None and state not in states:
+        raise InvalidInput("state", f"must be one of {', '.join(states)}")
+
+
+def newest_escalations(
+    db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
+) -> Page[Escalation]:
+    """Return a page of the clinic's escalations (ids sort by time), newest first,
+    optionally those in one state; raise InvalidInput naming the field."""
+    check_page(cursor, limit)
+    check_state(state, tuple(EscalationState))
+    model = Escalation
+    query = select(model).where(col(model.clinic_id) == clinic_id)
+    if state:
+        query = query.where(col(model.state) == state)
+    if cursor:
+        query = query.where(col(model.id) < cursor)
+    rows = db.exec(query.order_by(col(model.id).desc()).limit(limit + 1)).all()
+    return page_of(rows, limit, "id")
+
+
+def list_deliveries(
+    db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
+) -> Page[DeliveryRow]:
+    """Return a page of the clinic's deliveries, newest first, optionally in one state."""
+    check_page(cursor, limit)
+    check_state(state, tuple(DeliveryState))
+    wanted = DeliveryState(state) if state else None
+    rows = outbox.newest_of_clinic(db, clinic_id, wanted, cursor, limit + 1)
+    return page_of(rows, limit, "id")
+
+
+def get_delivery(db: Session, clinic_id: str, delivery_id: str) -> DeliveryRow:
+    """Return one of the clinic's deliveries; raise NotFound otherwise."""
+    delivery = outbox.get(db, delivery_id)
+    if delivery is None or delivery.clinic_id != clinic_id:
+        raise NotFound("delivery", delivery_id)
+    return delivery
+
+
+def list_endpoints(db: Session, clinic_id: str) -> list[WebhookEndpoint]:
+    """Return the clinic's webhook endpoints."""
+    return list(
+        db.exec(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.clinic_id == clinic_id)
+            .order_by(col(WebhookEndpoint.id))
+        )
+    )
+
+
+def _tally(tally: Tally) -> TallyPublic:
+    return TallyPublic(
+        confirmed=tally.confirmed, skipped=tally.skipped, missed=tally.missed, rate=tally.rate
+    )
+
+
+def adherence_public(figures: Adherence) -> AdherencePublic:
+    """Return adherence figures as the API shows them."""
+
+    return AdherencePublic(
+        rate=figures.overall.rate,
+        confirmed=figures.overall.confirmed,
+        skipped=figures.overall.skipped,
+        missed=figures.overall.missed,
+        on_time_share=figures.on_time_share,
+        current_streak=figures.streak,
+        missed_in_a_row=figures.missed_in_a_row,
+        days_since_last_session=figures.days_since_last,
+        last_session=figures.last_session,
+        weeks=[
+            WeekPublic(week=w, **_tally(t).model_dump()) for w, t in sorted(figures.weeks.items())
+        ],
+        phases={p: _tally(t) for p, t in figures.phases.items()},
+    )
+
+
+def _facts(rows: Sequence[SessionRow]) -> list[SessionFact]:
+    return [SessionFact(r.local_date, r.status, r.phase, r.completed_at, r.timezone) for r in rows]
+
+
+def enrollment_view(
+    db: Session,
+    clinic_id: str,
+    enrollment_id: str,
+    now: datetime,
+    protocols: Mapping[str, Protocol],
+) -> EnrollmentPublic:
+    """Return an enrollment with its upcoming sessions and adherence; raise NotFound."""
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    # An erased patient's enrollments stay readable: only the zone is needed here.
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    today = local_today(now, patient.timezone)
+    rows = session_store.of_enrollment(db, enrollment.id)
+    upcoming = [
+        SessionPublic.of(r)
+        for r in rows
+        if r.status == SessionStatus.PLANNED and r.local_date >= today
+    ]
+    return EnrollmentPublic(
+        id=enrollment.id,
+        patient_id=enrollment.patient_id,
+        protocol=enrollment.protocol_id,
+        protocol_version=enrollment.protocol_version,
+        start_date=enrollment.start_date,
+        body_area=enrollment.body_area,
+        weekdays=weekday_names(enrollment.weekdays) if enrollment.weekdays else None,
+        status=enrollment.status,
+        phase=enrollment.phase,
+        interval_days=enrollment.interval_days,
+        review_reason=enrollment.review_reason,
+        paused_until=enrollment.paused_until,
+        pause_reason=enrollment.pause_reason,
+        screening=json.loads(enrollment.screening),
+        override_reason=enrollment.override_reason,
+        created_at=enrollment.created_at,
+        upcoming=upcoming,
+        adherence=adherence_public(adherence(_facts(rows), today)),
+        outcome_trend=outcome_trend(rows, _scale_of(enrollment.protocol_id, protocols)),
+    )
+
+
+def _scale_of(protocol_id: str, protocols: Mapping[str, Protocol]) -> str | None:
+    """Return the outcome scale id of a protocol, or None (unknown or none asked)."""
+    protocol = protocols.get(protocol_id)
+    return protocol.outcome_scale if protocol else None
+
+
+def outcome_trend(rows: Sequence[SessionRow], scale: str | None) -> OutcomeTrend | None:
+    """Return the first and latest outcome reported, or None before any."""
+    reported = [r for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None]
+    if scale is None or not reported:
+        return None
+    first, latest = reported[0], reported[-1]
+    assert first.outcome is not None and latest.outcome is not None
+    return OutcomeTrend(
+        scale=scale,
+        first=first.outcome,
+        first_on=first.local_date,
+        latest=latest.outcome,
+        latest_on=latest.local_date,
+        reports=len(reported),
+    )
+
+
+def sessions_between(
+    db: Session, clinic_id: str, enrollment_id: str, start: date | None, end: date | None
+) -> list[SessionRow]:
+    """Return an enrollment's sessions between two local dates (inclusive)."""
+    if start and end and end < start:
+        raise InvalidInput("to", "must not be before from")
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    return [
+        r
+        for r in session_store.of_enrollment(db, enrollment.id)
+        if (start is None or r.local_date >= start) and (end is None or r.local_date <= end)
+    ]
+
+
+def patient_adherence(
+    db: Session, clinic_id: str, patient_id: str, now: datetime
+) -> AdherencePublic:
+    """Return a patient's adherence over all their enrollments; raise NotFound."""
+    patient = get_patient(db, clinic_id, patient_id)
+    enrollment_ids = db.exec(select(Enrollment.id).where(Enrollment.patient_id == patient.id))
+    rows = session_store.of_enrollments(db, enrollment_ids)
+    return adherence_public(adherence(_facts(rows), local_today(now, patient.timezone)))
+
+
+def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
+    """Return every patient with an active or paused enrollment, most at risk first."""
+    patient_of = dict(
+        db.exec(
+            select(Enrollment.id, Enrollment.patient_id).where(
+                Enrollment.clinic_id == clinic_id, col(Enrollment.status).in_(ONGOING)
+            )
+        ).all()
+    )
+    by_patient: dict[str, list[SessionRow]] = defaultdict(list)
+    for session in session_store.of_enrollments(db, patient_of):
+        by_patient[patient_of[session.enrollment_id]].append(session)
+    patients = {
+        p.id: p for p in db.exec(select(Patient).where(col(Patient.id).in_(list(by_patient))))
+    }
+    figures = [
+        (patient, adherence(_facts(sessions), local_today(now, patient.timezone)))
+        for patient_id, sessions in by_patient.items()
+        if (patient := patients[patient_id])
+    ]
+    ranked = [
+        PatientRisk(
+            patient_id=p.id, name=p.name, external_id=p.external_id, adherence=adherence_public(a)
+        )
+        for p, a in figures
+    ]
+    return sorted(ranked, key=risk_order)
+
+
+def risk_order(risk: PatientRisk) -> str:
+    """A patient's place in the clinic's ranking, as a string that sorts most at risk
+    first (more misses in a row, then a lower rate, then longer since the last session,
+    then the id) and serves as the list's cursor."""
+    figures = risk.adherence
+    rate = figures.rate if figures.rate is not None else 1.0
+    misses = min(figures.missed_in_a_row, 9999)
+    days = min(figures.days_since_last_session or 0, 99999)
+    return f"{9999 - misses:04d}.{rate:.6f}.{99999 - days:05d}.{risk.patient_id}"

@@ -1,0 +1,287 @@
+"""Recording what a patient did: confirmations and skips. Each re-plans the enrollment."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.fields import checked, note
+from reminders.models import Enrollment, Patient, SessionReport, utcnow
+from reminders.outcomes import ALARMING, OutcomeScale, RatedBy
+from reminders.planner import Plan
+from reminders.runtime import Runtime
+from reminders.services.enrollments import local_today, replan
+from reminders.services.events import emit, escalate, patient_data
+from reminders.services.protocol_versions import protocol_of
+from reminders.states import EscalationReason, SessionStatus
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
+
+# A device clock or a phone a few minutes ahead should not turn a report away.
+CLOCK_SKEW = timedelta(minutes=5)
+# A session in these states is still to be recorded: its link preselects its own date.
+OPEN = frozenset({SessionStatus.PLANNED, SessionStatus.MISSED})
+
+
+def get_session(
+    db: Session, clinic_id: str | None, session_id: str
+) -> tuple[SessionRow, Enrollment, Patient]:
+    """Return the session, its enrollment and patient. Raise NotFound if missing or
+    another clinic's."""
+    session = session_store.get(db, session_id)
+    if session is None:
+        raise NotFound("session", session_id)
+    enrollment, patient = db.execute(_COURSE, {"enrollment_id": session.enrollment_id}).one()
+    if clinic_id is not None and enrollment.clinic_id != clinic_id:
+        raise NotFound("session", session_id)
+    return session, enrollment, patient
+
+
+# A session's enrollment and patient in one query: every confirmation reads them.
+_COURSE = (
+    select(Enrollment, Patient)
+    .join(Patient, col(Patient.id) == Enrollment.patient_id)
+    .where(Enrollment.id == sa.bindparam("enrollment_id"))
+)
+
+
+def _recordable(session: SessionRow, now: datetime, *, ahead_ok: bool) -> None:
+    if session.status == SessionStatus.CANCELLED:
+        raise Conflict("the session was cancelled by a re-plan; record an unscheduled one")
+    if not ahead_ok and session.local_date > local_today(now, session.timezone):
+        raise InvalidInput("session", f"is planned for {session.local_date}, a later day")
+
+
+def confirm_session(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str | None,
+    session_id: str,
+    report: SessionReport,
+    now: datetime,
+    *,
+    reported_by: RatedBy = "clinician",
+) -> tuple[SessionRow, Plan | None]:
+    """Record a session as done, with the optional report, and re-plan.
+
+    Confirming an already confirmed session changes nothing and returns (session, None).
+    A side effect of blistering or a burn tells the clinic at once. Raises NotFound,
+    InvalidInput (a later day, completed_at in the future, an outcome the protocol's
+    scale does not have, or one only a clinician rates) or Conflict.
+    """
+    session, enrollment, patient = get_session(db, clinic_id, session_id)
+    if session.status == SessionStatus.CONFIRMED:
+        # A side effect often shows hours later; it must still reach the clinic.
+        if report.side_effect is not None and session.side_effect is None:
+            note = (report.side_effect_note or "").strip() or None
+            session = session_store.change(
+                db, session, utcnow(), side_effect=report.side_effect, side_effect_note=note
+            )
+            _alert_side_effect(db, session, enrollment, patient, now)
+        return session, None
+    _recordable(session, now, ahead_ok=False)
+    completed_at = report.completed_at or now
+    if completed_at.tzinfo is None:
+        raise InvalidInput("completed_at", "needs a time zone offset")
+    if completed_at > now + CLOCK_SKEW:
+        raise InvalidInput("completed_at", "is in the future")
+    protocol = protocol_of(db, rt, enrollment)
+    outcome = _outcome(protocol.scale if protocol else None, report, reported_by)
+    side_effect = report.side_effect
+    session = session_store.change(
+        db,
+        session,
+        utcnow(),
+        status=SessionStatus.CONFIRMED,
+        completed_at=completed_at,
+        hdss=int(outcome) if outcome and protocol and protocol.outcome_scale == "hdss" else None,
+        outcome=outcome,
+        side_effect=side_effect,
+        side_effect_note=(report.side_effect_note or "").strip() or None,
+        current_ma=report.current_ma,
+        minutes_done=report.minutes,
+    )
+    _emit_session_event(db, "session.confirmed", session, enrollment, patient, now)
+    _alert_side_effect(db, session, enrollment, patient, now)
+    return session, replan(db, rt, enrollment, now, patient=patient)
+
+
+def _alert_side_effect(
+    db: Session,
+    session: SessionRow,
+    enrollment: Enrollment,
+    patient: Patient,
+    now: datetime,
+) -> None:
+    """Blistering or a burn reaches the clinic at once."""
+    if session.side_effect not in ALARMING:
+        return
+    escalate(
+        db,
+        patient,
+        EscalationReason.SIDE_EFFECT,
+        f"enrollment {enrollment.id}: {session.side_effect} reported after the session on "
+        f"{session.local_date} (session {session.id})",
+        now,
+        session_id=session.id,
+        enrollment_id=enrollment.id,
+    )
+
+
+def _outcome(scale: OutcomeScale | None, report: SessionReport, by: RatedBy) -> str | None:
+    """Return the outcome code to store, checked against the protocol's scale."""
+    given = report.outcome
+    field = "outcome"
+    if report.hdss is not None:
+        if given is not None and given != str(report.hdss):
+            raise InvalidInput("hdss", "give outcome or hdss, not two different values")
+        given, field = str(report.hdss), "hdss"
+    if given is None:
+        return None
+    if scale is None:
+        raise InvalidInput(field, "this protocol asks no outcome")
+    if field == "hdss" and scale.id != "hdss":
+        raise InvalidInput("hdss", f"this protocol asks {scale.name}; send it as outcome")
+    if given not in scale.values:
+        raise InvalidInput(field, f"{scale.name}: one of {', '.join(scale.values)}")
+    if scale.rated_by == "clinician" and by == "patient":
+        raise InvalidInput(field, f"{scale.name} is rated by the clinician")
+    return given
+
+
+def skip_session(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str | None,
+    session_id: str,
+    reason: str | None,
+    now: datetime,
+) -> tuple[SessionRow, Plan | None]:
+    """Record that the patient will not do a session, and re-plan.
+
+    Skipping an already skipped session changes nothing and returns (session, None).
+    Raises NotFound, InvalidInput or Conflict (a confirmed or cancelled session).
+    """
+    session, enrollment, patient = get_session(db, clinic_id, session_id)
+    if session.status == SessionStatus.SKIPPED:
+        return session, None
+    if session.status == SessionStatus.CONFIRMED:
+        raise Conflict("the session is already confirmed")
+    # A patient may skip ahead ("away on Friday"); the re-plan keeps that day free.
+    _recordable(session, now, ahead_ok=True)
+    if reason is not None and len(checked("reason", reason, note)) > 500:
+        raise InvalidInput("reason", "at most 500 characters")
+    session = session_store.change(
+        db, session, utcnow(), status=SessionStatus.SKIPPED, skip_reason=reason
+    )
+    _emit_session_event(db, "session.skipped", session, enrollment, patient, now)
+    return session, replan(db, rt, enrollment, now, patient=patient)
+
+
+def session_event_data(
+    db: Session,
+    session: SessionRow,
+    enrollment: Enrollment,
+    patient: Patient | None = None,
+) -> dict[str, Any]:
+    """Return the data of a session.* event: ids, date and what was reported. `patient`
+    saves reading the enrollment's patient where the caller has it."""
+    patient = patient or db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    return {
+        **patient_data(db, patient),
+        "enrollment_id": enrollment.id,
+        "session_id": session.id,
+        "local_date": session.local_date.isoformat(),
+        "timezone": session.timezone,
+        "phase": session.phase,
+        "status": session.status,
+        "unscheduled": session.unscheduled,
+        "completed_at": session.completed_at.isoformat() if session.completed_at else None,
+        "hdss": session.hdss,
+        "outcome": session.outcome,
+        "side_effect": session.side_effect,
+        "current_ma": session.current_ma,
+        "minutes": session.minutes_done,
+        "skip_reason": session.skip_reason,
+    }
+
+
+def _emit_session_event(
+    db: Session,
+    event: str,
+    session: SessionRow,
+    enrollment: Enrollment,
+    patient: Patient,
+    now: datetime,
+) -> None:
+    emit(
+        db,
+        enrollment.clinic_id,
+        event,
+        partial(session_event_data, db, session, enrollment, patient),
+        now,
+        session_id=session.id,
+        patient_id=enrollment.patient_id,
+    )
+
+
+def link_days(link_day: date, link_open: bool, today: date) -> tuple[tuple[date, ...], date]:
+    """Return the days a session link may record a session on, and the one to preselect.
+
+    Used on its own day, or before it, a link records today. Used later, it offers its
+    own date (preselected while that session is still open) or today (preselected once
+    the link's own session is recorded).
+    """
+    if link_day >= today:
+        return (today,), today
+    return (link_day, today), link_day if link_open else today
+
+
+def confirm_from_link(
+    db: Session,
+    rt: Runtime,
+    link: SessionRow,
+    day: date | None,
+    report: SessionReport,
+    now: datetime,
+) -> SessionRow:
+    """Record what a patient reports from a session link, on `day`: the link's own date
+    or today (None: the preselected one, see `link_days`); return the session recorded.
+
+    Today with nothing planned records an extra, unscheduled session; the re-plan keeps
+    the caps (one a day, the weekly maximum in any 7 days) for everything still planned.
+    Raises InvalidInput for any other day, and Conflict when that day's session is
+    already recorded or was cancelled: the patient is told, never thanked for nothing.
+    """
+    enrollment = db.get(Enrollment, link.enrollment_id)
+    assert enrollment is not None  # foreign key
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    today = local_today(now, patient.timezone)
+    choices, preselected = link_days(link.local_date, link.status in OPEN, today)
+    day = day or preselected
+    if day not in choices:
+        allowed = " or ".join(d.isoformat() for d in choices)
+        raise InvalidInput("day", f"must be {allowed}")
+    target = link if day == link.local_date else session_store.on_day(db, link.enrollment_id, day)
+    if target is not None and target.status == SessionStatus.CONFIRMED:
+        raise Conflict(f"a session on {day.isoformat()} is already recorded")
+    if target is not None and target.status != SessionStatus.CANCELLED:
+        confirmed, _ = confirm_session(db, rt, None, target.id, report, now, reported_by="patient")
+        return confirmed
+    if day != today:
+        raise Conflict(f"the session on {day.isoformat()} was moved by a re-plan")
+    protocol = protocol_of(db, rt, enrollment)
+    minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
+    extra = session_store.add_unscheduled(
+        db, enrollment.id, today, patient.timezone, enrollment.phase, minutes, utcnow(),
+        cancelled=target,
+    )  # fmt: skip
+    confirmed, _ = confirm_session(db, rt, None, extra.id, report, now, reported_by="patient")
+    return confirmed

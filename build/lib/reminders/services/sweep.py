@@ -1,0 +1,314 @@
+"""The sweep: what time passing causes. Marks missed sessions, keeps horizons rolling and
+materialises reminders that come due. Each step finds its work in a read transaction and
+writes it in short transactions of its own."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from reminders.adherence import SessionFact, adherence
+from reminders.db.engine import paced_batches, session_scope
+from reminders.lapse import NOT_DONE, LapseRule, standing
+from reminders.models import Enrollment, Patient, utcnow
+from reminders.planner import PastSession
+from reminders.runtime import Runtime
+from reminders.services.enrollments import (
+    local_today,
+    planner_inputs,
+    replan,
+    set_status,
+)
+from reminders.services.events import emit, escalate
+from reminders.services.protocol_versions import protocol_of
+from reminders.services.reminding import (
+    missed_notice_rows,
+    missed_sessions,
+    overdue_notice_rows,
+    reminders_not_yet_written,
+)
+from reminders.services.sessions import session_event_data
+from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
+from reminders.stores import outbox, session_store
+from reminders.stores.session_store import SessionRow
+from reminders.timing import ZONE_SPREAD
+
+# Small batches keep each write transaction short: API writes wait for them.
+REPLAN_BATCH = 25
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did."""
+
+    missed: int
+    replanned: int
+    lapsed: int
+
+
+def missing_enrollments(db: Session, rt: Runtime, now: datetime) -> list[str]:
+    """Return the enrollments with sessions unconfirmed past their grace. A read:
+    `mark_missed` marks them under the write lock."""
+    return sorted({s.enrollment_id for s in missed_sessions(db, rt.settings, now)})
+
+
+def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
+    """Mark the sessions of `enrollment_ids` still unconfirmed past their grace as missed,
+    re-plan those enrollments and tell the patients; return how many were marked.
+
+    An appointment at the clinic is the staff's to record: unrecorded past its grace,
+    it becomes `unrecorded` and the clinic is told, not the patient."""
+    missed = missed_sessions(db, rt.settings, now, enrollment_ids)
+    changed = utcnow()
+    marked = session_store.mark(
+        db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, changed
+    ) + session_store.mark(
+        db, [s for s in missed if not s.at_clinic], SessionStatus.MISSED, changed
+    )
+    by_enrollment: dict[str, list[SessionRow]] = defaultdict(list)
+    for session in marked:
+        by_enrollment[session.enrollment_id].append(session)
+    rows = []
+    for enrollment_id, all_sessions in by_enrollment.items():
+        enrollment = db.get(Enrollment, enrollment_id)
+        assert enrollment is not None  # foreign key
+        unrecorded = [s for s in all_sessions if s.at_clinic]
+        if unrecorded:
+            _tell_clinic_of_unrecorded(db, enrollment, unrecorded, now)
+        sessions = [s for s in all_sessions if not s.at_clinic]
+        if not sessions:
+            continue
+        for session in sessions:
+            emit(
+                db,
+                enrollment.clinic_id,
+                "session.missed",
+                partial(session_event_data, db, session, enrollment),
+                now,
+                session_id=session.id,
+                patient_id=enrollment.patient_id,
+            )
+        if enrollment.status != EnrollmentStatus.ACTIVE:
+            continue
+        replan(db, rt, enrollment, now)
+        patient = db.get(Patient, enrollment.patient_id)
+        assert patient is not None  # foreign key
+        latest = max(sessions, key=lambda s: s.local_date)
+        if patient.unsubscribed_at is None:
+            rows.extend(missed_notice_rows(db, rt.settings, latest, patient, now))
+        _escalate_repeated_misses(db, rt, enrollment, patient, latest, now)
+    outbox.queue(db, rows)
+    return len(missed)
+
+
+def _tell_clinic_of_unrecorded(
+    db: Session, enrollment: Enrollment, unrecorded: list[SessionRow], now: datetime
+) -> None:
+    patient = db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    days = ", ".join(str(s.local_date) for s in unrecorded)
+    escalate(
+        db,
+        patient,
+        EscalationReason.UNRECORDED,
+        f"enrollment {enrollment.id}: appointment(s) on {days} not recorded; record them as"
+        " done or skipped",
+        now,
+        enrollment_id=enrollment.id,
+    )
+
+
+def _escalate_repeated_misses(
+    db: Session,
+    rt: Runtime,
+    enrollment: Enrollment,
+    patient: Patient,
+    latest: SessionRow,
+    now: datetime,
+) -> None:
+    """Escalate N misses in a row in a phase that builds up the treatment (induction or
+    a course); ongoing phases are watched by the lapse check instead."""
+    protocol = protocol_of(db, rt, enrollment)
+    if protocol is None:
+        return
+    phase = next((p for p in protocol.phases if p.name == latest.phase), None)
+    if phase is None or not phase.ends:
+        return
+    facts = [
+        SessionFact(r.local_date, r.status, r.phase)
+        for r in session_store.of_enrollment(db, enrollment.id)
+    ]
+    in_a_row = adherence(facts, latest.local_date).missed_in_a_row
+    # Once per streak: when it reaches the threshold, not again for every further miss.
+    if in_a_row == rt.settings.escalate_after_misses:
+        escalate(
+            db,
+            patient,
+            EscalationReason.MISSED_SESSIONS,
+            f"enrollment {enrollment.id}: {in_a_row} {latest.phase} sessions missed in a row"
+            f" (last on {latest.local_date})",
+            now,
+            session_id=latest.id,
+            enrollment_id=enrollment.id,
+        )
+
+
+def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
+    """Return the active enrollments, not yet slowed for a lapse, with a session not done
+    after their last confirmed one, early enough to be overdue on some local date. A
+    read: `check_lapses` decides under the write lock."""
+    oldest = (now + ZONE_SPREAD).date() - timedelta(days=rt.settings.overdue_nudge_days)
+    return session_store.not_done_since_confirmed(db, NOT_DONE, oldest)
+
+
+def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
+    """Nudge the patients of those `enrollment_ids` in an ongoing phase (maintenance)
+    who are behind their plan, and tell the clinic later; each once per lapse. After the
+    clinic is told, reminders slow to weekly (`slowed_since`) until the patient confirms
+    or the clinic acknowledges. Returns how many were behind."""
+    settings = rt.settings
+    rule = LapseRule(settings.overdue_nudge_days, settings.lapse_escalation_days)
+    count = 0
+    for enrollment_id in enrollment_ids:
+        enrollment = db.get(Enrollment, enrollment_id)
+        if (
+            enrollment is None
+            or enrollment.status != EnrollmentStatus.ACTIVE
+            or enrollment.slowed_since
+        ):
+            continue
+        protocol = protocol_of(db, rt, enrollment)
+        if protocol is None:
+            continue
+        phase = next((p for p in protocol.phases if p.name == enrollment.phase), None)
+        if phase is None or phase.ends:
+            continue
+        patient = db.get(Patient, enrollment.patient_id)
+        assert patient is not None  # foreign key
+        today = local_today(now, patient.timezone)
+        rows = session_store.of_enrollment(db, enrollment.id)
+        history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
+        inputs = planner_inputs(db, enrollment, protocol, today)
+        behind = standing(
+            history, today, rule, counts_from=enrollment.counting_from, absences=inputs.absences
+        )
+        if not behind.overdue or behind.due_since is None:
+            continue
+        count += 1
+        due = next(r for r in rows if r.local_date == behind.due_since)
+        if patient.unsubscribed_at is None:
+            outbox.queue(
+                db,
+                overdue_notice_rows(db, settings, due.id, patient, behind.days_past, now),
+            )
+        if behind.lapsed:
+            escalate(
+                db,
+                patient,
+                EscalationReason.LAPSED,
+                f"enrollment {enrollment.id}: no session since the one due on "
+                f"{behind.due_since} ({behind.days_past} days) in {enrollment.phase}",
+                now,
+                session_id=due.id,
+                enrollment_id=enrollment.id,
+            )
+            enrollment.slowed_since, enrollment.updated_at = today, utcnow()
+            replan(db, rt, enrollment, now, patient=patient)
+    return count
+
+
+def paused_until_due(db: Session, _rt: Runtime, now: datetime) -> list[str]:
+    """Return the paused enrollments whose pause ends on or before today somewhere."""
+    latest = (now + ZONE_SPREAD).date()
+    found = db.execute(
+        sa.select(col(Enrollment.id)).where(
+            col(Enrollment.status) == EnrollmentStatus.PAUSED,
+            col(Enrollment.paused_until).is_not(None),
+            col(Enrollment.paused_until) <= latest,
+        )
+    )
+    return list(found.scalars())
+
+
+def resume_paused(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
+    """Resume those of `enrollment_ids` whose pause has ended in the patient's zone."""
+    resumed = 0
+    for enrollment_id in enrollment_ids:
+        enrollment = db.get(Enrollment, enrollment_id)
+        paused = enrollment is not None and enrollment.status == EnrollmentStatus.PAUSED
+        if enrollment is None or not paused or enrollment.paused_until is None:
+            continue
+        patient = db.get(Patient, enrollment.patient_id)
+        assert patient is not None  # foreign key
+        if local_today(now, patient.timezone) >= enrollment.paused_until:
+            set_status(db, rt, None, enrollment.id, EnrollmentStatus.ACTIVE, now)
+            resumed += 1
+    return resumed
+
+
+def _not_replanned_today(now: datetime) -> sa.ColumnElement[bool]:
+    stale_before = (now - ZONE_SPREAD).date()
+    return sa.and_(
+        col(Enrollment.status) == EnrollmentStatus.ACTIVE,
+        sa.or_(col(Enrollment.planned_on).is_(None), col(Enrollment.planned_on) < stale_before),
+    )
+
+
+def stale_enrollments(db: Session, _rt: Runtime, now: datetime) -> list[str]:
+    """Return the active enrollments not re-planned today. A read: `extend_horizons`
+    re-plans them under the write lock."""
+    found = db.execute(sa.select(col(Enrollment.id)).where(_not_replanned_today(now)))
+    return list(found.scalars())
+
+
+def extend_horizons(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
+    """Re-plan those of `enrollment_ids` still active and not re-planned today (a
+    confirmation may have re-planned one since it was found); return how many."""
+    stale = db.exec(
+        select(Enrollment)
+        .where(col(Enrollment.id).in_(enrollment_ids))
+        .where(_not_replanned_today(now))
+    ).all()
+    for enrollment in stale:
+        replan(db, rt, enrollment, now)
+    return len(stale)
+
+
+Finder = Callable[[Session, Runtime, datetime], list[str]]
+Step = Callable[[Session, Runtime, datetime, Sequence[str]], int]
+
+
+def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> int:
+    """Find the enrollments a step concerns in a read transaction, then run the step on
+    them in paced write batches of `REPLAN_BATCH` (the single-writer rule's part 3, in
+    `db.engine`); return the sum of what it did.
+
+    Small batches keep each wait for the write lock short: API writes wait for it on the
+    event loop itself, and once a day every enrollment needs its horizon extended. Every
+    step re-checks what it is handed: a confirmation may have come in between.
+    """
+    with session_scope(rt.engine, write=False) as db:
+        found = find(db, rt, now)
+    return paced_batches(
+        rt.engine, found, REPLAN_BATCH, lambda db, batch: write(db, rt, now, batch)
+    )
+
+
+def sweep(rt: Runtime, now: datetime) -> SweepReport:
+    """Run every sweep step once; return what was done."""
+    _find_then_write(rt, now, paused_until_due, resume_paused)
+    missed = _find_then_write(rt, now, missing_enrollments, mark_missed)
+    replanned = _find_then_write(rt, now, stale_enrollments, extend_horizons)
+    lapsed = _find_then_write(rt, now, lapse_candidates, check_lapses)
+    with session_scope(rt.engine, write=False) as db:
+        reminders = reminders_not_yet_written(db, rt.settings, now)
+    if reminders:
+        with session_scope(rt.engine) as db:
+            outbox.queue(db, reminders)
+    return SweepReport(missed, replanned, lapsed)

@@ -1,0 +1,97 @@
+"""Clinics' webhook endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from reminders.channels.webhook import check_url, new_webhook_secret
+from reminders.errors import InvalidInput, NotFound
+from reminders.fields import checked, single_line
+from reminders.models import Clinic, WebhookEndpoint
+from reminders.services.events import EVENT_TYPES
+from reminders.settings import Settings
+from reminders.stores import outbox
+
+# Long enough for a clinic to deploy the new secret to its receivers.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def check_endpoint_url(settings: Settings, url: str) -> None:
+    """Raise InvalidInput('url', ...) unless webhooks may go to `url`. It resolves the
+    host, which blocks: on an event loop, run it in a thread."""
+    check_url(
+        url, allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts
+    )
+
+
+def add_endpoint(
+    db: Session,
+    settings: Settings,
+    clinic_id: str,
+    url: str,
+    events: str = "*",
+    *,
+    url_checked: bool = False,
+) -> WebhookEndpoint:
+    """Register an endpoint with a new secret; return it (the secret is shown once).
+    `url_checked`: the caller has already run `check_endpoint_url` (off its event loop).
+
+    Raises NotFound for an unknown clinic, InvalidInput naming `url` or `events`.
+    """
+    if db.get(Clinic, clinic_id) is None:
+        raise NotFound("clinic", clinic_id)
+    # urllib drops tabs and line breaks from a URL before parsing it, so the check
+    # below would pass a URL that is stored and sent with them.
+    checked("url", url, single_line)
+    if not url_checked:
+        check_endpoint_url(settings, url)
+    wanted = [e.strip() for e in events.split(",") if e.strip()]
+    unknown = [e for e in wanted if e != "*" and e not in EVENT_TYPES]
+    if not wanted or unknown:
+        raise InvalidInput(
+            "events", f"expected * or some of {', '.join(EVENT_TYPES)}; got {', '.join(unknown)}"
+        )
+    endpoint = WebhookEndpoint(
+        clinic_id=clinic_id, url=url, secret=new_webhook_secret(), events=",".join(wanted)
+    )
+    db.add(endpoint)
+    db.flush()
+    return endpoint
+
+
+def get_endpoint(db: Session, clinic_id: str | None, endpoint_id: str) -> WebhookEndpoint:
+    """Return the endpoint; raise NotFound if missing or another clinic's."""
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or (clinic_id is not None and endpoint.clinic_id != clinic_id):
+        raise NotFound("webhook endpoint", endpoint_id)
+    return endpoint
+
+
+def rotate_secret(
+    db: Session,
+    clinic_id: str | None,
+    endpoint_id: str,
+    now: datetime,
+    overlap: timedelta = ROTATION_OVERLAP,
+) -> WebhookEndpoint:
+    """Give the endpoint a new secret; the old one keeps signing too until `now + overlap`,
+    so receivers can switch without losing a message. Returns the endpoint (new secret
+    shown once). Raises NotFound."""
+    endpoint = get_endpoint(db, clinic_id, endpoint_id)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_until = now + overlap
+    endpoint.secret = new_webhook_secret()
+    db.add(endpoint)
+    db.flush()
+    return endpoint
+
+
+def delete_endpoint(db: Session, clinic_id: str, endpoint_id: str) -> None:
+    """Delete an endpoint and cancel what was still waiting to go to it (past deliveries
+    keep its id as their target). Raises NotFound."""
+    endpoint = get_endpoint(db, clinic_id, endpoint_id)
+    outbox.cancel_to_endpoint(db, endpoint.id, "endpoint deleted")
+    db.delete(endpoint)
+    db.flush()

@@ -1,0 +1,509 @@
+"""`reminders simulate`: one patient's whole course, run through the real service.
+
+The real planner, sweep, dispatcher (its decisions: quiet hours, useful windows,
+cancellations) and escalation code run against a throwaway database, with a clock this
+module owns and passes in. It jumps from one scheduled instant to the next: a delivery
+falling due, the daily sweep, or something the story's patient or clinic does. There is
+no second model of the rules: change the service and the simulation changes with it.
+
+Email goes to a Maildir in the throwaway folder, as in the embedded default; webhooks go
+to `ClinicReceiver`, which stands for the clinic's systems and accepts everything.
+What was received is read back from the outbox, so it is what the service really sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlmodel import Session
+
+from reminders.channels import Sender
+from reminders.channels.email import email_sender
+from reminders.channels.webhook import WebhookMessage
+from reminders.db.engine import session_scope
+from reminders.db.schema import migrate
+from reminders.decisions import Outcome
+from reminders.dispatcher import Dispatcher, Senders
+from reminders.errors import RemindersError
+from reminders.models import (
+    Enrollment,
+    EnrollmentCreate,
+    PatientCreate,
+    SessionReport,
+)
+from reminders.runtime import Runtime
+from reminders.services import absences, clinics, enrollments, patients, sessions, webhooks
+from reminders.services.sweep import sweep
+from reminders.settings import Settings
+from reminders.states import DeliveryAudience, EnrollmentStatus, SessionStatus
+from reminders.stores import outbox, session_store
+from reminders.stores.session_store import SessionRow
+from reminders.timing import local_to_utc, zone
+
+STORIES: dict[str, str] = {
+    "dry": "confirms every session; better (HDSS 1, no pain) from the 4th on",
+    "relapse": "as dry, but relapses (the scale's worst) at the 3rd and 6th maintenance sessions",
+    "non-responder": "confirms every session, never better (the scale's worst)",
+    "misses-two": "as dry, but lets the 2nd and 3rd reminders pass",
+    "stops-in-maintenance": "as dry, then stops confirming after two months",
+    "pause-3-weeks": "as dry; the clinic pauses the plan for three weeks after day 60",
+    "away-10-days": "as dry; the patient says they are away for 10 days from day 42",
+    "extra-session": "as dry; does an extra session on day 21, which has none planned",
+}
+REMINDER_TIME = "18:00"
+ANSWER_AFTER = timedelta(minutes=30)
+# The missed-session grace ends at local noon; the day's sweep comes just after.
+SWEEP_AT = time(12, 5)
+# When staff record the day's appointments, for protocols given at the clinic.
+CLINIC_ROUND = time(11, 0)
+
+
+class ClinicReceiver:
+    """The clinic's systems in a simulation: every webhook is taken at once."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+
+    async def __aenter__(self) -> ClinicReceiver:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def submit(self, message: WebhookMessage) -> asyncio.Future[Outcome]:
+        """Take the message."""
+        self.taken.append(message.delivery_id)
+        taken: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        taken.set_result(Outcome("sent"))
+        return taken
+
+    def backlog(self) -> int:
+        """Nothing ever waits."""
+        return 0
+
+    def hand_back_queued(self) -> None:
+        """Nothing ever waits."""
+
+
+class _NotingMailbox:
+    """The real email sender, noting which deliveries it sent (by Message-ID)."""
+
+    def __init__(self, sender: Sender[EmailMessage]) -> None:
+        self.sender = sender
+        self.taken: list[str] = []
+
+    def send(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
+        """Send through the real sender; note the deliveries it took."""
+        outcomes = self.sender.send(messages)
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome.status == "sent":
+                self.taken.append(str(message["Message-ID"]).strip("<>").partition("@")[0])
+        return outcomes
+
+
+@dataclass
+class Day:
+    """What one local day brought."""
+
+    date: date
+    phase: str
+    patient: list[str] = field(default_factory=list)
+    clinic: list[str] = field(default_factory=list)
+    # Local HH:MM each patient message arrived, in the order of `patient`.
+    patient_at: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Simulation:
+    """The simulated course, day by day, and the count of each kind received."""
+
+    protocol: str
+    story: str
+    timezone: str
+    days: list[Day]
+    # What the service refused of what the story's patient or clinic did.
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """How many of each message or event kind were received in all."""
+        counts = Counter(kind for day in self.days for kind in [*day.patient, *day.clinic])
+        return dict(sorted(counts.items()))
+
+    def as_json(self) -> dict[str, Any]:
+        """Return `{"days": [{"date", "phase", "patient", "clinic"}], "totals"}`."""
+        return {
+            "protocol": self.protocol,
+            "story": self.story,
+            "timezone": self.timezone,
+            "days": [
+                {
+                    "date": d.date.isoformat(),
+                    "phase": d.phase,
+                    "patient": d.patient,
+                    "clinic": d.clinic,
+                    "patient_at": d.patient_at,
+                }
+                for d in self.days
+            ],
+            "totals": self.totals,
+            "refused": self.refused,
+        }
+
+
+@dataclass
+class _Course:
+    """The simulated patient and what the loop knows of them."""
+
+    patient_id: str
+    enrollment_id: str
+    timezone: str
+    start: date
+    reminders_seen: int = 0
+
+
+Action = Callable[[Session, datetime], None]
+
+
+class _Clock:
+    """The simulation's time, handed to the dispatcher and every service call."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def throwaway_settings(settings: Settings, folder: Path) -> Settings:
+    """Return the operator's settings (so their rules are the ones simulated), with the
+    database, Maildir and key in `folder`."""
+    return settings.model_copy(
+        update={
+            "var_dir": folder,
+            "database_url": f"sqlite:///{folder / 'simulation.sqlite3'}",
+            "email_backend": "maildir",
+            "maildir_path": folder / "maildir",
+            "webhook_allowed_hosts": ["127.0.0.1"],
+            "secret_key": None,
+        }
+    )
+
+
+def simulate_in_throwaway(
+    settings: Settings, protocol_id: str, start: date, days: int, story: str, timezone: str
+) -> Simulation:
+    """Run `simulate` on a new database in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="reminders-simulation-") as folder:
+        scratch = throwaway_settings(settings, Path(folder))
+        migrate(scratch.database_url)
+        rt = Runtime.from_settings(scratch)
+        try:
+            return simulate(rt, protocol_id, start, days, story, timezone)
+        finally:
+            rt.close()
+
+
+def simulate(
+    rt: Runtime, protocol_id: str, start: date, days: int, story: str, timezone: str
+) -> Simulation:
+    """Run `story` for `days` days from `start` on `rt`'s (throwaway) database and return
+    what the patient and the clinic received. Raises RemindersError for bad input."""
+    if story not in STORIES:
+        raise RemindersError(f"story: expected one of {', '.join(STORIES)}")
+    enroll_at = local_to_utc(start, time(8, 0), timezone)
+    clock = _Clock(enroll_at)
+    with session_scope(rt.engine) as db:
+        course = _set_up(db, rt, protocol_id, start, timezone, enroll_at)
+    mailbox = _NotingMailbox(email_sender(rt.settings))
+    clinic = ClinicReceiver()
+    dispatcher = Dispatcher(
+        rt, Senders(email=mailbox, webhook=clinic), worker="simulation", clock=clock
+    )
+    runner = _Runner(rt, course, story, clock, dispatcher, (mailbox.taken, clinic.taken))
+    return runner.run(start + timedelta(days=days))
+
+
+def _set_up(
+    db: Session, rt: Runtime, protocol_id: str, start: date, timezone: str, now: datetime
+) -> _Course:
+    clinic, _key = clinics.create_clinic(db, "Simulated clinic")
+    db.flush()
+    webhooks.add_endpoint(db, rt.settings, clinic.id, "https://127.0.0.1/simulated-clinic")
+    patient = patients.add_patient(
+        db,
+        clinic.id,
+        PatientCreate(
+            name="Simulated Patient",
+            email="patient@simulation.invalid",
+            timezone=timezone,
+            reminder_time=REMINDER_TIME,
+        ),
+        default_reminder_time=rt.settings.default_reminder_time,
+    )
+    protocol = rt.protocols.get(protocol_id)
+    if protocol is None:
+        raise RemindersError(f"protocol: unknown protocol {protocol_id!r}")
+    request = EnrollmentCreate(
+        protocol=protocol_id,
+        start_date=start,
+        body_area=protocol.body_areas[0],
+        screening={c: False for c in protocol.contraindications},
+    )
+    enrollment = enrollments.enroll(db, rt, clinic.id, patient.id, request, now)
+    return _Course(patient.id, enrollment.id, timezone, start)
+
+
+class _Runner:
+    """The loop: jump to the next instant, act, sweep, dispatch, record."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        course: _Course,
+        story: str,
+        clock: _Clock,
+        dispatcher: Dispatcher,
+        taken: tuple[list[str], ...],
+    ) -> None:
+        self.rt = rt
+        self.taken = taken
+        self.course = course
+        self.story = story
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.actions: list[tuple[datetime, int, Action]] = []
+        self.order = itertools.count()
+        self.received: dict[date, Day] = {}
+        self.refused: list[str] = []
+        self.phases: dict[date, str] = {}
+        self._plan_story_events()
+
+    def local(self, day_offset: int, at: time) -> datetime:
+        """The UTC instant of local `at` on the course's `day_offset`-th day."""
+        day = self.course.start + timedelta(days=day_offset)
+        return local_to_utc(day, at, self.course.timezone)
+
+    def at(self, when: datetime, action: Action) -> None:
+        heapq.heappush(self.actions, (when, next(self.order), action))
+
+    def run(self, end: date) -> Simulation:
+        finish = local_to_utc(end, time(0, 0), self.course.timezone)
+        next_sweep = self.local(0, SWEEP_AT)
+        while True:
+            due = self.dispatcher.next_due()
+            now = min(t for t in (next_sweep, due, self._next_action()) if t is not None)
+            now = max(now, self.clock.now)
+            if now >= finish:
+                break
+            self.clock.now = now
+            changed = False
+            while self.actions and self.actions[0][0] <= now:
+                _, _, action = heapq.heappop(self.actions)
+                self._try(action)
+                changed = True
+            if next_sweep <= now:
+                sweep(self.rt, now)
+                next_sweep = self._next_local(next_sweep)
+                changed = True
+            # A dispatcher run has a cost of its own (an event loop, a database thread):
+            # start one only when something is due.
+            ready = self.dispatcher.next_due() if changed else due
+            if ready is not None and ready <= now:
+                self.dispatcher.dispatch()
+            self._record(now, changed)
+            if due is not None and due <= now and self.dispatcher.next_due() == due:
+                # Nothing could move it now (a lease, a retry): look again a bit later.
+                self.clock.now = now + timedelta(minutes=1)
+        return self._result(end)
+
+    def _next_action(self) -> datetime | None:
+        return self.actions[0][0] if self.actions else None
+
+    def _next_local(self, instant: datetime, at: time = SWEEP_AT) -> datetime:
+        local = instant.astimezone(zone(self.course.timezone))
+        return local_to_utc(local.date() + timedelta(days=1), at, self.course.timezone)
+
+    def _try(self, action: Action) -> None:
+        try:
+            with session_scope(self.rt.engine) as db:
+                action(db, self.clock.now)
+        except RemindersError as refused:
+            # E.g. a session re-planned away before the patient answered: shown, as
+            # the service would have shown it to the patient or the clinic.
+            self.refused.append(f"{self.clock.now.isoformat(timespec='minutes')}: {refused}")
+
+    def _record(self, now: datetime, changed: bool) -> None:
+        """Read what the dispatcher sent at `now`, and let the story's patient answer;
+        note the phase where something may have changed it."""
+        ids = sorted(i for taken in self.taken for i in taken)
+        if not ids and not changed:
+            return
+        for taken in self.taken:
+            taken.clear()
+        with session_scope(self.rt.engine, write=False) as db:
+            sent = outbox.by_ids(db, ids)
+            enrollment = db.get(Enrollment, self.course.enrollment_id)
+            assert enrollment is not None
+            phase = (
+                enrollment.phase
+                if enrollment.status == EnrollmentStatus.ACTIVE
+                else enrollment.status
+            )
+        local = now.astimezone(zone(self.course.timezone))
+        today = local.date()
+        self.phases[today] = phase
+        day = self.received.setdefault(today, Day(today, phase))
+        for delivery in sent:
+            if delivery.audience == DeliveryAudience.PATIENT:
+                day.patient.append(delivery.kind)
+                day.patient_at.append(f"{local:%H:%M}")
+                if delivery.kind == "reminder" and delivery.session_id:
+                    self._answer(delivery.session_id, now)
+            elif delivery.kind == "patient.escalation":
+                day.clinic.append(f"escalation:{json.loads(delivery.payload)['reason']}")
+            else:
+                day.clinic.append(delivery.kind)
+
+    def _answer(self, session_id: str, reminded_at: datetime) -> None:
+        """The story's patient reads a reminder and may confirm half an hour later."""
+        if not self._turns_up(reminded_at):
+            return
+
+        def confirm(db: Session, now: datetime) -> None:
+            report = SessionReport(outcome=self._outcome(db))
+            sessions.confirm_session(
+                db, self.rt, None, session_id, report, now, reported_by="patient"
+            )
+
+        self.at(reminded_at + ANSWER_AFTER, confirm)
+
+    def _turns_up(self, when: datetime) -> bool:
+        """Whether the story's patient does the session they are asked to do `when`."""
+        self.course.reminders_seen += 1
+        seen = self.course.reminders_seen
+        day_offset = (when.astimezone(zone(self.course.timezone)).date() - self.course.start).days
+        if self.story == "misses-two" and seen in (2, 3):
+            return False
+        return not (self.story == "stops-in-maintenance" and day_offset > 60)
+
+    def _clinic_day(self, db: Session, now: datetime) -> None:
+        """For a protocol given at the clinic: staff record the day's appointment if the
+        patient came, then look again tomorrow."""
+        self.at(self._next_local(now, CLINIC_ROUND), self._clinic_day)
+        today = now.astimezone(zone(self.course.timezone)).date()
+        rows = session_store.of_enrollment(db, self.course.enrollment_id)
+        due = next(
+            (r for r in rows if r.local_date == today and r.status == SessionStatus.PLANNED), None
+        )
+        if due is None or not self._turns_up(now):
+            return
+        report = SessionReport(outcome=self._outcome(db))
+        sessions.confirm_session(db, self.rt, None, due.id, report, now)
+
+    def _outcome(self, db: Session) -> str | None:
+        """What the story's patient reports on the protocol's scale: the best code once
+        better, one near the worst before, the worst for a relapse or no response."""
+        enrollment = db.get(Enrollment, self.course.enrollment_id)
+        assert enrollment is not None
+        protocol = self.rt.protocols[enrollment.protocol_id]
+        scale = protocol.scale
+        if scale is None or scale.rated_by != "patient":
+            return None
+        better, not_yet, worst = (
+            scale.values[0],
+            scale.values[len(scale.values) * 2 // 3],
+            scale.values[-1],
+        )
+        if self.story == "non-responder":
+            return worst
+        done = [
+            s
+            for s in session_store.of_enrollment(db, self.course.enrollment_id)
+            if s.status == SessionStatus.CONFIRMED
+        ]
+        in_maintenance = sum(1 for s in done if s.phase == "maintenance") + 1
+        if (
+            self.story == "relapse"
+            and enrollment.phase == "maintenance"
+            and in_maintenance in (3, 6)
+        ):
+            return worst
+        return not_yet if len(done) + 1 < 4 else better
+
+    def _plan_story_events(self) -> None:
+        course = self.course
+        if self.rt.protocols[self.course_protocol()].given_at == "clinic":
+            self.at(self.local(0, CLINIC_ROUND), self._clinic_day)
+        if self.story == "pause-3-weeks":
+
+            def pause(db: Session, now: datetime) -> None:
+                until = course.start + timedelta(days=81)
+                enrollments.set_status(
+                    db, self.rt, None, course.enrollment_id, "paused", now, until=until
+                )
+
+            self.at(self.local(60, time(9, 0)), pause)
+        elif self.story == "away-10-days":
+
+            def away(db: Session, now: datetime) -> None:
+                patient = patients.get_patient(db, None, course.patient_id)
+                first = course.start + timedelta(days=42)
+                last = first + timedelta(days=9)
+                absences.add_absence(db, self.rt, patient, first, last, None, "patient", now)
+
+            self.at(self.local(40, time(9, 0)), away)
+        elif self.story == "extra-session":
+            self.at(self.local(21, time(10, 0)), self._extra_session)
+
+    def _extra_session(self, db: Session, now: datetime) -> None:
+        """From the link of the last session done, record one today; on a day that has a
+        session already, try the next."""
+        rows = session_store.of_enrollment(db, self.course.enrollment_id)
+        today = now.astimezone(zone(self.course.timezone)).date()
+        if any(r.local_date == today for r in rows):
+            self.at(now + timedelta(days=1), self._extra_session)
+            return
+        latest = max((r for r in rows if r.status == SessionStatus.CONFIRMED), key=_by_date)
+        report = SessionReport(outcome=self._outcome(db))
+        sessions.confirm_from_link(db, self.rt, latest, today, report, now)
+
+    def _result(self, end: date) -> Simulation:
+        days: list[Day] = []
+        phase = "-"
+        day = self.course.start
+        while day < end:
+            phase = self.phases.get(day, phase)  # as the day ended
+            found = self.received.get(day) or Day(day, phase)
+            found.phase = phase
+            days.append(found)
+            day += timedelta(days=1)
+        protocol = self.course_protocol()
+        return Simulation(protocol, self.story, self.course.timezone, days, self.refused)
+
+    def course_protocol(self) -> str:
+        with session_scope(self.rt.engine, write=False) as db:
+            enrollment = db.get(Enrollment, self.course.enrollment_id)
+            assert enrollment is not None
+            return enrollment.protocol_id
+
+
+def _by_date(row: SessionRow) -> date:
+    return row.local_date

@@ -1,0 +1,146 @@
+"""Patients hear from their clinic in their own language: a real SMTP server and a real
+webhook receiver (verified with standardwebhooks), as a clinic in Brazil would check."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import date
+
+import pytest
+from freezegun import freeze_time
+from sqlmodel import Session
+from standardwebhooks import Webhook
+
+from reminders import sms
+from reminders.i18n import SHIPPED
+from reminders.ids import hash_secret
+from reminders.messages import SMS_TEXTS, Links, PatientMessage, patient_email, sms_text
+from reminders.models import ClinicIdentity, PatientToken
+from reminders.runtime import Runtime
+from reminders.services import clinics, webhooks
+from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.servers import SmtpRecorder, WebhookReceiver
+from tests.test_delivery import run
+
+SAO_PAULO_IDENTITY = ClinicIdentity(
+    display_name="Clínica Sol", reply_to="contato@clinicasol.example", phone="+55 11 5555-0000"
+)
+
+
+def brazilian_clinic(db: Session) -> str:
+    clinic = make_clinic(db)
+    clinics.set_identity(db, clinic, SAO_PAULO_IDENTITY)
+    db.commit()
+    return clinic
+
+
+def test_a_brazilian_patient_gets_a_portuguese_reminder_from_their_clinic(
+    db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    clinic = brazilian_clinic(db)
+    patient = make_patient(
+        db, clinic, timezone="America/Sao_Paulo", reminder_time="18:30", locale="pt-BR"
+    )
+    with freeze_time("2026-12-07 12:00:00"):
+        enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 12:00"))
+    # 18:30 in São Paulo (UTC-3, no daylight saving time) is 21:30 UTC.
+    with freeze_time("2026-12-07 21:30:00"):
+        run(rt)
+    (message,) = smtp.messages
+    assert message["Subject"] == "Sua sessão de tratamento de hoje"
+    (sender,) = message["From"].addresses
+    assert sender.display_name == "Clínica Sol via Reminders"
+    assert sender.addr_spec == "reminders@clinic.example.org"
+    assert message["Reply-To"].addresses[0].addr_spec == "contato@clinicasol.example"
+    assert message["Content-Language"] == "pt-BR"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "segunda-feira, 7 de dezembro de 2026" in text
+    assert "A sessão dura 20 minutos." in text
+    assert "Clínica Sol" in text and "+55 11 5555-0000" in text
+    assert re.search(r"https://reminders\.example\.org/c/[\w-]{43}\.ics", text)
+    assert '<html lang="pt-BR">' in html
+    # The protocol's tips in Portuguese too.
+    assert "vaselina" in text
+    assert "hyperhidrosis" not in text.lower() and "hiperidrose" not in text.lower()
+
+
+def test_a_relayed_reminder_carries_portuguese_text_and_one_sms_with_a_short_link(
+    db: Session, rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    clinic = brazilian_clinic(db)
+    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    db.commit()
+    patient = make_patient(
+        db, clinic, timezone="America/Sao_Paulo", reminder_time="09:00", channel="webhook",
+        locale="pt-BR",
+    )  # fmt: skip
+    with freeze_time("2026-12-07 12:00:00"):
+        enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 12:00"))
+        run(rt)
+        (request,) = receiver.received
+        event = Webhook(endpoint.secret).verify(request.body, request.headers)
+    message = event["data"]["message"]
+    assert message["locale"] == "pt-BR"
+    assert message["subject"] == "Sua sessão de tratamento de hoje"
+    assert "segunda-feira, 7 de dezembro de 2026" in message["text"]
+    text = message["sms"]
+    assert text.startswith("Clinica Sol: ")
+    assert sms.septets(text) <= 160 and set(text) <= set(sms.BASIC + sms.EXTENDED)
+    short = text.rsplit("/s/", 1)[1]
+    assert len(short) == 16  # 96 bits
+    stored = db.get(PatientToken, hash_secret(short))
+    assert stored is not None and stored.purpose == "session"
+
+
+# As long a base URL as an operator is likely to choose (60 characters).
+LONG_BASE = "https://reminders.northside-dermatology-and-physio.example.org"
+LONG_CLINIC = "Clínica de Dermatologia e Fisioterapia Integrada São João da Boa Vista — Centro"
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_every_sms_fits_one_gsm7_message_with_a_long_link_and_clinic_name(locale: str) -> None:
+    short_link = f"{LONG_BASE}/s/{'A' * 16}"
+    links = Links(f"{LONG_BASE}/s/{'B' * 43}", f"{LONG_BASE}/u/u", None, short_link)
+    for kind in SMS_TEXTS:
+        message = PatientMessage(
+            kind, "Maria", date(2027, 2, 23), 30, "soles", (), links, sessions_done=12,
+            locale=locale, clinic=LONG_CLINIC, first_day=date(2027, 2, 24),
+        )  # fmt: skip
+        text = sms_text(message)
+        assert sms.septets(text) <= sms.LIMIT, (kind, text)
+        assert set(text) <= set(sms.BASIC + sms.EXTENDED), (kind, text)
+        if "%(link)s" in SMS_TEXTS[kind]:
+            assert text.endswith(short_link), (kind, text)
+
+
+def test_gsm7_keeps_the_letters_it_has_and_writes_others_without_accents() -> None:
+    assert sms.to_gsm7("Müller, Ñandú, é") == "Müller, Ñandu, é"
+    assert sms.to_gsm7("sessão às 19h, ação") == "sessao às 19h, acao"
+    assert sms.to_gsm7("\u201cOlá\u201d \u2013 ok\u2026") == '"Ola" - ok...'
+
+
+def test_a_clinic_name_cannot_add_an_address_or_a_header_to_the_email() -> None:
+    links = Links("https://r.example/s/t", "https://r.example/u/u")
+    hostile = 'Evil, "Clinic" <x@evil.example>, =?utf-8?q?Bcc=3A_y=40evil=2Eexample?='
+    message = PatientMessage(
+        "reminder", "Ann", date(2026, 12, 7), 20, None, (), links, clinic=hostile
+    )
+    built = patient_email(
+        message,
+        delivery_id="d1",
+        sender="Reminders <reminders@clinic.example.org>",
+        to="ann@example.org",
+        now=at("2026-12-07 07:00"),
+        reply_to="desk@clinic.example.org",
+    )
+    parsed = email.message_from_bytes(built.to_bytes(), policy=email.policy.default)
+    (sender,) = parsed["From"].addresses
+    assert sender.addr_spec == "reminders@clinic.example.org"
+    # Long names are folded into several encoded words; none of them became an address.
+    assert sender.display_name.startswith('Evil, "Clinic" <x@evil.example>, ')
+    (reply,) = parsed["Reply-To"].addresses
+    assert reply.addr_spec == "desk@clinic.example.org"
+    assert parsed["Bcc"] is None and parsed.get_all("To") == ["Ann <ann@example.org>"]
