@@ -67,9 +67,8 @@ class Links:
 
     session: str | None
     unsubscribe: str
-    # The patient's calendar feed; and the session page under a short token, for SMS.
+    # The patient's calendar feed.
     calendar: str | None = None
-    short_session: str | None = None
 
     def action(self, name: str) -> str | None:
         """Return the session page link that opens with one action's form."""
@@ -149,8 +148,9 @@ def session_length(t: NullTranslations, minutes: int | None, body_area: str | No
     ) % {"num": minutes}
 
 
-def render(message: PatientMessage) -> Rendered:
-    """Render `message` in its locale, with the locale's dates and times."""
+def render(message: PatientMessage, *, html: bool = True) -> Rendered:
+    """Render `message` in its locale, with the locale's dates and times; without the
+    HTML (empty) when `html` is False: a relay sends text."""
     t = translator(message.locale)
     formats = Formats(message.locale)
     day = formats.day(message.first_day or message.local_date)
@@ -172,14 +172,14 @@ def render(message: PatientMessage) -> Rendered:
     return Rendered(
         t.gettext(SUBJECTS[message.kind]),
         environment.get_template("patient.txt").render(context),
-        environment.get_template("patient.html").render(context),
+        environment.get_template("patient.html").render(context) if html else "",
     )
 
 
 def sms_text(message: PatientMessage) -> str:
-    """The message as one GSM-7 SMS, with the session's short link."""
+    """The message as one GSM-7 SMS with the session's link (a relayed message's is short)."""
     t = translator(message.locale)
-    link = message.links.short_session or message.links.session or ""
+    link = message.links.session or ""
     return sms.fit(
         t.gettext(SMS_TEXTS[message.kind]),
         "clinic",
@@ -248,7 +248,7 @@ def relayed_message(
             "calendar": message.links.calendar,
         },
     }
-    rendered = render(message)
+    rendered = render(message, html=False)
     data["message"] = {
         "locale": message.locale,
         "subject": rendered.subject,

@@ -43,7 +43,14 @@ from reminders.stores import session_store
 from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import MessageSession
 from reminders.timing import QuietHours, end_of_local_day, zone
-from reminders.tokens import calendar_link, link_token, short_link_token, token_row
+from reminders.tokens import (
+    CALENDAR,
+    calendar_link,
+    link_token,
+    short_link_token,
+    stored_hashes,
+    token_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +100,12 @@ class BatchRows:
         self.db = db
         self.rows: dict[type[Any], dict[str, Any]] = {}
         self.tokens: list[dict[str, Any]] = []
+        patient_ids = {d.patient_id for d in claimed if d.patient_id}
         self._read(db, Clinic, {d.clinic_id for d in claimed})
-        self._read(db, Patient, {d.patient_id for d in claimed if d.patient_id})
+        self._read(db, Patient, patient_ids)
+        # A patient's calendar link is the same in every message: its token is stored
+        # once, not with each message.
+        self.calendar_tokens = stored_hashes(db, patient_ids, CALENDAR)
         found = session_store.for_messages(db, {d.session_id for d in claimed if d.session_id})
         self.sessions: dict[str, MessageSession] = {s.id: s for s in found}
         self._read(db, Enrollment, {s.enrollment_id for s in found})
@@ -319,9 +330,12 @@ class Preparer:
     ) -> Links:
         settings = self.rt.settings
         base = settings.base_url.rstrip("/")
-        session_link = short_link = None
+        session_link = None
         if session is not None:
-            token = link_token(self.rt.secret_key, delivery.id, "session")
+            # A relay may send the link by SMS, where every character counts: 96 bits
+            # rather than 256, still beyond guessing for the week a link lives.
+            make_token = short_link_token if delivery.channel == "webhook" else link_token
+            token = make_token(self.rt.secret_key, delivery.id, "session")
             # A late confirmation is welcome for a while; a link should not reach
             # sessions weeks later.
             expires = end_of_local_day(
@@ -329,17 +343,13 @@ class Preparer:
             )
             loaded.tokens.append(token_row(token, patient.id, session.id, "session", expires, now))
             session_link = f"{base}/s/{token}"
-            if delivery.channel == "webhook":
-                short = short_link_token(self.rt.secret_key, delivery.id, "session")
-                loaded.tokens.append(
-                    token_row(short, patient.id, session.id, "session", expires, now)
-                )
-                short_link = f"{base}/s/{short}"
         unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
         expires = now + timedelta(days=settings.unsubscribe_ttl_days)
         loaded.tokens.append(token_row(unsubscribe, patient.id, None, "unsubscribe", expires, now))
         calendar, calendar_row = calendar_link(
             self.rt.secret_key, base, patient.id, patient.calendar_generation, now
         )
-        loaded.tokens.append(calendar_row)
-        return Links(session_link, f"{base}/u/{unsubscribe}", calendar, short_link)
+        if calendar_row["token_hash"] not in loaded.calendar_tokens:
+            loaded.calendar_tokens.add(calendar_row["token_hash"])
+            loaded.tokens.append(calendar_row)
+        return Links(session_link, f"{base}/u/{unsubscribe}", calendar)

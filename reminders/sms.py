@@ -26,6 +26,7 @@ _NEAREST = {
     "œ": "oe", "Œ": "OE",
 }  # fmt: skip
 _GSM7 = frozenset(BASIC + EXTENDED)
+_ASCII_OUTSIDE = frozenset(chr(c) for c in range(128)) - _GSM7
 
 
 def _nearest(character: str) -> str:
@@ -40,6 +41,8 @@ def _nearest(character: str) -> str:
 
 def to_gsm7(text: str) -> str:
     """Return `text` in the GSM-7 alphabet: what it lacks transliterated, else "?"."""
+    if text.isascii() and _ASCII_OUTSIDE.isdisjoint(text):
+        return text  # links, mostly
     return "".join(map(_nearest, text))
 
 
@@ -57,10 +60,10 @@ def fit(template: str, shortened: str, **fixed: str) -> str:
     nothing, in two SMS, rather than none.
     """
     fields = {name: to_gsm7(value) for name, value in fixed.items()}
-    whole = to_gsm7(fixed.get(shortened, ""))
+    whole = fields.get(shortened, "")
+    pattern = to_gsm7(template)
     for length in range(len(whole), -1, -1):
-        cut = whole[:length].rstrip()
-        text = to_gsm7(template) % {**fields, shortened: cut}
+        text = pattern % {**fields, shortened: whole[:length].rstrip()}
         if septets(text) <= LIMIT:
             break
     return text

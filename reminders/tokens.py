@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from reminders.db.rows import insert_ignore
+from reminders.db.rows import in_chunks, insert_ignore
 from reminders.ids import hash_secret
 from reminders.models import PatientToken
 
@@ -94,6 +95,19 @@ def find_token(db: Session, token: str, purpose: str, now: datetime) -> PatientT
     if row is None or row.purpose != purpose or row.expires_at <= now:
         return None
     return row
+
+
+def stored_hashes(db: Session, patient_ids: Iterable[str], purpose: str) -> set[str]:
+    """Return the hashes of the patients' stored tokens for `purpose` (a batch of
+    messages stores a calendar token only where none is stored yet)."""
+    wanted = sorted(set(patient_ids))
+    found: set[str] = set()
+    for chunk in in_chunks(wanted):
+        query = sa.select(col(PatientToken.token_hash)).where(
+            col(PatientToken.patient_id).in_(chunk), col(PatientToken.purpose) == purpose
+        )
+        found.update(db.execute(query).scalars())
+    return found
 
 
 def delete_tokens(db: Session, patient_id: str, purpose: str) -> None:

@@ -91,6 +91,7 @@ def test_a_relayed_reminder_carries_portuguese_text_and_one_sms_with_a_short_lin
     assert sms.septets(text) <= 160 and set(text) <= set(sms.BASIC + sms.EXTENDED)
     short = text.rsplit("/s/", 1)[1]
     assert len(short) == 16  # 96 bits
+    assert event["data"]["links"]["session"].endswith(f"/s/{short}")
     stored = db.get(PatientToken, hash_secret(short))
     assert stored is not None and stored.purpose == "session"
 
@@ -103,7 +104,7 @@ LONG_CLINIC = "Clínica de Dermatologia e Fisioterapia Integrada São João da B
 @pytest.mark.parametrize("locale", SHIPPED)
 def test_every_sms_fits_one_gsm7_message_with_a_long_link_and_clinic_name(locale: str) -> None:
     short_link = f"{LONG_BASE}/s/{'A' * 16}"
-    links = Links(f"{LONG_BASE}/s/{'B' * 43}", f"{LONG_BASE}/u/u", None, short_link)
+    links = Links(short_link, f"{LONG_BASE}/u/u")
     for kind in SMS_TEXTS:
         message = PatientMessage(
             kind, "Maria", date(2027, 2, 23), 30, "soles", (), links, sessions_done=12,

@@ -149,8 +149,9 @@ def session_length(t: NullTranslations, minutes: int | None, body_area: str | No
     ) % {"num": minutes}
 
 
-def render(message: PatientMessage) -> Rendered:
-    """Render `message` in its locale, with the locale's dates and times."""
+def render(message: PatientMessage, *, html: bool = True) -> Rendered:
+    """Render `message` in its locale, with the locale's dates and times; without the
+    HTML (empty) when `html` is False: a relay sends text."""
     t = translator(message.locale)
     formats = Formats(message.locale)
     day = formats.day(message.first_day or message.local_date)
@@ -172,7 +173,7 @@ def render(message: PatientMessage) -> Rendered:
     return Rendered(
         t.gettext(SUBJECTS[message.kind]),
         environment.get_template("patient.txt").render(context),
-        environment.get_template("patient.html").render(context),
+        environment.get_template("patient.html").render(context) if html else "",
     )
 
 
@@ -248,7 +249,7 @@ def relayed_message(
             "calendar": message.links.calendar,
         },
     }
-    rendered = render(message)
+    rendered = render(message, html=False)
     data["message"] = {
         "locale": message.locale,
         "subject": rendered.subject,

@@ -219,6 +219,8 @@ def update_patient(
     elif consent is not None:
         raise Conflict("the patient has not unsubscribed: there is nothing to consent to")
     timing = {"timezone", "reminder_time", "quiet_hours", "channel"}
+    if {"timezone", "reminder_time"} & update.model_fields_set:
+        session_store.restamp_planned(db, patient.id, now)
     if timing & update.model_fields_set:
         retime_reminders(db, rt, patient, now)
     return patient

@@ -323,6 +323,18 @@ def change(db: Session, session: SessionRow, now: datetime, **values: Any) -> Se
     return replace(session, **values, updated_at=now)
 
 
+def restamp_planned(db: Session, patient_id: str, now: datetime) -> None:
+    """Record that the patient's planned sessions changed without a column of their own
+    changing: their reminder time or zone moved, and with it the time a calendar shows
+    them at (`calendar.sequence` follows `updated_at`)."""
+    of_patient = sa.select(_ENROLLMENT.c.id).where(_ENROLLMENT.c.patient_id == patient_id)
+    db.execute(
+        sa.update(_TABLE)
+        .where(_C.enrollment_id.in_(of_patient), _C.status == SessionStatus.PLANNED)
+        .values(updated_at=now)
+    )
+
+
 def mark(
     db: Session, sessions: Sequence[SessionRow], status: SessionStatus, now: datetime
 ) -> list[SessionRow]:
