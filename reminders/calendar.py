@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from reminders.stores.session_store import CalendarSession
 
 PRODID = "-//reminders//treatment sessions//EN"
+MEDIA_TYPE = "text/calendar; charset=utf-8"
 # How often a calendar should fetch the feed again (RFC 7986): a plan changes with every
 # confirmation, a few hours late is soon enough, and polling more only costs the server.
 REFRESH_EVERY = timedelta(hours=6)

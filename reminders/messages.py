@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from email.utils import format_datetime, parseaddr
@@ -17,7 +18,7 @@ from typing import Any
 from markupsafe import Markup
 
 from reminders import sms
-from reminders.channels.email import Email
+from reminders.channels.email import Attachment, Email
 from reminders.i18n import N_, Formats, templates, translator
 
 SUBJECTS = {
@@ -197,6 +198,7 @@ def patient_email(
     to: str,
     now: datetime,
     reply_to: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> Email:
     """Return the email for a patient message: from the clinic "via Reminders" at the
     operator's address, answered to the clinic's `reply_to`, with a stable Message-ID and
@@ -215,7 +217,7 @@ def patient_email(
     email.set_header("Auto-Submitted", "auto-generated")
     email.set_header("List-Unsubscribe", f"<{message.links.unsubscribe}>")
     email.set_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-    email.set_bodies(rendered.text, rendered.html)
+    email.set_bodies(rendered.text, rendered.html, attachments)
     return email
 
 

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from reminders import calendar
+from reminders.channels.email import Attachment
 from reminders.channels.webhook import WebhookMessage
 from reminders.db.rows import in_chunks, read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
@@ -36,6 +38,7 @@ from reminders.models import (
 )
 from reminders.protocols import Protocol
 from reminders.runtime import Runtime
+from reminders.services import calendar_feed
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
 from reminders.states import DeliveryAudience, DeliveryState
@@ -217,13 +220,15 @@ class Preparer:
         if delivery.channel == "email":
             if not patient.email:
                 return _ending(delivery, DeliveryState.FAILED, "patient has no email address")
+            clinic = loaded.get(Clinic, delivery.clinic_id)
             email = patient_email(
                 message,
                 delivery_id=delivery.id,
                 sender=self.rt.settings.email_from,
                 to=patient.email,
                 now=now,
-                reply_to=loaded.get(Clinic, delivery.clinic_id).reply_to,
+                reply_to=clinic.reply_to,
+                attachments=self._attachments(loaded.db, delivery, patient, clinic, local_date),
             )
             return PreparedDelivery(delivery, message=email)
         data = relayed_message(
@@ -267,6 +272,16 @@ class Preparer:
             clinic_phone=clinic.phone,
             **PatientMessage.facts_from(json.loads(delivery.payload)),
         )
+
+    def _attachments(
+        self, db: Any, delivery: DeliveryRow, patient: Any, clinic: Any, first_day: date
+    ) -> tuple[Attachment, ...]:
+        """A welcome carries the new plan's sessions for the patient's calendar (the feed
+        it links keeps them up to date from then on)."""
+        if delivery.kind != "welcome":
+            return ()
+        sessions = calendar_feed.sessions_calendar(db, self.rt, patient, clinic, first_day)
+        return (Attachment("sessions.ics", calendar.MEDIA_TYPE, sessions),)
 
     def _prepare_event(
         self, loaded: BatchRows, delivery: DeliveryRow, now: datetime

@@ -296,6 +296,20 @@ def test_clinic_hours_and_closed_dates_from_the_command_line() -> None:
     assert dates[:3] == ["2026-12-07", "2026-12-14", "2026-12-16"]
 
 
+def test_a_clinic_names_itself_to_patients_from_the_command_line() -> None:
+    clinic, _patient, _ = _enrolled_patient()
+    code, out, _ = run(
+        "clinic", "identity", clinic, "--display-name", "Clínica Sol", "--reply-to",
+        "contato@clinicasol.example", "--phone", "+55 11 5555-0000",
+    )  # fmt: skip
+    assert code == 0
+    assert "Clínica Sol" in out and "contato@clinicasol.example" in out
+    code, _, err = run("clinic", "identity", clinic, "--phone", "ring ring")
+    assert code != 0 and err.startswith("error: phone:")
+    code, out, _ = run("clinic", "show", clinic, "--json")
+    assert json.loads(out)["phone"] == "+55 11 5555-0000"
+
+
 def test_version_is_printed() -> None:
     code, out, _ = run("--version")
     assert (code, out.split()[0]) == (0, "reminders")

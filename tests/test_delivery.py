@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
+import icalendar
 import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, select
@@ -107,6 +109,15 @@ def test_a_new_patient_is_welcomed_with_the_clinic_and_the_first_weeks(
     assert "remind you at 18:30" in text
     assert "Stop these reminders <https://reminders.example.org/u/" in text
     assert "<li>Wednesday, 9 December 2026</li>" in html
+    assert re.search(r"https://reminders\.example\.org/c/[\w-]{43}\.ics", text)
+    (attached,) = message.iter_attachments()
+    assert attached.get_content_type() == "text/calendar"
+    assert attached.get_filename() == "sessions.ics"
+    events = icalendar.Calendar.from_ical(attached.get_content()).events
+    planned = db.exec(select(TreatmentSession).where(TreatmentSession.status == "planned")).all()
+    assert {str(e["UID"]).partition("@")[0] for e in events} == {s.id for s in planned}
+    first = min(events, key=lambda e: e.DTSTART)
+    assert first.DTSTART.isoformat() == "2026-12-07T18:30:00+01:00"
     (welcome,) = deliveries(db, kind="welcome")
     assert welcome.state == "sent"
 

@@ -17,6 +17,7 @@ idle for `idle_s` is closed. What happens to one message stays with it:
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import logging
@@ -120,22 +121,17 @@ class Email(EmailMessage):
         header, self.sender = _from(sender)
         self.set_raw("From", _mailbox("From", name, self.sender) if name else header)
 
-    def set_bodies(self, text: str, html: str | None = None) -> None:
-        """Set the plain text body, and the HTML alternative if given."""
+    def set_bodies(
+        self, text: str, html: str | None = None, attachments: Sequence[Attachment] = ()
+    ) -> None:
+        """Set the plain text body, the HTML alternative if given, and attachments."""
         self.set_raw("MIME-Version", "1.0")
-        if html is None:
-            _set_text(self, "plain", text)
+        if not attachments:
+            _set_alternatives(self, text, html)
             return
-        # A digest of the parts cannot occur in them, so they need not be searched for
-        # it; unlike random bits it costs no system call (which waits for the GIL).
-        digest = hashlib.blake2b(f"{text}\0{html}".encode(), digest_size=16)
-        self.boundary = f"=_{digest.hexdigest()}"
-        self.set_raw("Content-Type", f'multipart/alternative; boundary="{self.boundary}"')
-        for subtype, body in (("plain", text), ("html", html)):
-            part = Email()
-            _set_text(part, subtype, body)
-            self.attach(part)
-            self.parts.append(part)
+        body = Email()
+        _set_alternatives(body, text, html)
+        _set_parts(self, "mixed", [body, *map(_attached, attachments)])
 
     def to_bytes(self, linesep: str = "\r\n") -> bytes:
         """The message as written out: what the email package's generator writes for
@@ -148,6 +144,51 @@ class Email(EmailMessage):
             body = self.body
         text = "\n".join(lines) + "\n\n" + body
         return text.replace("\r\n", "\n").replace("\n", linesep).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with an email (a calendar of sessions, say)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def _set_alternatives(part: Email, text: str, html: str | None) -> None:
+    if html is None:
+        _set_text(part, "plain", text)
+        return
+    bodies = []
+    for subtype, body in (("plain", text), ("html", html)):
+        alternative = Email()
+        _set_text(alternative, subtype, body)
+        bodies.append(alternative)
+    _set_parts(part, "alternative", bodies)
+
+
+def _set_parts(part: Email, subtype: str, parts: list[Email]) -> None:
+    # A digest of the parts cannot occur in them, so they need not be searched for it;
+    # unlike random bits it costs no system call (which waits for the GIL).
+    digest = hashlib.blake2b(digest_size=16)
+    for each in parts:
+        digest.update((each.body or each.boundary or "").encode())
+        digest.update(b"\0")
+    part.boundary = f"=_{digest.hexdigest()}"
+    part.set_raw("Content-Type", f'multipart/{subtype}; boundary="{part.boundary}"')
+    for each in parts:
+        part.attach(each)
+        part.parts.append(each)
+
+
+def _attached(attachment: Attachment) -> Email:
+    part = Email()
+    part.set_raw("Content-Type", attachment.content_type)
+    part.set_raw("Content-Disposition", f'attachment; filename="{attachment.filename}"')
+    part.set_raw("Content-Transfer-Encoding", "base64")
+    part.body = base64.encodebytes(attachment.data).decode("ascii")
+    part.set_payload(part.body)
+    return part
 
 
 def _set_text(part: Email, subtype: str, text: str) -> None:

@@ -9,7 +9,7 @@ the feed holds is built by `reminders.calendar`.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 from urllib.parse import urlsplit
 
@@ -74,7 +74,17 @@ def feed_of_token(db: Session, rt: Runtime, token: str, now: datetime) -> bytes 
         return None
     clinic = db.get(Clinic, patient.clinic_id)
     assert clinic is not None  # foreign key
-    since = local_today(now, patient.timezone) - SHOWN_PAST
+    return sessions_calendar(
+        db, rt, patient, clinic, local_today(now, patient.timezone) - SHOWN_PAST
+    )
+
+
+def sessions_calendar(
+    db: Session, rt: Runtime, patient: Patient, clinic: Clinic, since: date
+) -> bytes:
+    """The patient's sessions from `since` on as an iCalendar document: the feed, and
+    the attachment of a welcome email. `patient` and `clinic` may be rows read by
+    column, as the dispatcher reads them."""
     return calendar.feed(
         session_store.for_calendar(db, patient.id, since),
         calendar.FeedPatient(patient.locale, patient.timezone, parse_hhmm(patient.reminder_time)),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from reminders import calendar
 from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.routes.pages import PRIVATE
 from reminders.models import CalendarFeedPublic
 from reminders.services import calendar_feed, patients
 
 router = APIRouter(tags=["calendar feed"])
-CALENDAR_TYPE = "text/calendar; charset=utf-8"
 # As the patient pages, with no-store kept: the feed is health data behind a token in
 # the URL, a calendar keeps its own copy anyway and polls only every few hours
 # (`calendar.REFRESH_EVERY`), and a revoked link must stop at once, not when a cached
@@ -31,7 +31,7 @@ def calendar_feed_of_link(token: str, tx: TransactionsDep, rt: RuntimeDep, now: 
         body = calendar_feed.feed_of_token(db, rt, token, now)
     if body is None:
         return Response(status_code=404, headers=PRIVATE)
-    return Response(body, media_type=CALENDAR_TYPE, headers=FEED_HEADERS)
+    return Response(body, media_type=calendar.MEDIA_TYPE, headers=FEED_HEADERS)
 
 
 @router.get("/v1/patients/{patient_id}/calendar", tags=["patients"])
