@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from gettext import NullTranslations
 from typing import TYPE_CHECKING
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vDuration
 from icalendar.enums import STATUS, TRANSP
 
-from reminders.i18n import translator
 from reminders.states import SessionStatus
 from reminders.timing import local_to_utc, zone
 
@@ -52,10 +52,9 @@ _ZONE_MARGIN = timedelta(days=7)
 
 @dataclass(frozen=True, slots=True)
 class FeedPatient:
-    """What of the patient the events are made from: their language, their zone and the
-    local time they treat themselves at (their reminder time)."""
+    """What of the patient the events are made from: their zone and the local time they
+    treat themselves at (their reminder time)."""
 
-    locale: str
     timezone: str
     reminder_time: time
 
@@ -70,10 +69,15 @@ class Organizer:
 
 
 def feed(
-    sessions: Sequence[CalendarSession], patient: FeedPatient, clinic: Organizer, host: str
+    sessions: Sequence[CalendarSession],
+    patient: FeedPatient,
+    clinic: Organizer,
+    host: str,
+    translation: NullTranslations,
 ) -> bytes:
-    """Return the patient's feed: one event per session, UIDs `{session id}@{host}`."""
-    title = translator(patient.locale).gettext("%(clinic)s: treatment sessions")
+    """Return the patient's feed, its titles from `translation` (the patient's
+    language): one event per session, UIDs `{session id}@{host}`."""
+    title = translation.gettext("%(clinic)s: treatment sessions")
     calendar = Calendar()
     calendar.prodid = PRODID
     calendar.version = "2.0"
@@ -83,14 +87,19 @@ def feed(
     calendar.add("refresh-interval", REFRESH_EVERY, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(REFRESH_EVERY))
     for session in sessions:
-        calendar.add_component(_event(session, patient, clinic, host))
+        calendar.add_component(_event(session, patient, clinic, host, translation))
     _add_zones(calendar, [s.local_date for s in sessions], patient.timezone)
     ical: bytes = calendar.to_ical()  # untyped in icalendar
     return ical
 
 
-def _event(session: CalendarSession, patient: FeedPatient, clinic: Organizer, host: str) -> Event:
-    translation = translator(patient.locale)
+def _event(
+    session: CalendarSession,
+    patient: FeedPatient,
+    clinic: Organizer,
+    host: str,
+    translation: NullTranslations,
+) -> Event:
     count = session.minutes
     minutes = translation.ngettext("%(minutes)d minute", "%(minutes)d minutes", count)
     event = Event.new(

@@ -21,7 +21,7 @@ import idna
 from pydantic import AfterValidator, StringConstraints
 
 from reminders.errors import InvalidInput
-from reminders.i18n import shipped_locale
+from reminders.locales import shipped_locale
 
 # The characters single-line text refuses, as the body of a regex character class.
 CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
@@ -102,15 +102,16 @@ Instant = Annotated[datetime, AfterValidator(service_instant)]
 """A moment with its offset, this century; held in UTC."""
 
 SingleLine = Annotated[str, AfterValidator(single_line)]
-# A patient's language, stored as the shipped locale it resolves to ("de-AT" → "de");
-# a language not shipped is refused with the list of those that are.
+"""A one-line text field (names, ids, zones, URLs)."""
+
 PatientLocale = Annotated[
     str,
     StringConstraints(max_length=16),
     AfterValidator(single_line),
     AfterValidator(shipped_locale),
 ]
-"""A one-line text field (names, ids, zones, URLs)."""
+"""A patient's language, kept as the shipped locale it falls back to ("de-AT" → "de");
+a language not shipped is refused with the list of those that are."""
 
 Note = Annotated[str, AfterValidator(note)]
 """Free text that may span lines (reasons)."""

@@ -1,6 +1,6 @@
-"""Patients' languages: which ones ship, how a requested locale falls back to one of them,
-the gettext catalogs (managed with Babel by `scripts/i18n`) and the locale's way of
-writing dates and times.
+"""Patients' languages: the gettext catalogs (managed with Babel by `scripts/i18n`), the
+templates in each language, and each locale's way of writing dates and times. Which
+languages ship, and how a requested one falls back, is `reminders.locales`.
 
 Staff-facing text (clinic alerts, the API, the CLI) stays in English: only what a
 patient reads is translated.
@@ -19,62 +19,26 @@ from babel.dates import format_date, format_skeleton, format_time
 from babel.support import Translations
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-SHIPPED = ("en", "de", "es", "fr", "pt-BR")
-DEFAULT = "en"
+from reminders.locales import DEFAULT, SHIPPED, resolve
+
 CATALOGS = Path(__file__).parent / "locale"
 DOMAIN = "messages"
-# A language whose patients read one shipped variant: Portuguese is shipped as Brazil's.
-_BY_LANGUAGE = {shipped.partition("-")[0]: shipped for shipped in SHIPPED}
-
-
-def resolve(requested: str) -> str | None:
-    """Return the shipped locale a patient asking for `requested` reads ("de-AT" → "de",
-    "pt-PT" → "pt-BR", "PT_br" → "pt-BR"), or None if their language is not shipped."""
-    tag = requested.strip().replace("_", "-")
-    language, _, region = tag.partition("-")
-    exact = f"{language.lower()}-{region.upper()}" if region else language.lower()
-    if exact in SHIPPED:
-        return exact
-    return _BY_LANGUAGE.get(language.lower())
-
-
-def shipped_locale(requested: str) -> str:
-    """Return the shipped locale for `requested`; raise ValueError naming the shipped ones
-    if the language is not among them (an API answers 422 with it)."""
-    found = resolve(requested)
-    if found is None:
-        raise ValueError(
-            f"{requested!r} is not a supported locale; supported: {', '.join(SHIPPED)}"
-            " (a regional variant such as de-AT reads its language's messages)"
-        )
-    return found
-
-
-def from_accept_language(header: str | None) -> str:
-    """The shipped locale a browser's Accept-Language prefers (for a page that knows no
-    patient, such as an expired link's), else English."""
-    weighted = []
-    for position, item in enumerate((header or "").split(",")):
-        tag, _, params = item.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                continue
-        found = resolve(tag) if tag and tag != "*" else None
-        if found and quality > 0:
-            weighted.append((-quality, position, found))
-    return min(weighted)[2] if weighted else DEFAULT
-
-
-def N_(message: str) -> str:
-    """Mark `message` for extraction into the catalogs; it is translated where it is shown."""
-    return message
 
 
 def _babel_name(locale: str) -> str:
     return locale.replace("-", "_")
+
+
+def check_catalogs() -> None:
+    """Raise RuntimeError if a shipped locale has no compiled catalog: its patients
+    would silently read English."""
+    missing = [
+        locale
+        for locale in SHIPPED
+        if not (CATALOGS / _babel_name(locale) / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file()
+    ]
+    if missing:
+        raise RuntimeError(f"no compiled catalog for {', '.join(missing)}: run scripts/i18n")
 
 
 @functools.lru_cache(maxsize=len(SHIPPED) + 1)

@@ -19,7 +19,8 @@ from markupsafe import Markup
 
 from reminders import sms
 from reminders.channels.email import Attachment, Email
-from reminders.i18n import N_, Formats, templates, translator
+from reminders.i18n import Formats, templates, translator
+from reminders.locales import N_
 
 SUBJECTS = {
     "reminder": N_("Your treatment session today"),
@@ -60,6 +61,8 @@ BODY_AREAS = {
     "leg": N_("leg"),
 }
 SENDER_SUFFIX = "via Reminders"
+# A completed course this close to its plan is thanked for keeping to it.
+KEPT_TO_PLAN = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,9 @@ class PatientMessage:
     """What a patient message says."""
 
     kind: str
-    name: str
+    # None where the clinic keeps names out of its webhooks: a relayed text greets
+    # without one.
+    name: str | None
     local_date: date
     minutes: int | None
     body_area: str | None
@@ -164,6 +169,8 @@ def render(message: PatientMessage, *, html: bool = True) -> Rendered:
         "length": session_length(t, message.minutes, message.body_area),
         "schedule": [formats.day(d) for d in message.schedule],
         "reminder_at": formats.time(time.fromisoformat(reminder_at)) if reminder_at else None,
+        "percent": int(message.adherence * 100 + 0.5) if message.adherence is not None else None,
+        "kept_to_plan": message.adherence is None or message.adherence >= KEPT_TO_PLAN,
         "confirm": message.links.action("confirm"),
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),

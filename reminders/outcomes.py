@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from reminders.i18n import N_
+from reminders.locales import N_
 
 RatedBy = Literal["patient", "clinician"]
 

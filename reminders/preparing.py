@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any, NamedTuple
@@ -21,7 +21,7 @@ from reminders.channels.webhook import WebhookMessage
 from reminders.db.rows import in_chunks, read_columns, table_of
 from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
 from reminders.errors import Conflict
-from reminders.i18n import DEFAULT, resolve
+from reminders.locales import DEFAULT, resolve
 from reminders.messages import (
     Links,
     PatientMessage,
@@ -81,7 +81,10 @@ class PreparedDelivery:
 # What preparing reads of each table: whole rows (an enrollment's screening answers,
 # a session's outcomes) cost more to load than the rest of preparing.
 COLUMNS: dict[type[Any], tuple[str, ...]] = {
-    Clinic: ("id", "alert_email", "name", "display_name", "reply_to", "phone"),
+    Clinic: (
+        "id", "alert_email", "name", "display_name", "reply_to", "phone",
+        "webhook_include_names",
+    ),
     Patient: (
         "id", "clinic_id", "name", "email", "timezone", "reminder_time", "quiet_start",
         "quiet_end", "channel", "locale", "external_id", "unsubscribed_at",
@@ -231,6 +234,8 @@ class Preparer:
                 attachments=self._attachments(loaded.db, delivery, patient, clinic, local_date),
             )
             return PreparedDelivery(delivery, message=email)
+        if not loaded.get(Clinic, delivery.clinic_id).webhook_include_names:
+            message = replace(message, name=None)
         data = relayed_message(
             message,
             delivery_id=delivery.id,
@@ -347,8 +352,8 @@ class Preparer:
         base = settings.base_url.rstrip("/")
         session_link = None
         if session is not None:
-            # A relay may send the link by SMS, where every character counts: 96 bits
-            # rather than 256, still beyond guessing for the week a link lives.
+            # A relay may send the link by SMS, where every character counts: 128 bits
+            # rather than 256.
             make_token = short_link_token if delivery.channel == "webhook" else link_token
             token = make_token(self.rt.secret_key, delivery.id, "session")
             # A late confirmation is welcome for a while; a link should not reach

@@ -16,13 +16,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reminders.locales import DEFAULT, SHIPPED
 from reminders.outcomes import SCALES, OutcomeScale
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # The shipped locales other than English, which a protocol's `[text.<locale>]` tables
 # may translate its tips and preparation into.
-TEXT_LOCALES: tuple[str, ...] = ("de", "es", "fr", "pt-BR")
+TEXT_LOCALES: tuple[str, ...] = tuple(locale for locale in SHIPPED if locale != DEFAULT)
 
 CONTRAINDICATIONS: dict[str, str] = {
     "pacemaker": "pacemaker or implanted defibrillator",

@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from reminders.db.engine import create_db_engine
+from reminders.i18n import check_catalogs
 from reminders.protocols import Protocol, load_protocols
 from reminders.settings import Settings
 
@@ -29,7 +30,9 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        """Return a runtime; raises ProtocolError if a protocol file is bad."""
+        """Return a runtime; raises ProtocolError if a protocol file is bad, RuntimeError
+        if a shipped language's catalog is missing."""
+        check_catalogs()
         protocols = load_protocols(settings.protocols_path)
         engine = create_db_engine(settings.database_url)
         return cls(settings, engine, protocols, _secret_key(settings))

@@ -66,4 +66,5 @@ def fit(template: str, shortened: str, **fixed: str) -> str:
         text = pattern % {**fields, shortened: whole[:length].rstrip()}
         if septets(text) <= LIMIT:
             break
-    return text
+    # Cut to nothing, a name that began the text leaves its colon behind.
+    return text.lstrip(" :") if length == 0 else text

@@ -37,12 +37,12 @@ def link_token(secret_key: bytes, delivery_id: str, purpose: str) -> str:
 
 
 def short_link_token(secret_key: bytes, delivery_id: str, purpose: str) -> str:
-    """Return a 96-bit URL-safe token (16 characters) for one delivery and purpose: for
-    links in an SMS, where every character counts. Still out of reach of guessing: it
-    expires with the session link and opens only what that link opens."""
+    """Return a 128-bit URL-safe token (22 characters) for one delivery and purpose: for
+    links relayed by SMS, where every character counts, and still out of reach of
+    guessing."""
     message = f"short-{purpose}:{delivery_id}".encode()
-    digest = hmac.new(secret_key, message, hashlib.sha256).digest()[:12]
-    return base64.urlsafe_b64encode(digest).decode()
+    digest = hmac.new(secret_key, message, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def calendar_token(secret_key: bytes, patient_id: str, generation: int) -> str:

@@ -19,6 +19,7 @@ from reminders.stores.session_store import CalendarSession
 from tests.conftest import at
 
 CLINIC = Organizer("North Clinic", "desk@clinic.example.org")
+ENGLISH = translator("en")
 CREATED = at("2027-03-01 10:00")
 
 
@@ -70,8 +71,8 @@ def test_a_time_skipped_or_repeated_by_a_dst_change_is_placed_as_reminders_are()
         "fold-berlin": ("Europe/Berlin", date(2027, 10, 31), "02:30", "2027-10-31 00:30"),
     }
     sessions = [session(name, day, tz) for name, (tz, day, _, _) in cases.items()]
-    patient = FeedPatient("en", "Europe/Berlin", time(2, 30))
-    events = read_feed(feed(sessions, patient, CLINIC, "reminders.example.org"))
+    patient = FeedPatient("Europe/Berlin", time(2, 30))
+    events = read_feed(feed(sessions, patient, CLINIC, "reminders.example.org", ENGLISH))
     for name, (tz, day, wall, instant) in cases.items():
         local = datetime.combine(day, time.fromisoformat(wall))
         assert starts_at(day, time(2, 30), tz).replace(tzinfo=None) == local
@@ -84,7 +85,7 @@ def test_a_session_that_will_not_happen_is_cancelled_and_the_rest_stand() -> Non
         session(status.value, date(2027, 3, 1) + timedelta(days=n), status=status)
         for n, status in enumerate(SessionStatus)
     ]
-    body = feed(sessions, FeedPatient("en", "UTC", time(9, 0)), CLINIC, "h")
+    body = feed(sessions, FeedPatient("UTC", time(9, 0)), CLINIC, "h", ENGLISH)
     statuses = {uid.partition("@")[0]: e.status for uid, e in read_feed(body).items()}
     assert statuses == {
         "planned": "CONFIRMED", "confirmed": "CONFIRMED", "missed": "CONFIRMED",
@@ -94,16 +95,18 @@ def test_a_session_that_will_not_happen_is_cancelled_and_the_rest_stand() -> Non
 
 def test_sequence_counts_the_seconds_from_creation_to_the_last_change() -> None:
     changed = session("s", date(2027, 3, 1))._replace(updated_at=CREATED + timedelta(hours=2))
-    body = feed([changed], FeedPatient("en", "UTC", time(9, 0)), CLINIC, "h")
+    body = feed([changed], FeedPatient("UTC", time(9, 0)), CLINIC, "h", ENGLISH)
     assert read_feed(body)["s@h"].sequence == 7200
     event = icalendar.Calendar.from_ical(body).events[0]
     assert event.last_modified == event.stamp == CREATED + timedelta(hours=2)
 
 
 def test_the_title_and_description_are_in_the_patients_language() -> None:
-    body = feed([session("s", date(2027, 3, 1))], FeedPatient("de", "UTC", time(9, 0)), CLINIC, "h")
-    event = icalendar.Calendar.from_ical(body).events[0]
     german = translator("de")
+    body = feed(
+        [session("s", date(2027, 3, 1))], FeedPatient("UTC", time(9, 0)), CLINIC, "h", german
+    )
+    event = icalendar.Calendar.from_ical(body).events[0]
     assert str(event["SUMMARY"]) == german.gettext("Treatment session")
     minutes = german.ngettext("%(minutes)d minute", "%(minutes)d minutes", 20)
     assert str(event["DESCRIPTION"]) == minutes % {"minutes": 20}
@@ -113,7 +116,7 @@ def test_the_title_and_description_are_in_the_patients_language() -> None:
 
 
 def test_a_feed_with_no_session_is_still_a_valid_calendar() -> None:
-    body = feed([], FeedPatient("en", "America/Sao_Paulo", time(9, 0)), CLINIC, "h")
+    body = feed([], FeedPatient("America/Sao_Paulo", time(9, 0)), CLINIC, "h", ENGLISH)
     assert read_feed(body) == {}
     calendar = icalendar.Calendar.from_ical(body)
     assert [tz.tz_name for tz in calendar.timezones] == ["America/Sao_Paulo"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,14 +13,20 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from reminders.i18n import CATALOGS, SHIPPED, Formats, from_accept_language, resolve, translator
+from reminders.i18n import CATALOGS, Formats, translator
+from reminders.locales import SHIPPED, from_accept_language, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    return folder
 
 
 def catalog(locale: str) -> object:
@@ -28,14 +35,19 @@ def catalog(locale: str) -> object:
 
 
 def messages_in_code() -> set[str]:
-    """What `scripts/i18n extract` would collect now, from the code and the templates."""
+    """What `scripts/i18n extract` collects now, from the code and the templates (Babel's
+    keywords and N_, as the script gives them)."""
     with open(ROOT / "babel.cfg") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)  # type: ignore[no-untyped-call]
-    found = extract_from_dir(
-        str(ROOT), method_map, options_map, keywords={"N_": None, "gettext": None,
-        "ngettext": (1, 2), "_": None},
-    )  # fmt: skip
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    found = extract_from_dir(str(ROOT), method_map, options_map, keywords=keywords)
     return {message if isinstance(message, str) else message[0] for *_, message, _c, _x in found}
+
+
+def test_the_catalog_template_holds_what_the_code_says() -> None:
+    with open(CATALOGS / "messages.pot", "rb") as template:
+        extracted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(template) if m.id}
+    assert extracted == messages_in_code(), "run scripts/i18n"
 
 
 @pytest.mark.parametrize("locale", SHIPPED)
@@ -115,9 +127,15 @@ def test_dates_and_times_are_written_as_each_locale_writes_them() -> None:
 
 
 def test_a_wheel_carries_the_compiled_catalogs_and_the_templates(tmp_path: Path) -> None:
+    # Built from a copy: a build leaves build/ and egg-info behind in the tree it reads.
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name if source.exists() else _made(source) / name)
+    shutil.copytree(ROOT / "reminders", source / "reminders", ignore=shutil.ignore_patterns(
+        "__pycache__"))  # fmt: skip
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path),
-         str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+         "-w", str(tmp_path), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     (wheel,) = tmp_path.glob("reminders-*.whl")

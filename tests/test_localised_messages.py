@@ -14,8 +14,8 @@ from sqlmodel import Session
 from standardwebhooks import Webhook
 
 from reminders import sms
-from reminders.i18n import SHIPPED
 from reminders.ids import hash_secret
+from reminders.locales import SHIPPED
 from reminders.messages import SMS_TEXTS, Links, PatientMessage, patient_email, sms_text
 from reminders.models import ClinicIdentity, PatientToken
 from reminders.runtime import Runtime
@@ -90,10 +90,26 @@ def test_a_relayed_reminder_carries_portuguese_text_and_one_sms_with_a_short_lin
     assert text.startswith("Clinica Sol: ")
     assert sms.septets(text) <= 160 and set(text) <= set(sms.BASIC + sms.EXTENDED)
     short = text.rsplit("/s/", 1)[1]
-    assert len(short) == 16  # 96 bits
+    assert len(short) == 22  # 128 bits
     assert event["data"]["links"]["session"].endswith(f"/s/{short}")
     stored = db.get(PatientToken, hash_secret(short))
     assert stored is not None and stored.purpose == "session"
+
+
+def test_a_relayed_text_names_the_patient_only_where_the_clinic_asked_for_names(
+    db: Session, rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    clinic = make_clinic(db)
+    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    db.commit()
+    patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook")
+    with freeze_time("2026-12-07 09:00:00"):
+        enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 09:00"))
+        run(rt)
+        (request,) = receiver.received
+        event = Webhook(endpoint.secret).verify(request.body, request.headers)
+    assert event["data"]["message"]["text"].startswith("Hello,")
+    assert "Ann" not in request.body.decode()
 
 
 # As long a base URL as an operator is likely to choose (60 characters).
@@ -103,7 +119,7 @@ LONG_CLINIC = "Clínica de Dermatologia e Fisioterapia Integrada São João da B
 
 @pytest.mark.parametrize("locale", SHIPPED)
 def test_every_sms_fits_one_gsm7_message_with_a_long_link_and_clinic_name(locale: str) -> None:
-    short_link = f"{LONG_BASE}/s/{'A' * 16}"
+    short_link = f"{LONG_BASE}/s/{'A' * 22}"
     links = Links(short_link, f"{LONG_BASE}/u/u")
     for kind in SMS_TEXTS:
         message = PatientMessage(

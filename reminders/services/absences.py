@@ -8,6 +8,7 @@ it (and so their reminders) and picks the plan up after it within the caps.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
@@ -19,6 +20,16 @@ from reminders.states import EnrollmentStatus
 
 # Long enough for a holiday or a hospital stay; longer is a pause.
 MAX_ABSENCE_DAYS = 90
+
+
+class AbsenceRefusal(StrEnum):
+    """Why an absence's dates are refused: the API's message, which the patient's page
+    puts in the patient's words."""
+
+    ENDS_BEFORE_START = "must not be before from"
+    ENDED = "is in the past"
+    STARTED = "must be today or later"
+    TOO_LONG = f"an absence lasts at most {MAX_ABSENCE_DAYS} days; pause instead"
 
 
 def add_absence(
@@ -35,14 +46,14 @@ def add_absence(
     included) and re-plan; return the absence. Raises InvalidInput naming the field."""
     today = local_today(now, patient.timezone)
     if last < first:
-        raise InvalidInput("to", "must not be before from")
+        raise InvalidInput("to", AbsenceRefusal.ENDS_BEFORE_START)
     if last < today:
-        raise InvalidInput("to", "is in the past")
+        raise InvalidInput("to", AbsenceRefusal.ENDED)
     if set_by == "patient" and first < today:
         # Days already behind the plan are the clinic's to excuse, not the link's.
-        raise InvalidInput("from", "must be today or later")
+        raise InvalidInput("from", AbsenceRefusal.STARTED)
     if (last - first).days + 1 > MAX_ABSENCE_DAYS:
-        raise InvalidInput("to", f"an absence lasts at most {MAX_ABSENCE_DAYS} days; pause instead")
+        raise InvalidInput("to", AbsenceRefusal.TOO_LONG)
     absence = AbsenceRow(
         clinic_id=patient.clinic_id,
         patient_id=patient.id,

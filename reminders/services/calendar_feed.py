@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from reminders import calendar
+from reminders.i18n import translator
 from reminders.models import Clinic, Patient
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today
@@ -87,9 +88,10 @@ def sessions_calendar(
     column, as the dispatcher reads them."""
     return calendar.feed(
         session_store.for_calendar(db, patient.id, since),
-        calendar.FeedPatient(patient.locale, patient.timezone, parse_hhmm(patient.reminder_time)),
+        calendar.FeedPatient(patient.timezone, parse_hhmm(patient.reminder_time)),
         organizer(rt, clinic),
         urlsplit(rt.settings.base_url).hostname or "localhost",
+        translator(patient.locale),
     )
 
 

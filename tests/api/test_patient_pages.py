@@ -293,3 +293,15 @@ def test_a_skip_reason_with_a_control_character_is_refused_and_the_session_stays
     kept = api.client.post(f"{session_link}/skip", data={"reason": "away\r\nback Friday"})
     assert kept.status_code == 200
     assert statuses(db)[0] == "skipped"
+
+
+def test_an_answer_off_the_scale_is_refused_saying_so_and_records_nothing(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _, session_link, _ = reminded_patient(api, rt, smtp)
+    before = statuses(db)
+    refused = api.client.post(f"{session_link}/confirm", data={"day": "2026-12-07", "outcome": "9"})
+    assert refused.status_code == 422
+    assert "Nothing was recorded" in refused.text
+    assert "Choose an answer from the list." in refused.text
+    assert statuses(db) == before

@@ -19,21 +19,14 @@ from sqlmodel import Session
 
 from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput
-from reminders.i18n import (
-    DEFAULT,
-    N_,
-    Formats,
-    from_accept_language,
-    resolve,
-    templates,
-    translator,
-)
+from reminders.i18n import Formats, templates, translator
+from reminders.locales import DEFAULT, N_, from_accept_language, resolve
 from reminders.messages import session_length
 from reminders.models import Clinic, Enrollment, Patient, SessionReport
 from reminders.outcomes import SideEffect
 from reminders.runtime import Runtime
 from reminders.services import absences, enrollments, patients, reminding, sessions
-from reminders.services.absences import MAX_ABSENCE_DAYS
+from reminders.services.absences import MAX_ABSENCE_DAYS, AbsenceRefusal
 from reminders.services.protocol_versions import protocol_of
 from reminders.states import SessionStatus
 from reminders.stores import session_store
@@ -259,12 +252,23 @@ SIDE_EFFECT_CHOICES = (
 )
 
 
+# Why a report from the page was refused, by the field the service names; the page
+# offers nothing else to get wrong.
+_REPORT_REFUSALS = {
+    "day": N_("Choose one of the days offered."),
+    "outcome": N_("Choose an answer from the list."),
+    "hdss": N_("Choose an answer from the list."),
+    "session": N_("This session is planned for a later day: confirm it on that day."),
+}
+
+
 def _reason(reader: Reader, refused: Conflict | InvalidInput) -> str:
-    """Why a report was refused: a day other than those offered, or a session already
-    recorded (or moved by a re-plan) on that day."""
+    """Why a report was refused: a session already recorded (or moved by a re-plan) on
+    that day, or the field the service named."""
     if isinstance(refused, Conflict):
         return reader.t.gettext("That day's session is already recorded, or no longer planned.")
-    return reader.t.gettext("Choose one of the days offered.")
+    known = _REPORT_REFUSALS.get(refused.field, N_("Please check what you entered."))
+    return reader.t.gettext(known)
 
 
 @router.post("/s/{token}/skip", response_class=HTMLResponse)
@@ -350,15 +354,15 @@ async def away_from_link(
 
 
 # Why `absences.add_absence` refuses dates, as the patient reads it.
-_AWAY_REFUSALS = {
-    ("to", "must not be before from"): N_("The last day must not be before the first."),
-    ("to", "is in the past"): N_("The last day is in the past."),
-    ("from", "must be today or later"): N_("The first day must be today or later."),
+_AWAY_REFUSALS: dict[str, str] = {
+    AbsenceRefusal.ENDS_BEFORE_START: N_("The last day must not be before the first."),
+    AbsenceRefusal.ENDED: N_("The last day is in the past."),
+    AbsenceRefusal.STARTED: N_("The first day must be today or later."),
 }
 
 
 def _away_refusal(reader: Reader, refused: InvalidInput) -> str:
-    known = _AWAY_REFUSALS.get((refused.field, refused.message))
+    known = _AWAY_REFUSALS.get(refused.message)
     if known is not None:
         return reader.t.gettext(known)
     too_long = reader.t.gettext(

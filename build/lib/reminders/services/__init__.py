@@ -1,1 +1,0 @@
-"""Services: the only code that writes. API and CLI call these."""
