@@ -989,6 +989,9 @@ def webhook_listen(
     secret: str = typer.Option(..., help="The endpoint's signing secret (whsec_…)."),
     port: int = typer.Option(9000, min=1, max=65535),
     host: str = typer.Option("127.0.0.1"),
+    show_sms: bool = typer.Option(
+        False, "--show-sms", help="Also print the SMS text of each relayed patient message."
+    ),
 ) -> None:
     """Receive webhooks for trying them out: check each signature and print one line
     per delivery (type, id, whether the signature is good). Ctrl-C stops."""
@@ -1000,7 +1003,7 @@ def webhook_listen(
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        server = receiver(host, port, secret, say)
+        server = receiver(host, port, secret, say, show_sms=show_sms)
     except ValueError as exc:
         raise _fail(f"secret: {exc}") from None
     except OSError as exc:

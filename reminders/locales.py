@@ -4,8 +4,12 @@ back to one of them. Pure: the catalogs themselves are `reminders.i18n`'s.
 
 from __future__ import annotations
 
+import re
+
 SHIPPED = ("en", "de", "es", "fr", "pt-BR")
 DEFAULT = "en"
+# A BCP 47 language tag as people write them: "pt-BR", "de_AT", "fr".
+_TAG = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
 # A language whose patients read one shipped variant: Portuguese is shipped as Brazil's.
 _BY_LANGUAGE = {shipped.partition("-")[0]: shipped for shipped in SHIPPED}
 
@@ -24,7 +28,7 @@ def resolve(requested: str) -> str | None:
 def shipped_locale(requested: str) -> str:
     """Return the shipped locale for `requested`; raise ValueError naming the shipped ones
     if the language is not among them (an API answers 422 with it)."""
-    found = resolve(requested)
+    found = resolve(requested) if _TAG.fullmatch(requested) else None
     if found is None:
         raise ValueError(
             f"{requested!r} is not a supported locale; supported: {', '.join(SHIPPED)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -61,6 +62,7 @@ BODY_AREAS = {
     "leg": N_("leg"),
 }
 SENDER_SUFFIX = "via Reminders"
+_BLANK_LINES = re.compile(r"\n{3,}")
 # A completed course this close to its plan is thanked for keeping to it.
 KEPT_TO_PLAN = 0.8
 
@@ -177,9 +179,11 @@ def render(message: PatientMessage, *, html: bool = True) -> Rendered:
         "away": message.links.action("away"),
     }
     environment = templates(message.locale)
+    text = environment.get_template("patient.txt").render(context)
     return Rendered(
         t.gettext(SUBJECTS[message.kind]),
-        environment.get_template("patient.txt").render(context),
+        # Sections a message leaves out leave their blank lines behind.
+        _BLANK_LINES.sub("\n\n", text),
         environment.get_template("patient.html").render(context) if html else "",
     )
 

@@ -46,6 +46,14 @@ def to_gsm7(text: str) -> str:
     return "".join(map(_nearest, text))
 
 
+def _cut(text: str, length: int) -> str:
+    """The first `length` characters, ending at a whole word where there is one."""
+    if length >= len(text):
+        return text
+    kept = text[:length]
+    return (kept.rsplit(" ", 1)[0] if " " in kept and text[length] != " " else kept).rstrip()
+
+
 def septets(text: str) -> int:
     """How many septets GSM-7 `text` takes (extension characters take two)."""
     return sum(2 if c in EXTENDED else 1 for c in text)
@@ -63,7 +71,7 @@ def fit(template: str, shortened: str, **fixed: str) -> str:
     whole = fields.get(shortened, "")
     pattern = to_gsm7(template)
     for length in range(len(whole), -1, -1):
-        text = pattern % {**fields, shortened: whole[:length].rstrip()}
+        text = pattern % {**fields, shortened: _cut(whole, length)}
         if septets(text) <= LIMIT:
             break
     # Cut to nothing, a name that began the text leaves its colon behind.

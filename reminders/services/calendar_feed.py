@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -36,6 +35,9 @@ from reminders.tokens import (
 # the patient did is worth seeing, but a feed that grows for ever is fetched every few
 # hours for ever.
 SHOWN_PAST = timedelta(days=90)
+# Event UIDs end in this rather than the service's host: a calendar must see the same
+# event after the operator moves the service to another address.
+UID_DOMAIN = "reminders"
 
 
 def feed_link(db: Session, rt: Runtime, patient: Patient, now: datetime) -> str:
@@ -90,7 +92,7 @@ def sessions_calendar(
         session_store.for_calendar(db, patient.id, since),
         calendar.FeedPatient(patient.timezone, parse_hhmm(patient.reminder_time)),
         organizer(rt, clinic),
-        urlsplit(rt.settings.base_url).hostname or "localhost",
+        UID_DOMAIN,
         translator(patient.locale),
     )
 
