@@ -167,7 +167,6 @@ def render(message: PatientMessage, *, html: bool = True) -> Rendered:
         "m": message,
         "locale": message.locale,
         "day": day,
-        "strong_day": Markup("<strong>%s</strong>") % day,
         "length": session_length(t, message.minutes, message.body_area),
         "schedule": [formats.day(d) for d in message.schedule],
         "reminder_at": formats.time(time.fromisoformat(reminder_at)) if reminder_at else None,
@@ -180,6 +179,8 @@ def render(message: PatientMessage, *, html: bool = True) -> Rendered:
     }
     environment = templates(message.locale)
     text = environment.get_template("patient.txt").render(context)
+    if html:
+        context["strong_day"] = Markup("<strong>%s</strong>") % day
     return Rendered(
         t.gettext(SUBJECTS[message.kind]),
         # Sections a message leaves out leave their blank lines behind.

@@ -56,7 +56,7 @@ def _cut(text: str, length: int) -> str:
 
 def septets(text: str) -> int:
     """How many septets GSM-7 `text` takes (extension characters take two)."""
-    return sum(2 if c in EXTENDED else 1 for c in text)
+    return len(text) + sum(map(text.count, EXTENDED))
 
 
 def fit(template: str, shortened: str, **fixed: str) -> str:
