@@ -10,13 +10,13 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from email.utils import format_datetime, parseaddr
 from gettext import NullTranslations
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reminders import sms
 from reminders.channels.email import Attachment, Email
@@ -156,9 +156,38 @@ def session_length(t: NullTranslations, minutes: int | None, body_area: str | No
     ) % {"num": minutes}
 
 
+# What differs between the messages of one burst (the patient's name and links) is
+# rendered as these marks and filled in afterwards, so a burst renders each kind of
+# message once. No input can hold them: text fields refuse control characters.
+_NAME, _SESSION, _UNSUBSCRIBE, _CALENDAR = "\x00N\x00", "\x00S\x00", "\x00U\x00", "\x00C\x00"
+
+
 def render(message: PatientMessage, *, html: bool = True) -> Rendered:
     """Render `message` in its locale, with the locale's dates and times; without the
     HTML (empty) when `html` is False: a relay sends text."""
+    links = message.links
+    marked = replace(
+        message,
+        name=_NAME if message.name else None,
+        links=Links(
+            _SESSION if links.session else None, _UNSUBSCRIBE, _CALENDAR if links.calendar else None
+        ),
+    )
+    rendered = _render_marked(marked, html)
+    filled = {_SESSION: links.session or "", _UNSUBSCRIBE: links.unsubscribe}
+    filled[_CALENDAR] = links.calendar or ""
+    text, page = rendered.text, rendered.html
+    # Links are URL-safe as they are; a name is escaped for the HTML.
+    for mark, value in filled.items():
+        text, page = text.replace(mark, value), page.replace(mark, value)
+    name = message.name or ""
+    return Rendered(
+        rendered.subject, text.replace(_NAME, name), page.replace(_NAME, str(escape(name)))
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _render_marked(message: PatientMessage, html: bool) -> Rendered:
     t = translator(message.locale)
     formats = Formats(message.locale)
     day = formats.day(message.first_day or message.local_date)

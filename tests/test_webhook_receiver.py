@@ -36,8 +36,8 @@ def test_a_relayed_reminders_sms_is_shown_only_when_asked_and_only_if_signed() -
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        document = {"type": "session.reminder", "data": {"message": {"sms": "North: today"},
-                    "patient_name": "Ann Example"}}  # fmt: skip
+        data = {"message": {"sms": "North: today"}, "patient_name": "Ann Example"}
+        document: dict[str, object] = {"type": "session.reminder", "data": data}
         assert post(port, document) == 204
         forged = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
         assert post(port, document, secret=forged) == 401

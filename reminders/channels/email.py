@@ -203,6 +203,9 @@ def _set_text(part: Email, subtype: str, text: str) -> None:
     part.set_payload(part.body)
 
 
+# Encoding a name takes the email package longer than the rest of a message's headers;
+# a burst names the same few clinics (From, Reply-To) again and again.
+@functools.lru_cache(maxsize=1024)
 def _mailbox(header: str, name: str | None, address: str) -> str:
     if not name:
         return f"<{address}>"
