@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from reminders import sms
 from reminders.ids import hash_secret
 from reminders.locales import SHIPPED
-from reminders.messages import SMS_TEXTS, Links, PatientMessage, patient_email, sms_text
+from reminders.messages import SMS_TEXTS, Links, PatientMessage, patient_email, render, sms_text
 from reminders.models import ClinicIdentity, PatientToken
 from reminders.runtime import Runtime
 from reminders.services import clinics, webhooks
@@ -161,3 +161,15 @@ def test_a_clinic_name_cannot_add_an_address_or_a_header_to_the_email() -> None:
     (reply,) = parsed["Reply-To"].addresses
     assert reply.addr_spec == "desk@clinic.example.org"
     assert parsed["Bcc"] is None and parsed.get_all("To") == ["Ann <ann@example.org>"]
+
+
+def test_messages_alike_but_for_the_patient_each_carry_their_own_name_and_links() -> None:
+    def message(name: str, token: str) -> PatientMessage:
+        links = Links(f"https://r.example/s/{token}", f"https://r.example/u/{token}")
+        return PatientMessage("reminder", name, date(2026, 12, 7), 20, None, (), links)
+
+    first, second = render(message("Ann", "aaa")), render(message("Bob <b>", "bbb"))
+    assert "Hello Ann," in first.text and "/s/aaa?action=confirm" in first.text
+    assert "Hello Bob <b>," in second.text and "/s/bbb?action=confirm" in second.text
+    assert "aaa" not in second.text and "Ann" not in second.html
+    assert "Hello Bob &lt;b&gt;," in second.html and 'href="https://r.example/u/bbb"' in second.html
