@@ -20,6 +20,7 @@ from reminders.api.routes import (
     api_keys,
     calendar,
     clinic,
+    docs,
     enrollments,
     escalations,
     ops,
@@ -110,6 +111,9 @@ def create_app(
         version=__version__,
         description="Treatment reminders and adherence for iontophoresis clinics.",
         lifespan=lifespan,
+        # Served by `routes.docs` with their assets from the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = rt
     app.state.api_keys = ApiKeys(rt)
@@ -129,8 +133,10 @@ def create_app(
         pages,
         calendar,
     )
-    for module in (ops,) if operations_only else (ops, *modules):
+    for module in (ops,) if operations_only else (ops, *modules, docs):
         app.include_router(module.router)
+    if not operations_only:
+        app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
     # The last added runs first: bodies are size-checked before anything keeps them.
     app.add_middleware(Idempotency)
     app.add_middleware(BodyGuard, limit=rt.settings.max_body_bytes)
