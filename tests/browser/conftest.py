@@ -35,7 +35,9 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API holds an event loop in the main thread while it
+# runs, where later tests start their own with asyncio.run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = _chromium()
     with sync_playwright() as playwright:
