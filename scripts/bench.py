@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -456,24 +457,31 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def _sample_payloads() -> tuple[bytes, Any]:
-    from reminders.messages import Links, PatientMessage, patient_email, webhook_body
+    """One reminder's webhook body and email as the pipeline makes them: the baselines
+    send the same bytes, text and SMS included."""
+    from reminders.messages import (
+        Links,
+        PatientMessage,
+        patient_email,
+        relayed_message,
+        webhook_body,
+    )
 
     now = datetime.now(UTC)
     links = Links(
-        "https://reminders.example.org/s/" + "t" * 43, "https://reminders.example.org/u/" + "u" * 43
+        "https://reminders.example.org/s/" + "t" * 22,
+        "https://reminders.example.org/u/" + "u" * 43,
+        "https://reminders.example.org/c/" + "c" * 43 + ".ics",
     )
-    body = webhook_body(
-        "session.reminder",
-        now,
-        {"delivery_id": "0" * 32, "kind": "reminder", "patient_id": "1" * 32, "external_id": None,
-         "session_id": "2" * 32, "enrollment_id": "3" * 32, "local_date": now.date().isoformat(),
-         "timezone": "Etc/GMT-1", "minutes": 20,
-         "links": {"session": links.session, "unsubscribe": links.unsubscribe}},
-    )  # fmt: skip
     message = PatientMessage(
         "reminder", "Patient 1", now.date(), 20, "palms",
-        ("Remove rings, watches and other jewellery.",), links,
+        ("Remove rings, watches and other jewellery.",), links, clinic="Bench Clinic",
     )  # fmt: skip
+    data = relayed_message(
+        replace(message, name=None), delivery_id="0" * 32, patient_id="1" * 32,
+        external_id=None, session_id="2" * 32, enrollment_id="3" * 32, timezone="Etc/GMT-1",
+    )  # fmt: skip
+    body = webhook_body("session.reminder", now, data)
     email = patient_email(
         message, delivery_id="4" * 32, sender="Reminders <r@bench.example>",
         to="p1@example.org", now=now,
