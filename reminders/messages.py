@@ -174,8 +174,11 @@ def render(message: PatientMessage, *, html: bool = True) -> Rendered:
         ),
     )
     rendered = _render_marked(marked, html)
-    filled = {_SESSION: links.session or "", _UNSUBSCRIBE: links.unsubscribe}
-    filled[_CALENDAR] = links.calendar or ""
+    filled = {
+        _SESSION: links.session or "",
+        _UNSUBSCRIBE: links.unsubscribe,
+        _CALENDAR: links.calendar or "",
+    }
     text, page = rendered.text, rendered.html
     # Links are URL-safe as they are; a name is escaped for the HTML.
     for mark, value in filled.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any, NamedTuple
@@ -48,9 +48,9 @@ from reminders.stores.session_store import MessageSession
 from reminders.timing import QuietHours, end_of_local_day, zone
 from reminders.tokens import (
     CALENDAR,
+    SHORT_BYTES,
     calendar_link,
     link_token,
-    short_link_token,
     stored_hashes,
     token_row,
 )
@@ -234,8 +234,6 @@ class Preparer:
                 attachments=self._attachments(loaded.db, delivery, patient, clinic, local_date),
             )
             return PreparedDelivery(delivery, message=email)
-        if not loaded.get(Clinic, delivery.clinic_id).webhook_include_names:
-            message = replace(message, name=None)
         data = relayed_message(
             message,
             delivery_id=delivery.id,
@@ -263,9 +261,11 @@ class Preparer:
         protocol = self._protocol(loaded, enrollment)
         clinic = loaded.get(Clinic, delivery.clinic_id)
         locale = resolve(patient.locale) or DEFAULT
+        # A relayed message names the patient only where the clinic asked for names.
+        named = delivery.channel == "email" or clinic.webhook_include_names
         return PatientMessage(
             kind=delivery.kind,
-            name=patient.name,
+            name=patient.name if named else None,
             local_date=local_date,
             minutes=session.minutes if session else None,
             body_area=enrollment.body_area if enrollment else None,
@@ -352,10 +352,9 @@ class Preparer:
         base = settings.base_url.rstrip("/")
         session_link = None
         if session is not None:
-            # A relay may send the link by SMS, where every character counts: 128 bits
-            # rather than 256.
-            make_token = short_link_token if delivery.channel == "webhook" else link_token
-            token = make_token(self.rt.secret_key, delivery.id, "session")
+            # A relay may send the link by SMS.
+            size = SHORT_BYTES if delivery.channel == "webhook" else 32
+            token = link_token(self.rt.secret_key, delivery.id, "session", size)
             # A late confirmation is welcome for a while; a link should not reach
             # sessions weeks later.
             expires = end_of_local_day(
@@ -366,10 +365,10 @@ class Preparer:
         unsubscribe = link_token(self.rt.secret_key, delivery.id, "unsubscribe")
         expires = now + timedelta(days=settings.unsubscribe_ttl_days)
         loaded.tokens.append(token_row(unsubscribe, patient.id, None, "unsubscribe", expires, now))
-        calendar, calendar_row = calendar_link(
+        feed, feed_row = calendar_link(
             self.rt.secret_key, base, patient.id, patient.calendar_generation, now
         )
-        if calendar_row["token_hash"] not in loaded.calendar_tokens:
-            loaded.calendar_tokens.add(calendar_row["token_hash"])
-            loaded.tokens.append(calendar_row)
-        return Links(session_link, f"{base}/u/{unsubscribe}", calendar)
+        if feed_row["token_hash"] not in loaded.calendar_tokens:
+            loaded.calendar_tokens.add(feed_row["token_hash"])
+            loaded.tokens.append(feed_row)
+        return Links(session_link, f"{base}/u/{unsubscribe}", feed)

@@ -30,19 +30,15 @@ CALENDAR = "calendar"
 CALENDAR_TOKEN_LIFETIME = timedelta(days=100 * 365)
 
 
-def link_token(secret_key: bytes, delivery_id: str, purpose: str) -> str:
-    """Return the 256-bit URL-safe token for one delivery and purpose."""
+# Links relayed by SMS, where every character counts, take 128 bits (22 characters):
+# still out of reach of guessing. Others take 256.
+SHORT_BYTES = 16
+
+
+def link_token(secret_key: bytes, delivery_id: str, purpose: str, size: int = 32) -> str:
+    """Return the URL-safe token of `size` bytes for one delivery and purpose."""
     digest = hmac.new(secret_key, f"{purpose}:{delivery_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def short_link_token(secret_key: bytes, delivery_id: str, purpose: str) -> str:
-    """Return a 128-bit URL-safe token (22 characters) for one delivery and purpose: for
-    links relayed by SMS, where every character counts, and still out of reach of
-    guessing."""
-    message = f"short-{purpose}:{delivery_id}".encode()
-    digest = hmac.new(secret_key, message, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return base64.urlsafe_b64encode(digest[:size]).decode().rstrip("=")
 
 
 def calendar_token(secret_key: bytes, patient_id: str, generation: int) -> str:

@@ -85,7 +85,8 @@ def test_the_compiled_catalog_is_the_current_one(locale: str) -> None:
 
 
 def test_plurals_follow_the_catalogs_rules() -> None:
-    assert translator("fr").ngettext("%(num)d minute", "%(num)d minutes", 1) != ""
+    french = translator("fr").ngettext("%(minutes)d minute", "%(minutes)d minutes", 0)
+    assert french % {"minutes": 0} == "0 minute", "French counts 0 as one"
     for locale, one, many in [
         ("en", "1 session done", "2 sessions done"),
         ("de", "1 Behandlung", "2 Behandlungen"),
