@@ -125,3 +125,18 @@ def adherence(facts: list[SessionFact], today: date) -> Adherence:
         weeks=dict(weeks),
         phases=dict(phases),
     )
+
+
+# The rank of a patient with nothing due: after everyone who has missed anything.
+NO_RISK = "9999.1.000000.9999999"
+
+
+def risk_rank(figures: Adherence) -> str:
+    """A string that sorts most at risk first, as `Adherence.risk` does, but that keeps
+    from one day to the next (it holds the date of the last session, not the days since
+    it), so it can be stored and a list sorted by it: more misses in a row, then a lower
+    rate, then an older last session."""
+    rate = figures.overall.rate if figures.overall.rate is not None else 1.0
+    misses = min(figures.missed_in_a_row, 9999)
+    last = figures.last_session.toordinal() if figures.last_session else 9999999
+    return f"{9999 - misses:04d}.{rate:.6f}.{last:07d}"

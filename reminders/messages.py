@@ -311,11 +311,30 @@ def relayed_message(
     return data
 
 
+STAFF_SUBJECTS = {
+    "staff_setup": "Your account in the reminders web app",
+    "staff_reset": "Reset your password for the reminders web app",
+    "staff_locked": "Your reminders account was locked",
+}
+
+
+def staff_text(
+    kind: str, *, email: str, clinic: str, until: datetime, link: str | None, login: str
+) -> tuple[str, str]:
+    """Return the subject and text of an email to a staff member: a setup or reset
+    `link` valid `until`, or word that their account is locked `until`."""
+    text = templates("en").get_template("staff_email.txt").render(
+        kind=kind, email=email, clinic=clinic, link=link, login=login,
+        until=until.strftime("%Y-%m-%d %H:%M"),
+    )  # fmt: skip
+    return STAFF_SUBJECTS[kind], text
+
+
 def clinic_email(
     subject: str, text: str, *, delivery_id: str, sender: str, to: str, now: datetime
 ) -> Email:
-    """Return an alert email to a clinic's alert address. Raises ValueError if `to` is
-    not an address."""
+    """Return an email to the clinic: to its alert address, or to one of its staff.
+    Raises ValueError if `to` is not an address."""
     email = Email()
     email.set_header("Subject", subject)
     email.set_sender(sender)

@@ -11,6 +11,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from reminders.adherence import NO_RISK
 from reminders.fields import Day, EmailAddress, Instant, Note, PatientLocale, SingleLine
 from reminders.ids import new_id
 from reminders.outcomes import SideEffect
@@ -130,6 +131,7 @@ class Patient(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("clinic_id", "external_id", name="uq_patient_external_id"),
+        sa.Index("ix_patient_clinic_risk", "clinic_id", "risk_rank", "id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
@@ -152,6 +154,14 @@ class Patient(SQLModel, table=True):
     # The calendar feed's token is derived from this: revoking the feed counts it up, so
     # the old link stops working and a new one takes its place.
     calendar_generation: int = 0
+    # The patient's standing, kept by `services.standings` so the clinic's lists sort
+    # and show it without reading every session: `risk_rank` sorts most at risk first.
+    risk_rank: str = Field(
+        default=NO_RISK, max_length=40, sa_column_kwargs={"server_default": NO_RISK}
+    )
+    adherence_rate: float | None = None
+    missed_in_a_row: int = 0
+    last_session_on: date | None = None
     created_at: datetime = _created()
 
 
@@ -161,6 +171,8 @@ class Enrollment(SQLModel, table=True):
     `phase`, `interval_days` and `review_reason` are the planner's last answer, kept so
     lists and reminders need not re-plan; the history of sessions is the source of truth.
     """
+
+    __table_args__ = (sa.Index("ix_enrollment_updated_at", "updated_at"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
@@ -199,6 +211,7 @@ class TreatmentSession(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("enrollment_id", "local_date", name="uq_session_enrollment_date"),
         sa.Index("ix_session_status_date", "status", "local_date"),
+        sa.Index("ix_session_updated_at", "updated_at"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
@@ -294,6 +307,69 @@ class Escalation(SQLModel, table=True):
     acknowledged_by: str | None = Field(default=None, max_length=300)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _created()
+
+
+class StaffMember(SQLModel, table=True):
+    """A person of one clinic who uses the web app, as `admin` or `clinician`. An email
+    address belongs to one clinic, across the service. `password_hash` is None until
+    they follow their setup link; failed logins count up to a lock (`services.staff`)."""
+
+    __tablename__ = "staff_member"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    email: str = Field(max_length=320, unique=True)
+    role: str = Field(max_length=16)
+    password_hash: str | None = Field(default=None, max_length=200)
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
+class StaffLogin(SQLModel, table=True):
+    """A staff member logged in to the web app: the cookie holds a secret whose hash is
+    the key. Logging out (or an admin disabling the member) ends it; so does time."""
+
+    __tablename__ = "staff_login"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    staff_id: str = Field(foreign_key="staff_member.id", index=True, max_length=32)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
+class StaffLink(SQLModel, table=True):
+    """A one-time link that lets a staff member set a password: `setup` (a new account)
+    or `reset` (forgotten). Only the token's hash is kept."""
+
+    __tablename__ = "staff_link"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    staff_id: str = Field(foreign_key="staff_member.id", index=True, max_length=32)
+    purpose: str = Field(max_length=16)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Something a person changed: who (`actor`: a staff email or an API key's name),
+    when, what (`action` on `subject_type` `subject_id`) and its particulars (`detail`,
+    JSON of ids, dates and choices; never a patient's name or contact)."""
+
+    __tablename__ = "audit_event"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    actor: str = Field(max_length=400)
+    staff_id: str | None = Field(default=None, max_length=32)
+    action: str = Field(max_length=40)
+    subject_type: str = Field(max_length=32)
+    subject_id: str | None = Field(default=None, max_length=32)
+    detail: str = Field(default="{}", max_length=4000)
     created_at: datetime = _created()
 
 

@@ -28,19 +28,22 @@ from reminders.messages import (
     clinic_email,
     patient_email,
     relayed_message,
+    staff_text,
     webhook_body,
 )
 from reminders.models import (
     Clinic,
     Enrollment,
     Patient,
+    StaffMember,
     WebhookEndpoint,
 )
 from reminders.protocols import Protocol
 from reminders.runtime import Runtime
-from reminders.services import calendar_feed
+from reminders.services import calendar_feed, staff
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import EVENT_FOR_KIND, recipient
+from reminders.services.staff import LinkPurpose
 from reminders.states import DeliveryAudience, DeliveryState
 from reminders.stores import session_store
 from reminders.stores.outbox import DeliveryRow
@@ -165,6 +168,8 @@ class Preparer:
             return self._prepare_event(loaded, delivery, now)
         if delivery.audience == DeliveryAudience.CLINIC:
             return self._prepare_clinic_email(loaded, delivery, now)
+        if delivery.audience == DeliveryAudience.STAFF:
+            return self._prepare_staff_email(loaded, delivery, now)
         return self._prepare_patient_message(loaded, delivery, now)
 
     def _prepare_clinic_email(
@@ -184,6 +189,33 @@ class Preparer:
             now=now,
         )
         return PreparedDelivery(delivery, message=alert)
+
+    def _prepare_staff_email(
+        self, loaded: BatchRows, delivery: DeliveryRow, now: datetime
+    ) -> PreparedDelivery:
+        """An email to a staff member; a link it carries is derived from the delivery's
+        id, as a patient's are (only its hash was stored)."""
+        member = loaded.db.get(StaffMember, delivery.target)
+        if member is None or member.disabled_at is not None:
+            return _ending(delivery, DeliveryState.CANCELLED, "staff member disabled")
+        clinic = loaded.get(Clinic, delivery.clinic_id)
+        facts = json.loads(delivery.payload)
+        base = self.rt.settings.base_url
+        purpose = facts.get("purpose")
+        token = link_token(self.rt.secret_key, delivery.id, purpose) if purpose else None
+        subject, text = staff_text(
+            delivery.kind,
+            email=member.email,
+            clinic=clinic.display_name or clinic.name,
+            until=datetime.fromisoformat(facts.get("expires_at") or facts["until"]),
+            link=base + staff.link_path(LinkPurpose(purpose), token) if token else None,
+            login=base + staff.LOGIN_PATH,
+        )
+        email = clinic_email(
+            subject, text, delivery_id=delivery.id, sender=self.rt.settings.email_from,
+            to=member.email, now=now,
+        )  # fmt: skip
+        return PreparedDelivery(delivery, message=email)
 
     def _prepare_patient_message(
         self, loaded: BatchRows, delivery: DeliveryRow, now: datetime

@@ -72,6 +72,7 @@ class DeliveryAudience(StrEnum):
     PATIENT = "patient"  # a message to a patient: by email, or relayed by a webhook
     CLINIC = "clinic"  # an email to the clinic's alert address
     INTEGRATION = "integration"  # an event for the clinic's systems, by webhook
+    STAFF = "staff"  # an email to one of the clinic's staff (an invite, a reset, a lock)
 
 
 class EscalationState(StrEnum):

@@ -19,6 +19,7 @@ from reminders.adherence import Adherence, SessionFact, Tally, adherence
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import (
     AdherencePublic,
+    AuditEvent,
     Enrollment,
     EnrollmentPublic,
     Escalation,
@@ -102,6 +103,16 @@ def newest_escalations(
     return page_of(rows, limit, "id")
 
 
+def audit_log(db: Session, clinic_id: str, cursor: str | None, limit: int) -> Page[AuditEvent]:
+    """Return a page of the clinic's audit log, newest first."""
+    check_page(cursor, limit)
+    query = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
+    if cursor:
+        query = query.where(col(AuditEvent.id) < cursor)
+    rows = db.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit + 1)).all()
+    return page_of(rows, limit, "id")
+
+
 def list_deliveries(
     db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[DeliveryRow]:
@@ -158,7 +169,7 @@ def adherence_public(figures: Adherence) -> AdherencePublic:
     )
 
 
-def _facts(rows: Sequence[SessionRow]) -> list[SessionFact]:
+def session_facts(rows: Sequence[SessionRow]) -> list[SessionFact]:
     return [SessionFact(r.local_date, r.status, r.phase, r.completed_at, r.timezone) for r in rows]
 
 
@@ -199,7 +210,7 @@ def enrollment_view(
         override_reason=enrollment.override_reason,
         created_at=enrollment.created_at,
         upcoming=upcoming,
-        adherence=adherence_public(adherence(_facts(rows), today)),
+        adherence=adherence_public(adherence(session_facts(rows), today)),
         outcome_trend=outcome_trend(rows, _scale_of(enrollment.protocol_id, protocols)),
     )
 
@@ -248,7 +259,7 @@ def patient_adherence(
     patient = get_patient(db, clinic_id, patient_id)
     enrollment_ids = db.exec(select(Enrollment.id).where(Enrollment.patient_id == patient.id))
     rows = session_store.of_enrollments(db, enrollment_ids)
-    return adherence_public(adherence(_facts(rows), local_today(now, patient.timezone)))
+    return adherence_public(adherence(session_facts(rows), local_today(now, patient.timezone)))
 
 
 def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
@@ -267,7 +278,7 @@ def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[Patient
         p.id: p for p in db.exec(select(Patient).where(col(Patient.id).in_(list(by_patient))))
     }
     figures = [
-        (patient, adherence(_facts(sessions), local_today(now, patient.timezone)))
+        (patient, adherence(session_facts(sessions), local_today(now, patient.timezone)))
         for patient_id, sessions in by_patient.items()
         if (patient := patients[patient_id])
     ]

@@ -19,6 +19,7 @@ from reminders.lapse import NOT_DONE, LapseRule, standing
 from reminders.models import Enrollment, Patient, utcnow
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
+from reminders.services import standings
 from reminders.services.enrollments import (
     local_today,
     planner_inputs,
@@ -41,6 +42,8 @@ from reminders.timing import ZONE_SPREAD
 
 # Small batches keep each write transaction short: API writes wait for them.
 REPLAN_BATCH = 25
+# A patient's standing is one read and one row written: cheaper than a re-plan.
+STANDINGS_BATCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,9 +287,11 @@ Finder = Callable[[Session, Runtime, datetime], list[str]]
 Step = Callable[[Session, Runtime, datetime, Sequence[str]], int]
 
 
-def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> int:
+def _find_then_write(
+    rt: Runtime, now: datetime, find: Finder, write: Step, batch: int = REPLAN_BATCH
+) -> int:
     """Find the enrollments a step concerns in a read transaction, then run the step on
-    them in paced write batches of `REPLAN_BATCH` (the single-writer rule's part 3, in
+    them in paced write batches of `batch` (the single-writer rule's part 3, in
     `db.engine`); return the sum of what it did.
 
     Small batches keep each wait for the write lock short: API writes wait for it on the
@@ -295,9 +300,7 @@ def _find_then_write(rt: Runtime, now: datetime, find: Finder, write: Step) -> i
     """
     with session_scope(rt.engine, write=False) as db:
         found = find(db, rt, now)
-    return paced_batches(
-        rt.engine, found, REPLAN_BATCH, lambda db, batch: write(db, rt, now, batch)
-    )
+    return paced_batches(rt.engine, found, batch, lambda db, ids: write(db, rt, now, ids))
 
 
 def sweep(rt: Runtime, now: datetime) -> SweepReport:
@@ -306,6 +309,10 @@ def sweep(rt: Runtime, now: datetime) -> SweepReport:
     missed = _find_then_write(rt, now, missing_enrollments, mark_missed)
     replanned = _find_then_write(rt, now, stale_enrollments, extend_horizons)
     lapsed = _find_then_write(rt, now, lapse_candidates, check_lapses)
+    # Last: the steps above change sessions, and standings are made of them.
+    _find_then_write(rt, now, standings.changed_patients, standings.refresh, STANDINGS_BATCH)
+    with session_scope(rt.engine) as db:
+        standings.note_look(db, now)
     with session_scope(rt.engine, write=False) as db:
         reminders = reminders_not_yet_written(db, rt.settings, now)
     if reminders:

@@ -1,0 +1,86 @@
+"""Each patient's standing (adherence rate, misses in a row, last session, and the risk
+rank the clinic's lists sort by), stored on the patient so that a list of thousands
+reads one row a patient instead of every session.
+
+The sweep keeps it: it finds the patients whose sessions or enrollments changed since
+it last looked and works their figures out again from their ongoing enrollments, as
+`reading.clinic_adherence` does for one moment. A confirmation shows in the lists by
+the next sweep; the patient's own page works its figures out afresh.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from reminders.adherence import NO_RISK, adherence, risk_rank
+from reminders.db.engine import mark_alive
+from reminders.db.rows import update_rows
+from reminders.models import Enrollment, Heartbeat, Patient, TreatmentSession
+from reminders.runtime import Runtime
+from reminders.services.enrollments import local_today
+from reminders.services.reading import session_facts
+from reminders.states import ONGOING
+from reminders.stores import session_store
+from reminders.stores.session_store import SessionRow
+
+# The heartbeat row that holds when the sweep last looked. It looks back a little
+# further than that: a change stamped just before a look may commit just after it.
+WATERMARK = "standings"
+OVERLAP = timedelta(minutes=2)
+
+
+def changed_patients(db: Session, _rt: Runtime, now: datetime) -> list[str]:
+    """Return the patients whose sessions or enrollments changed since the last look
+    (every patient with an enrollment, the first time)."""
+    since = db.get(Heartbeat, WATERMARK)
+    enrollments = select(Enrollment.patient_id)
+    sessions = select(Enrollment.patient_id).join(
+        TreatmentSession, col(TreatmentSession.enrollment_id) == col(Enrollment.id)
+    )
+    if since is not None:
+        after = since.at - OVERLAP
+        enrollments = enrollments.where(col(Enrollment.updated_at) > after)
+        sessions = sessions.where(col(TreatmentSession.updated_at) > after)
+    found = set(db.exec(enrollments)) | set(db.exec(sessions))
+    return sorted(found)
+
+
+def note_look(db: Session, now: datetime) -> None:
+    """Remember `now` as the time of the last look (once its changes are stored)."""
+    mark_alive(db, WATERMARK, now)
+
+
+def refresh(db: Session, _rt: Runtime, now: datetime, patient_ids: Sequence[str]) -> int:
+    """Work out the standing of each of `patient_ids` from their ongoing enrollments and
+    store it; return how many."""
+    patients: dict[str, str] = dict(
+        db.exec(select(Patient.id, Patient.timezone).where(col(Patient.id).in_(patient_ids))).all()
+    )
+    patient_of: dict[str, str] = dict(
+        db.exec(
+            select(Enrollment.id, Enrollment.patient_id).where(
+                col(Enrollment.patient_id).in_(patient_ids), col(Enrollment.status).in_(ONGOING)
+            )
+        ).all()
+    )
+    sessions: dict[str, list[SessionRow]] = defaultdict(list)
+    for session in session_store.of_enrollments(db, patient_of):
+        sessions[patient_of[session.enrollment_id]].append(session)
+    rows = []
+    for patient_id, timezone in patients.items():
+        figures = adherence(session_facts(sessions[patient_id]), local_today(now, timezone))
+        rows.append(
+            {
+                "id": patient_id,
+                "risk_rank": risk_rank(figures) if patient_id in sessions else NO_RISK,
+                "adherence_rate": figures.overall.rate,
+                "missed_in_a_row": figures.missed_in_a_row,
+                "last_session_on": figures.last_session,
+            }
+        )
+    update_rows(db, Patient, rows)
+    return len(rows)
