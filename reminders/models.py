@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -1124,4 +1125,30 @@ class PlanPreview(BaseModel):
             review_points=[c.on for c in plan.changes if c.is_review],
             ends_on=next((c.on for c in plan.changes if c.to_phase is None), None),
             completed=plan.completed,
+        )
+
+
+class AuditEventPublic(BaseModel):
+    """One entry of the clinic's audit log: who changed what, and when."""
+
+    id: str
+    at: datetime
+    actor: str
+    staff_id: str | None
+    action: str
+    subject_type: str
+    subject_id: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: AuditEvent) -> AuditEventPublic:
+        return cls(
+            id=row.id,
+            at=row.created_at,
+            actor=row.actor,
+            staff_id=row.staff_id,
+            action=row.action,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            detail=json.loads(row.detail),
         )

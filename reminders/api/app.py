@@ -18,6 +18,7 @@ from reminders.api.errors import BodyGuard, install_error_handlers
 from reminders.api.idempotency import Idempotency
 from reminders.api.routes import (
     api_keys,
+    audit,
     calendar,
     clinic,
     docs,
@@ -130,6 +131,7 @@ def create_app(
         escalations,
         protocols,
         webhooks,
+        audit,
         pages,
         calendar,
     )

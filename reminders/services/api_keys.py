@@ -17,6 +17,7 @@ from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, single_line
 from reminders.ids import hash_secret, new_secret
 from reminders.models import ApiKey, Clinic, IdempotentRequest
+from reminders.services.audit import Actor
 
 PREFIX = "rk_"
 CHECK_EVERY_S = 1.0
@@ -42,6 +43,10 @@ class Caller:
     def on_behalf_of(self, person: str | None) -> str:
         """The person the request names (if any) and the key they used."""
         return f"{person} ({self.who})" if person else self.who
+
+    def actor(self, person: str | None = None) -> Actor:
+        """How the audit log names what this request changes."""
+        return Actor(self.on_behalf_of(person))
 
 
 def create_key(db: Session, clinic_id: str, name: str, now: datetime) -> tuple[ApiKey, str]:

@@ -43,6 +43,7 @@ from reminders.planner import (
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data, settle_open
 from reminders.services.protocol_versions import current_version, move_to_current, protocol_of
@@ -602,10 +603,26 @@ def enroll(
     patient_id: str,
     request: EnrollmentCreate,
     now: datetime,
+    *,
+    actor: Actor | None = None,
 ) -> Enrollment:
-    """Enroll one patient; return the enrollment. Raises as `enroll_many`."""
+    """Enroll one patient; return the enrollment, recorded as `actor`'s doing (with the
+    override, if a contraindication was answered yes). Raises as `enroll_many`."""
     (enrollment_id,) = enroll_many(db, rt, clinic_id, [EnrollRequest(patient_id, request)], now)
-    return get_enrollment(db, clinic_id, enrollment_id)
+    enrollment = get_enrollment(db, clinic_id, enrollment_id)
+    subject = ("enrollment", enrollment.id)
+    record(
+        db, actor, clinic_id, AuditAction.ENROLL, subject, now, patient_id=patient_id,
+        protocol=enrollment.protocol_id, body_area=enrollment.body_area,
+        start_date=enrollment.start_date,
+    )  # fmt: skip
+    flagged = [name for name, present in request.screening.items() if present]
+    if flagged:
+        record(
+            db, actor, clinic_id, AuditAction.SCREENING_OVERRIDE, subject, now,
+            patient_id=patient_id, flagged=flagged, reason=enrollment.override_reason,
+        )  # fmt: skip
+    return enrollment
 
 
 def get_enrollment(db: Session, clinic_id: str | None, enrollment_id: str) -> Enrollment:
@@ -813,6 +830,13 @@ def _tell_of_completion(
     )
 
 
+STATUS_ACTIONS = {
+    EnrollmentStatus.PAUSED: AuditAction.PAUSE,
+    EnrollmentStatus.ACTIVE: AuditAction.RESUME,
+    EnrollmentStatus.WITHDRAWN: AuditAction.WITHDRAW,
+}
+
+
 def set_status(
     db: Session,
     rt: Runtime,
@@ -823,8 +847,10 @@ def set_status(
     *,
     until: date | None = None,
     reason: str | None = None,
+    actor: Actor | None = None,
 ) -> Enrollment:
-    """Pause, resume or withdraw an enrollment and re-plan; return it.
+    """Pause, resume or withdraw an enrollment and re-plan; return it. The change is
+    recorded as `actor`'s doing.
 
     A pause may end by itself on `until` (a local date after today). Resuming counts
     nothing of the pause: the plan starts again from today, and so does the count of
@@ -862,6 +888,10 @@ def set_status(
     db.add(enrollment)
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)
+    record(
+        db, actor, enrollment.clinic_id, STATUS_ACTIONS[wanted], ("enrollment", enrollment.id),
+        now, patient_id=patient.id, until=until, reason=reason,
+    )  # fmt: skip
     return enrollment
 
 

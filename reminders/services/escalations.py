@@ -14,6 +14,7 @@ from sqlmodel import Session
 from reminders.errors import Conflict, NotFound
 from reminders.models import Enrollment, Escalation, Patient
 from reminders.runtime import Runtime
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import settle
 from reminders.services.reading import Page, newest_escalations
@@ -43,6 +44,8 @@ def acknowledge(
     by: str,
     note: str | None,
     now: datetime,
+    *,
+    actor: Actor | None = None,
 ) -> Escalation:
     """Mark an open escalation as seen by `by`, with an optional note; return it. The
     same cause may then raise a new escalation. Raises NotFound, or Conflict when it
@@ -54,6 +57,10 @@ def acknowledge(
     db.add(escalation)
     if escalation.reason == EscalationReason.LAPSED and escalation.enrollment_id:
         _clinic_acted_on_lapse(db, rt, escalation.enrollment_id, now)
+    record(
+        db, actor, escalation.clinic_id, AuditAction.ACKNOWLEDGE, ("escalation", escalation.id),
+        now, reason=escalation.reason, patient_id=escalation.patient_id, note=note,
+    )  # fmt: skip
     db.flush()
     return escalation
 

@@ -9,7 +9,8 @@ from sqlmodel import Session
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, single_line
-from reminders.models import Clinic, WebhookEndpoint
+from reminders.models import Clinic, WebhookEndpoint, utcnow
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.events import EVENT_TYPES
 from reminders.settings import Settings
 from reminders.stores import outbox
@@ -34,6 +35,7 @@ def add_endpoint(
     events: str = "*",
     *,
     url_checked: bool = False,
+    actor: Actor | None = None,
 ) -> WebhookEndpoint:
     """Register an endpoint with a new secret; return it (the secret is shown once).
     `url_checked`: the caller has already run `check_endpoint_url` (off its event loop).
@@ -58,6 +60,10 @@ def add_endpoint(
     )
     db.add(endpoint)
     db.flush()
+    record(
+        db, actor, clinic_id, AuditAction.ENDPOINT_ADD, ("endpoint", endpoint.id),
+        endpoint.created_at, url=url, events=endpoint.events,
+    )  # fmt: skip
     return endpoint
 
 
@@ -75,6 +81,8 @@ def rotate_secret(
     endpoint_id: str,
     now: datetime,
     overlap: timedelta = ROTATION_OVERLAP,
+    *,
+    actor: Actor | None = None,
 ) -> WebhookEndpoint:
     """Give the endpoint a new secret; the old one keeps signing too until `now + overlap`,
     so receivers can switch without losing a message. Returns the endpoint (new secret
@@ -85,13 +93,23 @@ def rotate_secret(
     endpoint.secret = new_webhook_secret()
     db.add(endpoint)
     db.flush()
+    subject = ("endpoint", endpoint.id)
+    record(db, actor, endpoint.clinic_id, AuditAction.ENDPOINT_ROTATE, subject, now)
     return endpoint
 
 
-def delete_endpoint(db: Session, clinic_id: str, endpoint_id: str) -> None:
+def delete_endpoint(
+    db: Session,
+    clinic_id: str,
+    endpoint_id: str,
+    *,
+    actor: Actor | None = None,
+) -> None:
     """Delete an endpoint and cancel what was still waiting to go to it (past deliveries
     keep its id as their target). Raises NotFound."""
     endpoint = get_endpoint(db, clinic_id, endpoint_id)
     outbox.cancel_to_endpoint(db, endpoint.id, "endpoint deleted")
     db.delete(endpoint)
     db.flush()
+    subject = ("endpoint", endpoint_id)
+    record(db, actor, clinic_id, AuditAction.ENDPOINT_DELETE, subject, utcnow(), url=endpoint.url)

@@ -35,7 +35,7 @@ def get_enrollment(
 @router.post("/enrollments/{enrollment_id}/pause")
 async def pause_enrollment(
     enrollment_id: str,
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
@@ -45,17 +45,12 @@ async def pause_enrollment(
     on that local date."""
     wanted = body or PauseRequest()
     async with tx.write() as db:
+        clinic_id = caller.clinic.id
         enrollments.set_status(
-            db,
-            rt,
-            clinic.id,
-            enrollment_id,
-            "paused",
-            now,
-            until=wanted.until,
-            reason=wanted.reason,
-        )
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
+            db, rt, clinic_id, enrollment_id, "paused", now,
+            until=wanted.until, reason=wanted.reason, actor=caller.actor(),
+        )  # fmt: skip
+        return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
 
 
 @router.post("/enrollments/{enrollment_id}/review")
@@ -92,15 +87,16 @@ async def move_to_current_protocol(
 async def change_enrollment(
     enrollment_id: str,
     action: Literal["resume", "withdraw"],
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
 ) -> EnrollmentPublic:
     """Resume (plan again from today; nothing of the pause counts) or withdraw."""
     async with tx.write() as db:
-        enrollments.set_status(db, rt, clinic.id, enrollment_id, STATUS_FOR[action], now)
-        return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
+        clinic_id, status = caller.clinic.id, STATUS_FOR[action]
+        enrollments.set_status(db, rt, clinic_id, enrollment_id, status, now, actor=caller.actor())
+        return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
 
 
 @router.get("/enrollments/{enrollment_id}/sessions")

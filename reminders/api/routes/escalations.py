@@ -10,6 +10,7 @@ from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, Transac
 from reminders.api.paging import Cursor, Limit, PageOut
 from reminders.models import Acknowledgement, EscalationPublic
 from reminders.services import escalations, patients
+from reminders.services.audit import Actor
 
 router = APIRouter(prefix="/v1", tags=["escalations"])
 
@@ -44,6 +45,8 @@ async def acknowledge(
     reminders to the plan's pace. 409 when already acknowledged."""
     async with tx.write() as db:
         by = caller.on_behalf_of(body.by)
-        done = escalations.acknowledge(db, rt, caller.clinic.id, escalation_id, by, body.note, now)
+        done = escalations.acknowledge(
+            db, rt, caller.clinic.id, escalation_id, by, body.note, now, actor=Actor(by)
+        )
         external = patients.external_ids(db, {done.patient_id} if done.patient_id else set())
         return EscalationPublic.of(done, external.get(done.patient_id or ""))

@@ -126,7 +126,7 @@ async def update_patient(
 async def enroll(
     patient_id: str,
     body: EnrollmentCreate,
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
@@ -134,8 +134,11 @@ async def enroll(
     """Enroll the patient in a protocol. A contraindication found in the screening refuses
     the enrollment (422 naming it) unless `override_reason` says why to go ahead."""
     async with tx.write() as db:
-        enrollment = enrollments.enroll(db, rt, clinic.id, patient_id, body, now)
-        return reading.enrollment_view(db, clinic.id, enrollment.id, now, rt.protocols)
+        clinic_id = caller.clinic.id
+        enrollment = enrollments.enroll(
+            db, rt, clinic_id, patient_id, body, now, actor=caller.actor()
+        )
+        return reading.enrollment_view(db, clinic_id, enrollment.id, now, rt.protocols)
 
 
 @router.get("/patients/{patient_id}/adherence")

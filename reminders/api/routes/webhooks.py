@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.models import DeliveryPublic, WebhookEndpointCreate, WebhookEndpointPublic
 from reminders.services import reading, webhooks
@@ -17,15 +17,16 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 @router.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED)
 async def create_endpoint(
-    body: WebhookEndpointCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
+    body: WebhookEndpointCreate, caller: CallerDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> WebhookEndpointPublic:
     """Register a receiver. The answer holds its signing secret, shown only this once."""
     # Resolving the host can take seconds; in a thread it holds up no other request.
     await run_in_threadpool(webhooks.check_endpoint_url, rt.settings, body.url)
     async with tx.write() as db:
         endpoint = webhooks.add_endpoint(
-            db, rt.settings, clinic.id, body.url, ",".join(body.events), url_checked=True
-        )
+            db, rt.settings, caller.clinic.id, body.url, ",".join(body.events),
+            url_checked=True, actor=caller.actor(),
+        )  # fmt: skip
         return WebhookEndpointPublic.of(endpoint, with_secret=True)
 
 
@@ -40,20 +41,22 @@ def list_endpoints(
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_endpoint(endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep) -> Response:
+async def delete_endpoint(endpoint_id: str, caller: CallerDep, tx: TransactionsDep) -> Response:
     """Remove a receiver; what was still waiting to go to it is cancelled."""
     async with tx.write() as db:
-        webhooks.delete_endpoint(db, clinic.id, endpoint_id)
+        webhooks.delete_endpoint(db, caller.clinic.id, endpoint_id, actor=caller.actor())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
 async def rotate_secret(
-    endpoint_id: str, clinic: ClinicDep, tx: TransactionsDep, now: NowDep
+    endpoint_id: str, caller: CallerDep, tx: TransactionsDep, now: NowDep
 ) -> WebhookEndpointPublic:
     """A new secret (shown once); the old one also signs for 24 hours."""
     async with tx.write() as db:
-        endpoint = webhooks.rotate_secret(db, clinic.id, endpoint_id, now)
+        endpoint = webhooks.rotate_secret(
+            db, caller.clinic.id, endpoint_id, now, actor=caller.actor()
+        )
         return WebhookEndpointPublic.of(endpoint, with_secret=True)
 
 
