@@ -27,11 +27,13 @@ from reminders.models import (
     Enrollment,
     EnrollmentCreate,
     Patient,
+    PlanPreview,
     ReviewDecisionRow,
     utcnow,
 )
 from reminders.planner import (
     Absence,
+    AssumedResponse,
     EnrollmentSettings,
     PastSession,
     Plan,
@@ -39,6 +41,7 @@ from reminders.planner import (
     ReviewDecision,
     at_the_clinic,
     plan,
+    preview,
 )
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.replanning import diff_sessions
@@ -623,6 +626,30 @@ def enroll(
             patient_id=patient_id, flagged=flagged, reason=enrollment.override_reason,
         )  # fmt: skip
     return enrollment
+
+
+def plan_preview(
+    rt: Runtime,
+    protocol_id: str,
+    start: date,
+    now: datetime,
+    *,
+    body_area: str | None = None,
+    weekdays: frozenset[int] | None = None,
+    response: AssumedResponse = AssumedResponse(),
+    days: int = 182,
+) -> PlanPreview:
+    """The plan a protocol would give from `start`, assuming every session is done
+    (and `response`). Raises NotFound for an unknown protocol, InvalidInput naming
+    `start` or `body_area`."""
+    protocol = rt.protocols.get(protocol_id)
+    if protocol is None:
+        raise NotFound("protocol", protocol_id)
+    if abs(start - now.date()) > timedelta(days=3650):
+        raise InvalidInput("start", "must be within ten years of today")
+    area = body_area_of(protocol, body_area, "body_area")
+    plan = preview(protocol, EnrollmentSettings(start, weekdays, area), days, response)
+    return PlanPreview.of(protocol.id, start, plan)
 
 
 def get_enrollment(db: Session, clinic_id: str | None, enrollment_id: str) -> Enrollment:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reminders.adherence import NO_RISK
 from reminders.db.rows import insert_rows
 from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 from reminders.ids import new_id
@@ -101,6 +102,10 @@ def patient_row(
         "locale": patient.locale,
         "external_id": patient.external_id,
         "calendar_generation": 0,
+        "risk_rank": NO_RISK,
+        "adherence_rate": None,
+        "missed_in_a_row": 0,
+        "last_session_on": None,
         "created_at": now,
     }
 

@@ -55,6 +55,7 @@ def test_a_sweep_with_nothing_to_write_runs_while_a_writer_holds_the_lock(
     patient = make_patient(db, clinic, timezone="UTC")
     now = at("2026-12-07 08:00")
     enroll_patient(db, rt, clinic, patient, "2026-12-07", now)
+    sweep(rt, now)  # stores the new patient's standing
     reports: list[SweepReport] = []
     worker = threading.Thread(target=lambda: reports.append(sweep(rt, now)))
     with session_scope(rt.engine):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,7 +12,7 @@ from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import Day
 from reminders.models import PlanPreview
-from reminders.planner import AssumedResponse, EnrollmentSettings, preview
+from reminders.planner import AssumedResponse
 from reminders.protocols import Protocol
 from reminders.services import enrollments
 from reminders.weekdays import parse_weekdays
@@ -79,14 +78,12 @@ def preview_plan(
     """The plan from `start`, assuming full adherence and, with `dry_after`, that the
     patient reports being dry (HDSS 1) from that session on; `relapse_at` sessions
     report a relapse (HDSS 4); `never_dry` describes a non-responder."""
-    protocol = _protocol(rt, protocol_id)
-    if abs(start - now.date()) > timedelta(days=3650):
-        raise InvalidInput("start", "must be within ten years of today")
     allowed = None if weekdays is None else parse_weekdays(weekdays.split(","), "weekdays")
     relapses = frozenset(relapse_at or ())
     if any(n < 1 for n in relapses):
         raise InvalidInput("relapse_at", "session numbers start at 1")
     response = AssumedResponse(dry_after, never_dry, relapses)
-    area = enrollments.body_area_of(protocol, body_area, "body_area")
-    plan = preview(protocol, EnrollmentSettings(start, allowed, area), days, response)
-    return PlanPreview.of(protocol.id, start, plan)
+    return enrollments.plan_preview(
+        rt, protocol_id, start, now, body_area=body_area, weekdays=allowed,
+        response=response, days=days,
+    )  # fmt: skip
