@@ -409,6 +409,7 @@ class Delivery(SQLModel, table=True):
             "session_id", "kind", "channel", "target", name="uq_delivery_session_kind"
         ),
         sa.Index("ix_delivery_state_next", "state", "next_attempt_at"),
+        sa.Index("ix_delivery_patient", "patient_id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
@@ -148,3 +149,12 @@ async def current_time() -> datetime:
 
 
 NowDep = Annotated[datetime, Depends(current_time)]
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The posted form (application/x-www-form-urlencoded), first value of each field."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(form_fields)]

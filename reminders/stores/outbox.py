@@ -378,6 +378,12 @@ def newest_of_clinic(
     return _rows(db, query.order_by(_TABLE.c.id.desc()).limit(limit))
 
 
+def newest_of_patient(db: Session, patient_id: str, limit: int) -> list[DeliveryRow]:
+    """Return up to `limit` of the deliveries to or about a patient, newest first."""
+    query = sa.select(_TABLE).where(_TABLE.c.patient_id == patient_id)
+    return _rows(db, query.order_by(_TABLE.c.id.desc()).limit(limit))
+
+
 def counts(db: Session, now: datetime) -> tuple[dict[tuple[Any, ...], int], int]:
     """Return how many deliveries there are by (state, channel), and how many are due
     at `now` and still waiting."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from gettext import NullTranslations
-from typing import Annotated, Any
-from urllib.parse import parse_qs
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import FormDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput
 from reminders.i18n import Formats, templates, translator
 from reminders.locales import DEFAULT, N_, from_accept_language, resolve
@@ -118,13 +117,6 @@ class Reader:
         )
 
 
-async def form_fields(request: Request) -> dict[str, str]:
-    """The posted form (application/x-www-form-urlencoded), first value of each field."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return {key: values[0] for key, values in parse_qs(body).items()}
-
-
-FormDep = Annotated[dict[str, str], Depends(form_fields)]
 _Found = tuple[SessionRow, Enrollment, Patient]
 
 

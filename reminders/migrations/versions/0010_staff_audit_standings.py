@@ -1,4 +1,5 @@
-"""staff accounts, their logins and links, the audit log, and patients' stored standing
+"""staff accounts, their logins and links, the audit log, patients' stored standing,
+and the indexes the clinic's pages read by
 
 Revision ID: 0010
 Revises: 0009
@@ -86,9 +87,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_patient_clinic_risk', ['clinic_id', 'risk_rank', 'id'])
     op.create_index('ix_session_updated_at', 'treatment_session', ['updated_at'])
     op.create_index('ix_enrollment_updated_at', 'enrollment', ['updated_at'])
+    op.create_index('ix_delivery_patient', 'delivery', ['patient_id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_delivery_patient', table_name='delivery')
     op.drop_index('ix_enrollment_updated_at', table_name='enrollment')
     op.drop_index('ix_session_updated_at', table_name='treatment_session')
     with op.batch_alter_table('patient', schema=None) as batch_op:

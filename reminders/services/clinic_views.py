@@ -1,0 +1,162 @@
+"""What the clinic's pages read: the day's sessions, patients by risk, one patient's
+whole course. Scoped to one clinic like every other read; lists are paged on a stored,
+stable key, so no page reads more than it shows (the patients' standing is kept by
+`services.standings`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from reminders.adherence import DUE_STATES, Adherence, adherence
+from reminders.errors import InvalidInput
+from reminders.models import Enrollment, Patient, TreatmentSession
+from reminders.services.enrollments import enrollments_of, local_today
+from reminders.services.reading import Page, session_facts
+from reminders.states import SessionStatus
+from reminders.stores import outbox, session_store
+from reminders.stores.outbox import DeliveryRow
+from reminders.stores.session_store import SessionRow
+
+PATIENTS_PAGE = 25
+_CURSOR = re.compile(r"^[0-9.]{1,40}~[0-9a-f]{32}$")
+# Less than this share of due sessions done, or a miss in a row, puts a patient on the
+# day's "at risk" list.
+AT_RISK_BELOW = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class DaySession:
+    """A session due on its patient's today."""
+
+    session_id: str
+    patient_id: str
+    patient_name: str
+    status: str
+    minutes: int
+    at_clinic: bool
+
+
+def sessions_today(db: Session, clinic_id: str, now: datetime) -> list[DaySession]:
+    """Return the sessions on each patient's own today, by patient name."""
+    # Local dates lie within a day of the UTC date; the exact day is each zone's.
+    utc_day = now.date()
+    days = [utc_day - timedelta(days=1), utc_day, utc_day + timedelta(days=1)]
+    due = (SessionStatus.PLANNED, *DUE_STATES)
+    t, p = TreatmentSession, Patient
+    columns: list[Any] = [
+        t.id,
+        p.id,
+        p.name,
+        t.status,
+        t.minutes,
+        t.at_clinic,
+        t.local_date,
+        t.timezone,
+    ]
+    query = (
+        sa.select(*columns)
+        .join(Enrollment, col(Enrollment.id) == col(t.enrollment_id))
+        .join(Patient, col(Patient.id) == col(Enrollment.patient_id))
+        .where(
+            col(t.status).in_(due),
+            col(t.local_date).in_(days),
+            col(Enrollment.clinic_id) == clinic_id,
+        )
+    )
+    found = [
+        DaySession(session_id, patient_id, name, status, minutes, at_clinic)
+        for session_id, patient_id, name, status, minutes, at_clinic, day, zone in db.execute(query)
+        if day == local_today(now, zone)
+    ]
+    return sorted(found, key=lambda s: (s.patient_name.casefold(), s.session_id))
+
+
+def at_risk(db: Session, clinic_id: str, limit: int = 10) -> list[Patient]:
+    """Return the patients most at risk (misses in a row, a low rate), worst first."""
+    query = (
+        select(Patient)
+        .where(
+            Patient.clinic_id == clinic_id,
+            col(Patient.erased_at).is_(None),
+            sa.or_(col(Patient.missed_in_a_row) > 0, col(Patient.adherence_rate) < AT_RISK_BELOW),
+        )
+        .order_by(col(Patient.risk_rank), col(Patient.id))
+        .limit(limit)
+    )
+    return list(db.exec(query))
+
+
+def patients_by_risk(
+    db: Session, clinic_id: str, search: str | None, cursor: str | None, limit: int = PATIENTS_PAGE
+) -> Page[Patient]:
+    """Return a page of the clinic's patients, most at risk first, whose name or external
+    id contains `search`; the cursor is the last row's rank and id."""
+    query = select(Patient).where(Patient.clinic_id == clinic_id, col(Patient.erased_at).is_(None))
+    if search:
+        pattern = f"%{_escaped_like(search.strip().lower())}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(Patient.name).like(pattern, escape="\\"),
+                sa.func.lower(Patient.external_id).like(pattern, escape="\\"),
+            )
+        )
+    if cursor:
+        if not _CURSOR.fullmatch(cursor):
+            raise InvalidInput("after", "not a position this list gave out")
+        rank, _, patient_id = cursor.partition("~")
+        query = query.where(sa.tuple_(Patient.risk_rank, Patient.id) > sa.tuple_(rank, patient_id))
+    rows = db.exec(query.order_by(col(Patient.risk_rank), col(Patient.id)).limit(limit + 1)).all()
+    items = list(rows[:limit])
+    more = len(rows) > limit
+    return Page(items, f"{items[-1].risk_rank}~{items[-1].id}" if more else None)
+
+
+def _escaped_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class Course:
+    """One enrollment with its sessions, oldest first."""
+
+    enrollment: Enrollment
+    sessions: list[SessionRow]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """Everything the patient page shows."""
+
+    patient: Patient
+    courses: list[Course]
+    adherence: Adherence
+    deliveries: list[DeliveryRow]
+
+
+def patient_record(
+    db: Session, patient: Patient, now: datetime, messages: int = 30
+) -> PatientRecord:
+    """Return a patient's enrollments, sessions, adherence and latest messages."""
+    courses = [
+        Course(e, session_store.of_enrollment(db, e.id))
+        for e in reversed(enrollments_of(db, patient.id))
+    ]
+    facts = session_facts([s for c in courses for s in c.sessions])
+    return PatientRecord(
+        patient=patient,
+        courses=courses,
+        adherence=adherence(facts, local_today(now, patient.timezone)),
+        deliveries=outbox.newest_of_patient(db, patient.id, messages),
+    )
+
+
+def sessions_reported(sessions: Sequence[SessionRow]) -> list[SessionRow]:
+    """The confirmed sessions with an outcome, oldest first (the outcome chart's points)."""
+    return [s for s in sessions if s.status == SessionStatus.CONFIRMED and s.outcome is not None]
