@@ -64,8 +64,10 @@ from reminders.services import (
     patients,
     reading,
     sessions,
+    staff,
     webhooks,
 )
+from reminders.services.audit import Actor
 from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
 from reminders.simulation import STORIES, simulate_in_throwaway
 from reminders.stores import session_store
@@ -81,11 +83,13 @@ enrollment_app = typer.Typer(help="Change an enrollment: pause, resume, withdraw
 absence_app = typer.Typer(help="Dates a patient is away: nothing is planned or reminded.")
 escalation_app = typer.Typer(help="The clinic's escalation inbox.")
 key_app = typer.Typer(help="A clinic's named API keys: create, list, revoke.")
+staff_app = typer.Typer(help="Staff accounts of the web app (/app).")
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(enrollment_app, name="enrollment")
 app.add_typer(absence_app, name="absence")
 app.add_typer(escalation_app, name="escalation")
 app.add_typer(key_app, name="key")
+app.add_typer(staff_app, name="staff")
 app.add_typer(patient_app, name="patient")
 app.add_typer(plan_app, name="plan")
 app.add_typer(session_app, name="session")
@@ -590,6 +594,31 @@ def clinic_identity(
         found = clinics.set_identity(db, clinic, wanted)
         shown = ClinicPublic.of(found).model_dump(mode="json")
     _print_fields(shown)
+
+
+@staff_app.command("add")
+def staff_add(
+    clinic: str = typer.Option(..., "--clinic", help="Clinic id."),
+    email: str = typer.Option(..., "--email", help="Their email address (one clinic only)."),
+    role: str = typer.Option("clinician", "--role", help="admin or clinician."),
+) -> None:
+    """Add a staff member and print their one-time setup link (it works for three days)."""
+    now = utcnow()
+    with _runtime() as runtime, _transaction(runtime) as db:
+        member = staff.add_member(db, clinic, email, role, Actor("command line"), now)
+        link = staff.setup_link(db, runtime, member, now)
+    typer.echo(f"staff {member.id} {member.email} ({member.role})")
+    typer.echo(f"setup link (once, within 3 days, while the service runs): {link}")
+
+
+@staff_app.command("list")
+def staff_list(clinic: str = typer.Argument(..., help="Clinic id.")) -> None:
+    """List a clinic's staff."""
+    with _runtime() as runtime, _transaction(runtime) as db:
+        members = staff.members_of(db, clinic)
+        rows = [(m.id, m.email, m.role, "disabled" if m.disabled_at else "") for m in members]
+    for row in rows:
+        typer.echo("\t".join(row))
 
 
 @clinic_app.command("close")

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reminders import __version__
+from reminders import __version__, web
 from reminders.api.contract import install_contract
 from reminders.api.deps import ApiKeys
 from reminders.api.errors import BodyGuard, install_error_handlers
@@ -139,6 +139,7 @@ def create_app(
         app.include_router(module.router)
     if not operations_only:
         app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
+        web.install(app)
     # The last added runs first: bodies are size-checked before anything keeps them.
     app.add_middleware(Idempotency)
     app.add_middleware(BodyGuard, limit=rt.settings.max_body_bytes)

@@ -1,0 +1,233 @@
+"""The pages a nurse works from: today, the patients, one patient, enrolling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
+from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.models import EnrollmentCreate, PatientCreate, PauseRequest
+from reminders.protocols import CONTRAINDICATIONS
+from reminders.runtime import Runtime
+from reminders.services import (
+    absences,
+    clinic_views,
+    enrollments,
+    patients,
+    reading,
+)
+from reminders.services.enrollments import local_today
+from reminders.web.auth import CheckedForm, StaffDep, actor_of
+from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
+from reminders.web.render import page, redirect
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+STATUS_OF_ACTION = {"pause": "paused", "resume": "active", "withdraw": "withdrawn"}
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    """A form's errors by field, from a model that checked it."""
+    return {str(e["loc"][0]) if e["loc"] else "form": e["msg"] for e in exc.errors()}
+
+
+@router.get("/")
+def today(
+    request: Request, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+) -> Response:
+    with tx.read() as db:
+        sessions = clinic_views.sessions_today(db, member.clinic_id, now)
+        escalations = reading.newest_escalations(db, member.clinic_id, "open", None, 10)
+        risky = clinic_views.at_risk(db, member.clinic_id)
+    confirmed = sum(1 for s in sessions if s.status == "confirmed")
+    return page(
+        request, rt, "today", sessions=sessions, confirmed=confirmed,
+        escalations=escalations, at_risk=risky,
+    )  # fmt: skip
+
+
+@router.get("/patients")
+def patient_list(
+    request: Request, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep,
+    q: str | None = None, after: str | None = None,
+) -> Response:  # fmt: skip
+    """Most at risk first; the search box asks again as you type (htmx: only the rows)."""
+    search = (q or "").strip()[:200] or None
+    try:
+        with tx.read() as db:
+            found = clinic_views.patients_by_risk(db, member.clinic_id, search, after)
+    except InvalidInput:
+        return redirect(request, rt, "/app/patients")
+    template = "patient_rows" if request.headers.get("HX-Request") else "patients"
+    return page(request, rt, template, found=found, q=search or "")
+
+
+@router.post("/patients")
+async def add_patient(
+    request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep
+) -> Response:
+    """Add a patient, then enroll them."""
+    wanted = {k: v for k, v in form.items() if k != "csrf" and v.strip()}
+    try:
+        facts = PatientCreate.model_validate(wanted)
+        async with tx.write() as db:
+            created = patients.add_patient(
+                db, member.clinic_id, facts, default_reminder_time=rt.settings.default_reminder_time
+            )
+    except ValidationError as exc:
+        return page(request, rt, "patient_new", 422, errors=_field_errors(exc), form=form)
+    except (InvalidInput, Conflict) as exc:
+        field = exc.field if isinstance(exc, InvalidInput) else "external_id"
+        return page(request, rt, "patient_new", 422, errors={field: str(exc)}, form=form)
+    return redirect(request, rt, f"/app/enroll?patient={created.id}")
+
+
+@router.get("/patients/new")
+def new_patient(request: Request, _member: StaffDep, rt: RuntimeDep) -> Response:
+    return page(request, rt, "patient_new", errors={}, form={})
+
+
+@router.get("/patients/{patient_id}")
+def patient_page(
+    patient_id: str, request: Request, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep,
+    now: NowDep,
+) -> Response:  # fmt: skip
+    with tx.read() as db:
+        patient = patients.get_patient(db, member.clinic_id, patient_id)
+        record = clinic_views.patient_record(db, patient, now)
+        away = absences.list_absences(db, patient)
+    today = local_today(now, patient.timezone)
+    return page(
+        request, rt, "patient", record=record, today=today, absences=away,
+        adherence_chart=adherence_svg(record), weeks=week_bars(record),
+        outcome_charts={c.enrollment.id: outcome_svg(c, rt.protocols) for c in record.courses},
+        next_weeks=[today + timedelta(days=n) for n in range(28)],
+    )  # fmt: skip
+
+
+@router.post("/enrollments/{enrollment_id}/{action}")
+async def change_enrollment(
+    enrollment_id: str, action: str, request: Request, form: CheckedForm, member: StaffDep,
+    rt: RuntimeDep, tx: TransactionsDep, now: NowDep,
+) -> Response:  # fmt: skip
+    """Pause (optionally until a date), resume or withdraw."""
+    status = STATUS_OF_ACTION.get(action)
+    if status is None:
+        raise NotFound("action", action)
+    pause = PauseRequest.model_validate(
+        {k: v for k, v in form.items() if k in ("until", "reason") and v.strip()}
+    )
+    async with tx.write() as db:
+        enrollment = enrollments.set_status(
+            db, rt, member.clinic_id, enrollment_id, status, now,
+            until=pause.until, reason=pause.reason, actor=actor_of(member),
+        )  # fmt: skip
+    return redirect(request, rt, f"/app/patients/{enrollment.patient_id}")
+
+
+@router.post("/patients/{patient_id}/absences")
+async def add_absence(
+    patient_id: str, request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep,
+    tx: TransactionsDep, now: NowDep,
+) -> Response:  # fmt: skip
+    try:
+        first, last = date.fromisoformat(form["first"]), date.fromisoformat(form["last"])
+    except (KeyError, ValueError):
+        raise InvalidInput("first", "give the first and last day away as dates") from None
+    async with tx.write() as db:
+        patient = patients.get_patient(db, member.clinic_id, patient_id)
+        absences.add_absence(
+            db, rt, patient, first, last, form.get("reason") or None, "clinic", now
+        )
+    return redirect(request, rt, f"/app/patients/{patient_id}")
+
+
+def _enroll_context(rt: Runtime, form: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """The enroll form as it stands: the protocol chosen, its plan from the start date
+    (or why there is none yet), and the answers given so far."""
+    protocol = rt.protocols.get(form.get("protocol", ""))
+    plan, error = None, None
+    try:
+        start = date.fromisoformat(form.get("start_date", ""))
+        plan = enrollments.plan_preview(
+            rt, form.get("protocol", ""), start, now, body_area=form.get("body_area") or None,
+            days=84,
+        )  # fmt: skip
+    except ValueError:
+        error = "Choose a start date."
+    except (InvalidInput, NotFound) as exc:
+        error = str(exc) if protocol else "Choose a protocol."
+    return {
+        "protocols": sorted(rt.protocols.values(), key=lambda p: p.name),
+        "protocol": protocol,
+        "contraindications": CONTRAINDICATIONS,
+        "form": dict(form),
+        "plan": plan,
+        "error": error,
+    }
+
+
+@router.get("/enroll")
+def enroll_form(
+    request: Request, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep,
+    patient: str | None = None,
+) -> Response:  # fmt: skip
+    with tx.read() as db:
+        chosen = patients.get_patient(db, member.clinic_id, patient) if patient else None
+    form = {"start_date": str(now.date() + timedelta(days=1))}
+    context = _enroll_context(rt, form, now)
+    return page(request, rt, "enroll", patient=chosen, errors={}, **context)
+
+
+@router.get("/enroll/preview")
+def enroll_preview(request: Request, _member: StaffDep, rt: RuntimeDep, now: NowDep) -> Response:
+    """The plan and screening as the form stands (htmx swaps them in)."""
+    context = _enroll_context(rt, request.query_params, now)
+    return page(request, rt, "plan_preview", errors={}, **context)
+
+
+@router.post("/enroll")
+async def enroll(
+    request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep,
+    now: NowDep,
+) -> Response:  # fmt: skip
+    """Enroll from the form: every contraindication answered; a yes needs a reason."""
+    protocol = rt.protocols.get(form.get("protocol", ""))
+    screening = {
+        c: form.get(f"screening.{c}") == "yes"
+        for c in (protocol.contraindications if protocol else ())
+        if form.get(f"screening.{c}") in ("yes", "no")
+    }
+    wanted = {
+        "protocol": form.get("protocol", ""),
+        "start_date": form.get("start_date", ""),
+        "body_area": form.get("body_area") or None,
+        "screening": screening,
+        "override_reason": form.get("override_reason") or None,
+        "welcome": True,
+    }
+    patient_id = form.get("patient", "")
+    try:
+        request_body = EnrollmentCreate.model_validate(wanted)
+        async with tx.write() as db:
+            patients.get_patient(db, member.clinic_id, patient_id)
+            enrollments.enroll(
+                db, rt, member.clinic_id, patient_id, request_body, now, actor=actor_of(member)
+            )
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+    except InvalidInput as exc:
+        errors = {exc.field.split(".")[0]: exc.message}
+    except Conflict as exc:
+        errors = {"form": str(exc)}
+    else:
+        return redirect(request, rt, f"/app/patients/{patient_id}")
+    with tx.read() as db:
+        chosen = patients.get_patient(db, member.clinic_id, patient_id)
+    context = _enroll_context(rt, form, now)
+    return page(request, rt, "enroll", 422, patient=chosen, errors=errors, **context)

@@ -1,0 +1,290 @@
+"""The staff web app in a real Chromium: the journeys a nurse and an admin take, with
+axe-core run on every page and screenshots of each."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import uvicorn
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect
+from sqlmodel import Session, select
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from reminders.api.app import create_app
+from reminders.dispatcher import Dispatcher, build_senders
+from reminders.models import AuditEvent, Patient, StaffMember, WebhookEndpoint
+from reminders.runtime import Runtime
+from reminders.services import events, staff
+from reminders.settings import Settings
+from tests.browser.conftest import screenshot
+from tests.conftest import make_clinic, make_patient
+from tests.servers import SmtpRecorder, free_port
+
+PASSWORD = "correct horse battery staple"
+_axe = Axe()
+
+
+@pytest.fixture
+def app_url(settings: Settings, smtp: SmtpRecorder, rt: Runtime) -> Iterator[str]:
+    """The app on a loopback port, with links in emails pointing at it."""
+    port = free_port()
+    settings.base_url = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(rt, scheduler_problems=lambda: []), host="127.0.0.1",
+                       port=port, log_level="warning")
+    )  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield settings.base_url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def send_emails(rt: Runtime) -> None:
+    """Send what is due, in a thread of its own: Playwright's loop runs in this one."""
+    sending = threading.Thread(
+        target=lambda: Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+    )
+    sending.start()
+    sending.join(timeout=30)
+
+
+def accessible(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical violation; the page is screenshotted."""
+    results = _axe.run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], [(v["id"], v["nodes"][0]["html"]) for v in bad]
+    screenshot(page, f"app-{name}")
+
+
+def member(db: Session, rt: Runtime, clinic_id: str, email: str, role: str = "admin") -> str:
+    """A staff member with a password; returns their id."""
+    now = datetime.now(UTC)
+    added = staff.add_member(db, clinic_id, email, role, None, now)
+    added.password_hash = staff.hash_password(PASSWORD)
+    db.add(added)
+    db.commit()
+    return added.id
+
+
+def log_in(page: Page, url: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{url}/app/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_a_new_admin_sets_up_logs_in_enrolls_and_handles_an_escalation(
+    app_url: str, page: Page, db: Session, rt: Runtime
+) -> None:
+    clinic_id = make_clinic(db)
+    now = datetime.now(UTC)
+    admin = staff.add_member(db, clinic_id, "Admin@North.example", "admin", None, now)
+    link = staff.setup_link(db, rt, admin, now)
+    db.commit()
+    page.goto(link)
+    accessible(page, "setup")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("The same again").fill(PASSWORD)
+    page.get_by_role("button", name="Save and log in").click()
+    expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
+    accessible(page, "today")
+
+    page.get_by_role("link", name="Patients").click()
+    page.get_by_role("link", name="Add a patient").click()
+    accessible(page, "patient-new")
+    page.get_by_label("Name").fill("Ann Example")
+    page.get_by_label("Email").fill("ann@example.org")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Add and go on to enroll").click()
+
+    expect(page.get_by_role("heading", name="Enroll Ann Example")).to_be_visible()
+    page.get_by_label("Protocol", exact=True).select_option("tap-water-hyperhidrosis")
+    expect(page.get_by_role("heading", name="The plan, if every session is done")).to_be_visible()
+    assert page.locator("ol.plan li").count() > 5
+    accessible(page, "enroll")
+    for radio in page.get_by_role("radio", name="No").all():
+        radio.check()
+    page.locator("input[name='screening.pregnancy'][value='yes']").check()
+    page.get_by_role("button", name="Enroll", exact=True).click()
+    expect(page.locator(".error", has_text="override_reason")).to_be_visible()
+    page.get_by_label("If any answer is yes").fill("Obstetrician agreed, hands only")
+    page.get_by_role("button", name="Enroll", exact=True).click()
+
+    expect(page.get_by_role("heading", name="Ann Example", exact=True)).to_be_visible()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    expect(page.get_by_text("Coming four weeks").first).to_be_visible()
+    accessible(page, "patient")
+
+    patient = db.exec(select(Patient).where(Patient.name == "Ann Example")).one()
+    events.escalate(db, patient, "side_effect", "burn reported", datetime.now(UTC))
+    db.commit()
+    page.get_by_role("link", name="Escalations").click()
+    accessible(page, "escalations")
+    page.get_by_label("Note (what you did)").fill("Called her; fine now")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_text("Nothing open")).to_be_visible()
+
+    page.get_by_role("link", name="Settings").click()
+    accessible(page, "settings")
+    expect(page.get_by_text("escalation.acknowledge")).to_be_visible()
+    expect(page.get_by_text("screening.override")).to_be_visible()
+    page.get_by_role("link", name="Protocols").click()
+    accessible(page, "protocols")
+    page.get_by_role("link", name=re.compile("Tap water", re.I)).first.click()
+    accessible(page, "protocol")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in", exact=True)).to_be_visible()
+    accessible(page, "login")
+    page.goto(f"{app_url}/app/patients")
+    expect(page.get_by_role("heading", name="Log in", exact=True)).to_be_visible()
+
+
+def test_five_wrong_passwords_lock_the_account_and_tell_its_owner(
+    app_url: str, page: Page, db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    clinic_id = make_clinic(db)
+    member(db, rt, clinic_id, "nurse@north.example", role="clinician")
+    for _ in range(5):
+        log_in(page, app_url, "nurse@north.example", "not the password")
+    expect(page.get_by_role("alert")).to_contain_text("locked until")
+    log_in(page, app_url, "nurse@north.example")
+    expect(page.get_by_role("alert")).to_contain_text("locked until")
+    send_emails(rt)
+    (notice,) = smtp.messages
+    assert notice["To"] == "nurse@north.example"
+    assert "locked" in notice["Subject"]
+
+
+def test_an_invited_clinician_sets_a_password_from_the_email(
+    app_url: str, browser: Browser, page: Page, db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    clinic_id = make_clinic(db)
+    member(db, rt, clinic_id, "admin@north.example")
+    log_in(page, app_url, "admin@north.example")
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Email", exact=True).fill("new.nurse@north.example")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_contain_text("Invitation sent")
+    send_emails(rt)
+    (invite,) = smtp.messages
+    link = re.search(r"http://\S+/app/setup/\S+", invite.get_content()).group(0)  # type: ignore[union-attr]
+    other = browser.new_context().new_page()
+    other.goto(link)
+    other.get_by_label("Password", exact=True).fill(PASSWORD)
+    other.get_by_label("The same again").fill(PASSWORD)
+    other.get_by_role("button", name="Save and log in").click()
+    expect(other.get_by_role("heading", name="Today", exact=True)).to_be_visible()
+    expect(other.get_by_role("link", name="Settings")).to_have_count(0)
+    response = other.goto(f"{app_url}/app/settings")
+    assert response is not None and response.status == 404
+    other.goto(link)
+    expect(other.get_by_role("heading", name="This link no longer works")).to_be_visible()
+
+
+def test_an_endpoint_is_added_and_rotated_and_its_secret_shown_once(
+    app_url: str, page: Page, db: Session, rt: Runtime
+) -> None:
+    clinic_id = make_clinic(db)
+    member(db, rt, clinic_id, "admin@north.example")
+    log_in(page, app_url, "admin@north.example")
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("URL").fill("http://127.0.0.1:9/hook")
+    page.get_by_role("button", name="Add endpoint").click()
+    first = page.locator("#new-secret").inner_text()
+    assert first.startswith("whsec_")
+    accessible(page, "endpoints")
+    page.get_by_role("link", name="Webhooks").click()
+    expect(page.locator("#new-secret")).to_have_count(0)
+    page.get_by_role("button", name=re.compile("Rotate the secret")).click()
+    second = page.locator("#new-secret").inner_text()
+    assert second.startswith("whsec_") and second != first
+
+
+def test_a_form_posted_from_another_origin_is_refused(
+    app_url: str, page: Page, db: Session, rt: Runtime
+) -> None:
+    clinic_id = make_clinic(db)
+    member(db, rt, clinic_id, "admin@north.example")
+    log_in(page, app_url, "admin@north.example")
+    expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
+    forged = f"""<form method=post action="{app_url}/app/endpoints">
+      <input name=url value="http://127.0.0.1:9/evil"></form>
+      <script>document.forms[0].submit()</script>"""
+    port = free_port()
+    site = Starlette(routes=[Route("/", lambda _r: HTMLResponse(forged))])
+    server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        with page.expect_response(f"{app_url}/app/endpoints") as answer:
+            page.goto(f"http://localhost:{port}/")
+        assert answer.value.status == 403
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    db.expire_all()
+    assert db.exec(select(WebhookEndpoint)).all() == []
+
+
+def test_another_clinics_staff_get_404_for_this_clinics_patient(
+    app_url: str, page: Page, db: Session, rt: Runtime
+) -> None:
+    north, south = make_clinic(db), make_clinic(db, "South Clinic")
+    patient_id = make_patient(db, north)
+    member(db, rt, south, "nurse@south.example", role="clinician")
+    log_in(page, app_url, "nurse@south.example")
+    expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
+    response = page.goto(f"{app_url}/app/patients/{patient_id}")
+    assert response is not None and response.status == 404
+    accessible(page, "not-found")
+
+
+def test_the_enroll_form_works_by_keyboard_alone(
+    app_url: str, page: Page, db: Session, rt: Runtime
+) -> None:
+    clinic_id = make_clinic(db)
+    patient_id = make_patient(db, clinic_id)
+    member(db, rt, clinic_id, "nurse@north.example", role="clinician")
+    log_in(page, app_url, "nurse@north.example")
+    expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
+    page.goto(f"{app_url}/app/enroll?patient={patient_id}")
+    page.get_by_label("Protocol", exact=True).focus()
+    page.keyboard.press("ArrowDown")  # the first protocol
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("heading", name="The plan, if every session is done")).to_be_visible()
+    for _ in range(40):
+        focused = page.evaluate("document.activeElement.name || ''")
+        if focused.startswith("screening."):
+            page.keyboard.press("Space")  # "No" comes first in each question
+            page.keyboard.press("Tab")
+        elif focused == "override_reason":
+            page.keyboard.press("Tab")
+        elif page.evaluate("document.activeElement.textContent") == "Enroll":
+            page.keyboard.press("Enter")
+            break
+        else:
+            page.keyboard.press("Tab")
+    expect(page.get_by_text("Coming four weeks").first).to_be_visible()
+    db.expire_all()
+    assert db.exec(select(AuditEvent).where(AuditEvent.action == "enroll")).one()
+    assert db.exec(select(StaffMember)).one().email == "nurse@north.example"
