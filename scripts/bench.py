@@ -954,6 +954,213 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def _prepare_web(var_dir: Path, patients_wanted: int) -> dict[str, Any]:
+    """A clinic of `patients_wanted` patients, each five weeks into a course: past
+    sessions confirmed, skipped or missed, the coming two weeks planned, standings
+    stored by the sweep's step; a staff admin; a few open escalations. Returns the ids
+    the pages need."""
+    import random
+
+    import sqlalchemy as sa
+    from sqlmodel import Session, select
+
+    from reminders.db import schema
+    from reminders.db.rows import table_of
+    from reminders.models import EnrollmentCreate, Patient, PatientCreate, TreatmentSession
+    from reminders.runtime import Runtime
+    from reminders.services import clinics, events, patients, staff, standings
+    from reminders.services import enrollments as enrolling
+    from reminders.services.sweep import extend_horizons
+    from reminders.settings import load_settings
+
+    settings = load_settings(var_dir=var_dir)
+    schema.migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    now = datetime.now(UTC)
+    # Enrolled five weeks ago, and planned a horizon at a time since, as the sweep does.
+    then = now - timedelta(days=35)
+    chance = random.Random(15)
+    with Session(rt.engine) as db:
+        clinic, _key = clinics.create_clinic(db, "Bench Clinic", alert_email="a@example.org")
+        admin = staff.add_member(db, clinic.id, "admin@example.org", "admin", None, now)
+        admin.password_hash = staff.hash_password(WEB_PASSWORD)
+        db.add(admin)
+        db.commit()
+        protocol = rt.protocols["tap-water-hyperhidrosis"]
+        for first in range(0, patients_wanted, CHUNK):
+            people = [
+                PatientCreate(name=f"Patient {first + i:05d}", email=f"p{first + i}@example.org",
+                              timezone=TIMEZONES[(first + i) % len(TIMEZONES)],
+                              external_id=f"EHR-{first + i:05d}")
+                for i in range(min(CHUNK, patients_wanted - first))
+            ]  # fmt: skip
+            ids = patients.add_patients(
+                db, clinic.id, people, default_reminder_time=settings.default_reminder_time
+            )
+            requests = [
+                enrolling.EnrollRequest(
+                    pid,
+                    EnrollmentCreate(
+                        protocol=protocol.id,
+                        start_date=then.date(),
+                        welcome=False,
+                        screening={c: False for c in protocol.contraindications},
+                    ),
+                )
+                for pid in ids
+            ]
+            enrolled = enrolling.enroll_many(db, rt, clinic.id, requests, then)
+            for days in (14, 28, 35):
+                extend_horizons(db, rt, then + timedelta(days=days), enrolled)
+            db.commit()
+        past = list(
+            db.exec(select(TreatmentSession.id).where(TreatmentSession.local_date < now.date()))
+        )
+        table = table_of(TreatmentSession)
+        for status, share in (("missed", 0.08), ("skipped", 0.07)):
+            chosen = [sid for sid in past if chance.random() < share]
+            for at in range(0, len(chosen), 900):
+                db.execute(
+                    sa.update(table)
+                    .where(table.c.id.in_(chosen[at : at + 900]))
+                    .values(status=status)
+                )
+        db.execute(
+            sa.update(table)
+            .where(table.c.local_date < now.date(), table.c.status == "planned")
+            .values(status="confirmed", completed_at=now, hdss=2, outcome="2")
+        )
+        db.commit()
+        ids = standings.changed_patients(db, rt, now)
+        for at in range(0, len(ids), 2000):
+            standings.refresh(db, rt, now, ids[at : at + 2000])
+        db.commit()
+        sample = list(db.exec(select(Patient).limit(50)))
+        sample_ids = [p.id for p in sample]
+        for patient in sample[:20]:
+            events.escalate(db, patient, "side_effect", "burn reported", now)
+        db.commit()
+        sessions = db.exec(select(sa.func.count()).select_from(table)).one()
+        enrollment = db.exec(select(sa.text("id")).select_from(sa.text("enrollment"))).first()
+    rt.close()
+    return {
+        "patients": patients_wanted,
+        "sessions": int(sessions),
+        "patient_ids": sample_ids,
+        "enrollment": enrollment,
+    }
+
+
+WEB_PASSWORD = "bench password, long enough"
+
+
+def _web_pages(http: Any, prepared: dict[str, Any]) -> dict[str, list[str]]:
+    """Every page of the app, each with the URLs a nurse would open (several patients)."""
+    patients_page = http.get("/app/patients").text
+    after = patients_page.split("/app/patients?after=")[1].split('"')[0].replace("&amp;", "&")
+    patient_ids = prepared["patient_ids"]
+    return {
+        "login": ["/app/login"],
+        "today": ["/app/"],
+        "patients": ["/app/patients"],
+        "patients_next_page": [f"/app/patients?after={after}"],
+        "patients_search": ["/app/patients?q=patient%2001", "/app/patients?q=EHR-0999"],
+        "patient": [f"/app/patients/{p}" for p in patient_ids],
+        "patient_new": ["/app/patients/new"],
+        "enroll": [f"/app/enroll?patient={p}" for p in patient_ids[:5]],
+        "enroll_preview": [
+            f"/app/enroll/preview?protocol=tap-water-hyperhidrosis&start_date={date.today()}"
+        ],
+        "escalations": ["/app/escalations"],
+        "endpoints": ["/app/endpoints"],
+        "protocols": ["/app/protocols"],
+        "protocol": ["/app/protocols/tap-water-hyperhidrosis"],
+        "settings": ["/app/settings"],
+    }
+
+
+def _time_pages(http: Any, pages: dict[str, list[str]], requests: int) -> dict[str, float]:
+    """The p95, in ms, of `requests` GETs of each page (cycling through its URLs), each
+    checked to answer 200; and of /healthz, the baseline."""
+    p95: dict[str, float] = {}
+    for name, urls in {**pages, "baseline_healthz": ["/healthz"]}.items():
+        took = []
+        for n in range(requests):
+            started = time.perf_counter()
+            answer = http.get(urls[n % len(urls)])
+            took.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code == 200, (name, answer.status_code, answer.text[:200])
+        p95[name] = _percentile(took, 0.95)
+    return p95
+
+
+def bench_web(args: argparse.Namespace) -> dict[str, Any]:
+    """Each page of the staff app against a clinic of 10,000 patients and 200,000
+    sessions: the p95 of its answer time over loopback (server time plus a little), the
+    median over runs, beside a trivial GET's."""
+    import httpx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        var_dir = Path(tmp)
+        print(f"preparing {args.patients} patients five weeks into a course ...", flush=True)
+        prepared = _prepare_web(var_dir, args.patients)
+        print(f"{prepared['patients']} patients, {prepared['sessions']} sessions", flush=True)
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
+        env.update(REMINDERS_VAR_DIR=tmp, REMINDERS_HTTP_PORT=str(port))
+        log = (var_dir / "serve.log").open("wb")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "reminders", "serve"], env=env, cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        runs: list[dict[str, float]] = []
+        try:
+            _wait_port(port, 30)
+            with httpx.Client(base_url=base, timeout=30) as http:
+                login = http.get("/app/login").text
+                csrf = login.split('name="csrf" value="')[1].split('"')[0]
+                answer = http.post(
+                    "/app/login",
+                    data={"csrf": csrf, "email": "admin@example.org", "password": WEB_PASSWORD},
+                )
+                assert answer.status_code == 303, answer.text[:300]
+                pages = _web_pages(http, prepared)
+                _time_pages(http, pages, 5)  # warm up
+                for run in range(args.runs):
+                    runs.append(_time_pages(http, pages, args.requests))
+                    slowest = max((v, k) for k, v in runs[-1].items())
+                    print(f"run {run + 1}/{args.runs}: slowest {slowest[1]} "
+                          f"p95 {slowest[0]:.1f} ms", flush=True)  # fmt: skip
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+            log.close()
+    page_p95 = {
+        name: round(statistics.median(run[name] for run in runs), 1)
+        for name in runs[0]
+        if name != "baseline_healthz"
+    }
+    baseline = statistics.median(run["baseline_healthz"] for run in runs)
+    for name, value in sorted(page_p95.items(), key=lambda item: -item[1]):
+        print(f"{name:20} p95 {value:7.1f} ms  ({value / baseline:5.1f}x /healthz)")
+    target = 150.0
+    over = [name for name, value in page_p95.items() if value > target]
+    print(f"baseline /healthz p95 {baseline:.1f} ms; target p95 <= {target:.0f} ms: "
+          f"{'met' if not over else 'missed by ' + ', '.join(over)}")  # fmt: skip
+    return {
+        "patients": prepared["patients"],
+        "sessions": prepared["sessions"],
+        "page_p95_ms": page_p95,
+        "baseline_healthz_p95_ms": round(baseline, 2),
+        "target_p95_ms": target,
+        "met": not over,
+        "runs": args.runs,
+        "requests_per_page_per_run": args.requests,
+        "all_runs": runs,
+    }
+
+
 def main() -> None:
     if len(sys.argv) >= 2 and sys.argv[1] == "_once":
         kind, count = sys.argv[2], int(sys.argv[3])
@@ -983,8 +1190,12 @@ def main() -> None:
     dispatch.add_argument("--burst", type=int, default=100_000, help="0: skip the burst runs")
     dispatch.add_argument("--burst-runs", type=int, default=3, help="runs with and without")
     dispatch.add_argument("--no-baselines", action="store_true", help="only the burst runs")
+    web = sub.add_parser("web", help="the staff app's pages on a clinic of 10,000 patients")
+    web.add_argument("--patients", type=int, default=10_000)
+    web.add_argument("--requests", type=int, default=40, help="GETs of each page per run")
+    web.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    runners = {"plan": bench_plan, "api": bench_api, "dispatch": _dispatch_all}
+    runners = {"plan": bench_plan, "api": bench_api, "dispatch": _dispatch_all, "web": bench_web}
     figures = runners[args.which](args)
     out = ROOT / "var" / "bench" / f"{args.which}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from reminders.db.engine import WriteTurns
 from reminders.metrics import REQUEST_SECONDS
 from reminders.runtime import Runtime
 
-_TOKEN_PATH = re.compile(r"/(s|u|c)/[A-Za-z0-9_\-]{16,}")
+_TOKEN_PATH = re.compile(r"/(s|u|c|app/setup|app/reset)/[A-Za-z0-9_\-]{16,}")
 _QUERY = re.compile(r"\?[^\s\"]*")
 
 
@@ -43,9 +43,9 @@ def _redacted(text: str) -> str:
 
 
 class RedactLinkTokens(logging.Filter):
-    """Patient link tokens travel in URL paths, and a careless client may put a key or
-    a name in a query string; access logs get `/s/…` (`/u/…`, `/c/….ics`) and `?…`
-    instead."""
+    """Patient link tokens travel in URL paths (so do staff setup and reset links), and
+    a careless client may put a key or a name in a query string; access logs get `/s/…`
+    (`/u/…`, `/c/….ics`, `/app/setup/…`) and `?…` instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:

@@ -15,6 +15,7 @@ from reminders.errors import InvalidInput, NotFound
 from reminders.ids import new_id
 from reminders.models import Clinic, ClinicClosedDate, Enrollment
 from reminders.runtime import Runtime
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.enrollments import replan
 from reminders.settings import validate_timezone
 from reminders.states import EnrollmentStatus
@@ -29,6 +30,7 @@ def set_hours(
     *,
     timezone: str | None = None,
     open_weekdays: list[str] | None = None,
+    actor: Actor | None = None,
 ) -> Clinic:
     """Change the clinic's zone and/or open weekdays and re-plan; return the clinic.
     Raises NotFound, or InvalidInput naming the field."""
@@ -45,11 +47,22 @@ def set_hours(
     db.add(clinic)
     db.flush()
     _replan_at_clinic(db, rt, clinic_id, now)
+    record(
+        db, actor, clinic_id, AuditAction.CLINIC_HOURS, ("clinic", clinic_id), now,
+        timezone=clinic.timezone, open_weekdays=clinic.open_weekdays,
+    )  # fmt: skip
     return clinic
 
 
 def close_on(
-    db: Session, rt: Runtime, clinic_id: str, day: date, reason: str | None, now: datetime
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    day: date,
+    reason: str | None,
+    now: datetime,
+    *,
+    actor: Actor | None = None,
 ) -> None:
     """Record that the clinic is closed on `day` and re-plan (closing twice is
     harmless). Raises NotFound."""
@@ -64,9 +77,19 @@ def close_on(
     }
     insert_ignore(db, ClinicClosedDate, [row])
     _replan_at_clinic(db, rt, clinic_id, now)
+    subject = ("clinic", clinic_id)
+    record(db, actor, clinic_id, AuditAction.CLINIC_CLOSE, subject, now, day=day, reason=reason)
 
 
-def reopen_on(db: Session, rt: Runtime, clinic_id: str, day: date, now: datetime) -> None:
+def reopen_on(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    day: date,
+    now: datetime,
+    *,
+    actor: Actor | None = None,
+) -> None:
     """Remove a closed date and re-plan. Raises NotFound if it was not closed."""
     row = db.exec(
         select(ClinicClosedDate).where(
@@ -78,6 +101,7 @@ def reopen_on(db: Session, rt: Runtime, clinic_id: str, day: date, now: datetime
     db.delete(row)
     db.flush()
     _replan_at_clinic(db, rt, clinic_id, now)
+    record(db, actor, clinic_id, AuditAction.CLINIC_REOPEN, ("clinic", clinic_id), now, day=day)
 
 
 def closed_dates(db: Session, clinic_id: str) -> list[ClinicClosedDate]:

@@ -12,6 +12,7 @@ from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, email_address, single_line
 from reminders.models import Clinic, ClinicClosedDate, ClinicIdentity, utcnow
 from reminders.services.api_keys import create_key
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.weekdays import weekdays_of
 
 FIRST_KEY_NAME = "first"
@@ -24,9 +25,7 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
     Raises InvalidInput if the name is blank, too long or not one line, or the alert
     email malformed.
     """
-    name = checked("name", name, single_line).strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("name", "must be 1 to 200 characters")
+    name = _checked_name(name)
     if alert_email is not None:
         checked("alert_email", alert_email, email_address)
     clinic = Clinic(name=name, alert_email=alert_email)
@@ -36,15 +35,52 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
     return clinic, secret
 
 
-def set_identity(db: Session, clinic_id: str, identity: ClinicIdentity) -> Clinic:
+def set_identity(
+    db: Session, clinic_id: str, identity: ClinicIdentity, *, actor: Actor | None = None
+) -> Clinic:
     """Set the fields `identity` gives of how patients see and reach the clinic; return
     the clinic. Raises NotFound."""
     clinic = get_clinic(db, clinic_id)
-    for name, value in identity.changes().items():
+    changes = identity.changes()
+    for name, value in changes.items():
         setattr(clinic, name, value)
     db.add(clinic)
     db.flush()
+    if changes:
+        record(
+            db,
+            actor,
+            clinic_id,
+            AuditAction.CLINIC_UPDATE,
+            ("clinic", clinic_id),
+            utcnow(),
+            **changes,
+        )
     return clinic
+
+
+def set_contact(
+    db: Session, clinic_id: str, name: str, alert_email: str | None, *, actor: Actor | None = None
+) -> Clinic:
+    """Rename the clinic and set where its alerts go (None: nowhere); return it. Raises
+    NotFound, or InvalidInput naming `name` or `alert_email`."""
+    clinic = get_clinic(db, clinic_id)
+    clinic.name = _checked_name(name)
+    clinic.alert_email = checked("alert_email", alert_email, email_address) if alert_email else None
+    db.add(clinic)
+    db.flush()
+    record(
+        db, actor, clinic_id, AuditAction.CLINIC_UPDATE, ("clinic", clinic_id), utcnow(),
+        name=clinic.name, alert_email=clinic.alert_email,
+    )  # fmt: skip
+    return clinic
+
+
+def _checked_name(name: str) -> str:
+    name = checked("name", name, single_line).strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name", "must be 1 to 200 characters")
+    return name
 
 
 def list_clinics(db: Session) -> list[Clinic]:

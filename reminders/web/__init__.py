@@ -6,10 +6,10 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -38,8 +38,9 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(PREFIX + "/", status_code=303)
 
     # Errors raised under /app answer with a page; elsewhere the API's answer stands.
-    for kind in (NotFound, InvalidInput, Conflict, HTTPException, RequestValidationError):
-        api_answer = app.exception_handlers.get(kind, http_exception_handler)
+    kinds = (NotFound, InvalidInput, Conflict, HTTPException, RequestValidationError)
+    for kind in (*kinds, ValidationError):
+        api_answer = app.exception_handlers.get(kind) or app.exception_handlers[Exception]
         app.add_exception_handler(kind, partial(_answer, api_answer))
 
     @app.exception_handler(LoginRequired)
@@ -59,6 +60,9 @@ async def _answer(api_answer: Any, request: Request, exc: Exception) -> Response
         return page(request, rt, "error", 404, title="Not found", text="There is no such page.")
     if isinstance(exc, HTTPException):
         return page(request, rt, "error", exc.status_code, title="Refused", text=str(exc.detail))
+    if isinstance(exc, ValidationError | RequestValidationError):
+        fields = ", ".join(str(e["loc"][-1]) + ": " + e["msg"] for e in exc.errors() if e["loc"])
+        return page(request, rt, "error", 422, title="Not done", text=fields or "bad input")
     if isinstance(exc, Conflict):
         return page(request, rt, "error", 409, title="Not done", text=str(exc))
     return page(request, rt, "error", 422, title="Not done", text=str(exc))

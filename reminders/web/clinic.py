@@ -164,7 +164,8 @@ async def change_clinic(
     request: Request, form: CheckedForm, member: AdminDep, rt: RuntimeDep, tx: TransactionsDep,
     now: NowDep,
 ) -> Response:  # fmt: skip
-    """Identity (a blank field clears it) and hours."""
+    """Name, alert email, identity (a blank field clears it) and hours."""
+    actor = actor_of(member)
     wanted: dict[str, Any] = {
         name: form.get(name, "").strip() or None for name in ("display_name", "reply_to", "phone")
     }
@@ -174,10 +175,14 @@ async def change_clinic(
     try:
         change = ClinicChange.model_validate(wanted)
         async with tx.write() as db:
-            clinics.set_identity(db, member.clinic_id, change)
+            clinics.set_contact(
+                db, member.clinic_id, form.get("name", ""), form.get("alert_email", "").strip(),
+                actor=actor,
+            )  # fmt: skip
+            clinics.set_identity(db, member.clinic_id, change, actor=actor)
             clinic_days.set_hours(
                 db, rt, member.clinic_id, now, timezone=change.timezone,
-                open_weekdays=change.open_weekdays,
+                open_weekdays=change.open_weekdays, actor=actor,
             )  # fmt: skip
     except ValidationError as exc:
         errors = {str(e["loc"][0]): e["msg"] for e in exc.errors() if e["loc"]}
@@ -199,7 +204,7 @@ async def close_on(
         return _settings(request, member.clinic_id, rt, tx, 422, errors=errors)
     reason = (form.get("reason") or "").strip()[:200] or None
     async with tx.write() as db:
-        clinic_days.close_on(db, rt, member.clinic_id, day, reason, now)
+        clinic_days.close_on(db, rt, member.clinic_id, day, reason, now, actor=actor_of(member))
     return redirect(request, rt, "/app/settings")
 
 
@@ -209,7 +214,7 @@ async def reopen_on(
     tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
     async with tx.write() as db:
-        clinic_days.reopen_on(db, rt, member.clinic_id, day, now)
+        clinic_days.reopen_on(db, rt, member.clinic_id, day, now, actor=actor_of(member))
     return redirect(request, rt, "/app/settings")
 
 

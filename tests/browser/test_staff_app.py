@@ -7,7 +7,8 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
@@ -25,7 +26,7 @@ from reminders.runtime import Runtime
 from reminders.services import events, staff
 from reminders.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.conftest import make_clinic, make_patient
+from tests.conftest import enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, free_port
 
 PASSWORD = "correct horse battery staple"
@@ -108,6 +109,7 @@ def test_a_new_admin_sets_up_logs_in_enrolls_and_handles_an_escalation(
     accessible(page, "today")
 
     page.get_by_role("link", name="Patients").click()
+    accessible(page, "patients")
     page.get_by_role("link", name="Add a patient").click()
     accessible(page, "patient-new")
     page.get_by_label("Name").fill("Ann Example")
@@ -155,6 +157,14 @@ def test_a_new_admin_sets_up_logs_in_enrolls_and_handles_an_escalation(
     accessible(page, "login")
     page.goto(f"{app_url}/app/patients")
     expect(page.get_by_role("heading", name="Log in", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Forgot your password?").click()
+    accessible(page, "forgot")
+    page.get_by_label("Your email").fill("admin@north.example")
+    page.get_by_role("button", name="Email me a link").click()
+    accessible(page, "forgot-sent")
+    page.goto(link)
+    expect(page.get_by_role("heading", name="This link no longer works")).to_be_visible()
+    accessible(page, "link-expired")
 
 
 def test_five_wrong_passwords_lock_the_account_and_tell_its_owner(
@@ -288,3 +298,37 @@ def test_the_enroll_form_works_by_keyboard_alone(
     db.expire_all()
     assert db.exec(select(AuditEvent).where(AuditEvent.action == "enroll")).one()
     assert db.exec(select(StaffMember)).one().email == "nurse@north.example"
+
+
+def _zone_near_noon() -> str:
+    offset = 12 - datetime.now(UTC).hour
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def test_a_patient_confirms_from_the_emailed_link_and_the_patient_page_shows_it(
+    app_url: str, browser: Browser, page: Page, db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    clinic_id = make_clinic(db)
+    member(db, rt, clinic_id, "nurse@north.example", role="clinician")
+    zone = _zone_near_noon()
+    local_now = datetime.now(ZoneInfo(zone))
+    reminder_at = (local_now - timedelta(hours=1)).strftime("%H:%M")
+    patient_id = make_patient(db, clinic_id, timezone=zone, reminder_time=reminder_at)
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    enroll_patient(
+        db, rt, clinic_id, patient_id, local_now.date().isoformat(), datetime.now(UTC),
+        weekdays=every_day,
+    )  # fmt: skip
+    send_emails(rt)
+    reminders = [m for m in smtp.messages if "/s/" in m.get_body(("plain",)).get_content()]  # type: ignore[union-attr]
+    link = re.search(r"https?://\S+/s/[\w-]+", reminders[0].get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert link is not None
+    patient_page = browser.new_context().new_page()
+    patient_page.goto(link.group(0))
+    patient_page.get_by_role("button", name="Confirm the session").click()
+    expect(patient_page.locator("h1")).to_be_visible()
+
+    log_in(page, app_url, "nurse@north.example")
+    page.goto(f"{app_url}/app/patients/{patient_id}")
+    expect(page.locator("td .status.confirmed").first).to_be_visible()
+    patient_page.context.close()

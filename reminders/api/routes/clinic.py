@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from reminders.api.deps import ClinicDep, NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import Day
 from reminders.models import ClinicChange, ClinicPublic, ClosedDateCreate, ClosedDatePublic
@@ -23,16 +23,18 @@ def who_am_i(clinic: ClinicDep, tx: TransactionsDep) -> ClinicPublic:
 
 @router.patch("/clinic")
 async def change_clinic(
-    body: ClinicChange, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+    body: ClinicChange, caller: CallerDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> ClinicPublic:
     """Set how patients see and reach the clinic (display name, reply-to, phone), and its
     zone and open weekdays; appointments are re-planned onto those."""
     async with tx.write() as db:
-        changed = clinics.set_identity(db, clinic.id, body)
+        clinic, actor = caller.clinic, caller.actor()
+        changed = clinics.set_identity(db, clinic.id, body, actor=actor)
         if body.timezone is not None or body.open_weekdays is not None:
             changed = clinic_days.set_hours(
-                db, rt, clinic.id, now, timezone=body.timezone, open_weekdays=body.open_weekdays
-            )
+                db, rt, clinic.id, now, timezone=body.timezone, open_weekdays=body.open_weekdays,
+                actor=actor,
+            )  # fmt: skip
         return ClinicPublic.of(changed)
 
 
@@ -49,18 +51,20 @@ def list_closed_dates(
 
 @router.post("/clinic/closed-dates", status_code=status.HTTP_201_CREATED)
 async def close_on(
-    body: ClosedDateCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+    body: ClosedDateCreate, caller: CallerDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> ClosedDatePublic:
     """The clinic is closed that day: no appointment is planned on it."""
     async with tx.write() as db:
-        clinic_days.close_on(db, rt, clinic.id, body.day, body.reason, now)
+        clinic_days.close_on(
+            db, rt, caller.clinic.id, body.day, body.reason, now, actor=caller.actor()
+        )
     return ClosedDatePublic(day=body.day, reason=body.reason)
 
 
 @router.delete("/clinic/closed-dates/{day}", status_code=status.HTTP_204_NO_CONTENT)
 async def reopen_on(
-    day: Day, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
+    day: Day, caller: CallerDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> None:
     """The clinic opens that day after all."""
     async with tx.write() as db:
-        clinic_days.reopen_on(db, rt, clinic.id, day, now)
+        clinic_days.reopen_on(db, rt, caller.clinic.id, day, now, actor=caller.actor())

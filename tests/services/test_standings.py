@@ -1,0 +1,65 @@
+"""Patients' stored standing, kept by the sweep, and the lists that sort by it."""
+
+from __future__ import annotations
+
+from freezegun import freeze_time
+from sqlmodel import Session
+
+from reminders.adherence import NO_RISK
+from reminders.models import SessionReport
+from reminders.runtime import Runtime
+from reminders.services import clinic_views, sessions
+from reminders.services.sweep import sweep
+from reminders.stores import session_store
+from tests.conftest import at, enroll_patient, make_clinic, make_patient
+
+
+def _first_session(db: Session, enrollment_id: str) -> str:
+    return session_store.of_enrollment(db, enrollment_id)[0].id
+
+
+def test_the_sweep_stores_who_missed_and_who_confirmed_and_the_list_puts_misses_first(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    start = at("2026-12-07 08:00")
+    keen = make_patient(db, clinic, timezone="UTC", name="Keen", external_id="EHR-1")
+    slipping = make_patient(db, clinic, timezone="UTC", name="Slipping", external_id="EHR-2")
+    new = make_patient(db, clinic, timezone="UTC", name="New", external_id="EHR-3")
+    keen_course = enroll_patient(db, rt, clinic, keen, "2026-12-07", start)
+    enroll_patient(db, rt, clinic, slipping, "2026-12-07", start)
+    with freeze_time(start):
+        sessions.confirm_session(
+            db, rt, clinic, _first_session(db, keen_course), SessionReport(), start
+        )
+        db.commit()
+    later = at("2026-12-09 09:00")  # the first sessions' days are over, with their grace
+    with freeze_time(later):
+        sweep(rt, later)
+    db.expire_all()
+    stored = {p.id: p for p in clinic_views.patients_by_risk(db, clinic, None, None).items}
+    assert stored[keen].adherence_rate == 1.0
+    assert stored[slipping].missed_in_a_row >= 1
+    assert stored[new].risk_rank == NO_RISK
+    assert list(stored) == [slipping, keen, new]
+    assert [p.name for p in clinic_views.at_risk(db, clinic)] == ["Slipping"]
+
+
+def test_the_patient_list_pages_on_a_stable_key_and_searches_names_and_ids(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    for n in range(7):
+        make_patient(db, clinic, name=f"Patient {n}", external_id=f"EHR-{n}")
+    seen, cursor = [], None
+    while True:
+        page = clinic_views.patients_by_risk(db, clinic, None, cursor, limit=3)
+        seen += [p.name for p in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen) == [f"Patient {n}" for n in range(7)]
+    assert len(seen) == 7
+    found = clinic_views.patients_by_risk(db, clinic, "ehr-3", None).items
+    assert [p.name for p in found] == ["Patient 3"]
+    assert clinic_views.patients_by_risk(db, clinic, "100%_", None).items == []
