@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -342,31 +344,52 @@ def _load(
     }
 
 
-def bench_api(args: argparse.Namespace) -> dict[str, Any]:
+@contextmanager
+def _served(var_dir: Path) -> Iterator[str]:
+    """`reminders serve` on `var_dir` and a free port, ready; its base URL. Stopped with
+    SIGINT at the end; one that does not stop leaves its log under var/bench/."""
     import httpx
 
-    with tempfile.TemporaryDirectory() as tmp:
-        var_dir = Path(tmp)
-        print("preparing patients with a session today ...", flush=True)
-        key, sessions = _prepare_api(var_dir, args.enrollments)
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
-        env.update(REMINDERS_VAR_DIR=tmp, REMINDERS_HTTP_PORT=str(port))
-        log = (var_dir / "serve.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "reminders", "serve"], env=env, cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
+    env.update(REMINDERS_VAR_DIR=str(var_dir), REMINDERS_HTTP_PORT=str(port))
+    log = (var_dir / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reminders", "serve"], env=env, cwd=ROOT, stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Keep the evidence: the temporary folder goes away with the server's log.
+            server.kill()
+            kept = ROOT / "var" / "bench" / "serve-did-not-stop.log"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes((var_dir / "serve.log").read_bytes())
+            print(f"the server did not stop within 30 s of SIGINT; its log: {kept}")
+            raise
+        finally:
+            log.close()
+
+
+def bench_api(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        print("preparing patients with a session today ...", flush=True)
+        key, sessions = _prepare_api(Path(tmp), args.enrollments)
+        with _served(Path(tmp)) as base:
             _load(base, key, 2, args.clients, None)  # warm up
             confirms: list[dict[str, Any]] = []
             trivials: list[dict[str, Any]] = []
@@ -387,20 +410,6 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
                     f"p50 {trivials[-1]['p50_ms']:.1f} ms p99 {trivials[-1]['p99_ms']:.1f} ms",
                     flush=True,
                 )
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                # Keep the evidence: the temporary folder goes away with the server's log.
-                server.kill()
-                kept = ROOT / "var" / "bench" / "serve-did-not-stop.log"
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                kept.write_bytes((var_dir / "serve.log").read_bytes())
-                print(f"the server did not stop within 30 s of SIGINT; its log: {kept}")
-                raise
-            finally:
-                log.close()
 
     def median(rows: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in rows))
@@ -1101,41 +1110,25 @@ def bench_web(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
-        var_dir = Path(tmp)
         print(f"preparing {args.patients} patients five weeks into a course ...", flush=True)
-        prepared = _prepare_web(var_dir, args.patients)
+        prepared = _prepare_web(Path(tmp), args.patients)
         print(f"{prepared['patients']} patients, {prepared['sessions']} sessions", flush=True)
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
-        env.update(REMINDERS_VAR_DIR=tmp, REMINDERS_HTTP_PORT=str(port))
-        log = (var_dir / "serve.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "reminders", "serve"], env=env, cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
         runs: list[dict[str, float]] = []
-        try:
-            _wait_port(port, 30)
-            with httpx.Client(base_url=base, timeout=30) as http:
-                login = http.get("/app/login").text
-                csrf = login.split('name="csrf" value="')[1].split('"')[0]
-                answer = http.post(
-                    "/app/login",
-                    data={"csrf": csrf, "email": "admin@example.org", "password": WEB_PASSWORD},
-                )
-                assert answer.status_code == 303, answer.text[:300]
-                pages = _web_pages(http, prepared)
-                _time_pages(http, pages, 5)  # warm up
-                for run in range(args.runs):
-                    runs.append(_time_pages(http, pages, args.requests))
-                    slowest = max((v, k) for k, v in runs[-1].items())
-                    print(f"run {run + 1}/{args.runs}: slowest {slowest[1]} "
-                          f"p95 {slowest[0]:.1f} ms", flush=True)  # fmt: skip
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
-            log.close()
+        with _served(Path(tmp)) as base, httpx.Client(base_url=base, timeout=30) as http:
+            login = http.get("/app/login").text
+            csrf = login.split('name="csrf" value="')[1].split('"')[0]
+            answer = http.post(
+                "/app/login",
+                data={"csrf": csrf, "email": "admin@example.org", "password": WEB_PASSWORD},
+            )
+            assert answer.status_code == 303, answer.text[:300]
+            pages = _web_pages(http, prepared)
+            _time_pages(http, pages, 5)  # warm up
+            for run in range(args.runs):
+                runs.append(_time_pages(http, pages, args.requests))
+                slowest = max((v, k) for k, v in runs[-1].items())
+                print(f"run {run + 1}/{args.runs}: slowest {slowest[1]} "
+                      f"p95 {slowest[0]:.1f} ms", flush=True)  # fmt: skip
     page_p95 = {
         name: round(statistics.median(run[name] for run in runs), 1)
         for name in runs[0]

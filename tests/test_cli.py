@@ -521,3 +521,29 @@ def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported
     latin.write_bytes("name,timezone\nMüller,UTC\n".encode("latin-1"))
     code, _, err = run("import", str(latin), "--clinic", clinic)
     assert code == 2 and "not UTF-8" in err
+
+
+def test_staff_add_prints_a_setup_link_that_opens_the_password_page(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from reminders.api import create_app
+    from reminders.runtime import Runtime
+    from reminders.settings import load_settings
+
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic")[1].split()[1]
+    code, out, _ = run("staff", "add", "--clinic", clinic, "--email", "Boss@North.example",
+                       "--role", "admin")  # fmt: skip
+    assert code == 0, out
+    link = out.split("service runs): ")[1].strip()
+    assert link.startswith("http://127.0.0.1:8000/app/setup/")
+    code, out, err = run("staff", "add", "--clinic", clinic, "--email", "boss@north.example")
+    assert code != 0 and "already has a staff account" in out + err
+    rt = Runtime.from_settings(load_settings(var_dir=tmp_path))
+    with TestClient(create_app(rt), base_url="http://127.0.0.1:8000") as client:
+        page = client.get(link.removeprefix("http://127.0.0.1:8000"))
+    rt.close()
+    assert page.status_code == 200
+    assert "choose your password" in page.text
+    assert "boss@north.example" in page.text
+    assert run("staff", "list", clinic)[1].split("\t")[1:] == ["boss@north.example", "admin", "\n"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,11 +123,34 @@ def _escaped_like(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarDay:
+    """A day of the coming weeks and the session on it, if any is still to come or done."""
+
+    day: date
+    session: SessionRow | None
+
+
+@dataclass(frozen=True, slots=True)
 class Course:
     """One enrollment with its sessions, oldest first."""
 
     enrollment: Enrollment
     sessions: list[SessionRow]
+
+    def coming_weeks(self, today: date, weeks: int = 4) -> list[list[CalendarDay]]:
+        """The `weeks` weeks from `today`, a row of seven days each."""
+        shown = {
+            s.local_date: s
+            for s in self.sessions
+            if s.local_date >= today and s.status != SessionStatus.CANCELLED
+        }
+        days = [today + timedelta(days=n) for n in range(7 * weeks)]
+        cells = [CalendarDay(day, shown.get(day)) for day in days]
+        return [cells[start : start + 7] for start in range(0, len(cells), 7)]
+
+    def done(self) -> list[SessionRow]:
+        """The sessions that were due (confirmed, skipped or missed), newest first."""
+        return [s for s in reversed(self.sessions) if s.status in DUE_STATES]
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,7 +106,6 @@ def patient_page(
         request, rt, "patient", record=record, today=today, absences=away,
         adherence_chart=adherence_svg(record), weeks=week_bars(record),
         outcome_charts={c.enrollment.id: outcome_svg(c, rt.protocols) for c in record.courses},
-        next_weeks=[today + timedelta(days=n) for n in range(28)],
     )  # fmt: skip
 
 
