@@ -10,9 +10,15 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import NowDep, RuntimeDep, Transactions, TransactionsDep
 from reminders.errors import Conflict, InvalidInput, NotFound
-from reminders.models import EnrollmentCreate, PatientCreate, PauseRequest
+from reminders.models import (
+    EnrollmentCreate,
+    PatientCreate,
+    PatientUpdate,
+    PauseRequest,
+    StaffMember,
+)
 from reminders.protocols import CONTRAINDICATIONS
 from reminders.runtime import Runtime
 from reminders.services import (
@@ -28,6 +34,7 @@ from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
 from reminders.web.render import page, redirect
 
 router = APIRouter(prefix="/app", include_in_schema=False)
+EDITABLE = ("name", "email", "timezone", "reminder_time", "locale", "external_id")
 STATUS_OF_ACTION = {"pause": "paused", "resume": "active", "withdraw": "withdrawn"}
 
 
@@ -93,9 +100,17 @@ def new_patient(request: Request, _member: StaffDep, rt: RuntimeDep) -> Response
 
 
 @router.get("/patients/{patient_id}")
-def patient_page(
+def show_patient(
     patient_id: str, request: Request, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep,
     now: NowDep,
+) -> Response:  # fmt: skip
+    return patient_page(patient_id, request, member, rt, tx, now)
+
+
+def patient_page(
+    patient_id: str, request: Request, member: StaffMember, rt: Runtime, tx: Transactions,
+    now: datetime, errors: dict[str, str] | None = None,
+    form: Mapping[str, str] | None = None,
 ) -> Response:  # fmt: skip
     with tx.read() as db:
         patient = patients.get_patient(db, member.clinic_id, patient_id)
@@ -103,10 +118,35 @@ def patient_page(
         away = absences.list_absences(db, patient)
     today = local_today(now, patient.timezone)
     return page(
-        request, rt, "patient", record=record, today=today, absences=away,
+        request, rt, "patient", 422 if errors else 200, record=record, today=today,
+        absences=away, errors=errors or {}, form=form or {},
         adherence_chart=adherence_svg(record), weeks=week_bars(record),
         outcome_charts={c.enrollment.id: outcome_svg(c, rt.protocols) for c in record.courses},
     )  # fmt: skip
+
+
+@router.post("/patients/{patient_id}")
+async def edit_patient(
+    patient_id: str, request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep,
+    tx: TransactionsDep, now: NowDep,
+) -> Response:  # fmt: skip
+    """Change the patient's details; a blank email or external id clears it."""
+    wanted: dict[str, Any] = {name: form.get(name, "").strip() for name in EDITABLE}
+    for optional in ("email", "external_id"):
+        wanted[optional] = wanted[optional] or None
+    try:
+        change = PatientUpdate.model_validate(wanted)
+        async with tx.write() as db:
+            patients.update_patient(db, rt, member.clinic_id, patient_id, change, now, member.email)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+    except InvalidInput as exc:
+        errors = {exc.field: exc.message}
+    except Conflict as exc:
+        errors = {"external_id": str(exc)}
+    else:
+        return redirect(request, rt, f"/app/patients/{patient_id}")
+    return patient_page(patient_id, request, member, rt, tx, now, errors=errors, form=form)
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")

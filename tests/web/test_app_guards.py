@@ -4,60 +4,25 @@ origin, staff see only their clinic, bad input gets a page naming the field."""
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from reminders.api import create_app
 from reminders.api.app import RedactLinkTokens
-from reminders.models import AuditEvent, Patient, StaffMember, WebhookEndpoint
+from reminders.models import AuditEvent, Patient, WebhookEndpoint
 from reminders.runtime import Runtime
 from reminders.services import events, staff
 from reminders.services.audit import Actor
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
-
-PASSWORD = "a password long enough"
-NOW = at("2026-12-07 09:00")
-
-
-@pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt), base_url="https://reminders.example.org") as test_client:
-        yield test_client
-
-
-def _member(db: Session, clinic: str, email: str, role: str = "admin") -> StaffMember:
-    added = staff.add_member(db, clinic, email, role, None, NOW)
-    added.password_hash = staff.hash_password(PASSWORD)
-    db.add(added)
-    db.commit()
-    return added
-
-
-def _csrf(client: TestClient, url: str = "/app/login") -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get(url).text)
-    assert found
-    return found.group(1)
-
-
-def _log_in(client: TestClient, email: str) -> str:
-    csrf = _csrf(client)
-    answer = client.post(
-        "/app/login", data={"csrf": csrf, "email": email, "password": PASSWORD},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    return _csrf(client, "/app/")
+from tests.conftest import enroll_patient, make_clinic, make_patient
+from tests.web.conftest import NOW, PASSWORD, csrf_of, log_in, staff_member
 
 
 def test_a_form_without_its_token_is_refused_and_writes_nothing(
     client: TestClient, db: Session
 ) -> None:
-    _member(db, make_clinic(db), "a@north.example")
-    _log_in(client, "a@north.example")
+    staff_member(db, make_clinic(db), "a@north.example")
+    log_in(client, "a@north.example")
     answer = client.post("/app/endpoints", data={"url": "https://hooks.example.org/x"})
     assert answer.status_code == 403
     assert "not sent from this app" in answer.text
@@ -67,8 +32,8 @@ def test_a_form_without_its_token_is_refused_and_writes_nothing(
 def test_a_form_from_another_origin_is_refused_even_with_a_token(
     client: TestClient, db: Session
 ) -> None:
-    _member(db, make_clinic(db), "a@north.example")
-    csrf = _log_in(client, "a@north.example")
+    staff_member(db, make_clinic(db), "a@north.example")
+    csrf = log_in(client, "a@north.example")
     answer = client.post(
         "/app/endpoints", data={"csrf": csrf, "url": "https://hooks.example.org/x"},
         headers={"Origin": "https://evil.example"},
@@ -78,8 +43,8 @@ def test_a_form_from_another_origin_is_refused_even_with_a_token(
 
 def test_htmx_requests_carry_the_token_in_a_header(client: TestClient, db: Session) -> None:
     clinic = make_clinic(db)
-    _member(db, clinic, "a@north.example")
-    csrf = _log_in(client, "a@north.example")
+    staff_member(db, clinic, "a@north.example")
+    csrf = log_in(client, "a@north.example")
     answer = client.post(
         "/app/settings/closed", data={"day": "2026-12-24"},
         headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
@@ -92,8 +57,8 @@ def test_htmx_requests_carry_the_token_in_a_header(client: TestClient, db: Sessi
 
 
 def test_logging_out_ends_the_login_on_the_server(client: TestClient, db: Session) -> None:
-    _member(db, make_clinic(db), "a@north.example")
-    csrf = _log_in(client, "a@north.example")
+    staff_member(db, make_clinic(db), "a@north.example")
+    csrf = log_in(client, "a@north.example")
     cookie = client.cookies.get("reminders_staff")
     client.post("/app/logout", data={"csrf": csrf}, follow_redirects=False)
     client.cookies.set("reminders_staff", cookie or "", domain="reminders.example.org")
@@ -105,8 +70,8 @@ def test_logging_out_ends_the_login_on_the_server(client: TestClient, db: Sessio
 def test_the_login_cookie_is_httponly_samesite_lax_and_secure_behind_https(
     client: TestClient, db: Session
 ) -> None:
-    _member(db, make_clinic(db), "a@north.example")
-    csrf = _csrf(client)
+    staff_member(db, make_clinic(db), "a@north.example")
+    csrf = csrf_of(client)
     answer = client.post(
         "/app/login", data={"csrf": csrf, "email": "a@north.example", "password": PASSWORD},
         follow_redirects=False,
@@ -138,8 +103,8 @@ def test_another_clinics_staff_get_404(
     escalation = db.exec(
         select(__import__("reminders.models", fromlist=["Escalation"]).Escalation)
     ).one()
-    _member(db, south, "s@south.example", role="clinician")
-    csrf = _log_in(client, "s@south.example")
+    staff_member(db, south, "s@south.example", role="clinician")
+    csrf = log_in(client, "s@south.example")
     url = path.format(patient=patient, enrollment=enrollment, escalation=escalation.id)
     data = {"csrf": csrf, "first": "2026-12-20", "last": "2026-12-21"}
     answer = client.get(url) if method == "get" else client.post(url, data=data)
@@ -148,8 +113,8 @@ def test_another_clinics_staff_get_404(
 
 
 def test_a_clinician_has_no_settings_page(client: TestClient, db: Session) -> None:
-    _member(db, make_clinic(db), "n@north.example", role="clinician")
-    _log_in(client, "n@north.example")
+    staff_member(db, make_clinic(db), "n@north.example", role="clinician")
+    log_in(client, "n@north.example")
     assert client.get("/app/settings").status_code == 404
 
 
@@ -158,8 +123,8 @@ def test_a_bad_pause_date_answers_a_page_naming_it_not_an_error(
 ) -> None:
     clinic = make_clinic(db)
     enrollment = enroll_patient(db, rt, clinic, make_patient(db, clinic), "2026-12-07", NOW)
-    _member(db, clinic, "a@north.example")
-    csrf = _log_in(client, "a@north.example")
+    staff_member(db, clinic, "a@north.example")
+    csrf = log_in(client, "a@north.example")
     answer = client.post(
         f"/app/enrollments/{enrollment}/pause", data={"csrf": csrf, "until": "someday"}
     )
@@ -173,8 +138,8 @@ def test_an_invite_to_an_address_of_another_clinic_is_refused_by_name(
     north, south = make_clinic(db), make_clinic(db, "South")
     staff.add_member(db, south, "taken@south.example", "clinician", Actor("cli"), NOW)
     db.commit()
-    _member(db, north, "a@north.example")
-    csrf = _log_in(client, "a@north.example")
+    staff_member(db, north, "a@north.example")
+    csrf = log_in(client, "a@north.example")
     answer = client.post(
         "/app/settings/staff", data={"csrf": csrf, "email": "taken@south.example", "role": "admin"}
     )
