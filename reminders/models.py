@@ -410,10 +410,12 @@ class Delivery(SQLModel, table=True):
         ),
         sa.Index("ix_delivery_state_next", "state", "next_attempt_at"),
         sa.Index("ix_delivery_patient", "patient_id"),
+        # A clinic's deliveries newest first, all or of one channel (its webhooks).
+        sa.Index("ix_delivery_clinic_channel", "clinic_id", "channel", "id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
-    clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", max_length=32)
     patient_id: str | None = Field(default=None, foreign_key="patient.id", max_length=32)
     session_id: str | None = Field(default=None, foreign_key="treatment_session.id", max_length=32)
     # What the message is (reminder, clinic_alert, session.confirmed, ...) and who it is

@@ -36,6 +36,7 @@ from reminders.runtime import Runtime
 
 _TOKEN_PATH = re.compile(r"/(s|u|c|app/setup|app/reset)/[A-Za-z0-9_\-]{16,}")
 _QUERY = re.compile(r"\?[^\s\"]*")
+TIMING = b"server-timing"
 
 
 def _redacted(text: str) -> str:
@@ -56,7 +57,8 @@ class RedactLinkTokens(logging.Filter):
 
 class MeasureRequests:
     """Times every HTTP request into `metrics.REQUEST_SECONDS`, by route template (a
-    patient's link token never becomes a label)."""
+    patient's link token never becomes a label), and tells the client how long the
+    server took to answer (`Server-Timing: app;dur=<ms>`), as browsers' tools show."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,6 +74,12 @@ class MeasureRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                took_ms = (time.perf_counter() - started) * 1000
+                headers = [
+                    *message.get("headers", ()),
+                    (b"server-timing", b"app;dur=%.1f" % took_ms),
+                ]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -43,39 +43,59 @@ class DaySession:
     at_clinic: bool
 
 
-def sessions_today(db: Session, clinic_id: str, now: datetime) -> list[DaySession]:
-    """Return the sessions on each patient's own today, by patient name."""
+@dataclass(frozen=True, slots=True)
+class Today:
+    """The clinic's sessions on each patient's own today: how many, how many confirmed
+    so far, and the first `shown` by patient name."""
+
+    total: int
+    confirmed: int
+    first: list[DaySession]
+
+
+def _due_around(clinic_id: str, now: datetime) -> list[sa.ColumnElement[bool]]:
     # Local dates lie within a day of the UTC date; the exact day is each zone's.
     utc_day = now.date()
     days = [utc_day - timedelta(days=1), utc_day, utc_day + timedelta(days=1)]
-    due = (SessionStatus.PLANNED, *DUE_STATES)
-    t, p = TreatmentSession, Patient
-    columns: list[Any] = [
-        t.id,
-        p.id,
-        p.name,
-        t.status,
-        t.minutes,
-        t.at_clinic,
-        t.local_date,
-        t.timezone,
+    return [
+        col(TreatmentSession.status).in_((SessionStatus.PLANNED, *DUE_STATES)),
+        col(TreatmentSession.local_date).in_(days),
+        col(Enrollment.clinic_id) == clinic_id,
     ]
+
+
+def sessions_today(db: Session, clinic_id: str, now: datetime, shown: int = 100) -> Today:
+    """Count the sessions on each patient's today in the database, by zone (a handful of
+    groups, not thousands of rows), then read the first `shown` of them."""
+    t = TreatmentSession
+    grouped: list[Any] = [t.timezone, t.local_date, t.status]
+    counted: list[Any] = [*grouped, sa.func.count()]
+    groups = db.execute(
+        sa.select(*counted)
+        .join(Enrollment, col(Enrollment.id) == col(t.enrollment_id))
+        .where(*_due_around(clinic_id, now))
+        .group_by(*grouped)
+    ).all()
+    today = [(z, day, status, n) for z, day, status, n in groups if day == local_today(now, z)]
+    if not today:
+        return Today(0, 0, [])
+    zone_days = {(zone, day) for zone, day, _status, _n in today}
+    on_today = sa.or_(
+        *(sa.and_(col(t.timezone) == zone, col(t.local_date) == day) for zone, day in zone_days)
+    )
+    columns: list[Any] = [t.id, Patient.id, Patient.name, t.status, t.minutes, t.at_clinic]
     query = (
         sa.select(*columns)
         .join(Enrollment, col(Enrollment.id) == col(t.enrollment_id))
         .join(Patient, col(Patient.id) == col(Enrollment.patient_id))
-        .where(
-            col(t.status).in_(due),
-            col(t.local_date).in_(days),
-            col(Enrollment.clinic_id) == clinic_id,
-        )
+        .where(*_due_around(clinic_id, now), on_today)
+        .order_by(col(Patient.name), col(t.id))
+        .limit(shown)
     )
-    found = [
-        DaySession(session_id, patient_id, name, status, minutes, at_clinic)
-        for session_id, patient_id, name, status, minutes, at_clinic, day, zone in db.execute(query)
-        if day == local_today(now, zone)
-    ]
-    return sorted(found, key=lambda s: (s.patient_name.casefold(), s.session_id))
+    first = [DaySession(*row) for row in db.execute(query)]
+    total = sum(n for _z, _d, _s, n in today)
+    confirmed = sum(n for _z, _d, status, n in today if status == SessionStatus.CONFIRMED)
+    return Today(total, confirmed, first)
 
 
 def at_risk(db: Session, clinic_id: str, limit: int = 10) -> list[Patient]:

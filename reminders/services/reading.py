@@ -114,13 +114,19 @@ def audit_log(db: Session, clinic_id: str, cursor: str | None, limit: int) -> Pa
 
 
 def list_deliveries(
-    db: Session, clinic_id: str, state: str | None, cursor: str | None, limit: int
+    db: Session,
+    clinic_id: str,
+    state: str | None,
+    cursor: str | None,
+    limit: int,
+    channel: str | None = None,
 ) -> Page[DeliveryRow]:
-    """Return a page of the clinic's deliveries, newest first, optionally in one state."""
+    """Return a page of the clinic's deliveries, newest first, optionally in one state
+    or through one channel."""
     check_page(cursor, limit)
     check_state(state, tuple(DeliveryState))
     wanted = DeliveryState(state) if state else None
-    rows = outbox.newest_of_clinic(db, clinic_id, wanted, cursor, limit + 1)
+    rows = outbox.newest_of_clinic(db, clinic_id, wanted, cursor, limit + 1, channel)
     return page_of(rows, limit, "id")
 
 

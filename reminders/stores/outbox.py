@@ -366,11 +366,18 @@ def by_ids(db: Session, delivery_ids: Collection[str]) -> list[DeliveryRow]:
 
 
 def newest_of_clinic(
-    db: Session, clinic_id: str, state: DeliveryState | None, before: str | None, limit: int
+    db: Session,
+    clinic_id: str,
+    state: DeliveryState | None,
+    before: str | None,
+    limit: int,
+    channel: str | None = None,
 ) -> list[DeliveryRow]:
-    """Return up to `limit` of the clinic's deliveries (in `state`, with ids before
-    `before`, where given), newest first: ids sort by time."""
+    """Return up to `limit` of the clinic's deliveries (in `state`, through `channel`,
+    with ids before `before`, where given), newest first: ids sort by time."""
     query = sa.select(_TABLE).where(_TABLE.c.clinic_id == clinic_id)
+    if channel is not None:
+        query = query.where(_TABLE.c.channel == channel)
     if state is not None:
         query = query.where(_TABLE.c.state == state)
     if before is not None:

@@ -70,8 +70,7 @@ def _endpoints(
 ) -> Response:
     with tx.read() as db:
         found = reading.list_endpoints(db, clinic_id)
-        recent = reading.list_deliveries(db, clinic_id, None, None, 100)
-    hooks = [d for d in recent.items if d.channel == "webhook"][:20]
+        hooks = reading.list_deliveries(db, clinic_id, None, None, 20, "webhook").items
     context = {"secret": None, "errors": {}, "form": {}, **context}
     return page(request, rt, "endpoints", status, endpoints=found, deliveries=hooks, **context)
 

@@ -48,14 +48,10 @@ def today(
     request: Request, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> Response:
     with tx.read() as db:
-        sessions = clinic_views.sessions_today(db, member.clinic_id, now)
+        today = clinic_views.sessions_today(db, member.clinic_id, now)
         escalations = reading.newest_escalations(db, member.clinic_id, "open", None, 10)
         risky = clinic_views.at_risk(db, member.clinic_id)
-    confirmed = sum(1 for s in sessions if s.status == "confirmed")
-    return page(
-        request, rt, "today", sessions=sessions, confirmed=confirmed,
-        escalations=escalations, at_risk=risky,
-    )  # fmt: skip
+    return page(request, rt, "today", today=today, escalations=escalations, at_risk=risky)
 
 
 @router.get("/patients")

@@ -88,9 +88,13 @@ def upgrade() -> None:
     op.create_index('ix_session_updated_at', 'treatment_session', ['updated_at'])
     op.create_index('ix_enrollment_updated_at', 'enrollment', ['updated_at'])
     op.create_index('ix_delivery_patient', 'delivery', ['patient_id'])
+    op.drop_index('ix_delivery_clinic_id', table_name='delivery')
+    op.create_index('ix_delivery_clinic_channel', 'delivery', ['clinic_id', 'channel', 'id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_delivery_clinic_channel', table_name='delivery')
+    op.create_index('ix_delivery_clinic_id', 'delivery', ['clinic_id'])
     op.drop_index('ix_delivery_patient', table_name='delivery')
     op.drop_index('ix_enrollment_updated_at', table_name='enrollment')
     op.drop_index('ix_session_updated_at', table_name='treatment_session')
