@@ -46,21 +46,25 @@ class DaySession:
 @dataclass(frozen=True, slots=True)
 class Today:
     """The clinic's sessions on each patient's own today: how many, how many confirmed
-    so far, and the first `shown` by patient name."""
+    so far, and the first `shown` of them (by when they were planned), by name."""
 
     total: int
     confirmed: int
     first: list[DaySession]
 
 
-def _due_around(clinic_id: str, now: datetime) -> list[sa.ColumnElement[bool]]:
-    # Local dates lie within a day of the UTC date; the exact day is each zone's.
-    utc_day = now.date()
-    days = [utc_day - timedelta(days=1), utc_day, utc_day + timedelta(days=1)]
+def _due_on(db: Session, clinic_id: str, now: datetime) -> list[sa.ColumnElement[bool]]:
+    """Sessions of the clinic that are due on a date that is today in one of its
+    patients' zones (a handful of zones, so a date or two)."""
+    zones = db.exec(select(Patient.timezone).where(Patient.clinic_id == clinic_id).distinct())
+    days = {local_today(now, zone) for zone in zones}
+    # Sessions first, by their status and date, then whether their enrollment is the
+    # clinic's: starting from the clinic's enrollments would look up each one's days.
+    of_clinic = select(Enrollment.id).where(Enrollment.clinic_id == clinic_id)
     return [
         col(TreatmentSession.status).in_((SessionStatus.PLANNED, *DUE_STATES)),
         col(TreatmentSession.local_date).in_(days),
-        col(Enrollment.clinic_id) == clinic_id,
+        col(TreatmentSession.enrollment_id).in_(of_clinic),
     ]
 
 
@@ -68,14 +72,10 @@ def sessions_today(db: Session, clinic_id: str, now: datetime, shown: int = 100)
     """Count the sessions on each patient's today in the database, by zone (a handful of
     groups, not thousands of rows), then read the first `shown` of them."""
     t = TreatmentSession
+    due = _due_on(db, clinic_id, now)
     grouped: list[Any] = [t.timezone, t.local_date, t.status]
     counted: list[Any] = [*grouped, sa.func.count()]
-    groups = db.execute(
-        sa.select(*counted)
-        .join(Enrollment, col(Enrollment.id) == col(t.enrollment_id))
-        .where(*_due_around(clinic_id, now))
-        .group_by(*grouped)
-    ).all()
+    groups = db.execute(sa.select(*counted).where(*due).group_by(*grouped)).all()
     today = [(z, day, status, n) for z, day, status, n in groups if day == local_today(now, z)]
     if not today:
         return Today(0, 0, [])
@@ -83,16 +83,18 @@ def sessions_today(db: Session, clinic_id: str, now: datetime, shown: int = 100)
     on_today = sa.or_(
         *(sa.and_(col(t.timezone) == zone, col(t.local_date) == day) for zone, day in zone_days)
     )
+    first_ids = sa.select(col(t.id)).where(*due, on_today).order_by(col(t.id)).limit(shown)
     columns: list[Any] = [t.id, Patient.id, Patient.name, t.status, t.minutes, t.at_clinic]
     query = (
         sa.select(*columns)
         .join(Enrollment, col(Enrollment.id) == col(t.enrollment_id))
         .join(Patient, col(Patient.id) == col(Enrollment.patient_id))
-        .where(*_due_around(clinic_id, now), on_today)
-        .order_by(col(Patient.name), col(t.id))
-        .limit(shown)
+        .where(col(t.id).in_(first_ids))
     )
-    first = [DaySession(*row) for row in db.execute(query)]
+    first = sorted(
+        (DaySession(*row) for row in db.execute(query)),
+        key=lambda s: (s.patient_name.casefold(), s.session_id),
+    )
     total = sum(n for _z, _d, _s, n in today)
     confirmed = sum(n for _z, _d, status, n in today if status == SessionStatus.CONFIRMED)
     return Today(total, confirmed, first)
