@@ -63,3 +63,24 @@ def test_the_patient_list_pages_on_a_stable_key_and_searches_names_and_ids(
     found = clinic_views.patients_by_risk(db, clinic, "ehr-3", None).items
     assert [p.name for p in found] == ["Patient 3"]
     assert clinic_views.patients_by_risk(db, clinic, "100%_", None).items == []
+
+
+def test_today_counts_each_patients_own_today_across_the_date_line(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    now = at("2026-12-07 12:00")  # 8 Dec 02:00 in Kiritimati, 7 Dec 01:00 in Pago Pago
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    ahead = make_patient(db, clinic, timezone="Pacific/Kiritimati", name="Ahead")
+    behind = make_patient(db, clinic, timezone="Pacific/Pago_Pago", name="Behind")
+    for patient in (ahead, behind):
+        enroll_patient(db, rt, clinic, patient, "2026-12-07", now, weekdays=every_day)
+    today = clinic_views.sessions_today(db, clinic, now)
+    assert (today.total, today.confirmed) == (2, 0)
+    assert [s.patient_name for s in today.first] == ["Ahead", "Behind"]
+    by_patient = {s.patient_id: s for s in today.first}
+    dates = {
+        p: session_store.get(db, by_patient[p].session_id).local_date  # type: ignore[union-attr]
+        for p in (ahead, behind)
+    }
+    assert (str(dates[ahead]), str(dates[behind])) == ("2026-12-08", "2026-12-07")
