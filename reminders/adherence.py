@@ -76,13 +76,6 @@ class Adherence:
     weeks: dict[str, Tally]
     phases: dict[str, Tally]
 
-    @property
-    def risk(self) -> tuple[int, float, int]:
-        """Sort key, most at risk first when sorted ascending: more misses in a row,
-        then lower rate, then longer since the last session."""
-        rate = self.overall.rate if self.overall.rate is not None else 1.0
-        return (-self.missed_in_a_row, rate, -(self.days_since_last or 0))
-
 
 def _on_time(fact: SessionFact) -> bool:
     if fact.completed_at is None:
@@ -131,12 +124,16 @@ def adherence(facts: list[SessionFact], today: date) -> Adherence:
 NO_RISK = "9999.1.000000.9999999"
 
 
+def ranked(missed_in_a_row: int, rate: float | None, last_session: date | None) -> str:
+    """A string that sorts most at risk first: more misses in a row, then a lower rate,
+    then an older last session (none yet: last). It holds the date of the last session,
+    not the days since it, so it keeps from one day to the next and can be stored and a
+    list sorted by it."""
+    misses = min(missed_in_a_row, 9999)
+    last = last_session.toordinal() if last_session else 9999999
+    return f"{9999 - misses:04d}.{rate if rate is not None else 1.0:.6f}.{last:07d}"
+
+
 def risk_rank(figures: Adherence) -> str:
-    """A string that sorts most at risk first, as `Adherence.risk` does, but that keeps
-    from one day to the next (it holds the date of the last session, not the days since
-    it), so it can be stored and a list sorted by it: more misses in a row, then a lower
-    rate, then an older last session."""
-    rate = figures.overall.rate if figures.overall.rate is not None else 1.0
-    misses = min(figures.missed_in_a_row, 9999)
-    last = figures.last_session.toordinal() if figures.last_session else 9999999
-    return f"{9999 - misses:04d}.{rate:.6f}.{last:07d}"
+    """`ranked` of a patient's figures."""
+    return ranked(figures.missed_in_a_row, figures.overall.rate, figures.last_session)

@@ -591,7 +591,7 @@ def clinic_identity(
     given = {"display_name": display_name, "reply_to": reply_to, "phone": phone}
     wanted = _validated(ClinicIdentity, {k: v for k, v in given.items() if v is not None})
     with _runtime() as runtime, _transaction(runtime) as db:
-        found = clinics.set_identity(db, clinic, wanted)
+        found = clinics.set_identity(db, clinic, wanted, utcnow(), actor=Actor("command line"))
         shown = ClinicPublic.of(found).model_dump(mode="json")
     _print_fields(shown)
 

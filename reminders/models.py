@@ -359,7 +359,8 @@ class StaffLink(SQLModel, table=True):
 class AuditEvent(SQLModel, table=True):
     """Something a person changed: who (`actor`: a staff email or an API key's name),
     when, what (`action` on `subject_type` `subject_id`) and its particulars (`detail`,
-    JSON of ids, dates and choices; never a patient's name or contact)."""
+    JSON of ids, dates, choices and the reason or note the person gave; never a patient's
+    name or contact details)."""
 
     __tablename__ = "audit_event"
 
@@ -370,7 +371,7 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=40)
     subject_type: str = Field(max_length=32)
     subject_id: str | None = Field(default=None, max_length=32)
-    detail: str = Field(default="{}", max_length=4000)
+    detail: str = Field(default="{}", sa_type=sa.Text)
     created_at: datetime = _created()
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from reminders.adherence import SessionFact, adherence
+from reminders.adherence import NO_RISK, SessionFact, adherence, risk_rank
 
 MON = date(2026, 12, 7)
 
@@ -63,4 +63,5 @@ def test_nothing_due_has_no_rate_and_sorts_as_low_risk() -> None:
     empty = adherence([fact(3, "planned")], MON)
     assert empty.overall.rate is None
     lapsed = adherence([fact(0, "missed"), fact(2, "missed")], MON + timedelta(days=5))
-    assert sorted([empty, lapsed], key=lambda a: a.risk)[0] is lapsed
+    assert sorted([empty, lapsed], key=risk_rank)[0] is lapsed
+    assert risk_rank(empty) == NO_RISK

@@ -17,7 +17,7 @@ from reminders import sms
 from reminders.ids import hash_secret
 from reminders.locales import SHIPPED
 from reminders.messages import SMS_TEXTS, Links, PatientMessage, patient_email, render, sms_text
-from reminders.models import ClinicIdentity, PatientToken
+from reminders.models import ClinicIdentity, PatientToken, utcnow
 from reminders.runtime import Runtime
 from reminders.services import clinics, webhooks
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
@@ -31,7 +31,7 @@ SAO_PAULO_IDENTITY = ClinicIdentity(
 
 def brazilian_clinic(db: Session) -> str:
     clinic = make_clinic(db)
-    clinics.set_identity(db, clinic, SAO_PAULO_IDENTITY)
+    clinics.set_identity(db, clinic, SAO_PAULO_IDENTITY, utcnow())
     db.commit()
     return clinic
 

@@ -63,8 +63,8 @@ def record(
     **detail: Any,
 ) -> None:
     """Add an entry for `action` on `subject` (type, id) by `actor`, in the caller's
-    transaction; nothing when no person asked (`actor` None). `detail` holds ids, dates
-    and choices, never a patient's name or contact."""
+    transaction; nothing when no person asked (`actor` None). `detail` holds ids, dates,
+    choices and the person's own reason or note, never a patient's name or contact."""
     if actor is None:
         return
     subject_type, subject_id = subject
@@ -76,7 +76,7 @@ def record(
             action=action,
             subject_type=subject_type,
             subject_id=subject_id,
-            detail=json.dumps(detail, default=str, sort_keys=True),
+            detail=json.dumps(detail, default=str, sort_keys=True, ensure_ascii=False),
             created_at=now,
         )
     )

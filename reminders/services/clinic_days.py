@@ -13,9 +13,10 @@ from sqlmodel import Session, col, select
 from reminders.db.rows import insert_ignore
 from reminders.errors import InvalidInput, NotFound
 from reminders.ids import new_id
-from reminders.models import Clinic, ClinicClosedDate, Enrollment
+from reminders.models import Clinic, ClinicChange, ClinicClosedDate, Enrollment
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
+from reminders.services.clinics import set_identity
 from reminders.services.enrollments import replan
 from reminders.settings import validate_timezone
 from reminders.states import EnrollmentStatus
@@ -51,6 +52,32 @@ def set_hours(
         db, actor, clinic_id, AuditAction.CLINIC_HOURS, ("clinic", clinic_id), now,
         timezone=clinic.timezone, open_weekdays=clinic.open_weekdays,
     )  # fmt: skip
+    return clinic
+
+
+def change_clinic(
+    db: Session,
+    rt: Runtime,
+    clinic_id: str,
+    change: ClinicChange,
+    now: datetime,
+    *,
+    actor: Actor | None = None,
+) -> Clinic:
+    """Apply what `change` gives of the clinic's identity and hours; return the clinic.
+    Only new hours re-plan the appointments. Raises NotFound, or InvalidInput naming the
+    field."""
+    clinic = set_identity(db, clinic_id, change, now, actor=actor)
+    zone_changes = change.timezone is not None and change.timezone != clinic.timezone
+    days = change.open_weekdays
+    days_change = (
+        days is not None
+        and stored_weekdays(parse_weekdays(days, "open_weekdays")) != clinic.open_weekdays
+    )
+    if zone_changes or days_change:
+        clinic = set_hours(
+            db, rt, clinic_id, now, timezone=change.timezone, open_weekdays=days, actor=actor
+        )
     return clinic
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -36,43 +36,47 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
 
 
 def set_identity(
-    db: Session, clinic_id: str, identity: ClinicIdentity, *, actor: Actor | None = None
+    db: Session,
+    clinic_id: str,
+    identity: ClinicIdentity,
+    now: datetime,
+    *,
+    actor: Actor | None = None,
 ) -> Clinic:
     """Set the fields `identity` gives of how patients see and reach the clinic; return
     the clinic. Raises NotFound."""
     clinic = get_clinic(db, clinic_id)
-    changes = identity.changes()
+    return _change(db, clinic, identity.changes(), now, actor)
+
+
+def set_contact(
+    db: Session,
+    clinic_id: str,
+    name: str,
+    alert_email: str | None,
+    now: datetime,
+    *,
+    actor: Actor | None = None,
+) -> Clinic:
+    """Rename the clinic and set where its alerts go (None: nowhere); return it. Raises
+    NotFound, or InvalidInput naming `name` or `alert_email`."""
+    clinic = get_clinic(db, clinic_id)
+    address = checked("alert_email", alert_email, email_address) if alert_email else None
+    return _change(db, clinic, {"name": _checked_name(name), "alert_email": address}, now, actor)
+
+
+def _change(
+    db: Session, clinic: Clinic, wanted: dict[str, str | None], now: datetime, actor: Actor | None
+) -> Clinic:
+    """Set the fields that differ, and record those in the audit log."""
+    changes = {name: value for name, value in wanted.items() if getattr(clinic, name) != value}
     for name, value in changes.items():
         setattr(clinic, name, value)
     db.add(clinic)
     db.flush()
     if changes:
-        record(
-            db,
-            actor,
-            clinic_id,
-            AuditAction.CLINIC_UPDATE,
-            ("clinic", clinic_id),
-            utcnow(),
-            **changes,
-        )
-    return clinic
-
-
-def set_contact(
-    db: Session, clinic_id: str, name: str, alert_email: str | None, *, actor: Actor | None = None
-) -> Clinic:
-    """Rename the clinic and set where its alerts go (None: nowhere); return it. Raises
-    NotFound, or InvalidInput naming `name` or `alert_email`."""
-    clinic = get_clinic(db, clinic_id)
-    clinic.name = _checked_name(name)
-    clinic.alert_email = checked("alert_email", alert_email, email_address) if alert_email else None
-    db.add(clinic)
-    db.flush()
-    record(
-        db, actor, clinic_id, AuditAction.CLINIC_UPDATE, ("clinic", clinic_id), utcnow(),
-        name=clinic.name, alert_email=clinic.alert_email,
-    )  # fmt: skip
+        subject = ("clinic", clinic.id)
+        record(db, actor, clinic.id, AuditAction.CLINIC_UPDATE, subject, now, **changes)
     return clinic
 
 

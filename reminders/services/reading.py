@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Generic, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.adherence import Adherence, SessionFact, Tally, adherence
+from reminders.adherence import Adherence, SessionFact, Tally, adherence, ranked
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import (
     AdherencePublic,
@@ -268,18 +269,25 @@ def patient_adherence(
     return adherence_public(adherence(session_facts(rows), local_today(now, patient.timezone)))
 
 
-def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
-    """Return every patient with an active or paused enrollment, most at risk first."""
-    patient_of = dict(
+def ongoing_sessions(db: Session, which: sa.ColumnElement[bool]) -> dict[str, list[SessionRow]]:
+    """The sessions of the active or paused enrollments that `which` picks, by patient
+    (the sessions a patient's adherence and risk are made of)."""
+    patient_of: dict[str, str] = dict(
         db.exec(
             select(Enrollment.id, Enrollment.patient_id).where(
-                Enrollment.clinic_id == clinic_id, col(Enrollment.status).in_(ONGOING)
+                which, col(Enrollment.status).in_(ONGOING)
             )
         ).all()
     )
     by_patient: dict[str, list[SessionRow]] = defaultdict(list)
     for session in session_store.of_enrollments(db, patient_of):
         by_patient[patient_of[session.enrollment_id]].append(session)
+    return by_patient
+
+
+def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
+    """Return every patient with an active or paused enrollment, most at risk first."""
+    by_patient = ongoing_sessions(db, col(Enrollment.clinic_id) == clinic_id)
     patients = {
         p.id: p for p in db.exec(select(Patient).where(col(Patient.id).in_(list(by_patient))))
     }
@@ -298,11 +306,8 @@ def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[Patient
 
 
 def risk_order(risk: PatientRisk) -> str:
-    """A patient's place in the clinic's ranking, as a string that sorts most at risk
-    first (more misses in a row, then a lower rate, then longer since the last session,
-    then the id) and serves as the list's cursor."""
+    """A patient's place in the clinic's ranking (`adherence.ranked`, then the id), as
+    a string that also serves as the list's cursor."""
     figures = risk.adherence
-    rate = figures.rate if figures.rate is not None else 1.0
-    misses = min(figures.missed_in_a_row, 9999)
-    days = min(figures.days_since_last_session or 0, 99999)
-    return f"{9999 - misses:04d}.{rate:.6f}.{99999 - days:05d}.{risk.patient_id}"
+    rank = ranked(figures.missed_in_a_row, figures.rate, figures.last_session)
+    return f"{rank}.{risk.patient_id}"

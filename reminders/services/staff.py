@@ -6,10 +6,12 @@ line for a clinic's first admin, emailed for everyone an admin invites). "Forgot
 password" emails a reset link of the same kind. Links and logins are random secrets
 of which only the hash is stored.
 
-Failed logins count up: after `SLOW_AFTER` each answer waits longer, and the
-`LOCK_AFTER`th locks the account for `LOCK_FOR` and emails its owner. A success, or a
-new password, starts the count again. Unknown addresses get the same answers, in the
-same time, as wrong passwords: the form does not tell who has an account.
+Failed logins count up: after `SLOW_AFTER` failures for an address, each answer waits
+longer (`LoginThrottle`, for every address typed, with an account or not), and an
+account's `LOCK_AFTER`th failure in a row locks it for `LOCK_FOR` and emails its owner.
+A success, or a new password, starts the count again. The form's answer is the same for
+an unknown address, a wrong password and a locked account, in the same time: it does
+not tell who has an account; the owner of a locked one hears it by email.
 
 Argon2 hashing takes about a tenth of a second of CPU on purpose: callers run
 `hash_password` and `password_matches` away from the event loop, then hand the result
@@ -282,17 +284,37 @@ def set_password(
 
 @dataclass(frozen=True, slots=True)
 class LoginRefused:
-    """Why a login failed, and how long to wait before answering."""
+    """A login that failed; `locked_until` is for the owner's email, not the form."""
 
     locked_until: datetime | None
-    wait_s: float
 
 
-def failed_login(failures: int, now: datetime) -> LoginRefused:
-    """What the `failures`th failure in a row brings: a longer wait past `SLOW_AFTER`,
-    and a lock at `LOCK_AFTER`."""
-    wait = min(0.5 * 2 ** (failures - SLOW_AFTER - 1), 4.0) if failures > SLOW_AFTER else 0.0
-    return LoginRefused(now + LOCK_FOR if failures >= LOCK_AFTER else None, wait)
+def wait_after(failures: int) -> float:
+    """Seconds to wait before answering the `failures`th failure in a row for an address:
+    none at first, then doubling, at most four."""
+    return min(0.5 * 2 ** (failures - SLOW_AFTER - 1), 4.0) if failures > SLOW_AFTER else 0.0
+
+
+class LoginThrottle:
+    """Failed logins by address, kept in memory for `LOCK_FOR`: how long the next answer
+    for that address waits. Addresses are kept hashed; at most `size` of them."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._failures: dict[str, tuple[int, datetime]] = {}
+
+    def failed(self, email: str, now: datetime) -> float:
+        """Count a failure for `email`; return how long to wait before answering."""
+        key = hash_secret(email.strip().lower())
+        failures, last = self._failures.pop(key, (0, now))
+        failures = failures + 1 if now - last < LOCK_FOR else 1
+        if len(self._failures) >= self.size:
+            del self._failures[next(iter(self._failures))]  # the oldest
+        self._failures[key] = (failures, now)
+        return wait_after(failures)
+
+    def forget(self, email: str) -> None:
+        self._failures.pop(hash_secret(email.strip().lower()), None)
 
 
 def locked(member: StaffMember | None, now: datetime) -> bool:
@@ -307,24 +329,22 @@ def log_in(
     A locked or disabled account is refused whatever the password."""
     member = find_by_email(db, email)
     if member is None:
-        return LoginRefused(None, 0.0)
+        return LoginRefused(None)
     if member.disabled_at is not None or locked(member, now):
-        return LoginRefused(member.locked_until, 0.0)
+        return LoginRefused(member.locked_until)
     if password_ok:
         member.failed_logins = 0
         member.locked_until = None
         db.add(member)
         return member, start_login(db, member, now)
     member.failed_logins += 1
-    refused = failed_login(member.failed_logins, now)
-    if refused.locked_until is not None:
-        member.locked_until = refused.locked_until
+    if member.failed_logins >= LOCK_AFTER:
+        member.locked_until = now + LOCK_FOR
         member.failed_logins = 0
-        outbox.queue(
-            db, [_staff_email(member, "staff_locked", now, {"until": refused.locked_until})]
-        )
+        notice = _staff_email(member, "staff_locked", now, {"until": member.locked_until})
+        outbox.queue(db, [notice])
     db.add(member)
-    return refused
+    return LoginRefused(member.locked_until)
 
 
 def start_login(db: Session, member: StaffMember, now: datetime) -> str:

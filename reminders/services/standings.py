@@ -10,7 +10,6 @@ the next sweep; the patient's own page works its figures out afresh.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -22,10 +21,7 @@ from reminders.db.rows import update_rows
 from reminders.models import Enrollment, Heartbeat, Patient, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today
-from reminders.services.reading import session_facts
-from reminders.states import ONGOING
-from reminders.stores import session_store
-from reminders.stores.session_store import SessionRow
+from reminders.services.reading import ongoing_sessions, session_facts
 
 # The heartbeat row that holds when the sweep last looked. It looks back a little
 # further than that: a change stamped just before a look may commit just after it.
@@ -60,16 +56,7 @@ def refresh(db: Session, _rt: Runtime, now: datetime, patient_ids: Sequence[str]
     patients: dict[str, str] = dict(
         db.exec(select(Patient.id, Patient.timezone).where(col(Patient.id).in_(patient_ids))).all()
     )
-    patient_of: dict[str, str] = dict(
-        db.exec(
-            select(Enrollment.id, Enrollment.patient_id).where(
-                col(Enrollment.patient_id).in_(patient_ids), col(Enrollment.status).in_(ONGOING)
-            )
-        ).all()
-    )
-    sessions: dict[str, list[SessionRow]] = defaultdict(list)
-    for session in session_store.of_enrollments(db, patient_of):
-        sessions[patient_of[session.enrollment_id]].append(session)
+    sessions = ongoing_sessions(db, col(Enrollment.patient_id).in_(patient_ids))
     rows = []
     for patient_id, timezone in patients.items():
         figures = adherence(session_facts(sessions[patient_id]), local_today(now, timezone))

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.services.staff import LoginThrottle
 from reminders.web import account, clinic, patients
 from reminders.web.auth import LoginRequired
 from reminders.web.render import page
@@ -29,6 +30,7 @@ def _in_app(request: Request) -> bool:
 def install(app: FastAPI) -> None:
     """Add the app's routes, its static files, and its answers to errors (pages, where
     the API answers JSON)."""
+    app.state.login_throttle = LoginThrottle()
     for module in (patients, clinic, account):
         app.include_router(module.router)
     app.mount(STATIC_URL, StaticFiles(packages=[("reminders", "static/app")]), name="app-static")

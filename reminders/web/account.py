@@ -13,12 +13,16 @@ from reminders.api.deps import NowDep, RuntimeDep, Transactions, TransactionsDep
 from reminders.errors import InvalidInput
 from reminders.runtime import Runtime
 from reminders.services import staff
-from reminders.services.staff import LOGIN_LASTS, LinkPurpose, LoginRefused
+from reminders.services.staff import LOGIN_LASTS, LinkPurpose, LoginRefused, LoginThrottle
 from reminders.web.auth import LOGIN_COOKIE, CheckedForm, set_cookie
 from reminders.web.render import page, redirect
 
 router = APIRouter(prefix="/app", include_in_schema=False)
-WRONG = "Wrong email or password."
+# The same answer for an unknown address, a wrong password and a locked account.
+WRONG = (
+    "Wrong email or password. After five wrong passwords in a row an account is locked"
+    " for 15 minutes, and its owner is told by email."
+)
 
 
 @router.get("/login")
@@ -38,13 +42,11 @@ async def log_in(
     matches = await run_in_threadpool(staff.password_matches, stored, password)
     async with tx.write() as db:
         outcome = staff.log_in(db, email, matches, now)
+    throttle: LoginThrottle = request.app.state.login_throttle
     if isinstance(outcome, LoginRefused):
-        await asyncio.sleep(outcome.wait_s)
-        error = WRONG
-        if outcome.locked_until is not None:
-            until = outcome.locked_until.strftime("%H:%M UTC")
-            error = f"This account is locked until {until} after too many wrong passwords."
-        return page(request, rt, "login", status=401, email=email, error=error)
+        await asyncio.sleep(throttle.failed(email, now))
+        return page(request, rt, "login", status=401, email=email, error=WRONG)
+    throttle.forget(email)
     _member, secret = outcome
     response = redirect(request, rt, "/app/")
     set_cookie(response, rt, LOGIN_COOKIE, secret, int(LOGIN_LASTS.total_seconds()))

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput, NotFound
-from reminders.models import ClinicChange
+from reminders.models import Acknowledgement, ClinicChange, ClosedDateCreate
 from reminders.services import (
     clinic_days,
     clinics,
@@ -24,6 +24,7 @@ from reminders.services import (
 )
 from reminders.services.staff import LinkPurpose
 from reminders.web.auth import AdminDep, CheckedForm, StaffDep, actor_of
+from reminders.web.forms import field_errors, given
 from reminders.web.render import page, redirect
 from reminders.weekdays import WEEKDAY_NAMES as WEEKDAYS
 
@@ -46,11 +47,11 @@ async def acknowledge(
     escalation_id: str, request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep,
     tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
-    note = (form.get("note") or "").strip()[:2000] or None
+    seen = Acknowledgement.model_validate({"by": member.email, **given(form, "note")})
     try:
         async with tx.write() as db:
             escalations.acknowledge(
-                db, rt, member.clinic_id, escalation_id, member.email, note, now,
+                db, rt, member.clinic_id, escalation_id, seen.by, seen.note, now,
                 actor=actor_of(member),
             )  # fmt: skip
     except Conflict:
@@ -176,16 +177,11 @@ async def change_clinic(
         async with tx.write() as db:
             clinics.set_contact(
                 db, member.clinic_id, form.get("name", ""), form.get("alert_email", "").strip(),
-                actor=actor,
+                now, actor=actor,
             )  # fmt: skip
-            clinics.set_identity(db, member.clinic_id, change, actor=actor)
-            clinic_days.set_hours(
-                db, rt, member.clinic_id, now, timezone=change.timezone,
-                open_weekdays=change.open_weekdays, actor=actor,
-            )  # fmt: skip
+            clinic_days.change_clinic(db, rt, member.clinic_id, change, now, actor=actor)
     except ValidationError as exc:
-        errors = {str(e["loc"][0]): e["msg"] for e in exc.errors() if e["loc"]}
-        return _settings(request, member.clinic_id, rt, tx, 422, errors=errors)
+        return _settings(request, member.clinic_id, rt, tx, 422, errors=field_errors(exc))
     except InvalidInput as exc:
         return _settings(request, member.clinic_id, rt, tx, 422, errors={exc.field: exc.message})
     return redirect(request, rt, "/app/settings")
@@ -197,13 +193,14 @@ async def close_on(
     now: NowDep,
 ) -> Response:  # fmt: skip
     try:
-        day = date.fromisoformat(form.get("day", ""))
-    except ValueError:
-        errors = {"day": "give the day the clinic is closed"}
+        closed = ClosedDateCreate.model_validate({"date": form.get("day"), **given(form, "reason")})
+    except ValidationError as exc:
+        errors = {"day": "; ".join(field_errors(exc).values())}
         return _settings(request, member.clinic_id, rt, tx, 422, errors=errors)
-    reason = (form.get("reason") or "").strip()[:200] or None
     async with tx.write() as db:
-        clinic_days.close_on(db, rt, member.clinic_id, day, reason, now, actor=actor_of(member))
+        clinic_days.close_on(
+            db, rt, member.clinic_id, closed.day, closed.reason, now, actor=actor_of(member)
+        )
     return redirect(request, rt, "/app/settings")
 
 

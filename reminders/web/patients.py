@@ -13,6 +13,7 @@ from starlette.responses import Response
 from reminders.api.deps import NowDep, RuntimeDep, Transactions, TransactionsDep
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import (
+    AbsenceCreate,
     EnrollmentCreate,
     PatientCreate,
     PatientUpdate,
@@ -31,16 +32,12 @@ from reminders.services import (
 from reminders.services.enrollments import local_today
 from reminders.web.auth import CheckedForm, StaffDep, actor_of
 from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
+from reminders.web.forms import field_errors, given
 from reminders.web.render import page, redirect
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 EDITABLE = ("name", "email", "timezone", "reminder_time", "locale", "external_id")
 STATUS_OF_ACTION = {"pause": "paused", "resume": "active", "withdraw": "withdrawn"}
-
-
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    """A form's errors by field, from a model that checked it."""
-    return {str(e["loc"][0]) if e["loc"] else "form": e["msg"] for e in exc.errors()}
 
 
 @router.get("/")
@@ -75,7 +72,7 @@ async def add_patient(
     request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep
 ) -> Response:
     """Add a patient, then enroll them."""
-    wanted = {k: v for k, v in form.items() if k != "csrf" and v.strip()}
+    wanted = given(form, *PatientCreate.model_fields)
     try:
         facts = PatientCreate.model_validate(wanted)
         async with tx.write() as db:
@@ -83,7 +80,7 @@ async def add_patient(
                 db, member.clinic_id, facts, default_reminder_time=rt.settings.default_reminder_time
             )
     except ValidationError as exc:
-        return page(request, rt, "patient_new", 422, errors=_field_errors(exc), form=form)
+        return page(request, rt, "patient_new", 422, errors=field_errors(exc), form=form)
     except (InvalidInput, Conflict) as exc:
         field = exc.field if isinstance(exc, InvalidInput) else "external_id"
         return page(request, rt, "patient_new", 422, errors={field: str(exc)}, form=form)
@@ -135,7 +132,7 @@ async def edit_patient(
         async with tx.write() as db:
             patients.update_patient(db, rt, member.clinic_id, patient_id, change, now, member.email)
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
     except InvalidInput as exc:
         errors = {exc.field: exc.message}
     except Conflict as exc:
@@ -154,9 +151,7 @@ async def change_enrollment(
     status = STATUS_OF_ACTION.get(action)
     if status is None:
         raise NotFound("action", action)
-    pause = PauseRequest.model_validate(
-        {k: v for k, v in form.items() if k in ("until", "reason") and v.strip()}
-    )
+    pause = PauseRequest.model_validate(given(form, "until", "reason"))
     async with tx.write() as db:
         enrollment = enrollments.set_status(
             db, rt, member.clinic_id, enrollment_id, status, now,
@@ -170,15 +165,12 @@ async def add_absence(
     patient_id: str, request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep,
     tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
-    try:
-        first, last = date.fromisoformat(form["first"]), date.fromisoformat(form["last"])
-    except (KeyError, ValueError):
-        raise InvalidInput("first", "give the first and last day away as dates") from None
+    away = AbsenceCreate.model_validate(
+        {"from": form.get("first"), "to": form.get("last"), **given(form, "reason")}
+    )
     async with tx.write() as db:
         patient = patients.get_patient(db, member.clinic_id, patient_id)
-        absences.add_absence(
-            db, rt, patient, first, last, form.get("reason") or None, "clinic", now
-        )
+        absences.add_absence(db, rt, patient, away.first, away.last, away.reason, "clinic", now)
     return redirect(request, rt, f"/app/patients/{patient_id}")
 
 
@@ -255,7 +247,7 @@ async def enroll(
                 db, rt, member.clinic_id, patient_id, request_body, now, actor=actor_of(member)
             )
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
     except InvalidInput as exc:
         errors = {exc.field.split(".")[0]: exc.message}
     except Conflict as exc:

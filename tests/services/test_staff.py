@@ -39,14 +39,20 @@ def test_a_bad_address_or_role_is_refused_by_name(
     assert refused.value.field == field
 
 
-@pytest.mark.parametrize(
-    ("failures", "wait_s", "locks"),
-    [(1, 0.0, False), (2, 0.0, False), (3, 0.5, False), (4, 1.0, False), (5, 2.0, True)],
-)
-def test_failed_logins_slow_down_then_lock(failures: int, wait_s: float, locks: bool) -> None:
-    refused = staff.failed_login(failures, NOW)
-    assert refused.wait_s == wait_s
-    assert (refused.locked_until == NOW + LOCK_FOR) is locks
+def test_failed_logins_slow_down_alike_for_every_address_known_or_not() -> None:
+    throttle = staff.LoginThrottle()
+    waits = [throttle.failed("Anyone@North.example", NOW) for _ in range(7)]
+    assert waits == [0.0, 0.0, 0.5, 1.0, 2.0, 4.0, 4.0]
+    assert throttle.failed("anyone@north.example", NOW + LOCK_FOR) == 0.0  # time forgives
+    throttle.forget("anyone@north.example")
+    assert throttle.failed("anyone@north.example", NOW) == 0.0
+
+
+def test_the_throttle_keeps_a_bounded_number_of_addresses() -> None:
+    throttle = staff.LoginThrottle(size=2)
+    for address in ("a@x.example", "b@x.example", "c@x.example"):
+        throttle.failed(address, NOW)
+    assert [throttle.failed("c@x.example", NOW) for _ in range(2)] == [0.0, 0.5]
 
 
 def test_the_fifth_wrong_password_locks_the_account_and_emails_its_owner(
@@ -55,8 +61,7 @@ def test_the_fifth_wrong_password_locks_the_account_and_emails_its_owner(
     clinic = make_clinic(db)
     staff.add_member(db, clinic, "nurse@north.example", "clinician", ADMIN, NOW)
     outcomes = [staff.log_in(db, "nurse@north.example", False, NOW) for _ in range(5)]
-    assert isinstance(outcomes[-1], staff.LoginRefused)
-    assert outcomes[-1].locked_until == NOW + LOCK_FOR
+    assert [o.locked_until for o in outcomes] == [None] * 4 + [NOW + LOCK_FOR]  # type: ignore[union-attr]
     locked_out = staff.log_in(db, "nurse@north.example", True, NOW + timedelta(minutes=1))
     assert isinstance(locked_out, staff.LoginRefused)
     (notice,) = db.exec(select(Delivery).where(Delivery.kind == "staff_locked")).all()
@@ -67,7 +72,7 @@ def test_the_fifth_wrong_password_locks_the_account_and_emails_its_owner(
 
 def test_an_unknown_address_is_refused_like_a_wrong_password(db: Session) -> None:
     refused = staff.log_in(db, "nobody@north.example", False, NOW)
-    assert refused == staff.LoginRefused(None, 0.0)
+    assert refused == staff.LoginRefused(None)
     assert staff.password_matches(None, "anything at all") is False
 
 

@@ -28,13 +28,9 @@ async def change_clinic(
     """Set how patients see and reach the clinic (display name, reply-to, phone), and its
     zone and open weekdays; appointments are re-planned onto those."""
     async with tx.write() as db:
-        clinic, actor = caller.clinic, caller.actor()
-        changed = clinics.set_identity(db, clinic.id, body, actor=actor)
-        if body.timezone is not None or body.open_weekdays is not None:
-            changed = clinic_days.set_hours(
-                db, rt, clinic.id, now, timezone=body.timezone, open_weekdays=body.open_weekdays,
-                actor=actor,
-            )  # fmt: skip
+        changed = clinic_days.change_clinic(
+            db, rt, caller.clinic.id, body, now, actor=caller.actor()
+        )
         return ClinicPublic.of(changed)
 
 

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from reminders.adherence import NO_RISK
 from reminders.models import UTCDateTime
+
+# What `adherence.risk_rank` gives a patient with nothing due, as it was here.
+NO_RISK = "9999.1.000000.9999999"
 
 revision: str = '0010'
 down_revision: str | None = '0009'
@@ -69,7 +71,7 @@ def upgrade() -> None:
         sa.Column('action', sa.String(length=40), nullable=False),
         sa.Column('subject_type', sa.String(length=32), nullable=False),
         sa.Column('subject_id', sa.String(length=32), nullable=True),
-        sa.Column('detail', sa.String(length=4000), nullable=False),
+        sa.Column('detail', sa.Text(), nullable=False),
         sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id']),
         sa.PrimaryKeyConstraint('id'),
