@@ -612,7 +612,7 @@ def staff_add(
 
 
 @staff_app.command("list")
-def staff_list(clinic: str = typer.Argument(..., help="Clinic id.")) -> None:
+def staff_list(clinic: str = typer.Option(..., "--clinic", help="Clinic id.")) -> None:
     """List a clinic's staff."""
     with _runtime() as runtime, _transaction(runtime) as db:
         members = staff.members_of(db, clinic)

@@ -963,114 +963,106 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def _enroll_clinic_weeks_ago(db: Any, rt: Any, clinic_id: str, count: int, then: datetime) -> None:
+    """`count` patients enrolled at `then` and planned a horizon at a time since, as the
+    sweep does."""
+    from reminders.models import EnrollmentCreate, PatientCreate
+    from reminders.services import enrollments as enrolling
+    from reminders.services import patients
+    from reminders.services.sweep import extend_horizons
+
+    protocol = rt.protocols["tap-water-hyperhidrosis"]
+    screening = {c: False for c in protocol.contraindications}
+    for first in range(0, count, CHUNK):
+        people = [
+            PatientCreate(name=f"Patient {n:05d}", email=f"p{n}@example.org",
+                          timezone=TIMEZONES[n % len(TIMEZONES)], external_id=f"EHR-{n:05d}")
+            for n in range(first, min(first + CHUNK, count))
+        ]  # fmt: skip
+        ids = patients.add_patients(
+            db, clinic_id, people, default_reminder_time=rt.settings.default_reminder_time
+        )
+        course = EnrollmentCreate(
+            protocol=protocol.id, start_date=then.date(), welcome=False, screening=screening
+        )
+        requests = [enrolling.EnrollRequest(pid, course) for pid in ids]
+        enrolled = enrolling.enroll_many(db, rt, clinic_id, requests, then)
+        for days in range(14, (datetime.now(UTC) - then).days, 14):
+            extend_horizons(db, rt, then + timedelta(days=days), enrolled)
+        extend_horizons(db, rt, datetime.now(UTC), enrolled)
+        db.commit()
+
+
+def _live_the_weeks(db: Any, now: datetime) -> None:
+    """Past sessions confirmed, but for a few skipped and missed; past messages sent."""
+    import random
+
+    import sqlalchemy as sa
+
+    from reminders.db.rows import table_of
+    from reminders.models import Delivery, TreatmentSession
+
+    chance = random.Random(15)
+    table = table_of(TreatmentSession)
+    past = [
+        sid for (sid,) in db.execute(sa.select(table.c.id).where(table.c.local_date < now.date()))
+    ]
+    for status, share in (("missed", 0.08), ("skipped", 0.07)):
+        chosen = [sid for sid in past if chance.random() < share]
+        for at in range(0, len(chosen), 900):
+            batch = chosen[at : at + 900]
+            db.execute(sa.update(table).where(table.c.id.in_(batch)).values(status=status))
+    db.execute(
+        sa.update(table)
+        .where(table.c.local_date < now.date(), table.c.status == "planned")
+        .values(status="confirmed", completed_at=now, hdss=2, outcome="2")
+    )
+    deliveries = table_of(Delivery)
+    db.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.due_at < now - timedelta(hours=1))
+        .values(state="sent", sent_at=deliveries.c.due_at)
+    )
+    db.commit()
+
+
 def _prepare_web(var_dir: Path, patients_wanted: int) -> dict[str, Any]:
     """A clinic of `patients_wanted` patients, each five weeks into a course: past
     sessions confirmed, skipped or missed, the coming two weeks planned, standings
     stored by the sweep's step; a staff admin; a few open escalations. Returns the ids
     the pages need."""
-    import random
-
     import sqlalchemy as sa
     from sqlmodel import Session, select
 
     from reminders.db import schema
-    from reminders.db.rows import table_of
-    from reminders.models import (
-        Delivery,
-        EnrollmentCreate,
-        Patient,
-        PatientCreate,
-        TreatmentSession,
-    )
+    from reminders.models import Patient, TreatmentSession
     from reminders.runtime import Runtime
-    from reminders.services import clinics, events, patients, staff, standings
-    from reminders.services import enrollments as enrolling
-    from reminders.services.sweep import extend_horizons
+    from reminders.services import clinics, events, staff, standings
     from reminders.settings import load_settings
 
     settings = load_settings(var_dir=var_dir)
     schema.migrate(settings.database_url)
     rt = Runtime.from_settings(settings)
     now = datetime.now(UTC)
-    # Enrolled five weeks ago, and planned a horizon at a time since, as the sweep does.
-    then = now - timedelta(days=35)
-    chance = random.Random(15)
     with Session(rt.engine) as db:
         clinic, _key = clinics.create_clinic(db, "Bench Clinic", alert_email="a@example.org")
         admin = staff.add_member(db, clinic.id, "admin@example.org", "admin", None, now)
         admin.password_hash = staff.hash_password(WEB_PASSWORD)
         db.add(admin)
         db.commit()
-        protocol = rt.protocols["tap-water-hyperhidrosis"]
-        for first in range(0, patients_wanted, CHUNK):
-            people = [
-                PatientCreate(name=f"Patient {first + i:05d}", email=f"p{first + i}@example.org",
-                              timezone=TIMEZONES[(first + i) % len(TIMEZONES)],
-                              external_id=f"EHR-{first + i:05d}")
-                for i in range(min(CHUNK, patients_wanted - first))
-            ]  # fmt: skip
-            ids = patients.add_patients(
-                db, clinic.id, people, default_reminder_time=settings.default_reminder_time
-            )
-            requests = [
-                enrolling.EnrollRequest(
-                    pid,
-                    EnrollmentCreate(
-                        protocol=protocol.id,
-                        start_date=then.date(),
-                        welcome=False,
-                        screening={c: False for c in protocol.contraindications},
-                    ),
-                )
-                for pid in ids
-            ]
-            enrolled = enrolling.enroll_many(db, rt, clinic.id, requests, then)
-            for days in (14, 28, 35):
-                extend_horizons(db, rt, then + timedelta(days=days), enrolled)
-            db.commit()
-        past = list(
-            db.exec(select(TreatmentSession.id).where(TreatmentSession.local_date < now.date()))
-        )
-        table = table_of(TreatmentSession)
-        for status, share in (("missed", 0.08), ("skipped", 0.07)):
-            chosen = [sid for sid in past if chance.random() < share]
-            for at in range(0, len(chosen), 900):
-                db.execute(
-                    sa.update(table)
-                    .where(table.c.id.in_(chosen[at : at + 900]))
-                    .values(status=status)
-                )
-        db.execute(
-            sa.update(table)
-            .where(table.c.local_date < now.date(), table.c.status == "planned")
-            .values(status="confirmed", completed_at=now, hdss=2, outcome="2")
-        )
-        # The messages of the weeks simulated went out then.
-        deliveries = table_of(Delivery)
-        db.execute(
-            sa.update(deliveries)
-            .where(deliveries.c.due_at < now - timedelta(hours=1))
-            .values(state="sent", sent_at=deliveries.c.due_at)
-        )
-        db.commit()
+        _enroll_clinic_weeks_ago(db, rt, clinic.id, patients_wanted, now - timedelta(days=35))
+        _live_the_weeks(db, now)
         ids = standings.changed_patients(db, rt, now)
         for at in range(0, len(ids), 2000):
             standings.refresh(db, rt, now, ids[at : at + 2000])
-        db.commit()
         sample = list(db.exec(select(Patient).limit(50)))
-        sample_ids = [p.id for p in sample]
         for patient in sample[:20]:
             events.escalate(db, patient, "side_effect", "burn reported", now)
         db.commit()
-        sessions = db.exec(select(sa.func.count()).select_from(table)).one()
-        enrollment = db.exec(select(sa.text("id")).select_from(sa.text("enrollment"))).first()
+        sessions = db.exec(select(sa.func.count()).select_from(TreatmentSession)).one()
+        sample_ids = [p.id for p in sample]
     rt.close()
-    return {
-        "patients": patients_wanted,
-        "sessions": int(sessions),
-        "patient_ids": sample_ids,
-        "enrollment": enrollment,
-    }
+    return {"patients": patients_wanted, "sessions": int(sessions), "patient_ids": sample_ids}
 
 
 WEB_PASSWORD = "bench password, long enough"

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import AbsenceRow, Enrollment, Patient
 from reminders.runtime import Runtime
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.enrollments import local_today, replan
 from reminders.states import EnrollmentStatus
 
@@ -41,9 +42,12 @@ def add_absence(
     reason: str | None,
     set_by: str,
     now: datetime,
+    *,
+    actor: Actor | None = None,
 ) -> AbsenceRow:
     """Record that the patient is away from `first` to `last` (local dates, both
-    included) and re-plan; return the absence. Raises InvalidInput naming the field."""
+    included) and re-plan; return the absence, recorded as `actor`'s doing. Raises
+    InvalidInput naming the field."""
     today = local_today(now, patient.timezone)
     if last < first:
         raise InvalidInput("to", AbsenceRefusal.ENDS_BEFORE_START)
@@ -66,6 +70,10 @@ def add_absence(
     db.add(absence)
     db.flush()
     _replan_patient(db, rt, patient, now)
+    record(
+        db, actor, patient.clinic_id, AuditAction.ABSENCE_ADD, ("patient", patient.id), now,
+        first=first, last=last,
+    )  # fmt: skip
     return absence
 
 

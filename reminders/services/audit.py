@@ -28,6 +28,8 @@ class AuditAction(StrEnum):
     RESUME = "enrollment.resume"
     WITHDRAW = "enrollment.withdraw"
     ACKNOWLEDGE = "escalation.acknowledge"
+    PATIENT_UPDATE = "patient.update"
+    ABSENCE_ADD = "absence.add"
     ENDPOINT_ADD = "endpoint.add"
     ENDPOINT_ROTATE = "endpoint.rotate"
     ENDPOINT_DELETE = "endpoint.delete"

@@ -46,11 +46,11 @@ class DaySession:
 @dataclass(frozen=True, slots=True)
 class Today:
     """The clinic's sessions on each patient's own today: how many, how many confirmed
-    so far, and the first `shown` of them (by when they were planned), by name."""
+    so far, and those `shown` (the first planned), by name."""
 
     total: int
     confirmed: int
-    first: list[DaySession]
+    shown: list[DaySession]
 
 
 def _due_on(db: Session, clinic_id: str, now: datetime) -> list[sa.ColumnElement[bool]]:
@@ -83,21 +83,21 @@ def sessions_today(db: Session, clinic_id: str, now: datetime, shown: int = 100)
     on_today = sa.or_(
         *(sa.and_(col(t.timezone) == zone, col(t.local_date) == day) for zone, day in zone_days)
     )
-    first_ids = sa.select(col(t.id)).where(*due, on_today).order_by(col(t.id)).limit(shown)
+    shown_ids = sa.select(col(t.id)).where(*due, on_today).order_by(col(t.id)).limit(shown)
     columns: list[Any] = [t.id, Patient.id, Patient.name, t.status, t.minutes, t.at_clinic]
     query = (
         sa.select(*columns)
         .join(Enrollment, col(Enrollment.id) == col(t.enrollment_id))
         .join(Patient, col(Patient.id) == col(Enrollment.patient_id))
-        .where(col(t.id).in_(first_ids))
+        .where(col(t.id).in_(shown_ids))
     )
-    first = sorted(
+    listed = sorted(
         (DaySession(*row) for row in db.execute(query)),
         key=lambda s: (s.patient_name.casefold(), s.session_id),
     )
     total = sum(n for _z, _d, _s, n in today)
     confirmed = sum(n for _z, _d, status, n in today if status == SessionStatus.CONFIRMED)
-    return Today(total, confirmed, first)
+    return Today(total, confirmed, listed)
 
 
 def at_risk(db: Session, clinic_id: str, limit: int = 10) -> list[Patient]:
@@ -198,7 +198,7 @@ def patient_record(
         patient=patient,
         courses=courses,
         adherence=adherence(facts, local_today(now, patient.timezone)),
-        deliveries=outbox.newest_of_patient(db, patient.id, messages),
+        deliveries=outbox.newest_to_patient(db, patient.id, messages),
     )
 
 

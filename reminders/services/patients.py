@@ -23,6 +23,7 @@ from reminders.models import (
     utcnow,
 )
 from reminders.runtime import Runtime
+from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.enrollments import replan
 from reminders.services.events import escalate, settle_open
 from reminders.services.reminding import clinic_endpoints, subscribed
@@ -172,6 +173,20 @@ def external_ids(db: Session, patient_ids: set[str]) -> dict[str, str | None]:
     return {patient_id: external for patient_id, external in rows}
 
 
+def names(db: Session, clinic_id: str, patient_ids: set[str]) -> dict[str, str]:
+    """Return the names of those of `patient_ids` who are the clinic's and not erased."""
+    if not patient_ids:
+        return {}
+    rows = db.execute(
+        sa.select(col(Patient.id), col(Patient.name)).where(
+            col(Patient.id).in_(sorted(patient_ids)),
+            col(Patient.clinic_id) == clinic_id,
+            col(Patient.erased_at).is_(None),
+        )
+    )
+    return {patient_id: name for patient_id, name in rows}
+
+
 def update_patient(
     db: Session,
     rt: Runtime,
@@ -180,6 +195,8 @@ def update_patient(
     update: PatientUpdate,
     now: datetime,
     by: str,
+    *,
+    actor: Actor | None = None,
 ) -> Patient:
     """Change a patient; re-plan their active enrollments and re-time pending reminders
     when the zone, reminder time, quiet hours or channel changed; unsubscribe or
@@ -189,6 +206,10 @@ def update_patient(
     """
     patient = get_patient(db, clinic_id, patient_id)
     changes = update.model_dump(exclude_unset=True)
+    # Which fields, not their values: those are the patient's name and contact details.
+    fields = sorted(name for name, value in changes.items() if getattr(patient, name, 0) != value)
+    subject = ("patient", patient.id)
+    record(db, actor, clinic_id, AuditAction.PATIENT_UPDATE, subject, now, fields=fields)
     subscribed = changes.pop("subscribed", None)
     consent = changes.pop("consent", None)
     if consent is not None and subscribed is not True:

@@ -48,7 +48,6 @@ SETUP_LINK_LASTS = timedelta(days=3)
 RESET_LINK_LASTS = timedelta(hours=1)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
-STAFF_EMAIL = "staff_email"
 _HASHER = PasswordHash.recommended()
 # Verified when the address is unknown, so that answer takes as long as a wrong password.
 _NOBODY = _HASHER.hash(secrets.token_urlsafe(16))

@@ -385,9 +385,12 @@ def newest_of_clinic(
     return _rows(db, query.order_by(_TABLE.c.id.desc()).limit(limit))
 
 
-def newest_of_patient(db: Session, patient_id: str, limit: int) -> list[DeliveryRow]:
-    """Return up to `limit` of the deliveries to or about a patient, newest first."""
-    query = sa.select(_TABLE).where(_TABLE.c.patient_id == patient_id)
+def newest_to_patient(db: Session, patient_id: str, limit: int) -> list[DeliveryRow]:
+    """Return up to `limit` of the messages to a patient (not the clinic's alerts or
+    events about them), newest first."""
+    query = sa.select(_TABLE).where(
+        _TABLE.c.patient_id == patient_id, _TABLE.c.audience == DeliveryAudience.PATIENT
+    )
     return _rows(db, query.order_by(_TABLE.c.id.desc()).limit(limit))
 
 

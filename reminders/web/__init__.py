@@ -2,6 +2,10 @@
 the parts that change in place) over the same services as the API. Staff log in with
 a password; `auth` says who is asking and guards every form against forgery."""
 
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -52,16 +56,20 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(PREFIX + "/login", status_code=303)
 
 
-async def _answer(api_answer: Any, request: Request, exc: Exception) -> Response:
+ApiAnswer = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+async def _answer(api_answer: ApiAnswer, request: Request, exc: Exception) -> Response:
     """The app's page for an error a route raised; outside the app, the API's answer."""
     if not _in_app(request):
-        answer: Response = await api_answer(request, exc)
-        return answer
+        answer = api_answer(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
     rt = request.app.state.runtime
     if isinstance(exc, NotFound):
         return page(request, rt, "error", 404, title="Not found", text="There is no such page.")
     if isinstance(exc, HTTPException):
-        return page(request, rt, "error", exc.status_code, title="Refused", text=str(exc.detail))
+        title = "Not found" if exc.status_code == 404 else "Refused"
+        return page(request, rt, "error", exc.status_code, title=title, text=str(exc.detail))
     if isinstance(exc, ValidationError | RequestValidationError):
         fields = ", ".join(str(e["loc"][-1]) + ": " + e["msg"] for e in exc.errors() if e["loc"])
         return page(request, rt, "error", 422, title="Not done", text=fields or "bad input")

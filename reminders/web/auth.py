@@ -111,7 +111,7 @@ StaffDep = Annotated[StaffMember, Depends(current_member)]
 async def current_admin(member: StaffDep) -> StaffMember:
     """The logged-in member if an admin; 404 for anyone else (as for another clinic's)."""
     if member.role != Role.ADMIN:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "page not found")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "There is no such page.")
     return member
 
 

@@ -24,17 +24,18 @@ def adherence_svg(record: PatientRecord) -> str:
     )
 
 
-def _value(code: str) -> float:
-    # Codes are numbers, but for the Modified Ashworth Scale's "1+", between 1 and 2.
-    return float(code.replace("+", ".5"))
+def _value(code: str) -> float | None:
+    """A code as a point on its scale: codes are numbers, but for the Modified Ashworth
+    Scale's "1+", between 1 and 2; anything else is not drawn."""
+    try:
+        return float(code.replace("+", ".5"))
+    except ValueError:
+        return None
 
 
 def outcome_points(course: Course) -> list[charts.OutcomePoint]:
-    return [
-        charts.OutcomePoint(s.local_date, _value(s.outcome))
-        for s in sessions_reported(course.sessions)
-        if s.outcome is not None
-    ]
+    reported = [(s.local_date, _value(s.outcome or "")) for s in sessions_reported(course.sessions)]
+    return [charts.OutcomePoint(day, value) for day, value in reported if value is not None]
 
 
 def outcome_svg(course: Course, protocols: Mapping[str, Protocol]) -> str | None:
@@ -43,7 +44,7 @@ def outcome_svg(course: Course, protocols: Mapping[str, Protocol]) -> str | None
     scale = SCALES.get(protocol.outcome_scale) if protocol and protocol.outcome_scale else None
     if scale is None:
         return None
-    values = [_value(code) for code in scale.values]
+    values = [v for code in scale.values if (v := _value(code)) is not None]
     return charts.outcome_chart(
         outcome_points(course),
         title=f"{scale.name}: reported after sessions",

@@ -10,14 +10,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from reminders.api.deps import NowDep, RuntimeDep, TransactionsDep
+from reminders.api.deps import NowDep, RuntimeDep, Transactions, TransactionsDep
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import Acknowledgement, ClinicChange, ClosedDateCreate
+from reminders.protocols import CONTRAINDICATIONS
+from reminders.runtime import Runtime
 from reminders.services import (
     clinic_days,
     clinics,
     enrollments,
     escalations,
+    patients,
     reading,
     staff,
     webhooks,
@@ -39,7 +42,9 @@ def escalation_inbox(
     wanted = state if state in ("open", "acknowledged") else "open"
     with tx.read() as db:
         found = reading.newest_escalations(db, member.clinic_id, wanted, after, 50)
-    return page(request, rt, "escalations", found=found, state=wanted)
+        ids = {e.patient_id for e in found.items if e.patient_id}
+        named = patients.names(db, member.clinic_id, ids)
+    return page(request, rt, "escalations", found=found, state=wanted, names=named)
 
 
 @router.post("/escalations/{escalation_id}/acknowledge")
@@ -47,6 +52,8 @@ async def acknowledge(
     escalation_id: str, request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep,
     tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
+    if not form.get("note", "").strip():
+        raise InvalidInput("note", "say what you did about it")
     seen = Acknowledgement.model_validate({"by": member.email, **given(form, "note")})
     try:
         async with tx.write() as db:
@@ -67,7 +74,12 @@ def endpoint_list(
 
 
 def _endpoints(
-    request: Request, clinic_id: str, rt: Any, tx: Any, status: int = 200, **context: Any
+    request: Request,
+    clinic_id: str,
+    rt: Runtime,
+    tx: Transactions,
+    status: int = 200,
+    **context: Any,
 ) -> Response:
     with tx.read() as db:
         found = reading.list_endpoints(db, clinic_id)
@@ -131,14 +143,21 @@ def protocol_page(
     if protocol is None:
         raise NotFound("protocol", protocol_id)
     plan = enrollments.plan_preview(rt, protocol.id, now.date(), now, days=182)
-    return page(request, rt, "protocol", protocol=protocol, plan=plan)
+    return page(
+        request, rt, "protocol", protocol=protocol, plan=plan, contraindications=CONTRAINDICATIONS
+    )
 
 
 # Settings (admins)
 
 
 def _settings(
-    request: Request, clinic_id: str, rt: Any, tx: Any, status: int = 200, **context: Any
+    request: Request,
+    clinic_id: str,
+    rt: Runtime,
+    tx: Transactions,
+    status: int = 200,
+    **context: Any,
 ) -> Response:
     with tx.read() as db:
         clinic = clinics.get_clinic(db, clinic_id)

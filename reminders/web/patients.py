@@ -32,7 +32,7 @@ from reminders.services import (
 from reminders.services.enrollments import local_today
 from reminders.web.auth import CheckedForm, StaffDep, actor_of
 from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
-from reminders.web.forms import field_errors, given
+from reminders.web.forms import REFUSALS, field_errors, given, refusal
 from reminders.web.render import page, redirect
 
 router = APIRouter(prefix="/app", include_in_schema=False)
@@ -47,8 +47,12 @@ def today(
     with tx.read() as db:
         today = clinic_views.sessions_today(db, member.clinic_id, now)
         escalations = reading.newest_escalations(db, member.clinic_id, "open", None, 10)
+        ids = {e.patient_id for e in escalations.items if e.patient_id}
+        named = patients.names(db, member.clinic_id, ids)
         risky = clinic_views.at_risk(db, member.clinic_id)
-    return page(request, rt, "today", today=today, escalations=escalations, at_risk=risky)
+    return page(
+        request, rt, "today", today=today, escalations=escalations, names=named, at_risk=risky
+    )
 
 
 @router.get("/patients")
@@ -115,6 +119,8 @@ def patient_page(
         absences=away, errors=errors or {}, form=form or {},
         adherence_chart=adherence_svg(record), weeks=week_bars(record),
         outcome_charts={c.enrollment.id: outcome_svg(c, rt.protocols) for c in record.courses},
+        planned_weeks=max(1, rt.settings.horizon_days // 7),
+        protocol_names={p.id: p.name for p in rt.protocols.values()},
     )  # fmt: skip
 
 
@@ -130,7 +136,10 @@ async def edit_patient(
     try:
         change = PatientUpdate.model_validate(wanted)
         async with tx.write() as db:
-            patients.update_patient(db, rt, member.clinic_id, patient_id, change, now, member.email)
+            patients.update_patient(
+                db, rt, member.clinic_id, patient_id, change, now, member.email,
+                actor=actor_of(member),
+            )  # fmt: skip
     except ValidationError as exc:
         errors = field_errors(exc)
     except InvalidInput as exc:
@@ -151,13 +160,19 @@ async def change_enrollment(
     status = STATUS_OF_ACTION.get(action)
     if status is None:
         raise NotFound("action", action)
-    pause = PauseRequest.model_validate(given(form, "until", "reason"))
-    async with tx.write() as db:
-        enrollment = enrollments.set_status(
-            db, rt, member.clinic_id, enrollment_id, status, now,
-            until=pause.until, reason=pause.reason, actor=actor_of(member),
-        )  # fmt: skip
-    return redirect(request, rt, f"/app/patients/{enrollment.patient_id}")
+    with tx.read() as db:
+        patient_id = enrollments.get_enrollment(db, member.clinic_id, enrollment_id).patient_id
+    try:
+        pause = PauseRequest.model_validate(given(form, "until", "reason"))
+        async with tx.write() as db:
+            enrollments.set_status(
+                db, rt, member.clinic_id, enrollment_id, status, now,
+                until=pause.until, reason=pause.reason, actor=actor_of(member),
+            )  # fmt: skip
+    except REFUSALS as exc:
+        errors = {"action": refusal(exc)}
+        return patient_page(patient_id, request, member, rt, tx, now, errors=errors)
+    return redirect(request, rt, f"/app/patients/{patient_id}")
 
 
 @router.post("/patients/{patient_id}/absences")
@@ -165,12 +180,19 @@ async def add_absence(
     patient_id: str, request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep,
     tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
-    away = AbsenceCreate.model_validate(
-        {"from": form.get("first"), "to": form.get("last"), **given(form, "reason")}
-    )
-    async with tx.write() as db:
-        patient = patients.get_patient(db, member.clinic_id, patient_id)
-        absences.add_absence(db, rt, patient, away.first, away.last, away.reason, "clinic", now)
+    try:
+        away = AbsenceCreate.model_validate(
+            {"from": form.get("first"), "to": form.get("last"), **given(form, "reason")}
+        )
+        async with tx.write() as db:
+            patient = patients.get_patient(db, member.clinic_id, patient_id)
+            absences.add_absence(
+                db, rt, patient, away.first, away.last, away.reason, "clinic", now,
+                actor=actor_of(member),
+            )  # fmt: skip
+    except REFUSALS as exc:
+        errors = {"action": refusal(exc)}
+        return patient_page(patient_id, request, member, rt, tx, now, errors=errors)
     return redirect(request, rt, f"/app/patients/{patient_id}")
 
 

@@ -132,7 +132,7 @@ def test_a_new_admin_sets_up_logs_in_enrolls_and_handles_an_escalation(
 
     expect(page.get_by_role("heading", name="Ann Example", exact=True)).to_be_visible()
     expect(page.locator("svg.chart").first).to_be_visible()
-    expect(page.get_by_text("Coming four weeks").first).to_be_visible()
+    expect(page.get_by_text("Planned, next").first).to_be_visible()
     accessible(page, "patient")
 
     patient = db.exec(select(Patient).where(Patient.name == "Ann Example")).one()
@@ -299,7 +299,7 @@ def test_the_enroll_form_works_by_keyboard_alone(
             break
         else:
             page.keyboard.press("Tab")
-    expect(page.get_by_text("Coming four weeks").first).to_be_visible()
+    expect(page.get_by_text("Planned, next").first).to_be_visible()
     db.expire_all()
     assert db.exec(select(AuditEvent).where(AuditEvent.action == "enroll")).one()
     assert db.exec(select(StaffMember)).one().email == "nurse@north.example"

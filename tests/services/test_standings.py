@@ -77,8 +77,8 @@ def test_today_counts_each_patients_own_today_across_the_date_line(
         enroll_patient(db, rt, clinic, patient, "2026-12-07", now, weekdays=every_day)
     today = clinic_views.sessions_today(db, clinic, now)
     assert (today.total, today.confirmed) == (2, 0)
-    assert [s.patient_name for s in today.first] == ["Ahead", "Behind"]
-    by_patient = {s.patient_id: s for s in today.first}
+    assert [s.patient_name for s in today.shown] == ["Ahead", "Behind"]
+    by_patient = {s.patient_id: s for s in today.shown}
     dates = {
         p: session_store.get(db, by_patient[p].session_id).local_date  # type: ignore[union-attr]
         for p in (ahead, behind)

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from reminders.api.app import RedactLinkTokens
-from reminders.models import AuditEvent, Patient, WebhookEndpoint
+from reminders.models import AuditEvent, Escalation, Patient, WebhookEndpoint
 from reminders.runtime import Runtime
-from reminders.services import events, staff
+from reminders.services import events, staff, webhooks
 from reminders.services.audit import Actor
 from tests.conftest import enroll_patient, make_clinic, make_patient
 from tests.web.conftest import NOW, PASSWORD, csrf_of, log_in, staff_member
@@ -84,10 +84,15 @@ def test_the_login_cookie_is_httponly_samesite_lax_and_secure_behind_https(
     ("method", "path"),
     [
         ("get", "/app/patients/{patient}"),
+        ("post", "/app/patients/{patient}"),
         ("get", "/app/enroll?patient={patient}"),
         ("post", "/app/enrollments/{enrollment}/pause"),
+        ("post", "/app/enrollments/{enrollment}/withdraw"),
         ("post", "/app/escalations/{escalation}/acknowledge"),
         ("post", "/app/patients/{patient}/absences"),
+        ("post", "/app/endpoints/{endpoint}/rotate"),
+        ("post", "/app/endpoints/{endpoint}/delete"),
+        ("post", "/app/settings/staff/{member}"),
     ],
 )
 def test_another_clinics_staff_get_404(
@@ -99,17 +104,26 @@ def test_another_clinics_staff_get_404(
     found = db.get(Patient, patient)
     assert found is not None
     events.escalate(db, found, "side_effect", "burn", NOW)
+    endpoint = webhooks.add_endpoint(db, rt.settings, north, "http://127.0.0.1:9/hook")
+    nurse = staff.add_member(db, north, "n@north.example", "clinician", None, NOW)
     db.commit()
-    escalation = db.exec(
-        select(__import__("reminders.models", fromlist=["Escalation"]).Escalation)
-    ).one()
-    staff_member(db, south, "s@south.example", role="clinician")
+    escalation = db.exec(select(Escalation)).one()
+    staff_member(db, south, "s@south.example", role="admin")
     csrf = log_in(client, "s@south.example")
-    url = path.format(patient=patient, enrollment=enrollment, escalation=escalation.id)
-    data = {"csrf": csrf, "first": "2026-12-20", "last": "2026-12-21"}
+    url = path.format(
+        patient=patient, enrollment=enrollment, escalation=escalation.id, endpoint=endpoint.id,
+        member=nurse.id,
+    )  # fmt: skip
+    data = {
+        "csrf": csrf, "first": "2026-12-20", "last": "2026-12-21", "note": "called",
+        "role": "admin", "name": "Eve", "timezone": "UTC", "reminder_time": "18:00",
+        "locale": "en",
+    }  # fmt: skip
     answer = client.get(url) if method == "get" else client.post(url, data=data)
     assert answer.status_code == 404
     assert "<h1>Not found</h1>" in answer.text
+    db.expire_all()
+    assert db.exec(select(AuditEvent)).all() == []
 
 
 def test_a_clinician_has_no_settings_page(client: TestClient, db: Session) -> None:

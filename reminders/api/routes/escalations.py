@@ -10,7 +10,6 @@ from reminders.api.deps import CallerDep, ClinicDep, NowDep, RuntimeDep, Transac
 from reminders.api.paging import Cursor, Limit, PageOut
 from reminders.models import Acknowledgement, EscalationPublic
 from reminders.services import escalations, patients
-from reminders.services.audit import Actor
 
 router = APIRouter(prefix="/v1", tags=["escalations"])
 
@@ -46,7 +45,7 @@ async def acknowledge(
     async with tx.write() as db:
         by = caller.on_behalf_of(body.by)
         done = escalations.acknowledge(
-            db, rt, caller.clinic.id, escalation_id, by, body.note, now, actor=Actor(by)
+            db, rt, caller.clinic.id, escalation_id, by, body.note, now, actor=caller.actor(body.by)
         )
         external = patients.external_ids(db, {done.patient_id} if done.patient_id else set())
         return EscalationPublic.of(done, external.get(done.patient_id or ""))

@@ -117,7 +117,7 @@ async def update_patient(
     `subscribed: true` with `consent` resubscribes a patient who unsubscribed."""
     async with tx.write() as db:
         changed = patients.update_patient(
-            db, rt, caller.clinic.id, patient_id, body, now, by=caller.who
+            db, rt, caller.clinic.id, patient_id, body, now, by=caller.who, actor=caller.actor()
         )
         return PatientPublic.of(changed)
 
@@ -165,7 +165,7 @@ def clinic_adherence(
 async def add_absence(
     patient_id: str,
     body: AbsenceCreate,
-    clinic: ClinicDep,
+    caller: CallerDep,
     rt: RuntimeDep,
     tx: TransactionsDep,
     now: NowDep,
@@ -173,10 +173,11 @@ async def add_absence(
     """The patient is away: nothing is planned, reminded, missed or escalated from `from`
     to `to`; the plan picks up after it."""
     async with tx.write() as db:
-        patient = patients.get_patient(db, clinic.id, patient_id)
+        patient = patients.get_patient(db, caller.clinic.id, patient_id)
         absence = absences.add_absence(
-            db, rt, patient, body.first, body.last, body.reason, "clinic", now
-        )
+            db, rt, patient, body.first, body.last, body.reason, "clinic", now,
+            actor=caller.actor(),
+        )  # fmt: skip
         return AbsencePublic.of(absence)
 
 
