@@ -546,4 +546,5 @@ def test_staff_add_prints_a_setup_link_that_opens_the_password_page(tmp_path: Pa
     assert page.status_code == 200
     assert "choose your password" in page.text
     assert "boss@north.example" in page.text
-    assert run("staff", "list", "--clinic", clinic)[1].split("\t")[1:] == ["boss@north.example", "admin", "\n"]
+    listed = run("staff", "list", "--clinic", clinic)[1]
+    assert listed.split("\t")[1:] == ["boss@north.example", "admin", "\n"]
