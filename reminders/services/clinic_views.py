@@ -16,9 +16,10 @@ from sqlmodel import Session, col, select
 
 from reminders.adherence import DUE_STATES, Adherence, adherence
 from reminders.errors import InvalidInput
-from reminders.models import Enrollment, Patient, TreatmentSession
+from reminders.models import Enrollment, Escalation, Patient, TreatmentSession
+from reminders.services import patients
 from reminders.services.enrollments import enrollments_of, local_today
-from reminders.services.reading import Page, session_facts
+from reminders.services.reading import Page, newest_escalations, session_facts
 from reminders.states import SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
@@ -98,6 +99,21 @@ def sessions_today(db: Session, clinic_id: str, now: datetime, shown: int = 100)
     total = sum(n for _z, _d, _s, n in today)
     confirmed = sum(n for _z, _d, status, n in today if status == SessionStatus.CONFIRMED)
     return Today(total, confirmed, listed)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """A page of escalations and the names of the patients they are about."""
+
+    escalations: Page[Escalation]
+    names: dict[str, str]
+
+
+def inbox(db: Session, clinic_id: str, state: str, cursor: str | None, limit: int) -> Inbox:
+    """The clinic's escalations in `state`, newest first, with their patients' names."""
+    found = newest_escalations(db, clinic_id, state, cursor, limit)
+    about = {e.patient_id for e in found.items if e.patient_id}
+    return Inbox(found, patients.names(db, clinic_id, about))
 
 
 def at_risk(db: Session, clinic_id: str, limit: int = 10) -> list[Patient]:

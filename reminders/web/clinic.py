@@ -17,10 +17,10 @@ from reminders.protocols import CONTRAINDICATIONS
 from reminders.runtime import Runtime
 from reminders.services import (
     clinic_days,
+    clinic_views,
     clinics,
     enrollments,
     escalations,
-    patients,
     reading,
     staff,
     webhooks,
@@ -41,10 +41,8 @@ def escalation_inbox(
 ) -> Response:  # fmt: skip
     wanted = state if state in ("open", "acknowledged") else "open"
     with tx.read() as db:
-        found = reading.newest_escalations(db, member.clinic_id, wanted, after, 50)
-        ids = {e.patient_id for e in found.items if e.patient_id}
-        named = patients.names(db, member.clinic_id, ids)
-    return page(request, rt, "escalations", found=found, state=wanted, names=named)
+        found = clinic_views.inbox(db, member.clinic_id, wanted, after, 50)
+    return page(request, rt, "escalations", inbox=found, state=wanted)
 
 
 @router.post("/escalations/{escalation_id}/acknowledge")

@@ -27,7 +27,6 @@ from reminders.services import (
     clinic_views,
     enrollments,
     patients,
-    reading,
 )
 from reminders.services.enrollments import local_today
 from reminders.web.auth import CheckedForm, StaffDep, actor_of
@@ -46,13 +45,9 @@ def today(
 ) -> Response:
     with tx.read() as db:
         today = clinic_views.sessions_today(db, member.clinic_id, now)
-        escalations = reading.newest_escalations(db, member.clinic_id, "open", None, 10)
-        ids = {e.patient_id for e in escalations.items if e.patient_id}
-        named = patients.names(db, member.clinic_id, ids)
+        escalations = clinic_views.inbox(db, member.clinic_id, "open", None, 10)
         risky = clinic_views.at_risk(db, member.clinic_id)
-    return page(
-        request, rt, "today", today=today, escalations=escalations, names=named, at_risk=risky
-    )
+    return page(request, rt, "today", today=today, inbox=escalations, at_risk=risky)
 
 
 @router.get("/patients")
