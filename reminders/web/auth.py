@@ -24,7 +24,7 @@ from reminders.api.deps import FormDep, NowDep, RuntimeDep
 from reminders.db.engine import session_scope
 from reminders.models import StaffMember
 from reminders.runtime import Runtime
-from reminders.services import staff
+from reminders.services import clinics, staff
 from reminders.services.audit import Actor
 from reminders.services.staff import Role
 
@@ -90,19 +90,24 @@ async def checked_form(request: Request, form: FormDep, rt: RuntimeDep) -> dict[
 CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
 
 
-def _member_of(rt: Runtime, secret: str, now: datetime) -> StaffMember | None:
+def _member_of(rt: Runtime, secret: str, now: datetime) -> tuple[StaffMember, str] | None:
+    """The member holding this login, and their clinic's zone (UTC if it has none)."""
     with session_scope(rt.engine, write=False) as db:
-        return staff.member_of_login(db, secret, now)
+        member = staff.member_of_login(db, secret, now)
+        if member is None:
+            return None
+        return member, clinics.get_clinic(db, member.clinic_id).timezone or "UTC"
 
 
 async def current_member(request: Request, rt: RuntimeDep, now: NowDep) -> StaffMember:
-    """The logged-in staff member; LoginRequired otherwise."""
+    """The logged-in staff member; LoginRequired otherwise. Pages show times in the
+    member's clinic's zone."""
     secret = request.cookies.get(LOGIN_COOKIE)
-    member = await run_in_threadpool(_member_of, rt, secret, now) if secret else None
-    if member is None:
+    found = await run_in_threadpool(_member_of, rt, secret, now) if secret else None
+    if found is None:
         raise LoginRequired
-    request.state.member = member
-    return member
+    request.state.member, request.state.zone = found
+    return found[0]
 
 
 StaffDep = Annotated[StaffMember, Depends(current_member)]

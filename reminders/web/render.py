@@ -8,10 +8,13 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.responses import Response
 
 from reminders.i18n import templates
 from reminders.runtime import Runtime
+from reminders.timing import zone
 from reminders.web.auth import FORM_COOKIE, csrf_token, form_cookie, set_cookie
 
 # Scripts and styles only from the app itself (htmx and the stylesheet are served by
@@ -41,8 +44,12 @@ def _day(value: date | None) -> str:
     return value.strftime("%a %d %b %Y") if value else "—"
 
 
-def _instant(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+@pass_context
+def _instant(context: Context, value: datetime | None) -> str:
+    """An instant in the clinic's zone (the page's `zone`), with the zone's abbreviation."""
+    if value is None:
+        return "—"
+    return value.astimezone(zone(context.get("zone") or "UTC")).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _percent(value: float | None) -> str:
@@ -59,6 +66,7 @@ def page(
     """Render `app/<template>.html` with the member (if any) and the form token."""
     html = _ENV.get_template(f"app/{template}.html").render(
         member=getattr(request.state, "member", None),
+        zone=getattr(request.state, "zone", "UTC"),
         csrf=csrf_token(rt, form_cookie(request)),
         nav=NAV,
         path=request.url.path,

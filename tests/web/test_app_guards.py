@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from reminders.api.app import RedactLinkTokens
 from reminders.models import AuditEvent, Escalation, Patient, WebhookEndpoint
 from reminders.runtime import Runtime
-from reminders.services import events, staff, webhooks
+from reminders.services import clinic_days, events, staff, webhooks
 from reminders.services.audit import Actor
 from tests.conftest import enroll_patient, make_clinic, make_patient
 from tests.web.conftest import NOW, PASSWORD, csrf_of, log_in, staff_member
@@ -169,3 +169,15 @@ def test_setup_and_reset_tokens_stay_out_of_access_logs() -> None:
     RedactLinkTokens().filter(record)
     assert "AAAA" not in record.getMessage()
     assert "/app/setup/…" in record.getMessage()
+
+
+def test_pages_show_times_in_the_clinics_zone(client: TestClient, db: Session, rt: Runtime) -> None:
+    clinic = make_clinic(db)
+    clinic_days.set_hours(db, rt, clinic, NOW, timezone="Europe/Berlin")
+    patient = db.get(Patient, make_patient(db, clinic))
+    assert patient is not None
+    events.escalate(db, patient, "side_effect", "burn", NOW)  # 09:00 UTC
+    db.commit()
+    staff_member(db, clinic, "a@north.example")
+    log_in(client, "a@north.example")
+    assert "2026-12-07 10:00 CET" in client.get("/app/escalations").text
