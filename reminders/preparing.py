@@ -207,7 +207,7 @@ class Preparer:
             delivery.kind,
             email=member.email,
             clinic=clinic.display_name or clinic.name,
-            until=datetime.fromisoformat(facts.get("expires_at") or facts["until"]),
+            until=datetime.fromisoformat(facts["until"]),
             link=base + staff.link_path(LinkPurpose(purpose), token) if token else None,
             login=base + staff.LOGIN_PATH,
         )

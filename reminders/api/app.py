@@ -77,7 +77,7 @@ class MeasureRequests:
                 took_ms = (time.perf_counter() - started) * 1000
                 headers = [
                     *message.get("headers", ()),
-                    (b"server-timing", b"app;dur=%.1f" % took_ms),
+                    (TIMING, b"app;dur=%.1f" % took_ms),
                 ]
                 message = {**message, "headers": headers}
             await send(message)

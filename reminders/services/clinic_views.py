@@ -6,7 +6,6 @@ stable key, so no page reads more than it shows (the patients' standing is kept 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -216,8 +215,3 @@ def patient_record(
         adherence=adherence(facts, local_today(now, patient.timezone)),
         deliveries=outbox.newest_to_patient(db, patient.id, messages),
     )
-
-
-def sessions_reported(sessions: Sequence[SessionRow]) -> list[SessionRow]:
-    """The confirmed sessions with an outcome, oldest first (the outcome chart's points)."""
-    return [s for s in sessions if s.status == SessionStatus.CONFIRMED and s.outcome is not None]

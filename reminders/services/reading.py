@@ -42,6 +42,7 @@ from reminders.stores.session_store import SessionRow
 from reminders.weekdays import weekday_names
 
 T = TypeVar("T")
+Newest = TypeVar("Newest", Escalation, AuditEvent)
 MAX_PAGE = 200
 CURSOR_PATTERN = r"^[0-9a-f]{32}$"
 
@@ -92,12 +93,22 @@ def newest_escalations(
 ) -> Page[Escalation]:
     """Return a page of the clinic's escalations (ids sort by time), newest first,
     optionally those in one state; raise InvalidInput naming the field."""
-    check_page(cursor, limit)
     check_state(state, tuple(EscalationState))
-    model = Escalation
-    query = select(model).where(col(model.clinic_id) == clinic_id)
-    if state:
-        query = query.where(col(model.state) == state)
+    wanted = [col(Escalation.state) == state] if state else []
+    return _newest(db, Escalation, clinic_id, cursor, limit, *wanted)
+
+
+def _newest(
+    db: Session,
+    model: type[Newest],
+    clinic_id: str,
+    cursor: str | None,
+    limit: int,
+    *where: sa.ColumnElement[bool],
+) -> Page[Newest]:
+    """A page of the clinic's rows of `model` (whose ids sort by time), newest first."""
+    check_page(cursor, limit)
+    query = select(model).where(col(model.clinic_id) == clinic_id, *where)
     if cursor:
         query = query.where(col(model.id) < cursor)
     rows = db.exec(query.order_by(col(model.id).desc()).limit(limit + 1)).all()
@@ -106,12 +117,7 @@ def newest_escalations(
 
 def audit_log(db: Session, clinic_id: str, cursor: str | None, limit: int) -> Page[AuditEvent]:
     """Return a page of the clinic's audit log, newest first."""
-    check_page(cursor, limit)
-    query = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
-    if cursor:
-        query = query.where(col(AuditEvent.id) < cursor)
-    rows = db.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit + 1)).all()
-    return page_of(rows, limit, "id")
+    return _newest(db, AuditEvent, clinic_id, cursor, limit)
 
 
 def list_deliveries(
@@ -228,9 +234,14 @@ def _scale_of(protocol_id: str, protocols: Mapping[str, Protocol]) -> str | None
     return protocol.outcome_scale if protocol else None
 
 
+def sessions_reported(rows: Sequence[SessionRow]) -> list[SessionRow]:
+    """The confirmed sessions with an outcome, in the order given."""
+    return [r for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None]
+
+
 def outcome_trend(rows: Sequence[SessionRow], scale: str | None) -> OutcomeTrend | None:
     """Return the first and latest outcome reported, or None before any."""
-    reported = [r for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None]
+    reported = sessions_reported(rows)
     if scale is None or not reported:
         return None
     first, latest = reported[0], reported[-1]

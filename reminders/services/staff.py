@@ -215,7 +215,7 @@ def email_link(
     """Queue an email to `member` with a link of `purpose`. Its token is derived from
     the delivery's id (as patients' links are), so the database holds only its hash and
     the email is made with it when it is sent."""
-    facts = {"purpose": purpose, "expires_at": now + LINK_LASTS[purpose]}
+    facts = {"purpose": purpose, "until": now + LINK_LASTS[purpose]}
     delivery = _staff_email(member, f"staff_{purpose}", now, facts)
     token = link_token(rt.secret_key, delivery["id"], purpose)
     _store_link(db, member, purpose, token, now)

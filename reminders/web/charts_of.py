@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from reminders import charts
 from reminders.outcomes import SCALES
 from reminders.protocols import Protocol
-from reminders.services.clinic_views import Course, PatientRecord, sessions_reported
+from reminders.services.clinic_views import Course, PatientRecord
+from reminders.services.reading import sessions_reported
 
 LABELS = charts.AdherenceLabels("confirmed", "skipped", "missed", "No sessions due yet.")
 
