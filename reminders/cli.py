@@ -46,7 +46,6 @@ from reminders.models import (
     PlanPreview,
     ReviewDecisionCreate,
     SessionReport,
-    utcnow,
 )
 from reminders.planner import AssumedResponse, EnrollmentSettings, Plan, preview
 from reminders.protocols import ProtocolError, load_protocols
@@ -372,7 +371,8 @@ def import_file(
     ):
         try:
             report = importing.import_patients(
-                runtime, clinic, importing.read_rows(stream), dry_run=dry_run, update=update,
+                runtime, clinic, importing.read_rows(stream), runtime.clock(),
+                dry_run=dry_run, update=update,
                 welcome=welcome, progress=bar.update,
             )  # fmt: skip
         except importing.BadFile as exc:
@@ -479,7 +479,7 @@ def clinic_create(
 ) -> None:
     """Create a clinic and print its API key (shown only this once)."""
     with _runtime() as runtime, _transaction(runtime) as db:
-        clinic, api_key = clinics.create_clinic(db, name, alert_email)
+        clinic, api_key = clinics.create_clinic(db, name, runtime.clock(), alert_email)
     typer.echo(f"clinic {clinic.id}")
     typer.echo(f"api key {api_key}")
     typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
@@ -518,7 +518,7 @@ def key_create(
     """Create an API key for a clinic and print it (shown only this once)."""
     with _runtime() as runtime, _transaction(runtime) as db:
         clinics.get_clinic(db, clinic)
-        key, secret = api_keys.create_key(db, clinic, name, utcnow())
+        key, secret = api_keys.create_key(db, clinic, name, runtime.clock())
     typer.echo(f"api key {key.name} ({key.id})")
     typer.echo(secret)
     typer.echo("Store the key now: it is kept only as a hash and cannot be shown again.")
@@ -554,7 +554,7 @@ def key_revoke(
     """Revoke a key: within a second no process accepts it."""
     with _runtime() as runtime, _transaction(runtime) as db:
         clinics.get_clinic(db, clinic)
-        revoked = api_keys.revoke_key(db, clinic, key, utcnow())
+        revoked = api_keys.revoke_key(db, clinic, key, runtime.clock())
     typer.echo(f"api key {revoked.name} ({revoked.id}) revoked")
 
 
@@ -572,7 +572,7 @@ def clinic_hours(
     )
     with _runtime() as runtime, _transaction(runtime) as db:
         found = clinic_days.set_hours(
-            db, runtime, clinic, utcnow(),
+            db, runtime, clinic, runtime.clock(),
             timezone=wanted.timezone, open_weekdays=wanted.open_weekdays,
         )  # fmt: skip
     typer.echo(f"clinic {found.id} open {found.open_weekdays}")
@@ -591,7 +591,9 @@ def clinic_identity(
     given = {"display_name": display_name, "reply_to": reply_to, "phone": phone}
     wanted = _validated(ClinicIdentity, {k: v for k, v in given.items() if v is not None})
     with _runtime() as runtime, _transaction(runtime) as db:
-        found = clinics.set_identity(db, clinic, wanted, utcnow(), actor=Actor("command line"))
+        found = clinics.set_identity(
+            db, clinic, wanted, runtime.clock(), actor=Actor("command line")
+        )
         shown = ClinicPublic.of(found).model_dump(mode="json")
     _print_fields(shown)
 
@@ -603,8 +605,8 @@ def staff_add(
     role: str = typer.Option("clinician", "--role", help="admin or clinician."),
 ) -> None:
     """Add a staff member and print their one-time setup link (it works for three days)."""
-    now = utcnow()
     with _runtime() as runtime, _transaction(runtime) as db:
+        now = runtime.clock()
         member = staff.add_member(db, clinic, email, role, Actor("command line"), now)
         link = staff.setup_link(db, runtime, member, now)
     typer.echo(f"staff {member.id} {member.email} ({member.role})")
@@ -630,7 +632,7 @@ def clinic_close(
     """Record a day the clinic is closed; appointments move off it."""
     wanted = _validated(ClosedDateCreate, {"date": day, "reason": reason})
     with _runtime() as runtime, _transaction(runtime) as db:
-        clinic_days.close_on(db, runtime, clinic, wanted.day, wanted.reason, utcnow())
+        clinic_days.close_on(db, runtime, clinic, wanted.day, wanted.reason, runtime.clock())
     typer.echo(f"clinic {clinic} closed on {wanted.day}")
 
 
@@ -718,8 +720,9 @@ def patient_add(
     request = _validated(PatientCreate, data)
     with _runtime() as runtime, _transaction(runtime) as db:
         patient = patients.add_patient(
-            db, clinic, request, default_reminder_time=runtime.settings.default_reminder_time
-        )
+            db, clinic, request, runtime.clock(),
+            default_reminder_time=runtime.settings.default_reminder_time,
+        )  # fmt: skip
     typer.echo(f"patient {patient.id}")
 
 
@@ -734,7 +737,7 @@ def patient_calendar(
     with _runtime() as runtime, _transaction(runtime) as db:
         found = patients.get_patient(db, None, patient)
         link_of = calendar_feed.revoke_feed if revoke else calendar_feed.feed_link
-        link = link_of(db, runtime, found, utcnow())
+        link = link_of(db, runtime, found, runtime.clock())
     typer.echo(link)
 
 
@@ -782,7 +785,7 @@ def enroll(
         with _transaction(runtime) as db:
             found = patients.get_patient(db, None, patient)
             enrollment = enrollments.enroll(
-                db, runtime, found.clinic_id, found.id, request, utcnow()
+                db, runtime, found.clinic_id, found.id, request, runtime.clock()
             )
             rows = session_store.of_enrollment(db, enrollment.id)
     typer.echo(f"enrollment {enrollment.id} ({enrollment.protocol_id}, phase {enrollment.phase})")
@@ -979,7 +982,7 @@ def session_confirm(
     )
 
     def action(db: Session, runtime: Runtime) -> None:
-        sessions.confirm_session(db, runtime, None, session, report, utcnow())
+        sessions.confirm_session(db, runtime, None, session, report, runtime.clock())
 
     _record(action)
     typer.echo(f"session {session} confirmed")
@@ -993,7 +996,7 @@ def session_skip(
     """Record that a session will not be done and re-plan the enrollment."""
 
     def action(db: Session, runtime: Runtime) -> None:
-        sessions.skip_session(db, runtime, None, session, reason, utcnow())
+        sessions.skip_session(db, runtime, None, session, reason, runtime.clock())
 
     _record(action)
     typer.echo(f"session {session} skipped")
@@ -1007,7 +1010,7 @@ def webhook_add(
 ) -> None:
     """Register a webhook endpoint and print its signing secret (shown only this once)."""
     with _runtime() as runtime, _transaction(runtime) as db:
-        endpoint = webhooks.add_endpoint(db, runtime.settings, clinic, url, events)
+        endpoint = webhooks.add_endpoint(db, runtime.settings, clinic, url, runtime.clock(), events)
     typer.echo(f"endpoint {endpoint.id}")
     typer.echo(f"secret {endpoint.secret}")
     typer.echo("Verify signatures with this secret (Standard Webhooks).")
@@ -1044,7 +1047,9 @@ def webhook_listen(
 
 def _change_enrollment(enrollment: str, status: str, **options: Any) -> None:
     with _runtime() as runtime, _transaction(runtime) as db:
-        found = enrollments.set_status(db, runtime, None, enrollment, status, utcnow(), **options)
+        found = enrollments.set_status(
+            db, runtime, None, enrollment, status, runtime.clock(), **options
+        )
         until = f" until {found.paused_until}" if found.paused_until else ""
     typer.echo(f"enrollment {found.id} {found.status}{until}")
 
@@ -1083,7 +1088,7 @@ def enrollment_review(
     wanted = _validated(ReviewDecisionCreate, {"decision": decision, "by": by, "note": note})
     with _runtime() as runtime, _transaction(runtime) as db:
         found = enrollments.decide_review(
-            db, runtime, None, enrollment, wanted.decision, utcnow(),
+            db, runtime, None, enrollment, wanted.decision, runtime.clock(),
             decided_by=wanted.by, note=wanted.note,
         )  # fmt: skip
     typer.echo(f"enrollment {found.id} {found.status}, phase {found.phase}")
@@ -1094,7 +1099,7 @@ def enrollment_upgrade(enrollment: str = typer.Argument(..., help="Enrollment id
     """Move an enrollment to the installed version of its protocol file and re-plan."""
     with _runtime() as runtime, _transaction(runtime) as db:
         found, before, after = enrollments.move_to_current_protocol(
-            db, runtime, None, enrollment, utcnow()
+            db, runtime, None, enrollment, runtime.clock()
         )
     typer.echo(f"enrollment {found.id}: {found.protocol_id} version {before} -> {after}")
 
@@ -1111,7 +1116,7 @@ def absence_add(
     with _runtime() as runtime, _transaction(runtime) as db:
         found = patients.get_patient(db, None, patient)
         absence = absences.add_absence(
-            db, runtime, found, wanted.first, wanted.last, wanted.reason, "clinic", utcnow()
+            db, runtime, found, wanted.first, wanted.last, wanted.reason, "clinic", runtime.clock()
         )
     typer.echo(f"absence {absence.id} {absence.first_date} to {absence.last_date}")
 
@@ -1129,7 +1134,7 @@ def absence_list(patient: str = typer.Argument(..., help="Patient id.")) -> None
 def absence_remove(absence: str = typer.Argument(..., help="Absence id.")) -> None:
     """Remove an absence (the patient is back early) and re-plan."""
     with _runtime() as runtime, _transaction(runtime) as db:
-        absences.remove_absence(db, runtime, None, absence, utcnow())
+        absences.remove_absence(db, runtime, None, absence, runtime.clock())
     typer.echo(f"absence {absence} removed")
 
 
@@ -1161,6 +1166,6 @@ def escalation_ack(
     wanted = _validated(Acknowledgement, {"by": by, "note": note})
     with _runtime() as runtime, _transaction(runtime) as db:
         done = escalations.acknowledge(
-            db, runtime, None, escalation, wanted.by, wanted.note, utcnow()
+            db, runtime, None, escalation, wanted.by, wanted.note, runtime.clock()
         )
     typer.echo(f"escalation {done.id} acknowledged by {done.acknowledged_by}")

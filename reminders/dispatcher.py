@@ -39,7 +39,7 @@ from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, 
 from reminders.db.engine import session_scope
 from reminders.decisions import Outcome, result_values, undeliverable_cause
 from reminders.metrics import DELIVERIES, LATENESS, SEND_SECONDS
-from reminders.models import Patient, WebhookEndpoint, utcnow
+from reminders.models import Patient, WebhookEndpoint
 from reminders.preparing import BatchRows, PreparedDelivery, Preparer
 from reminders.runtime import Runtime
 from reminders.services.events import escalate
@@ -108,7 +108,6 @@ class Dispatcher:
     rt: Runtime
     senders: Senders
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
 
     # Called whenever a run records results or ends: the scheduler's sign of life.
@@ -157,7 +156,7 @@ class Dispatcher:
         Each channel is claimed on its own so that one channel's backlog (thousands of
         webhooks due at one instant) does not keep another's messages waiting behind
         it: each goes at its own pace from the start."""
-        now = self.clock()
+        now = self.rt.clock()
         # Most looks find nothing due; reading first spares the API a wait for the
         # write lock the claim would take.
         with session_scope(self.rt.engine, write=False) as db:
@@ -174,14 +173,14 @@ class Dispatcher:
             return []
         preparer = Preparer(self.rt)
         with session_scope(self.rt.engine) as db:
-            rows = BatchRows(db, claimed)
+            rows = BatchRows.read(db, claimed)
             prepared = [preparer.prepare(rows, delivery, now) for delivery in claimed]
             store_tokens(db, rows.tokens)
         return prepared
 
     def extend_leases(self, ids: list[str]) -> None:
         """Keep the claims on `ids` for another lease."""
-        until = self.clock() + timedelta(seconds=self.rt.settings.lease_s)
+        until = self.rt.clock() + timedelta(seconds=self.rt.settings.lease_s)
         with session_scope(self.rt.engine) as db:
             outbox.extend_leases(db, ids, self.worker, until)
 
@@ -462,7 +461,7 @@ class _Run:
             self.mailing = None
 
     def _arrive(self, item: PreparedDelivery, outcome: Outcome | None) -> None:
-        self.arrived.append(DeliveryResult(item, outcome, self.dispatcher.clock()))
+        self.arrived.append(DeliveryResult(item, outcome, self.dispatcher.rt.clock()))
         self.news.set()
 
     async def _in_database(self, step: Callable[..., T], *args: Any) -> T:

@@ -48,13 +48,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    """Return the current instant as an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-def _created() -> Any:
-    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+def _stamp() -> Any:
+    """A row's creation or change stamp. It has no default: the writer passes the `now`
+    of its unit of work, so the stamps and every watermark compared with them (the
+    standings' last look, retention, idempotency windows) come from one clock."""
+    return Field(sa_type=UTCDateTime, nullable=False)
 
 
 class Clinic(SQLModel, table=True):
@@ -72,7 +70,7 @@ class Clinic(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=100)
     reply_to: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class ApiKey(SQLModel, table=True):
@@ -86,7 +84,7 @@ class ApiKey(SQLModel, table=True):
     clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
     name: str = Field(max_length=100)
     key_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -103,7 +101,7 @@ class IdempotentRequest(SQLModel, table=True):
     status: int | None = None
     content_type: str | None = Field(default=None, max_length=100)
     body: str | None = Field(default=None, sa_type=sa.Text)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class Heartbeat(SQLModel, table=True):
@@ -123,7 +121,7 @@ class ClinicClosedDate(SQLModel, table=True):
     clinic_id: str = Field(foreign_key="clinic.id", index=True, max_length=32)
     local_date: date
     reason: str | None = Field(default=None, max_length=200)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class Patient(SQLModel, table=True):
@@ -163,7 +161,7 @@ class Patient(SQLModel, table=True):
     adherence_rate: float | None = None
     missed_in_a_row: int = 0
     last_session_on: date | None = None
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class Enrollment(SQLModel, table=True):
@@ -198,8 +196,8 @@ class Enrollment(SQLModel, table=True):
     slowed_since: date | None = None
     screening: str = Field(default="{}", max_length=2000)
     override_reason: str | None = Field(default=None, max_length=1000)
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
+    created_at: datetime = _stamp()
+    updated_at: datetime = _stamp()
 
 
 class TreatmentSession(SQLModel, table=True):
@@ -235,8 +233,8 @@ class TreatmentSession(SQLModel, table=True):
     current_ma: float | None = None
     minutes_done: int | None = None
     skip_reason: str | None = Field(default=None, max_length=500)
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
+    created_at: datetime = _stamp()
+    updated_at: datetime = _stamp()
 
 
 class ProtocolVersion(SQLModel, table=True):
@@ -254,7 +252,7 @@ class ProtocolVersion(SQLModel, table=True):
     version: int
     digest: str = Field(max_length=64)
     body: str = Field(sa_type=sa.Text)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class ReviewDecisionRow(SQLModel, table=True):
@@ -268,7 +266,7 @@ class ReviewDecisionRow(SQLModel, table=True):
     action: str = Field(max_length=16)
     decided_by: str | None = Field(default=None, max_length=300)
     note: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class AbsenceRow(SQLModel, table=True):
@@ -284,7 +282,7 @@ class AbsenceRow(SQLModel, table=True):
     last_date: date
     reason: str | None = Field(default=None, max_length=500)
     set_by: str = Field(max_length=16)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class Escalation(SQLModel, table=True):
@@ -308,7 +306,7 @@ class Escalation(SQLModel, table=True):
     acknowledged_by: str | None = Field(default=None, max_length=300)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class StaffMember(SQLModel, table=True):
@@ -326,7 +324,7 @@ class StaffMember(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class StaffLogin(SQLModel, table=True):
@@ -339,7 +337,7 @@ class StaffLogin(SQLModel, table=True):
     staff_id: str = Field(foreign_key="staff_member.id", index=True, max_length=32)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class StaffLink(SQLModel, table=True):
@@ -353,7 +351,7 @@ class StaffLink(SQLModel, table=True):
     purpose: str = Field(max_length=16)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class AuditEvent(SQLModel, table=True):
@@ -372,7 +370,7 @@ class AuditEvent(SQLModel, table=True):
     subject_type: str = Field(max_length=32)
     subject_id: str | None = Field(default=None, max_length=32)
     detail: str = Field(default="{}", sa_type=sa.Text)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class WebhookEndpoint(SQLModel, table=True):
@@ -394,7 +392,7 @@ class WebhookEndpoint(SQLModel, table=True):
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=500)
     failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class Delivery(SQLModel, table=True):
@@ -435,7 +433,7 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     payload: str = Field(default="{}", max_length=20000)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 class PatientToken(SQLModel, table=True):
@@ -448,7 +446,7 @@ class PatientToken(SQLModel, table=True):
     session_id: str | None = Field(default=None, foreign_key="treatment_session.id", max_length=32)
     purpose: str = Field(max_length=16)
     expires_at: datetime = Field(sa_type=UTCDateTime)
-    created_at: datetime = _created()
+    created_at: datetime = _stamp()
 
 
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"

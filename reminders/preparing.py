@@ -101,41 +101,58 @@ COLUMNS: dict[type[Any], tuple[str, ...]] = {
 
 
 class BatchRows:
-    """The rows a batch of deliveries refers to (the `COLUMNS` of each), read with one
-    query per table rather than several per delivery; and the link tokens the batch
-    makes, written at once."""
+    """The rows a batch of deliveries refers to (the `COLUMNS` of each, keyed by model
+    and id), and the link tokens the batch makes, written at once. `read` reads them with
+    one query per table rather than several per delivery; a test builds them from plain
+    values."""
 
-    def __init__(self, db: Any, claimed: list[DeliveryRow]) -> None:
+    def __init__(
+        self,
+        db: Any,
+        rows: dict[type[Any], dict[str, Any]],
+        sessions: dict[str, MessageSession],
+        calendar_tokens: set[str],
+    ) -> None:
         self.db = db
-        self.rows: dict[type[Any], dict[str, Any]] = {}
-        self.tokens: list[dict[str, Any]] = []
-        patient_ids = {d.patient_id for d in claimed if d.patient_id}
-        self._read(db, Clinic, {d.clinic_id for d in claimed})
-        self._read(db, Patient, patient_ids)
+        self.rows = rows
+        self.sessions = sessions
         # A patient's calendar link is the same in every message: its token is stored
         # once, not with each message.
-        self.calendar_tokens = stored_hashes(db, patient_ids, CALENDAR)
-        found = session_store.for_messages(db, {d.session_id for d in claimed if d.session_id})
-        self.sessions: dict[str, MessageSession] = {s.id: s for s in found}
-        self._read(db, Enrollment, {s.enrollment_id for s in found})
-        hooks = {d.target for d in claimed if d.channel == "webhook"}
-        self._read(db, WebhookEndpoint, hooks)
+        self.calendar_tokens = calendar_tokens
+        self.tokens: list[dict[str, Any]] = []
 
-    def _read(self, db: Any, model: type[Any], ids: set[str]) -> None:
-        # Core rows answer attribute access by column name like the models do, and
-        # cost a fraction of ORM objects, which preparing would otherwise spend its
-        # time loading.
-        found: dict[str, Any] = self.rows.setdefault(model, {})
-        table = table_of(model)
-        columns = [table.c[name] for name in COLUMNS[model]]
-        wanted = sorted(ids)
-        for chunk in in_chunks(wanted):
-            for row in read_columns(db, sa.select(*columns).where(table.c.id.in_(chunk))):
-                found[row.id] = row
+    @classmethod
+    def read(cls, db: Any, claimed: list[DeliveryRow]) -> BatchRows:
+        """Read what the `claimed` deliveries refer to."""
+        patient_ids = {d.patient_id for d in claimed if d.patient_id}
+        found = session_store.for_messages(db, {d.session_id for d in claimed if d.session_id})
+        rows: dict[type[Any], dict[str, Any]] = {
+            Clinic: _read(db, Clinic, {d.clinic_id for d in claimed}),
+            Patient: _read(db, Patient, patient_ids),
+            Enrollment: _read(db, Enrollment, {s.enrollment_id for s in found}),
+            WebhookEndpoint: _read(
+                db, WebhookEndpoint, {d.target for d in claimed if d.channel == "webhook"}
+            ),
+        }
+        sessions = {s.id: s for s in found}
+        return cls(db, rows, sessions, stored_hashes(db, patient_ids, CALENDAR))
 
     def get(self, model: type[Any], ident: str | None) -> Any:
         """Return the row of `model` with id `ident`, or None."""
         return self.rows.get(model, {}).get(ident) if ident else None
+
+
+def _read(db: Any, model: type[Any], ids: set[str]) -> dict[str, Any]:
+    """The `COLUMNS` of the rows of `model` with these ids, by id. Core rows answer
+    attribute access by column name like the models do, and cost a fraction of ORM
+    objects, which preparing would otherwise spend its time loading."""
+    table = table_of(model)
+    columns = [table.c[name] for name in COLUMNS[model]]
+    return {
+        row.id: row
+        for chunk in in_chunks(sorted(ids))
+        for row in read_columns(db, sa.select(*columns).where(table.c.id.in_(chunk)))
+    }
 
 
 def _ending(delivery: DeliveryRow, state: DeliveryState, reason: str) -> PreparedDelivery:
@@ -157,11 +174,14 @@ class Preparer:
         (it would be claimed, crash and be claimed again for ever), so it fails alone."""
         tokens = len(loaded.tokens)
         try:
-            return self._prepare(loaded, delivery, now)
+            prepared = self._prepare(loaded, delivery, now)
         except Exception as exc:
-            del loaded.tokens[tokens:]
+            prepared = _ending(delivery, DeliveryState.FAILED, f"internal error: {exc!r}")
             log.exception("could not prepare delivery %s", delivery.id)
-            return _ending(delivery, DeliveryState.FAILED, f"internal error: {exc!r}")
+        if prepared.message is None:
+            # Links are stored only for a message that goes out.
+            del loaded.tokens[tokens:]
+        return prepared
 
     def _prepare(self, loaded: BatchRows, delivery: DeliveryRow, now: datetime) -> PreparedDelivery:
         if delivery.audience == DeliveryAudience.INTEGRATION:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -15,14 +17,27 @@ from reminders.protocols import Protocol, load_protocols
 from reminders.settings import Settings
 
 
+def wall_clock() -> datetime:
+    """Return the current instant as an aware UTC datetime: the runtime's clock unless
+    a test or a simulation hands it another."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Runtime:
-    """Built once at start-up from settings and passed to whatever needs it."""
+    """Built once at start-up from settings and passed to whatever needs it.
+
+    `clock` is the one source of "now" for business decisions and row stamps. Only the
+    edges read it (each CLI command, the API's `now` dependency, the scheduler's jobs, the
+    dispatcher, `simulate`), once per unit of work, and pass `now` down; nothing below
+    them reads a clock of its own (`tests/test_clock.py` keeps it so).
+    """
 
     settings: Settings
     engine: sa.Engine
     protocols: dict[str, Protocol]
     secret_key: bytes
+    clock: Callable[[], datetime] = wall_clock
     # Filled on first use (`services.protocol_versions`): the version number of each
     # installed protocol file, and older versions read back, by (protocol id, version).
     protocol_versions: dict[str, int] = field(default_factory=dict)
@@ -36,6 +51,10 @@ class Runtime:
         protocols = load_protocols(settings.protocols_path)
         engine = create_db_engine(settings.database_url)
         return cls(settings, engine, protocols, _secret_key(settings))
+
+    def with_clock(self, clock: Callable[[], datetime]) -> Runtime:
+        """Return this runtime (same engine and protocols) reading time from `clock`."""
+        return replace(self, clock=clock)
 
     def close(self) -> None:
         """Release database connections."""

@@ -14,8 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from reminders.db.engine import forget_overwritten, session_scope
 from reminders.dispatcher import Dispatcher
-from reminders.models import utcnow
-from reminders.runtime import Runtime
+from reminders.runtime import Runtime, wall_clock
 from reminders.services.retention import purge_old
 from reminders.services.sweep import sweep
 
@@ -33,17 +32,19 @@ _WAKE_COALESCE = timedelta(milliseconds=200)
 class Heartbeats:
     """When each job last showed life, to tell a stuck scheduler from a quiet one."""
 
-    def __init__(self, limits: dict[str, float]) -> None:
+    def __init__(
+        self, limits: dict[str, float], monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limits = limits
-        start = time.monotonic()
-        self._last = dict.fromkeys(limits, start)
+        self._monotonic = monotonic
+        self._last = dict.fromkeys(limits, monotonic())
 
     def beat(self, job: str) -> None:
-        self._last[job] = time.monotonic()
+        self._last[job] = self._monotonic()
 
     def stuck(self) -> list[str]:
         """Jobs silent for longer than their limit."""
-        now = time.monotonic()
+        now = self._monotonic()
         return [job for job, limit in self.limits.items() if now - self._last[job] > limit]
 
 
@@ -117,13 +118,13 @@ class DispatchJob:
 
 
 def build_scheduler(
-    rt: Runtime, dispatcher: Dispatcher, clock: Callable[[], datetime] = utcnow
+    rt: Runtime, dispatcher: Dispatcher
 ) -> tuple[BackgroundScheduler, DispatchJob, Heartbeats]:
     """Return an unstarted scheduler with the dispatch, sweep and housekeeping jobs, and
     the heartbeats that tell whether its jobs still run."""
     settings = rt.settings
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
-    dispatch = DispatchJob(dispatcher, scheduler, clock)
+    dispatch = DispatchJob(dispatcher, scheduler, wall_clock)
     # A dispatch run shows life at every round it records; a sweep only when done.
     beats = Heartbeats(
         {
@@ -132,7 +133,10 @@ def build_scheduler(
         }
     )
     dispatcher.on_progress = lambda: beats.beat("dispatch")
-    now = datetime.now(UTC)
+    # APScheduler fires by the wall clock, so its times are the wall clock's; each job
+    # reads the runtime's clock for the work it does.
+    now = wall_clock()
+    clock = rt.clock
 
     def run_sweep() -> None:
         try:

@@ -230,13 +230,12 @@ def simulate(
         raise RemindersError(f"story: expected one of {', '.join(STORIES)}")
     enroll_at = local_to_utc(start, time(8, 0), timezone)
     clock = _Clock(enroll_at)
+    rt = rt.with_clock(clock)
     with session_scope(rt.engine) as db:
         course = _set_up(db, rt, protocol_id, start, timezone, enroll_at)
     mailbox = _NotingMailbox(email_sender(rt.settings))
     clinic = ClinicReceiver()
-    dispatcher = Dispatcher(
-        rt, Senders(email=mailbox, webhook=clinic), worker="simulation", clock=clock
-    )
+    dispatcher = Dispatcher(rt, Senders(email=mailbox, webhook=clinic), worker="simulation")
     runner = _Runner(rt, course, story, clock, dispatcher, (mailbox.taken, clinic.taken))
     return runner.run(start + timedelta(days=days))
 
@@ -244,9 +243,9 @@ def simulate(
 def _set_up(
     db: Session, rt: Runtime, protocol_id: str, start: date, timezone: str, now: datetime
 ) -> _Course:
-    clinic, _key = clinics.create_clinic(db, "Simulated clinic")
+    clinic, _key = clinics.create_clinic(db, "Simulated clinic", now)
     db.flush()
-    webhooks.add_endpoint(db, rt.settings, clinic.id, "https://127.0.0.1/simulated-clinic")
+    webhooks.add_endpoint(db, rt.settings, clinic.id, "https://127.0.0.1/simulated-clinic", now)
     patient = patients.add_patient(
         db,
         clinic.id,
@@ -256,6 +255,7 @@ def _set_up(
             timezone=timezone,
             reminder_time=REMINDER_TIME,
         ),
+        now,
         default_reminder_time=rt.settings.default_reminder_time,
     )
     protocol = rt.protocols.get(protocol_id)

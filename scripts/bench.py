@@ -117,7 +117,7 @@ def measure_plan(enrollments: int) -> dict[str, Any]:
         rt = Runtime.from_settings(settings)
         now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
         with Session(rt.engine) as db:
-            clinic_id = clinics.create_clinic(db, "Bench Clinic")[0].id
+            clinic_id = clinics.create_clinic(db, "Bench Clinic", rt.clock())[0].id
             db.commit()
         import_file = Path(tmp) / "patients.csv"
         _write_import_file(import_file, enrollments, dict(rt.protocols))
@@ -259,7 +259,7 @@ def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
     zone = _zone_near_noon()
     now = datetime.now(UTC)
     with Session(rt.engine) as db:
-        clinic, key = clinics.create_clinic(db, "Bench Clinic")
+        clinic, key = clinics.create_clinic(db, "Bench Clinic", rt.clock())
         db.commit()
         protocol = rt.protocols["tap-water-hyperhidrosis"]
         for start in range(0, enrollments, CHUNK):
@@ -269,7 +269,11 @@ def _prepare_api(var_dir: Path, enrollments: int) -> tuple[str, list[str]]:
                 for i in range(min(CHUNK, enrollments - start))
             ]  # fmt: skip
             ids = patients.add_patients(
-                db, clinic.id, people, default_reminder_time=settings.default_reminder_time
+                db,
+                clinic.id,
+                people,
+                rt.clock(),
+                default_reminder_time=settings.default_reminder_time,
             )
             today = now.astimezone(ZoneInfo(zone)).date()
             requests = [
@@ -570,7 +574,11 @@ def _enroll_for(
                 for i in range(min(CHUNK, count - start))
             ]  # fmt: skip
             ids = patients.add_patients(
-                db, clinic_id, people, default_reminder_time=rt.settings.default_reminder_time
+                db,
+                clinic_id,
+                people,
+                rt.clock(),
+                default_reminder_time=rt.settings.default_reminder_time,
             )
             requests = [
                 enrolling.EnrollRequest(
@@ -655,11 +663,11 @@ def bench_dispatch(args: argparse.Namespace) -> dict[str, Any]:
             schema.migrate(settings.database_url)
             rt = Runtime.from_settings(settings)
             with Session(rt.engine) as db:
-                hooked = clinics.create_clinic(db, "Webhook Clinic")[0].id
-                webhooks.add_endpoint(db, settings, hooked, fast_url)
-                mailed = clinics.create_clinic(db, "Email Clinic")[0].id
-                slowed = clinics.create_clinic(db, "Slow Clinic")[0].id
-                webhooks.add_endpoint(db, settings, slowed, slow_url)
+                hooked = clinics.create_clinic(db, "Webhook Clinic", rt.clock())[0].id
+                webhooks.add_endpoint(db, settings, hooked, fast_url, rt.clock())
+                mailed = clinics.create_clinic(db, "Email Clinic", rt.clock())[0].id
+                slowed = clinics.create_clinic(db, "Slow Clinic", rt.clock())[0].id
+                webhooks.add_endpoint(db, settings, slowed, slow_url, rt.clock())
                 db.commit()
             everyone = [hooked, mailed, slowed]
             zone = _zone_near_noon()
@@ -888,9 +896,9 @@ def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
             ids: list[str] = []
             with Session(rt.engine) as db:
                 for n, port in enumerate(ports):
-                    clinic = clinics.create_clinic(db, f"Burst Clinic {n}")[0].id
+                    clinic = clinics.create_clinic(db, f"Burst Clinic {n}", rt.clock())[0].id
                     url = f"http://127.0.0.1:{port}/hooks"
-                    webhooks.add_endpoint(db, settings, clinic, url)
+                    webhooks.add_endpoint(db, settings, clinic, url, rt.clock())
                     ids.append(clinic)
                 db.commit()
             ten, dribbling = ids[:BURST_CLINICS], ids[BURST_CLINICS]
@@ -980,7 +988,11 @@ def _enroll_clinic_weeks_ago(db: Any, rt: Any, clinic_id: str, count: int, then:
             for n in range(first, min(first + CHUNK, count))
         ]  # fmt: skip
         ids = patients.add_patients(
-            db, clinic_id, people, default_reminder_time=rt.settings.default_reminder_time
+            db,
+            clinic_id,
+            people,
+            rt.clock(),
+            default_reminder_time=rt.settings.default_reminder_time,
         )
         course = EnrollmentCreate(
             protocol=protocol.id, start_date=then.date(), welcome=False, screening=screening
@@ -1045,7 +1057,9 @@ def _prepare_web(var_dir: Path, patients_wanted: int) -> dict[str, Any]:
     rt = Runtime.from_settings(settings)
     now = datetime.now(UTC)
     with Session(rt.engine) as db:
-        clinic, _key = clinics.create_clinic(db, "Bench Clinic", alert_email="a@example.org")
+        clinic, _key = clinics.create_clinic(
+            db, "Bench Clinic", rt.clock(), alert_email="a@example.org"
+        )
         admin = staff.add_member(db, clinic.id, "admin@example.org", "admin", None, now)
         admin.password_hash = staff.hash_password(WEB_PASSWORD)
         db.add(admin)

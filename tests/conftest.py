@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import typing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import Any
 
 import freezegun
 import psycopg
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from reminders.api import create_app
 from reminders.db.engine import create_db_engine
 from reminders.db.schema import migrate
 from reminders.models import PatientCreate
@@ -56,9 +63,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("REMINDERS_REQUIRE_POSTGRES") == "1"
 _postgres_problem: list[str | None] = []
 
+# Databases made for tests carry the run and the xdist worker in their names, so that
+# two runs (two clones, or CI's two passes) and the workers of one run never meet.
+RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "both_databases: run each test on SQLite and on PostgreSQL")
+# When test clinics, patients and endpoints are made: before any test's own instants.
+SETUP = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -78,29 +89,82 @@ def _postgres_unavailable() -> str | None:
     return _postgres_problem[0]
 
 
-@pytest.fixture
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(getattr(request, "param", "sqlite"))
-
-
-@pytest.fixture
-def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for one test: a SQLite file, or a PostgreSQL database
-    created for the test and dropped after it."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'reminders.sqlite3'}"
-        return
+def _require_postgres() -> None:
     problem = _postgres_unavailable()
     if problem is not None:
         if REQUIRE_POSTGRES:
             pytest.fail(problem)
         pytest.skip(problem)
-    name = f"reminders_test_{uuid.uuid4().hex[:12]}"
+
+
+def _postgres_url(name: str) -> str:
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextmanager
+def _postgres_database(name: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database made for the block (a copy of `template`, or empty), dropped
+    after it whoever is still connected."""
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
+    try:
+        yield _postgres_url(name)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per worker, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "reminders.sqlite3"
+    migrate(f"sqlite:///{path}")
+    # Everything into the main file, so that copying that one file copies it all.
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once per worker, the template of each test's
+    database. Nothing stays connected to it (`migrate` disposes of its engine)."""
+    _require_postgres()
+    with _postgres_database(f"reminders_template_{RUN}_{WORKER}") as url:
+        migrate(url)
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database with no schema, for tests of the migrations themselves."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reminders.sqlite3'}"
+        return
+    _require_postgres()
+    with _postgres_database(f"reminders_empty_{RUN}_{WORKER}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database for one test: a copy of the worker's template (a SQLite file,
+    or a PostgreSQL database made from it and dropped after the test)."""
+    if backend == "sqlite":
+        copy = tmp_path / "reminders.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), copy)
+        yield f"sqlite:///{copy}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"reminders_test_{RUN}_{WORKER}_{uuid.uuid4().hex[:8]}"
+    with _postgres_database(name, template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -135,7 +199,6 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[sa.Engine]:
-    migrate(settings.database_url)
     engine = create_db_engine(settings.database_url)
     yield engine
     engine.dispose()
@@ -146,6 +209,38 @@ def rt(settings: Settings, engine: sa.Engine) -> Iterator[Runtime]:
     runtime = Runtime.from_settings(settings)
     yield runtime
     runtime.close()
+
+
+Clock = Callable[[], datetime]
+
+
+class OpenClient(typing.Protocol):
+    def __call__(
+        self,
+        clock: Clock,
+        base_url: str = "http://testserver",
+        scheduler_problems: Callable[[], list[str]] = list,
+        **options: Any,
+    ) -> TestClient: ...
+
+
+@pytest.fixture
+def open_client(rt: Runtime) -> Iterator[OpenClient]:
+    """Opens the app on this test's database as a TestClient whose "now" is `clock`, at
+    `base_url`, with `scheduler_problems` standing for the scheduler (none by default);
+    every client opened is closed after the test."""
+    with ExitStack() as opened:
+
+        def open_one(
+            clock: Clock,
+            base_url: str = "http://testserver",
+            scheduler_problems: Callable[[], list[str]] = list,
+            **options: Any,
+        ) -> TestClient:
+            app = create_app(rt.with_clock(clock), scheduler_problems=scheduler_problems)
+            return opened.enter_context(TestClient(app, base_url=base_url, **options))
+
+        yield open_one
 
 
 @pytest.fixture
@@ -160,7 +255,8 @@ def protocols() -> dict[str, Protocol]:
 
 
 def make_clinic(db: Session, name: str = "North Clinic") -> str:
-    clinic, _key = clinics.create_clinic(db, name)
+    """A clinic made at SETUP; return its id."""
+    clinic, _key = clinics.create_clinic(db, name, SETUP)
     db.commit()
     return clinic.id
 
@@ -175,7 +271,7 @@ def make_patient(
         **fields,
     }
     request = PatientCreate.model_validate(data)
-    patient = patients.add_patient(db, clinic_id, request, default_reminder_time=time(18, 0))
+    patient = patients.add_patient(db, clinic_id, request, SETUP, default_reminder_time=time(18, 0))
     db.commit()
     return patient.id
 
@@ -187,6 +283,10 @@ def at(text: str) -> datetime:
 
 def no_contraindications(protocol: Protocol) -> dict[str, bool]:
     return {c: False for c in protocol.contraindications}
+
+
+# The tap-water protocol's screening with every contraindication answered "no".
+CLEAR_SCREENING = no_contraindications(load_protocols(PROTOCOLS_DIR)["tap-water-hyperhidrosis"])
 
 
 def enroll_patient(

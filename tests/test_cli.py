@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from reminders.cli import app
 from reminders.db.engine import session_scope
-from reminders.models import utcnow
 from reminders.runtime import Runtime
 from reminders.services import erasure
 from reminders.services.sweep import sweep
 from reminders.settings import load_settings
+from tests.conftest import SETUP
 
 runner = CliRunner()
 
@@ -231,7 +231,7 @@ def test_escalations_are_listed_and_acknowledged_from_the_command_line() -> None
     with freeze_time("2026-12-10 13:00:00"):  # Monday and Wednesday missed
         runtime = Runtime.from_settings(load_settings())
         try:
-            sweep(runtime, utcnow())
+            sweep(runtime, runtime.clock())
         finally:
             runtime.close()
         code, out, _ = run("escalation", "list", "--clinic", clinic)
@@ -378,7 +378,7 @@ def test_backup_copies_the_database_consistently_while_it_is_written(tmp_path: P
         try:
             while not stop.is_set():
                 with Session(rt.engine) as db:
-                    clinics.create_clinic(db, "Busy Clinic")
+                    clinics.create_clinic(db, "Busy Clinic", SETUP)
                     db.commit()
                 writing.set()
         finally:
@@ -479,7 +479,7 @@ def test_restore_erases_again_the_patients_erased_since_the_backup(tmp_path: Pat
     rt = Runtime.from_settings(load_settings())
     try:
         with session_scope(rt.engine) as db:
-            erasure.erase_patient(db, rt, clinic, patient, "api key first", utcnow())
+            erasure.erase_patient(db, rt, clinic, patient, "api key first", rt.clock())
     finally:
         rt.close()
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from reminders.models import Delivery
 from reminders.runtime import Runtime
 from reminders.services import webhooks
-from tests.conftest import enroll_patient, make_clinic, make_patient
+from reminders.stores import outbox
+from tests.conftest import SETUP, enroll_patient, make_clinic, make_patient
 from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
 from tests.servers import WebhookReceiver, free_port
 
@@ -25,7 +25,7 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     db: Session, rt: Runtime, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     clinic = make_clinic(db)
-    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     now = datetime.now(UTC)
     zone = zone_near_noon(now)
@@ -72,7 +72,7 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=20)
-    ids = {d.id for d in db.exec(select(Delivery))}
+    ids = {d.id for d in outbox.matching(db)}
     assert receiver.unique_ids() == ids
     duplicates = len(receiver.received) - len(ids)
     # Only what the killed worker held (sent or not, its result unrecorded) goes twice.

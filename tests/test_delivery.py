@@ -15,7 +15,6 @@ from standardwebhooks import Webhook
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.ids import hash_secret
 from reminders.models import (
-    Delivery,
     Enrollment,
     Patient,
     PatientToken,
@@ -25,8 +24,9 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services import enrollments, webhooks
 from reminders.services.sweep import sweep
-from reminders.stores import session_store
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from reminders.stores import outbox, session_store
+from reminders.stores.outbox import DeliveryRow
+from tests.conftest import SETUP, at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, WebhookReceiver
 
 pytestmark = pytest.mark.both_databases
@@ -34,12 +34,8 @@ pytestmark = pytest.mark.both_databases
 NO_QUIET = {"start": "00:00", "end": "00:00"}
 
 
-def deliveries(db: Session, **where: str) -> list[Delivery]:
-    db.expire_all()
-    query = select(Delivery)
-    for name, value in where.items():
-        query = query.where(getattr(Delivery, name) == value)
-    return list(db.exec(query))
+def deliveries(db: Session, kind: str | None = None) -> list[DeliveryRow]:
+    return outbox.matching(db, kind=kind)
 
 
 def run(rt: Runtime, now: datetime | None = None) -> int:
@@ -163,7 +159,7 @@ def test_permanent_smtp_failure_is_not_retried(
 
 def webhook_patient(db: Session, rt: Runtime, receiver: WebhookReceiver) -> tuple[str, str, str]:
     clinic = make_clinic(db)
-    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     patient = make_patient(
         db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook", external_id="EHR-17"

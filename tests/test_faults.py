@@ -9,13 +9,14 @@ import time
 from datetime import datetime
 
 from freezegun import freeze_time
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from reminders.dispatcher import EMAILS_WAITING_BATCHES, Dispatcher, build_senders
-from reminders.models import Delivery
 from reminders.runtime import Runtime
 from reminders.services import webhooks
-from tests.conftest import at, make_clinic, weekly_patients
+from reminders.stores import outbox
+from reminders.stores.outbox import DeliveryRow
+from tests.conftest import SETUP, at, make_clinic, weekly_patients
 from tests.servers import CLOSE_MID_RESPONSE, SmtpRecorder, WebhookReceiver, free_port
 
 NINE = at("2026-12-07 09:00")
@@ -26,14 +27,13 @@ def dispatch(rt: Runtime, moment: datetime) -> None:
         Dispatcher(rt, build_senders(rt), worker="test").dispatch()
 
 
-def reminders(db: Session) -> list[Delivery]:
-    db.expire_all()
-    return list(db.exec(select(Delivery).where(Delivery.kind == "reminder")))
+def reminders(db: Session) -> list[DeliveryRow]:
+    return outbox.matching(db, kind="reminder")
 
 
 def webhook_reminder(db: Session, rt: Runtime, receiver: WebhookReceiver) -> None:
     clinic = make_clinic(db)
-    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     weekly_patients(db, rt, clinic, 1, channel="webhook")
 
@@ -166,7 +166,7 @@ def test_a_backlog_of_webhooks_holds_up_no_email_due_behind_it(
     rt.settings.webhook_concurrency = 2
     receiver.delay_s = 0.1
     clinic = make_clinic(db)
-    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     # Due first, and more than the run holds at once.
     weekly_patients(db, rt, clinic, 30, reminder_time="08:59", channel="webhook")
@@ -184,7 +184,7 @@ def test_stopping_hands_back_the_emails_waiting_for_the_mail_server(
     rt.settings.smtp_connections = 1
     email_reminders(db, rt, 2 + EMAILS_WAITING_BATCHES * 2)
     smtp.delay_s = 0.3
-    dispatcher = Dispatcher(rt, build_senders(rt), worker="test", clock=lambda: NINE)
+    dispatcher = Dispatcher(rt.with_clock(lambda: NINE), build_senders(rt), worker="test")
     run = threading.Thread(target=dispatcher.dispatch)
     run.start()
     time.sleep(0.45)  # the first batch is out, the rest waits for it

@@ -17,10 +17,10 @@ from reminders import sms
 from reminders.ids import hash_secret
 from reminders.locales import SHIPPED
 from reminders.messages import SMS_TEXTS, Links, PatientMessage, patient_email, render, sms_text
-from reminders.models import ClinicIdentity, PatientToken, utcnow
+from reminders.models import ClinicIdentity, PatientToken
 from reminders.runtime import Runtime
 from reminders.services import clinics, webhooks
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.conftest import SETUP, at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, WebhookReceiver
 from tests.test_delivery import run
 
@@ -31,7 +31,7 @@ SAO_PAULO_IDENTITY = ClinicIdentity(
 
 def brazilian_clinic(db: Session) -> str:
     clinic = make_clinic(db)
-    clinics.set_identity(db, clinic, SAO_PAULO_IDENTITY, utcnow())
+    clinics.set_identity(db, clinic, SAO_PAULO_IDENTITY, SETUP)
     db.commit()
     return clinic
 
@@ -71,7 +71,7 @@ def test_a_relayed_reminder_carries_portuguese_text_and_one_sms_with_a_short_lin
     db: Session, rt: Runtime, receiver: WebhookReceiver
 ) -> None:
     clinic = brazilian_clinic(db)
-    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     patient = make_patient(
         db, clinic, timezone="America/Sao_Paulo", reminder_time="09:00", channel="webhook",
@@ -100,7 +100,7 @@ def test_a_relayed_text_names_the_patient_only_where_the_clinic_asked_for_names(
     db: Session, rt: Runtime, receiver: WebhookReceiver
 ) -> None:
     clinic = make_clinic(db)
-    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    endpoint = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", channel="webhook")
     with freeze_time("2026-12-07 09:00:00"):

@@ -16,7 +16,8 @@ from reminders.dispatcher import CHANNELS, HELD_BATCHES
 from reminders.models import Delivery, EnrollmentCreate, PatientCreate
 from reminders.runtime import Runtime
 from reminders.services import enrollments, patients, webhooks
-from tests.conftest import make_clinic
+from reminders.stores import outbox
+from tests.conftest import SETUP, make_clinic
 from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
 from tests.servers import WebhookReceiver, free_port
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -> int:
     rt.settings.follow_up_after_min = 0
     clinic = make_clinic(db)
-    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     now = datetime.now(UTC)
     zone = zone_near_noon(now)
     today = now.astimezone(ZoneInfo(zone)).date()
@@ -44,7 +45,7 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
         for n in range(REMINDERS)
     ]
     ids = patients.add_patients(
-        db, clinic, people, default_reminder_time=rt.settings.default_reminder_time
+        db, clinic, people, now, default_reminder_time=rt.settings.default_reminder_time
     )
     screening = {c: False for c in protocol.contraindications}
     requests = [
@@ -117,7 +118,7 @@ def test_a_killed_worker_leaves_its_claims_to_the_other_after_the_lease(
         wait_for(lambda: count_deliveries(db, "sent") == total, 180, "the survivor to finish")
     finally:
         stop(doomed, survivor)
-    ids = {d.id for d in db.exec(select(Delivery))}
+    ids = {d.id for d in outbox.matching(db)}
     assert receiver.unique_ids() == ids, "de-duplicating on webhook-id, each exactly once"
     resent = len(receiver.received) - len(ids)
     # At least once: what the killed worker had sent but not yet recorded comes twice,

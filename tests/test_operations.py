@@ -9,11 +9,12 @@ from freezegun import freeze_time
 from sqlmodel import Session, select
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Clinic, Delivery, TreatmentSession, WebhookEndpoint
+from reminders.models import Clinic, TreatmentSession, WebhookEndpoint
 from reminders.runtime import Runtime
 from reminders.services import webhooks
 from reminders.services.sweep import sweep
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from reminders.stores import outbox
+from tests.conftest import SETUP, at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, WebhookReceiver
 
 pytestmark = pytest.mark.both_databases
@@ -45,7 +46,7 @@ def test_backlog_after_downtime_drains_in_one_pass_without_stale_reminders(
         sweep(rt, restart)
         handled = Dispatcher(rt, build_senders(rt), worker="test").dispatch()
     db.expire_all()
-    rows = db.exec(select(Delivery).where(Delivery.kind == "reminder")).all()
+    rows = outbox.matching(db, kind="reminder")
     sessions = {s.id: s for s in db.exec(select(TreatmentSession))}
     stale = [d for d in rows if sessions[d.session_id].local_date.isoformat() == "2026-12-05"]  # type: ignore[index]
     fresh = [d for d in rows if sessions[d.session_id].local_date.isoformat() == "2026-12-07"]  # type: ignore[index]
@@ -66,7 +67,7 @@ def test_endpoint_dead_for_days_is_disabled_and_the_clinic_told_once(
     assert row is not None
     row.alert_email = "nurse@clinic.example.org"
     db.add(row)
-    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     db.commit()
     receiver.script.extend([(503, {})] * 10_000)
     start = at("2026-12-07 06:00")

@@ -17,7 +17,7 @@ from reminders.scheduler import JOB_DEFAULTS, build_scheduler, stop_scheduler
 from reminders.services import webhooks
 from reminders.services.events import emit
 from reminders.services.reminding import alert_clinic
-from tests.conftest import make_clinic
+from tests.conftest import SETUP, make_clinic
 from tests.processes import wait_for
 from tests.servers import SmtpRecorder, WebhookReceiver
 
@@ -53,7 +53,7 @@ def test_stopping_while_a_dispatch_runs_waits_for_it_and_returns(
     # jobs; the dispatch job, aiming its next run as it ends, would wait for that lock.
     rt.settings.sweep_interval_s = 3600
     clinic = make_clinic(db)
-    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url)
+    webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP)
     now = datetime.now(UTC)
     emit(db, clinic, "session.confirmed", {"session_id": "s1"}, now)
     emit(db, clinic, "session.confirmed", {"session_id": "s2"}, now + timedelta(hours=1))

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from reminders.db.engine import WriteTurns, cannot_write, session_scope
 from reminders.ids import hash_secret
-from reminders.models import Clinic, utcnow
+from reminders.models import Clinic
 from reminders.runtime import Runtime
 from reminders.services import api_keys
 from reminders.services.api_keys import Caller
@@ -97,10 +97,10 @@ class ApiKeys:
     def _lookup(self, secret: str) -> Caller | None:
         with session_scope(self.runtime.engine, write=False) as db:
             caller = api_keys.caller_for_key(db, secret)
-        if caller is not None and api_keys.note_use_due(caller, utcnow()):
+        if caller is not None and api_keys.note_use_due(caller, self.runtime.clock()):
             try:
                 with session_scope(self.runtime.engine) as db:
-                    api_keys.note_use(db, caller, utcnow())
+                    api_keys.note_use(db, caller, self.runtime.clock())
             except sa.exc.DBAPIError as exc:
                 # Reads still work on a database that takes no writes.
                 if not cannot_write(exc):
@@ -144,8 +144,9 @@ async def current_clinic(caller: CallerDep) -> Clinic:
 ClinicDep = Annotated[Clinic, Depends(current_clinic)]
 
 
-async def current_time() -> datetime:
-    return utcnow()
+async def current_time(rt: RuntimeDep) -> datetime:
+    """The request's "now", read once from the runtime's clock."""
+    return rt.clock()
 
 
 NowDep = Annotated[datetime, Depends(current_time)]

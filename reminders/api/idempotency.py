@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reminders.api.deps import ApiKeys
 from reminders.api.errors import UNWRITABLE
 from reminders.db.engine import WriteTurns, cannot_write, session_scope
-from reminders.models import IdempotentRequest, utcnow
+from reminders.models import IdempotentRequest
 from reminders.runtime import Runtime
 from reminders.services.api_keys import Caller
 from reminders.services.retention import IDEMPOTENCY_WINDOW
@@ -71,7 +71,7 @@ class Idempotency:
         try:
             async with turns:
                 with session_scope(runtime.engine) as db:
-                    earlier = _reserve(db, caller.key_id, text, request, utcnow())
+                    earlier = _reserve(db, caller.key_id, text, request, runtime.clock())
         except sa.exc.DBAPIError as exc:
             if not cannot_write(exc):
                 raise

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, email_address, single_line
-from reminders.models import Clinic, ClinicClosedDate, ClinicIdentity, utcnow
+from reminders.models import Clinic, ClinicClosedDate, ClinicIdentity
 from reminders.services.api_keys import create_key
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.weekdays import weekdays_of
@@ -18,7 +18,9 @@ from reminders.weekdays import weekdays_of
 FIRST_KEY_NAME = "first"
 
 
-def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tuple[Clinic, str]:
+def create_clinic(
+    db: Session, name: str, now: datetime, alert_email: str | None = None
+) -> tuple[Clinic, str]:
     """Create a clinic and its first API key (named "first"); return the clinic and the
     key, which is shown once and stored hashed.
 
@@ -28,10 +30,10 @@ def create_clinic(db: Session, name: str, alert_email: str | None = None) -> tup
     name = _checked_name(name)
     if alert_email is not None:
         checked("alert_email", alert_email, email_address)
-    clinic = Clinic(name=name, alert_email=alert_email)
+    clinic = Clinic(name=name, alert_email=alert_email, created_at=now)
     db.add(clinic)
     db.flush()
-    _key, secret = create_key(db, clinic.id, FIRST_KEY_NAME, utcnow())
+    _key, secret = create_key(db, clinic.id, FIRST_KEY_NAME, now)
     return clinic, secret
 
 

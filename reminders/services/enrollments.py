@@ -29,7 +29,6 @@ from reminders.models import (
     Patient,
     PlanPreview,
     ReviewDecisionRow,
-    utcnow,
 )
 from reminders.planner import (
     Absence,
@@ -325,7 +324,6 @@ class _Planning:
     clinic_id: str
     now: datetime
     versions: Mapping[str, int]
-    created: datetime = field(default_factory=utcnow)
     enrollment_rows: list[dict[str, Any]] = field(default_factory=list)
     session_rows: list[NewSession] = field(default_factory=list)
     first_plans: dict[tuple[Any, ...], Plan] = field(default_factory=dict)
@@ -397,8 +395,8 @@ class _Planning:
                 "planned_on": today,
                 "screening": checked.screening,
                 "override_reason": (wanted.override_reason or "").strip() or None,
-                "created_at": self.created,
-                "updated_at": self.created,
+                "created_at": self.now,
+                "updated_at": self.now,
             }
         )
         at_clinic = protocol.given_at == "clinic"
@@ -414,7 +412,7 @@ class _Planning:
                     planned.phase,
                     planned.minutes,
                     at_clinic,
-                    self.created,
+                    self.now,
                     session_id=session_id,
                 )
             )
@@ -703,13 +701,13 @@ def replan(
     at_clinic = protocol.given_at == "clinic"
     planned = _bring_sessions_in_line(
         db, enrollment.id, rows, new_plan.sessions if active else (), today, patient.timezone,
-        at_clinic,
+        at_clinic, now,
     )  # fmt: skip
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
     completed = new_plan.completed and active
     if completed:
         _tell_of_completion(db, rt, enrollment, patient, rows, now)
-    _record_plan(enrollment, new_plan, completed, rows, today)
+    _record_plan(enrollment, new_plan, completed, rows, today, now)
     if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
         soon = [SessionToRemind(i, day, patient.timezone, who, at_clinic) for i, day in planned]
@@ -725,22 +723,22 @@ def _bring_sessions_in_line(
     today: date,
     timezone: str,
     at_clinic: bool,
+    now: datetime,
 ) -> list[tuple[str, date]]:
     """Write what makes the stored sessions match `wanted` (see `replanning`); return
     the id and date of each wanted session."""
     diff = diff_sessions(rows, wanted, today, timezone)
-    changed = utcnow()
     session_store.apply_plan(
         db,
         [PlanChange(r.id, SessionStatus.CANCELLED, r.phase, r.minutes, r.timezone)
          for r in diff.cancel]
         + [PlanChange(row_id, SessionStatus.PLANNED, s.phase, s.minutes, timezone)
            for row_id, s in diff.revise],
-        changed,
+        now,
     )  # fmt: skip
     fresh = {
         s.local_date: session_store.new_planned(
-            enrollment_id, s.local_date, timezone, s.phase, s.minutes, at_clinic, changed
+            enrollment_id, s.local_date, timezone, s.phase, s.minutes, at_clinic, now
         )
         for s in diff.add
     }
@@ -752,7 +750,12 @@ def _bring_sessions_in_line(
 
 
 def _record_plan(
-    enrollment: Enrollment, new_plan: Plan, completed: bool, rows: list[PlanRow], today: date
+    enrollment: Enrollment,
+    new_plan: Plan,
+    completed: bool,
+    rows: list[PlanRow],
+    today: date,
+    now: datetime,
 ) -> None:
     """Keep what the planner says of the enrollment on its row: phase, interval, open
     review, completion, and whether it still runs slowed (a confirmation ends that)."""
@@ -771,7 +774,7 @@ def _record_plan(
     if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
         for key, value in planner_says.items():
             setattr(enrollment, key, value)
-        enrollment.updated_at = utcnow()
+        enrollment.updated_at = now
 
 
 def _tell_clinic_of_changes(
@@ -911,7 +914,7 @@ def set_status(
         # Resuming is the clinic acting: the plan's own pace, counted from today.
         enrollment.counting_from = today
         enrollment.slowed_since = None
-    enrollment.updated_at = utcnow()
+    enrollment.updated_at = now
     db.add(enrollment)
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)

@@ -28,7 +28,7 @@ from reminders.db.bulk import EarlierBatchFailed, InsertWriter, collector_paused
 from reminders.db.engine import session_scope
 from reminders.db.rows import PreparedInsert, prepare_row_insert
 from reminders.errors import InvalidInput, RemindersError
-from reminders.models import EnrollmentCreate, Patient, PatientCreate, PatientUpdate, utcnow
+from reminders.models import EnrollmentCreate, Patient, PatientCreate, PatientUpdate
 from reminders.runtime import Runtime
 from reminders.services import clinics, patients
 from reminders.services.enrollments import EnrollRequest, prepare_enrollments, register_versions
@@ -221,9 +221,8 @@ class _Importer:
     welcome: bool
     # External ids of rows sent to the writer and not yet known to be written (or, dry,
     # of every row), with their lines: the database answers for the rest, since the
-    # patients this import wrote carry its start as their created_at.
+    # patients this import wrote carry its `now` as their created_at.
     pending_ids: dict[str, int] = field(default_factory=dict)
-    started: datetime = field(default_factory=utcnow)
     default_time: str = ""
 
     def __post_init__(self) -> None:
@@ -240,7 +239,7 @@ class _Importer:
             earlier = self.pending_ids.get(external)
             if earlier is None and external in known:
                 patient_id, created_at = known[external]
-                if created_at != self.started:
+                if created_at != self.now:
                     self._known(line, person, patient_id)
                     continue
             if earlier is not None or external in known:
@@ -248,7 +247,7 @@ class _Importer:
                 self._refuse(line, InvalidInput("external_id", f"already given on {where}"))
                 continue
             try:
-                row = patients.patient_row(self.clinic_id, person, self.default_time, self.started)
+                row = patients.patient_row(self.clinic_id, person, self.default_time, self.now)
                 if person.channel == "webhook":
                     patients.check_webhook_channel(db, self.clinic_id)
             except InvalidInput as problem:
@@ -361,7 +360,7 @@ def import_patients(
     rt: Runtime,
     clinic_id: str,
     rows: Iterable[Row],
-    now: datetime | None = None,
+    now: datetime,
     *,
     dry_run: bool = False,
     update: bool = False,
@@ -376,7 +375,6 @@ def import_patients(
     Raises NotFound for an unknown clinic. A batch that cannot be written stops the
     import (`ImportReport.stopped`): the batches before stay written, and running the
     import again skips them."""
-    now = now or utcnow()
     with session_scope(rt.engine, write=not dry_run) as db:
         clinics.get_clinic(db, clinic_id)
         # A dry run records nothing, protocol versions included.

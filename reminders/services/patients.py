@@ -20,7 +20,6 @@ from reminders.models import (
     Patient,
     PatientCreate,
     PatientUpdate,
-    utcnow,
 )
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
@@ -42,6 +41,7 @@ def add_patients(
     db: Session,
     clinic_id: str,
     patients: Sequence[PatientCreate],
+    now: datetime,
     *,
     default_reminder_time: time,
 ) -> list[str]:
@@ -55,7 +55,6 @@ def add_patients(
         raise NotFound("clinic", clinic_id)
     if any(p.channel == "webhook" for p in patients):
         check_webhook_channel(db, clinic_id)
-    now = utcnow()
     default_time = default_reminder_time.strftime("%H:%M")
     rows = [
         patient_row(clinic_id, patient, default_time, now, f"[{i}]." if len(patients) > 1 else "")
@@ -123,11 +122,16 @@ def check_webhook_channel(db: Session, clinic_id: str) -> None:
 
 
 def add_patient(
-    db: Session, clinic_id: str, patient: PatientCreate, *, default_reminder_time: time
+    db: Session,
+    clinic_id: str,
+    patient: PatientCreate,
+    now: datetime,
+    *,
+    default_reminder_time: time,
 ) -> Patient:
     """Add one patient; return it. Raises as `add_patients`."""
     (patient_id,) = add_patients(
-        db, clinic_id, [patient], default_reminder_time=default_reminder_time
+        db, clinic_id, [patient], now, default_reminder_time=default_reminder_time
     )
     added = db.get(Patient, patient_id)
     assert added is not None

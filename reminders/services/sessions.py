@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, note
-from reminders.models import Enrollment, Patient, SessionReport, utcnow
+from reminders.models import Enrollment, Patient, SessionReport
 from reminders.outcomes import ALARMING, OutcomeScale, RatedBy
 from reminders.planner import Plan
 from reminders.runtime import Runtime
@@ -80,7 +80,7 @@ def confirm_session(
         if report.side_effect is not None and session.side_effect is None:
             note = (report.side_effect_note or "").strip() or None
             session = session_store.change(
-                db, session, utcnow(), side_effect=report.side_effect, side_effect_note=note
+                db, session, now, side_effect=report.side_effect, side_effect_note=note
             )
             _alert_side_effect(db, session, enrollment, patient, now)
         return session, None
@@ -96,7 +96,7 @@ def confirm_session(
     session = session_store.change(
         db,
         session,
-        utcnow(),
+        now,
         status=SessionStatus.CONFIRMED,
         completed_at=completed_at,
         hdss=int(outcome) if outcome and protocol and protocol.outcome_scale == "hdss" else None,
@@ -177,7 +177,7 @@ def skip_session(
     if reason is not None and len(checked("reason", reason, note)) > 500:
         raise InvalidInput("reason", "at most 500 characters")
     session = session_store.change(
-        db, session, utcnow(), status=SessionStatus.SKIPPED, skip_reason=reason
+        db, session, now, status=SessionStatus.SKIPPED, skip_reason=reason
     )
     _emit_session_event(db, "session.skipped", session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
@@ -280,7 +280,7 @@ def confirm_from_link(
     protocol = protocol_of(db, rt, enrollment)
     minutes = protocol.session_minutes(enrollment.body_area) if protocol else link.minutes
     extra = session_store.add_unscheduled(
-        db, enrollment.id, today, patient.timezone, enrollment.phase, minutes, utcnow(),
+        db, enrollment.id, today, patient.timezone, enrollment.phase, minutes, now,
         cancelled=target,
     )  # fmt: skip
     confirmed, _ = confirm_session(db, rt, None, extra.id, report, now, reported_by="patient")

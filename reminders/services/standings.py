@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.adherence import NO_RISK, adherence, risk_rank
@@ -29,20 +31,39 @@ WATERMARK = "standings"
 OVERLAP = timedelta(minutes=2)
 
 
+# The stored columns a standing consists of, beside the patient's id.
+STANDING = ("risk_rank", "adherence_rate", "missed_in_a_row", "last_session_on")
+
+
 def changed_patients(db: Session, _rt: Runtime, now: datetime) -> list[str]:
-    """Return the patients whose sessions or enrollments changed since the last look
-    (every patient with an enrollment, the first time)."""
+    """Return the patients whose standing needs writing: every patient with an
+    enrollment the first time; after that, those whose sessions or enrollments changed
+    since the last look and whose figures now differ from the stored ones (a change
+    within the look's overlap is seen again, and must not take the write lock again)."""
     since = db.get(Heartbeat, WATERMARK)
     enrollments = select(Enrollment.patient_id)
     sessions = select(Enrollment.patient_id).join(
         TreatmentSession, col(TreatmentSession.enrollment_id) == col(Enrollment.id)
     )
-    if since is not None:
-        after = since.at - OVERLAP
-        enrollments = enrollments.where(col(Enrollment.updated_at) > after)
-        sessions = sessions.where(col(TreatmentSession.updated_at) > after)
-    found = set(db.exec(enrollments)) | set(db.exec(sessions))
-    return sorted(found)
+    if since is None:
+        return sorted(set(db.exec(enrollments)) | set(db.exec(sessions)))
+    after = since.at - OVERLAP
+    enrollments = enrollments.where(col(Enrollment.updated_at) > after)
+    sessions = sessions.where(col(TreatmentSession.updated_at) > after)
+    found = sorted(set(db.exec(enrollments)) | set(db.exec(sessions)))
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in db.execute(
+            sa.select(col(Patient.id), *(getattr(Patient, c) for c in STANDING)).where(
+                col(Patient.id).in_(found)
+            )
+        )
+    }
+    return [
+        row["id"]
+        for row in standings_of(db, now, found)
+        if stored.get(row["id"]) != tuple(row[c] for c in STANDING)
+    ]
 
 
 def note_look(db: Session, now: datetime) -> None:
@@ -50,9 +71,9 @@ def note_look(db: Session, now: datetime) -> None:
     mark_alive(db, WATERMARK, now)
 
 
-def refresh(db: Session, _rt: Runtime, now: datetime, patient_ids: Sequence[str]) -> int:
-    """Work out the standing of each of `patient_ids` from their ongoing enrollments and
-    store it; return how many."""
+def standings_of(db: Session, now: datetime, patient_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Work out the standing of each of `patient_ids` from their ongoing enrollments, as
+    rows of the patient table's standing columns."""
     patients: dict[str, str] = dict(
         db.exec(select(Patient.id, Patient.timezone).where(col(Patient.id).in_(patient_ids))).all()
     )
@@ -69,5 +90,11 @@ def refresh(db: Session, _rt: Runtime, now: datetime, patient_ids: Sequence[str]
                 "last_session_on": figures.last_session,
             }
         )
+    return rows
+
+
+def refresh(db: Session, _rt: Runtime, now: datetime, patient_ids: Sequence[str]) -> int:
+    """Work out the standing of each of `patient_ids` and store it; return how many."""
+    rows = standings_of(db, now, patient_ids)
     update_rows(db, Patient, rows)
     return len(rows)

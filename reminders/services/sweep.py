@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from reminders.adherence import SessionFact, adherence
 from reminders.db.engine import paced_batches, session_scope
 from reminders.lapse import NOT_DONE, LapseRule, standing
-from reminders.models import Enrollment, Patient, utcnow
+from reminders.models import Enrollment, Patient
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.services import standings
@@ -68,7 +68,7 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     An appointment at the clinic is the staff's to record: unrecorded past its grace,
     it becomes `unrecorded` and the clinic is told, not the patient."""
     missed = missed_sessions(db, rt.settings, now, enrollment_ids)
-    changed = utcnow()
+    changed = now
     marked = session_store.mark(
         db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, changed
     ) + session_store.mark(
@@ -221,7 +221,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
                 session_id=due.id,
                 enrollment_id=enrollment.id,
             )
-            enrollment.slowed_since, enrollment.updated_at = today, utcnow()
+            enrollment.slowed_since, enrollment.updated_at = today, now
             replan(db, rt, enrollment, now, patient=patient)
     return count
 

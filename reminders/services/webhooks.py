@@ -9,7 +9,7 @@ from sqlmodel import Session
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, single_line
-from reminders.models import Clinic, WebhookEndpoint, utcnow
+from reminders.models import Clinic, WebhookEndpoint
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.events import EVENT_TYPES
 from reminders.settings import Settings
@@ -32,6 +32,7 @@ def add_endpoint(
     settings: Settings,
     clinic_id: str,
     url: str,
+    now: datetime,
     events: str = "*",
     *,
     url_checked: bool = False,
@@ -56,13 +57,17 @@ def add_endpoint(
             "events", f"expected * or some of {', '.join(EVENT_TYPES)}; got {', '.join(unknown)}"
         )
     endpoint = WebhookEndpoint(
-        clinic_id=clinic_id, url=url, secret=new_webhook_secret(), events=",".join(wanted)
+        clinic_id=clinic_id,
+        url=url,
+        secret=new_webhook_secret(),
+        events=",".join(wanted),
+        created_at=now,
     )
     db.add(endpoint)
     db.flush()
     record(
         db, actor, clinic_id, AuditAction.ENDPOINT_ADD, ("endpoint", endpoint.id),
-        endpoint.created_at, url=url, events=endpoint.events,
+        now, url=url, events=endpoint.events,
     )  # fmt: skip
     return endpoint
 
@@ -102,6 +107,7 @@ def delete_endpoint(
     db: Session,
     clinic_id: str,
     endpoint_id: str,
+    now: datetime,
     *,
     actor: Actor | None = None,
 ) -> None:
@@ -112,4 +118,4 @@ def delete_endpoint(
     db.delete(endpoint)
     db.flush()
     subject = ("endpoint", endpoint_id)
-    record(db, actor, clinic_id, AuditAction.ENDPOINT_DELETE, subject, utcnow(), url=endpoint.url)
+    record(db, actor, clinic_id, AuditAction.ENDPOINT_DELETE, subject, now, url=endpoint.url)

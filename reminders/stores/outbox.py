@@ -385,6 +385,22 @@ def newest_of_clinic(
     return _rows(db, query.order_by(_TABLE.c.id.desc()).limit(limit))
 
 
+def matching(
+    db: Session,
+    *,
+    kind: str | None = None,
+    state: DeliveryState | None = None,
+    patient_id: str | None = None,
+) -> list[DeliveryRow]:
+    """Return the deliveries of `kind`, in `state`, to or about `patient_id` (each where
+    given), oldest first: a look at the whole outbox, as an operator or a test takes."""
+    query = sa.select(_TABLE)
+    for column, wanted in (("kind", kind), ("state", state), ("patient_id", patient_id)):
+        if wanted is not None:
+            query = query.where(_TABLE.c[column] == wanted)
+    return _rows(db, query.order_by(_TABLE.c.id))
+
+
 def newest_to_patient(db: Session, patient_id: str, limit: int) -> list[DeliveryRow]:
     """Return up to `limit` of the messages to a patient (not the clinic's alerts or
     events about them), newest first."""

@@ -88,15 +88,16 @@ def _endpoints(
 
 @router.post("/endpoints")
 async def add_endpoint(
-    request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep
-) -> Response:
+    request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep,
+    now: NowDep,
+) -> Response:  # fmt: skip
     """Add an endpoint; its secret is shown on this answer only."""
     url = form.get("url", "").strip()
     try:
         await run_in_threadpool(webhooks.check_endpoint_url, rt.settings, url)
         async with tx.write() as db:
             endpoint = webhooks.add_endpoint(
-                db, rt.settings, member.clinic_id, url, form.get("events") or "*",
+                db, rt.settings, member.clinic_id, url, now, form.get("events") or "*",
                 url_checked=True, actor=actor_of(member),
             )  # fmt: skip
     except InvalidInput as exc:
@@ -120,10 +121,10 @@ async def rotate_endpoint(
 @router.post("/endpoints/{endpoint_id}/delete")
 async def delete_endpoint(
     endpoint_id: str, request: Request, _form: CheckedForm, member: StaffDep, rt: RuntimeDep,
-    tx: TransactionsDep,
+    tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
     async with tx.write() as db:
-        webhooks.delete_endpoint(db, member.clinic_id, endpoint_id, actor=actor_of(member))
+        webhooks.delete_endpoint(db, member.clinic_id, endpoint_id, now, actor=actor_of(member))
     return redirect(request, rt, "/app/endpoints")
 
 

@@ -68,7 +68,12 @@ def patient_list(
 
 @router.post("/patients")
 async def add_patient(
-    request: Request, form: CheckedForm, member: StaffDep, rt: RuntimeDep, tx: TransactionsDep
+    request: Request,
+    form: CheckedForm,
+    member: StaffDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
 ) -> Response:
     """Add a patient, then enroll them."""
     wanted = given(form, *PatientCreate.model_fields)
@@ -76,8 +81,9 @@ async def add_patient(
         facts = PatientCreate.model_validate(wanted)
         async with tx.write() as db:
             created = patients.add_patient(
-                db, member.clinic_id, facts, default_reminder_time=rt.settings.default_reminder_time
-            )
+                db, member.clinic_id, facts, now,
+                default_reminder_time=rt.settings.default_reminder_time,
+            )  # fmt: skip
     except ValidationError as exc:
         return page(request, rt, "patient_new", 422, errors=field_errors(exc), form=form)
     except (InvalidInput, Conflict) as exc:

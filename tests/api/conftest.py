@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,18 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from reminders.api import create_app
-from reminders.api.deps import current_time
-from reminders.runtime import Runtime
 from reminders.services import clinics
-from tests.conftest import at
+from tests.conftest import CLEAR_SCREENING, SETUP, OpenClient, at
 
 NOW = at("2026-12-07 07:00")  # Monday, 08:00 in Berlin
-NO = {
-    "pacemaker": False, "pregnancy": False, "epilepsy": False, "heart_disease": False,
-    "metal_implants": False, "skin_defects": False, "reduced_sensation": False,
-    "acute_infection": False, "cancer_in_area": False,
-}  # fmt: skip
 PATIENT = {
     "name": "Ann Example",
     "email": "ann@example.org",
@@ -38,7 +29,7 @@ ENROLLMENT = {
     "start_date": "2026-12-07",
     "body_area": "palms",
     "weekdays": ["mon", "wed", "fri"],
-    "screening": NO,
+    "screening": CLEAR_SCREENING,
     "override_reason": None,
 }
 
@@ -88,15 +79,14 @@ def app_clock() -> list[datetime]:
 
 
 @pytest.fixture
-def client(rt: Runtime, app_clock: list[datetime]) -> Iterator[TestClient]:
-    app = create_app(rt, scheduler_problems=lambda: [])
-    app.dependency_overrides[current_time] = lambda: app_clock[0]
-    with TestClient(app) as test_client:
-        yield test_client
+def client(open_client: OpenClient, app_clock: list[datetime]) -> TestClient:
+    return open_client(lambda: app_clock[0])
 
 
 def _clinic(db: Session, name: str) -> str:
-    _clinic_row, key = clinics.create_clinic(db, name, alert_email="nurse@clinic.example.org")
+    _clinic_row, key = clinics.create_clinic(
+        db, name, SETUP, alert_email="nurse@clinic.example.org"
+    )
     db.commit()
     return key
 

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from reminders.api import create_app
-from reminders.api.deps import current_time
-from reminders.runtime import Runtime
 from reminders.services import api_keys
 from tests.api.conftest import Api
+from tests.conftest import OpenClient
 
 
 @pytest.fixture
-def second_process(rt: Runtime, app_clock: list[datetime]) -> Iterator[TestClient]:
+def second_process(open_client: OpenClient, app_clock: list[datetime]) -> TestClient:
     """Another app on the same database: what another `serve` process would be."""
-    app = create_app(rt, scheduler_problems=lambda: [])
-    app.dependency_overrides[current_time] = lambda: app_clock[0]
-    with TestClient(app) as test_client:
-        yield test_client
+    return open_client(lambda: app_clock[0])
 
 
 def _with(key: str) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import NO, Api
+from tests.api.conftest import Api
+from tests.conftest import CLEAR_SCREENING
 
 
 def test_an_override_enrollment_is_logged_with_the_key_and_no_patient_name(
@@ -10,7 +11,9 @@ def test_an_override_enrollment_is_logged_with_the_key_and_no_patient_name(
 ) -> None:
     patient = api.patient()
     enrollment = api.enroll(
-        patient, screening={**NO, "pregnancy": True}, override_reason="Obstetrician agreed"
+        patient,
+        screening={**CLEAR_SCREENING, "pregnancy": True},
+        override_reason="Obstetrician agreed",
     )
     paused = api.post(f"/v1/enrollments/{enrollment['id']}/pause", {"reason": "surgery"})
     assert paused.status_code == 200

@@ -9,9 +9,10 @@ from freezegun import freeze_time
 from sqlmodel import Session, select
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Delivery, TreatmentSession
+from reminders.models import TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.sweep import sweep
+from reminders.stores import outbox
 from tests.api.conftest import NOW, Api
 from tests.conftest import at
 from tests.servers import SmtpRecorder
@@ -79,7 +80,7 @@ def test_the_patient_hears_of_the_appointment_the_evening_before_with_what_to_br
     assert "tomorrow, Wednesday, 9 December" in text
     assert "Bring the dexamethasone your doctor prescribed" in text
     assert "/s/" not in text, "staff record appointments: nothing for the patient to confirm"
-    kinds = {d.kind for d in db.exec(select(Delivery)).all()}
+    kinds = {d.kind for d in outbox.matching(db)}
     assert not kinds & {"reminder", "follow_up"}
 
 

@@ -9,8 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from reminders.models import Delivery, Patient, PatientToken
+from reminders.models import Patient, PatientToken
 from reminders.runtime import Runtime
+from reminders.states import DeliveryState
+from reminders.stores import outbox
 from tests.api.conftest import NOW, PATIENT, Api
 from tests.api.test_patient_pages import remind
 from tests.servers import SmtpRecorder
@@ -75,7 +77,7 @@ def test_erasing_a_patient_leaves_nothing_that_names_them_and_keeps_their_adhere
     row = db.get(Patient, patient)
     assert row is not None and row.erased_by == "api key first" and row.erased_at is not None
     assert db.exec(select(PatientToken).where(PatientToken.patient_id == patient)).all() == []
-    pending = db.exec(select(Delivery).where(Delivery.state == "pending")).all()
+    pending = outbox.matching(db, state=DeliveryState.PENDING)
     assert [d for d in pending if d.patient_id == patient] == []
     assert api.delete(f"/v1/patients/{patient}").status_code == 204  # erasing again: no change
 

@@ -10,7 +10,7 @@ import pytest
 from httpx import Response
 from sqlmodel import Session, select
 
-from reminders.models import IdempotentRequest, Patient, utcnow
+from reminders.models import IdempotentRequest, Patient
 from reminders.services import api_keys
 from reminders.services.retention import purge_old
 from tests.api.conftest import PATIENT, Api
@@ -64,7 +64,7 @@ def test_a_refusal_is_replayed_too_and_answers_past_a_day_are_purged(api: Api, d
     assert _post(api, bad, "k-bad").status_code == 422
     replayed = _post(api, bad, "k-bad")
     assert replayed.headers["idempotent-replayed"] == "true"
-    purged = purge_old(db, utcnow() + timedelta(hours=25), timedelta(days=90))
+    purged = purge_old(db, api.clock[0] + timedelta(hours=25), timedelta(days=90))
     db.commit()
     assert purged["idempotent answers"] == 1
     assert db.exec(select(IdempotentRequest)).all() == []

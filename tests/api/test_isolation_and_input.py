@@ -12,7 +12,8 @@ from sqlmodel import Session, func, select
 from reminders.api import create_app
 from reminders.models import Enrollment, Patient, TreatmentSession
 from reminders.runtime import Runtime
-from tests.api.conftest import ENROLLMENT, NO, PATIENT, Api
+from tests.api.conftest import ENROLLMENT, PATIENT, Api
+from tests.conftest import CLEAR_SCREENING
 
 
 def a_clinics_things(api: Api) -> dict[str, str]:
@@ -121,7 +122,7 @@ BAD_ENROLLMENTS = [
     ({"weekdays": []}, "weekdays"),
     ({"weekdays": ["mon", "someday"]}, "weekdays"),
     ({"screening": {"pacemaker": False}}, "screening"),
-    ({"screening": {**NO, "pacemaker": "maybe"}}, "pacemaker"),
+    ({"screening": {**CLEAR_SCREENING, "pacemaker": "maybe"}}, "pacemaker"),
     ({"body_area": "'; DROP TABLE patient; --"}, "body_area"),
     ({"override_reason": "x" * 1001}, "override_reason"),
 ]

@@ -22,6 +22,7 @@ from reminders.dispatcher import Dispatcher, build_senders
 from reminders.runtime import Runtime
 from reminders.services import clinics
 from tests.api.conftest import ENROLLMENT
+from tests.conftest import SETUP
 from tests.servers import SmtpRecorder, free_port
 
 NAME = "Zelda Quintessa Marchbanks"
@@ -48,7 +49,7 @@ def test_a_full_flow_logs_no_names_emails_or_tokens(
     rt: Runtime, db: Session, smtp: SmtpRecorder, server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    _clinic, key = clinics.create_clinic(db, "North Clinic")
+    _clinic, key = clinics.create_clinic(db, "North Clinic", SETUP)
     db.commit()
     api = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"})
     patient = api.post(

@@ -10,15 +10,13 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from reminders.api import create_app
-from reminders.api.deps import current_time
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.runtime import Runtime
 from reminders.scheduler import Heartbeats, build_scheduler
 from tests.api.conftest import NOW, Api
 from tests.api.test_patient_pages import remind
+from tests.conftest import OpenClient
 from tests.servers import SmtpRecorder
 
 
@@ -133,20 +131,21 @@ def test_a_database_that_cannot_be_written_makes_the_service_unready_and_writes_
 
 
 def test_a_stuck_scheduler_makes_the_service_unready(
-    rt: Runtime, app_clock: list[datetime]
+    open_client: OpenClient, app_clock: list[datetime]
 ) -> None:
-    beats = Heartbeats({"dispatch": 0.05})
-    app = create_app(rt, scheduler_problems=lambda: [f"{job} silent" for job in beats.stuck()])
-    app.dependency_overrides[current_time] = lambda: app_clock[0]
-    with TestClient(app) as client:
-        assert client.get("/readyz").status_code == 200
-        time.sleep(0.1)
-        stuck = client.get("/readyz")
-        assert stuck.status_code == 503
-        assert stuck.json()["scheduler"] is False
-        assert stuck.json()["problems"] == ["dispatch silent"]
-        beats.beat("dispatch")
-        assert client.get("/readyz").status_code == 200
+    seconds = [0.0]
+    beats = Heartbeats({"dispatch": 60.0}, monotonic=lambda: seconds[0])
+    client = open_client(
+        lambda: app_clock[0], scheduler_problems=lambda: [f"{job} silent" for job in beats.stuck()]
+    )
+    assert client.get("/readyz").status_code == 200
+    seconds[0] = 61.0
+    stuck = client.get("/readyz")
+    assert stuck.status_code == 503
+    assert stuck.json()["scheduler"] is False
+    assert stuck.json()["problems"] == ["dispatch silent"]
+    beats.beat("dispatch")
+    assert client.get("/readyz").status_code == 200
 
 
 def test_the_dispatchers_progress_is_the_schedulers_sign_of_life(rt: Runtime) -> None:

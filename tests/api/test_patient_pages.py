@@ -11,8 +11,10 @@ from freezegun import freeze_time
 from sqlmodel import Session, select
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Delivery, Patient, TreatmentSession
+from reminders.models import Patient, TreatmentSession
 from reminders.runtime import Runtime
+from reminders.states import DeliveryState
+from reminders.stores import outbox
 from tests.api.conftest import NOW, Api
 from tests.servers import SmtpRecorder
 
@@ -185,9 +187,7 @@ def test_unsubscribe_asks_on_get_stops_on_post_and_tells_the_clinic(
     assert stopped.status_code == 200
     db.expire_all()
     assert db.get(Patient, patient).unsubscribed_at is not None  # type: ignore[union-attr]
-    pending = db.exec(
-        select(Delivery).where(Delivery.patient_id == patient, Delivery.state == "pending")
-    ).all()
+    pending = outbox.matching(db, state=DeliveryState.PENDING, patient_id=patient)
     assert {d.kind for d in pending} == {"escalation"}
     remind(rt, NOW.replace(hour=11, minute=5))
     assert smtp.messages[-1]["To"] == "nurse@clinic.example.org"

@@ -21,6 +21,7 @@ from reminders.runtime import Runtime
 from reminders.services import clinics, enrollments, patients, webhooks
 from reminders.settings import load_settings
 from reminders.stores import session_store
+from tests.conftest import SETUP
 
 # Schemathesis reads the schema when the module is collected, so the app (on its own
 # throwaway database, with one clinic's patient, enrollment and endpoint) is built here.
@@ -31,11 +32,12 @@ _settings = load_settings(
 migrate(_settings.database_url)
 _runtime = Runtime.from_settings(_settings)
 with session_scope(_runtime.engine) as _db:
-    _clinic, _KEY = clinics.create_clinic(_db, "Fuzz Clinic")
+    _clinic, _KEY = clinics.create_clinic(_db, "Fuzz Clinic", SETUP)
     _patient = patients.add_patient(
         _db,
         _clinic.id,
         PatientCreate(name="Fuzz", email="f@example.org", timezone="UTC"),
+        SETUP,
         default_reminder_time=_settings.default_reminder_time,
     )
     _screening = {c: False for c in _runtime.protocols["tap-water-hyperhidrosis"].contraindications}
@@ -51,7 +53,7 @@ with session_scope(_runtime.engine) as _db:
         datetime.now(UTC),
     )  # fmt: skip
     _session = session_store.of_enrollment(_db, _enrollment.id)[0]
-    _endpoint = webhooks.add_endpoint(_db, _settings, _clinic.id, "http://127.0.0.1:9/h")
+    _endpoint = webhooks.add_endpoint(_db, _settings, _clinic.id, "http://127.0.0.1:9/h", SETUP)
 KNOWN = {
     "patient_id": _patient.id,
     "enrollment_id": _enrollment.id,

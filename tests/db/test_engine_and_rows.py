@@ -10,8 +10,9 @@ from reminders.db.bulk import EarlierBatchFailed, InsertWriter
 from reminders.db.engine import create_db_engine, session_scope
 from reminders.db.rows import insert_rows, prepare_row_insert, read_columns, table_of, update_rows
 from reminders.db.schema import migrate
-from reminders.models import Clinic, utcnow
+from reminders.models import Clinic
 from reminders.settings import Settings
+from tests.conftest import SETUP
 
 pytestmark = pytest.mark.both_databases
 
@@ -46,7 +47,7 @@ def _clinic_row(clinic_id: str) -> dict[str, object]:
         "webhook_include_names": False,
         "timezone": None,
         "open_weekdays": "mon,tue,wed,thu,fri",
-        "created_at": utcnow(),
+        "created_at": SETUP,
     }
 
 
@@ -111,11 +112,11 @@ def test_insert_writer_refuses_every_batch_after_a_failed_one(
 
 
 def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids_apart(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
-    migrate(database_url, "0005")
-    engine = create_db_engine(database_url)
-    now = utcnow()
+    migrate(empty_database_url, "0005")
+    engine = create_db_engine(empty_database_url)
+    now = SETUP
     with engine.begin() as connection:
         connection.execute(
             sa.text(
@@ -134,7 +135,7 @@ def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids
                 ),
                 {"id": patient_id, "now": now.replace(tzinfo=None)},
             )
-    migrate(database_url)
+    migrate(empty_database_url)
     with engine.connect() as connection:
         keys = connection.execute(sa.text("SELECT clinic_id, name, key_hash FROM api_key")).all()
         external = connection.execute(
@@ -145,10 +146,10 @@ def test_upgrading_keeps_one_clinic_key_working_and_tells_duplicate_external_ids
     assert [tuple(e) for e in external] == [("p1", "EHR-1"), ("p2", "EHR-1 (duplicate p2)")]
 
 
-def test_upgrading_tells_each_stored_delivery_whom_it_is_for(database_url: str) -> None:
-    migrate(database_url, "0007")
-    engine = create_db_engine(database_url)
-    now = utcnow().replace(tzinfo=None)
+def test_upgrading_tells_each_stored_delivery_whom_it_is_for(empty_database_url: str) -> None:
+    migrate(empty_database_url, "0007")
+    engine = create_db_engine(empty_database_url)
+    now = SETUP.replace(tzinfo=None)
     with engine.begin() as connection:
         connection.execute(
             sa.text(
@@ -166,7 +167,7 @@ def test_upgrading_tells_each_stored_delivery_whom_it_is_for(database_url: str) 
                 ),
                 {"kind": kind, "now": now},
             )
-    migrate(database_url)
+    migrate(empty_database_url)
     with engine.connect() as connection:
         found = connection.execute(sa.text("SELECT kind, audience FROM delivery")).all()
     engine.dispose()

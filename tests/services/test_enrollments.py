@@ -8,7 +8,6 @@ from sqlmodel import Session, func, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import (
-    Delivery,
     Enrollment,
     EnrollmentCreate,
     Patient,
@@ -18,16 +17,11 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services import absences, enrollments, sessions
 from reminders.states import SessionStatus
-from reminders.stores import session_store
-from tests.conftest import at, make_clinic, make_patient
+from reminders.stores import outbox, session_store
+from tests.conftest import CLEAR_SCREENING, at, make_clinic, make_patient
 
 pytestmark = pytest.mark.both_databases
 
-NO = {
-    "pacemaker": False, "pregnancy": False, "epilepsy": False, "heart_disease": False,
-    "metal_implants": False, "skin_defects": False, "reduced_sensation": False,
-    "acute_infection": False, "cancer_in_area": False,
-}  # fmt: skip
 NOW = at("2026-12-07 07:00")  # Monday 08:00 in Berlin
 
 
@@ -35,7 +29,7 @@ def request(**fields: object) -> EnrollmentCreate:
     data: dict[str, object] = {
         "protocol": "tap-water-hyperhidrosis",
         "start_date": "2026-12-07",
-        "screening": NO,
+        "screening": CLEAR_SCREENING,
         **fields,
     }
     return EnrollmentCreate.model_validate(data)
@@ -73,7 +67,7 @@ def test_flagged_contraindication_refuses_enrollment_and_writes_nothing(
     patient = make_patient(db, clinic)
     with pytest.raises(InvalidInput) as caught:
         enrollments.enroll(
-            db, rt, clinic, patient, request(screening={**NO, "pacemaker": True}), NOW
+            db, rt, clinic, patient, request(screening={**CLEAR_SCREENING, "pacemaker": True}), NOW
         )
     assert caught.value.field == "screening"
     assert "pacemaker" in caught.value.message
@@ -93,7 +87,7 @@ def test_override_with_reason_enrolls_and_stores_screening_and_reason(
         clinic,
         patient,
         request(
-            screening={**NO, "metal_implants": True},
+            screening={**CLEAR_SCREENING, "metal_implants": True},
             override_reason="Implant in the left knee; treating palms only.",
         ),
         NOW,
@@ -111,7 +105,7 @@ def test_override_with_reason_enrolls_and_stores_screening_and_reason(
         ({"weekdays": ["mon", "funday"]}, "weekdays"),
         ({"weekdays": []}, "weekdays"),
         ({"screening": {"pacemaker": False}}, "screening"),
-        ({"screening": {**NO, "left_handed": False}}, "screening"),
+        ({"screening": {**CLEAR_SCREENING, "left_handed": False}}, "screening"),
     ],
 )
 def test_bad_enrollment_names_the_field_and_writes_nothing(
@@ -290,7 +284,7 @@ def test_enrolling_welcomes_the_patient_with_the_first_weeks_of_the_plan(
         db, rt, clinic, patient, request(weekdays=["mon", "wed", "fri"]), NOW
     )
     planned = session_store.of_enrollment(db, enrollment.id)
-    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    (welcome,) = outbox.matching(db, kind="welcome")
     assert (welcome.patient_id, welcome.session_id) == (patient, planned[0].id)
     facts = json.loads(welcome.payload)
     two_weeks = [r.local_date.isoformat() for r in planned if r.local_date < date(2026, 12, 21)]
@@ -300,7 +294,7 @@ def test_enrolling_welcomes_the_patient_with_the_first_weeks_of_the_plan(
     }  # fmt: skip
     enrollments.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
     enrollments.set_status(db, rt, clinic, enrollment.id, "active", NOW)
-    welcomes = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    welcomes = outbox.matching(db, kind="welcome")
     assert len(welcomes) == 1, "a re-plan welcomes nobody again"
 
 
@@ -314,7 +308,7 @@ def test_a_course_starting_beyond_the_horizon_is_welcomed_with_its_own_first_wee
     enrollments.enroll(
         db, rt, clinic, patient, request(start_date=start, weekdays=["mon", "thu"]), NOW
     )
-    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    (welcome,) = outbox.matching(db, kind="welcome")
     facts = json.loads(welcome.payload)
     assert facts["first_day"] == "2027-01-04" and welcome.session_id is None
     assert facts["schedule"] == ["2027-01-04", "2027-01-07", "2027-01-11", "2027-01-14"]
@@ -334,7 +328,7 @@ def test_a_patient_away_is_neither_planned_nor_welcomed_for_those_days(
     )
     first = session_store.of_enrollment(db, enrollment.id)[0]
     assert first.local_date == date(2026, 12, 11)
-    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    (welcome,) = outbox.matching(db, kind="welcome")
     assert json.loads(welcome.payload)["first_day"] == "2026-12-11"
 
 
@@ -344,6 +338,6 @@ def test_a_welcome_promises_no_reminder_time_that_quiet_hours_would_break(
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, reminder_time="22:30")  # in the default quiet hours
     enrollments.enroll(db, rt, clinic, patient, request(), NOW)
-    (welcome,) = db.exec(select(Delivery).where(Delivery.kind == "welcome")).all()
+    (welcome,) = outbox.matching(db, kind="welcome")
     assert json.loads(welcome.payload)["reminder_at"] is None
     assert welcome.due_at == NOW, "due when written, not at the start of the minute"

@@ -16,6 +16,7 @@ from reminders.services import sessions, webhooks
 from reminders.services.sweep import sweep
 from reminders.stores import session_store
 from tests.conftest import (
+    SETUP,
     at,
     enroll_in_ongoing_phase_with_first_session_done,
     enroll_patient,
@@ -33,7 +34,7 @@ def setup(db: Session, rt: Runtime, receiver: WebhookReceiver) -> tuple[str, str
     assert row is not None
     row.alert_email = "nurse@clinic.example.org"
     db.add(row)
-    secret = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url).secret
+    secret = webhooks.add_endpoint(db, rt.settings, clinic, receiver.url, SETUP).secret
     db.commit()
     patient = make_patient(db, clinic, timezone="UTC", reminder_time="09:00", external_id="EHR-9")
     return clinic, patient, secret

@@ -7,7 +7,7 @@ import io
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from reminders.models import Delivery, Enrollment, Patient, ProtocolVersion, TreatmentSession
 from reminders.runtime import Runtime
@@ -20,6 +20,8 @@ from reminders.services.importing import (
     import_patients,
     read_rows,
 )
+from reminders.stores import outbox
+from reminders.stores.outbox import DeliveryRow
 from tests.conftest import at, make_clinic
 
 NOW = at("2026-12-07 07:00")
@@ -70,9 +72,7 @@ def test_good_rows_are_enrolled_and_planned_and_bad_ones_reported_by_line_and_co
     ann = db.exec(select(Patient).where(Patient.external_id == "EHR-1")).one()
     (enrollment,) = db.exec(select(Enrollment).where(Enrollment.patient_id == ann.id)).all()
     assert (enrollment.body_area, enrollment.weekdays) == ("palms", "mon,wed,fri")
-    first = db.exec(
-        select(Delivery).where(col(Delivery.patient_id) == ann.id, Delivery.kind == "reminder")
-    ).all()
+    first = outbox.matching(db, kind="reminder", patient_id=ann.id)
     assert first, "the reminder of a session due soon is written with the import"
 
 
@@ -222,9 +222,8 @@ def test_files_that_are_not_comma_separated_csv_say_so(text: str, problem: str) 
         read_rows(io.StringIO(text))
 
 
-def _welcomes(db: Session) -> list[Delivery]:
-    db.expire_all()
-    return list(db.exec(select(Delivery).where(Delivery.kind == "welcome")).all())
+def _welcomes(db: Session) -> list[DeliveryRow]:
+    return outbox.matching(db, kind="welcome")
 
 
 def test_an_import_sends_no_welcome_unless_asked(db: Session, rt: Runtime) -> None:

@@ -13,6 +13,7 @@ from reminders.models import Delivery, PatientToken, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.reminding import alert_clinic
 from reminders.services.retention import purge_old
+from reminders.stores import outbox
 from reminders.tokens import store_tokens, token_row
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
 
@@ -30,7 +31,7 @@ def test_old_finished_deliveries_and_expired_tokens_go_and_sessions_stay(
     for n in range(3):
         alert_clinic(db, clinic, f"Alert {n}", "ids only", NOW)
     db.commit()
-    old, recent, waiting = db.exec(select(Delivery).where(Delivery.kind == "clinic_alert")).all()
+    old, recent, waiting = outbox.matching(db, kind="clinic_alert")
     long_ago = NOW - KEEP - timedelta(days=1)
     for delivery, state, due in ((old, "sent", long_ago), (recent, "sent", NOW),
                                  (waiting, "pending", long_ago)):  # fmt: skip
@@ -50,7 +51,7 @@ def test_old_finished_deliveries_and_expired_tokens_go_and_sessions_stay(
     db.commit()
 
     assert purged == {"deliveries": 1, "link tokens": 1, "idempotent answers": 0}
-    left = {d.id for d in db.exec(select(Delivery)).all()}
+    left = {d.id for d in outbox.matching(db)}
     assert old.id not in left and {recent.id, waiting.id} <= left
     assert [t.purpose for t in db.exec(select(PatientToken)).all()] == ["unsubscribe"]
     assert len(db.exec(select(TreatmentSession)).all()) == sessions_before

@@ -9,11 +9,12 @@ from sqlmodel import Session, select
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.ids import hash_secret
-from reminders.models import Delivery, StaffLink, StaffLogin
+from reminders.models import StaffLink, StaffLogin
 from reminders.runtime import Runtime
 from reminders.services import staff
 from reminders.services.audit import Actor
 from reminders.services.staff import LOCK_FOR, LinkPurpose, Role
+from reminders.stores import outbox
 from tests.conftest import at, make_clinic
 
 NOW = at("2026-12-07 09:00")
@@ -65,7 +66,7 @@ def test_the_fifth_wrong_password_locks_the_account_and_emails_its_owner(
     assert [o.locked_until for o in outcomes] == [None] * 4 + [NOW + LOCK_FOR]  # type: ignore[union-attr]
     locked_out = staff.log_in(db, "nurse@north.example", True, NOW + timedelta(minutes=1))
     assert isinstance(locked_out, staff.LoginRefused)
-    (notice,) = db.exec(select(Delivery).where(Delivery.kind == "staff_locked")).all()
+    (notice,) = outbox.matching(db, kind="staff_locked")
     assert notice.audience == "staff"
     member, secret = staff.log_in(db, "nurse@north.example", True, NOW + LOCK_FOR)  # type: ignore[misc]
     assert staff.member_of_login(db, secret, NOW + LOCK_FOR) == member
@@ -94,7 +95,7 @@ def test_a_reset_link_expires_after_an_hour(db: Session, rt: Runtime) -> None:
     member = staff.add_member(db, make_clinic(db), "a@north.example", "admin", None, NOW)
     staff.request_reset(db, rt, "A@north.example", NOW)
     staff.request_reset(db, rt, "a@north.example", NOW + timedelta(minutes=1))  # no second
-    (delivery,) = db.exec(select(Delivery).where(Delivery.kind == "staff_reset")).all()
+    (delivery,) = outbox.matching(db, kind="staff_reset")
     from reminders.tokens import link_token
 
     token = link_token(rt.secret_key, delivery.id, "reset")

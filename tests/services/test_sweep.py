@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from reminders.db import engine
 from reminders.db.engine import session_scope
-from reminders.models import Delivery, Enrollment, SessionReport, TreatmentSession
+from reminders.models import Enrollment, SessionReport, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services import sessions
 from reminders.services.sweep import (
@@ -26,7 +26,7 @@ from reminders.services.sweep import (
     missing_enrollments,
     sweep,
 )
-from reminders.stores import session_store
+from reminders.stores import outbox, session_store
 from tests.conftest import (
     at,
     enroll_in_ongoing_phase_with_first_session_done,
@@ -147,5 +147,5 @@ def test_a_lapse_ended_by_a_confirmation_after_the_scan_gets_no_nudge(
     with session_scope(rt.engine) as writing:
         assert check_lapses(writing, rt, now, found) == 0
 
-    nudges = db.exec(select(Delivery).where(col(Delivery.kind) == "overdue")).all()
+    nudges = outbox.matching(db, kind="overdue")
     assert nudges == []

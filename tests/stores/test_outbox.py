@@ -6,10 +6,10 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from reminders.decisions import Outcome, result_values, retry_delay
-from reminders.models import Delivery, Enrollment
+from reminders.models import Enrollment
 from reminders.states import DeliveryAudience
 from reminders.stores import outbox, session_store
 from tests.conftest import at, make_clinic, make_patient
@@ -122,4 +122,4 @@ def test_unique_key_allows_one_reminder_per_session_kind_channel_and_target(
     for n in range(3):
         outbox.queue(db, [{**row, "id": f"attempt-{n}"}])
     db.commit()
-    assert [d.id for d in db.exec(select(Delivery)).all()] == ["attempt-0"]
+    assert [d.id for d in outbox.matching(db)] == ["attempt-0"]

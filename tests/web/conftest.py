@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from reminders.api import create_app
 from reminders.models import StaffMember
-from reminders.runtime import Runtime
 from reminders.services import staff
-from tests.conftest import at
+from tests.conftest import OpenClient, at
 
 PASSWORD = "a password long enough"
 NOW = at("2026-12-07 09:00")
 
 
 @pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt), base_url="https://reminders.example.org") as test_client:
-        yield test_client
+def client(open_client: OpenClient) -> TestClient:
+    return open_client(lambda: NOW, "https://reminders.example.org")
 
 
 def staff_member(db: Session, clinic: str, email: str, role: str = "admin") -> StaffMember:

@@ -14,7 +14,7 @@ from reminders.models import AuditEvent, Escalation, Patient, WebhookEndpoint
 from reminders.runtime import Runtime
 from reminders.services import clinic_days, events, staff, webhooks
 from reminders.services.audit import Actor
-from tests.conftest import enroll_patient, make_clinic, make_patient
+from tests.conftest import SETUP, enroll_patient, make_clinic, make_patient
 from tests.web.conftest import NOW, PASSWORD, csrf_of, log_in, staff_member
 
 
@@ -104,7 +104,7 @@ def test_another_clinics_staff_get_404(
     found = db.get(Patient, patient)
     assert found is not None
     events.escalate(db, found, "side_effect", "burn", NOW)
-    endpoint = webhooks.add_endpoint(db, rt.settings, north, "http://127.0.0.1:9/hook")
+    endpoint = webhooks.add_endpoint(db, rt.settings, north, "http://127.0.0.1:9/hook", SETUP)
     nurse = staff.add_member(db, north, "n@north.example", "clinician", None, NOW)
     db.commit()
     escalation = db.exec(select(Escalation)).one()

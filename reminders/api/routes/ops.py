@@ -15,7 +15,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from reminders.api.deps import RuntimeDep
 from reminders.db.engine import cannot_write, mark_alive, session_scope
 from reminders.metrics import REGISTRY
-from reminders.models import utcnow
 from reminders.services.metrics import TableGauges
 
 router = APIRouter(tags=["operations"])
@@ -40,7 +39,7 @@ def readyz(request: Request, rt: RuntimeDep) -> JSONResponse:
     checks = {"database": True, "database_writable": True, "scheduler": True}
     try:
         with session_scope(rt.engine) as db:
-            mark_alive(db, "readyz", utcnow())
+            mark_alive(db, "readyz", rt.clock())
     except sa.exc.DBAPIError as exc:
         unwritable = cannot_write(exc)
         checks["database_writable" if unwritable else "database"] = False
@@ -83,6 +82,6 @@ def metrics(
             headers={"WWW-Authenticate": "Bearer"},
         )
     tables = CollectorRegistry()
-    tables.register(TableGauges(rt.engine, utcnow))
+    tables.register(TableGauges(rt.engine, rt.clock))
     body = generate_latest(REGISTRY) + generate_latest(tables)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

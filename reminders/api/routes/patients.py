@@ -31,12 +31,12 @@ log = logging.getLogger(__name__)
 
 @router.post("/patients", status_code=status.HTTP_201_CREATED)
 async def create_patient(
-    body: PatientCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep
+    body: PatientCreate, clinic: ClinicDep, rt: RuntimeDep, tx: TransactionsDep, now: NowDep
 ) -> PatientPublic:
     """Add a patient to the calling clinic."""
     async with tx.write() as db:
         default = rt.settings.default_reminder_time
-        patient = patients.add_patient(db, clinic.id, body, default_reminder_time=default)
+        patient = patients.add_patient(db, clinic.id, body, now, default_reminder_time=default)
         return PatientPublic.of(patient)
 
 

@@ -17,14 +17,18 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 @router.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED)
 async def create_endpoint(
-    body: WebhookEndpointCreate, caller: CallerDep, rt: RuntimeDep, tx: TransactionsDep
+    body: WebhookEndpointCreate,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
 ) -> WebhookEndpointPublic:
     """Register a receiver. The answer holds its signing secret, shown only this once."""
     # Resolving the host can take seconds; in a thread it holds up no other request.
     await run_in_threadpool(webhooks.check_endpoint_url, rt.settings, body.url)
     async with tx.write() as db:
         endpoint = webhooks.add_endpoint(
-            db, rt.settings, caller.clinic.id, body.url, ",".join(body.events),
+            db, rt.settings, caller.clinic.id, body.url, now, ",".join(body.events),
             url_checked=True, actor=caller.actor(),
         )  # fmt: skip
         return WebhookEndpointPublic.of(endpoint, with_secret=True)
@@ -41,10 +45,12 @@ def list_endpoints(
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_endpoint(endpoint_id: str, caller: CallerDep, tx: TransactionsDep) -> Response:
+async def delete_endpoint(
+    endpoint_id: str, caller: CallerDep, tx: TransactionsDep, now: NowDep
+) -> Response:
     """Remove a receiver; what was still waiting to go to it is cancelled."""
     async with tx.write() as db:
-        webhooks.delete_endpoint(db, caller.clinic.id, endpoint_id, actor=caller.actor())
+        webhooks.delete_endpoint(db, caller.clinic.id, endpoint_id, now, actor=caller.actor())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
