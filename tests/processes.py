@@ -23,6 +23,14 @@ def env_for(var_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def unshifted(env: dict[str, str]) -> dict[str, str]:
+    """`env` without the shifted clock of the run (tests/shifted_clock/), if it has one."""
+    shifted = str(PROJECT_ROOT / "tests" / "shifted_clock")
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != shifted]
+    kept = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "SHIFTED_CLOCK_OFFSET_S")}
+    return {**kept, "PYTHONPATH": os.pathsep.join(paths)} if paths else kept
+
+
 def start(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     return subprocess.Popen(

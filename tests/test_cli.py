@@ -296,6 +296,7 @@ def test_clinic_hours_and_closed_dates_from_the_command_line() -> None:
     assert dates[:3] == ["2026-12-07", "2026-12-14", "2026-12-16"]
 
 
+@freeze_time("2026-12-07 10:00:00")
 def test_a_clinic_names_itself_to_patients_from_the_command_line() -> None:
     clinic, _patient, _ = _enrolled_patient()
     code, out, _ = run(
@@ -493,6 +494,8 @@ def test_restore_erases_again_the_patients_erased_since_the_backup(tmp_path: Pat
     assert code == 1 and "erased" in err
 
 
+# Ticking: each run of the command is an instant of its own, as it would be by hand.
+@freeze_time("2026-12-07 10:00:00", tick=True)
 def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported(
     tmp_path: Path,
 ) -> None:

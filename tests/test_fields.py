@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from reminders.cli import app
@@ -56,6 +57,7 @@ runner = CliRunner()
 
 
 @pytest.mark.both_databases
+@freeze_time("2026-11-21 10:00:00")
 def test_the_cli_refuses_control_characters_naming_the_option(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

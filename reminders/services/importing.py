@@ -372,6 +372,10 @@ def import_patients(
     patient enrolled is sent a welcome with their plan. `progress` is told how many rows
     each batch held.
 
+    `now` is the import's instant, and also tells the patients it wrote from those
+    already there (they carry it as their `created_at`): two runs need two instants, as
+    two readings of the runtime's clock are.
+
     Raises NotFound for an unknown clinic. A batch that cannot be written stops the
     import (`ImportReport.stopped`): the batches before stay written, and running the
     import again skips them."""

@@ -73,7 +73,7 @@ def test_core_statements_see_rows_the_orm_added_in_the_same_unit_of_work(
 ) -> None:
     table = table_of(Clinic)
     with session_scope(engine) as db:
-        db.add(Clinic(id="a", name="Clinic a"))
+        db.add(Clinic(id="a", name="Clinic a", created_at=SETUP))
         found = read_columns(db, sa.select(table.c.name).where(table.c.id == "a")).scalar()
         assert found == "Clinic a"
 

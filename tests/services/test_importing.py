@@ -4,6 +4,8 @@ line and column, and a second run skipping what the first imported."""
 from __future__ import annotations
 
 import io
+import itertools
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -34,11 +36,17 @@ GOOD = [
 ]
 
 
+_RUNS = itertools.count()
+
+
 def _import(
     rt: Runtime, clinic: str, *lines: str, dry_run: bool = False, update: bool = False
 ) -> importing.ImportReport:
+    """Import `lines`, each run a minute after the one before, as runs of a command are
+    (an import tells the patients it wrote by its instant)."""
     stream = io.StringIO("\n".join((HEADER, *lines)) + "\n")
-    return import_patients(rt, clinic, read_rows(stream), NOW, dry_run=dry_run, update=update)
+    now = NOW + timedelta(minutes=next(_RUNS))
+    return import_patients(rt, clinic, read_rows(stream), now, dry_run=dry_run, update=update)
 
 
 def _count(db: Session, model: type) -> int:
@@ -157,7 +165,7 @@ def test_an_update_the_service_refuses_is_reported_and_the_import_goes_on(
         "P1,p1@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,webhook,none\n"
         "P2,p2@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,email,none\n"
     )
-    report = import_patients(rt, clinic, read_rows(rows), NOW, update=True)
+    report = import_patients(rt, clinic, read_rows(rows), NOW + timedelta(hours=1), update=True)
     assert [(r.line, r.field) for r in report.refused] == [(2, "channel")]
     assert (report.imported, report.updated) == (1, [])
 

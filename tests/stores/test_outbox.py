@@ -110,6 +110,8 @@ def test_unique_key_allows_one_reminder_per_session_kind_channel_and_target(
         protocol_id="glycopyrrolate-hyperhidrosis",
         start_date=NOW.date(),
         phase="repeat",
+        created_at=NOW,
+        updated_at=NOW,
     )
     db.add(enrollment)
     db.flush()
