@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from reminders.api import create_app
 from reminders.dispatcher import Dispatcher, build_senders
@@ -40,10 +42,16 @@ def freeze_startup_heap() -> int:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """Return a socket bound to `host`:`port`; raise OSError if that address is taken
-    or not this machine's."""
-    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    listener = socket.socket(family, kind)
+    """Return a TCP socket bound to `host`:`port`, as uvicorn would make it itself; raise
+    OSError if that address is taken or not this machine's.
+
+    The protocol comes from `getaddrinfo` with the rest: asyncio turns Nagle's algorithm
+    off only on accepted sockets whose protocol says TCP, and with it on, the second write
+    of an answer on a kept-alive connection waits for the client's delayed ACK."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    listener = socket.socket(family, kind, proto)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
@@ -51,6 +59,17 @@ def listening_socket(host: str, port: int) -> socket.socket:
         listener.close()
         raise
     return listener
+
+
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol that sends each write at once, whatever socket the
+    connection came from (a listener made elsewhere may not say it is TCP)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        connection = transport.get_extra_info("socket")
+        if connection is not None and connection.family in (socket.AF_INET, socket.AF_INET6):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def service_app(rt: Runtime, *, with_api: bool) -> FastAPI:
@@ -100,7 +119,7 @@ def run_server(rt: Runtime, *, with_api: bool) -> None:
     what = "API" if with_api else "worker (health and metrics)"
     log.info("%s on http://%s:%d", what, settings.http_host, port)
     # httptools parses HTTP in C, with less server time per request than h11.
-    config = uvicorn.Config(app, http="httptools", log_config=log_config)
+    config = uvicorn.Config(app, http=NoDelayHttpToolsProtocol, log_config=log_config)
     # uvicorn raises the signal it stopped on again once it has shut down: after a
     # clean shutdown, SIGINT and SIGTERM both end the process with status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -127,6 +146,6 @@ def run_reloading(settings: Settings) -> None:
         reload_dirs=[str(Path(__file__).parent), str(settings.config_dir)],
         host=settings.http_host,
         port=settings.http_port,
-        http="httptools",
+        http=NoDelayHttpToolsProtocol,
         log_config=log_config,
     )
