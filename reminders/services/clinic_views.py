@@ -15,17 +15,23 @@ from sqlmodel import Session, col, select
 
 from reminders.adherence import DUE_STATES, Adherence, adherence
 from reminders.errors import InvalidInput
-from reminders.models import Enrollment, Escalation, Patient, TreatmentSession
+from reminders.models import Enrollment, Escalation, Patient, PatientRisk, TreatmentSession
 from reminders.services import patients
 from reminders.services.enrollments import enrollments_of, local_today
-from reminders.services.reading import Page, newest_escalations, session_facts
-from reminders.states import SessionStatus
+from reminders.services.reading import (
+    Page,
+    adherence_public,
+    newest_escalations,
+    ongoing_sessions,
+    session_facts,
+)
+from reminders.states import ONGOING, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import SessionRow
 
 PATIENTS_PAGE = 25
-_CURSOR = re.compile(r"^[0-9.]{1,40}~[0-9a-f]{32}$")
+_CURSOR = re.compile(r"^[0-9.]{1,40}:[0-9a-f]{32}$")
 # Less than this share of due sessions done, or a miss in a row, puts a patient on the
 # day's "at risk" list.
 AT_RISK_BELOW = 0.8
@@ -131,11 +137,25 @@ def at_risk(db: Session, clinic_id: str, limit: int = 10) -> list[Patient]:
 
 
 def patients_by_risk(
-    db: Session, clinic_id: str, search: str | None, cursor: str | None, limit: int = PATIENTS_PAGE
+    db: Session,
+    clinic_id: str,
+    search: str | None,
+    cursor: str | None,
+    limit: int = PATIENTS_PAGE,
+    *,
+    under_treatment: bool = False,
+    cursor_field: str = "after",
 ) -> Page[Patient]:
-    """Return a page of the clinic's patients, most at risk first, whose name or external
-    id contains `search`; the cursor is the last row's rank and id."""
+    """Return a page of the clinic's patients (only those with an ongoing enrollment, if
+    `under_treatment`), most at risk first by their stored standing, whose name or
+    external id contains `search`; the cursor is the last row's rank and id. Raises
+    InvalidInput naming `cursor_field` for a cursor this list did not give out."""
     query = select(Patient).where(Patient.clinic_id == clinic_id, col(Patient.erased_at).is_(None))
+    if under_treatment:
+        ongoing = select(Enrollment.id).where(
+            col(Enrollment.patient_id) == col(Patient.id), col(Enrollment.status).in_(ONGOING)
+        )
+        query = query.where(ongoing.exists())
     if search:
         pattern = f"%{_escaped_like(search.strip().lower())}%"
         query = query.where(
@@ -146,13 +166,37 @@ def patients_by_risk(
         )
     if cursor:
         if not _CURSOR.fullmatch(cursor):
-            raise InvalidInput("after", "not a position this list gave out")
-        rank, _, patient_id = cursor.partition("~")
+            raise InvalidInput(cursor_field, "not a position this list gave out")
+        rank, _, patient_id = cursor.partition(":")
         query = query.where(sa.tuple_(Patient.risk_rank, Patient.id) > sa.tuple_(rank, patient_id))
     rows = db.exec(query.order_by(col(Patient.risk_rank), col(Patient.id)).limit(limit + 1)).all()
     items = list(rows[:limit])
     more = len(rows) > limit
-    return Page(items, f"{items[-1].risk_rank}~{items[-1].id}" if more else None)
+    return Page(items, f"{items[-1].risk_rank}:{items[-1].id}" if more else None)
+
+
+def adherence_page(
+    db: Session, clinic_id: str, now: datetime, cursor: str | None, limit: int
+) -> Page[PatientRisk]:
+    """A page of the clinic's patients under treatment, most at risk first, each with
+    their adherence worked out at `now`. The order is the standing the sweep keeps
+    (`services.standings`), so a page reads its own patients' sessions and no others."""
+    page = patients_by_risk(
+        db, clinic_id, None, cursor, limit, under_treatment=True, cursor_field="cursor"
+    )
+    sessions = ongoing_sessions(db, col(Enrollment.patient_id).in_([p.id for p in page.items]))
+    items = [
+        PatientRisk(
+            patient_id=p.id,
+            name=p.name,
+            external_id=p.external_id,
+            adherence=adherence_public(
+                adherence(session_facts(sessions[p.id]), local_today(now, p.timezone))
+            ),
+        )
+        for p in page.items
+    ]
+    return Page(items, page.next_cursor)
 
 
 def _escaped_like(text: str) -> str:

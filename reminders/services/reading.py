@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.adherence import Adherence, SessionFact, Tally, adherence, ranked
+from reminders.adherence import Adherence, SessionFact, Tally, adherence
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import (
     AdherencePublic,
@@ -26,7 +26,6 @@ from reminders.models import (
     Escalation,
     OutcomeTrend,
     Patient,
-    PatientRisk,
     SessionPublic,
     TallyPublic,
     WebhookEndpoint,
@@ -294,31 +293,3 @@ def ongoing_sessions(db: Session, which: sa.ColumnElement[bool]) -> dict[str, li
     for session in session_store.of_enrollments(db, patient_of):
         by_patient[patient_of[session.enrollment_id]].append(session)
     return by_patient
-
-
-def clinic_adherence(db: Session, clinic_id: str, now: datetime) -> list[PatientRisk]:
-    """Return every patient with an active or paused enrollment, most at risk first."""
-    by_patient = ongoing_sessions(db, col(Enrollment.clinic_id) == clinic_id)
-    patients = {
-        p.id: p for p in db.exec(select(Patient).where(col(Patient.id).in_(list(by_patient))))
-    }
-    figures = [
-        (patient, adherence(session_facts(sessions), local_today(now, patient.timezone)))
-        for patient_id, sessions in by_patient.items()
-        if (patient := patients[patient_id])
-    ]
-    ranked = [
-        PatientRisk(
-            patient_id=p.id, name=p.name, external_id=p.external_id, adherence=adherence_public(a)
-        )
-        for p, a in figures
-    ]
-    return sorted(ranked, key=risk_order)
-
-
-def risk_order(risk: PatientRisk) -> str:
-    """A patient's place in the clinic's ranking (`adherence.ranked`, then the id), as
-    a string that also serves as the list's cursor."""
-    figures = risk.adherence
-    rank = ranked(figures.missed_in_a_row, figures.rate, figures.last_session)
-    return f"{rank}.{risk.patient_id}"

@@ -4,7 +4,7 @@ reads one row a patient instead of every session.
 
 The sweep keeps it: it finds the patients whose sessions or enrollments changed since
 it last looked and works their figures out again from their ongoing enrollments, as
-`reading.clinic_adherence` does for one moment. A confirmation shows in the lists by
+`reading.patient_adherence` does for one patient at one moment. A confirmation shows in the lists by
 the next sweep; the patient's own page works its figures out afresh.
 """
 

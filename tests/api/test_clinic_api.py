@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from reminders.runtime import Runtime
+from reminders.services.sweep import sweep
 from reminders.stores import outbox
 from tests.api.conftest import ENROLLMENT, NOW, PATIENT, Api
 from tests.conftest import CLEAR_SCREENING
@@ -87,7 +88,16 @@ def test_pause_resume_withdraw(api: Api) -> None:
     assert api.post(f"{url}/resume").status_code == 409
 
 
-def test_clinic_confirms_a_session_with_measurements_and_adherence_follows(api: Api) -> None:
+def ranking(api: Api, rt: Runtime, **params: Any) -> Any:
+    """The clinic's adherence list once the sweep has kept the standings (at the API's
+    time), as it does every minute."""
+    sweep(rt, api.clock[0])
+    return api.get("/v1/adherence", params=params).json()
+
+
+def test_clinic_confirms_a_session_with_measurements_and_adherence_follows(
+    api: Api, rt: Runtime
+) -> None:
     patient = api.patient()
     enrollment = api.enroll(patient)
     today = enrollment["upcoming"][0]["id"]
@@ -106,22 +116,23 @@ def test_clinic_confirms_a_session_with_measurements_and_adherence_follows(api: 
     assert (figures["confirmed"], figures["skipped"], figures["rate"]) == (1, 1, 0.5)
     assert figures["weeks"][0]["week"] == "2026-W50"
     assert figures["phases"]["induction"]["confirmed"] == 1
-    summary = api.get("/v1/adherence").json()["items"]
+    summary = ranking(api, rt)["items"]
     assert summary[0]["patient_id"] == patient
+    assert (summary[0]["adherence"]["confirmed"], summary[0]["adherence"]["skipped"]) == (1, 1)
 
 
-def test_clinic_summary_puts_the_patient_at_risk_first(api: Api) -> None:
+def test_clinic_summary_puts_the_patient_at_risk_first(api: Api, rt: Runtime) -> None:
     steady = api.patient(name="Steady")
     lapsing = api.patient(name="Lapsing")
     for patient in (steady, lapsing):
         api.enroll(patient)
-    steady_sessions = api.get("/v1/adherence").json()["items"]
+    steady_sessions = ranking(api, rt)["items"]
     assert len(steady_sessions) == 2
     first = api.get(f"/v1/patients/{steady}").json()
     assert first["name"] == "Steady"
     sessions = api.enroll(api.patient(name="Third"), protocol="glycopyrrolate-hyperhidrosis")
     api.post(f"/v1/sessions/{sessions['upcoming'][0]['id']}/skip")
-    ranked = [row["name"] for row in api.get("/v1/adherence").json()["items"]]
+    ranked = [row["name"] for row in ranking(api, rt)["items"]]
     assert ranked[0] == "Third"
 
 
@@ -247,14 +258,16 @@ def test_a_patient_reminded_by_webhook_needs_an_endpoint_taking_reminders(api: A
     assert api.post("/v1/patients", {**PATIENT, "channel": "webhook"}).status_code == 201
 
 
-def test_pages_follow_their_cursor_even_when_the_item_it_names_is_gone(api: Api) -> None:
+def test_pages_follow_their_cursor_even_when_the_item_it_names_is_gone(
+    api: Api, rt: Runtime
+) -> None:
     patients = [api.patient(external_id=f"EHR-{n}") for n in range(3)]
     enrollments = [api.enroll(p) for p in patients]
-    first = api.get("/v1/adherence", params={"limit": 1}).json()
+    first = ranking(api, rt, limit=1)
     assert len(first["items"]) == 1 and first["next_cursor"]
     gone = first["items"][0]["patient_id"]
     (enrollment,) = [e for e in enrollments if e["patient_id"] == gone]
     assert api.post(f"/v1/enrollments/{enrollment['id']}/withdraw").status_code == 200
-    rest = api.get("/v1/adherence", params={"cursor": first["next_cursor"], "limit": 5}).json()
+    rest = ranking(api, rt, cursor=first["next_cursor"], limit=5)
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     assert gone not in {r["patient_id"] for r in rest["items"]}
