@@ -359,7 +359,9 @@ def import_file(
     refused, 2 when the import stopped (what was written before stays)."""
     try:
         with file.open(newline="", encoding="utf-8-sig") as stream:
-            lines = sum(1 for _ in stream)
+            lines = importing.check_file(stream)
+    except importing.BadFile as exc:
+        raise _fail(f"{file}: {exc}", 2) from None
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror or exc}", 2) from None
     except UnicodeDecodeError as exc:

@@ -526,6 +526,16 @@ def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported
     assert code == 2 and "not UTF-8" in err
 
 
+def test_import_refuses_an_absurd_file_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    assert run("migrate")[0] == 0
+    clinic = run("clinic", "create", "North Clinic")[1].split()[1]
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{n}" for n in range(100)) + "\n")
+    code, out, err = run("import", str(wide), "--clinic", clinic)
+    assert (code, out) == (2, "")
+    assert err == f"error: {wide}: header: 100 columns; an import file has at most 64\n"
+
+
 def test_staff_add_prints_a_setup_link_that_opens_the_password_page(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import csv
 import gc
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +44,11 @@ PATIENT_COLUMNS = ("name", "email", "timezone", "reminder_time", "channel", "loc
 LIST_SEPARATOR = ";"
 NONE_PRESENT = "none"
 BATCH = 5000
+# What no import file needs: a file past them is refused whole before anything is read
+# into the database, rather than parsed at length (a million columns) or crashing.
+MAX_COLUMNS = 64
+MAX_FIELD = 10_000
+MAX_LINE = 1_000_000
 SHAPE = "\0shape"  # a row whose fields do not match the header: why
 _BATCHES_IN_FLIGHT = 3
 Row = tuple[int, dict[str, str]]  # a data row with the line it starts on
@@ -92,20 +97,72 @@ class BadFile(RemindersError):
     """The file is not an import file at all (its header is wrong)."""
 
 
+def check_file(stream: IO[str]) -> int:
+    """Read a whole import file once and return how many lines it has; raise BadFile
+    naming the line and the limit if a line is over `MAX_LINE` characters, the header
+    names over `MAX_COLUMNS` columns, a field is over `MAX_FIELD` characters, or the CSV
+    cannot be read. Nothing is kept, so a file of any size is checked in constant memory."""
+    lines = _BoundedLines(stream)
+    reader = csv.reader(lines)
+    try:
+        _check_width(next(reader, []))
+        for fields in reader:
+            if any(len(value) > MAX_FIELD for value in fields):
+                raise BadFile(f"line {lines.number}: {_FIELD_LIMIT}")
+    except csv.Error as exc:
+        problem = _FIELD_LIMIT if "field limit" in str(exc) else str(exc)
+        raise BadFile(f"line {lines.number}: {problem}") from None
+    return lines.number
+
+
+_FIELD_LIMIT = f"a field is over {MAX_FIELD:,} characters, more than any column takes"
+
+
+def _check_width(header: Sequence[str]) -> None:
+    if len(header) > MAX_COLUMNS:
+        raise BadFile(f"header: {len(header)} columns; an import file has at most {MAX_COLUMNS}")
+
+
+class _BoundedLines:
+    """The stream's lines, each read no further than `MAX_LINE`; `number` is the line
+    last read (the one csv is parsing)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.stream.readline(MAX_LINE + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > MAX_LINE:
+            raise BadFile(f"line {self.number}: over {MAX_LINE:,} characters; not an import file")
+        return line
+
+
 def read_rows(stream: IO[str]) -> Iterator[Row]:
     """Check the header of a CSV import file and return its data rows, each with the
     line it starts on; raise BadFile if the header names an unknown column, repeats
     one, or lacks a required one. A UTF-8 byte order mark (Excel's "CSV UTF-8") is
     allowed."""
     reader = csv.DictReader(stream)
-    header = [name.removeprefix("\ufeff").strip().lower() for name in reader.fieldnames or []]
+    try:
+        names = reader.fieldnames or []
+    except csv.Error as exc:
+        raise BadFile(f"header: {exc}") from None
+    _check_width(names)
+    header = [name.removeprefix("\ufeff").strip().lower() for name in names]
     if not header:
         raise BadFile("empty: no header line naming the columns")
     if len(header) == 1 and ";" in header[0]:
         raise BadFile("the columns are separated by ';': save the file as comma-separated CSV")
     reader.fieldnames = header
     unknown = [c for c in header if c not in COLUMNS]
-    repeated = sorted({c for c in header if header.count(c) > 1})
+    repeated = sorted(c for c, n in Counter(header).items() if n > 1)
     missing = [c for c in REQUIRED if c not in header]
     problems = [f"unknown column(s): {', '.join(unknown)}"] if unknown else []
     problems += [f"repeated column(s): {', '.join(repeated)}"] if repeated else []
@@ -117,7 +174,7 @@ def read_rows(stream: IO[str]) -> Iterator[Row]:
 
 def _rows(reader: csv.DictReader[str]) -> Iterator[Row]:
     line = reader.line_num + 1
-    for row in reader:
+    for row in _checked(reader):
         if None in row:
             yield line, {SHAPE: "more fields than the header names"}
         elif None in row.values():
@@ -125,6 +182,15 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[Row]:
         else:
             yield line, {k: v.strip() for k, v in row.items() if v and v.strip()}
         line = reader.line_num + 1
+
+
+def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
+    """The rows, with a CSV that cannot be read (`check_file` finds it first, naming
+    its line) as BadFile."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise BadFile(f"after line {reader.line_num}: {exc}") from None
 
 
 def _parse(

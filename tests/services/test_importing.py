@@ -230,6 +230,36 @@ def test_files_that_are_not_comma_separated_csv_say_so(text: str, problem: str) 
         read_rows(io.StringIO(text))
 
 
+ROW = "A,UTC,E1,tap-water-hyperhidrosis,2026-12-07,"
+ABSURD = [
+    pytest.param(",".join(f"c{n}" for n in range(1_000_000)) + "\n", "line 1: over 1,000,000",
+                 id="a header of a million columns"),
+    pytest.param(",".join(f"c{n}" for n in range(65)) + "\n", "header: 65 columns; .* at most 64",
+                 id="a header of 65 columns"),
+    pytest.param(HEADER + "\n" + ROW + "x" * (128 << 10) + "\n", "line 2: a field is over 10,000",
+                 id="a field of 128 KiB"),
+    pytest.param(HEADER + "\n" + ROW + "x" * 10_001 + "\n", "line 2: a field is over 10,000",
+                 id="a field of 10,001 characters"),
+    pytest.param(HEADER + "\n" + "A" * 1_000_001 + "\n", "line 2: over 1,000,000 characters",
+                 id="a line of a million characters"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "problem"), ABSURD)
+def test_absurd_files_are_refused_whole_naming_the_limit(text: str, problem: str) -> None:
+    with pytest.raises(BadFile, match=problem):
+        importing.check_file(io.StringIO(text))
+
+
+def test_the_header_check_alone_refuses_a_wide_header_and_a_field_past_csvs_own_limit() -> None:
+    # What the import reads after `check_file`: the same limits, not csv's traceback.
+    with pytest.raises(BadFile, match="header: 1000 columns"):
+        read_rows(io.StringIO(",".join(f"c{n}" for n in range(1000)) + "\n"))
+    rows = read_rows(io.StringIO(HEADER + "\n" + ROW + "x" * (256 << 10) + "\n"))
+    with pytest.raises(BadFile, match="field larger than field limit"):
+        list(rows)
+
+
 def _welcomes(db: Session) -> list[DeliveryRow]:
     return outbox.matching(db, kind="welcome")
 
