@@ -108,9 +108,35 @@ def smtp_server(port: int, log: Path) -> None:
         controller.stop()
 
 
+def bare_api(port: int, key: str) -> None:
+    """The ceiling `scripts/bench api` compares with: a bare FastAPI app with a bearer
+    check, on uvicorn's own socket, sharing none of the service's serving code."""
+    import hmac
+
+    import uvicorn
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    app = FastAPI()
+    bearer = HTTPBearer()
+
+    def caller(credentials: HTTPAuthorizationCredentials = Depends(bearer)) -> str:
+        if not hmac.compare_digest(credentials.credentials, key):
+            raise HTTPException(401, "a valid key is required")
+        return "clinic"
+
+    @app.get("/v1/clinic")
+    async def clinic(who: str = Depends(caller)) -> dict[str, str]:
+        return {"id": "0" * 32, "name": "Bench Clinic", "caller": who}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, http="httptools", access_log=False)
+
+
 if __name__ == "__main__":
     kind, port_text, log_path = sys.argv[1:4]
-    if kind == "webhook":
+    if kind == "bare-api":
+        bare_api(int(port_text), log_path)
+    elif kind == "webhook":
         webhook_receiver(int(port_text), Path(log_path), float(sys.argv[4]))
     elif kind == "many":
         ports = [int(p) for p in port_text.split(",")]
