@@ -53,6 +53,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Worker threads that may read at once: anyio's default for FastAPI's sync routes.
+READ_THREADS = 40
+
+
 def create_db_engine(url: str) -> sa.Engine:
     """Return an engine for `url`; SQLite files get their folder, WAL and pragmas.
 
@@ -66,8 +70,15 @@ def create_db_engine(url: str) -> sa.Engine:
             Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not Path(path).exists():  # an existing file stays as it is, read-only too
                 Path(path).touch(mode=0o600)
+        # As many pooled connections as the worker threads that read (anyio's 40): a
+        # connection opened past the pool is closed after its one use, and opening one
+        # (with its pragmas) costs more than the read it serves.
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False}, hide_parameters=True
+            url,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+            pool_size=READ_THREADS,
+            max_overflow=READ_THREADS,
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine

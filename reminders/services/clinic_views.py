@@ -22,7 +22,7 @@ from reminders.services.reading import (
     Page,
     adherence_public,
     newest_escalations,
-    ongoing_sessions,
+    ongoing_facts,
     session_facts,
 )
 from reminders.states import ONGOING, SessionStatus
@@ -184,15 +184,13 @@ def adherence_page(
     page = patients_by_risk(
         db, clinic_id, None, cursor, limit, under_treatment=True, cursor_field="cursor"
     )
-    sessions = ongoing_sessions(db, col(Enrollment.patient_id).in_([p.id for p in page.items]))
+    sessions = ongoing_facts(db, col(Enrollment.patient_id).in_([p.id for p in page.items]))
     items = [
         PatientRisk(
             patient_id=p.id,
             name=p.name,
             external_id=p.external_id,
-            adherence=adherence_public(
-                adherence(session_facts(sessions[p.id]), local_today(now, p.timezone))
-            ),
+            adherence=adherence_public(adherence(sessions[p.id], local_today(now, p.timezone))),
         )
         for p in page.items
     ]

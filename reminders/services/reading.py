@@ -279,17 +279,16 @@ def patient_adherence(
     return adherence_public(adherence(session_facts(rows), local_today(now, patient.timezone)))
 
 
-def ongoing_sessions(db: Session, which: sa.ColumnElement[bool]) -> dict[str, list[SessionRow]]:
-    """The sessions of the active or paused enrollments that `which` picks, by patient
-    (the sessions a patient's adherence and risk are made of)."""
-    patient_of: dict[str, str] = dict(
-        db.exec(
-            select(Enrollment.id, Enrollment.patient_id).where(
-                which, col(Enrollment.status).in_(ONGOING)
-            )
-        ).all()
-    )
-    by_patient: dict[str, list[SessionRow]] = defaultdict(list)
-    for session in session_store.of_enrollments(db, patient_of):
-        by_patient[patient_of[session.enrollment_id]].append(session)
+def ongoing_facts(db: Session, which: sa.ColumnElement[bool]) -> dict[str, list[SessionFact]]:
+    """What adherence reads of the sessions of the active or paused enrollments that
+    `which` picks, by patient (the sessions a patient's adherence and risk are made of)."""
+    # The status is checked here, not in SQL: given both, SQLite may walk the status
+    # index (every ongoing enrollment of every clinic) instead of the one `which` names.
+    found = db.exec(select(Enrollment.id, Enrollment.patient_id, Enrollment.status).where(which))
+    patient_of = {enrollment: patient for enrollment, patient, status in found if status in ONGOING}
+    by_patient: dict[str, list[SessionFact]] = defaultdict(list)
+    for s in session_store.facts_of_enrollments(db, patient_of):
+        by_patient[patient_of[s.enrollment_id]].append(
+            SessionFact(s.local_date, s.status, s.phase, s.completed_at, s.timezone)
+        )
     return by_patient

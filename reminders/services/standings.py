@@ -23,7 +23,7 @@ from reminders.db.rows import update_rows
 from reminders.models import Enrollment, Heartbeat, Patient, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today
-from reminders.services.reading import ongoing_sessions, session_facts
+from reminders.services.reading import ongoing_facts
 
 # The heartbeat row that holds when the sweep last looked. It looks back a little
 # further than that: a change stamped just before a look may commit just after it.
@@ -77,10 +77,10 @@ def standings_of(db: Session, now: datetime, patient_ids: Sequence[str]) -> list
     patients: dict[str, str] = dict(
         db.exec(select(Patient.id, Patient.timezone).where(col(Patient.id).in_(patient_ids))).all()
     )
-    sessions = ongoing_sessions(db, col(Enrollment.patient_id).in_(patient_ids))
+    sessions = ongoing_facts(db, col(Enrollment.patient_id).in_(patient_ids))
     rows = []
     for patient_id, timezone in patients.items():
-        figures = adherence(session_facts(sessions[patient_id]), local_today(now, timezone))
+        figures = adherence(sessions[patient_id], local_today(now, timezone))
         rows.append(
             {
                 "id": patient_id,

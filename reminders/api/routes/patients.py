@@ -151,12 +151,14 @@ def patient_adherence(
 
 
 @router.get("/adherence", tags=["adherence"])
-def clinic_adherence(
+async def clinic_adherence(
     clinic: ClinicDep, tx: TransactionsDep, now: NowDep, cursor: Cursor = None, limit: Limit = 50
 ) -> PageOut[PatientRisk]:
     """Every patient under treatment, most at risk first (misses in a row, then low
     adherence, then long since the last session). The order is the patients' standing,
-    which the sweep keeps within a minute of each change; the figures are worked out now."""
+    which the sweep keeps within a minute of each change; the figures are worked out now.
+    A page is a few indexed reads, served on the event loop: in worker threads, pages
+    asked for at once would take turns on the GIL, each waiting for all the others."""
     with tx.read() as db:
         page = clinic_views.adherence_page(db, clinic.id, now, cursor, limit)
     return PageOut(items=page.items, next_cursor=page.next_cursor)
