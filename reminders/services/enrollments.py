@@ -99,13 +99,21 @@ def settings_of(
     )
 
 
+# Built once: every confirmation re-plans, and re-planning reads both.
+_ABSENCES = sa.select(col(AbsenceRow.first_date), col(AbsenceRow.last_date)).where(
+    col(AbsenceRow.patient_id) == sa.bindparam("patient_id"),
+    col(AbsenceRow.last_date) >= sa.bindparam("since"),
+)
+_DECISIONS = (
+    sa.select(col(ReviewDecisionRow.local_date), col(ReviewDecisionRow.action))
+    .where(col(ReviewDecisionRow.enrollment_id) == sa.bindparam("enrollment_id"))
+    .order_by(col(ReviewDecisionRow.created_at))
+)
+
+
 def absences_of(db: Session, patient_id: str, since: date) -> tuple[Absence, ...]:
     """Return the patient's absences that end on or after `since`."""
-    rows = db.execute(
-        sa.select(col(AbsenceRow.first_date), col(AbsenceRow.last_date)).where(
-            col(AbsenceRow.patient_id) == patient_id, col(AbsenceRow.last_date) >= since
-        )
-    )
+    rows = db.execute(_ABSENCES, {"patient_id": patient_id, "since": since})
     return tuple(Absence(first, last) for first, last in rows)
 
 
@@ -129,11 +137,7 @@ def _absences_of_patients(
 
 def decisions_of(db: Session, enrollment_id: str) -> tuple[ReviewDecision, ...]:
     """Return the clinician's review decisions on an enrollment, oldest first."""
-    rows = db.execute(
-        sa.select(col(ReviewDecisionRow.local_date), col(ReviewDecisionRow.action))
-        .where(col(ReviewDecisionRow.enrollment_id) == enrollment_id)
-        .order_by(col(ReviewDecisionRow.created_at))
-    )
+    rows = db.execute(_DECISIONS, {"enrollment_id": enrollment_id})
     return tuple(ReviewDecision(day, action) for day, action in rows)
 
 
