@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from reminders.adherence import NO_RISK, adherence, risk_rank
 from reminders.db.engine import mark_alive
-from reminders.db.rows import update_rows
+from reminders.db.rows import in_chunks, update_rows
 from reminders.models import Enrollment, Heartbeat, Patient, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.enrollments import local_today
@@ -51,17 +51,27 @@ def changed_patients(db: Session, _rt: Runtime, now: datetime) -> list[str]:
     enrollments = enrollments.where(col(Enrollment.updated_at) > after)
     sessions = sessions.where(col(TreatmentSession.updated_at) > after)
     found = sorted(set(db.exec(enrollments)) | set(db.exec(sessions)))
+    # In chunks, so that a look after a bulk import holds a chunk's sessions at a time.
+    return [
+        patient_id
+        for chunk in in_chunks(found)
+        for patient_id in _differing(db, now, chunk)
+    ]
+
+
+def _differing(db: Session, now: datetime, patient_ids: Sequence[str]) -> list[str]:
+    """Those of `patient_ids` whose standing worked out now is not the stored one."""
     stored = {
         row[0]: tuple(row[1:])
         for row in db.execute(
             sa.select(col(Patient.id), *(getattr(Patient, c) for c in STANDING)).where(
-                col(Patient.id).in_(found)
+                col(Patient.id).in_(patient_ids)
             )
         )
     }
     return [
         row["id"]
-        for row in standings_of(db, now, found)
+        for row in standings_of(db, now, patient_ids)
         if stored.get(row["id"]) != tuple(row[c] for c in STANDING)
     ]
 
