@@ -14,6 +14,7 @@ from sqlmodel import Session, func, select
 
 from reminders.models import Delivery
 from reminders.settings import PROJECT_ROOT
+from reminders.states import DeliveryState
 
 
 def env_for(var_dir: Path, **settings: str) -> dict[str, str]:
@@ -75,7 +76,7 @@ def zone_near_noon(now: datetime | None = None) -> str:
     return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
-def count_deliveries(db: Session, state: str | None = None) -> int:
+def count_deliveries(db: Session, state: DeliveryState | None = None) -> int:
     """How many deliveries there are (in one state), read afresh."""
     db.expire_all()
     query = select(func.count()).select_from(Delivery)

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from reminders.runtime import Runtime
 from reminders.services import webhooks
+from reminders.states import DeliveryState
 from reminders.stores import outbox
 from tests.conftest import SETUP, enroll_patient, make_clinic, make_patient
 from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
@@ -57,18 +58,22 @@ def test_sigkilled_dispatcher_loses_nothing_and_sends_nothing_twice_per_id(
     first = start(env, "worker", "--port", str(free_port()), log=log)
     try:
         wait_for(lambda: len(receiver.unique_ids()) >= 40, 60, "the first deliveries")
-        wait_for(lambda: count_deliveries(db, "sending") > 0, 30, "a batch in flight")
+        wait_for(lambda: count_deliveries(db, DeliveryState.SENDING) > 0, 30, "a batch in flight")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
         if first.poll() is None:
             first.kill()
-    stranded = count_deliveries(db, "sending")
+    stranded = count_deliveries(db, DeliveryState.SENDING)
     assert stranded > 0, "the kill should land mid-batch"
     assert len(receiver.unique_ids()) < total
     second = start(env, "worker", "--port", str(free_port()), log=log)
     try:
-        wait_for(lambda: count_deliveries(db, "sent") == total, 90, "every delivery to be sent")
+        wait_for(
+            lambda: count_deliveries(db, DeliveryState.SENT) == total,
+            90,
+            "every delivery to be sent",
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=20)

@@ -24,6 +24,7 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services import enrollments, webhooks
 from reminders.services.sweep import sweep
+from reminders.states import DeliveryState
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
 from tests.conftest import SETUP, at, enroll_patient, make_clinic, make_patient
@@ -80,7 +81,7 @@ def test_reminder_email_reaches_smtp_with_headers_links_and_tips(
     assert stored is not None
     assert stored.purpose == "session"
     assert db.exec(select(PatientToken).where(PatientToken.token_hash == token)).first() is None
-    assert reminder.state == "sent"
+    assert reminder.state == DeliveryState.SENT
 
 
 def test_a_new_patient_is_welcomed_with_the_clinic_and_the_first_weeks(
@@ -115,7 +116,7 @@ def test_a_new_patient_is_welcomed_with_the_clinic_and_the_first_weeks(
     first = min(events, key=lambda e: e.DTSTART)
     assert first.DTSTART.isoformat() == "2026-12-07T18:30:00+01:00"
     (welcome,) = deliveries(db, kind="welcome")
-    assert welcome.state == "sent"
+    assert welcome.state == DeliveryState.SENT
 
 
 def test_temporary_smtp_failure_is_retried_with_the_same_message_id(
@@ -128,7 +129,7 @@ def test_temporary_smtp_failure_is_retried_with_the_same_message_id(
         enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 09:00"))
         run(rt)
     (reminder,) = deliveries(db, kind="reminder")
-    assert (reminder.state, reminder.attempts) == ("pending", 1)
+    assert (reminder.state, reminder.attempts) == (DeliveryState.PENDING, 1)
     assert reminder.last_error is not None and "451" in reminder.last_error
     assert timedelta(seconds=4) <= reminder.next_attempt_at - at("2026-12-07 09:00")
     assert smtp.messages == []
@@ -136,7 +137,7 @@ def test_temporary_smtp_failure_is_retried_with_the_same_message_id(
         run(rt)
     (message,) = smtp.messages
     (reminder,) = deliveries(db, kind="reminder")
-    assert (reminder.state, reminder.attempts) == ("sent", 2)
+    assert (reminder.state, reminder.attempts) == (DeliveryState.SENT, 2)
     assert message["Message-ID"] == f"<{reminder.id}@clinic.example.org>"
 
 
@@ -152,7 +153,7 @@ def test_permanent_smtp_failure_is_not_retried(
     with freeze_time("2026-12-07 10:00:00"):
         run(rt)
     (reminder,) = deliveries(db, kind="reminder")
-    assert reminder.state == "failed"
+    assert reminder.state == DeliveryState.FAILED
     assert reminder.attempts == 1
     assert smtp.messages == []
 
@@ -214,7 +215,7 @@ def test_receiver_failing_once_gets_the_same_webhook_id_twice(
         enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 09:00"))
         run(rt)
     (reminder,) = deliveries(db, kind="reminder")
-    assert (reminder.state, reminder.last_error) == ("pending", "HTTP 500")
+    assert (reminder.state, reminder.last_error) == (DeliveryState.PENDING, "HTTP 500")
     with freeze_time("2026-12-07 09:00:10"):
         run(rt)
         for request in receiver.received:
@@ -222,7 +223,7 @@ def test_receiver_failing_once_gets_the_same_webhook_id_twice(
     first, second = receiver.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == reminder.id
     assert first.body == second.body
-    assert deliveries(db, kind="reminder")[0].state == "sent"
+    assert deliveries(db, kind="reminder")[0].state == DeliveryState.SENT
 
 
 def test_410_disables_the_endpoint_and_tells_the_clinic(
@@ -234,7 +235,7 @@ def test_410_disables_the_endpoint_and_tells_the_clinic(
         enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 09:00"))
         run(rt)
     (reminder,) = deliveries(db, kind="reminder")
-    assert reminder.state == "failed"
+    assert reminder.state == DeliveryState.FAILED
     (endpoint,) = db.exec(select(WebhookEndpoint)).all()
     db.refresh(endpoint)
     assert not endpoint.enabled
@@ -346,7 +347,7 @@ def test_unsubscribed_patient_gets_nothing_more(
     with freeze_time("2026-12-07 09:00:00"):
         run(rt)
     assert smtp.messages == []
-    assert {d.state for d in deliveries(db, kind="reminder")} == {"cancelled"}
+    assert {d.state for d in deliveries(db, kind="reminder")} == {DeliveryState.CANCELLED}
 
 
 def test_session_missed_past_grace_is_marked_replanned_and_patient_told(
@@ -476,7 +477,7 @@ def test_late_reminder_pushed_past_its_day_by_quiet_hours_is_never_sent(
         with freeze_time(instant):
             run(rt)
     assert sent_at(smtp) == 0
-    assert {d.state for d in deliveries(db, kind="reminder")} == {"expired"}
+    assert {d.state for d in deliveries(db, kind="reminder")} == {DeliveryState.EXPIRED}
 
 
 def test_patient_quiet_hours_override_the_default(

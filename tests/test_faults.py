@@ -14,6 +14,7 @@ from sqlmodel import Session
 from reminders.dispatcher import EMAILS_WAITING_BATCHES, Dispatcher, build_senders
 from reminders.runtime import Runtime
 from reminders.services import webhooks
+from reminders.states import DeliveryState
 from reminders.stores import outbox
 from reminders.stores.outbox import DeliveryRow
 from tests.conftest import SETUP, at, make_clinic, weekly_patients
@@ -50,10 +51,10 @@ def test_receiver_hanging_past_the_timeout_is_retried_with_the_same_id(
     receiver.delay_s = 1.5
     dispatch(rt, NINE)
     (reminder,) = reminders(db)
-    assert (reminder.state, reminder.last_error) == ("pending", "timed out")
+    assert (reminder.state, reminder.last_error) == (DeliveryState.PENDING, "timed out")
     receiver.delay_s = 0
     dispatch(rt, at("2026-12-07 09:00:10"))
-    assert reminders(db)[0].state == "sent"
+    assert reminders(db)[0].state == DeliveryState.SENT
     time.sleep(1.2)  # let the first, slow answer finish on the receiver's side
     assert [r.headers["webhook-id"] for r in receiver.received] == [reminder.id, reminder.id]
 
@@ -65,10 +66,10 @@ def test_receiver_closing_mid_response_is_retried(
     receiver.script.append((CLOSE_MID_RESPONSE, {}))
     dispatch(rt, NINE)
     (reminder,) = reminders(db)
-    assert reminder.state == "pending"
+    assert reminder.state == DeliveryState.PENDING
     assert reminder.last_error is not None and "ClientPayloadError" in reminder.last_error
     dispatch(rt, at("2026-12-07 09:00:10"))
-    assert reminders(db)[0].state == "sent"
+    assert reminders(db)[0].state == DeliveryState.SENT
     assert receiver.unique_ids() == {reminder.id}
 
 
@@ -79,10 +80,10 @@ def test_smtp_refusing_connections_loses_nothing(
     working_port = rt.settings.smtp_port
     rt.settings.smtp_port = free_port()  # nobody listens there
     dispatch(rt, NINE)
-    assert {r.state for r in reminders(db)} == {"pending"}
+    assert {r.state for r in reminders(db)} == {DeliveryState.PENDING}
     rt.settings.smtp_port = working_port
     dispatch(rt, at("2026-12-07 09:00:10"))
-    assert {r.state for r in reminders(db)} == {"sent"}
+    assert {r.state for r in reminders(db)} == {DeliveryState.SENT}
     ids = sorted(m["Message-ID"] for m in smtp.messages)
     assert len(ids) == len(set(ids)) == 3
 
@@ -97,7 +98,7 @@ def test_smtp_421_closing_retries_the_rest_of_the_batch(
     assert states == ["pending", "pending", "pending"]
     assert smtp.messages == []
     dispatch(rt, at("2026-12-07 09:00:10"))
-    assert {r.state for r in reminders(db)} == {"sent"}
+    assert {r.state for r in reminders(db)} == {DeliveryState.SENT}
     assert len({m["Message-ID"] for m in smtp.messages}) == len(smtp.messages) == 3
 
 
@@ -106,7 +107,11 @@ def test_smtp_550_fails_only_that_message(db: Session, rt: Runtime, smtp: SmtpRe
     smtp.replies.append("550 5.1.1 mailbox unavailable")
     dispatch(rt, NINE)
     dispatch(rt, at("2026-12-07 10:00"))
-    assert sorted(r.state for r in reminders(db)) == ["failed", "sent", "sent"]
+    assert sorted(r.state for r in reminders(db)) == [
+        DeliveryState.FAILED,
+        DeliveryState.SENT,
+        DeliveryState.SENT,
+    ]
     assert len(smtp.messages) == 2
 
 
@@ -134,7 +139,7 @@ def test_sqlite_locked_for_seconds_by_another_process_delays_but_loses_nothing(
     waited = time.monotonic() - started
     holder.join()
     assert waited >= 1.5, "the dispatcher waited for the lock"
-    assert {r.state for r in reminders(db)} == {"sent"}
+    assert {r.state for r in reminders(db)} == {DeliveryState.SENT}
     assert len(smtp.messages) == 3
 
 
@@ -172,7 +177,7 @@ def test_a_backlog_of_webhooks_holds_up_no_email_due_behind_it(
     weekly_patients(db, rt, clinic, 30, reminder_time="08:59", channel="webhook")
     email_reminders(db, rt, 2)
     dispatch(rt, NINE)
-    assert {(r.state, r.attempts) for r in reminders(db)} == {("sent", 1)}
+    assert {(r.state, r.attempts) for r in reminders(db)} == {(DeliveryState.SENT, 1)}
     fifth_webhook = sorted(r.at for r in receiver.received)[4]
     assert smtp.accepted_at[-1] < fifth_webhook, "the emails went beside the webhooks"
 
@@ -192,9 +197,9 @@ def test_stopping_hands_back_the_emails_waiting_for_the_mail_server(
     run.join(timeout=10)
     assert not run.is_alive()
     rows = reminders(db)
-    sent = [r for r in rows if r.state == "sent"]
+    sent = [r for r in rows if r.state == DeliveryState.SENT]
     assert len(sent) == len(smtp.messages) == 2, "the batch out was finished and recorded"
-    waiting = [r for r in rows if r.state != "sent"]
+    waiting = [r for r in rows if r.state != DeliveryState.SENT]
     assert {(r.state, r.attempts, r.last_error) for r in waiting} == {
         ("pending", 0, "dispatcher stopped")
     }

@@ -16,6 +16,7 @@ from reminders.dispatcher import CHANNELS, HELD_BATCHES
 from reminders.models import Delivery, EnrollmentCreate, PatientCreate
 from reminders.runtime import Runtime
 from reminders.services import enrollments, patients, webhooks
+from reminders.states import DeliveryState
 from reminders.stores import outbox
 from tests.conftest import SETUP, make_clinic
 from tests.processes import count_deliveries, env_for, start, wait_for, zone_near_noon
@@ -93,7 +94,11 @@ def test_two_workers_share_the_outbox_and_send_each_reminder_once(
     first = start(env, "worker", "--port", str(free_port()), log=tmp_path / "a.log")
     second = start(env, "worker", "--port", str(free_port()), log=tmp_path / "b.log")
     try:
-        wait_for(lambda: count_deliveries(db, "sent") == total, 180, "every reminder to be sent")
+        wait_for(
+            lambda: count_deliveries(db, DeliveryState.SENT) == total,
+            180,
+            "every reminder to be sent",
+        )
     finally:
         stop(first, second)
     ids = [r.headers["webhook-id"] for r in receiver.received]
@@ -112,10 +117,12 @@ def test_a_killed_worker_leaves_its_claims_to_the_other_after_the_lease(
     survivor = start(env, "worker", "--port", str(free_port()), log=tmp_path / "survivor.log")
     try:
         wait_for(lambda: len(receiver.unique_ids()) >= 1_000, 120, "the first thousand")
-        wait_for(lambda: count_deliveries(db, "sending") > 0, 30, "a batch in flight")
+        wait_for(lambda: count_deliveries(db, DeliveryState.SENDING) > 0, 30, "a batch in flight")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
-        wait_for(lambda: count_deliveries(db, "sent") == total, 180, "the survivor to finish")
+        wait_for(
+            lambda: count_deliveries(db, DeliveryState.SENT) == total, 180, "the survivor to finish"
+        )
     finally:
         stop(doomed, survivor)
     ids = {d.id for d in outbox.matching(db)}

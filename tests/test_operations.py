@@ -13,6 +13,7 @@ from reminders.models import Clinic, TreatmentSession, WebhookEndpoint
 from reminders.runtime import Runtime
 from reminders.services import webhooks
 from reminders.services.sweep import sweep
+from reminders.states import DeliveryState
 from reminders.stores import outbox
 from tests.conftest import SETUP, at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder, WebhookReceiver
@@ -51,8 +52,8 @@ def test_backlog_after_downtime_drains_in_one_pass_without_stale_reminders(
     stale = [d for d in rows if sessions[d.session_id].local_date.isoformat() == "2026-12-05"]  # type: ignore[index]
     fresh = [d for d in rows if sessions[d.session_id].local_date.isoformat() == "2026-12-07"]  # type: ignore[index]
     assert len(stale) == len(fresh) == 60
-    assert {d.state for d in stale} == {"expired"}
-    assert {d.state for d in fresh} == {"sent"}
+    assert {d.state for d in stale} == {DeliveryState.EXPIRED}
+    assert {d.state for d in fresh} == {DeliveryState.SENT}
     reminders = [m for m in smtp.messages if m["Subject"] == "Your treatment session today"]
     assert len(reminders) == 60
     assert len({m["Message-ID"] for m in reminders}) == 60

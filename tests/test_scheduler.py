@@ -17,6 +17,7 @@ from reminders.scheduler import JOB_DEFAULTS, build_scheduler, stop_scheduler
 from reminders.services import webhooks
 from reminders.services.events import emit
 from reminders.services.reminding import alert_clinic
+from reminders.states import DeliveryState
 from tests.conftest import SETUP, make_clinic
 from tests.processes import wait_for
 from tests.servers import SmtpRecorder, WebhookReceiver
@@ -64,7 +65,9 @@ def test_stopping_while_a_dispatch_runs_waits_for_it_and_returns(
 
     def sending() -> bool:
         with Session(rt.engine) as check:
-            states = check.exec(select(Delivery.state).where(Delivery.state == "sending"))
+            states = check.exec(
+                select(Delivery.state).where(Delivery.state == DeliveryState.SENDING)
+            )
             return states.first() is not None
 
     # The dispatch job runs at start; once it has claimed, it waits for the receiver.

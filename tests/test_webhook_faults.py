@@ -23,6 +23,7 @@ from reminders.dispatcher import Dispatcher, build_senders
 from reminders.models import Delivery, Escalation, WebhookEndpoint
 from reminders.runtime import Runtime
 from reminders.services import webhooks
+from reminders.states import DeliveryState
 from reminders.stores import outbox
 from tests.conftest import SETUP, at, make_clinic, weekly_patients
 from tests.servers import (
@@ -125,8 +126,8 @@ def test_a_black_hole_holds_up_no_other_clinic(
     assert arrived_at(receiver, secret) - run.started < TIMEOUT_S, "delivered while it hung"
     assert took >= TIMEOUT_S - 0.1, "the black hole's attempt was still out"
     assert took < TIMEOUT_S + 8, "and ended at its deadline"
-    assert (state(db, bad).state, state(db, bad).last_error) == ("pending", "timed out")
-    assert state(db, good).state == "sent"
+    assert (state(db, bad).state, state(db, bad).last_error) == (DeliveryState.PENDING, "timed out")
+    assert state(db, good).state == DeliveryState.SENT
 
 
 def test_a_black_hole_gets_a_few_sockets_while_another_clinic_gets_the_rest(
@@ -142,7 +143,7 @@ def test_a_black_hole_gets_a_few_sockets_while_another_clinic_gets_the_rest(
         first_round = [c for c in hole.connections if c.opened_at < run.started + TIMEOUT_S - 1]
     assert len(first_round) == SLOW_SLOTS, "a destination that never answers keeps a few slots"
     assert len(hole.connections) == SLOW_SLOTS + 2, "and the rest goes as those time out"
-    assert {state(db, g).state for g in good} == {"sent"}
+    assert {state(db, g).state for g in good} == {DeliveryState.SENT}
     assert max(r.at for r in receiver.received) - run.started < 2.5
 
 
@@ -164,8 +165,8 @@ def test_a_dribbling_receiver_is_cut_off_and_work_due_meanwhile_goes_out(
     delay = arrived_at(receiver, secret) - run.started
     assert 2.0 <= delay < TIMEOUT_S, "claimed and sent while the dribbler was still out"
     assert TIMEOUT_S - 0.1 <= took < TIMEOUT_S + 8, "the dribbler's attempt ended at its deadline"
-    assert (state(db, bad).state, state(db, bad).last_error) == ("pending", "timed out")
-    assert state(db, good).state == "sent"
+    assert (state(db, bad).state, state(db, bad).last_error) == (DeliveryState.PENDING, "timed out")
+    assert state(db, good).state == DeliveryState.SENT
 
 
 def test_a_huge_reply_is_read_to_64_kib_and_dropped(
@@ -180,12 +181,12 @@ def test_a_huge_reply_is_read_to_64_kib_and_dropped(
         time.sleep(0.2)  # let the flooder notice the hang-up
         (connection,) = flooder.connections
     # The status stands; the rest of the reply is not worth reading.
-    assert state(db, bad).state == "sent"
+    assert state(db, bad).state == DeliveryState.SENT
     assert connection.closed_at is not None, "we hung up"
     assert connection.bytes_sent < 32 << 20, "after reading little of 300 MiB"
     assert took < TIMEOUT_S
     assert arrived_at(receiver, secret) - run.started < TIMEOUT_S
-    assert state(db, good).state == "sent"
+    assert state(db, good).state == DeliveryState.SENT
 
 
 def test_a_redirect_is_not_followed(
@@ -199,10 +200,10 @@ def test_a_redirect_is_not_followed(
         Run(rt).join()
         assert elsewhere.received == []
     failed = state(db, bad)
-    assert failed.state == "pending"
+    assert failed.state == DeliveryState.PENDING
     assert failed.last_error == "HTTP 302 (redirects are not followed)"
     arrived_at(receiver, secret)
-    assert state(db, good).state == "sent"
+    assert state(db, good).state == DeliveryState.SENT
 
 
 def test_dns_that_changes_its_answer_after_the_check_is_not_followed(
@@ -223,7 +224,7 @@ def test_dns_that_changes_its_answer_after_the_check_is_not_followed(
     Run(rt, rebinding).join()
     assert asked == ["hooks.north.test"], "resolved once; the connections used that answer"
     assert len(receiver.unique_ids()) == 5
-    assert {state(db, i).state for i in ids} == {"sent"}
+    assert {state(db, i).state for i in ids} == {DeliveryState.SENT}
 
 
 @pytest.mark.parametrize(
@@ -246,10 +247,10 @@ def test_ipv6_forms_of_private_addresses_are_refused_when_sending(
     secret, (good,) = clinic_with_reminders(db, rt, "North Clinic", receiver.url)
     Run(rt, lambda host: by_name[host]).join()
     refused = state(db, bad)
-    assert refused.state == "failed"
+    assert refused.state == DeliveryState.FAILED
     assert refused.last_error is not None and "non-public address" in refused.last_error
     arrived_at(receiver, secret)
-    assert state(db, good).state == "sent"
+    assert state(db, good).state == DeliveryState.SENT
     # The clinic hears of it once: an escalation in its inbox (and its alert email,
     # where it has an address).
     (alert,) = db.exec(select(Escalation).where(Escalation.reason == "undeliverable")).all()
@@ -272,7 +273,7 @@ def test_an_endpoint_stored_with_an_unusable_url_fails_its_messages_alone(
         "failed", "invalid webhook URL: Port out of range 0-65535",
     )  # fmt: skip
     arrived_at(receiver, secret)
-    assert state(db, good).state == "sent"
+    assert state(db, good).state == DeliveryState.SENT
 
 
 def test_what_a_slow_destination_cannot_send_soon_goes_back_to_the_outbox(
@@ -290,12 +291,12 @@ def test_what_a_slow_destination_cannot_send_soon_goes_back_to_the_outbox(
     handed_back = [r for r in rows if r.attempts == 0]
     assert len(handed_back) == extra
     for row in handed_back:
-        assert row.state == "pending"
+        assert row.state == DeliveryState.PENDING
         assert row.last_error == "waiting: the endpoint is answering slowly"
         assert row.next_attempt_at >= NINE + timedelta(seconds=SLOW_DEFER_S)
     tried = [r for r in rows if r.attempts > 0]
     assert len(tried) == SLOW_SLOTS + SLOW_QUEUE
-    assert {r.state for r in tried} == {"pending"}
+    assert {r.state for r in tried} == {DeliveryState.PENDING}
 
 
 def test_the_clinic_hears_once_of_a_cause_however_many_messages_it_stops(
@@ -310,7 +311,7 @@ def test_the_clinic_hears_once_of_a_cause_however_many_messages_it_stops(
     weekly_patients(db, rt, clinic, 1, channel="webhook", enrolled_at="2026-12-07 08:30")
     Run(rt, private).join()
     reminders = outbox.matching(db, kind="reminder")
-    assert [r.state for r in reminders] == ["failed"] * 4
+    assert [r.state for r in reminders] == [DeliveryState.FAILED] * 4
     (alert,) = db.exec(select(Escalation).where(Escalation.reason == "undeliverable")).all()
     assert "host 'hooks.bad.test' resolves to a non-public address 10.0.0.7" in alert.detail
     events = outbox.matching(db, kind="patient.escalation")
@@ -353,7 +354,7 @@ def test_stopping_hands_back_what_waits_and_awaits_only_what_is_out(
     assert took < TIMEOUT_S + 8, "the run waited only for the requests out"
     rows = [state(db, i) for i in ids]
     assert sorted(r.attempts for r in rows) == [0] * 3 + [1] * SLOW_SLOTS
-    assert {r.state for r in rows} == {"pending"}
+    assert {r.state for r in rows} == {DeliveryState.PENDING}
     handed_back = [r for r in rows if r.attempts == 0]
     assert {r.last_error for r in handed_back} == {"dispatcher stopped"}
 
@@ -375,9 +376,9 @@ def test_tls_is_verified_against_the_host_name_at_the_checked_address(
         Dispatcher(rt.with_clock(lambda: NINE), senders, worker="test").dispatch()
         sent = state(db, reminder)
         if delivered:
-            assert sent.state == "sent"
+            assert sent.state == DeliveryState.SENT
             arrived_at(receiver, secret)
         else:
-            assert sent.state == "pending"
+            assert sent.state == DeliveryState.PENDING
             assert sent.last_error is not None and "certificate" in sent.last_error.lower()
             assert receiver.received == []

@@ -14,6 +14,7 @@ from reminders.models import Clinic, Delivery, Enrollment, SessionReport
 from reminders.runtime import Runtime
 from reminders.services import sessions, webhooks
 from reminders.services.sweep import sweep
+from reminders.states import DeliveryState
 from reminders.stores import session_store
 from tests.conftest import (
     SETUP,
@@ -143,7 +144,7 @@ def test_a_dead_delivery_escalates_to_the_clinic_by_email(
     db.expire_all()
     given_up = db.get(Delivery, reminder.id)
     assert given_up is not None
-    assert (given_up.state, given_up.attempts) == ("dead", 10)
+    assert (given_up.state, given_up.attempts) == (DeliveryState.DEAD, 10)
     alerts = [m for m in smtp.messages if m["To"] == "nurse@clinic.example.org"]
     assert len(alerts) == 1
     assert "(email: SMTP 451)" in alerts[0].get_content()  # the code, never the text
