@@ -296,15 +296,16 @@ def _prepare_api(var_dir: Path, enrollments: int, ranked: int) -> dict[str, Any]
     confirmed; one of `ranked` patients for the adherence list. Swept once, so the
     service starts with the standings stored and nothing to catch up on. Return the keys,
     the session ids and the patient ids."""
-    from sqlmodel import Session, select
+    from sqlmodel import Session, col, select
 
     from reminders.db import schema
-    from reminders.models import EnrollmentCreate, PatientCreate, TreatmentSession
+    from reminders.models import Enrollment, EnrollmentCreate, PatientCreate, TreatmentSession
     from reminders.runtime import Runtime
     from reminders.services import clinics, patients
     from reminders.services import enrollments as enrolling
     from reminders.services.sweep import sweep
     from reminders.settings import load_settings
+    from reminders.states import SessionStatus
 
     settings = load_settings(var_dir=var_dir)
     schema.migrate(settings.database_url)
@@ -319,12 +320,14 @@ def _prepare_api(var_dir: Path, enrollments: int, ranked: int) -> dict[str, Any]
         screening={c: False for c in protocol.contraindications},
         welcome=False,  # only confirmations are measured
     )
-    keys, patient_ids = [], []
+    keys: list[str] = []
+    patient_ids: list[list[str]] = []
     with Session(rt.engine) as db:
         for name, count in (("Bench Clinic", enrollments), ("Ranked Clinic", ranked)):
             clinic, key = clinics.create_clinic(db, name, now)
             db.commit()
             keys.append(key)
+            patient_ids.append([])
             for first in range(0, count, CHUNK):
                 people = [
                     PatientCreate(name=f"P{n}", email=f"p{n}@example.org", timezone=zone,
@@ -337,17 +340,20 @@ def _prepare_api(var_dir: Path, enrollments: int, ranked: int) -> dict[str, Any]
                 requests = [enrolling.EnrollRequest(pid, course) for pid in ids]
                 enrolling.enroll_many(db, rt, clinic.id, requests, now)
                 db.commit()
-                patient_ids += ids
+                patient_ids[-1] += ids
+        confirming = select(Enrollment.id).where(col(Enrollment.patient_id).in_(patient_ids[0]))
         sessions = list(
             db.exec(
                 select(TreatmentSession.id).where(
-                    TreatmentSession.local_date == today, TreatmentSession.status == "planned"
+                    TreatmentSession.local_date == today,
+                    TreatmentSession.status == SessionStatus.PLANNED,
+                    col(TreatmentSession.enrollment_id).in_(confirming),
                 )
             )
         )
     sweep(rt, now)
     rt.close()
-    return {"key": keys[0], "ranked_key": keys[1], "sessions": sessions, "patients": patient_ids}
+    return {"key": keys[0], "ranked_key": keys[1], "sessions": sessions, "patients": patient_ids[0]}
 
 
 # Appended to every wrk script: one line of JSON with what the benchmark reads.

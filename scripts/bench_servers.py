@@ -135,7 +135,7 @@ def bare_api(port: int, key: str) -> None:
 if __name__ == "__main__":
     kind, port_text, log_path = sys.argv[1:4]
     if kind == "bare-api":
-        bare_api(int(port_text), log_path)
+        bare_api(int(port_text), key=sys.argv[3])
     elif kind == "webhook":
         webhook_receiver(int(port_text), Path(log_path), float(sys.argv[4]))
     elif kind == "many":

@@ -120,7 +120,11 @@ def test_prepare(
         assert {t["purpose"] for t in loaded.tokens} >= {"session", "unsubscribe"}
     elif expected == "webhook":
         assert isinstance(prepared.message, WebhookMessage)
-        assert prepared.message.url == ENDPOINT.url
+        assert (prepared.message.url, prepared.message.secrets) == (
+            ENDPOINT.url,
+            (ENDPOINT.secret,),
+        )
+        assert prepared.values is None
     else:
         assert prepared == PreparedDelivery(delivery, values=expected)
         assert not loaded.tokens

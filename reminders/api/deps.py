@@ -41,7 +41,10 @@ class Transactions:
     thread itself, in turns (the single-writer rule, in `db.engine`). SQLite admits one
     writer at a time anyway; handing each write to a worker thread only adds GIL
     hand-offs between that thread and the loop, for every write. Routes that only read
-    stay sync and run in worker threads beside the writes."""
+    stay sync and run in worker threads beside the writes, unless their read is a few
+    indexed queries of a bounded size (the clinic itself, a page of the adherence list):
+    those are `async` too, since in worker threads requests asked at once take turns on
+    the GIL, each waiting for all the others, where the loop serves them one by one."""
 
     def __init__(self, request: Request) -> None:
         self.runtime: Runtime = request.app.state.runtime
@@ -97,10 +100,11 @@ class ApiKeys:
     def _lookup(self, secret: str) -> Caller | None:
         with session_scope(self.runtime.engine, write=False) as db:
             caller = api_keys.caller_for_key(db, secret)
-        if caller is not None and api_keys.note_use_due(caller, self.runtime.clock()):
+        now = self.runtime.clock()
+        if caller is not None and api_keys.note_use_due(caller, now):
             try:
                 with session_scope(self.runtime.engine) as db:
-                    api_keys.note_use(db, caller, self.runtime.clock())
+                    api_keys.note_use(db, caller, now)
             except sa.exc.DBAPIError as exc:
                 # Reads still work on a database that takes no writes.
                 if not cannot_write(exc):

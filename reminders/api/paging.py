@@ -37,7 +37,7 @@ def page_after(
 ) -> PageOut[T]:
     """Return the page of `items`, sorted by `key` (a string), that follows the key
     `cursor`: pages stay right when items come and go between requests. For lists a
-    service reads whole anyway (a patient's absences, a clinic's ranking)."""
+    service reads whole anyway (a patient's absences, a clinic's API keys)."""
     keys = [key(item) for item in items]
     start = bisect.bisect_right(keys, cursor) if cursor is not None else 0
     page = list(items[start : start + limit])

@@ -14,8 +14,9 @@ from __future__ import annotations
 import csv
 import gc
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -98,29 +99,74 @@ class BadFile(RemindersError):
 
 
 def check_file(stream: IO[str]) -> int:
-    """Read a whole import file once and return how many lines it has; raise BadFile
-    naming the line and the limit if a line is over `MAX_LINE` characters, the header
-    names over `MAX_COLUMNS` columns, a field is over `MAX_FIELD` characters, or the CSV
-    cannot be read. Nothing is kept, so a file of any size is checked in constant memory."""
+    """Read a whole import file once, as the import will (`read_rows`), and return how
+    many lines it has; raise BadFile as `read_rows` does. Nothing is kept, so a file of
+    any size is checked in constant memory before anything of it is written."""
     lines = _BoundedLines(stream)
-    reader = csv.reader(lines)
-    try:
-        _check_width(next(reader, []))
-        for fields in reader:
-            if any(len(value) > MAX_FIELD for value in fields):
-                raise BadFile(f"line {lines.number}: {_FIELD_LIMIT}")
-    except csv.Error as exc:
-        problem = _FIELD_LIMIT if "field limit" in str(exc) else str(exc)
-        raise BadFile(f"line {lines.number}: {problem}") from None
+    for _ in _rows_of(lines):
+        pass
     return lines.number
 
 
+def read_rows(stream: IO[str]) -> Iterator[Row]:
+    """Check the header of a CSV import file and return its data rows, each with the
+    line it starts on. Raise BadFile, naming the line and the limit, if the header names
+    an unknown column, repeats one, lacks a required one or names over `MAX_COLUMNS`; as
+    the rows are read, if a line is over `MAX_LINE` characters, a field over `MAX_FIELD`,
+    or the CSV cannot be read. A UTF-8 byte order mark (Excel's "CSV UTF-8") is allowed."""
+    return _rows_of(_BoundedLines(stream))
+
+
+def _rows_of(lines: _BoundedLines) -> Iterator[Row]:
+    reader = csv.DictReader(lines)
+    with _read_as(lines):
+        names = reader.fieldnames or []
+    if len(names) > MAX_COLUMNS:
+        raise BadFile(f"header: {len(names)} columns; an import file has at most {MAX_COLUMNS}")
+    header = [name.removeprefix("\ufeff").strip().lower() for name in names]
+    if not header:
+        raise BadFile("empty: no header line naming the columns")
+    if len(header) == 1 and ";" in header[0]:
+        raise BadFile("the columns are separated by ';': save the file as comma-separated CSV")
+    reader.fieldnames = header
+    unknown = [c for c in header if c not in COLUMNS]
+    repeated = sorted(c for c, n in Counter(header).items() if n > 1)
+    missing = [c for c in REQUIRED if c not in header]
+    problems = [f"unknown column(s): {', '.join(unknown)}"] if unknown else []
+    problems += [f"repeated column(s): {', '.join(repeated)}"] if repeated else []
+    problems += [f"missing column(s): {', '.join(missing)}"] if missing else []
+    if problems:
+        raise BadFile(f"header: {'; '.join(problems)} (columns: {', '.join(COLUMNS)})")
+    return _rows(reader, lines)
+
+
+def _rows(reader: csv.DictReader[str], lines: _BoundedLines) -> Iterator[Row]:
+    while True:
+        line = lines.number + 1
+        with _read_as(lines):
+            row = next(reader, None)
+        if row is None:
+            return
+        if any(len(value) > MAX_FIELD for value in _fields(row)):
+            raise BadFile(f"line {lines.number}: {_FIELD_LIMIT}")
+        if None in row:
+            yield line, {SHAPE: "more fields than the header names"}
+        elif None in row.values():
+            yield line, {SHAPE: "fewer fields than the header names"}
+        else:
+            yield line, {k: v.strip() for k, v in row.items() if v and v.strip()}
+
+
+def _fields(row: dict[str | None, Any]) -> Iterator[str]:
+    """Every field of a row, those past the header's columns included."""
+    for value in row.values():
+        if isinstance(value, list):
+            yield from value
+        elif value is not None:
+            yield value
+
+
 _FIELD_LIMIT = f"a field is over {MAX_FIELD:,} characters, more than any column takes"
-
-
-def _check_width(header: Sequence[str]) -> None:
-    if len(header) > MAX_COLUMNS:
-        raise BadFile(f"header: {len(header)} columns; an import file has at most {MAX_COLUMNS}")
 
 
 class _BoundedLines:
@@ -144,53 +190,15 @@ class _BoundedLines:
         return line
 
 
-def read_rows(stream: IO[str]) -> Iterator[Row]:
-    """Check the header of a CSV import file and return its data rows, each with the
-    line it starts on; raise BadFile if the header names an unknown column, repeats
-    one, or lacks a required one. A UTF-8 byte order mark (Excel's "CSV UTF-8") is
-    allowed."""
-    reader = csv.DictReader(stream)
+@contextmanager
+def _read_as(lines: _BoundedLines) -> Iterator[None]:
+    """CSV that cannot be read as BadFile naming its line (a field past csv's own limit
+    is one past ours, and says so)."""
     try:
-        names = reader.fieldnames or []
+        yield
     except csv.Error as exc:
-        raise BadFile(f"header: {exc}") from None
-    _check_width(names)
-    header = [name.removeprefix("\ufeff").strip().lower() for name in names]
-    if not header:
-        raise BadFile("empty: no header line naming the columns")
-    if len(header) == 1 and ";" in header[0]:
-        raise BadFile("the columns are separated by ';': save the file as comma-separated CSV")
-    reader.fieldnames = header
-    unknown = [c for c in header if c not in COLUMNS]
-    repeated = sorted(c for c, n in Counter(header).items() if n > 1)
-    missing = [c for c in REQUIRED if c not in header]
-    problems = [f"unknown column(s): {', '.join(unknown)}"] if unknown else []
-    problems += [f"repeated column(s): {', '.join(repeated)}"] if repeated else []
-    problems += [f"missing column(s): {', '.join(missing)}"] if missing else []
-    if problems:
-        raise BadFile(f"header: {'; '.join(problems)} (columns: {', '.join(COLUMNS)})")
-    return _rows(reader)
-
-
-def _rows(reader: csv.DictReader[str]) -> Iterator[Row]:
-    line = reader.line_num + 1
-    for row in _checked(reader):
-        if None in row:
-            yield line, {SHAPE: "more fields than the header names"}
-        elif None in row.values():
-            yield line, {SHAPE: "fewer fields than the header names"}
-        else:
-            yield line, {k: v.strip() for k, v in row.items() if v and v.strip()}
-        line = reader.line_num + 1
-
-
-def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
-    """The rows, with a CSV that cannot be read (`check_file` finds it first, naming
-    its line) as BadFile."""
-    try:
-        yield from reader
-    except csv.Error as exc:
-        raise BadFile(f"after line {reader.line_num}: {exc}") from None
+        problem = _FIELD_LIMIT if "field limit" in str(exc) else str(exc)
+        raise BadFile(f"line {lines.number}: {problem}") from None
 
 
 def _parse(

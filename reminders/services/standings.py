@@ -52,11 +52,7 @@ def changed_patients(db: Session, _rt: Runtime, now: datetime) -> list[str]:
     sessions = sessions.where(col(TreatmentSession.updated_at) > after)
     found = sorted(set(db.exec(enrollments)) | set(db.exec(sessions)))
     # In chunks, so that a look after a bulk import holds a chunk's sessions at a time.
-    return [
-        patient_id
-        for chunk in in_chunks(found)
-        for patient_id in _differing(db, now, chunk)
-    ]
+    return [patient_id for chunk in in_chunks(found) for patient_id in _differing(db, now, chunk)]
 
 
 def _differing(db: Session, now: datetime, patient_ids: Sequence[str]) -> list[str]:

@@ -68,12 +68,9 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     An appointment at the clinic is the staff's to record: unrecorded past its grace,
     it becomes `unrecorded` and the clinic is told, not the patient."""
     missed = missed_sessions(db, rt.settings, now, enrollment_ids)
-    changed = now
     marked = session_store.mark(
-        db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, changed
-    ) + session_store.mark(
-        db, [s for s in missed if not s.at_clinic], SessionStatus.MISSED, changed
-    )
+        db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, now
+    ) + session_store.mark(db, [s for s in missed if not s.at_clinic], SessionStatus.MISSED, now)
     by_enrollment: dict[str, list[SessionRow]] = defaultdict(list)
     for session in marked:
         by_enrollment[session.enrollment_id].append(session)

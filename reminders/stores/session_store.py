@@ -208,7 +208,7 @@ def of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[SessionRo
     return _chunked(db, _C.enrollment_id, enrollment_ids)
 
 
-class SessionFacts(NamedTuple):
+class AdherenceRow(NamedTuple):
     """What adherence reads of a session (`adherence.SessionFact`), and its enrollment."""
 
     enrollment_id: str
@@ -219,14 +219,14 @@ class SessionFacts(NamedTuple):
     timezone: str
 
 
-_FACT_COLUMNS = tuple(_C[name] for name in SessionFacts._fields)
+_FACT_COLUMNS = tuple(_C[name] for name in AdherenceRow._fields)
 
 
-def facts_of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[SessionFacts]:
+def facts_of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[AdherenceRow]:
     """Return what adherence reads of every session of the enrollments (a few columns
     of each, for lists that work out the figures of many patients at once)."""
     return [
-        SessionFacts._make(row)
+        AdherenceRow._make(row)
         for chunk in in_chunks(set(enrollment_ids))
         for row in read_columns(db, sa.select(*_FACT_COLUMNS).where(_C.enrollment_id.in_(chunk)))
     ]

@@ -88,7 +88,7 @@ def test_pause_resume_withdraw(api: Api) -> None:
     assert api.post(f"{url}/resume").status_code == 409
 
 
-def ranking(api: Api, rt: Runtime, **params: Any) -> Any:
+def swept_adherence(api: Api, rt: Runtime, **params: Any) -> Any:
     """The clinic's adherence list once the sweep has kept the standings (at the API's
     time), as it does every minute."""
     sweep(rt, api.clock[0])
@@ -116,7 +116,7 @@ def test_clinic_confirms_a_session_with_measurements_and_adherence_follows(
     assert (figures["confirmed"], figures["skipped"], figures["rate"]) == (1, 1, 0.5)
     assert figures["weeks"][0]["week"] == "2026-W50"
     assert figures["phases"]["induction"]["confirmed"] == 1
-    summary = ranking(api, rt)["items"]
+    summary = swept_adherence(api, rt)["items"]
     assert summary[0]["patient_id"] == patient
     assert (summary[0]["adherence"]["confirmed"], summary[0]["adherence"]["skipped"]) == (1, 1)
 
@@ -126,13 +126,13 @@ def test_clinic_summary_puts_the_patient_at_risk_first(api: Api, rt: Runtime) ->
     lapsing = api.patient(name="Lapsing")
     for patient in (steady, lapsing):
         api.enroll(patient)
-    steady_sessions = ranking(api, rt)["items"]
+    steady_sessions = swept_adherence(api, rt)["items"]
     assert len(steady_sessions) == 2
     first = api.get(f"/v1/patients/{steady}").json()
     assert first["name"] == "Steady"
     sessions = api.enroll(api.patient(name="Third"), protocol="glycopyrrolate-hyperhidrosis")
     api.post(f"/v1/sessions/{sessions['upcoming'][0]['id']}/skip")
-    ranked = [row["name"] for row in ranking(api, rt)["items"]]
+    ranked = [row["name"] for row in swept_adherence(api, rt)["items"]]
     assert ranked[0] == "Third"
 
 
@@ -263,11 +263,11 @@ def test_pages_follow_their_cursor_even_when_the_item_it_names_is_gone(
 ) -> None:
     patients = [api.patient(external_id=f"EHR-{n}") for n in range(3)]
     enrollments = [api.enroll(p) for p in patients]
-    first = ranking(api, rt, limit=1)
+    first = swept_adherence(api, rt, limit=1)
     assert len(first["items"]) == 1 and first["next_cursor"]
     gone = first["items"][0]["patient_id"]
     (enrollment,) = [e for e in enrollments if e["patient_id"] == gone]
     assert api.post(f"/v1/enrollments/{enrollment['id']}/withdraw").status_code == 200
-    rest = ranking(api, rt, cursor=first["next_cursor"], limit=5)
+    rest = swept_adherence(api, rt, cursor=first["next_cursor"], limit=5)
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     assert gone not in {r["patient_id"] for r in rest["items"]}

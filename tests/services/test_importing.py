@@ -251,13 +251,14 @@ def test_absurd_files_are_refused_whole_naming_the_limit(text: str, problem: str
         importing.check_file(io.StringIO(text))
 
 
-def test_the_header_check_alone_refuses_a_wide_header_and_a_field_past_csvs_own_limit() -> None:
-    # What the import reads after `check_file`: the same limits, not csv's traceback.
+def test_reading_rows_keeps_the_same_limits_as_the_check() -> None:
+    # What the import reads after `check_file`: the same refusals, not csv's traceback.
     with pytest.raises(BadFile, match="header: 1000 columns"):
         read_rows(io.StringIO(",".join(f"c{n}" for n in range(1000)) + "\n"))
-    rows = read_rows(io.StringIO(HEADER + "\n" + ROW + "x" * (256 << 10) + "\n"))
-    with pytest.raises(BadFile, match="field larger than field limit"):
-        list(rows)
+    for size in (10_001, 256 << 10):
+        rows = read_rows(io.StringIO(HEADER + "\n" + ROW + "x" * size + "\n"))
+        with pytest.raises(BadFile, match="line 2: a field is over 10,000 characters"):
+            list(rows)
 
 
 def _welcomes(db: Session) -> list[DeliveryRow]:

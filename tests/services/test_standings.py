@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from freezegun import freeze_time
 from sqlmodel import Session
 
 from reminders.adherence import NO_RISK
+from reminders.db.engine import session_scope
 from reminders.models import SessionReport
 from reminders.runtime import Runtime
-from reminders.services import clinic_views, sessions
+from reminders.services import clinic_views, sessions, standings
 from reminders.services.sweep import sweep
 from reminders.stores import session_store
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
@@ -84,3 +87,29 @@ def test_today_counts_each_patients_own_today_across_the_date_line(
         for p in (ahead, behind)
     }
     assert (str(dates[ahead]), str(dates[behind])) == ("2026-12-08", "2026-12-07")
+
+
+def test_a_look_finds_only_the_patients_whose_standing_would_change(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    start = at("2026-12-07 08:00")
+    steady = make_patient(db, clinic, timezone="UTC", external_id="EHR-1")
+    confirming = make_patient(db, clinic, timezone="UTC", external_id="EHR-2")
+    enroll_patient(db, rt, clinic, steady, "2026-12-07", start)
+    course = enroll_patient(db, rt, clinic, confirming, "2026-12-07", start)
+    assert _changed(rt, start) == sorted([steady, confirming]), "the first look: everyone"
+    sweep(rt, start)
+    # Both enrollments changed within the look's overlap, but their figures stand.
+    assert _changed(rt, start) == []
+    done = at("2026-12-07 10:00")
+    sessions.confirm_session(db, rt, clinic, _first_session(db, course), SessionReport(), done)
+    db.commit()
+    assert _changed(rt, done) == [confirming]
+    sweep(rt, done)
+    assert _changed(rt, done) == []
+
+
+def _changed(rt: Runtime, now: datetime) -> list[str]:
+    with session_scope(rt.engine, write=False) as db:
+        return standings.changed_patients(db, rt, now)
