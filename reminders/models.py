@@ -774,8 +774,8 @@ class ClinicPublic(BaseModel):
     phone: str | None
 
     @classmethod
-    def of(cls, clinic: Clinic) -> ClinicPublic:
-        """Return the public view of a clinic row."""
+    def of(cls, clinic: Clinic | sa.Row[Any]) -> ClinicPublic:
+        """Return the public view of a clinic row (a model, or a row of its columns)."""
         return cls(
             id=clinic.id,
             name=clinic.name,

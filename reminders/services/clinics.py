@@ -8,9 +8,10 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reminders.db.rows import read_columns, table_of
 from reminders.errors import InvalidInput, NotFound
 from reminders.fields import checked, email_address, single_line
-from reminders.models import Clinic, ClinicClosedDate, ClinicIdentity
+from reminders.models import Clinic, ClinicClosedDate, ClinicIdentity, ClinicPublic
 from reminders.services.api_keys import create_key
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.weekdays import weekdays_of
@@ -92,6 +93,21 @@ def _checked_name(name: str) -> str:
 def list_clinics(db: Session) -> list[Clinic]:
     """Return every clinic, oldest first."""
     return list(db.exec(select(Clinic).order_by(col(Clinic.created_at), col(Clinic.id))))
+
+
+# Every check of a key (GET /v1/clinic) reads it: plain columns, the statement built once.
+_TABLE = table_of(Clinic)
+_PUBLIC = sa.select(*(_TABLE.c[name] for name in ClinicPublic.model_fields)).where(
+    _TABLE.c.id == sa.bindparam("clinic_id")
+)
+
+
+def public_view(db: Session, clinic_id: str) -> ClinicPublic:
+    """Return the clinic as the API shows it; raises NotFound."""
+    row = read_columns(db, _PUBLIC, {"clinic_id": clinic_id}).first()
+    if row is None:
+        raise NotFound("clinic", clinic_id)
+    return ClinicPublic.of(row)
 
 
 def get_clinic(db: Session, clinic_id: str) -> Clinic:

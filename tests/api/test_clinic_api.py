@@ -271,3 +271,9 @@ def test_pages_follow_their_cursor_even_when_the_item_it_names_is_gone(
     rest = swept_adherence(api, rt, cursor=first["next_cursor"], limit=5)
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     assert gone not in {r["patient_id"] for r in rest["items"]}
+
+
+def test_a_cursor_the_adherence_list_did_not_give_out_is_refused_naming_it(api: Api) -> None:
+    refused = api.get("/v1/adherence", params={"cursor": "EHR-1042"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][-1] == "cursor"

@@ -20,7 +20,7 @@ async def who_am_i(clinic: ClinicDep, tx: TransactionsDep) -> ClinicPublic:
     One row by its key, read on the event loop: a worker thread would cost more than
     the read."""
     with tx.read() as db:
-        return ClinicPublic.of(clinics.get_clinic(db, clinic.id))
+        return clinics.public_view(db, clinic.id)
 
 
 @router.patch("/clinic")
