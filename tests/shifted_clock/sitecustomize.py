@@ -40,6 +40,9 @@ def _start() -> None:
     import time_machine
 
     time_machine.travel(time.time() + offset, tick=True).start()
+    # A ticking travel starts moving at its first reading: read it now, or this process's
+    # clock would lag the others' by however long it takes to read the time first.
+    time.time()
 
 
 _start()
