@@ -37,7 +37,7 @@ from reminders.services.patients import get_patient
 from reminders.states import ONGOING, DeliveryState, EscalationState, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
-from reminders.stores.session_store import SessionRow
+from reminders.stores.session_store import AdherenceRow, SessionRow
 from reminders.weekdays import weekday_names
 
 T = TypeVar("T")
@@ -181,7 +181,7 @@ def adherence_public(figures: Adherence) -> AdherencePublic:
     )
 
 
-def session_facts(rows: Sequence[SessionRow]) -> list[SessionFact]:
+def session_facts(rows: Sequence[SessionRow | AdherenceRow]) -> list[SessionFact]:
     return [SessionFact(r.local_date, r.status, r.phase, r.completed_at, r.timezone) for r in rows]
 
 
@@ -286,9 +286,7 @@ def ongoing_facts(db: Session, which: sa.ColumnElement[bool]) -> dict[str, list[
     # index (every ongoing enrollment of every clinic) instead of the one `which` names.
     found = db.exec(select(Enrollment.id, Enrollment.patient_id, Enrollment.status).where(which))
     patient_of = {enrollment: patient for enrollment, patient, status in found if status in ONGOING}
-    by_patient: dict[str, list[SessionFact]] = defaultdict(list)
-    for s in session_store.facts_of_enrollments(db, patient_of):
-        by_patient[patient_of[s.enrollment_id]].append(
-            SessionFact(s.local_date, s.status, s.phase, s.completed_at, s.timezone)
-        )
-    return by_patient
+    by_patient: dict[str, list[AdherenceRow]] = defaultdict(list)
+    for row in session_store.facts_of_enrollments(db, patient_of):
+        by_patient[patient_of[row.enrollment_id]].append(row)
+    return defaultdict(list, {p: session_facts(rows) for p, rows in by_patient.items()})

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.adherence import NO_RISK, adherence, risk_rank
+from reminders.adherence import adherence, risk_rank
 from reminders.db.engine import mark_alive
 from reminders.db.rows import in_chunks, update_rows
 from reminders.models import Enrollment, Heartbeat, Patient, TreatmentSession
@@ -86,16 +86,13 @@ def standings_of(db: Session, now: datetime, patient_ids: Sequence[str]) -> list
     sessions = ongoing_facts(db, col(Enrollment.patient_id).in_(patient_ids))
     rows = []
     for patient_id, timezone in patients.items():
-        figures = adherence(sessions[patient_id], local_today(now, timezone))
-        rows.append(
-            {
-                "id": patient_id,
-                "risk_rank": risk_rank(figures) if patient_id in sessions else NO_RISK,
-                "adherence_rate": figures.overall.rate,
-                "missed_in_a_row": figures.missed_in_a_row,
-                "last_session_on": figures.last_session,
-            }
-        )
+        # No ongoing enrollment: no sessions, and so the neutral rank (`NO_RISK`).
+        figures = adherence(sessions.get(patient_id, []), local_today(now, timezone))
+        standing = (
+            risk_rank(figures), figures.overall.rate, figures.missed_in_a_row,
+            figures.last_session,
+        )  # fmt: skip
+        rows.append({"id": patient_id, **dict(zip(STANDING, standing, strict=True))})
     return rows
 
 

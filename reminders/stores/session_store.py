@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -158,15 +158,24 @@ class MessageSession(NamedTuple):
     minutes: int
 
 
-_MESSAGE_COLUMNS = tuple(_C[name] for name in MessageSession._fields)
-
-
 def for_messages(db: Session, session_ids: Iterable[str]) -> list[MessageSession]:
     """Return what messages read of the sessions with these ids (those that exist)."""
+    return _columns_of(db, MessageSession, _C.id, session_ids)
+
+
+Columns = TypeVar("Columns", bound=NamedTuple)
+
+
+def _columns_of(
+    db: Session, shape: type[Columns], column: sa.ColumnElement[str], ids: Iterable[str]
+) -> list[Columns]:
+    """The `shape` fields (named as the table's columns) of the sessions whose `column`
+    is one of `ids`."""
+    wanted = sa.select(*(_C[name] for name in shape._fields))
     return [
-        MessageSession._make(row)
-        for chunk in in_chunks(set(session_ids))
-        for row in read_columns(db, sa.select(*_MESSAGE_COLUMNS).where(_C.id.in_(chunk)))
+        shape._make(row)
+        for chunk in in_chunks(set(ids))
+        for row in read_columns(db, wanted.where(column.in_(chunk)))
     ]
 
 
@@ -219,17 +228,10 @@ class AdherenceRow(NamedTuple):
     timezone: str
 
 
-_FACT_COLUMNS = tuple(_C[name] for name in AdherenceRow._fields)
-
-
 def facts_of_enrollments(db: Session, enrollment_ids: Iterable[str]) -> list[AdherenceRow]:
     """Return what adherence reads of every session of the enrollments (a few columns
     of each, for lists that work out the figures of many patients at once)."""
-    return [
-        AdherenceRow._make(row)
-        for chunk in in_chunks(set(enrollment_ids))
-        for row in read_columns(db, sa.select(*_FACT_COLUMNS).where(_C.enrollment_id.in_(chunk)))
-    ]
+    return _columns_of(db, AdherenceRow, _C.enrollment_id, enrollment_ids)
 
 
 def planned_until(
