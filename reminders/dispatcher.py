@@ -119,6 +119,11 @@ class Dispatcher:
         """Send until nothing is due and nothing is out; return how many deliveries were
         handled."""
         try:
+            # Most runs (a wake after any write) find nothing due: a read tells, without
+            # a run's event loop, threads and HTTP client.
+            with session_scope(self.rt.engine, write=False) as db:
+                if not outbox.any_due(db, self.rt.clock()):
+                    return 0
             return asyncio.run(self._run())
         finally:
             self.on_progress()

@@ -6,8 +6,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, note
@@ -33,21 +32,10 @@ def get_session(
 ) -> tuple[SessionRow, Enrollment, Patient]:
     """Return the session, its enrollment and patient. Raise NotFound if missing or
     another clinic's."""
-    session = session_store.get(db, session_id)
-    if session is None:
+    found = session_store.with_course(db, session_id)
+    if found is None or (clinic_id is not None and found[1].clinic_id != clinic_id):
         raise NotFound("session", session_id)
-    enrollment, patient = db.execute(_COURSE, {"enrollment_id": session.enrollment_id}).one()
-    if clinic_id is not None and enrollment.clinic_id != clinic_id:
-        raise NotFound("session", session_id)
-    return session, enrollment, patient
-
-
-# A session's enrollment and patient in one query: every confirmation reads them.
-_COURSE = (
-    select(Enrollment, Patient)
-    .join(Patient, col(Patient.id) == Enrollment.patient_id)
-    .where(Enrollment.id == sa.bindparam("enrollment_id"))
-)
+    return found
 
 
 def _recordable(session: SessionRow, now: datetime, *, ahead_ok: bool) -> None:

@@ -34,7 +34,7 @@ from reminders.db.rows import (
     update_rows,
 )
 from reminders.ids import new_id
-from reminders.models import Enrollment, TreatmentSession
+from reminders.models import Enrollment, Patient, TreatmentSession
 from reminders.states import EnrollmentStatus, SessionStatus
 
 _TABLE = table_of(TreatmentSession)
@@ -80,6 +80,13 @@ assert tuple(_C.keys()) == _KEYS, "SessionRow must list the table's columns in o
 # Built once: confirmations run these on every request, and building a statement costs
 # more than running it.
 _BY_ID = sa.select(_TABLE).where(_C.id == sa.bindparam("session_id"))
+_WITH_COURSE = (
+    sa.select(Enrollment, Patient, *_C)
+    .select_from(_TABLE)
+    .join(Enrollment, Enrollment.id == _C.enrollment_id)  # type: ignore[arg-type]
+    .join(Patient, Patient.id == Enrollment.patient_id)  # type: ignore[arg-type]
+    .where(_C.id == sa.bindparam("session_id"))
+)
 _ON_DAY = sa.select(_TABLE).where(
     _C.enrollment_id == sa.bindparam("enrollment_id"), _C.local_date == sa.bindparam("day")
 )
@@ -100,6 +107,16 @@ def get(db: Session, session_id: str) -> SessionRow | None:
     """Return the session `session_id`, or None."""
     found = read_columns(db, _BY_ID, {"session_id": session_id}).first()
     return None if found is None else SessionRow.of(found)
+
+
+def with_course(db: Session, session_id: str) -> tuple[SessionRow, Enrollment, Patient] | None:
+    """Return the session `session_id` with its enrollment and patient, or None: what
+    every confirmation and skip starts from, in one query."""
+    found = db.execute(_WITH_COURSE, {"session_id": session_id}).first()
+    if found is None:
+        return None
+    enrollment, patient, *columns = found
+    return SessionRow.of(columns), enrollment, patient
 
 
 def on_day(db: Session, enrollment_id: str, day: date) -> SessionRow | None:
