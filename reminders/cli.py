@@ -40,6 +40,7 @@ from reminders.models import (
     ClinicPublic,
     ClosedDateCreate,
     EnrollmentCreate,
+    HoldDecisionCreate,
     PatientCreate,
     PatientPublic,
     PauseRequest,
@@ -59,6 +60,7 @@ from reminders.services import (
     enrollments,
     erasure,
     escalations,
+    holds,
     importing,
     patients,
     reading,
@@ -67,6 +69,7 @@ from reminders.services import (
     webhooks,
 )
 from reminders.services.audit import Actor
+from reminders.services.holds import HoldDecision
 from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
 from reminders.simulation import STORIES, simulate_in_throwaway
 from reminders.stores import session_store
@@ -78,7 +81,9 @@ patient_app = typer.Typer(help="Patients of a clinic.")
 plan_app = typer.Typer(help="Read plans: preview a protocol or show an enrollment.")
 session_app = typer.Typer(help="Record what a patient did.")
 webhook_app = typer.Typer(help="A clinic's webhook endpoints.")
-enrollment_app = typer.Typer(help="Change an enrollment: pause, resume, withdraw, review.")
+enrollment_app = typer.Typer(
+    help="Change an enrollment: pause, resume, withdraw, review, decide on a hold."
+)
 absence_app = typer.Typer(help="Dates a patient is away: nothing is planned or reminded.")
 escalation_app = typer.Typer(help="The clinic's escalation inbox.")
 key_app = typer.Typer(help="A clinic's named API keys: create, list, revoke.")
@@ -1094,6 +1099,26 @@ def enrollment_review(
             decided_by=wanted.by, note=wanted.note,
         )  # fmt: skip
     typer.echo(f"enrollment {found.id} {found.status}, phase {found.phase}")
+
+
+@enrollment_app.command("hold-decision")
+def enrollment_hold_decision(
+    enrollment: str = typer.Argument(..., help="Enrollment id."),
+    decision: str = typer.Option(..., help="continue, pause or end."),
+    by: str = typer.Option(..., help="The clinician who decided."),
+    until: str | None = typer.Option(None, help="For a pause: the local date it ends."),
+    note: str | None = typer.Option(None),
+) -> None:
+    """Answer a plan held after a side effect: continue, pause until a day, or end."""
+    wanted = _validated(
+        HoldDecisionCreate, {"decision": decision, "by": by, "until": until, "note": note}
+    )
+    answer = HoldDecision(wanted.decision, wanted.by, wanted.note, wanted.until)
+    with _runtime() as runtime, _transaction(runtime) as db:
+        who = Actor(f"{wanted.by} (command line)")
+        found = holds.decide_hold(db, runtime, None, enrollment, answer, runtime.clock(), actor=who)
+        until_text = f" until {found.paused_until}" if found.paused_until else ""
+    typer.echo(f"enrollment {found.id} {found.status}{until_text}")
 
 
 @enrollment_app.command("upgrade")

@@ -22,7 +22,7 @@ from reminders.timing import QuietHours, after_quiet_hours
 # Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
 SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})
 # Messages about an enrollment that has ended: still worth sending once it is not active.
-ABOUT_THE_END = frozenset({"completed"})
+ABOUT_THE_END = frozenset({"completed", "course_ended"})
 
 
 @dataclass(frozen=True, slots=True)

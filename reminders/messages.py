@@ -30,6 +30,7 @@ SUBJECTS = {
     "missed": N_("We missed your session"),
     "overdue": N_("Time for your next session"),
     "completed": N_("Your treatment course is complete"),
+    "course_ended": N_("Your clinic has ended your treatment course"),
     "appointment": N_("Your appointment tomorrow"),
     "snooze": N_("Reminder: your treatment session today"),
     "welcome": N_("Your treatment plan"),
@@ -44,6 +45,7 @@ SMS_TEXTS = {
     "overdue": N_("%(clinic)s: time for your next session. Tell us when done: %(link)s"),
     "appointment": N_("%(clinic)s: your appointment at the clinic is tomorrow (%(day)s)."),
     "completed": N_("%(clinic)s: your treatment course is complete. Thank you!"),
+    "course_ended": N_("%(clinic)s has ended your treatment course and will contact you."),
     "welcome": N_("%(clinic)s has planned your treatment. First session: %(day)s."),
 }  # fmt: skip
 # Protocols name body areas in English; patients read them in their language.
@@ -208,6 +210,7 @@ def _render_marked(message: PatientMessage, html: bool) -> Rendered:
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),
         "away": message.links.action("away"),
+        "problem": f"{message.links.session}/problem" if message.links.session else None,
     }
     environment = templates(message.locale)
     text = environment.get_template("patient.txt").render(context)
@@ -328,6 +331,33 @@ def staff_text(
         until=until.strftime("%Y-%m-%d %H:%M"),
     )  # fmt: skip
     return STAFF_SUBJECTS[kind], text
+
+
+# The clinic's alert email says what happened in its subject, so a burn never looks like
+# a lapse in the inbox; the patient is named by the clinic's own id, never by name, and
+# no subject names a condition.
+ALERT_SUBJECTS = {
+    "side_effect": "Side effect reported — patient {reference}",
+    "unreachable": "Cannot reach patient {reference}",
+    "no_response": "Review waiting — patient {reference}",
+    "missed_sessions": "Missed sessions — patient {reference}",
+    "lapsed": "Stopped confirming sessions — patient {reference}",
+    "unrecorded": "Appointment not recorded — patient {reference}",
+    "unsubscribed": "Unsubscribed from reminders — patient {reference}",
+    "undeliverable": "Messages not delivered — patient {reference}",
+}
+HOLD_SUBJECT = "Urgent: {side_effect} reported — patient {reference}"
+
+
+def alert_subject(reason: str, reference: str, *, holds: str | None = None) -> str:
+    """Return the subject of the clinic's alert for `reason` about the patient
+    `reference` (their external id, else a short id); `holds`: the side effect that held
+    the plan."""
+    if holds is not None:
+        return HOLD_SUBJECT.format(side_effect=holds, reference=reference)
+    return ALERT_SUBJECTS.get(reason, "A patient needs attention — {reference}").format(
+        reference=reference
+    )
 
 
 def clinic_email(

@@ -194,6 +194,8 @@ class Enrollment(SQLModel, table=True):
     # The day the clinic was told this patient stopped confirming: reminders slow to
     # weekly until the patient confirms again or the clinic acknowledges.
     slowed_since: date | None = None
+    # Nothing is planned before this day: a clinician let a held plan go on from it.
+    resume_on: date | None = None
     screening: str = Field(default="{}", max_length=2000)
     override_reason: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _stamp()
@@ -300,7 +302,12 @@ class Escalation(SQLModel, table=True):
     enrollment_id: str | None = Field(default=None, max_length=32)
     session_id: str | None = Field(default=None, max_length=32)
     reason: str = Field(max_length=32)
+    # `safety.Priority`: 1 is the most urgent; lists sort by it, then oldest first.
+    priority: int = Field(default=6)
     detail: str = Field(max_length=1000)
+    # The patient's own words about a side effect: shown to staff, never put in email
+    # subjects or logs, cleared by erasure.
+    patient_note: str | None = Field(default=None, max_length=2000)
     state: str = Field(default=EscalationState.OPEN, max_length=16)
     open_key: str | None = Field(default=None, max_length=200, unique=True)
     acknowledged_by: str | None = Field(default=None, max_length=300)
@@ -915,6 +922,25 @@ class ReviewDecisionCreate(_Input):
     note: Note | None = PydanticField(default=None, max_length=2000)
 
 
+class HoldDecisionCreate(_Input):
+    """A clinician's answer to a plan held after a side effect."""
+
+    model_config = _example(
+        {"decision": "continue", "by": "Dr Weiss", "note": "settings checked, new pads"}
+    )
+
+    decision: Literal["continue", "pause", "end"] = PydanticField(
+        description="continue: plan again from the first allowed day after today; pause: "
+        "until `until`, then resume by itself; end: the course ends and the patient is told.",
+        examples=["continue"],
+    )
+    by: SingleLine = PydanticField(min_length=1, max_length=200, examples=["Dr Weiss"])
+    note: Note | None = PydanticField(default=None, max_length=2000)
+    until: Day | None = PydanticField(
+        default=None, description="For a pause: the local date it ends.", examples=["2027-01-11"]
+    )
+
+
 class AbsenceCreate(_Input):
     """Local dates (both included) the patient is away."""
 
@@ -970,8 +996,13 @@ class EscalationPublic(BaseModel):
     patient_id: str | None
     external_id: str | None
     enrollment_id: str | None
+    session_id: str | None
     reason: str
+    priority: int = PydanticField(
+        description="1 is the most urgent: a side effect that held the plan."
+    )
     detail: str
+    patient_note: str | None = PydanticField(description="The patient's own words, if any.")
     state: str
     created_at: datetime
     acknowledged_by: str | None
@@ -986,8 +1017,11 @@ class EscalationPublic(BaseModel):
             patient_id=row.patient_id,
             external_id=external_id,
             enrollment_id=row.enrollment_id,
+            session_id=row.session_id,
             reason=row.reason,
+            priority=row.priority,
             detail=row.detail,
+            patient_note=row.patient_note,
             state=row.state,
             created_at=row.created_at,
             acknowledged_by=row.acknowledged_by,

@@ -87,6 +87,8 @@ class EnrollmentSettings:
     decisions: tuple[ReviewDecision, ...] = ()
     absences: tuple[Absence, ...] = ()
     slowed_since: date | None = None
+    # Nothing is planned before this day (a held plan goes on from a clinician's day).
+    resume_on: date | None = None
     # Days the clinic is closed, for a protocol given at the clinic.
     closed: frozenset[date] = frozenset()
 
@@ -452,7 +454,12 @@ def plan(
     assumed = response or AssumedResponse()
     minutes = protocol.session_minutes(enrollment.body_area)
     end = today + timedelta(days=horizon_days)
-    not_before = max(today, enrollment.start_date, _slowed_until(enrollment, history) or today)
+    not_before = max(
+        today,
+        enrollment.start_date,
+        _slowed_until(enrollment, history) or today,
+        enrollment.resume_on or today,
+    )
     sessions: list[PlannedSession] = []
     while not state.completed:
         day = _place(state, not_before, allowed, blocked, enrollment.absences, missed)

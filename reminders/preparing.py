@@ -200,9 +200,13 @@ class Preparer:
         if clinic is None or not clinic.alert_email:
             return _ending(delivery, DeliveryState.FAILED, "clinic has no alert email")
         payload = json.loads(delivery.payload)
+        text = payload["text"]
+        if payload.get("patient_page"):
+            page = f"{self.rt.settings.base_url.rstrip('/')}{payload['patient_page']}"
+            text = f"{text}\n\nThe patient's page in the staff app: {page}"
         alert = clinic_email(
             payload["subject"],
-            payload["text"],
+            text,
             delivery_id=delivery.id,
             sender=self.rt.settings.email_from,
             to=clinic.alert_email,

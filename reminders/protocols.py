@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reminders.locales import DEFAULT, SHIPPED
-from reminders.outcomes import SCALES, OutcomeScale
+from reminders.outcomes import SCALES, OutcomeScale, SideEffect
+from reminders.safety import DEFAULT_HOLD_ON
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -149,10 +150,18 @@ class Protocol(BaseModel):
     outcome_scale: str | None = None
     default_weekdays: tuple[Weekday, ...] = WEEKDAYS  # type: ignore[assignment]
     contraindications: tuple[str, ...] = ()
+    # Side effects that stop the plan until a clinician decides (`reminders.safety`).
+    # Left out of the stored body when it is the default, so older files keep their digest.
+    hold_on: tuple[SideEffect, ...] = Field(
+        default=DEFAULT_HOLD_ON, exclude_if=lambda hold_on: hold_on == DEFAULT_HOLD_ON
+    )
     tips: tuple[str, ...] = ()
     # Given at the clinic: planned on its open days, recorded by staff, the patient
     # reminded of the appointment the day before with these preparations.
     given_at: Literal["home", "clinic"] = "home"
+    # A clinic-given course that starts again (after a pause or a hold) books its first
+    # appointment at least this many days ahead. Left out of the stored body when 2.
+    notice_days: int = Field(default=2, ge=0, le=28, exclude_if=lambda days: days == 2)
     preparation: tuple[str, ...] = ()
     # `tips` and `preparation` in the other shipped languages, keyed by locale. Left out
     # of the stored body when empty, so a file without translations keeps its digest.

@@ -44,7 +44,16 @@ from reminders.models import (
     SessionReport,
 )
 from reminders.runtime import Runtime
-from reminders.services import absences, clinics, enrollments, patients, sessions, webhooks
+from reminders.services import (
+    absences,
+    clinics,
+    enrollments,
+    holds,
+    patients,
+    sessions,
+    webhooks,
+)
+from reminders.services.holds import HoldDecision
 from reminders.services.sweep import sweep
 from reminders.settings import Settings
 from reminders.states import DeliveryAudience, EnrollmentStatus, SessionStatus
@@ -61,7 +70,14 @@ STORIES: dict[str, str] = {
     "pause-3-weeks": "as dry; the clinic pauses the plan for three weeks after day 60",
     "away-10-days": "as dry; the patient says they are away for 10 days from day 42",
     "extra-session": "as dry; does an extra session on day 21, which has none planned",
+    "burn": "as dry, but reports a burn with the 4th session; the clinic lets the plan go on "
+    "at 10:00 three days later",
+    "late-blister": "as dry, but reports blistering from the 4th session's link at 08:00 the "
+    "next morning; the clinic lets the plan go on at 10:00 three days later",
 }
+# Which confirmation brings the `burn` and `late-blister` stories' side effect.
+SIDE_EFFECT_AT = 4
+DECIDED_AFTER_DAYS = 3
 REMINDER_TIME = "18:00"
 ANSWER_AFTER = timedelta(minutes=30)
 # The missed-session grace ends at local noon; the day's sweep comes just after.
@@ -388,12 +404,43 @@ class _Runner:
             return
 
         def confirm(db: Session, now: datetime) -> None:
-            report = SessionReport(outcome=self._outcome(db))
+            nth = self._confirmed(db) + 1
+            burn = self.story == "burn" and nth == SIDE_EFFECT_AT
+            report = SessionReport(outcome=self._outcome(db), side_effect="burn" if burn else None)
             sessions.confirm_session(
                 db, self.rt, None, session_id, report, now, reported_by="patient"
             )
+            if self.story in ("burn", "late-blister") and nth == SIDE_EFFECT_AT:
+                self._side_effect_story(session_id, now)
 
         self.at(reminded_at + ANSWER_AFTER, confirm)
+
+    def _confirmed(self, db: Session) -> int:
+        rows = session_store.of_enrollment(db, self.course.enrollment_id)
+        return sum(1 for r in rows if r.status == SessionStatus.CONFIRMED)
+
+    def _side_effect_story(self, session_id: str, confirmed_at: datetime) -> None:
+        """A late blister reported from the session's link the next morning; then, for
+        both stories, the clinician's decision to go on."""
+        today = confirmed_at.astimezone(zone(self.course.timezone)).date()
+        if self.story == "late-blister":
+
+            def blister(db: Session, now: datetime) -> None:
+                link = session_store.get(db, session_id)
+                assert link is not None
+                sessions.report_problem(db, self.rt, link, "blistering", None, None, now)
+
+            self.at(
+                local_to_utc(today + timedelta(days=1), time(8, 0), self.course.timezone), blister
+            )
+            today += timedelta(days=1)
+
+        def go_on(db: Session, now: datetime) -> None:
+            answer = HoldDecision("continue", "simulated clinician", "settings checked")
+            holds.decide_hold(db, self.rt, None, self.course.enrollment_id, answer, now)
+
+        decided = today + timedelta(days=DECIDED_AFTER_DAYS)
+        self.at(local_to_utc(decided, time(10, 0), self.course.timezone), go_on)
 
     def _turns_up(self, when: datetime) -> bool:
         """Whether the story's patient does the session they are asked to do `when`."""
@@ -415,8 +462,12 @@ class _Runner:
         )
         if due is None or not self._turns_up(now):
             return
-        report = SessionReport(outcome=self._outcome(db))
+        nth = self._confirmed(db) + 1
+        burn = self.story == "burn" and nth == SIDE_EFFECT_AT
+        report = SessionReport(outcome=self._outcome(db), side_effect="burn" if burn else None)
         sessions.confirm_session(db, self.rt, None, due.id, report, now)
+        if self.story in ("burn", "late-blister") and nth == SIDE_EFFECT_AT:
+            self._side_effect_story(due.id, now)
 
     def _outcome(self, db: Session) -> str | None:
         """What the story's patient reports on the protocol's scale: the best code once

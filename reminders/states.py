@@ -19,6 +19,12 @@ An enrollment (`enrollment.status`):
        |                          |
        +---withdraw---> withdrawn <+
        +---the plan's last phase ends---> completed
+       +---a side effect that holds the plan---> held (from paused too)
+
+    held --a clinician decides: continue--> active
+         +-----------------------pause----> paused
+         +-----------------------end------> withdrawn
+    Nothing is planned, reminded or counted as missed while held.
 
 A delivery (`delivery.state`; `decisions.py` decides each move, `stores/outbox.py`
 writes it):
@@ -54,6 +60,7 @@ class EnrollmentStatus(StrEnum):
     PAUSED = "paused"
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
+    HELD = "held"
 
 
 class DeliveryState(StrEnum):
@@ -90,10 +97,12 @@ class EscalationReason(StrEnum):
     UNRECORDED = "unrecorded"
     UNSUBSCRIBED = "unsubscribed"
     UNDELIVERABLE = "undeliverable"
+    UNREACHABLE = "unreachable"
 
 
-# An enrollment in one of these may still have sessions planned and messages to send.
-ONGOING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+# A course still under way: it may have sessions planned and messages to send, or (held)
+# wait for a clinician's decision.
+ONGOING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED, EnrollmentStatus.HELD)
 # A delivery in one of these is done with: it will never be sent (again).
 ENDED = (
     DeliveryState.SENT,

@@ -7,7 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -561,3 +561,46 @@ def test_staff_add_prints_a_setup_link_that_opens_the_password_page(tmp_path: Pa
     assert "boss@north.example" in page.text
     listed = run("staff", "list", "--clinic", clinic)[1]
     assert listed.split("\t")[1:] == ["boss@north.example", "admin", "\n"]
+
+
+@freeze_time("2026-12-07 10:00:00")
+def test_a_burn_holds_the_plan_until_a_clinician_decides_on_the_command_line() -> None:
+    _, _, enrollment = _enrolled_patient()
+    shown = json.loads(run("enrollment", "show", enrollment, "--json")[1])
+    today = shown["sessions"][0]["id"]
+    assert run("session", "confirm", today, "--side-effect", "burn")[0] == 0
+    held = json.loads(run("enrollment", "show", enrollment, "--json")[1])
+    assert held["status"] == "held"
+    assert [s["status"] for s in held["sessions"] if s["status"] == "planned"] == []
+    code, _, err = run("enrollment", "pause", enrollment)
+    assert code != 0 and "held" in err
+    code, _, err = run(
+        "enrollment", "hold-decision", enrollment, "--decision", "pause", "--by", "Dr W"
+    )
+    assert code != 0 and err.startswith("error: until:")
+    code, out, _ = run(
+        "enrollment", "hold-decision", enrollment, "--decision", "continue", "--by", "Dr W",
+        "--note", "new pads",
+    )  # fmt: skip
+    assert (code, out.strip()) == (0, f"enrollment {enrollment} active")
+    planned = [
+        s["date"]
+        for s in json.loads(run("enrollment", "show", enrollment, "--json")[1])["sessions"]
+        if s["status"] == "planned"
+    ]
+    assert planned[0] == "2026-12-09"  # Wednesday: the first allowed day after today
+
+
+def test_the_burn_story_holds_reminders_until_the_decision_as_json() -> None:
+    code, out, _ = run(
+        "simulate", "--protocol", "tap-water-hyperhidrosis", "--start", "2026-12-14",
+        "--days", "60", "--story", "burn", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    days = json.loads(out)["days"]
+    (reported,) = [d["date"] for d in days if "escalation:side_effect" in d["clinic"]]
+    decided = (date.fromisoformat(reported) + timedelta(days=3)).isoformat()
+    reminded = [d["date"] for d in days if "reminder" in d["patient"]]
+    assert not [d for d in reminded if reported < d <= decided]
+    assert [d for d in reminded if d > decided]
+    assert not [d for d in days if "missed" in d["patient"]]

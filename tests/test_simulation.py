@@ -30,6 +30,14 @@ EXPECTED: dict[str, dict[str, int]] = {
     "pause-3-weeks": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 16},
     "away-10-days": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 16},
     "extra-session": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 17},
+    "burn": {
+        "escalation:side_effect": 1, "plan.phase_changed": 1, "reminder": 17,
+        "session.confirmed": 17,
+    },
+    "late-blister": {
+        "escalation:side_effect": 1, "plan.phase_changed": 1, "reminder": 17,
+        "session.confirmed": 17, "session.problem_reported": 1,
+    },
 }  # fmt: skip
 
 
@@ -114,3 +122,28 @@ def test_an_extra_session_is_recorded_on_its_own_day(rt: Runtime) -> None:
     reminded = set(days_with(result, "reminder"))
     (extra,) = confirmed - reminded
     assert extra >= START + timedelta(days=21)
+
+
+@pytest.mark.parametrize("story", ["burn", "late-blister"])
+def test_a_side_effect_that_holds_the_plan_stops_reminders_until_the_clinic_decides(
+    rt: Runtime, story: str
+) -> None:
+    result = run(rt, story)
+    (alerted,) = days_with(result, "escalation:side_effect")
+    held = [d.date for d in result.days if d.phase == "held"]
+    assert held[0] == alerted
+    decided = alerted + timedelta(days=3)
+    assert held[-1] == decided - timedelta(days=1), "held until the decision at 10:00"
+    reminded = days_with(result, "reminder")
+    assert not [d for d in reminded if alerted < d <= decided], "nothing while held"
+    assert [d for d in reminded if d > decided], "reminders again after the decision"
+    assert not days_with(result, "missed") and not days_with(result, "escalation:missed_sessions")
+
+
+def test_a_late_blister_is_stored_on_its_own_session_and_makes_no_session(rt: Runtime) -> None:
+    result = run(rt, "late-blister")
+    (reported,) = days_with(result, "session.problem_reported")
+    confirmed = days_with(result, "session.confirmed")
+    assert reported - timedelta(days=1) in confirmed, "the session of the evening before"
+    assert reported not in confirmed, "no unscheduled session on the day of the report"
+    assert set(confirmed) <= set(days_with(result, "reminder"))

@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     PAUSE = "enrollment.pause"
     RESUME = "enrollment.resume"
     WITHDRAW = "enrollment.withdraw"
+    HOLD_DECISION = "enrollment.hold_decision"
     ACKNOWLEDGE = "escalation.acknowledge"
     PATIENT_UPDATE = "patient.update"
     ABSENCE_ADD = "absence.add"

@@ -22,10 +22,11 @@ from reminders.services.reading import (
     Page,
     adherence_public,
     newest_escalations,
+    open_escalations_by_priority,
     ongoing_facts,
     session_facts,
 )
-from reminders.states import ONGOING, SessionStatus
+from reminders.states import ONGOING, EscalationState, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import SessionRow
@@ -115,8 +116,13 @@ class Inbox:
 
 
 def inbox(db: Session, clinic_id: str, state: str, cursor: str | None, limit: int) -> Inbox:
-    """The clinic's escalations in `state`, newest first, with their patients' names."""
-    found = newest_escalations(db, clinic_id, state, cursor, limit)
+    """The clinic's escalations in `state`, with their patients' names: open ones most
+    urgent first, acknowledged ones newest first."""
+    found = (
+        open_escalations_by_priority(db, clinic_id, cursor, limit)
+        if state == EscalationState.OPEN
+        else newest_escalations(db, clinic_id, state, cursor, limit)
+    )
     about = {e.patient_id for e in found.items if e.patient_id}
     return Inbox(found, patients.names(db, clinic_id, about))
 

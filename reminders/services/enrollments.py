@@ -45,6 +45,7 @@ from reminders.planner import (
 from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
+from reminders.safety import restart_on
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data, settle_open
@@ -96,6 +97,7 @@ def settings_of(
         decisions=decisions,
         absences=absences,
         slowed_since=enrollment.slowed_since,
+        resume_on=enrollment.resume_on,
     )
 
 
@@ -894,7 +896,8 @@ def set_status(
     allowed = {
         EnrollmentStatus.PAUSED: (EnrollmentStatus.ACTIVE,),
         EnrollmentStatus.ACTIVE: (EnrollmentStatus.PAUSED,),
-        EnrollmentStatus.WITHDRAWN: ONGOING,
+        # A held plan ends only by a clinician's decision on it (`services.holds`).
+        EnrollmentStatus.WITHDRAWN: (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED),
     }
     if status not in allowed:
         raise InvalidInput("status", "must be paused, active or withdrawn")
@@ -909,6 +912,8 @@ def set_status(
         raise InvalidInput("until", f"must be after today ({today}, the patient's date)")
     if enrollment.status == status:
         return enrollment
+    if enrollment.status == EnrollmentStatus.HELD:
+        raise Conflict("the plan is held after a side effect: a clinician decides how it goes on")
     if enrollment.status not in allowed[wanted]:
         raise Conflict(f"enrollment is {enrollment.status}; cannot become {status}")
     enrollment.status = status
@@ -918,6 +923,11 @@ def set_status(
         # Resuming is the clinic acting: the plan's own pace, counted from today.
         enrollment.counting_from = today
         enrollment.slowed_since = None
+        protocol = protocol_of(db, rt, enrollment)
+        if protocol is not None:
+            enrollment.resume_on = restart_on(
+                today, protocol.given_at, protocol.notice_days, after_hold=False
+            )
     enrollment.updated_at = now
     db.add(enrollment)
     db.flush()

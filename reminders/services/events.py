@@ -16,7 +16,9 @@ from sqlmodel import Session, select
 
 from reminders.db.rows import insert_ignore
 from reminders.ids import new_id
+from reminders.messages import alert_subject
 from reminders.models import Clinic, Escalation, Patient
+from reminders.safety import priority
 from reminders.services.reminding import clinic_endpoints, subscribed
 from reminders.states import DeliveryAudience, EscalationReason, EscalationState
 from reminders.stores import outbox
@@ -31,9 +33,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "session.missed",
     "session.confirmed",
     "session.skipped",
+    "session.problem_reported",
     "plan.phase_changed",
     "enrollment.completed",
     "patient.completion_notice",
+    "patient.course_ended_notice",
     "patient.welcome",
     "patient.escalation",
     "patient.erased",
@@ -93,19 +97,24 @@ def escalate(
     session_id: str | None = None,
     enrollment_id: str | None = None,
     once: str | None = None,
+    holds: str | None = None,
+    patient_note: str | None = None,
 ) -> bool:
     """Tell the clinic a patient needs attention, unless the same cause is still open:
     store it for the clinic's inbox, and queue a `patient.escalation` webhook and, where
     the clinic has an alert address, an email. Returns True if a new one was opened.
 
     A cause is the reason for one enrollment (for the patient where none is named), for
-    one session where a side effect was reported, or the key `once` (one cause however
-    many messages it hits, e.g. a mail server refusing them). `detail` must hold ids and
-    dates only: it is stored and shown to whoever reads the inbox.
+    one session where a side effect was reported (one that held the plan is a cause of
+    its own), or the key `once` (one cause however many messages it hits, e.g. a mail
+    server refusing them). `detail` must hold ids and dates only: it is stored and shown
+    to whoever reads the inbox. `holds`: the side effect that held the plan (the most
+    urgent rank); `patient_note`: the patient's own words, for staff and the clinic's
+    systems, never for an email subject or a log.
     """
     escalation_id = new_id()
     about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
-    open_key = f"{about or patient.id}:{reason}"
+    open_key = f"{about or patient.id}:{reason}" + (":hold" if holds else "")
     row = {
         "id": escalation_id,
         "clinic_id": patient.clinic_id,
@@ -113,7 +122,9 @@ def escalate(
         "enrollment_id": enrollment_id,
         "session_id": session_id,
         "reason": reason,
+        "priority": int(priority(reason, holds=holds is not None)),
         "detail": detail,
+        "patient_note": patient_note,
         "state": EscalationState.OPEN,
         "open_key": open_key,
         "created_at": now,
@@ -126,22 +137,36 @@ def escalate(
         **patient_data(db, patient),
         "escalation_id": escalation_id,
         "enrollment_id": enrollment_id,
+        "session_id": session_id,
         "reason": reason,
+        "priority": row["priority"],
         "detail": detail,
+        "note": patient_note,
     }
     emit(db, patient.clinic_id, "patient.escalation", data, now, patient_id=patient.id)
     clinic = db.get(Clinic, patient.clinic_id)
     if clinic is None or not clinic.alert_email:
         return True
-    reference = patient.external_id or patient.id
+    reference = patient.external_id or short_id(patient.id)
     text = f"Patient {reference} needs attention ({reason}): {detail}"
+    payload = {
+        "subject": alert_subject(reason, reference, holds=holds),
+        "text": text,
+        "patient_page": f"/app/patients/{patient.id}",
+    }
     email = outbox.new_delivery(
         clinic_id=patient.clinic_id, kind="escalation", audience=DeliveryAudience.CLINIC,
         channel="email", target=patient.clinic_id, now=now, patient_id=patient.id,
-        payload=json.dumps({"subject": "A patient needs attention", "text": text}),
+        payload=json.dumps(payload),
     )  # fmt: skip
     outbox.queue(db, [email])
     return True
+
+
+def short_id(row_id: str) -> str:
+    """The last eight characters of an id (its random part): enough for staff to tell
+    patients apart in a subject line."""
+    return row_id[-8:]
 
 
 def settle(escalation: Escalation, by: str, note: str | None, now: datetime) -> None:

@@ -97,6 +97,29 @@ def newest_escalations(
     return _newest(db, Escalation, clinic_id, cursor, limit, *wanted)
 
 
+def open_escalations_by_priority(
+    db: Session, clinic_id: str, cursor: str | None, limit: int
+) -> Page[Escalation]:
+    """Return a page of the clinic's open escalations, most urgent first and oldest
+    first within a rank (`safety.Priority`): the order the inbox and Today show."""
+    rank, _, after = (cursor or "").partition(".")
+    check_page(after or None, limit)
+    query = select(Escalation).where(
+        col(Escalation.clinic_id) == clinic_id, col(Escalation.state) == EscalationState.OPEN
+    )
+    if cursor:
+        if not rank.isdigit() or not after:
+            raise InvalidInput("cursor", "not a cursor this API gave out")
+        query = query.where(
+            sa.tuple_(col(Escalation.priority), col(Escalation.id)) > (int(rank), after)
+        )
+    order = (col(Escalation.priority), col(Escalation.id))
+    rows = db.exec(query.order_by(*order).limit(limit + 1)).all()
+    page = page_of(rows, limit, "id")
+    last = page.items[-1] if page.items else None
+    return Page(page.items, f"{last.priority}.{last.id}" if page.next_cursor and last else None)
+
+
 def _newest(
     db: Session,
     model: type[Newest],

@@ -46,6 +46,7 @@ EVENT_FOR_KIND = {
     "overdue": "patient.overdue",
     "snooze": "session.reminder",
     "completed": "patient.completion_notice",
+    "course_ended": "patient.course_ended_notice",
     "appointment": "session.reminder",
     "welcome": "patient.welcome",
 }

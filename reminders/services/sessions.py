@@ -11,13 +11,15 @@ from sqlmodel import Session
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, note
 from reminders.models import Enrollment, Patient, SessionReport
-from reminders.outcomes import ALARMING, OutcomeScale, RatedBy
+from reminders.outcomes import OutcomeScale, RatedBy, SideEffect
 from reminders.planner import Plan
 from reminders.runtime import Runtime
+from reminders.safety import DEFAULT_HOLD_ON, holds_plan, tells_the_clinic, worst
+from reminders.services import holds as holds_service
 from reminders.services.enrollments import local_today, replan
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
-from reminders.states import EscalationReason, SessionStatus
+from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import session_store
 from reminders.stores.session_store import SessionRow
 
@@ -65,12 +67,11 @@ def confirm_session(
     session, enrollment, patient = get_session(db, clinic_id, session_id)
     if session.status == SessionStatus.CONFIRMED:
         # A side effect often shows hours later; it must still reach the clinic.
-        if report.side_effect is not None and session.side_effect is None:
-            note = (report.side_effect_note or "").strip() or None
-            session = session_store.change(
-                db, session, now, side_effect=report.side_effect, side_effect_note=note
-            )
-            _alert_side_effect(db, session, enrollment, patient, now)
+        if report.side_effect is not None:
+            session, _ = add_problem(
+                db, rt, session, enrollment, patient, report.side_effect,
+                report.side_effect_note, now,
+            )  # fmt: skip
         return session, None
     _recordable(session, now, ahead_ok=False)
     completed_at = report.completed_at or now
@@ -95,30 +96,102 @@ def confirm_session(
         minutes_done=report.minutes,
     )
     _emit_session_event(db, "session.confirmed", session, enrollment, patient, now)
-    _alert_side_effect(db, session, enrollment, patient, now)
+    if enrollment.status == EnrollmentStatus.HELD:
+        # Done from an old link while the plan waits for a clinician: they must know.
+        escalate(
+            db, patient, EscalationReason.SIDE_EFFECT,
+            f"enrollment {enrollment.id}: a session on {session.local_date} was recorded "
+            f"while the plan is held (session {session.id})",
+            now, session_id=session.id, enrollment_id=enrollment.id, holds="treatment",
+        )  # fmt: skip
+    _side_effect_reported(db, rt, session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
 
 
-def _alert_side_effect(
+def add_problem(
+    db: Session,
+    rt: Runtime,
+    session: SessionRow,
+    enrollment: Enrollment,
+    patient: Patient,
+    side_effect: str,
+    note: str | None,
+    now: datetime,
+) -> tuple[SessionRow, bool]:
+    """Add a problem the patient reports about a session to what it holds: the worst
+    side effect so far and every note, each on a line of its own. The session's status
+    stays as it is and no session is made or cancelled. Tells the clinic
+    (`session.problem_reported`) and holds the plan when the side effect calls for it;
+    returns the session as stored and whether a person at the clinic was alerted."""
+    words = (note or "").strip() or None
+    notes = "\n".join(n for n in (session.side_effect_note, words) if n) or None
+    if notes is not None and len(notes) > MAX_NOTES:
+        raise InvalidInput("side_effect_note", f"at most {MAX_NOTES} characters in all")
+    session = session_store.change(
+        db, session, now, side_effect=worst(session.side_effect, side_effect),
+        side_effect_note=notes,
+    )  # fmt: skip
+    data = partial(_problem_data, db, session, enrollment, patient, side_effect, words)
+    # Not tied to the session's row: events about a session go once per type, and a
+    # patient may report a problem about one session more than once.
+    emit(db, enrollment.clinic_id, "session.problem_reported", data, now, patient_id=patient.id)
+    alerted = _side_effect_reported(db, rt, session, enrollment, patient, now, reported=side_effect)
+    return session, alerted
+
+
+# A session's notes, from every report about it (the column's size).
+MAX_NOTES = 2000
+
+
+def _problem_data(
     db: Session,
     session: SessionRow,
     enrollment: Enrollment,
     patient: Patient,
+    reported: str,
+    note: str | None,
+) -> dict[str, Any]:
+    return {
+        **session_event_data(db, session, enrollment, patient),
+        "reported": reported,
+        "note": note,
+    }
+
+
+def _side_effect_reported(
+    db: Session,
+    rt: Runtime,
+    session: SessionRow,
+    enrollment: Enrollment,
+    patient: Patient,
     now: datetime,
-) -> None:
-    """Blistering or a burn reaches the clinic at once."""
-    if session.side_effect not in ALARMING:
-        return
+    *,
+    reported: str | None = None,
+) -> bool:
+    """Tell the clinic of a side effect that needs a person (`safety.tells_the_clinic`),
+    and hold the plan when the protocol says it must. `reported`: what this report
+    said, where the session already held an earlier one."""
+    said = reported or session.side_effect
+    protocol = protocol_of(db, rt, enrollment)
+    hold_on = protocol.hold_on if protocol else DEFAULT_HOLD_ON
+    if not tells_the_clinic(said, session.side_effect_note, hold_on):
+        return False
+    holds = holds_plan(said, hold_on) and enrollment.status in holds_service.HOLDABLE
     escalate(
         db,
         patient,
         EscalationReason.SIDE_EFFECT,
-        f"enrollment {enrollment.id}: {session.side_effect} reported after the session on "
+        f"enrollment {enrollment.id}: {said} reported about the session on "
         f"{session.local_date} (session {session.id})",
         now,
         session_id=session.id,
         enrollment_id=enrollment.id,
+        holds=said if holds else None,
+        patient_note=session.side_effect_note,
     )
+    if holds:
+        holds_service.hold(db, rt, enrollment, patient, now)
+    return True
 
 
 def _outcome(scale: OutcomeScale | None, report: SessionReport, by: RatedBy) -> str | None:
@@ -194,6 +267,7 @@ def session_event_data(
         "hdss": session.hdss,
         "outcome": session.outcome,
         "side_effect": session.side_effect,
+        "note": session.side_effect_note,
         "current_ma": session.current_ma,
         "minutes": session.minutes_done,
         "skip_reason": session.skip_reason,
@@ -217,6 +291,41 @@ def _emit_session_event(
         session_id=session.id,
         patient_id=enrollment.patient_id,
     )
+
+
+def report_problem(
+    db: Session,
+    rt: Runtime,
+    link: SessionRow,
+    side_effect: str,
+    note: str | None,
+    did_it: bool | None,
+    now: datetime,
+) -> tuple[SessionRow, bool]:
+    """Record a problem the patient reports, from a session's link, about that session:
+    its own day, whatever day it is now, and on a held or completed course too.
+
+    A session not recorded as done needs the patient's answer to "did you do it?": yes
+    records it confirmed on its own day (a cancelled one stays as it is), no keeps its
+    status. Then `add_problem`, whose answer it returns. Raises InvalidInput naming
+    `side_effect`, `did_it`, `side_effect_note` or `session` (a later day's)."""
+    if side_effect not in PROBLEMS:
+        raise InvalidInput("side_effect", f"one of {', '.join(PROBLEMS)}")
+    session, enrollment, patient = get_session(db, None, link.id)
+    if session.local_date > local_today(now, session.timezone):
+        raise InvalidInput("session", f"is planned for {session.local_date}, a later day")
+    if session.status != SessionStatus.CONFIRMED:
+        if did_it is None:
+            raise InvalidInput("did_it", "say whether you did this session")
+        if did_it and session.status != SessionStatus.CANCELLED:
+            session, _ = confirm_session(
+                db, rt, None, session.id, SessionReport(), now, reported_by="patient"
+            )
+    return add_problem(db, rt, session, enrollment, patient, side_effect, note, now)
+
+
+# What a problem report may name: every side effect but "nothing to report".
+PROBLEMS: tuple[str, ...] = tuple(e for e in SideEffect if e != SideEffect.NONE)
 
 
 def link_days(link_day: date, link_open: bool, today: date) -> tuple[tuple[date, ...], date]:

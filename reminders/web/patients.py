@@ -15,6 +15,7 @@ from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.models import (
     AbsenceCreate,
     EnrollmentCreate,
+    HoldDecisionCreate,
     PatientCreate,
     PatientUpdate,
     PauseRequest,
@@ -26,9 +27,11 @@ from reminders.services import (
     absences,
     clinic_views,
     enrollments,
+    holds,
     patients,
 )
 from reminders.services.enrollments import local_today
+from reminders.services.holds import HoldDecision
 from reminders.web.auth import CheckedForm, StaffDep, actor_of
 from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
 from reminders.web.forms import REFUSALS, field_errors, given, refusal
@@ -150,6 +153,27 @@ async def edit_patient(
     else:
         return redirect(request, rt, f"/app/patients/{patient_id}")
     return patient_page(patient_id, request, member, rt, tx, now, errors=errors, form=form)
+
+
+@router.post("/enrollments/{enrollment_id}/hold-decision")
+async def decide_hold(
+    enrollment_id: str, request: Request, form: CheckedForm, member: StaffDep,
+    rt: RuntimeDep, tx: TransactionsDep, now: NowDep,
+) -> Response:  # fmt: skip
+    """A clinician's decision on a plan held after a side effect."""
+    with tx.read() as db:
+        patient_id = enrollments.get_enrollment(db, member.clinic_id, enrollment_id).patient_id
+    try:
+        wanted = HoldDecisionCreate.model_validate(given(form, "decision", "by", "note", "until"))
+        answer = HoldDecision(wanted.decision, wanted.by, wanted.note, wanted.until)
+        async with tx.write() as db:
+            holds.decide_hold(
+                db, rt, member.clinic_id, enrollment_id, answer, now, actor=actor_of(member)
+            )
+    except REFUSALS as exc:
+        errors = {"hold": refusal(exc)}
+        return patient_page(patient_id, request, member, rt, tx, now, errors=errors, form=form)
+    return redirect(request, rt, f"/app/patients/{patient_id}")
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")

@@ -214,13 +214,22 @@ def test_each_protocol_takes_the_codes_of_its_own_outcome_scale(api: Api) -> Non
     assert _confirm_next(api, sweating, {"hdss": 2}).json()["outcome"] == "2"
 
 
-def test_a_burn_reported_with_a_confirmation_reaches_the_clinic_at_once(api: Api) -> None:
+def test_a_burn_reported_with_a_confirmation_reaches_the_clinic_at_once_and_holds_the_plan(
+    api: Api,
+) -> None:
     enrollment = api.enroll(api.patient())["id"]
     done = _confirm_next(api, enrollment, {"side_effect": "burn", "side_effect_note": "left palm"})
     assert done.status_code == 200
     assert (done.json()["side_effect"], done.json()["side_effect_note"]) == ("burn", "left palm")
     (escalation,) = api.get("/v1/escalations?state=open").json()["items"]
     assert escalation["reason"] == "side_effect" and "burn" in escalation["detail"]
+    held = api.get(f"/v1/enrollments/{enrollment}").json()
+    assert (held["status"], held["upcoming"]) == ("held", [])
+    going_on = api.post(
+        f"/v1/enrollments/{enrollment}/hold-decision", {"decision": "continue", "by": "Dr Weiss"}
+    )
+    assert going_on.status_code == 200 and going_on.json()["status"] == "active"
+    assert api.get("/v1/escalations?state=open").json()["items"] == []
     dryness = _confirm_next(api, enrollment, {"side_effect": "dryness"})
     assert dryness.status_code == 200
     assert len(api.get("/v1/escalations").json()["items"]) == 1

@@ -191,7 +191,7 @@ def test_unsubscribe_asks_on_get_stops_on_post_and_tells_the_clinic(
     assert {d.kind for d in pending} == {"escalation"}
     remind(rt, NOW.replace(hour=11, minute=5))
     assert smtp.messages[-1]["To"] == "nurse@clinic.example.org"
-    assert "needs attention" in smtp.messages[-1]["Subject"]
+    assert smtp.messages[-1]["Subject"].startswith("Unsubscribed from reminders — patient ")
     assert "unsubscribed" in smtp.messages[-1].get_content()
 
 

@@ -11,13 +11,15 @@ from reminders.api.paging import Cursor, Limit, PageOut, page_after
 from reminders.fields import Day
 from reminders.models import (
     EnrollmentPublic,
+    HoldDecisionCreate,
     PauseRequest,
     ReviewDecisionCreate,
     SessionPublic,
     SessionReport,
     SkipRequest,
 )
-from reminders.services import enrollments, reading, sessions
+from reminders.services import enrollments, holds, reading, sessions
+from reminders.services.holds import HoldDecision
 
 router = APIRouter(prefix="/v1", tags=["enrollments"])
 STATUS_FOR = {"resume": "active", "withdraw": "withdrawn"}
@@ -68,6 +70,26 @@ async def decide_review(
         clinic_id, by = caller.clinic.id, caller.on_behalf_of(body.by)
         enrollments.decide_review(
             db, rt, clinic_id, enrollment_id, body.decision, now, decided_by=by, note=body.note
+        )
+        return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
+
+
+@router.post("/enrollments/{enrollment_id}/hold-decision")
+async def decide_hold(
+    enrollment_id: str,
+    body: HoldDecisionCreate,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    tx: TransactionsDep,
+    now: NowDep,
+) -> EnrollmentPublic:
+    """Answer a plan held after a side effect: continue, pause until a day, or end the
+    course. Settles the side-effect escalations; 409 when the plan is not held."""
+    answer = HoldDecision(body.decision, body.by, body.note, body.until)
+    async with tx.write() as db:
+        clinic_id = caller.clinic.id
+        holds.decide_hold(
+            db, rt, clinic_id, enrollment_id, answer, now, actor=caller.actor(body.by)
         )
         return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
 

@@ -27,7 +27,7 @@ from reminders.runtime import Runtime
 from reminders.services import absences, enrollments, patients, reminding, sessions
 from reminders.services.absences import MAX_ABSENCE_DAYS, AbsenceRefusal
 from reminders.services.protocol_versions import protocol_of
-from reminders.states import SessionStatus
+from reminders.states import EnrollmentStatus, SessionStatus
 from reminders.stores import session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import zone
@@ -107,6 +107,23 @@ class Reader:
             )
         return self.message(title, *lines)
 
+    def held(self, title: str, line: str) -> HTMLResponse:
+        """What was recorded, and what to do now that the plan is held: no next session."""
+        t = self.t
+        severe = (
+            t.gettext("If it is severe, call %(clinic)s: %(phone)s.")
+            % {"clinic": self.clinic, "phone": self.phone}
+            if self.phone
+            else t.gettext("If it is severe, call your clinic.")
+        )
+        return self.message(
+            title,
+            line,
+            t.gettext("Do not treat this area again until your clinic has contacted you."),
+            severe,
+            t.gettext("Your clinic has been told."),
+        )
+
     def expired(self) -> HTMLResponse:
         return self.message(
             self.t.gettext("This link has expired"),
@@ -174,6 +191,7 @@ def session_page(
             action=request.query_params.get("action"),
             base=f"/s/{token}",
             next_day=reader.day(following) if following else None,
+            held=enrollment.status == EnrollmentStatus.HELD,
         )
 
 
@@ -219,6 +237,7 @@ async def confirm_from_link(
             reader = Reader.of(db, rt, patient, now)
             done = sessions.confirm_from_link(db, rt, session, day, report, now)
             following = _next_session(db, enrollment.id, done.local_date)
+            held = enrollment.status == EnrollmentStatus.HELD
     except (Conflict, InvalidInput) as refused:
         return reader.message(
             reader.t.gettext("Nothing was recorded"),
@@ -229,9 +248,92 @@ async def confirm_from_link(
             status=409 if isinstance(refused, Conflict) else 422,
         )
     recorded = reader.t.gettext("Your session on %(day)s is recorded. Thank you!")
+    if held:
+        return reader.held(
+            reader.t.gettext("Thank you for telling us"),
+            recorded % {"day": reader.day(done.local_date)},
+        )
     return reader.done(
         reader.t.gettext("Thank you"), recorded % {"day": reader.day(done.local_date)}, following
     )
+
+
+@router.get("/s/{token}/problem", response_class=HTMLResponse)
+def problem_page(
+    token: str, request: Request, tx: TransactionsDep, rt: RuntimeDep, now: NowDep
+) -> HTMLResponse:
+    """A form to tell the clinic of a problem after this session, at any time the link
+    works. Changes nothing."""
+    with tx.read() as db:
+        found = _session_for(db, token, now)
+        if found is None:
+            return Reader.unknown(request).expired()
+        session, _enrollment, patient = found
+        reader = Reader.of(db, rt, patient, now)
+        return reader.page(
+            "problem",
+            title=reader.t.gettext("A problem after your session"),
+            day=reader.day(session.local_date),
+            ask_done=session.status != SessionStatus.CONFIRMED,
+            side_effects=SIDE_EFFECT_CHOICES[1:],
+            base=f"/s/{token}",
+        )
+
+
+@router.post("/s/{token}/problem", response_class=HTMLResponse)
+async def report_problem(
+    token: str,
+    request: Request,
+    form: FormDep,
+    tx: TransactionsDep,
+    rt: RuntimeDep,
+    now: NowDep,
+) -> HTMLResponse:
+    """Record the problem on the link's own session and tell the clinic; the plan is
+    held when the side effect calls for it. Never makes or cancels a session."""
+    reader = Reader.unknown(request)
+    answer = form.get("did_it")
+    did_it = {"yes": True, "no": False}.get(answer or "")
+    try:
+        async with tx.write() as db:
+            found = _session_for(db, token, now)
+            if found is None:
+                return reader.expired()
+            session, enrollment, patient = found
+            reader = Reader.of(db, rt, patient, now)
+            stored, alerted = sessions.report_problem(
+                db, rt, session, form.get("side_effect") or "", form.get("note"), did_it, now
+            )
+            held = enrollment.status == EnrollmentStatus.HELD
+    except (Conflict, InvalidInput) as refused:
+        field = getattr(refused, "field", None)
+        return reader.message(
+            reader.t.gettext("Nothing was recorded"),
+            reader.t.gettext(
+                _PROBLEM_REFUSALS.get(field or "", N_("Please check what you entered."))
+            ),
+            status=409 if isinstance(refused, Conflict) else 422,
+        )
+    noted = reader.t.gettext("What you told us about your session on %(day)s is recorded.") % {
+        "day": reader.day(stored.local_date)
+    }
+    if held:
+        return reader.held(reader.t.gettext("Thank you for telling us"), noted)
+    told = (
+        reader.t.gettext("Your clinic has been told.")
+        if alerted
+        else reader.t.gettext("Your clinic sees it with your session.")
+    )
+    return reader.message(reader.t.gettext("Thank you for telling us"), noted, told)
+
+
+# Why a problem report was refused, by the field the service names.
+_PROBLEM_REFUSALS = {
+    "side_effect": N_("Choose what happened from the list."),
+    "did_it": N_("Tell us whether you did this session."),
+    "side_effect_note": N_("What you wrote is too long: please shorten it."),
+    "session": N_("This session is planned for a later day."),
+}
 
 
 SIDE_EFFECT_CHOICES = (
