@@ -22,8 +22,8 @@ from reminders.services.reading import (
     Page,
     adherence_public,
     newest_escalations,
-    open_escalations_by_priority,
     ongoing_facts,
+    open_escalations_by_priority,
     session_facts,
 )
 from reminders.states import ONGOING, EscalationState, SessionStatus
