@@ -64,6 +64,8 @@ class Adherence:
     confirmed; `streak`: confirmed sessions in a row, most recent first;
     `missed_in_a_row`: missed sessions in a row, most recent first;
     `days_since_last`: days since the last confirmed session (None if none);
+    `not_reminded`: sessions not done that no reminder could reach the patient about
+    (`SessionStatus.NOT_REMINDED`): left out of every rate;
     `weeks`: by ISO week ('2026-W50'); `phases`: by phase name.
     """
 
@@ -75,6 +77,7 @@ class Adherence:
     last_session: date | None
     weeks: dict[str, Tally]
     phases: dict[str, Tally]
+    not_reminded: int = 0
 
 
 def _on_time(fact: SessionFact) -> bool:
@@ -117,6 +120,7 @@ def adherence(facts: list[SessionFact], today: date) -> Adherence:
         last_session=last,
         weeks=dict(weeks),
         phases=dict(phases),
+        not_reminded=sum(1 for f in facts if f.status == SessionStatus.NOT_REMINDED),
     )
 
 

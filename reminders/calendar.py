@@ -36,12 +36,13 @@ MEDIA_TYPE = "text/calendar; charset=utf-8"
 # confirmation, a few hours late is soon enough, and polling more only costs the server.
 REFRESH_EVERY = timedelta(hours=6)
 # What a session that is not going to happen looks like in a calendar; a missed or
-# unrecorded session did stand in the plan, so it stays as it was.
+# unrecorded (or not reminded) session did stand in the plan, so it stays as it was.
 _EVENT_STATUS = {
     SessionStatus.PLANNED: STATUS.CONFIRMED,
     SessionStatus.CONFIRMED: STATUS.CONFIRMED,
     SessionStatus.MISSED: STATUS.CONFIRMED,
     SessionStatus.UNRECORDED: STATUS.CONFIRMED,
+    SessionStatus.NOT_REMINDED: STATUS.CONFIRMED,
     SessionStatus.SKIPPED: STATUS.CANCELLED,
     SessionStatus.CANCELLED: STATUS.CANCELLED,
 }

@@ -70,6 +70,7 @@ from reminders.services import (
 )
 from reminders.services.audit import Actor
 from reminders.services.holds import HoldDecision
+from reminders.services.patients import PatientDefaults
 from reminders.settings import Settings, SettingsError, load_settings, validate_timezone
 from reminders.simulation import STORIES, simulate_in_throwaway
 from reminders.stores import session_store
@@ -728,7 +729,7 @@ def patient_add(
     with _runtime() as runtime, _transaction(runtime) as db:
         patient = patients.add_patient(
             db, clinic, request, runtime.clock(),
-            default_reminder_time=runtime.settings.default_reminder_time,
+            defaults=PatientDefaults.of(runtime.settings),
         )  # fmt: skip
     typer.echo(f"patient {patient.id}")
 

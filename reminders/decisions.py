@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from reminders.states import DeliveryState, EnrollmentStatus, SessionStatus
+from reminders.states import DeliveryAudience, DeliveryState, EnrollmentStatus, SessionStatus
 from reminders.timing import QuietHours, after_quiet_hours
 
 # Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
@@ -95,6 +95,16 @@ def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
 # Messages to the clinic itself: if one cannot be delivered, telling the clinic again by
 # the same means would only fail again (and loop).
 TO_THE_CLINIC = frozenset({"clinic_alert", "escalation", "patient.escalation"})
+
+
+def refused_for_good(audience: str, channel: str, state: str) -> bool:
+    """Return True if a message to a patient ended refused for good by the mail server
+    (a 5xx, an address it cannot take): their address cannot be reached."""
+    return (
+        audience == DeliveryAudience.PATIENT
+        and channel == "email"
+        and state == DeliveryState.FAILED
+    )
 
 
 def undeliverable_cause(

@@ -37,11 +37,12 @@ from reminders.channels import Sender, StreamingSender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
 from reminders.db.engine import session_scope
-from reminders.decisions import Outcome, result_values, undeliverable_cause
+from reminders.decisions import Outcome, refused_for_good, result_values, undeliverable_cause
 from reminders.metrics import DELIVERIES, LATENESS, SEND_SECONDS
 from reminders.models import Patient, WebhookEndpoint
 from reminders.preparing import BatchRows, PreparedDelivery, Preparer
 from reminders.runtime import Runtime
+from reminders.services import reachability
 from reminders.services.events import escalate
 from reminders.services.reminding import alert_clinic
 from reminders.states import EscalationReason
@@ -220,9 +221,20 @@ class Dispatcher:
         # An endpoint failing as a whole is reported once, when it is disabled.
         told = endpoint is not None and (endpoint.failing_since is not None or not endpoint.enabled)
         error = values.get("last_error")
+        if refused_for_good(delivery.audience, delivery.channel, values["state"]):
+            self._address_refused(db, delivery, now)
         cause = undeliverable_cause(delivery.kind, delivery.channel, values["state"], error, told)
         if cause is not None:
             self._tell_clinic(db, delivery, cause, now)
+
+    def _address_refused(self, db: Any, delivery: DeliveryRow, now: datetime) -> None:
+        """A mail server refused the patient's address for good: until it changes, no
+        reminder can reach them (`services.reachability`)."""
+        patient = db.get(Patient, delivery.patient_id) if delivery.patient_id else None
+        if patient is None or not patient.email or patient.email_refused == patient.email:
+            return
+        patient.email_refused = patient.email
+        reachability.refresh(db, self.rt.settings, [patient], now)
 
     def _tell_clinic(self, db: Any, delivery: DeliveryRow, cause: str, now: datetime) -> None:
         """Tell the clinic that messages cannot be delivered, once per cause while its
@@ -289,6 +301,7 @@ class Dispatcher:
         db.expire(endpoint)
         if disabled.rowcount != 1:
             return  # another worker got there first
+        reachability.refresh_webhook_patients(db, self.rt.settings, endpoint.clinic_id, now)
         alert_clinic(
             db,
             endpoint.clinic_id,

@@ -148,6 +148,12 @@ class Patient(SQLModel, table=True):
     resubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resubscribed_by: str | None = Field(default=None, max_length=300)
     resubscribe_consent: str | None = Field(default=None, max_length=500)
+    # Why no reminder can reach the patient (`safety.Unreachable`, comma-separated), as
+    # last worked out at `reachability_checked_at` (None: not yet; the sweep will).
+    unreachable: str | None = Field(default=None, max_length=100)
+    reachability_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # The address a mail server last refused for good; a cause while it is `email`.
+    email_refused: str | None = Field(default=None, max_length=320)
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     erased_by: str | None = Field(default=None, max_length=300)
     # The calendar feed's token is derived from this: revoking the feed counts it up, so
@@ -707,6 +713,10 @@ class AdherencePublic(BaseModel):
     confirmed: int
     skipped: int
     missed: int
+    not_reminded: int = PydanticField(
+        description="Sessions not done that no reminder could reach the patient about: "
+        "not counted in the rate."
+    )
     on_time_share: float | None
     current_streak: int
     missed_in_a_row: int

@@ -98,6 +98,13 @@ def unreachable_causes(
     return tuple(causes)
 
 
+def blame_patient(reminded: bool, reachable: bool) -> bool:
+    """Return True if a session not done counts as the patient's miss: they were
+    reminded, or could have been (a reminder that failed for a passing reason is the
+    clinic's to hear of, as undeliverable, and still the patient's session)."""
+    return reminded or reachable
+
+
 class Priority(IntEnum):
     """How urgent an escalation is: the inbox, Today and every call list sort by it,
     oldest first within a rank."""

@@ -22,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from reminders.timing import QuietHours
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "REMINDERS_"
 
@@ -153,6 +155,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _reminders_can_be_sent(self) -> Settings:
+        # A patient given the default time would never be reminded (`safety`).
+        quiet = QuietHours(self.quiet_hours_start, self.quiet_hours_end)
+        if quiet.covers(self.default_reminder_time):
+            raise ValueError(
+                f"setting default_reminder_time ({ENV_PREFIX}DEFAULT_REMINDER_TIME): "
+                f"{self.default_reminder_time:%H:%M} falls inside the default quiet hours "
+                f"{quiet.start:%H:%M}-{quiet.end:%H:%M} (quiet_hours_start, quiet_hours_end), so "
+                "no reminder at that time could be sent"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'reminders.sqlite3'}"
@@ -209,6 +224,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            if not err["loc"]:  # a rule across settings: its message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            name = ".".join(str(p) for p in err["loc"])
             problems.append(f"setting {name} ({ENV_PREFIX}{name.upper()}): {err['msg']}")
         raise SettingsError("; ".join(problems)) from exc

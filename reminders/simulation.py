@@ -54,6 +54,7 @@ from reminders.services import (
     webhooks,
 )
 from reminders.services.holds import HoldDecision
+from reminders.services.patients import PatientDefaults
 from reminders.services.sweep import sweep
 from reminders.settings import Settings
 from reminders.states import DeliveryAudience, EnrollmentStatus, SessionStatus
@@ -272,7 +273,7 @@ def _set_up(
             reminder_time=REMINDER_TIME,
         ),
         now,
-        default_reminder_time=rt.settings.default_reminder_time,
+        defaults=PatientDefaults.of(rt.settings),
     )
     protocol = rt.protocols.get(protocol_id)
     if protocol is None:

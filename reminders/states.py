@@ -6,6 +6,7 @@ A session (`treatment_session.status`):
     planned --the patient or clinic confirms--------------> confirmed
        |------the patient or clinic skips it--------------> skipped
        |------its local day ends, grace passed, no word---> missed
+       |------the same, but no reminder could reach them--> not_reminded
        |------at the clinic, its day passed unrecorded----> unrecorded
        +------re-planned away, paused, withdrawn, away----> cancelled
 
@@ -53,6 +54,9 @@ class SessionStatus(StrEnum):
     MISSED = "missed"
     CANCELLED = "cancelled"
     UNRECORDED = "unrecorded"
+    # Not done, and never reminded because no reminder could reach the patient: not
+    # their miss (`safety.blame_patient`); left out of adherence's rate.
+    NOT_REMINDED = "not_reminded"
 
 
 class EnrollmentStatus(StrEnum):

@@ -335,7 +335,7 @@ def _prepare_api(var_dir: Path, enrollments: int, ranked: int) -> dict[str, Any]
                     for n in range(first, min(first + CHUNK, count))
                 ]  # fmt: skip
                 ids = patients.add_patients(
-                    db, clinic.id, people, now, default_reminder_time=settings.default_reminder_time
+                    db, clinic.id, people, now, defaults=patients.PatientDefaults.of(settings)
                 )
                 requests = [enrolling.EnrollRequest(pid, course) for pid in ids]
                 enrolling.enroll_many(db, rt, clinic.id, requests, now)
@@ -745,7 +745,7 @@ def _enroll_for(
                 clinic_id,
                 people,
                 rt.clock(),
-                default_reminder_time=rt.settings.default_reminder_time,
+                defaults=patients.PatientDefaults.of(rt.settings),
             )
             requests = [
                 enrolling.EnrollRequest(
@@ -1159,7 +1159,7 @@ def _enroll_clinic_weeks_ago(db: Any, rt: Any, clinic_id: str, count: int, then:
             clinic_id,
             people,
             rt.clock(),
-            default_reminder_time=rt.settings.default_reminder_time,
+            defaults=patients.PatientDefaults.of(rt.settings),
         )
         course = EnrollmentCreate(
             protocol=protocol.id, start_date=then.date(), welcome=False, screening=screening

@@ -27,8 +27,10 @@ from reminders.models import PatientCreate
 from reminders.protocols import Protocol, load_protocols
 from reminders.runtime import Runtime
 from reminders.services import clinics, patients
+from reminders.services.patients import PatientDefaults
 from reminders.settings import PROJECT_ROOT, Settings, load_settings
 from reminders.stores import session_store
+from reminders.timing import QuietHours
 from tests.servers import SmtpRecorder, WebhookReceiver, smtp_server, webhook_receiver
 
 PROTOCOLS_DIR = PROJECT_ROOT / "config" / "protocols"
@@ -262,8 +264,16 @@ def make_clinic(db: Session, name: str = "North Clinic") -> str:
 
 
 def make_patient(
-    db: Session, clinic_id: str, timezone: str = "Europe/Berlin", **fields: object
+    db: Session,
+    clinic_id: str,
+    timezone: str = "Europe/Berlin",
+    *,
+    stored_reminder_time: str | None = None,
+    **fields: object,
 ) -> str:
+    """A patient made at SETUP; return its id. `stored_reminder_time` is written to the
+    row as it is, as a patient stored before a time inside the quiet hours was refused
+    (the service still has to handle those)."""
     data: dict[str, object] = {
         "name": "Ann Example",
         "email": "ann@example.org",
@@ -271,7 +281,11 @@ def make_patient(
         **fields,
     }
     request = PatientCreate.model_validate(data)
-    patient = patients.add_patient(db, clinic_id, request, SETUP, default_reminder_time=time(18, 0))
+    defaults = PatientDefaults(time(18, 0), QuietHours(time(21, 0), time(8, 0)))
+    patient = patients.add_patient(db, clinic_id, request, SETUP, defaults=defaults)
+    if stored_reminder_time is not None:
+        patient.reminder_time = stored_reminder_time
+        db.add(patient)
     db.commit()
     return patient.id
 

@@ -89,7 +89,8 @@ def test_a_session_that_will_not_happen_is_cancelled_and_the_rest_stand() -> Non
     statuses = {uid.partition("@")[0]: e.status for uid, e in read_feed(body).items()}
     assert statuses == {
         "planned": "CONFIRMED", "confirmed": "CONFIRMED", "missed": "CONFIRMED",
-        "unrecorded": "CONFIRMED", "skipped": "CANCELLED", "cancelled": "CANCELLED",
+        "unrecorded": "CONFIRMED", "not_reminded": "CONFIRMED", "skipped": "CANCELLED",
+        "cancelled": "CANCELLED",
     }  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from reminders.dispatcher import CHANNELS, HELD_BATCHES
 from reminders.models import Delivery, EnrollmentCreate, PatientCreate
 from reminders.runtime import Runtime
 from reminders.services import enrollments, patients, webhooks
+from reminders.services.patients import PatientDefaults
 from reminders.states import DeliveryState
 from reminders.stores import outbox
 from tests.conftest import SETUP, make_clinic
@@ -45,9 +46,7 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
         )
         for n in range(REMINDERS)
     ]
-    ids = patients.add_patients(
-        db, clinic, people, now, default_reminder_time=rt.settings.default_reminder_time
-    )
+    ids = patients.add_patients(db, clinic, people, now, defaults=PatientDefaults.of(rt.settings))
     screening = {c: False for c in protocol.contraindications}
     requests = [
         enrollments.EnrollRequest(

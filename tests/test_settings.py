@@ -49,3 +49,13 @@ def test_unknown_key_in_config_file_is_refused(tmp_path: Path) -> None:
 def test_zones_that_are_not_a_patients_place_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         validate_timezone(name)
+
+
+def test_a_default_reminder_time_inside_the_default_quiet_hours_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMINDERS_DEFAULT_REMINDER_TIME", "22:30")
+    with pytest.raises(SettingsError, match=r"default_reminder_time .*22:30 falls inside"):
+        load_settings(var_dir=tmp_path)
+    monkeypatch.setenv("REMINDERS_QUIET_HOURS_START", "23:00")
+    assert load_settings(var_dir=tmp_path).default_reminder_time.hour == 22

@@ -99,6 +99,7 @@ def escalate(
     once: str | None = None,
     holds: str | None = None,
     patient_note: str | None = None,
+    email: bool = True,
 ) -> bool:
     """Tell the clinic a patient needs attention, unless the same cause is still open:
     store it for the clinic's inbox, and queue a `patient.escalation` webhook and, where
@@ -110,7 +111,8 @@ def escalate(
     server refusing them). `detail` must hold ids and dates only: it is stored and shown
     to whoever reads the inbox. `holds`: the side effect that held the plan (the most
     urgent rank); `patient_note`: the patient's own words, for staff and the clinic's
-    systems, never for an email subject or a log.
+    systems, never for an email subject or a log. `email=False`: the caller tells the
+    clinic by email itself (one email for many patients).
     """
     escalation_id = new_id()
     about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
@@ -145,7 +147,7 @@ def escalate(
     }
     emit(db, patient.clinic_id, "patient.escalation", data, now, patient_id=patient.id)
     clinic = db.get(Clinic, patient.clinic_id)
-    if clinic is None or not clinic.alert_email:
+    if not email or clinic is None or not clinic.alert_email:
         return True
     reference = patient.external_id or short_id(patient.id)
     text = f"Patient {reference} needs attention ({reason}): {detail}"
@@ -154,12 +156,12 @@ def escalate(
         "text": text,
         "patient_page": f"/app/patients/{patient.id}",
     }
-    email = outbox.new_delivery(
+    alert = outbox.new_delivery(
         clinic_id=patient.clinic_id, kind="escalation", audience=DeliveryAudience.CLINIC,
         channel="email", target=patient.clinic_id, now=now, patient_id=patient.id,
         payload=json.dumps(payload),
     )  # fmt: skip
-    outbox.queue(db, [email])
+    outbox.queue(db, [alert])
     return True
 
 

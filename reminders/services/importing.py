@@ -297,11 +297,11 @@ class _Importer:
     # of every row), with their lines: the database answers for the rest, since the
     # patients this import wrote carry its `now` as their created_at.
     pending_ids: dict[str, int] = field(default_factory=dict)
-    default_time: str = ""
+    defaults: patients.PatientDefaults = field(init=False)
 
     def __post_init__(self) -> None:
         # Worked out once, not for each of a million rows.
-        self.default_time = self.rt.settings.default_reminder_time.strftime("%H:%M")
+        self.defaults = patients.PatientDefaults.of(self.rt.settings)
 
     def batch(self, db: Session, rows: list[Row]) -> _Batch | None:
         """Check and plan one batch; return what to write (None when nothing is new)."""
@@ -321,7 +321,7 @@ class _Importer:
                 self._refuse(line, InvalidInput("external_id", f"already given on {where}"))
                 continue
             try:
-                row = patients.patient_row(self.clinic_id, person, self.default_time, self.now)
+                row = patients.patient_row(self.clinic_id, person, self.defaults, self.now)
                 if person.channel == "webhook":
                     patients.check_webhook_channel(db, self.clinic_id)
             except InvalidInput as problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
@@ -22,19 +23,56 @@ from reminders.models import (
     PatientUpdate,
 )
 from reminders.runtime import Runtime
+from reminders.services import reachability
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.enrollments import replan
 from reminders.services.events import escalate, settle_open
 from reminders.services.reminding import clinic_endpoints, subscribed
-from reminders.settings import validate_timezone
+from reminders.settings import Settings, validate_timezone
 from reminders.states import (
     DeliveryState,
     EnrollmentStatus,
     EscalationReason,
 )
 from reminders.stores import outbox, session_store
+from reminders.timing import QuietHours, parse_hhmm
 
 UNSUBSCRIBED = "patient unsubscribed"
+
+
+@dataclass(frozen=True, slots=True)
+class PatientDefaults:
+    """What a patient who names no reminder time or quiet hours gets: the operator's."""
+
+    reminder_time: time
+    quiet: QuietHours
+
+    @classmethod
+    def of(cls, settings: Settings) -> PatientDefaults:
+        return cls(
+            settings.default_reminder_time,
+            QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
+        )
+
+
+def check_reachable_time(
+    reminder_time: str, quiet_start: str | None, quiet_end: str | None,
+    defaults: PatientDefaults, field: str,
+) -> None:  # fmt: skip
+    """Refuse a reminder time inside the patient's quiet hours, naming `field`: no
+    reminder could ever be sent, and every session would count as missed."""
+    quiet = (
+        QuietHours(parse_hhmm(quiet_start), parse_hhmm(quiet_end))
+        if quiet_start and quiet_end
+        else defaults.quiet
+    )
+    if quiet.covers(parse_hhmm(reminder_time)):
+        raise InvalidInput(
+            field,
+            f"a reminder at {reminder_time} falls inside the quiet hours "
+            f"{quiet.start:%H:%M}-{quiet.end:%H:%M}, so none could ever be sent; choose a "
+            "reminder time outside them",
+        )
 
 
 def add_patients(
@@ -43,21 +81,21 @@ def add_patients(
     patients: Sequence[PatientCreate],
     now: datetime,
     *,
-    default_reminder_time: time,
+    defaults: PatientDefaults,
 ) -> list[str]:
     """Add patients to a clinic in one statement; return their ids in order. A patient
-    without a reminder time gets `default_reminder_time` (the operator's setting).
+    without a reminder time or quiet hours gets the operator's `defaults`.
 
     Raises NotFound for an unknown clinic, InvalidInput naming the field (with the
-    position when there are several) for a bad time zone or a missing email address.
+    position when there are several) for a bad time zone, a missing email address or a
+    reminder time inside the quiet hours.
     """
     if db.get(Clinic, clinic_id) is None:
         raise NotFound("clinic", clinic_id)
     if any(p.channel == "webhook" for p in patients):
         check_webhook_channel(db, clinic_id)
-    default_time = default_reminder_time.strftime("%H:%M")
     rows = [
-        patient_row(clinic_id, patient, default_time, now, f"[{i}]." if len(patients) > 1 else "")
+        patient_row(clinic_id, patient, defaults, now, f"[{i}]." if len(patients) > 1 else "")
         for i, patient in enumerate(patients)
     ]
     with _one_per_external_id(db):
@@ -77,11 +115,16 @@ def _one_per_external_id(db: Session) -> Iterator[None]:
 
 
 def patient_row(
-    clinic_id: str, patient: PatientCreate, default_time: str, now: datetime, where: str = ""
+    clinic_id: str,
+    patient: PatientCreate,
+    defaults: PatientDefaults,
+    now: datetime,
+    where: str = "",
 ) -> dict[str, Any]:
-    """Return the row of a new patient (a reminder time of HH:MM `default_time` where
-    none is given); raise InvalidInput naming the field, after `where`, for a bad time
-    zone or a missing email address."""
+    """Return the row of a new patient (the operator's `defaults` where the patient has
+    no reminder time or quiet hours); raise InvalidInput naming the field, after
+    `where`, for a bad time zone, a missing email address or a reminder time inside the
+    quiet hours."""
     try:
         validate_timezone(patient.timezone)
     except ValueError as exc:
@@ -89,13 +132,18 @@ def patient_row(
     if patient.channel == "email" and not patient.email:
         raise InvalidInput(f"{where}email", "required when the channel is email")
     quiet = patient.quiet_hours
+    reminder_time = patient.reminder_time or defaults.reminder_time.strftime("%H:%M")
+    check_reachable_time(
+        reminder_time, quiet.start if quiet else None, quiet.end if quiet else None,
+        defaults, f"{where}reminder_time",
+    )  # fmt: skip
     return {
         "id": new_id(),
         "clinic_id": clinic_id,
         "name": patient.name,
         "email": patient.email,
         "timezone": patient.timezone,
-        "reminder_time": patient.reminder_time or default_time,
+        "reminder_time": reminder_time,
         "quiet_start": quiet.start if quiet else None,
         "quiet_end": quiet.end if quiet else None,
         "channel": patient.channel,
@@ -106,6 +154,11 @@ def patient_row(
         "adherence_rate": None,
         "missed_in_a_row": 0,
         "last_session_on": None,
+        # Checked as it is made: a time inside the quiet hours is refused, and so is a
+        # webhook patient without an endpoint taking reminders.
+        "unreachable": None,
+        "reachability_checked_at": now,
+        "email_refused": None,
         "created_at": now,
     }
 
@@ -127,12 +180,10 @@ def add_patient(
     patient: PatientCreate,
     now: datetime,
     *,
-    default_reminder_time: time,
+    defaults: PatientDefaults,
 ) -> Patient:
     """Add one patient; return it. Raises as `add_patients`."""
-    (patient_id,) = add_patients(
-        db, clinic_id, [patient], now, default_reminder_time=default_reminder_time
-    )
+    (patient_id,) = add_patients(db, clinic_id, [patient], now, defaults=defaults)
     added = db.get(Patient, patient_id)
     assert added is not None
     return added
@@ -230,6 +281,16 @@ def update_patient(
             raise InvalidInput(required, "cannot be removed")
     if changes.get("channel") == "webhook":
         check_webhook_channel(db, clinic_id)
+    if {"reminder_time", "quiet_hours"} & update.model_fields_set:
+        start, end = patient.quiet_start, patient.quiet_end
+        if "quiet_hours" in update.model_fields_set:
+            wanted = update.quiet_hours
+            start, end = (wanted.start, wanted.end) if wanted else (None, None)
+        check_reachable_time(
+            changes.get("reminder_time") or patient.reminder_time, start, end,
+            PatientDefaults.of(rt.settings),
+            "quiet_hours" if "quiet_hours" in update.model_fields_set else "reminder_time",
+        )  # fmt: skip
     changes.pop("quiet_hours", None)
     if "quiet_hours" in update.model_fields_set:  # null goes back to the operator's default
         patient.quiet_start = update.quiet_hours.start if update.quiet_hours else None
@@ -253,6 +314,8 @@ def update_patient(
         session_store.restamp_planned(db, patient.id, now)
     if timing & update.model_fields_set:
         retime_reminders(db, rt, patient, now)
+    if (timing | {"email"}) & update.model_fields_set:
+        reachability.refresh(db, rt.settings, [patient], now)
     return patient
 
 

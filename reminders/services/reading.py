@@ -192,6 +192,7 @@ def adherence_public(figures: Adherence) -> AdherencePublic:
         confirmed=figures.overall.confirmed,
         skipped=figures.overall.skipped,
         missed=figures.overall.missed,
+        not_reminded=figures.not_reminded,
         on_time_share=figures.on_time_share,
         current_streak=figures.streak,
         missed_in_a_row=figures.missed_in_a_row,
@@ -303,7 +304,7 @@ def patient_adherence(
 
 
 def ongoing_facts(db: Session, which: sa.ColumnElement[bool]) -> dict[str, list[SessionFact]]:
-    """What adherence reads of the sessions of the active or paused enrollments that
+    """What adherence reads of the sessions of the ongoing enrollments that
     `which` picks, by patient (the sessions a patient's adherence and risk are made of)."""
     # The status is checked here, not in SQL: given both, SQLite may walk the status
     # index (every ongoing enrollment of every clinic) instead of the one `which` names.

@@ -19,7 +19,8 @@ from reminders.lapse import NOT_DONE, LapseRule, standing
 from reminders.models import Enrollment, Patient
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
-from reminders.services import standings
+from reminders.safety import blame_patient
+from reminders.services import reachability, standings
 from reminders.services.enrollments import (
     local_today,
     planner_inputs,
@@ -68,9 +69,18 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     An appointment at the clinic is the staff's to record: unrecorded past its grace,
     it becomes `unrecorded` and the clinic is told, not the patient."""
     missed = missed_sessions(db, rt.settings, now, enrollment_ids)
+    blamed, excused = _by_blame(db, [s for s in missed if not s.at_clinic])
     marked = session_store.mark(
         db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, now
-    ) + session_store.mark(db, [s for s in missed if not s.at_clinic], SessionStatus.MISSED, now)
+    ) + session_store.mark(db, blamed, SessionStatus.MISSED, now)
+    # Never reminded, because nothing could reach the patient: not their miss, so no
+    # notice, no event and no escalation of misses; the clinic hears of the cause.
+    session_store.mark(db, excused, SessionStatus.NOT_REMINDED, now)
+    told = {s.enrollment_id for s in marked}
+    for enrollment_id in sorted({s.enrollment_id for s in excused} - told):
+        enrollment = db.get(Enrollment, enrollment_id)
+        if enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE:
+            replan(db, rt, enrollment, now)
     by_enrollment: dict[str, list[SessionRow]] = defaultdict(list)
     for session in marked:
         by_enrollment[session.enrollment_id].append(session)
@@ -105,6 +115,40 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
         _escalate_repeated_misses(db, rt, enrollment, patient, latest, now)
     outbox.queue(db, rows)
     return len(missed)
+
+
+# What reminds a patient of a session at home.
+REMINDING = ("reminder", "snooze", "day_before")
+
+
+def _by_blame(db: Session, sessions: list[SessionRow]) -> tuple[list[SessionRow], list[SessionRow]]:
+    """Split sessions not done into the patient's misses and those never reminded
+    because no reminder could reach the patient (`safety.blame_patient`)."""
+    if not sessions:
+        return [], []
+    enrollment_ids = sorted({s.enrollment_id for s in sessions})
+    cut_off = set(
+        db.execute(
+            sa.select(col(Enrollment.id))
+            .join(Patient, col(Patient.id) == col(Enrollment.patient_id))
+            .where(
+                col(Enrollment.id).in_(enrollment_ids),
+                sa.or_(
+                    col(Patient.unsubscribed_at).is_not(None),
+                    col(Patient.unreachable).is_not(None),
+                ),
+            )
+        ).scalars()
+    )
+    if not cut_off:
+        return sessions, []
+    reminded = outbox.sent_about(
+        db, [s.id for s in sessions if s.enrollment_id in cut_off], REMINDING
+    )
+    blamed = {
+        s.id for s in sessions if blame_patient(s.id in reminded, s.enrollment_id not in cut_off)
+    }
+    return [s for s in sessions if s.id in blamed], [s for s in sessions if s.id not in blamed]
 
 
 def _tell_clinic_of_unrecorded(
@@ -303,6 +347,8 @@ def _find_then_write(
 def sweep(rt: Runtime, now: datetime) -> SweepReport:
     """Run every sweep step once; return what was done."""
     _find_then_write(rt, now, paused_until_due, resume_paused)
+    # Before misses are judged: a patient no reminder can reach is not blamed for one.
+    _find_then_write(rt, now, reachability.unchecked, reachability.check_unchecked, STANDINGS_BATCH)
     missed = _find_then_write(rt, now, missing_enrollments, mark_missed)
     replanned = _find_then_write(rt, now, stale_enrollments, extend_horizons)
     lapsed = _find_then_write(rt, now, lapse_candidates, check_lapses)

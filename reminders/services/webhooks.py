@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col
 
 from reminders.channels.webhook import check_url, new_webhook_secret
-from reminders.errors import InvalidInput, NotFound
+from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, single_line
-from reminders.models import Clinic, WebhookEndpoint
+from reminders.models import Clinic, Enrollment, Patient, WebhookEndpoint
+from reminders.services import reachability
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.events import EVENT_TYPES
+from reminders.services.reminding import clinic_endpoints, subscribed
 from reminders.settings import Settings
+from reminders.states import ONGOING
 from reminders.stores import outbox
 
 # Long enough for a clinic to deploy the new secret to its receivers.
@@ -65,6 +69,9 @@ def add_endpoint(
     )
     db.add(endpoint)
     db.flush()
+    if "*" in wanted or "session.reminder" in wanted:
+        # Patients cut off for want of such an endpoint can be reached again.
+        reachability.refresh_webhook_patients(db, settings, clinic_id, now)
     record(
         db, actor, clinic_id, AuditAction.ENDPOINT_ADD, ("endpoint", endpoint.id),
         now, url=url, events=endpoint.events,
@@ -103,6 +110,22 @@ def rotate_secret(
     return endpoint
 
 
+def webhook_patients(db: Session, clinic_id: str) -> int:
+    """Return how many of the clinic's patients are reminded by webhook in a course still
+    under way: those a missing endpoint would leave without reminders."""
+    found = db.execute(
+        sa.select(sa.func.count(sa.distinct(col(Patient.id))))
+        .join(Enrollment, col(Enrollment.patient_id) == col(Patient.id))
+        .where(
+            col(Patient.clinic_id) == clinic_id,
+            col(Patient.channel) == "webhook",
+            col(Patient.erased_at).is_(None),
+            col(Enrollment.status).in_(ONGOING),
+        )
+    ).scalar_one()
+    return int(found)
+
+
 def delete_endpoint(
     db: Session,
     clinic_id: str,
@@ -112,8 +135,19 @@ def delete_endpoint(
     actor: Actor | None = None,
 ) -> None:
     """Delete an endpoint and cancel what was still waiting to go to it (past deliveries
-    keep its id as their target). Raises NotFound."""
+    keep its id as their target). Raises NotFound, or Conflict when it is the clinic's
+    last endpoint taking reminders and patients are reminded by webhook: they would get
+    nothing, silently."""
     endpoint = get_endpoint(db, clinic_id, endpoint_id)
+    others = [e for e in clinic_endpoints(db, clinic_id) if e.id != endpoint.id]
+    if not any(subscribed(e, "session.reminder") for e in others):
+        depending = webhook_patients(db, clinic_id)
+        if depending:
+            raise Conflict(
+                f"{depending} patient(s) are reminded by webhook and this is the clinic's "
+                "last endpoint taking session.reminder: add another endpoint first, or "
+                "move them to email"
+            )
     outbox.cancel_to_endpoint(db, endpoint.id, "endpoint deleted")
     db.delete(endpoint)
     db.flush()

@@ -338,6 +338,21 @@ def of_session(db: Session, session_id: str, kind: str) -> tuple[datetime, Deliv
     return None if found is None else (found[0], DeliveryState(found[1]))
 
 
+def sent_about(db: Session, session_ids: Collection[str], kinds: Collection[str]) -> set[str]:
+    """Return those of `session_ids` that a delivery of one of `kinds` reached (sent)."""
+    sent: set[str] = set()
+    for chunk in in_chunks(sorted(session_ids)):
+        found = db.execute(
+            sa.select(col(Delivery.session_id)).where(
+                col(Delivery.session_id).in_(chunk),
+                col(Delivery.kind).in_(sorted(kinds)),
+                col(Delivery.state) == DeliveryState.SENT,
+            )
+        )
+        sent.update(str(session_id) for session_id in found.scalars())
+    return sent
+
+
 def purge_ended(db: Session, before: datetime) -> int:
     """Delete deliveries that ended and were due before `before`; return how many."""
     result = db.execute(

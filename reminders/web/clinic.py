@@ -123,8 +123,12 @@ async def delete_endpoint(
     endpoint_id: str, request: Request, _form: CheckedForm, member: StaffDep, rt: RuntimeDep,
     tx: TransactionsDep, now: NowDep,
 ) -> Response:  # fmt: skip
-    async with tx.write() as db:
-        webhooks.delete_endpoint(db, member.clinic_id, endpoint_id, now, actor=actor_of(member))
+    try:
+        async with tx.write() as db:
+            webhooks.delete_endpoint(db, member.clinic_id, endpoint_id, now, actor=actor_of(member))
+    except Conflict as refused:
+        errors = {"delete": f"Not deleted: {refused}"}
+        return _endpoints(request, member.clinic_id, rt, tx, 409, errors=errors)
     return redirect(request, rt, "/app/endpoints")
 
 

@@ -32,6 +32,7 @@ from reminders.services import (
 )
 from reminders.services.enrollments import local_today
 from reminders.services.holds import HoldDecision
+from reminders.services.patients import PatientDefaults
 from reminders.web.auth import CheckedForm, StaffDep, actor_of
 from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
 from reminders.web.forms import REFUSALS, field_errors, given, refusal
@@ -85,7 +86,7 @@ async def add_patient(
         async with tx.write() as db:
             created = patients.add_patient(
                 db, member.clinic_id, facts, now,
-                default_reminder_time=rt.settings.default_reminder_time,
+                defaults=PatientDefaults.of(rt.settings),
             )  # fmt: skip
     except ValidationError as exc:
         return page(request, rt, "patient_new", 422, errors=field_errors(exc), form=form)

@@ -133,12 +133,12 @@ def test_a_new_reminder_time_moves_the_coming_sessions_and_counts_their_sequence
         path = feed_path(api, patient)
         before = read_feed(fetch(api, path))
     with moment(api, "2027-03-22 09:00"):
-        changed = api.patch(f"/v1/patients/{patient}", {"reminder_time": "07:15"})
+        changed = api.patch(f"/v1/patients/{patient}", {"reminder_time": "08:15"})
         assert changed.status_code == 200, changed.text
         after = read_feed(fetch(api, path))
     assert after.keys() == before.keys()
     for uid, event in after.items():
-        assert isinstance(event.wall, datetime) and event.wall.time().isoformat() == "07:15:00"
+        assert isinstance(event.wall, datetime) and event.wall.time().isoformat() == "08:15:00"
         assert event.sequence > before[uid].sequence
 
 

@@ -27,9 +27,9 @@ def test_patient_is_created_read_listed_and_changed(api: Api) -> None:
     second = api.get("/v1/patients", params={"limit": 2, "cursor": first["next_cursor"]}).json()
     assert [p["id"] for p in second["items"]] == ids[2:]
     assert second["next_cursor"] is None
-    changed = api.patch(f"/v1/patients/{ids[0]}", {"reminder_time": "07:45", "quiet_hours": None})
+    changed = api.patch(f"/v1/patients/{ids[0]}", {"reminder_time": "08:45", "quiet_hours": None})
     assert changed.status_code == 200
-    assert changed.json()["reminder_time"] == "07:45"
+    assert changed.json()["reminder_time"] == "08:45"
     assert changed.json()["quiet_hours"] is None
 
 

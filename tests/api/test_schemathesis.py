@@ -19,6 +19,7 @@ from reminders.db.schema import migrate
 from reminders.models import EnrollmentCreate, PatientCreate
 from reminders.runtime import Runtime
 from reminders.services import clinics, enrollments, patients, webhooks
+from reminders.services.patients import PatientDefaults
 from reminders.settings import load_settings
 from reminders.stores import session_store
 from tests.conftest import SETUP
@@ -38,7 +39,7 @@ with session_scope(_runtime.engine) as _db:
         _clinic.id,
         PatientCreate(name="Fuzz", email="f@example.org", timezone="UTC"),
         SETUP,
-        default_reminder_time=_settings.default_reminder_time,
+        defaults=PatientDefaults.of(_settings),
     )
     _screening = {c: False for c in _runtime.protocols["tap-water-hyperhidrosis"].contraindications}
     _enrollment = enrollments.enroll(

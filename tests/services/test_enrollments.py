@@ -303,7 +303,7 @@ def test_a_course_starting_beyond_the_horizon_is_welcomed_with_its_own_first_wee
 ) -> None:
     clinic = make_clinic(db)
     quiet = {"start": "21:00", "end": "08:00"}
-    patient = make_patient(db, clinic, reminder_time="07:00", quiet_hours=quiet)
+    patient = make_patient(db, clinic, stored_reminder_time="07:00", quiet_hours=quiet)
     start = date(2027, 1, 4)  # four weeks ahead: nothing of it is planned yet
     enrollments.enroll(
         db, rt, clinic, patient, request(start_date=start, weekdays=["mon", "thu"]), NOW
@@ -336,7 +336,7 @@ def test_a_welcome_promises_no_reminder_time_that_quiet_hours_would_break(
     db: Session, rt: Runtime
 ) -> None:
     clinic = make_clinic(db)
-    patient = make_patient(db, clinic, reminder_time="22:30")  # in the default quiet hours
+    patient = make_patient(db, clinic, stored_reminder_time="22:30")  # in the quiet hours
     enrollments.enroll(db, rt, clinic, patient, request(), NOW)
     (welcome,) = outbox.matching(db, kind="welcome")
     assert json.loads(welcome.payload)["reminder_at"] is None

@@ -274,3 +274,19 @@ def test_an_import_sends_no_welcome_unless_asked(db: Session, rt: Runtime) -> No
     (welcome,) = _welcomes(db)
     bea = db.exec(select(Patient).where(Patient.external_id == "EHR-2")).one()
     assert (welcome.patient_id, welcome.audience) == (bea.id, "patient")
+
+
+def test_a_reminder_time_inside_the_quiet_hours_is_refused_by_line_and_column(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    header = "name,email,timezone,external_id,protocol,start_date,reminder_time,screening"
+    stream = io.StringIO(
+        f"{header}\n"
+        "Ann,ann@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,22:30,none\n"
+        "Bea,bea@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,20:30,none\n"
+    )
+    report = import_patients(rt, clinic, read_rows(stream), NOW)
+    assert [(r.line, r.field) for r in report.refused] == [(2, "reminder_time")]
+    assert "inside the quiet hours 21:00-08:00" in report.refused[0].message
+    assert _count(db, Patient) == 1

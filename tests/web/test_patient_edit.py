@@ -14,7 +14,7 @@ FIELDS = {
     "name": "Ann Other",
     "email": "ann.other@example.org",
     "timezone": "America/New_York",
-    "reminder_time": "07:15",
+    "reminder_time": "08:15",
     "locale": "de",
     "external_id": "",
 }
@@ -35,7 +35,7 @@ def test_details_are_changed_from_the_patient_page(client: TestClient, db: Sessi
     assert (patient.name, patient.timezone, patient.reminder_time) == (
         "Ann Other",
         "America/New_York",
-        "07:15",
+        "08:15",
     )
     assert patient.locale == "de" and patient.external_id is None
 

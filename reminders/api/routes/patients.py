@@ -24,6 +24,7 @@ from reminders.models import (
     PatientUpdate,
 )
 from reminders.services import absences, clinic_views, enrollments, erasure, patients, reading
+from reminders.services.patients import PatientDefaults
 
 router = APIRouter(prefix="/v1", tags=["patients"])
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ async def create_patient(
 ) -> PatientPublic:
     """Add a patient to the calling clinic."""
     async with tx.write() as db:
-        default = rt.settings.default_reminder_time
-        patient = patients.add_patient(db, clinic.id, body, now, default_reminder_time=default)
+        defaults = PatientDefaults.of(rt.settings)
+        patient = patients.add_patient(db, clinic.id, body, now, defaults=defaults)
         return PatientPublic.of(patient)
 
 

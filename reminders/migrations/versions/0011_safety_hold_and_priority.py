@@ -1,5 +1,7 @@
-"""safety: an enrollment held after a side effect resumes on a clinician's day, and
-escalations carry a priority and the patient's own words
+"""safety: an enrollment held after a side effect resumes on a clinician's day;
+escalations carry a priority and the patient's own words; whether each patient can be
+reached is worked out again by the next sweep (every existing patient is left unchecked,
+so one whose reminder time falls inside the quiet hours is found and the clinic told)
 
 Revision ID: 0011
 Revises: 0010
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from reminders.models import UTCDateTime
 
 revision: str = '0011'
 down_revision: str | None = '0010'
@@ -37,9 +41,23 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column('patient_note', sa.String(length=2000), nullable=True))
     op.execute(_PRIORITY)
+    with op.batch_alter_table('patient', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('unreachable', sa.String(length=100), nullable=True))
+        batch_op.add_column(
+            sa.Column('reachability_checked_at', UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column('email_refused', sa.String(length=320), nullable=True))
+        batch_op.create_index(
+            'ix_patient_reachability_checked_at', ['reachability_checked_at'], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('patient', schema=None) as batch_op:
+        batch_op.drop_index('ix_patient_reachability_checked_at')
+        batch_op.drop_column('email_refused')
+        batch_op.drop_column('reachability_checked_at')
+        batch_op.drop_column('unreachable')
     with op.batch_alter_table('escalation', schema=None) as batch_op:
         batch_op.drop_column('patient_note')
         batch_op.drop_column('priority')
