@@ -24,9 +24,8 @@ def test_reminder_is_found_once_its_session_comes_into_the_window(
     db: Session, rt: Runtime, quiet_hours: dict[str, str] | None
 ) -> None:
     clinic = make_clinic(db)
-    preferences = {"quiet_hours": quiet_hours} if quiet_hours else {}
     patient = make_patient(
-        db, clinic, timezone="Europe/Berlin", reminder_time="18:30", **preferences
+        db, clinic, timezone="Europe/Berlin", reminder_time="18:30", quiet_hours=quiet_hours
     )
     enrollment = enroll_patient(db, rt, clinic, patient, "2026-12-07", at("2026-12-07 06:00"))
     by_date = {s.local_date: s for s in session_store.of_enrollment(db, enrollment)}
