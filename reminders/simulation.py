@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from reminders.channels import Sender
 from reminders.channels.email import email_sender
@@ -40,6 +39,7 @@ from reminders.errors import RemindersError
 from reminders.models import (
     Enrollment,
     EnrollmentCreate,
+    Escalation,
     PatientCreate,
     SessionReport,
 )
@@ -50,6 +50,7 @@ from reminders.services import (
     enrollments,
     holds,
     patients,
+    reading,
     sessions,
     webhooks,
 )
@@ -75,7 +76,16 @@ STORIES: dict[str, str] = {
     "at 10:00 three days later",
     "late-blister": "as dry, but reports blistering from the 4th session's link at 08:00 the "
     "next morning; the clinic lets the plan go on at 10:00 three days later",
+    "quiet-hours-time": "the clinic asks for reminders at 22:30 (refused: inside the quiet "
+    "hours), then 20:30; as dry",
+    "endpoint-deleted": "reminded by webhook; as dry until the clinic's systems stop "
+    "taking them: it tries to delete its only endpoint on day 10, and from day 12 the "
+    "endpoint answers 500 until the service disables it",
 }
+# The `quiet-hours-time` story's times: one inside the default quiet hours, then one not.
+NIGHT_TIME, EVENING_TIME = "22:30", "20:30"
+# The `endpoint-deleted` story's days.
+DELETE_ON_DAY, FAILS_FROM_DAY = 10, 12
 # Which confirmation brings the `burn` and `late-blister` stories' side effect.
 SIDE_EFFECT_AT = 4
 DECIDED_AFTER_DAYS = 3
@@ -88,10 +98,13 @@ CLINIC_ROUND = time(11, 0)
 
 
 class ClinicReceiver:
-    """The clinic's systems in a simulation: every webhook is taken at once."""
+    """The clinic's systems in a simulation: every webhook is taken at once, or, from
+    `fails_from` on, answered with a server error."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime], fails_from: datetime | None = None) -> None:
         self.taken: list[str] = []
+        self.clock = clock
+        self.fails_from = fails_from
 
     async def __aenter__(self) -> ClinicReceiver:
         return self
@@ -105,11 +118,14 @@ class ClinicReceiver:
         return None
 
     def submit(self, message: WebhookMessage) -> asyncio.Future[Outcome]:
-        """Take the message."""
+        """Take the message (or fail it)."""
+        answered: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if self.fails_from is not None and self.clock() >= self.fails_from:
+            answered.set_result(Outcome("retry", "HTTP 500"))
+            return answered
         self.taken.append(message.delivery_id)
-        taken: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        taken.set_result(Outcome("sent"))
-        return taken
+        answered.set_result(Outcome("sent"))
+        return answered
 
     def backlog(self) -> int:
         """Nothing ever waits."""
@@ -191,6 +207,7 @@ class _Course:
 
     patient_id: str
     enrollment_id: str
+    clinic_id: str
     timezone: str
     start: date
     reminders_seen: int = 0
@@ -248,33 +265,51 @@ def simulate(
     enroll_at = local_to_utc(start, time(8, 0), timezone)
     clock = _Clock(enroll_at)
     rt = rt.with_clock(clock)
+    refused: list[str] = []
     with session_scope(rt.engine) as db:
-        course = _set_up(db, rt, protocol_id, start, timezone, enroll_at)
+        course = _set_up(db, rt, protocol_id, start, timezone, enroll_at, story, refused)
     mailbox = _NotingMailbox(email_sender(rt.settings))
-    clinic = ClinicReceiver()
+    fails_from = (
+        local_to_utc(start + timedelta(days=FAILS_FROM_DAY), time(0, 0), timezone)
+        if story == "endpoint-deleted"
+        else None
+    )
+    clinic = ClinicReceiver(clock, fails_from)
     dispatcher = Dispatcher(rt, Senders(email=mailbox, webhook=clinic), worker="simulation")
     runner = _Runner(rt, course, story, clock, dispatcher, (mailbox.taken, clinic.taken))
+    runner.refused.extend(refused)
     return runner.run(start + timedelta(days=days))
 
 
 def _set_up(
-    db: Session, rt: Runtime, protocol_id: str, start: date, timezone: str, now: datetime
-) -> _Course:
+    db: Session, rt: Runtime, protocol_id: str, start: date, timezone: str, now: datetime,
+    story: str, refused: list[str],
+) -> _Course:  # fmt: skip
+    """The clinic, its endpoint, the patient and the enrollment; what the service refused
+    on the way goes in `refused`."""
     clinic, _key = clinics.create_clinic(db, "Simulated clinic", now)
     db.flush()
     webhooks.add_endpoint(db, rt.settings, clinic.id, "https://127.0.0.1/simulated-clinic", now)
-    patient = patients.add_patient(
-        db,
-        clinic.id,
-        PatientCreate(
+    by_webhook = story == "endpoint-deleted"
+    times = [NIGHT_TIME, EVENING_TIME] if story == "quiet-hours-time" else [REMINDER_TIME]
+    for reminder_time in times:
+        wanted = PatientCreate(
             name="Simulated Patient",
-            email="patient@simulation.invalid",
+            email=None if by_webhook else "patient@simulation.invalid",
+            channel="webhook" if by_webhook else "email",
             timezone=timezone,
-            reminder_time=REMINDER_TIME,
-        ),
-        now,
-        defaults=PatientDefaults.of(rt.settings),
-    )
+            reminder_time=reminder_time,
+        )
+        try:
+            with db.begin_nested():
+                patient = patients.add_patient(
+                    db, clinic.id, wanted, now, defaults=PatientDefaults.of(rt.settings)
+                )
+            break
+        except RemindersError as refusal:
+            refused.append(f"{now.isoformat(timespec='minutes')}: {refusal}")
+    else:
+        raise RemindersError("reminder_time: the service took none of the story's times")
     protocol = rt.protocols.get(protocol_id)
     if protocol is None:
         raise RemindersError(f"protocol: unknown protocol {protocol_id!r}")
@@ -285,7 +320,7 @@ def _set_up(
         screening={c: False for c in protocol.contraindications},
     )
     enrollment = enrollments.enroll(db, rt, clinic.id, patient.id, request, now)
-    return _Course(patient.id, enrollment.id, timezone, start)
+    return _Course(patient.id, enrollment.id, clinic.id, timezone, start)
 
 
 class _Runner:
@@ -311,6 +346,7 @@ class _Runner:
         self.received: dict[date, Day] = {}
         self.refused: list[str] = []
         self.phases: dict[date, str] = {}
+        self.seen: set[str] = set()  # escalations already noted
         self._plan_story_events()
 
     def local(self, day_offset: int, at: time) -> datetime:
@@ -345,6 +381,7 @@ class _Runner:
             ready = self.dispatcher.next_due() if changed else due
             if ready is not None and ready <= now:
                 self.dispatcher.dispatch()
+                changed = True  # a run may open escalations (a message that failed)
             self._record(now, changed)
             if due is not None and due <= now and self.dispatcher.next_due() == due:
                 # Nothing could move it now (a lease, a retry): look again a bit later.
@@ -377,6 +414,14 @@ class _Runner:
             taken.clear()
         with session_scope(self.rt.engine, write=False) as db:
             sent = outbox.by_ids(db, ids)
+            # From the clinic's inbox, so one is seen however it would have been told.
+            found = db.exec(
+                select(Escalation.id, Escalation.reason).where(
+                    Escalation.clinic_id == self.course.clinic_id, Escalation.created_at == now
+                )
+            ).all()
+            opened = [reason for escalation_id, reason in found if escalation_id not in self.seen]
+            self.seen.update(escalation_id for escalation_id, _ in found)
             enrollment = db.get(Enrollment, self.course.enrollment_id)
             assert enrollment is not None
             phase = (
@@ -388,15 +433,14 @@ class _Runner:
         today = local.date()
         self.phases[today] = phase
         day = self.received.setdefault(today, Day(today, phase))
+        day.clinic.extend(f"escalation:{reason}" for reason in opened)
         for delivery in sent:
             if delivery.audience == DeliveryAudience.PATIENT:
                 day.patient.append(delivery.kind)
                 day.patient_at.append(f"{local:%H:%M}")
                 if delivery.kind == "reminder" and delivery.session_id:
                     self._answer(delivery.session_id, now)
-            elif delivery.kind == "patient.escalation":
-                day.clinic.append(f"escalation:{json.loads(delivery.payload)['reason']}")
-            else:
+            elif delivery.kind != "patient.escalation":  # counted from the inbox above
                 day.clinic.append(delivery.kind)
 
     def _answer(self, session_id: str, reminded_at: datetime) -> None:
@@ -502,6 +546,14 @@ class _Runner:
 
     def _plan_story_events(self) -> None:
         course = self.course
+        if self.story == "endpoint-deleted":
+
+            def delete_endpoint(db: Session, now: datetime) -> None:
+                patient = patients.get_patient(db, None, course.patient_id)
+                for endpoint in reading.list_endpoints(db, patient.clinic_id):
+                    webhooks.delete_endpoint(db, patient.clinic_id, endpoint.id, now)
+
+            self.at(self.local(DELETE_ON_DAY, time(9, 0)), delete_endpoint)
         if self.rt.protocols[self.course_protocol()].given_at == "clinic":
             self.at(self.local(0, CLINIC_ROUND), self._clinic_day)
         if self.story == "pause-3-weeks":

@@ -38,7 +38,18 @@ EXPECTED: dict[str, dict[str, int]] = {
         "escalation:side_effect": 1, "plan.phase_changed": 1, "reminder": 17,
         "session.confirmed": 17, "session.problem_reported": 1,
     },
+    "quiet-hours-time": {"plan.phase_changed": 1, "reminder": 17, "session.confirmed": 17},
+    "endpoint-deleted": {
+        "escalation:unreachable": 1, "plan.phase_changed": 1, "reminder": 6,
+        "session.confirmed": 6,
+    },
 }  # fmt: skip
+# What the service refuses of what these stories' clinics do.
+REFUSED = {
+    "quiet-hours-time": ["reminder_time: a reminder at 22:30 falls inside the quiet hours"],
+    "endpoint-deleted": ["1 patient(s) are reminded by webhook and this is the clinic's last"],
+}
+REMINDER_TIMES = {"quiet-hours-time": "20:30"}
 
 
 # A story's result depends only on the code and the backend: each runs once per backend
@@ -63,14 +74,18 @@ def test_each_story_sends_exactly_what_the_rules_say(rt: Runtime, story: str) ->
     result = run(rt, story)
     # Every story starts with the patient's welcome.
     assert result.totals == {**EXPECTED[story], "welcome": 1}
-    assert result.refused == [], "the service took everything the story's people did"
+    refused = [line.partition(": ")[2] for line in result.refused]
+    wanted = REFUSED.get(story, [])
+    assert len(refused) == len(wanted), "the service took everything else the story's people did"
+    assert all(line.startswith(start) for line, start in zip(refused, wanted, strict=True))
     times = {
         at for d in result.days for kind, at in zip(d.patient, d.patient_at, strict=True)
         if kind == "reminder"
     }  # fmt: skip
-    assert times == {"18:00"}, "the local reminder time holds on both sides of the DST change"
+    assert times == {REMINDER_TIMES.get(story, "18:00")}, "the local time holds across DST"
     reminded = days_with(result, "reminder")
-    assert any(d < SUMMER_TIME for d in reminded) and any(d > SUMMER_TIME for d in reminded)
+    if story != "endpoint-deleted":  # no reminder reaches that patient by spring
+        assert any(d < SUMMER_TIME for d in reminded) and any(d > SUMMER_TIME for d in reminded)
 
 
 def test_a_dry_patient_on_four_week_maintenance_is_never_nagged(rt: Runtime) -> None:
@@ -147,3 +162,14 @@ def test_a_late_blister_is_stored_on_its_own_session_and_makes_no_session(rt: Ru
     assert reported - timedelta(days=1) in confirmed, "the session of the evening before"
     assert reported not in confirmed, "no unscheduled session on the day of the report"
     assert set(confirmed) <= set(days_with(result, "reminder"))
+
+
+def test_a_patient_whose_endpoint_stopped_is_never_blamed_for_what_never_reached_them(
+    rt: Runtime,
+) -> None:
+    result = run(rt, "endpoint-deleted")
+    assert days_with(result, "missed") == [] and days_with(result, "session.missed") == []
+    assert days_with(result, "escalation:missed_sessions") == []
+    assert days_with(result, "escalation:lapsed") == [] and days_with(result, "overdue") == []
+    (unreachable,) = days_with(result, "escalation:unreachable")
+    assert unreachable > START + timedelta(days=12)

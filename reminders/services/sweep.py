@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from reminders.adherence import SessionFact, adherence
 from reminders.db.engine import paced_batches, session_scope
 from reminders.lapse import NOT_DONE, LapseRule, standing
-from reminders.models import Enrollment, Patient
+from reminders.models import Enrollment, Patient, WebhookEndpoint
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.safety import blame_patient
@@ -123,10 +123,19 @@ REMINDING = ("reminder", "snooze", "day_before")
 
 def _by_blame(db: Session, sessions: list[SessionRow]) -> tuple[list[SessionRow], list[SessionRow]]:
     """Split sessions not done into the patient's misses and those never reminded
-    because no reminder could reach the patient (`safety.blame_patient`)."""
+    because no reminder could reach the patient (`safety.blame_patient`): they are
+    unsubscribed, unreachable, or reminded by webhook while every endpoint that would
+    take their reminders is failing (before the service gives up on it)."""
     if not sessions:
         return [], []
     enrollment_ids = sorted({s.enrollment_id for s in sessions})
+    endpoint = WebhookEndpoint
+    takes_reminders = sa.exists().where(
+        col(endpoint.clinic_id) == col(Patient.clinic_id),
+        col(endpoint.enabled),
+        col(endpoint.failing_since).is_(None),
+        sa.or_(col(endpoint.events) == "*", col(endpoint.events).contains("session.reminder")),
+    )
     cut_off = set(
         db.execute(
             sa.select(col(Enrollment.id))
@@ -136,6 +145,7 @@ def _by_blame(db: Session, sessions: list[SessionRow]) -> tuple[list[SessionRow]
                 sa.or_(
                     col(Patient.unsubscribed_at).is_not(None),
                     col(Patient.unreachable).is_not(None),
+                    sa.and_(col(Patient.channel) == "webhook", ~takes_reminders),
                 ),
             )
         ).scalars()
