@@ -16,13 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from reminders.kinds import ABOUT_THE_END, SESSION_BOUND, TO_THE_CLINIC
 from reminders.states import DeliveryAudience, DeliveryState, EnrollmentStatus, SessionStatus
 from reminders.timing import QuietHours, after_quiet_hours
-
-# Messages about a planned session: pointless once it is confirmed, skipped or cancelled.
-SESSION_BOUND = frozenset({"reminder", "day_before", "follow_up", "snooze", "appointment"})
-# Messages about an enrollment that has ended: still worth sending once it is not active.
-ABOUT_THE_END = frozenset({"completed", "course_ended"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +86,6 @@ def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
     if facts.expires_at is not None and resume >= facts.expires_at:
         return End(DeliveryState.EXPIRED, "quiet hours until too late")
     return Defer(resume)
-
-
-# Messages to the clinic itself: if one cannot be delivered, telling the clinic again by
-# the same means would only fail again (and loop).
-TO_THE_CLINIC = frozenset({"clinic_alert", "escalation", "patient.escalation"})
 
 
 def refused_for_good(audience: str, channel: str, state: str) -> bool:

@@ -30,9 +30,6 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, NamedTuple, TypeVar
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from reminders.channels import Sender, StreamingSender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
@@ -45,6 +42,7 @@ from reminders.runtime import Runtime
 from reminders.services import reachability
 from reminders.services.events import escalate
 from reminders.services.reminding import alert_clinic
+from reminders.services.webhooks import disable_endpoint
 from reminders.states import EscalationReason
 from reminders.stores import outbox
 from reminders.stores.outbox import DeliveryRow
@@ -217,7 +215,7 @@ class Dispatcher:
         webhook = delivery.channel == "webhook"
         endpoint = db.get(WebhookEndpoint, delivery.target) if webhook else None
         if outcome is not None and outcome.status == "gone" and endpoint is not None:
-            self._disable_endpoint(db, endpoint, "answered 410 Gone", now)
+            disable_endpoint(db, self.rt.settings, endpoint, "answered 410 Gone", now)
         # An endpoint failing as a whole is reported once, when it is disabled.
         told = endpoint is not None and (endpoint.failing_since is not None or not endpoint.enabled)
         error = values.get("last_error")
@@ -281,36 +279,9 @@ class Dispatcher:
                 endpoint.failing_since = now
             elif now - endpoint.failing_since >= limit:
                 since = endpoint.failing_since.isoformat(timespec="minutes")
-                self._disable_endpoint(db, endpoint, f"failing since {since}", now)
+                disable_endpoint(db, self.rt.settings, endpoint, f"failing since {since}", now)
                 continue
             db.add(endpoint)
-
-    def _disable_endpoint(
-        self, db: Any, endpoint: WebhookEndpoint, reason: str, now: datetime
-    ) -> None:
-        """Disable the endpoint and tell the clinic; a conditional UPDATE, so of several
-        workers seeing the same failure exactly one does it."""
-        disabled = db.execute(
-            sa.update(WebhookEndpoint)
-            .where(col(WebhookEndpoint.id) == endpoint.id, col(WebhookEndpoint.enabled))
-            .values(
-                enabled=False, disabled_reason=f"{reason} ({now.isoformat(timespec='minutes')})"
-            )
-            .execution_options(synchronize_session=False)
-        )
-        db.expire(endpoint)
-        if disabled.rowcount != 1:
-            return  # another worker got there first
-        reachability.refresh_webhook_patients(db, self.rt.settings, endpoint.clinic_id, now)
-        alert_clinic(
-            db,
-            endpoint.clinic_id,
-            "A webhook endpoint was disabled",
-            f"The endpoint {endpoint.url} was disabled: {reason}. No more webhooks go to it; "
-            "messages it could not take are listed under /v1/deliveries. Register it again "
-            "once it is working.",
-            now,
-        )
 
 
 def _log_result(delivery: DeliveryRow, state: str, now: datetime) -> None:

@@ -21,33 +21,9 @@ from markupsafe import Markup, escape
 from reminders import sms
 from reminders.channels.email import Attachment, Email
 from reminders.i18n import Formats, templates, translator
+from reminders.kinds import KINDS, DeliveryKind
 from reminders.locales import N_
 
-SUBJECTS = {
-    "reminder": N_("Your treatment session today"),
-    "day_before": N_("Your treatment session tomorrow"),
-    "follow_up": N_("Did you manage today's session?"),
-    "missed": N_("We missed your session"),
-    "overdue": N_("Time for your next session"),
-    "completed": N_("Your treatment course is complete"),
-    "course_ended": N_("Your clinic has ended your treatment course"),
-    "appointment": N_("Your appointment tomorrow"),
-    "snooze": N_("Reminder: your treatment session today"),
-    "welcome": N_("Your treatment plan"),
-}
-# One SMS each: the clinic's name is shortened to fit, the link never.
-SMS_TEXTS = {
-    "reminder": N_("%(clinic)s: treatment session today (%(day)s). Tell us when done: %(link)s"),
-    "snooze": N_("%(clinic)s: treatment session today (%(day)s). Tell us when done: %(link)s"),
-    "day_before": N_("%(clinic)s: treatment session tomorrow (%(day)s)."),
-    "follow_up": N_("%(clinic)s: did you manage today's session? Tell us: %(link)s"),
-    "missed": N_("%(clinic)s: we missed your session (%(day)s). Your plan is updated: %(link)s"),
-    "overdue": N_("%(clinic)s: time for your next session. Tell us when done: %(link)s"),
-    "appointment": N_("%(clinic)s: your appointment at the clinic is tomorrow (%(day)s)."),
-    "completed": N_("%(clinic)s: your treatment course is complete. Thank you!"),
-    "course_ended": N_("%(clinic)s has ended your treatment course and will contact you."),
-    "welcome": N_("%(clinic)s has planned your treatment. First session: %(day)s."),
-}  # fmt: skip
 # Protocols name body areas in English; patients read them in their language.
 BODY_AREAS = {
     "palms": N_("palms"),
@@ -141,6 +117,11 @@ class Rendered:
     html: str
 
 
+def _text(text: str | None) -> str:
+    assert text is not None, "every message kind has its texts (tests/test_kinds.py)"
+    return text
+
+
 def session_length(t: NullTranslations, minutes: int | None, body_area: str | None) -> str | None:
     """ "The session takes 20 minutes (palms).", in the catalog's language."""
     if not minutes:
@@ -217,7 +198,7 @@ def _render_marked(message: PatientMessage, html: bool) -> Rendered:
     if html:
         context["strong_day"] = Markup("<strong>%s</strong>") % day
     return Rendered(
-        t.gettext(SUBJECTS[message.kind]),
+        t.gettext(_text(KINDS[DeliveryKind(message.kind)].subject)),
         # Sections a message leaves out leave their blank lines behind.
         _BLANK_LINES.sub("\n\n", text),
         environment.get_template("patient.html").render(context) if html else "",
@@ -229,7 +210,7 @@ def sms_text(message: PatientMessage) -> str:
     t = translator(message.locale)
     link = message.links.session or ""
     return sms.fit(
-        t.gettext(SMS_TEXTS[message.kind]),
+        t.gettext(_text(KINDS[DeliveryKind(message.kind)].sms)),
         "clinic",
         clinic=message.clinic,
         day=Formats(message.locale).short_day(message.first_day or message.local_date),
@@ -314,13 +295,6 @@ def relayed_message(
     return data
 
 
-STAFF_SUBJECTS = {
-    "staff_setup": "Your account in the reminders web app",
-    "staff_reset": "Reset your password for the reminders web app",
-    "staff_locked": "Your reminders account was locked",
-}
-
-
 def staff_text(
     kind: str, *, email: str, clinic: str, until: datetime, link: str | None, login: str
 ) -> tuple[str, str]:
@@ -330,7 +304,7 @@ def staff_text(
         kind=kind, email=email, clinic=clinic, link=link, login=login,
         until=until.strftime("%Y-%m-%d %H:%M"),
     )  # fmt: skip
-    return STAFF_SUBJECTS[kind], text
+    return _text(KINDS[DeliveryKind(kind)].subject), text
 
 
 # The clinic's alert email says what happened in its subject, so a burn never looks like

@@ -19,8 +19,9 @@ from reminders import calendar
 from reminders.channels.email import Attachment
 from reminders.channels.webhook import WebhookMessage
 from reminders.db.rows import in_chunks, read_columns, table_of
-from reminders.decisions import SESSION_BOUND, Defer, End, PatientMessageFacts, decide
+from reminders.decisions import Defer, End, PatientMessageFacts, decide
 from reminders.errors import Conflict
+from reminders.kinds import LINKED, event_of
 from reminders.locales import DEFAULT, resolve
 from reminders.messages import (
     Links,
@@ -42,7 +43,7 @@ from reminders.protocols import Protocol
 from reminders.runtime import Runtime
 from reminders.services import calendar_feed, staff
 from reminders.services.protocol_versions import protocol_of
-from reminders.services.reminding import EVENT_FOR_KIND, recipient
+from reminders.services.reminding import recipient
 from reminders.services.staff import LinkPurpose
 from reminders.states import DeliveryAudience, DeliveryState
 from reminders.stores import session_store
@@ -59,9 +60,6 @@ from reminders.tokens import (
 )
 
 log = logging.getLogger(__name__)
-
-# Messages whose links let the patient act on the session (staff record appointments).
-LINKED = (SESSION_BOUND - {"appointment"}) | {"missed", "overdue"}
 
 
 class SigningTarget(NamedTuple):
@@ -299,7 +297,7 @@ class Preparer:
             enrollment_id=enrollment.id if enrollment else None,
             timezone=zone_name,
         )
-        kind = EVENT_FOR_KIND[delivery.kind]
+        kind = event_of(delivery.kind)
         return self._signed(loaded, delivery, kind, delivery.due_at, data, now)
 
     def _patient_message(

@@ -23,26 +23,6 @@ from reminders.services.reminding import clinic_endpoints, subscribed
 from reminders.states import DeliveryAudience, EscalationReason, EscalationState
 from reminders.stores import outbox
 
-# Types a clinic endpoint can subscribe to: messages for the patient (relayed by the
-# clinic's systems, e.g. to SMS) and events about the patient for the clinic.
-EVENT_TYPES: tuple[str, ...] = (
-    "session.reminder",
-    "session.follow_up",
-    "patient.missed_notice",
-    "patient.overdue",
-    "session.missed",
-    "session.confirmed",
-    "session.skipped",
-    "session.problem_reported",
-    "plan.phase_changed",
-    "enrollment.completed",
-    "patient.completion_notice",
-    "patient.course_ended_notice",
-    "patient.welcome",
-    "patient.escalation",
-    "patient.erased",
-)
-
 
 def patient_data(db: Session, patient: Patient) -> dict[str, Any]:
     """Return how events name a patient: ids always, the name only where the clinic

@@ -15,6 +15,7 @@ from reminders.adherence import NO_RISK
 from reminders.db.rows import insert_rows
 from reminders.errors import Conflict, Gone, InvalidInput, NotFound
 from reminders.ids import new_id
+from reminders.kinds import TIMED_BY_PATIENT
 from reminders.models import (
     Clinic,
     Enrollment,
@@ -354,7 +355,7 @@ def retime_reminders(db: Session, rt: Runtime, patient: Patient, now: datetime) 
             Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
         )
     ).all()
-    outbox.forget_unsent(db, patient.id, ("reminder", "follow_up", "day_before"))
+    outbox.forget_unsent(db, patient.id, TIMED_BY_PATIENT)
     for enrollment in enrollments:
         replan(db, rt, enrollment, now)
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from reminders.db.rows import in_chunks, read_columns, table_of
+from reminders.kinds import DeliveryKind, event_of
 from reminders.models import Delivery, Enrollment, Patient, TreatmentSession, WebhookEndpoint
 from reminders.settings import Settings
 from reminders.states import DeliveryAudience, DeliveryState, EnrollmentStatus, SessionStatus
@@ -37,19 +38,6 @@ from reminders.timing import (
 
 LOOKAHEAD = timedelta(hours=36)
 NOTICE_USEFUL = timedelta(hours=24)
-
-EVENT_FOR_KIND = {
-    "reminder": "session.reminder",
-    "day_before": "session.reminder",
-    "follow_up": "session.follow_up",
-    "missed": "patient.missed_notice",
-    "overdue": "patient.overdue",
-    "snooze": "session.reminder",
-    "completed": "patient.completion_notice",
-    "course_ended": "patient.course_ended_notice",
-    "appointment": "session.reminder",
-    "welcome": "patient.welcome",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +176,7 @@ def patient_delivery_rows(
     if who.channel == "email":
         targets = [("email", who.patient_id)]
     else:
-        event = EVENT_FOR_KIND[kind]
+        event = event_of(kind)
         targets = [("webhook", e.id) for e in endpoints if subscribed(e, event)]
     body = json.dumps(payload or {})
     return [
@@ -339,7 +327,7 @@ def _not_yet_reminded(*columns: Any) -> sa.Select[Any]:
             # Most sessions got their reminder when they were planned; skip those.
             ~sa.exists().where(
                 col(Delivery.session_id) == TreatmentSession.id,
-                col(Delivery.kind).in_(("reminder", "appointment")),
+                col(Delivery.kind).in_((DeliveryKind.REMINDER, DeliveryKind.APPOINTMENT)),
             ),
         )
     )

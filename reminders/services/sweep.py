@@ -15,12 +15,13 @@ from sqlmodel import Session, col, select
 
 from reminders.adherence import SessionFact, adherence
 from reminders.db.engine import paced_batches, session_scope
+from reminders.kinds import REMINDS
 from reminders.lapse import NOT_DONE, LapseRule, standing
 from reminders.models import Enrollment, Patient, WebhookEndpoint
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.safety import blame_patient
-from reminders.services import reachability, standings
+from reminders.services import reachability, standings, webhooks
 from reminders.services.enrollments import (
     local_today,
     planner_inputs,
@@ -117,10 +118,6 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     return len(missed)
 
 
-# What reminds a patient of a session at home.
-REMINDING = ("reminder", "snooze", "day_before")
-
-
 def _by_blame(db: Session, sessions: list[SessionRow]) -> tuple[list[SessionRow], list[SessionRow]]:
     """Split sessions not done into the patient's misses and those never reminded
     because no reminder could reach the patient (`safety.blame_patient`): they are
@@ -153,7 +150,7 @@ def _by_blame(db: Session, sessions: list[SessionRow]) -> tuple[list[SessionRow]
     if not cut_off:
         return sessions, []
     reminded = outbox.sent_about(
-        db, [s.id for s in sessions if s.enrollment_id in cut_off], REMINDING
+        db, [s.id for s in sessions if s.enrollment_id in cut_off], REMINDS
     )
     blamed = {
         s.id for s in sessions if blame_patient(s.id in reminded, s.enrollment_id not in cut_off)
@@ -357,6 +354,7 @@ def _find_then_write(
 def sweep(rt: Runtime, now: datetime) -> SweepReport:
     """Run every sweep step once; return what was done."""
     _find_then_write(rt, now, paused_until_due, resume_paused)
+    _find_then_write(rt, now, webhooks.long_failing, webhooks.disable_long_failing)
     # Before misses are judged: a patient no reminder can reach is not blamed for one.
     _find_then_write(rt, now, reachability.unchecked, reachability.check_unchecked, STANDINGS_BATCH)
     missed = _find_then_write(rt, now, missing_enrollments, mark_missed)

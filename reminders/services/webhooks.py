@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from reminders.channels.webhook import check_url, new_webhook_secret
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.fields import checked, single_line
+from reminders.kinds import EVENT_TYPES
 from reminders.models import Clinic, Enrollment, Patient, WebhookEndpoint
+from reminders.runtime import Runtime
 from reminders.services import reachability
 from reminders.services.audit import Actor, AuditAction, record
-from reminders.services.events import EVENT_TYPES
-from reminders.services.reminding import clinic_endpoints, subscribed
+from reminders.services.reminding import alert_clinic, clinic_endpoints, subscribed
 from reminders.settings import Settings
 from reminders.states import ONGOING
 from reminders.stores import outbox
@@ -108,6 +110,65 @@ def rotate_secret(
     subject = ("endpoint", endpoint.id)
     record(db, actor, endpoint.clinic_id, AuditAction.ENDPOINT_ROTATE, subject, now)
     return endpoint
+
+
+def disable_endpoint(
+    db: Session, settings: Settings, endpoint: WebhookEndpoint, reason: str, now: datetime
+) -> None:
+    """Disable the endpoint and tell the clinic, and work out again which of its patients
+    can still be reached; a conditional UPDATE, so of several workers seeing the same
+    failure exactly one does it."""
+    disabled = db.execute(
+        sa.update(WebhookEndpoint)
+        .where(col(WebhookEndpoint.id) == endpoint.id, col(WebhookEndpoint.enabled))
+        .values(enabled=False, disabled_reason=f"{reason} ({now.isoformat(timespec='minutes')})")
+        .execution_options(synchronize_session=False)
+    )
+    db.expire(endpoint)
+    if disabled.rowcount != 1:  # type: ignore[attr-defined]
+        return  # another worker got there first
+    reachability.refresh_webhook_patients(db, settings, endpoint.clinic_id, now)
+    alert_clinic(
+        db,
+        endpoint.clinic_id,
+        "A webhook endpoint was disabled",
+        f"The endpoint {endpoint.url} was disabled: {reason}. No more webhooks go to it; "
+        "messages it could not take are listed under /v1/deliveries. Register it again "
+        "once it is working.",
+        now,
+    )
+
+
+def _failing_too_long(settings: Settings, now: datetime) -> sa.ColumnElement[bool]:
+    since = now - timedelta(hours=settings.endpoint_disable_after_h)
+    return sa.and_(col(WebhookEndpoint.enabled), col(WebhookEndpoint.failing_since) <= since)
+
+
+def long_failing(db: Session, rt: Runtime, now: datetime) -> list[str]:
+    """Return the endpoints failing for `endpoint_disable_after_h`. A read: the sweep's
+    `disable_long_failing` disables them."""
+    found = db.execute(
+        sa.select(col(WebhookEndpoint.id)).where(_failing_too_long(rt.settings, now))
+    )
+    return list(found.scalars())
+
+
+def disable_long_failing(
+    db: Session, rt: Runtime, now: datetime, endpoint_ids: Sequence[str]
+) -> int:
+    """Disable those of `endpoint_ids` still failing for `endpoint_disable_after_h`,
+    whether or not a message has tried them since (a sweep step): the clinic hears of its
+    cut-off patients then, not at the next message. Returns how many were disabled."""
+    found = db.exec(
+        select(WebhookEndpoint).where(
+            col(WebhookEndpoint.id).in_(endpoint_ids), _failing_too_long(rt.settings, now)
+        )
+    ).all()
+    for endpoint in found:
+        assert endpoint.failing_since is not None  # the query's condition
+        failing = endpoint.failing_since.isoformat(timespec="minutes")
+        disable_endpoint(db, rt.settings, endpoint, f"failing since {failing}", now)
+    return len(found)
 
 
 def webhook_patients(db: Session, clinic_id: str) -> int:

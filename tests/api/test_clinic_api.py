@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from reminders.runtime import Runtime
 from reminders.services.sweep import sweep
+from reminders.states import DeliveryState
 from reminders.stores import outbox
 from tests.api.conftest import ENROLLMENT, NOW, PATIENT, Api
 from tests.conftest import CLEAR_SCREENING
@@ -42,6 +43,26 @@ def test_changing_reminder_time_retimes_the_pending_reminder(api: Api, db: Sessi
     db.expire_all()
     (after,) = outbox.matching(db, kind="reminder")
     assert after.due_at == NOW.replace(hour=19, minute=15)
+
+
+def test_an_appointment_reminder_follows_the_patients_time_and_channel_once(
+    api: Api, db: Session, rt: Runtime
+) -> None:
+    api.post("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/hooks", "events": ["*"]})
+    patient = api.patient(timezone="UTC", reminder_time="18:00")
+    api.enroll(patient, protocol="dexamethasone-tendinopathy", body_area="elbow", weekdays=None)
+    (before,) = outbox.matching(db, kind="appointment", state=DeliveryState.PENDING)
+    assert before.due_at.time().isoformat() == "18:00:00"
+    api.patch(f"/v1/patients/{patient}", {"reminder_time": "20:00"})
+    sweep(rt, NOW + timedelta(days=1))  # makes what falls due within its look ahead
+    db.expire_all()
+    (moved,) = outbox.matching(db, kind="appointment", state=DeliveryState.PENDING)
+    assert (moved.due_at.time().isoformat(), moved.channel) == ("20:00:00", "email")
+    api.patch(f"/v1/patients/{patient}", {"channel": "webhook"})
+    sweep(rt, NOW + timedelta(days=1))
+    db.expire_all()
+    (relayed,) = outbox.matching(db, kind="appointment", state=DeliveryState.PENDING)
+    assert relayed.channel == "webhook"
 
 
 def test_enrollment_answers_with_its_upcoming_sessions(api: Api) -> None:
