@@ -20,6 +20,7 @@ class DeliveryKind(StrEnum):
     FOLLOW_UP = "follow_up"
     SNOOZE = "snooze"
     APPOINTMENT = "appointment"
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
     MISSED = "missed"
     OVERDUE = "overdue"
     COMPLETED = "completed"
@@ -96,6 +97,13 @@ KINDS: dict[DeliveryKind, Kind] = {
         _PATIENT, "session.reminder", N_("Your appointment tomorrow"),
         N_("%(clinic)s: your appointment at the clinic is tomorrow (%(day)s)."),
         session_bound=True, timed_by_patient=True,
+    ),
+    # Sent however the course stands now: a pause or a hold is what cancelled it.
+    DeliveryKind.APPOINTMENT_CANCELLED: Kind(
+        _PATIENT, "patient.appointment_cancelled", N_("Your appointment is cancelled"),
+        N_("%(clinic)s: your appointment on %(day)s is cancelled. Your clinic will tell you "
+           "the next one."),
+        about_the_end=True,
     ),
     DeliveryKind.MISSED: Kind(
         _PATIENT, "patient.missed_notice", N_("We missed your session"),

@@ -21,6 +21,7 @@ from reminders.db.rows import (
 )
 from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
 from reminders.ids import new_ids
+from reminders.kinds import DeliveryKind
 from reminders.models import (
     AbsenceRow,
     Clinic,
@@ -705,10 +706,12 @@ def replan(
     new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
     active = enrollment.status == EnrollmentStatus.ACTIVE
     at_clinic = protocol.given_at == "clinic"
-    planned = _bring_sessions_in_line(
+    planned, dropped = _bring_sessions_in_line(
         db, enrollment.id, rows, new_plan.sessions if active else (), today, patient.timezone,
         at_clinic, now,
     )  # fmt: skip
+    if at_clinic and dropped:
+        _tell_of_cancelled_appointments(db, rt, patient, dropped, now)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
     completed = new_plan.completed and active
     if completed:
@@ -730,9 +733,9 @@ def _bring_sessions_in_line(
     timezone: str,
     at_clinic: bool,
     now: datetime,
-) -> list[tuple[str, date]]:
+) -> tuple[list[tuple[str, date]], list[PlanRow]]:
     """Write what makes the stored sessions match `wanted` (see `replanning`); return
-    the id and date of each wanted session."""
+    the id and date of each wanted session, and the planned sessions it cancelled."""
     diff = diff_sessions(rows, wanted, today, timezone)
     session_store.apply_plan(
         db,
@@ -749,10 +752,27 @@ def _bring_sessions_in_line(
         for s in diff.add
     }
     session_store.insert_planned(db, list(fresh.values()))
-    return [
+    planned = [
         (row_id or fresh[s.local_date].id, s.local_date)
         for row_id, s in zip(diff.rows, wanted, strict=True)
     ]
+    return planned, list(diff.cancel)
+
+
+def _tell_of_cancelled_appointments(
+    db: Session, rt: Runtime, patient: Patient, dropped: list[PlanRow], now: datetime
+) -> None:
+    """An appointment the patient was already reminded of, and that a re-plan (a pause,
+    a hold) took away, gets one message saying so: they would come for nothing."""
+    told = outbox.sent_about(db, [r.id for r in dropped], {DeliveryKind.APPOINTMENT})
+    for row in dropped:
+        if row.id in told:
+            outbox.queue(
+                db,
+                notice_rows(
+                    db, rt.settings, DeliveryKind.APPOINTMENT_CANCELLED, row.id, patient, now
+                ),
+            )
 
 
 def _record_plan(

@@ -105,3 +105,30 @@ def test_an_appointment_nobody_recorded_goes_to_the_clinic_not_to_the_patient(
     api.clock[0] = NOW.replace(day=8, hour=13)
     recorded = api.post(f"/v1/sessions/{monday.id}/confirm", {"outcome": "5"})
     assert recorded.status_code == 200 and recorded.json()["status"] == "confirmed"
+
+
+def test_a_paused_appointment_the_patient_was_told_of_is_called_off_and_resuming_gives_notice(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    patient = api.patient(timezone="UTC", reminder_time="18:00")
+    enrollment = api.enroll(
+        patient, protocol="dexamethasone-tendinopathy", body_area="elbow", weekdays=None
+    )["id"]
+    with freeze_time(at("2026-12-08 18:00")):
+        sweep(rt, at("2026-12-08 18:00"))
+        Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+    told = [m["Subject"] for m in smtp.messages if "ann@" in m["To"]]
+    assert told[-1] == "Your appointment tomorrow"  # Wednesday's
+    api.clock[0] = at("2026-12-09 07:00")  # the clinic pauses on Wednesday morning
+    assert api.post(f"/v1/enrollments/{enrollment}/pause", {}).status_code == 200
+    for moment in ("2026-12-09 07:00", "2026-12-09 08:00"):
+        with freeze_time(at(moment)):
+            Dispatcher(rt, build_senders(rt), worker="test").dispatch()
+    called_off = [m for m in smtp.messages if m["Subject"] == "Your appointment is cancelled"]
+    assert len(called_off) == 1
+    text = called_off[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Wednesday, 9 December 2026 is cancelled: please do not come" in text
+    api.clock[0] = at("2026-12-10 09:00")  # Thursday: resumed, two days' notice
+    resumed = api.post(f"/v1/enrollments/{enrollment}/resume")
+    assert resumed.status_code == 200
+    assert upcoming(api, enrollment)[0] == "2026-12-14"  # Saturday is two days ahead: closed
