@@ -320,15 +320,15 @@ ALERT_SUBJECTS = {
     "unsubscribed": "Unsubscribed from reminders — patient {reference}",
     "undeliverable": "Messages not delivered — patient {reference}",
 }
-HOLD_SUBJECT = "Urgent: {side_effect} reported — patient {reference}"
+HOLD_SUBJECT = "Urgent: {what} — patient {reference}"
 
 
-def alert_subject(reason: str, reference: str, *, holds: str | None = None) -> str:
+def alert_subject(reason: str, reference: str, *, held: str | None = None) -> str:
     """Return the subject of the clinic's alert for `reason` about the patient
-    `reference` (their external id, else a short id); `holds`: the side effect that held
-    the plan."""
-    if holds is not None:
-        return HOLD_SUBJECT.format(side_effect=holds, reference=reference)
+    `reference` (their external id, else a short id); `held`: what happened to a held
+    plan ("burn reported")."""
+    if held is not None:
+        return HOLD_SUBJECT.format(what=held, reference=reference)
     return ALERT_SUBJECTS.get(reason, "A patient needs attention — {reference}").format(
         reference=reference
     )

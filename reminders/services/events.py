@@ -77,7 +77,7 @@ def escalate(
     session_id: str | None = None,
     enrollment_id: str | None = None,
     once: str | None = None,
-    holds: str | None = None,
+    held: str | None = None,
     patient_note: str | None = None,
     email: bool = True,
 ) -> bool:
@@ -89,14 +89,14 @@ def escalate(
     one session where a side effect was reported (one that held the plan is a cause of
     its own), or the key `once` (one cause however many messages it hits, e.g. a mail
     server refusing them). `detail` must hold ids and dates only: it is stored and shown
-    to whoever reads the inbox. `holds`: the side effect that held the plan (the most
+    to whoever reads the inbox. `held`: what happened to a held plan (the most
     urgent rank); `patient_note`: the patient's own words, for staff and the clinic's
     systems, never for an email subject or a log. `email=False`: the caller tells the
     clinic by email itself (one email for many patients).
     """
     escalation_id = new_id()
     about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
-    open_key = f"{about or patient.id}:{reason}" + (":hold" if holds else "")
+    open_key = f"{about or patient.id}:{reason}" + (":hold" if held else "")
     row = {
         "id": escalation_id,
         "clinic_id": patient.clinic_id,
@@ -104,7 +104,7 @@ def escalate(
         "enrollment_id": enrollment_id,
         "session_id": session_id,
         "reason": reason,
-        "priority": int(priority(reason, holds=holds is not None)),
+        "priority": int(priority(reason, holds=held is not None)),
         "detail": detail,
         "patient_note": patient_note,
         "state": EscalationState.OPEN,
@@ -132,7 +132,7 @@ def escalate(
     reference = patient.external_id or short_id(patient.id)
     text = f"Patient {reference} needs attention ({reason}): {detail}"
     payload = {
-        "subject": alert_subject(reason, reference, holds=holds),
+        "subject": alert_subject(reason, reference, held=held),
         "text": text,
         "patient_page": f"/app/patients/{patient.id}",
     }

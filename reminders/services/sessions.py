@@ -102,7 +102,8 @@ def confirm_session(
             db, patient, EscalationReason.SIDE_EFFECT,
             f"enrollment {enrollment.id}: a session on {session.local_date} was recorded "
             f"while the plan is held (session {session.id})",
-            now, session_id=session.id, enrollment_id=enrollment.id, holds="treatment",
+            now, session_id=session.id, enrollment_id=enrollment.id,
+            held="a session recorded while the plan is held",
         )  # fmt: skip
     _side_effect_reported(db, rt, session, enrollment, patient, now)
     return session, replan(db, rt, enrollment, now, patient=patient)
@@ -186,7 +187,7 @@ def _side_effect_reported(
         now,
         session_id=session.id,
         enrollment_id=enrollment.id,
-        holds=said if holds else None,
+        held=f"{said} reported" if holds else None,
         patient_note=session.side_effect_note,
     )
     if holds:

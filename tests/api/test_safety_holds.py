@@ -224,3 +224,24 @@ def test_open_escalations_come_most_urgent_first_then_oldest(
     following = open_escalations_by_priority(db, clinic_id, ranked.next_cursor, 10)
     assert [e.priority for e in following.items] == [6]
     assert following.next_cursor is None
+
+
+def test_a_session_done_while_held_is_recorded_and_the_clinic_told_and_the_hold_stays(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _patient, enrollment, link = _reminded(api, rt, smtp)
+    api.client.post(f"{link}/confirm", data={"side_effect": "burn"})
+    api.clock[0] = NOW.replace(hour=18) + timedelta(days=1)  # Tuesday evening
+    page = api.client.post(f"{link}/confirm", data={"day": "2026-12-08"})
+    assert page.status_code == 200
+    assert "Do not treat this area again" in page.text
+    assert ("2026-12-08", "confirmed", True, None, None) in _sessions(db)
+    assert api.get(f"/v1/enrollments/{enrollment}").json()["status"] == "held"
+    urgent = sorted(e["detail"] for e in _open(api) if e["priority"] == 1)
+    assert len(urgent) == 2 and "recorded while the plan is held" in urgent[0] + urgent[1]
+    db.expire_all()
+    subjects = sorted(
+        json.loads(d.payload)["subject"]
+        for d in db.exec(select(Delivery).where(Delivery.kind == "escalation")).all()
+    )
+    assert subjects[0].startswith("Urgent: a session recorded while the plan is held — ")
