@@ -604,3 +604,13 @@ def test_the_burn_story_holds_reminders_until_the_decision_as_json() -> None:
     assert not [d for d in reminded if reported < d <= decided]
     assert [d for d in reminded if d > decided]
     assert not [d for d in days if "missed" in d["patient"]]
+
+
+@freeze_time("2026-12-07 10:00:00")
+def test_a_reminder_time_inside_the_quiet_hours_is_refused_on_the_command_line() -> None:
+    clinic, _, _ = _enrolled_patient()
+    code, _, err = run(
+        "patient", "add", "--clinic", clinic, "--name", "Bea", "--email", "bea@example.org",
+        "--timezone", "UTC", "--reminder-time", "22:30",
+    )  # fmt: skip
+    assert code != 0 and err.startswith("error: reminder_time:") and "quiet hours" in err

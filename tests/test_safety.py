@@ -12,6 +12,7 @@ from reminders.safety import (
     DEFAULT_HOLD_ON,
     Priority,
     Unreachable,
+    blame_patient,
     holds_plan,
     priority,
     restart_on,
@@ -158,3 +159,18 @@ def test_the_ranks_run_from_a_held_plan_to_the_rest() -> None:
     assert [p.name for p in sorted(Priority)] == [
         "HOLD", "WORSENING", "UNREACHABLE", "REVIEW", "ADHERENCE", "OTHER",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reminded", "reachable", "blamed"),
+    [
+        (True, True, True),
+        (True, False, True),  # the reminder went out before the cause arose
+        (False, True, True),  # a passing failure: the clinic hears of it as undeliverable
+        (False, False, False),  # nothing could reach them: not their miss
+    ],
+)
+def test_a_session_not_done_is_the_patients_miss_only_if_a_reminder_could_reach_them(
+    reminded: bool, reachable: bool, blamed: bool
+) -> None:
+    assert blame_patient(reminded, reachable) is blamed
