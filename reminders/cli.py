@@ -1114,7 +1114,7 @@ def enrollment_hold_decision(
     wanted = _validated(
         HoldDecisionCreate, {"decision": decision, "by": by, "until": until, "note": note}
     )
-    answer = HoldDecision(wanted.decision, wanted.by, wanted.note, wanted.until)
+    answer = HoldDecision.of(wanted)
     with _runtime() as runtime, _transaction(runtime) as db:
         who = Actor(f"{wanted.by} (command line)")
         found = holds.decide_hold(db, runtime, None, enrollment, answer, runtime.clock(), actor=who)

@@ -88,14 +88,11 @@ def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
     return Defer(resume)
 
 
-def refused_for_good(audience: str, channel: str, state: str) -> bool:
-    """Return True if a message to a patient ended refused for good by the mail server
-    (a 5xx, an address it cannot take): their address cannot be reached."""
-    return (
-        audience == DeliveryAudience.PATIENT
-        and channel == "email"
-        and state == DeliveryState.FAILED
-    )
+def address_cut_off(audience: str, outcome: Outcome | None) -> bool:
+    """Return True if a message to a patient found their address refused for good: no
+    reminder can reach them there (`services.reachability`)."""
+    refused = outcome is not None and outcome.status == "failed" and outcome.address_refused
+    return refused and audience == DeliveryAudience.PATIENT
 
 
 def undeliverable_cause(
@@ -133,12 +130,14 @@ class Outcome:
     sent: accepted; retry: try again later (`retry_after` seconds if the receiver asked);
     failed: permanent, do not retry; gone: the endpoint said 410, disable it; deferred:
     not tried (its destination is busy with slow requests), try in `retry_after` seconds
-    without counting an attempt.
+    without counting an attempt. `address_refused`: the mail server refused the
+    recipient's address for good (a 5xx at RCPT or DATA, or no SMTPUTF8 for it).
     """
 
     status: Literal["sent", "retry", "failed", "gone", "deferred"]
     error: str | None = None
     retry_after: float | None = None
+    address_refused: bool = False
 
 
 def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta | None:

@@ -34,7 +34,7 @@ from reminders.channels import Sender, StreamingSender
 from reminders.channels.email import email_sender
 from reminders.channels.webhook import Resolver, WebhookMessage, WebhookSender, system_resolve
 from reminders.db.engine import session_scope
-from reminders.decisions import Outcome, refused_for_good, result_values, undeliverable_cause
+from reminders.decisions import Outcome, address_cut_off, result_values, undeliverable_cause
 from reminders.metrics import DELIVERIES, LATENESS, SEND_SECONDS
 from reminders.models import Patient, WebhookEndpoint
 from reminders.preparing import BatchRows, PreparedDelivery, Preparer
@@ -199,6 +199,13 @@ class Dispatcher:
             for result in results:
                 if result.outcome is None or result.outcome.status != "sent":
                     self._record_one(db, result)
+            cut_off = [
+                r.item.delivery.patient_id
+                for r in results
+                if address_cut_off(r.item.delivery.audience, r.outcome)
+            ]
+            if cut_off:
+                self._addresses_refused(db, cut_off, results[-1].at)
             self._endpoint_health(db, results)
 
     def _record_one(self, db: Any, result: DeliveryResult) -> None:
@@ -219,20 +226,22 @@ class Dispatcher:
         # An endpoint failing as a whole is reported once, when it is disabled.
         told = endpoint is not None and (endpoint.failing_since is not None or not endpoint.enabled)
         error = values.get("last_error")
-        if refused_for_good(delivery.audience, delivery.channel, values["state"]):
-            self._address_refused(db, delivery, now)
         cause = undeliverable_cause(delivery.kind, delivery.channel, values["state"], error, told)
         if cause is not None:
             self._tell_clinic(db, delivery, cause, now)
 
-    def _address_refused(self, db: Any, delivery: DeliveryRow, now: datetime) -> None:
-        """A mail server refused the patient's address for good: until it changes, no
-        reminder can reach them (`services.reachability`)."""
-        patient = db.get(Patient, delivery.patient_id) if delivery.patient_id else None
-        if patient is None or not patient.email or patient.email_refused == patient.email:
-            return
-        patient.email_refused = patient.email
-        reachability.refresh(db, self.rt.settings, [patient], now)
+    def _addresses_refused(self, db: Any, patient_ids: list[str | None], now: datetime) -> None:
+        """A mail server refused these patients' addresses for good: until they change,
+        no reminder can reach them (`services.reachability`), worked out for the round's
+        patients at once, so the clinic gets one email for them."""
+        newly = []
+        for patient_id in sorted({p for p in patient_ids if p is not None}):
+            patient = db.get(Patient, patient_id)
+            if patient is None or not patient.email or patient.email_refused == patient.email:
+                continue
+            patient.email_refused = patient.email
+            newly.append(patient)
+        reachability.refresh(db, self.rt.settings, newly, now)
 
     def _tell_clinic(self, db: Any, delivery: DeliveryRow, cause: str, now: datetime) -> None:
         """Tell the clinic that messages cannot be delivered, once per cause while its

@@ -182,5 +182,6 @@ EVENT_TYPES: tuple[str, ...] = tuple(
 def event_of(kind: str) -> str:
     """The webhook event that carries a delivery of `kind`."""
     event = KINDS[DeliveryKind(kind)].event
-    assert event is not None, f"{kind} goes by no webhook"
+    if event is None:
+        raise ValueError(f"{kind} goes by no webhook")
     return event

@@ -12,7 +12,9 @@ from reminders.decisions import (
     Decision,
     Defer,
     End,
+    Outcome,
     PatientMessageFacts,
+    address_cut_off,
     decide,
     undeliverable_cause,
 )
@@ -105,3 +107,20 @@ def test_undeliverable_cause(
     kind: str, channel: str, state: str, error: str | None, told: bool, expected: str | None
 ) -> None:
     assert undeliverable_cause(kind, channel, state, error, told) == expected
+
+
+@pytest.mark.parametrize(
+    ("audience", "outcome", "cut_off"),
+    [
+        ("patient", Outcome("failed", "SMTP 550 no such user", address_refused=True), True),
+        ("patient", Outcome("failed", "SMTP 554 sender refused"), False),
+        ("patient", Outcome("failed", "message could not be encoded (ValueError)"), False),
+        ("patient", Outcome("retry", "SMTP 451 try later", address_refused=True), False),
+        ("clinic", Outcome("failed", "SMTP 550", address_refused=True), False),
+        ("patient", None, False),
+    ],
+)
+def test_only_an_address_refused_for_good_cuts_a_patient_off(
+    audience: str, outcome: Outcome | None, cut_off: bool
+) -> None:
+    assert address_cut_off(audience, outcome) is cut_off

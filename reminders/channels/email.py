@@ -235,11 +235,15 @@ def _recipients(message: EmailMessage) -> list[str]:
     return found
 
 
-def _smtp_outcome(code: int, message: bytes | str) -> Outcome:
+def _smtp_outcome(code: int, message: bytes | str, *, about_the_address: bool = False) -> Outcome:
+    """`about_the_address`: the reply was to the recipient (RCPT) or the message (DATA),
+    not to the sender: a permanent one means this address cannot be reached."""
     text = message.decode(errors="replace") if isinstance(message, bytes) else message
     error = f"SMTP {code} {text}".strip()
     # 4xx is temporary (try again), 5xx permanent (do not).
-    return Outcome("retry" if 400 <= code < 500 else "failed", error)
+    if 400 <= code < 500:
+        return Outcome("retry", error)
+    return Outcome("failed", error, address_refused=about_the_address)
 
 
 class _Sent(NamedTuple):
@@ -443,16 +447,21 @@ def _send_one(smtp: smtplib.SMTP, message: EmailMessage) -> _Sent:
         refused = _transmit(smtp, message)
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = next(iter(exc.recipients.values()))
-        return _Sent(_smtp_outcome(code, text), smtp.sock is not None)
+        return _Sent(_smtp_outcome(code, text, about_the_address=True), smtp.sock is not None)
     except smtplib.SMTPServerDisconnected as exc:
         return _Sent(Outcome("retry", f"SMTP disconnected: {exc}"), False)
     except smtplib.SMTPResponseException as exc:
         # smtplib has already closed the connection after a 421, reset it after others.
-        return _Sent(_smtp_outcome(exc.smtp_code, exc.smtp_error), smtp.sock is not None)
+        at_data = isinstance(exc, smtplib.SMTPDataError)
+        outcome = _smtp_outcome(exc.smtp_code, exc.smtp_error, about_the_address=at_data)
+        return _Sent(outcome, smtp.sock is not None)
     except smtplib.SMTPNotSupportedError as exc:
         # Raised before any command is sent: an address with a non-ASCII local part
         # and a server without SMTPUTF8.
-        return _Sent(Outcome("failed", f"the SMTP server cannot take this address: {exc}"), True)
+        cannot = Outcome(
+            "failed", f"the SMTP server cannot take this address: {exc}", address_refused=True
+        )
+        return _Sent(cannot, True)
     except OSError as exc:
         return _Sent(Outcome("retry", f"SMTP connection failed: {exc}"), False)
     except (ValueError, LookupError) as exc:
@@ -463,7 +472,7 @@ def _send_one(smtp: smtplib.SMTP, message: EmailMessage) -> _Sent:
         )
     if refused:
         code, text = next(iter(refused.values()))
-        return _Sent(_smtp_outcome(code, text), True)
+        return _Sent(_smtp_outcome(code, text, about_the_address=True), True)
     return _Sent(Outcome("sent"), True)
 
 

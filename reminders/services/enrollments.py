@@ -47,6 +47,7 @@ from reminders.protocols import CONTRAINDICATIONS, Protocol
 from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
 from reminders.safety import restart_on
+from reminders.services import reachability
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data, settle_open
@@ -630,6 +631,10 @@ def enroll(
             db, actor, clinic_id, AuditAction.SCREENING_OVERRIDE, subject, now,
             patient_id=patient_id, flagged=flagged, reason=enrollment.override_reason,
         )  # fmt: skip
+    patient = db.get(Patient, patient_id)
+    if patient is not None and patient.unreachable:
+        # Known to be cut off before this course: its clinic hears of it now.
+        reachability.refresh(db, rt.settings, [patient], now)
     return enrollment
 
 
@@ -710,7 +715,11 @@ def replan(
         db, enrollment.id, rows, new_plan.sessions if active else (), today, patient.timezone,
         at_clinic, now,
     )  # fmt: skip
-    if at_clinic and dropped:
+    if (
+        at_clinic
+        and dropped
+        and enrollment.status in (EnrollmentStatus.PAUSED, EnrollmentStatus.HELD)
+    ):
         _tell_of_cancelled_appointments(db, rt, patient, dropped, now)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
     completed = new_plan.completed and active
@@ -762,17 +771,18 @@ def _bring_sessions_in_line(
 def _tell_of_cancelled_appointments(
     db: Session, rt: Runtime, patient: Patient, dropped: list[PlanRow], now: datetime
 ) -> None:
-    """An appointment the patient was already reminded of, and that a re-plan (a pause,
-    a hold) took away, gets one message saying so: they would come for nothing."""
+    """An appointment the patient was already reminded of, and that a pause or a hold
+    took away, gets one message saying so: they would come for nothing. (A course that
+    ends says so in its own message.)"""
     told = outbox.sent_about(db, [r.id for r in dropped], {DeliveryKind.APPOINTMENT})
-    for row in dropped:
-        if row.id in told:
-            outbox.queue(
-                db,
-                notice_rows(
-                    db, rt.settings, DeliveryKind.APPOINTMENT_CANCELLED, row.id, patient, now
-                ),
-            )
+    kind = DeliveryKind.APPOINTMENT_CANCELLED
+    rows = [
+        row
+        for session in dropped
+        if session.id in told
+        for row in notice_rows(db, rt.settings, kind, session.id, patient, now)
+    ]
+    outbox.queue(db, rows)
 
 
 def _record_plan(

@@ -31,6 +31,7 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services.enrollments import set_status
 from reminders.services.events import emit
+from reminders.services.holds import HoldDecision, decide_hold
 from reminders.services.patients import get_patient
 from reminders.states import ONGOING, EnrollmentStatus
 from reminders.stores import outbox
@@ -65,7 +66,8 @@ def _holdings(patient_id: str) -> list[Holding]:
         ("review_decisions", ReviewDecisionRow,
          col(ReviewDecisionRow.enrollment_id).in_(enrollments), {"note": None}),
         ("absences", AbsenceRow, col(AbsenceRow.patient_id) == patient_id, {"reason": None}),
-        ("escalations", Escalation, col(Escalation.patient_id) == patient_id, {"note": None}),
+        ("escalations", Escalation, col(Escalation.patient_id) == patient_id,
+         {"note": None, "patient_note": None}),
         ("deliveries", Delivery,
          sa.or_(col(Delivery.patient_id) == patient_id, col(Delivery.session_id).in_(sessions)),
          {"payload": "{}", "last_error": None}),
@@ -113,7 +115,11 @@ def erase_patient(
         return patient
     enrollments = db.exec(select(Enrollment).where(Enrollment.patient_id == patient_id)).all()
     for enrollment in enrollments:
-        if enrollment.status in ONGOING:
+        if enrollment.status == EnrollmentStatus.HELD:
+            # Only a decision ends a hold; erasing is one (its notice is cancelled below).
+            ended = HoldDecision("end", by[:200], "the patient's data was erased")
+            decide_hold(db, rt, clinic_id, enrollment.id, ended, now)
+        elif enrollment.status in ONGOING:
             set_status(db, rt, clinic_id, enrollment.id, EnrollmentStatus.WITHDRAWN, now)
     holdings = _holdings(patient_id)
     outbox.cancel_about_patient(db, patient_id, _sessions_of(patient_id), "patient erased")
@@ -124,6 +130,8 @@ def erase_patient(
     db.execute(sa.delete(IdempotentRequest).where(col(IdempotentRequest.body).contains(patient_id)))
     patient.name = ERASED_NAME
     patient.email = None
+    patient.email_refused = None
+    patient.unreachable = None
     patient.external_id = None
     patient.unsubscribed_at = patient.unsubscribed_at or now
     patient.resubscribe_consent = None

@@ -96,7 +96,7 @@ def escalate(
     """
     escalation_id = new_id()
     about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
-    open_key = f"{about or patient.id}:{reason}" + (":hold" if held else "")
+    open_key = open_key_of(about or patient.id, reason) + (":hold" if held else "")
     row = {
         "id": escalation_id,
         "clinic_id": patient.clinic_id,
@@ -143,6 +143,19 @@ def escalate(
     )  # fmt: skip
     outbox.queue(db, [alert])
     return True
+
+
+def open_key_of(about: str, reason: str) -> str:
+    """The key that keeps one escalation open per cause: what it is about, and why."""
+    return f"{about}:{reason}"
+
+
+def settle_once(db: Session, about: str, reason: str, by: str, note: str, now: datetime) -> None:
+    """Settle the open escalation raised with `once=about` for `reason`, if there is one."""
+    key = open_key_of(about, reason)
+    for escalation in db.exec(select(Escalation).where(Escalation.open_key == key)):
+        settle(escalation, by, note, now)
+        db.add(escalation)
 
 
 def short_id(row_id: str) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from reminders.errors import Conflict, InvalidInput
 from reminders.fields import checked, note, single_line
-from reminders.models import Delivery, Enrollment, Patient, TreatmentSession
+from reminders.models import Enrollment, HoldDecisionCreate, Patient
 from reminders.runtime import Runtime
 from reminders.safety import restart_on
 from reminders.services.audit import Actor, AuditAction, record
@@ -24,8 +23,6 @@ from reminders.services.events import settle_open
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import notice_rows
 from reminders.states import (
-    DeliveryAudience,
-    DeliveryState,
     EnrollmentStatus,
     EscalationReason,
     SessionStatus,
@@ -33,6 +30,7 @@ from reminders.states import (
 from reminders.stores import outbox, session_store
 
 DECISIONS = ("continue", "pause", "end")
+PAUSED_AFTER_HOLD = "held after a side effect"
 # What a held plan may be: a plan already ended stays as it is.
 HOLDABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
@@ -51,19 +49,21 @@ def hold(db: Session, rt: Runtime, enrollment: Enrollment, patient: Patient, now
     db.add(enrollment)
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)
-    sessions = sa.select(col(TreatmentSession.id)).where(
-        col(TreatmentSession.enrollment_id) == enrollment.id
-    )
-    db.execute(
-        sa.update(Delivery)
-        .where(
-            col(Delivery.session_id).in_(sessions),
-            col(Delivery.audience) == DeliveryAudience.PATIENT,
-            col(Delivery.state) == DeliveryState.PENDING,
-        )
-        .values(state=DeliveryState.CANCELLED, last_error="plan held after a side effect")
+    # The re-plan cancels from today on; a session of an earlier day still open (in its
+    # grace) must not become a miss either.
+    still_open = [
+        s for s in session_store.of_enrollment(db, enrollment.id)
+        if s.status == SessionStatus.PLANNED
+    ]  # fmt: skip
+    session_store.mark(db, still_open, SessionStatus.CANCELLED, now)
+    outbox.cancel_to_patient_about(
+        db, patient.id, session_store.ids_of_enrollment(enrollment.id), HELD
     )
     return True
+
+
+# Why messages about a held plan's sessions were cancelled.
+HELD = "plan held after a side effect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,11 @@ class HoldDecision:
     by: str
     note: str | None = None
     until: date | None = None
+
+    @classmethod
+    def of(cls, asked: HoldDecisionCreate) -> HoldDecision:
+        """The decision as the API, the CLI and the staff app take it."""
+        return cls(asked.decision, asked.by, asked.note, asked.until)
 
 
 def decide_hold(
@@ -98,7 +103,9 @@ def decide_hold(
     by = checked("by", answer.by, single_line).strip()
     if not by or len(by) > 200:
         raise InvalidInput("by", "name the clinician who decided (at most 200 characters)")
-    text = checked("note", answer.note, note).strip() or None if answer.note else None
+    text = None
+    if answer.note:
+        text = checked("note", answer.note, note).strip() or None
     if text is not None and len(text) > 2000:
         raise InvalidInput("note", "at most 2000 characters")
     enrollment = get_enrollment(db, clinic_id, enrollment_id)
@@ -115,20 +122,19 @@ def decide_hold(
     if enrollment.status != EnrollmentStatus.HELD:
         raise Conflict(f"enrollment is {enrollment.status}, not held")
     protocol = protocol_of(db, rt, enrollment)
+    if protocol is None:
+        raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
     if answer.decision == "continue":
         enrollment.status = EnrollmentStatus.ACTIVE
         enrollment.counting_from = today
         enrollment.slowed_since = None
         enrollment.resume_on = restart_on(
-            today,
-            protocol.given_at if protocol else "home",
-            protocol.notice_days if protocol else 0,
-            after_hold=True,
+            today, protocol.given_at, protocol.notice_days, after_hold=True
         )
     elif answer.decision == "pause":
         enrollment.status = EnrollmentStatus.PAUSED
         enrollment.paused_until = answer.until
-        enrollment.pause_reason = "side effect"
+        enrollment.pause_reason = PAUSED_AFTER_HOLD
     else:
         enrollment.status = EnrollmentStatus.WITHDRAWN
     enrollment.updated_at = now

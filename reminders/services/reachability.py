@@ -18,13 +18,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.models import Enrollment, Escalation, Patient
+from reminders.models import Enrollment, Patient
 from reminders.runtime import Runtime
 from reminders.safety import Unreachable, unreachable_causes
-from reminders.services.events import escalate, settle, short_id
+from reminders.services.events import escalate, settle_once, short_id
 from reminders.services.reminding import alert_clinic, clinic_endpoints, recipient, subscribed
 from reminders.settings import Settings
-from reminders.states import ONGOING, EscalationReason, EscalationState
+from reminders.states import ONGOING, EscalationReason
 
 # What each cause means, for the clinic's inbox and email (ids and settings only).
 CAUSES = {
@@ -71,7 +71,9 @@ def refresh(db: Session, settings: Settings, patients: Sequence[Patient], now: d
         )
         before = causes_of(patient)
         for cause in causes:
-            if cause not in before and _tell(db, patient, cause, now):
+            # Each current cause, not only new ones: one found before the patient had a
+            # course is told once they have one (an open escalation is not opened again).
+            if _tell(db, patient, cause, now):
                 newly[(clinic, cause)].append(patient)
         for cause in before:
             if cause not in causes:
@@ -111,11 +113,10 @@ def _in_a_course(db: Session, patient: Patient) -> bool:
 
 
 def _settle(db: Session, patient: Patient, cause: Unreachable, now: datetime) -> None:
-    key = f"{_open_key(patient, cause)}:{EscalationReason.UNREACHABLE}"
-    for escalation in db.exec(select(Escalation).where(Escalation.open_key == key)):
-        if escalation.state == EscalationState.OPEN:
-            settle(escalation, "the service", f"{cause} no longer applies", now)
-            db.add(escalation)
+    settle_once(
+        db, _open_key(patient, cause), EscalationReason.UNREACHABLE, "the service",
+        f"{cause} no longer applies", now,
+    )  # fmt: skip
 
 
 def _email_clinic(

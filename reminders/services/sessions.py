@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ from reminders.services.protocol_versions import protocol_of
 from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import session_store
 from reminders.stores.session_store import SessionRow
+from reminders.timing import local_to_utc
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -59,15 +60,21 @@ def confirm_session(
 ) -> tuple[SessionRow, Plan | None]:
     """Record a session as done, with the optional report, and re-plan.
 
-    Confirming an already confirmed session changes nothing and returns (session, None).
-    A side effect of blistering or a burn tells the clinic at once. Raises NotFound,
+    Confirming an already confirmed session returns (session, None); a side effect it
+    did not hold yet is added to it (`add_problem`), the same report again changes
+    nothing. A side effect of blistering or a burn tells the clinic at once. Raises NotFound,
     InvalidInput (a later day, completed_at in the future, an outcome the protocol's
     scale does not have, or one only a clinician rates) or Conflict.
     """
     session, enrollment, patient = get_session(db, clinic_id, session_id)
     if session.status == SessionStatus.CONFIRMED:
-        # A side effect often shows hours later; it must still reach the clinic.
-        if report.side_effect is not None:
+        # A side effect often shows hours later; it must still reach the clinic. A retried
+        # request repeats what is stored: nothing new to add.
+        words = (report.side_effect_note or "").strip()
+        already = report.side_effect == session.side_effect and (
+            not words or words in (session.side_effect_note or "").split("\n")
+        )
+        if report.side_effect is not None and not already:
             session, _ = add_problem(
                 db, rt, session, enrollment, patient, report.side_effect,
                 report.side_effect_note, now,
@@ -136,7 +143,9 @@ def add_problem(
     # Not tied to the session's row: events about a session go once per type, and a
     # patient may report a problem about one session more than once.
     emit(db, enrollment.clinic_id, "session.problem_reported", data, now, patient_id=patient.id)
-    alerted = _side_effect_reported(db, rt, session, enrollment, patient, now, reported=side_effect)
+    alerted = _side_effect_reported(
+        db, rt, session, enrollment, patient, now, reported=side_effect, words=words
+    )
     return session, alerted
 
 
@@ -168,16 +177,19 @@ def _side_effect_reported(
     now: datetime,
     *,
     reported: str | None = None,
+    words: str | None = None,
 ) -> bool:
     """Tell the clinic of a side effect that needs a person (`safety.tells_the_clinic`),
-    and hold the plan when the protocol says it must. `reported`: what this report
-    said, where the session already held an earlier one."""
+    and hold the plan when the protocol says it must (unless it is held already, or
+    over). `reported` and `words`: what this report said, where the session already
+    held an earlier one. Returns whether a person at the clinic was alerted."""
     said = reported or session.side_effect
+    said_in_words = words if reported else session.side_effect_note
     protocol = protocol_of(db, rt, enrollment)
     hold_on = protocol.hold_on if protocol else DEFAULT_HOLD_ON
-    if not tells_the_clinic(said, session.side_effect_note, hold_on):
+    if not tells_the_clinic(said, said_in_words, hold_on):
         return False
-    holds = holds_plan(said, hold_on) and enrollment.status in holds_service.HOLDABLE
+    holds = holds_plan(said, hold_on)
     escalate(
         db,
         patient,
@@ -190,7 +202,7 @@ def _side_effect_reported(
         held=f"{said} reported" if holds else None,
         patient_note=session.side_effect_note,
     )
-    if holds:
+    if holds and enrollment.status in holds_service.HOLDABLE:
         holds_service.hold(db, rt, enrollment, patient, now)
     return True
 
@@ -306,25 +318,32 @@ def report_problem(
     """Record a problem the patient reports, from a session's link, about that session:
     its own day, whatever day it is now, and on a held or completed course too.
 
-    A session not recorded as done needs the patient's answer to "did you do it?": yes
-    records it confirmed on its own day (a cancelled one stays as it is), no keeps its
-    status. Then `add_problem`, whose answer it returns. Raises InvalidInput naming
+    A session at home not recorded as done needs the patient's answer to "did you do
+    it?": yes records it confirmed on its own day (a cancelled one stays as it is), no
+    keeps its status; an appointment at the clinic is the staff's to record, so it is
+    not asked. Then `add_problem`, whose answer it returns. Raises InvalidInput naming
     `side_effect`, `did_it`, `side_effect_note` or `session` (a later day's)."""
     if side_effect not in PROBLEMS:
         raise InvalidInput("side_effect", f"one of {', '.join(PROBLEMS)}")
     session, enrollment, patient = get_session(db, None, link.id)
     if session.local_date > local_today(now, session.timezone):
         raise InvalidInput("session", f"is planned for {session.local_date}, a later day")
-    if session.status != SessionStatus.CONFIRMED:
+    if session.status != SessionStatus.CONFIRMED and not session.at_clinic:
         if did_it is None:
             raise InvalidInput("did_it", "say whether you did this session")
         if did_it and session.status != SessionStatus.CANCELLED:
+            # Done on its own day, at an hour nobody knows: noon of it, so it counts as
+            # on time (today's is done by now).
+            today = session.local_date == local_today(now, session.timezone)
+            done_at = now if today else local_to_utc(session.local_date, NOON, session.timezone)
             session, _ = confirm_session(
-                db, rt, None, session.id, SessionReport(), now, reported_by="patient"
-            )
+                db, rt, None, session.id, SessionReport(completed_at=done_at), now,
+                reported_by="patient",
+            )  # fmt: skip
     return add_problem(db, rt, session, enrollment, patient, side_effect, note, now)
 
 
+NOON = time(12, 0)
 # What a problem report may name: every side effect but "nothing to report".
 PROBLEMS: tuple[str, ...] = tuple(e for e in SideEffect if e != SideEffect.NONE)
 

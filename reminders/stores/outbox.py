@@ -292,6 +292,22 @@ def cancel_about_patient(
     )
 
 
+def cancel_to_patient_about(
+    db: Session, patient_id: str, session_ids: sa.Select[Any], reason: str
+) -> None:
+    """Cancel the messages to the patient still waiting that are about `session_ids`."""
+    _cancel(
+        db,
+        sa.and_(
+            col(Delivery.patient_id) == patient_id,
+            col(Delivery.audience) == DeliveryAudience.PATIENT,
+            col(Delivery.session_id).in_(session_ids),
+            col(Delivery.state) == DeliveryState.PENDING,
+        ),
+        reason,
+    )
+
+
 def cancel_to_endpoint(db: Session, endpoint_id: str, reason: str) -> None:
     """Cancel what still waits to go to a webhook endpoint, or is being sent to it."""
     _cancel(

@@ -286,6 +286,11 @@ def planned_ids() -> sa.Select[Any]:
     return sa.select(_C.id).where(_C.status == SessionStatus.PLANNED)
 
 
+def ids_of_enrollment(enrollment_id: str) -> sa.Select[Any]:
+    """A subquery: the ids of the enrollment's sessions."""
+    return sa.select(_C.id).where(_C.enrollment_id == enrollment_id)
+
+
 class NewSession(NamedTuple):
     """A new planned session, as `insert_planned` writes it (the columns it sets)."""
 

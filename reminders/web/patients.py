@@ -166,7 +166,7 @@ async def decide_hold(
         patient_id = enrollments.get_enrollment(db, member.clinic_id, enrollment_id).patient_id
     try:
         wanted = HoldDecisionCreate.model_validate(given(form, "decision", "by", "note", "until"))
-        answer = HoldDecision(wanted.decision, wanted.by, wanted.note, wanted.until)
+        answer = HoldDecision.of(wanted)
         async with tx.write() as db:
             holds.decide_hold(
                 db, rt, member.clinic_id, enrollment_id, answer, now, actor=actor_of(member)

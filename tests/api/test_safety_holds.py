@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Delivery, TreatmentSession
+from reminders.models import Delivery, Escalation, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.reading import open_escalations_by_priority
 from reminders.states import DeliveryState
@@ -245,3 +245,29 @@ def test_a_session_done_while_held_is_recorded_and_the_clinic_told_and_the_hold_
         for d in db.exec(select(Delivery).where(Delivery.kind == "escalation")).all()
     )
     assert subjects[0].startswith("Urgent: a session recorded while the plan is held — ")
+
+
+def test_the_same_late_report_sent_twice_is_stored_and_told_once(api: Api, db: Session) -> None:
+    enrollment = api.enroll(api.patient())
+    today = enrollment["upcoming"][0]["id"]
+    api.clock[0] = NOW.replace(hour=17)
+    assert api.post(f"/v1/sessions/{today}/confirm", {}).status_code == 200
+    report = {"side_effect": "redness", "side_effect_note": "itchy"}
+    for _ in range(2):
+        again = api.post(f"/v1/sessions/{today}/confirm", report)
+        assert again.status_code == 200
+        assert (again.json()["side_effect"], again.json()["side_effect_note"]) == (
+            "redness", "itchy",
+        )  # fmt: skip
+
+
+def test_erasing_a_patient_whose_plan_is_held_ends_it_and_clears_their_words(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    patient, enrollment, link = _reminded(api, rt, smtp)
+    api.client.post(f"{link}/confirm", data={"side_effect": "burn", "side_effect_note": "sore"})
+    erased = api.delete(f"/v1/patients/{patient}")
+    assert erased.status_code == 204, erased.text
+    assert api.get(f"/v1/enrollments/{enrollment}").json()["status"] == "withdrawn"
+    db.expire_all()
+    assert {e.patient_note for e in db.exec(select(Escalation)).all()} == {None}

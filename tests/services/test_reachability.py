@@ -130,3 +130,19 @@ def test_an_unsubscribed_patients_sessions_are_not_their_misses(db: Session, rt:
     assert [e.reason for e in _open_escalations(db)] == ["unsubscribed"]
     assert "missed" not in _kinds(db)
     assert db.get(Enrollment, enrollment).status == EnrollmentStatus.ACTIVE  # type: ignore[union-attr]
+
+
+def test_a_cause_found_before_the_course_reaches_the_clinic_once_the_patient_is_enrolled(
+    db: Session, rt: Runtime
+) -> None:
+    clinic = make_clinic(db)
+    patient_id = make_patient(db, clinic, timezone="UTC")
+    patient = db.get(Patient, patient_id)
+    assert patient is not None
+    patient.email_refused = patient.email
+    reachability.refresh(db, rt.settings, [patient], MONDAY)
+    db.commit()
+    assert _open_escalations(db) == [], "no course: nobody to remind yet"
+    enroll_patient(db, rt, clinic, patient_id, "2026-12-07", MONDAY)
+    (escalation,) = _open_escalations(db)
+    assert escalation.detail.startswith("email_refused:")

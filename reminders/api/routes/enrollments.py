@@ -85,7 +85,7 @@ async def decide_hold(
 ) -> EnrollmentPublic:
     """Answer a plan held after a side effect: continue, pause until a day, or end the
     course. Settles the side-effect escalations; 409 when the plan is not held."""
-    answer = HoldDecision(body.decision, body.by, body.note, body.until)
+    answer = HoldDecision.of(body)
     async with tx.write() as db:
         clinic_id = caller.clinic.id
         holds.decide_hold(

@@ -274,7 +274,7 @@ def problem_page(
             "problem",
             title=reader.t.gettext("A problem after your session"),
             day=reader.day(session.local_date),
-            ask_done=session.status != SessionStatus.CONFIRMED,
+            ask_done=session.status != SessionStatus.CONFIRMED and not session.at_clinic,
             side_effects=SIDE_EFFECT_CHOICES[1:],
             base=f"/s/{token}",
         )
