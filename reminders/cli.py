@@ -57,6 +57,7 @@ from reminders.services import (
     calendar_feed,
     clinic_days,
     clinics,
+    course_status,
     enrollments,
     erasure,
     escalations,
@@ -1055,7 +1056,7 @@ def webhook_listen(
 
 def _change_enrollment(enrollment: str, status: str, **options: Any) -> None:
     with _runtime() as runtime, _transaction(runtime) as db:
-        found = enrollments.set_status(
+        found = course_status.set_status(
             db, runtime, None, enrollment, status, runtime.clock(), **options
         )
         until = f" until {found.paused_until}" if found.paused_until else ""
@@ -1095,7 +1096,7 @@ def enrollment_review(
     """Answer an open review (a patient who has not responded)."""
     wanted = _validated(ReviewDecisionCreate, {"decision": decision, "by": by, "note": note})
     with _runtime() as runtime, _transaction(runtime) as db:
-        found = enrollments.decide_review(
+        found = course_status.decide_review(
             db, runtime, None, enrollment, wanted.decision, runtime.clock(),
             decided_by=wanted.by, note=wanted.note,
         )  # fmt: skip
@@ -1126,7 +1127,7 @@ def enrollment_hold_decision(
 def enrollment_upgrade(enrollment: str = typer.Argument(..., help="Enrollment id.")) -> None:
     """Move an enrollment to the installed version of its protocol file and re-plan."""
     with _runtime() as runtime, _transaction(runtime) as db:
-        found, before, after = enrollments.move_to_current_protocol(
+        found, before, after = course_status.move_to_current_protocol(
             db, runtime, None, enrollment, runtime.clock()
         )
     typer.echo(f"enrollment {found.id}: {found.protocol_id} version {before} -> {after}")

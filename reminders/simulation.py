@@ -47,6 +47,7 @@ from reminders.runtime import Runtime
 from reminders.services import (
     absences,
     clinics,
+    course_status,
     enrollments,
     holds,
     patients,
@@ -560,7 +561,7 @@ class _Runner:
 
             def pause(db: Session, now: datetime) -> None:
                 until = course.start + timedelta(days=81)
-                enrollments.set_status(
+                course_status.set_status(
                     db, self.rt, None, course.enrollment_id, "paused", now, until=until
                 )
 

@@ -120,3 +120,8 @@ def send_window_after(first: SendWindow, minutes: int, tz: str, quiet: QuietHour
     arrives together with the message it follows up."""
     due = after_quiet_hours(first.due + timedelta(minutes=minutes), tz, quiet)
     return SendWindow(due, first.expires)
+
+
+def local_today(now: datetime, timezone: str) -> date:
+    """Return the local date in `timezone` at the instant `now`."""
+    return now.astimezone(zone(timezone)).date()

@@ -22,7 +22,7 @@ from reminders.models import (
     WebhookEndpoint,
 )
 from reminders.runtime import Runtime
-from reminders.services import enrollments, webhooks
+from reminders.services import replan, webhooks
 from reminders.services.sweep import sweep
 from reminders.states import DeliveryState
 from reminders.stores import outbox, session_store
@@ -291,12 +291,12 @@ def test_replanning_never_makes_a_second_reminder(
         enrollment = db.get(Enrollment, enrollment_id)
         assert enrollment is not None
         for _ in range(3):
-            enrollments.replan(db, rt, enrollment, at("2026-12-07 08:00"))
+            replan.replan(db, rt, enrollment, at("2026-12-07 08:00"))
             db.commit()
             sweep(rt, at("2026-12-07 08:00"))
     with freeze_time("2026-12-07 09:00:00"):
         run(rt)
-        enrollments.replan(db, rt, enrollment, at("2026-12-07 09:00"))
+        replan.replan(db, rt, enrollment, at("2026-12-07 09:00"))
         db.commit()
         run(rt)
     assert len(deliveries(db, kind="reminder")) == 1

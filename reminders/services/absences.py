@@ -16,8 +16,9 @@ from reminders.errors import InvalidInput, NotFound
 from reminders.models import AbsenceRow, Enrollment, Patient
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
-from reminders.services.enrollments import local_today, replan
+from reminders.services.replan import replan
 from reminders.states import EnrollmentStatus
+from reminders.timing import local_today
 
 # Long enough for a holiday or a hospital stay; longer is a pause.
 MAX_ABSENCE_DAYS = 90

@@ -19,9 +19,8 @@ from reminders import calendar
 from reminders.i18n import translator
 from reminders.models import Clinic, Patient
 from reminders.runtime import Runtime
-from reminders.services.enrollments import local_today
 from reminders.stores import session_store
-from reminders.timing import parse_hhmm
+from reminders.timing import local_today, parse_hhmm
 from reminders.tokens import (
     CALENDAR,
     calendar_link,

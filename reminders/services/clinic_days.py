@@ -17,7 +17,7 @@ from reminders.models import Clinic, ClinicChange, ClinicClosedDate, Enrollment
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.clinics import set_identity
-from reminders.services.enrollments import replan
+from reminders.services.replan import replan
 from reminders.settings import validate_timezone
 from reminders.states import EnrollmentStatus
 from reminders.weekdays import parse_weekdays, stored_weekdays

@@ -17,7 +17,7 @@ from reminders.adherence import DUE_STATES, Adherence, adherence
 from reminders.errors import InvalidInput
 from reminders.models import Enrollment, Escalation, Patient, PatientRisk, TreatmentSession
 from reminders.services import patients
-from reminders.services.enrollments import enrollments_of, local_today
+from reminders.services.enrollments import enrollments_of
 from reminders.services.reading import (
     Page,
     adherence_public,
@@ -30,6 +30,7 @@ from reminders.states import ONGOING, EscalationState, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import SessionRow
+from reminders.timing import local_today
 
 PATIENTS_PAGE = 25
 _CURSOR = re.compile(r"^[0-9.]{1,40}:[0-9a-f]{32}$")

@@ -1,4 +1,4 @@
-"""Enrolling patients in protocols and keeping their plans current (re-planning)."""
+"""Enrolling patients in protocols (one, many, or a whole import) and previewing a plan."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reminders.adherence import DUE_STATES
 from reminders.db.rows import (
     PreparedInsert,
     in_chunks,
@@ -21,7 +20,6 @@ from reminders.db.rows import (
 )
 from reminders.errors import Conflict, InvalidInput, NotFound, RemindersError
 from reminders.ids import new_ids
-from reminders.kinds import DeliveryKind
 from reminders.models import (
     AbsenceRow,
     Clinic,
@@ -29,29 +27,22 @@ from reminders.models import (
     EnrollmentCreate,
     Patient,
     PlanPreview,
-    ReviewDecisionRow,
 )
 from reminders.planner import (
     Absence,
     AssumedResponse,
     EnrollmentSettings,
-    PastSession,
     Plan,
-    PlannedSession,
-    ReviewDecision,
     at_the_clinic,
     plan,
     preview,
 )
 from reminders.protocols import CONTRAINDICATIONS, Protocol
-from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
-from reminders.safety import restart_on
 from reminders.services import reachability
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.clinics import clinic_days
-from reminders.services.events import emit, escalate, patient_data, settle_open
-from reminders.services.protocol_versions import current_version, move_to_current, protocol_of
+from reminders.services.protocol_versions import current_version
 from reminders.services.reminding import (
     PATIENT_FACT_COLUMNS,
     PatientFacts,
@@ -63,62 +54,16 @@ from reminders.services.reminding import (
     notice_rows,
     recipient,
     reminder_rows_for,
-    write_reminders_for,
 )
-from reminders.states import ONGOING, EnrollmentStatus, EscalationReason, SessionStatus
+from reminders.services.replan import weekdays_from_text
+from reminders.states import ONGOING, EnrollmentStatus
 from reminders.stores import outbox, session_store
-from reminders.stores.session_store import NewSession, PlanChange, PlanRow
-from reminders.timing import ZONE_SPREAD, send_window, zone
-from reminders.weekdays import parse_weekdays, stored_weekdays, weekdays_of
+from reminders.stores.session_store import NewSession
+from reminders.timing import ZONE_SPREAD, local_today, send_window, zone
+from reminders.weekdays import parse_weekdays, stored_weekdays
 
 MAX_DAYS_IN_PAST = 30
 MAX_DAYS_IN_FUTURE = 365
-LAPSE_LOOKBACK_DAYS = 120
-
-
-def local_today(now: datetime, timezone: str) -> date:
-    """Return the patient's local date at the instant `now`."""
-    return now.astimezone(zone(timezone)).date()
-
-
-def weekdays_from_text(text: str | None) -> frozenset[int] | None:
-    """Return the weekday numbers stored as 'mon,wed,fri', or None for every day."""
-    return None if text is None else weekdays_of(text)
-
-
-def settings_of(
-    enrollment: Enrollment,
-    decisions: tuple[ReviewDecision, ...] = (),
-    absences: tuple[Absence, ...] = (),
-) -> EnrollmentSettings:
-    """Return what the planner needs from a stored enrollment."""
-    return EnrollmentSettings(
-        start_date=enrollment.start_date,
-        weekdays=weekdays_from_text(enrollment.weekdays),
-        body_area=enrollment.body_area,
-        decisions=decisions,
-        absences=absences,
-        slowed_since=enrollment.slowed_since,
-        resume_on=enrollment.resume_on,
-    )
-
-
-# Built once: every confirmation re-plans, and re-planning reads both.
-_ABSENCES = sa.select(col(AbsenceRow.first_date), col(AbsenceRow.last_date)).where(
-    col(AbsenceRow.patient_id) == sa.bindparam("patient_id"),
-    col(AbsenceRow.last_date) >= sa.bindparam("since"),
-)
-_DECISIONS = (
-    sa.select(col(ReviewDecisionRow.local_date), col(ReviewDecisionRow.action))
-    .where(col(ReviewDecisionRow.enrollment_id) == sa.bindparam("enrollment_id"))
-    .order_by(col(ReviewDecisionRow.created_at))
-)
-
-
-def absences_of(db: Session, patient_id: str, since: date) -> tuple[Absence, ...]:
-    """Return the patient's absences that end on or after `since`."""
-    rows = db.execute(_ABSENCES, {"patient_id": patient_id, "since": since})
-    return tuple(Absence(first, last) for first, last in rows)
 
 
 def _absences_of_patients(
@@ -137,31 +82,6 @@ def _absences_of_patients(
     return {
         patient_id: tuple(sorted(them, key=lambda a: a.first)) for patient_id, them in found.items()
     }
-
-
-def decisions_of(db: Session, enrollment_id: str) -> tuple[ReviewDecision, ...]:
-    """Return the clinician's review decisions on an enrollment, oldest first."""
-    rows = db.execute(_DECISIONS, {"enrollment_id": enrollment_id})
-    return tuple(ReviewDecision(day, action) for day, action in rows)
-
-
-def planner_inputs(
-    db: Session, enrollment: Enrollment, protocol: Protocol, today: date
-) -> EnrollmentSettings:
-    """Return the enrollment's settings with every input the planner replays: review
-    decisions, the absences that still matter and, for a protocol given at the clinic,
-    the clinic's open days and closed dates."""
-    # Absences from before the lookback cannot touch a plan or a lapse any more.
-    since = today - timedelta(days=LAPSE_LOOKBACK_DAYS)
-    inputs = settings_of(
-        enrollment,
-        decisions_of(db, enrollment.id),
-        absences_of(db, enrollment.patient_id, since),
-    )
-    if protocol.given_at != "clinic":
-        return inputs
-    days = clinic_days(db, enrollment.clinic_id, today)
-    return at_the_clinic(protocol, inputs, days.open_weekdays, days.closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -679,344 +599,3 @@ def enrollments_of(db: Session, patient_id: str) -> list[Enrollment]:
             .order_by(col(Enrollment.id))
         )
     )
-
-
-def replan(
-    db: Session,
-    rt: Runtime,
-    enrollment: Enrollment,
-    now: datetime,
-    *,
-    patient: Patient | None = None,
-) -> Plan:
-    """Re-run the planner for an enrollment and bring its planned sessions in line.
-
-    Planned sessions from today on that the new plan drops are cancelled; a cancelled
-    row on a date the plan wants again is reused, so there is never a second session on
-    one date. Reminders due soon for the new plan are scheduled in the same transaction.
-    A paused or withdrawn enrollment keeps no planned sessions. Returns the plan
-    (for an inactive enrollment, the plan it would have). Raises Conflict if the
-    enrollment's protocol is no longer installed. `patient` saves reading the
-    enrollment's patient where the caller has it.
-    """
-    protocol = protocol_of(db, rt, enrollment)
-    if protocol is None:
-        raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
-    patient = patient or db.get(Patient, enrollment.patient_id)
-    assert patient is not None  # foreign key
-    today = local_today(now, patient.timezone)
-    rows = session_store.plan_rows(db, enrollment.id)
-    history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
-    inputs = planner_inputs(db, enrollment, protocol, today)
-    new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
-    active = enrollment.status == EnrollmentStatus.ACTIVE
-    at_clinic = protocol.given_at == "clinic"
-    planned, dropped = _bring_sessions_in_line(
-        db, enrollment.id, rows, new_plan.sessions if active else (), today, patient.timezone,
-        at_clinic, now,
-    )  # fmt: skip
-    if (
-        at_clinic
-        and dropped
-        and enrollment.status in (EnrollmentStatus.PAUSED, EnrollmentStatus.HELD)
-    ):
-        _tell_of_cancelled_appointments(db, rt, patient, dropped, now)
-    _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
-    completed = new_plan.completed and active
-    if completed:
-        _tell_of_completion(db, rt, enrollment, patient, rows, now)
-    _record_plan(enrollment, new_plan, completed, rows, today, now)
-    if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
-        who = recipient(patient, rt.settings)
-        soon = [SessionToRemind(i, day, patient.timezone, who, at_clinic) for i, day in planned]
-        write_reminders_for(db, rt.settings, now, soon)
-    return new_plan
-
-
-def _bring_sessions_in_line(
-    db: Session,
-    enrollment_id: str,
-    rows: list[PlanRow],
-    wanted: Sequence[PlannedSession],
-    today: date,
-    timezone: str,
-    at_clinic: bool,
-    now: datetime,
-) -> tuple[list[tuple[str, date]], list[PlanRow]]:
-    """Write what makes the stored sessions match `wanted` (see `replanning`); return
-    the id and date of each wanted session, and the planned sessions it cancelled."""
-    diff = diff_sessions(rows, wanted, today, timezone)
-    session_store.apply_plan(
-        db,
-        [PlanChange(r.id, SessionStatus.CANCELLED, r.phase, r.minutes, r.timezone)
-         for r in diff.cancel]
-        + [PlanChange(row_id, SessionStatus.PLANNED, s.phase, s.minutes, timezone)
-           for row_id, s in diff.revise],
-        now,
-    )  # fmt: skip
-    fresh = {
-        s.local_date: session_store.new_planned(
-            enrollment_id, s.local_date, timezone, s.phase, s.minutes, at_clinic, now
-        )
-        for s in diff.add
-    }
-    session_store.insert_planned(db, list(fresh.values()))
-    planned = [
-        (row_id or fresh[s.local_date].id, s.local_date)
-        for row_id, s in zip(diff.rows, wanted, strict=True)
-    ]
-    return planned, list(diff.cancel)
-
-
-def _tell_of_cancelled_appointments(
-    db: Session, rt: Runtime, patient: Patient, dropped: list[PlanRow], now: datetime
-) -> None:
-    """An appointment the patient was already reminded of, and that a pause or a hold
-    took away, gets one message saying so: they would come for nothing. (A course that
-    ends says so in its own message.)"""
-    told = outbox.sent_about(db, [r.id for r in dropped], {DeliveryKind.APPOINTMENT})
-    kind = DeliveryKind.APPOINTMENT_CANCELLED
-    rows = [
-        row
-        for session in dropped
-        if session.id in told
-        for row in notice_rows(db, rt.settings, kind, session.id, patient, now)
-    ]
-    outbox.queue(db, rows)
-
-
-def _record_plan(
-    enrollment: Enrollment,
-    new_plan: Plan,
-    completed: bool,
-    rows: list[PlanRow],
-    today: date,
-    now: datetime,
-) -> None:
-    """Keep what the planner says of the enrollment on its row: phase, interval, open
-    review, completion, and whether it still runs slowed (a confirmation ends that)."""
-    slowed = enrollment.slowed_since
-    confirmed_since_slowed = slowed is not None and any(
-        r.status == SessionStatus.CONFIRMED and r.local_date >= slowed for r in rows
-    )
-    planner_says = {
-        "phase": new_plan.phase,
-        "interval_days": new_plan.interval_days,
-        "review_reason": "; ".join(new_plan.review) or None,
-        "status": EnrollmentStatus.COMPLETED if completed else enrollment.status,
-        "planned_on": today,
-        "slowed_since": None if confirmed_since_slowed else slowed,
-    }
-    if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
-        for key, value in planner_says.items():
-            setattr(enrollment, key, value)
-        enrollment.updated_at = now
-
-
-def _tell_clinic_of_changes(
-    db: Session,
-    enrollment: Enrollment,
-    patient: Patient,
-    new_plan: Plan,
-    rows: list[PlanRow],
-    now: datetime,
-) -> None:
-    """Emit plan.phase_changed for a phase the history moved into, and escalate a new
-    'no response' review; both once only (the event is tied to the session that caused
-    it, the escalation is one open per patient and reason)."""
-    by_date = {r.local_date: r for r in rows if r.status == SessionStatus.CONFIRMED}
-    history = [c for c in new_plan.changes[: new_plan.history_changes] if not c.is_review]
-    if history and new_plan.phase != enrollment.phase:
-        change = history[-1]
-        cause = by_date.get(change.on)
-        emit(
-            db,
-            enrollment.clinic_id,
-            "plan.phase_changed",
-            {
-                **patient_data(db, patient),
-                "enrollment_id": enrollment.id,
-                "from": enrollment.phase,
-                "to": new_plan.phase,
-                "reason": change.reason,
-                "on": change.on.isoformat(),
-            },
-            now,
-            session_id=cause.id if cause else None,
-            patient_id=patient.id,
-        )
-    review = "; ".join(new_plan.review)
-    if review and review != enrollment.review_reason:
-        escalate(
-            db,
-            patient,
-            EscalationReason.NO_RESPONSE,
-            f"enrollment {enrollment.id}: {review}; please decide: continue, move on or end",
-            now,
-            enrollment_id=enrollment.id,
-        )
-
-
-def _tell_of_completion(
-    db: Session,
-    rt: Runtime,
-    enrollment: Enrollment,
-    patient: Patient,
-    rows: list[PlanRow],
-    now: datetime,
-) -> None:
-    """The course has ended: an `enrollment.completed` event for the clinic and a
-    completion message for the patient, both tied to the last confirmed session."""
-    confirmed = [r for r in rows if r.status == SessionStatus.CONFIRMED]
-    due = [r for r in rows if r.status in DUE_STATES]
-    last = max(confirmed, key=lambda r: r.local_date) if confirmed else None
-    rate = round(len(confirmed) / len(due), 3) if due else None
-    emit(
-        db,
-        enrollment.clinic_id,
-        "enrollment.completed",
-        {
-            **patient_data(db, patient),
-            "enrollment_id": enrollment.id,
-            "protocol": enrollment.protocol_id,
-            "sessions_done": len(confirmed),
-            "adherence": rate,
-            "last_session": last.local_date.isoformat() if last else None,
-        },
-        now,
-        session_id=last.id if last else None,
-        patient_id=patient.id,
-    )
-    if last is None or patient.unsubscribed_at is not None:
-        return
-    payload = {"sessions": len(confirmed), "adherence": rate}
-    outbox.queue(
-        db,
-        notice_rows(db, rt.settings, "completed", last.id, patient, now, payload),
-    )
-
-
-STATUS_ACTIONS = {
-    EnrollmentStatus.PAUSED: AuditAction.PAUSE,
-    EnrollmentStatus.ACTIVE: AuditAction.RESUME,
-    EnrollmentStatus.WITHDRAWN: AuditAction.WITHDRAW,
-}
-
-
-def set_status(
-    db: Session,
-    rt: Runtime,
-    clinic_id: str | None,
-    enrollment_id: str,
-    status: str,
-    now: datetime,
-    *,
-    until: date | None = None,
-    reason: str | None = None,
-    actor: Actor | None = None,
-) -> Enrollment:
-    """Pause, resume or withdraw an enrollment and re-plan; return it. The change is
-    recorded as `actor`'s doing.
-
-    A pause may end by itself on `until` (a local date after today). Resuming counts
-    nothing of the pause: the plan starts again from today, and so does the count of
-    days behind it. Raises NotFound, InvalidInput, or Conflict for a change its current
-    state does not allow.
-    """
-    allowed = {
-        EnrollmentStatus.PAUSED: (EnrollmentStatus.ACTIVE,),
-        EnrollmentStatus.ACTIVE: (EnrollmentStatus.PAUSED,),
-        # A held plan ends only by a clinician's decision on it (`services.holds`).
-        EnrollmentStatus.WITHDRAWN: (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED),
-    }
-    if status not in allowed:
-        raise InvalidInput("status", "must be paused, active or withdrawn")
-    wanted = EnrollmentStatus(status)
-    enrollment = get_enrollment(db, clinic_id, enrollment_id)
-    patient = db.get(Patient, enrollment.patient_id)
-    assert patient is not None  # foreign key
-    today = local_today(now, patient.timezone)
-    if until is not None and status != EnrollmentStatus.PAUSED:
-        raise InvalidInput("until", "only a pause has an end date")
-    if until is not None and until <= today:
-        raise InvalidInput("until", f"must be after today ({today}, the patient's date)")
-    if enrollment.status == status:
-        return enrollment
-    if enrollment.status == EnrollmentStatus.HELD:
-        raise Conflict("the plan is held after a side effect: a clinician decides how it goes on")
-    if enrollment.status not in allowed[wanted]:
-        raise Conflict(f"enrollment is {enrollment.status}; cannot become {status}")
-    enrollment.status = status
-    enrollment.paused_until = until if status == EnrollmentStatus.PAUSED else None
-    enrollment.pause_reason = reason if status == EnrollmentStatus.PAUSED else None
-    if status == EnrollmentStatus.ACTIVE:
-        # Resuming is the clinic acting: the plan's own pace, counted from today.
-        enrollment.counting_from = today
-        enrollment.slowed_since = None
-        protocol = protocol_of(db, rt, enrollment)
-        if protocol is not None:
-            enrollment.resume_on = restart_on(
-                today, protocol.given_at, protocol.notice_days, after_hold=False
-            )
-    enrollment.updated_at = now
-    db.add(enrollment)
-    db.flush()
-    replan(db, rt, enrollment, now, patient=patient)
-    record(
-        db, actor, enrollment.clinic_id, STATUS_ACTIONS[wanted], ("enrollment", enrollment.id),
-        now, patient_id=patient.id, until=until, reason=reason,
-    )  # fmt: skip
-    return enrollment
-
-
-def decide_review(
-    db: Session,
-    rt: Runtime,
-    clinic_id: str | None,
-    enrollment_id: str,
-    action: str,
-    now: datetime,
-    *,
-    decided_by: str | None = None,
-    note: str | None = None,
-) -> Enrollment:
-    """Record a clinician's answer to an open review and re-plan: `continue` (another
-    block of the phase's maximum), `move_on` (the next phase) or `end` (the course ends).
-    The escalation that asked for the review is settled by it. Raises NotFound,
-    InvalidInput, or Conflict when no review is open."""
-    if action not in ("continue", "move_on", "end"):
-        raise InvalidInput("decision", "must be continue, move_on or end")
-    enrollment = get_enrollment(db, clinic_id, enrollment_id)
-    if enrollment.status != EnrollmentStatus.ACTIVE or not enrollment.review_reason:
-        raise Conflict("the enrollment has no open review")
-    patient = db.get(Patient, enrollment.patient_id)
-    assert patient is not None  # foreign key
-    db.add(
-        ReviewDecisionRow(
-            enrollment_id=enrollment.id,
-            local_date=local_today(now, patient.timezone),
-            action=action,
-            decided_by=decided_by,
-            note=note,
-            created_at=now,
-        )
-    )
-    settle_open(
-        db, EscalationReason.NO_RESPONSE, decided_by or "a clinician",
-        f"review decided: {action}", now, enrollment_id=enrollment.id,
-    )  # fmt: skip
-    db.flush()
-    replan(db, rt, enrollment, now, patient=patient)
-    return enrollment
-
-
-def move_to_current_protocol(
-    db: Session, rt: Runtime, clinic_id: str | None, enrollment_id: str, now: datetime
-) -> tuple[Enrollment, int | None, int]:
-    """Move an enrollment to the installed version of its protocol and re-plan; return
-    it with the versions (before, after). Raises NotFound or Conflict."""
-    enrollment = get_enrollment(db, clinic_id, enrollment_id)
-    before, after = move_to_current(db, rt, enrollment, now)
-    if enrollment.status in ONGOING:
-        replan(db, rt, enrollment, now)
-    return enrollment, before, after

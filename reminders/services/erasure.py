@@ -29,7 +29,7 @@ from reminders.models import (
     TreatmentSession,
 )
 from reminders.runtime import Runtime
-from reminders.services.enrollments import set_status
+from reminders.services.course_status import set_status
 from reminders.services.events import emit
 from reminders.services.holds import HoldDecision, decide_hold
 from reminders.services.patients import get_patient

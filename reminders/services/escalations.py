@@ -15,10 +15,11 @@ from reminders.errors import Conflict, NotFound
 from reminders.models import Enrollment, Escalation, Patient
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
-from reminders.services.enrollments import local_today, replan
 from reminders.services.events import settle
 from reminders.services.reading import Page, newest_escalations
+from reminders.services.replan import replan
 from reminders.states import EnrollmentStatus, EscalationReason, EscalationState
+from reminders.timing import local_today
 
 
 def list_escalations(

@@ -18,16 +18,18 @@ from reminders.models import Enrollment, HoldDecisionCreate, Patient
 from reminders.runtime import Runtime
 from reminders.safety import restart_on
 from reminders.services.audit import Actor, AuditAction, record
-from reminders.services.enrollments import get_enrollment, local_today, replan
+from reminders.services.enrollments import get_enrollment
 from reminders.services.events import settle_open
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import notice_rows
+from reminders.services.replan import replan
 from reminders.states import (
     EnrollmentStatus,
     EscalationReason,
     SessionStatus,
 )
 from reminders.stores import outbox, session_store
+from reminders.timing import local_today
 
 DECISIONS = ("continue", "pause", "end")
 PAUSED_AFTER_HOLD = "held after a side effect"

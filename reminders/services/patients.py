@@ -26,9 +26,9 @@ from reminders.models import (
 from reminders.runtime import Runtime
 from reminders.services import reachability
 from reminders.services.audit import Actor, AuditAction, record
-from reminders.services.enrollments import replan
 from reminders.services.events import escalate, settle_open
 from reminders.services.reminding import clinic_endpoints, subscribed
+from reminders.services.replan import replan
 from reminders.settings import Settings, validate_timezone
 from reminders.states import (
     DeliveryState,

@@ -32,12 +32,13 @@ from reminders.models import (
     WeekPublic,
 )
 from reminders.protocols import Protocol
-from reminders.services.enrollments import get_enrollment, local_today
+from reminders.services.enrollments import get_enrollment
 from reminders.services.patients import get_patient
 from reminders.states import ONGOING, DeliveryState, EscalationState, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.outbox import DeliveryRow
 from reminders.stores.session_store import AdherenceRow, SessionRow
+from reminders.timing import local_today
 from reminders.weekdays import weekday_names
 
 T = TypeVar("T")

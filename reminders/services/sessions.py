@@ -16,13 +16,13 @@ from reminders.planner import Plan
 from reminders.runtime import Runtime
 from reminders.safety import DEFAULT_HOLD_ON, holds_plan, tells_the_clinic, worst
 from reminders.services import holds as holds_service
-from reminders.services.enrollments import local_today, replan
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
+from reminders.services.replan import replan
 from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import session_store
 from reminders.stores.session_store import SessionRow
-from reminders.timing import local_to_utc
+from reminders.timing import local_to_utc, local_today
 
 # A device clock or a phone a few minutes ahead should not turn a report away.
 CLOCK_SKEW = timedelta(minutes=5)

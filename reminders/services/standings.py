@@ -22,8 +22,8 @@ from reminders.db.engine import mark_alive
 from reminders.db.rows import in_chunks, update_rows
 from reminders.models import Enrollment, Heartbeat, Patient, TreatmentSession
 from reminders.runtime import Runtime
-from reminders.services.enrollments import local_today
 from reminders.services.reading import ongoing_facts
+from reminders.timing import local_today
 
 # The heartbeat row that holds when the sweep last looked. It looks back a little
 # further than that: a change stamped just before a look may commit just after it.

@@ -22,12 +22,7 @@ from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.safety import blame_patient
 from reminders.services import reachability, standings, webhooks
-from reminders.services.enrollments import (
-    local_today,
-    planner_inputs,
-    replan,
-    set_status,
-)
+from reminders.services.course_status import set_status
 from reminders.services.events import emit, escalate
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.reminding import (
@@ -36,11 +31,12 @@ from reminders.services.reminding import (
     overdue_notice_rows,
     reminders_not_yet_written,
 )
+from reminders.services.replan import planner_inputs, replan
 from reminders.services.sessions import session_event_data
 from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import outbox, session_store
 from reminders.stores.session_store import SessionRow
-from reminders.timing import ZONE_SPREAD
+from reminders.timing import ZONE_SPREAD, local_today
 
 # Small batches keep each write transaction short: API writes wait for them.
 REPLAN_BATCH = 25

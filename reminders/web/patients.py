@@ -26,13 +26,14 @@ from reminders.runtime import Runtime
 from reminders.services import (
     absences,
     clinic_views,
+    course_status,
     enrollments,
     holds,
     patients,
 )
-from reminders.services.enrollments import local_today
 from reminders.services.holds import HoldDecision
 from reminders.services.patients import PatientDefaults
+from reminders.timing import local_today
 from reminders.web.auth import CheckedForm, StaffDep, actor_of
 from reminders.web.charts_of import adherence_svg, outcome_svg, week_bars
 from reminders.web.forms import REFUSALS, field_errors, given, refusal
@@ -191,7 +192,7 @@ async def change_enrollment(
     try:
         pause = PauseRequest.model_validate(given(form, "until", "reason"))
         async with tx.write() as db:
-            enrollments.set_status(
+            course_status.set_status(
                 db, rt, member.clinic_id, enrollment_id, status, now,
                 until=pause.until, reason=pause.reason, actor=actor_of(member),
             )  # fmt: skip

@@ -15,7 +15,7 @@ from reminders.models import (
     TreatmentSession,
 )
 from reminders.runtime import Runtime
-from reminders.services import absences, enrollments, sessions
+from reminders.services import absences, course_status, enrollments, replan, sessions
 from reminders.states import SessionStatus
 from reminders.stores import outbox, session_store
 from tests.conftest import CLEAR_SCREENING, at, make_clinic, make_patient
@@ -205,7 +205,7 @@ def test_missed_session_is_replanned_at_the_earliest_allowed_day(db: Session, rt
     sessions.confirm_session(db, rt, clinic, first.id, SessionReport(), NOW)
     session_store.mark(db, [wednesday], SessionStatus.MISSED, NOW)
     thursday = at("2026-12-10 09:00")
-    enrollments.replan(db, rt, enrollment, thursday)
+    replan.replan(db, rt, enrollment, thursday)
     assert planned_dates(db, enrollment.id)[0] == "2026-12-11"
 
 
@@ -251,10 +251,10 @@ def test_pause_cancels_planned_sessions_and_resume_plans_again(db: Session, rt: 
     clinic = make_clinic(db)
     patient = make_patient(db, clinic)
     enrollment = enrollments.enroll(db, rt, clinic, patient, request(), NOW)
-    enrollments.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
+    course_status.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
     assert planned_dates(db, enrollment.id) == []
     later = at("2026-12-14 07:00")
-    enrollments.set_status(db, rt, clinic, enrollment.id, "active", later)
+    course_status.set_status(db, rt, clinic, enrollment.id, "active", later)
     assert planned_dates(db, enrollment.id)[0] == "2026-12-14"
     # cancelled rows are reused, so there is still one row per date
     dates = [r.local_date for r in session_store.of_enrollment(db, enrollment.id)]
@@ -292,8 +292,8 @@ def test_enrolling_welcomes_the_patient_with_the_first_weeks_of_the_plan(
         "clinic": "North Clinic", "first_day": "2026-12-07", "reminder_at": "18:00",
         "schedule": two_weeks, "at_clinic": False,
     }  # fmt: skip
-    enrollments.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
-    enrollments.set_status(db, rt, clinic, enrollment.id, "active", NOW)
+    course_status.set_status(db, rt, clinic, enrollment.id, "paused", NOW)
+    course_status.set_status(db, rt, clinic, enrollment.id, "active", NOW)
     welcomes = outbox.matching(db, kind="welcome")
     assert len(welcomes) == 1, "a re-plan welcomes nobody again"
 

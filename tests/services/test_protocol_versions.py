@@ -12,7 +12,7 @@ from sqlmodel import Session
 from reminders.dispatcher import Dispatcher, build_senders
 from reminders.models import Enrollment, SessionReport
 from reminders.runtime import Runtime
-from reminders.services import enrollments, sessions
+from reminders.services import course_status, sessions
 from reminders.stores import session_store
 from tests.conftest import at, enroll_patient, make_clinic, make_patient
 from tests.servers import SmtpRecorder
@@ -52,7 +52,7 @@ def test_an_edited_protocol_replans_nobody_until_the_enrollment_is_moved(
     db.commit()
     assert planned_days(db, enrollment_id) == [14], "still weekly: the version it was enrolled on"
 
-    enrollment, before, after = enrollments.move_to_current_protocol(
+    enrollment, before, after = course_status.move_to_current_protocol(
         db, restarted, clinic, enrollment_id, moment
     )
     db.commit()

@@ -18,7 +18,7 @@ from reminders.models import (
     SessionReport,
     SkipRequest,
 )
-from reminders.services import enrollments, holds, reading, sessions
+from reminders.services import course_status, holds, reading, sessions
 from reminders.services.holds import HoldDecision
 
 router = APIRouter(prefix="/v1", tags=["enrollments"])
@@ -48,7 +48,7 @@ async def pause_enrollment(
     wanted = body or PauseRequest()
     async with tx.write() as db:
         clinic_id = caller.clinic.id
-        enrollments.set_status(
+        course_status.set_status(
             db, rt, clinic_id, enrollment_id, "paused", now,
             until=wanted.until, reason=wanted.reason, actor=caller.actor(),
         )  # fmt: skip
@@ -68,7 +68,7 @@ async def decide_review(
     another block, move on to the next phase, or end the course. 409 when none is open."""
     async with tx.write() as db:
         clinic_id, by = caller.clinic.id, caller.on_behalf_of(body.by)
-        enrollments.decide_review(
+        course_status.decide_review(
             db, rt, clinic_id, enrollment_id, body.decision, now, decided_by=by, note=body.note
         )
         return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
@@ -101,7 +101,7 @@ async def move_to_current_protocol(
     """Move the enrollment to the installed version of its protocol and re-plan by it.
     An enrollment keeps the version it was enrolled on until this is called."""
     async with tx.write() as db:
-        enrollments.move_to_current_protocol(db, rt, clinic.id, enrollment_id, now)
+        course_status.move_to_current_protocol(db, rt, clinic.id, enrollment_id, now)
         return reading.enrollment_view(db, clinic.id, enrollment_id, now, rt.protocols)
 
 
@@ -117,7 +117,9 @@ async def change_enrollment(
     """Resume (plan again from today; nothing of the pause counts) or withdraw."""
     async with tx.write() as db:
         clinic_id, status = caller.clinic.id, STATUS_FOR[action]
-        enrollments.set_status(db, rt, clinic_id, enrollment_id, status, now, actor=caller.actor())
+        course_status.set_status(
+            db, rt, clinic_id, enrollment_id, status, now, actor=caller.actor()
+        )
         return reading.enrollment_view(db, clinic_id, enrollment_id, now, rt.protocols)
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from reminders import timing
 from reminders.api.deps import FormDep, NowDep, RuntimeDep, TransactionsDep
 from reminders.errors import Conflict, InvalidInput
 from reminders.i18n import Formats, templates, translator
@@ -24,7 +25,7 @@ from reminders.messages import session_length
 from reminders.models import Clinic, Enrollment, Patient, SessionReport
 from reminders.outcomes import SideEffect
 from reminders.runtime import Runtime
-from reminders.services import absences, enrollments, patients, reminding, sessions
+from reminders.services import absences, patients, reminding, sessions
 from reminders.services.absences import MAX_ABSENCE_DAYS, AbsenceRefusal
 from reminders.services.protocol_versions import protocol_of
 from reminders.states import EnrollmentStatus, SessionStatus
@@ -172,7 +173,7 @@ def session_page(
         session, enrollment, patient = found
         reader = Reader.of(db, rt, patient, now)
         protocol = protocol_of(db, rt, enrollment)
-        today = enrollments.local_today(now, session.timezone)
+        today = timing.local_today(now, session.timezone)
         choices, preselected = sessions.link_days(
             session.local_date, session.status in sessions.OPEN, today
         )

@@ -1,0 +1,329 @@
+"""Keeping a plan current: the planner run again on the enrollment's history and inputs,
+its sessions brought in line, and the patient and the clinic told of what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from reminders.adherence import DUE_STATES
+from reminders.errors import Conflict
+from reminders.kinds import DeliveryKind
+from reminders.models import (
+    AbsenceRow,
+    Enrollment,
+    Patient,
+    ReviewDecisionRow,
+)
+from reminders.planner import (
+    Absence,
+    EnrollmentSettings,
+    PastSession,
+    Plan,
+    PlannedSession,
+    ReviewDecision,
+    at_the_clinic,
+    plan,
+)
+from reminders.protocols import Protocol
+from reminders.replanning import diff_sessions
+from reminders.runtime import Runtime
+from reminders.services.clinics import clinic_days
+from reminders.services.events import emit, escalate, patient_data
+from reminders.services.protocol_versions import protocol_of
+from reminders.services.reminding import (
+    SessionToRemind,
+    notice_rows,
+    recipient,
+    write_reminders_for,
+)
+from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
+from reminders.stores import outbox, session_store
+from reminders.stores.session_store import PlanChange, PlanRow
+from reminders.timing import local_today
+from reminders.weekdays import weekdays_of
+
+LAPSE_LOOKBACK_DAYS = 120
+
+
+def weekdays_from_text(text: str | None) -> frozenset[int] | None:
+    """Return the weekday numbers stored as 'mon,wed,fri', or None for every day."""
+    return None if text is None else weekdays_of(text)
+
+
+def settings_of(
+    enrollment: Enrollment,
+    decisions: tuple[ReviewDecision, ...] = (),
+    absences: tuple[Absence, ...] = (),
+) -> EnrollmentSettings:
+    """Return what the planner needs from a stored enrollment."""
+    return EnrollmentSettings(
+        start_date=enrollment.start_date,
+        weekdays=weekdays_from_text(enrollment.weekdays),
+        body_area=enrollment.body_area,
+        decisions=decisions,
+        absences=absences,
+        slowed_since=enrollment.slowed_since,
+        resume_on=enrollment.resume_on,
+    )
+
+
+# Built once: every confirmation re-plans, and re-planning reads both.
+_ABSENCES = sa.select(col(AbsenceRow.first_date), col(AbsenceRow.last_date)).where(
+    col(AbsenceRow.patient_id) == sa.bindparam("patient_id"),
+    col(AbsenceRow.last_date) >= sa.bindparam("since"),
+)
+_DECISIONS = (
+    sa.select(col(ReviewDecisionRow.local_date), col(ReviewDecisionRow.action))
+    .where(col(ReviewDecisionRow.enrollment_id) == sa.bindparam("enrollment_id"))
+    .order_by(col(ReviewDecisionRow.created_at))
+)
+
+
+def absences_of(db: Session, patient_id: str, since: date) -> tuple[Absence, ...]:
+    """Return the patient's absences that end on or after `since`."""
+    rows = db.execute(_ABSENCES, {"patient_id": patient_id, "since": since})
+    return tuple(Absence(first, last) for first, last in rows)
+
+
+def decisions_of(db: Session, enrollment_id: str) -> tuple[ReviewDecision, ...]:
+    """Return the clinician's review decisions on an enrollment, oldest first."""
+    rows = db.execute(_DECISIONS, {"enrollment_id": enrollment_id})
+    return tuple(ReviewDecision(day, action) for day, action in rows)
+
+
+def planner_inputs(
+    db: Session, enrollment: Enrollment, protocol: Protocol, today: date
+) -> EnrollmentSettings:
+    """Return the enrollment's settings with every input the planner replays: review
+    decisions, the absences that still matter and, for a protocol given at the clinic,
+    the clinic's open days and closed dates."""
+    # Absences from before the lookback cannot touch a plan or a lapse any more.
+    since = today - timedelta(days=LAPSE_LOOKBACK_DAYS)
+    inputs = settings_of(
+        enrollment,
+        decisions_of(db, enrollment.id),
+        absences_of(db, enrollment.patient_id, since),
+    )
+    if protocol.given_at != "clinic":
+        return inputs
+    days = clinic_days(db, enrollment.clinic_id, today)
+    return at_the_clinic(protocol, inputs, days.open_weekdays, days.closed)
+
+
+def replan(
+    db: Session,
+    rt: Runtime,
+    enrollment: Enrollment,
+    now: datetime,
+    *,
+    patient: Patient | None = None,
+) -> Plan:
+    """Re-run the planner for an enrollment and bring its planned sessions in line.
+
+    Planned sessions from today on that the new plan drops are cancelled; a cancelled
+    row on a date the plan wants again is reused, so there is never a second session on
+    one date. Reminders due soon for the new plan are scheduled in the same transaction.
+    A paused or withdrawn enrollment keeps no planned sessions. Returns the plan
+    (for an inactive enrollment, the plan it would have). Raises Conflict if the
+    enrollment's protocol is no longer installed. `patient` saves reading the
+    enrollment's patient where the caller has it.
+    """
+    protocol = protocol_of(db, rt, enrollment)
+    if protocol is None:
+        raise Conflict(f"protocol {enrollment.protocol_id!r} is not installed")
+    patient = patient or db.get(Patient, enrollment.patient_id)
+    assert patient is not None  # foreign key
+    today = local_today(now, patient.timezone)
+    rows = session_store.plan_rows(db, enrollment.id)
+    history = [PastSession(r.local_date, r.status, r.hdss) for r in rows]
+    inputs = planner_inputs(db, enrollment, protocol, today)
+    new_plan = plan(protocol, inputs, history, today, rt.settings.horizon_days)
+    active = enrollment.status == EnrollmentStatus.ACTIVE
+    at_clinic = protocol.given_at == "clinic"
+    planned, dropped = _bring_sessions_in_line(
+        db, enrollment.id, rows, new_plan.sessions if active else (), today, patient.timezone,
+        at_clinic, now,
+    )  # fmt: skip
+    if (
+        at_clinic
+        and dropped
+        and enrollment.status in (EnrollmentStatus.PAUSED, EnrollmentStatus.HELD)
+    ):
+        _tell_of_cancelled_appointments(db, rt, patient, dropped, now)
+    _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
+    completed = new_plan.completed and active
+    if completed:
+        _tell_of_completion(db, rt, enrollment, patient, rows, now)
+    _record_plan(enrollment, new_plan, completed, rows, today, now)
+    if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
+        who = recipient(patient, rt.settings)
+        soon = [SessionToRemind(i, day, patient.timezone, who, at_clinic) for i, day in planned]
+        write_reminders_for(db, rt.settings, now, soon)
+    return new_plan
+
+
+def _bring_sessions_in_line(
+    db: Session,
+    enrollment_id: str,
+    rows: list[PlanRow],
+    wanted: Sequence[PlannedSession],
+    today: date,
+    timezone: str,
+    at_clinic: bool,
+    now: datetime,
+) -> tuple[list[tuple[str, date]], list[PlanRow]]:
+    """Write what makes the stored sessions match `wanted` (see `replanning`); return
+    the id and date of each wanted session, and the planned sessions it cancelled."""
+    diff = diff_sessions(rows, wanted, today, timezone)
+    session_store.apply_plan(
+        db,
+        [PlanChange(r.id, SessionStatus.CANCELLED, r.phase, r.minutes, r.timezone)
+         for r in diff.cancel]
+        + [PlanChange(row_id, SessionStatus.PLANNED, s.phase, s.minutes, timezone)
+           for row_id, s in diff.revise],
+        now,
+    )  # fmt: skip
+    fresh = {
+        s.local_date: session_store.new_planned(
+            enrollment_id, s.local_date, timezone, s.phase, s.minutes, at_clinic, now
+        )
+        for s in diff.add
+    }
+    session_store.insert_planned(db, list(fresh.values()))
+    planned = [
+        (row_id or fresh[s.local_date].id, s.local_date)
+        for row_id, s in zip(diff.rows, wanted, strict=True)
+    ]
+    return planned, list(diff.cancel)
+
+
+def _tell_of_cancelled_appointments(
+    db: Session, rt: Runtime, patient: Patient, dropped: list[PlanRow], now: datetime
+) -> None:
+    """An appointment the patient was already reminded of, and that a pause or a hold
+    took away, gets one message saying so: they would come for nothing. (A course that
+    ends says so in its own message.)"""
+    told = outbox.sent_about(db, [r.id for r in dropped], {DeliveryKind.APPOINTMENT})
+    kind = DeliveryKind.APPOINTMENT_CANCELLED
+    rows = [
+        row
+        for session in dropped
+        if session.id in told
+        for row in notice_rows(db, rt.settings, kind, session.id, patient, now)
+    ]
+    outbox.queue(db, rows)
+
+
+def _record_plan(
+    enrollment: Enrollment,
+    new_plan: Plan,
+    completed: bool,
+    rows: list[PlanRow],
+    today: date,
+    now: datetime,
+) -> None:
+    """Keep what the planner says of the enrollment on its row: phase, interval, open
+    review, completion, and whether it still runs slowed (a confirmation ends that)."""
+    slowed = enrollment.slowed_since
+    confirmed_since_slowed = slowed is not None and any(
+        r.status == SessionStatus.CONFIRMED and r.local_date >= slowed for r in rows
+    )
+    planner_says = {
+        "phase": new_plan.phase,
+        "interval_days": new_plan.interval_days,
+        "review_reason": "; ".join(new_plan.review) or None,
+        "status": EnrollmentStatus.COMPLETED if completed else enrollment.status,
+        "planned_on": today,
+        "slowed_since": None if confirmed_since_slowed else slowed,
+    }
+    if any(getattr(enrollment, key) != value for key, value in planner_says.items()):
+        for key, value in planner_says.items():
+            setattr(enrollment, key, value)
+        enrollment.updated_at = now
+
+
+def _tell_clinic_of_changes(
+    db: Session,
+    enrollment: Enrollment,
+    patient: Patient,
+    new_plan: Plan,
+    rows: list[PlanRow],
+    now: datetime,
+) -> None:
+    """Emit plan.phase_changed for a phase the history moved into, and escalate a new
+    'no response' review; both once only (the event is tied to the session that caused
+    it, the escalation is one open per patient and reason)."""
+    by_date = {r.local_date: r for r in rows if r.status == SessionStatus.CONFIRMED}
+    history = [c for c in new_plan.changes[: new_plan.history_changes] if not c.is_review]
+    if history and new_plan.phase != enrollment.phase:
+        change = history[-1]
+        cause = by_date.get(change.on)
+        emit(
+            db,
+            enrollment.clinic_id,
+            "plan.phase_changed",
+            {
+                **patient_data(db, patient),
+                "enrollment_id": enrollment.id,
+                "from": enrollment.phase,
+                "to": new_plan.phase,
+                "reason": change.reason,
+                "on": change.on.isoformat(),
+            },
+            now,
+            session_id=cause.id if cause else None,
+            patient_id=patient.id,
+        )
+    review = "; ".join(new_plan.review)
+    if review and review != enrollment.review_reason:
+        escalate(
+            db,
+            patient,
+            EscalationReason.NO_RESPONSE,
+            f"enrollment {enrollment.id}: {review}; please decide: continue, move on or end",
+            now,
+            enrollment_id=enrollment.id,
+        )
+
+
+def _tell_of_completion(
+    db: Session,
+    rt: Runtime,
+    enrollment: Enrollment,
+    patient: Patient,
+    rows: list[PlanRow],
+    now: datetime,
+) -> None:
+    """The course has ended: an `enrollment.completed` event for the clinic and a
+    completion message for the patient, both tied to the last confirmed session."""
+    confirmed = [r for r in rows if r.status == SessionStatus.CONFIRMED]
+    due = [r for r in rows if r.status in DUE_STATES]
+    last = max(confirmed, key=lambda r: r.local_date) if confirmed else None
+    rate = round(len(confirmed) / len(due), 3) if due else None
+    emit(
+        db,
+        enrollment.clinic_id,
+        "enrollment.completed",
+        {
+            **patient_data(db, patient),
+            "enrollment_id": enrollment.id,
+            "protocol": enrollment.protocol_id,
+            "sessions_done": len(confirmed),
+            "adherence": rate,
+            "last_session": last.local_date.isoformat() if last else None,
+        },
+        now,
+        session_id=last.id if last else None,
+        patient_id=patient.id,
+    )
+    if last is None or patient.unsubscribed_at is not None:
+        return
+    payload = {"sessions": len(confirmed), "adherence": rate}
+    outbox.queue(
+        db,
+        notice_rows(db, rt.settings, "completed", last.id, patient, now, payload),
+    )
