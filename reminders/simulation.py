@@ -43,6 +43,7 @@ from reminders.models import (
     PatientCreate,
     SessionReport,
 )
+from reminders.outcomes import RatedBy
 from reminders.runtime import Runtime
 from reminders.services import (
     absences,
@@ -450,16 +451,19 @@ class _Runner:
             return
 
         def confirm(db: Session, now: datetime) -> None:
-            nth = self._confirmed(db) + 1
-            burn = self.story == "burn" and nth == SIDE_EFFECT_AT
-            report = SessionReport(outcome=self._outcome(db), side_effect="burn" if burn else None)
-            sessions.confirm_session(
-                db, self.rt, None, session_id, report, now, reported_by="patient"
-            )
-            if self.story in ("burn", "late-blister") and nth == SIDE_EFFECT_AT:
-                self._side_effect_story(session_id, now)
+            self._confirm(db, session_id, now, "patient")
 
         self.at(reminded_at + ANSWER_AFTER, confirm)
+
+    def _confirm(self, db: Session, session_id: str, now: datetime, by: RatedBy) -> None:
+        """Record the story's session as done, by the patient or (at the clinic) the
+        staff, with what the story reports; a side-effect story's 4th brings its own."""
+        nth = self._confirmed(db) + 1
+        burn = self.story == "burn" and nth == SIDE_EFFECT_AT
+        report = SessionReport(outcome=self._outcome(db), side_effect="burn" if burn else None)
+        sessions.confirm_session(db, self.rt, None, session_id, report, now, reported_by=by)
+        if self.story in ("burn", "late-blister") and nth == SIDE_EFFECT_AT:
+            self._side_effect_story(session_id, now)
 
     def _confirmed(self, db: Session) -> int:
         rows = session_store.of_enrollment(db, self.course.enrollment_id)
@@ -508,12 +512,7 @@ class _Runner:
         )
         if due is None or not self._turns_up(now):
             return
-        nth = self._confirmed(db) + 1
-        burn = self.story == "burn" and nth == SIDE_EFFECT_AT
-        report = SessionReport(outcome=self._outcome(db), side_effect="burn" if burn else None)
-        sessions.confirm_session(db, self.rt, None, due.id, report, now)
-        if self.story in ("burn", "late-blister") and nth == SIDE_EFFECT_AT:
-            self._side_effect_story(due.id, now)
+        self._confirm(db, due.id, now, "clinician")
 
     def _outcome(self, db: Session) -> str | None:
         """What the story's patient reports on the protocol's scale: the best code once

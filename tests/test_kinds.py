@@ -11,7 +11,8 @@ from reminders.kinds import (
     DeliveryKind,
     event_of,
 )
-from reminders.states import DeliveryAudience
+from reminders.messages import ALERT_SUBJECTS
+from reminders.states import DeliveryAudience, EscalationReason
 
 
 def test_every_kind_is_in_the_table() -> None:
@@ -37,3 +38,7 @@ def test_what_the_patients_timing_makes_is_about_a_planned_session() -> None:
     assert TIMED_BY_PATIENT <= SESSION_BOUND
     assert DeliveryKind.APPOINTMENT in TIMED_BY_PATIENT, "appointments move with the time too"
     assert DeliveryKind.APPOINTMENT not in LINKED, "staff record appointments, not the patient"
+
+
+def test_every_reason_the_clinic_is_told_of_has_an_alert_subject_of_its_own() -> None:
+    assert set(ALERT_SUBJECTS) == set(EscalationReason)

@@ -67,17 +67,14 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     it becomes `unrecorded` and the clinic is told, not the patient."""
     missed = missed_sessions(db, rt.settings, now, enrollment_ids)
     blamed, excused = _by_blame(db, [s for s in missed if not s.at_clinic])
-    marked = session_store.mark(
-        db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, now
-    ) + session_store.mark(db, blamed, SessionStatus.MISSED, now)
-    # Never reminded, because nothing could reach the patient: not their miss, so no
-    # notice, no event and no escalation of misses; the clinic hears of the cause.
-    session_store.mark(db, excused, SessionStatus.NOT_REMINDED, now)
-    told = {s.enrollment_id for s in marked}
-    for enrollment_id in sorted({s.enrollment_id for s in excused} - told):
-        enrollment = db.get(Enrollment, enrollment_id)
-        if enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE:
-            replan(db, rt, enrollment, now)
+    # A session never reminded because nothing could reach the patient is not their
+    # miss: no notice, no event and no escalation of misses (the clinic hears of the
+    # cause); the plan moves on all the same.
+    marked = (
+        session_store.mark(db, [s for s in missed if s.at_clinic], SessionStatus.UNRECORDED, now)
+        + session_store.mark(db, blamed, SessionStatus.MISSED, now)
+        + session_store.mark(db, excused, SessionStatus.NOT_REMINDED, now)
+    )
     by_enrollment: dict[str, list[SessionRow]] = defaultdict(list)
     for session in marked:
         by_enrollment[session.enrollment_id].append(session)
@@ -85,12 +82,13 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
     for enrollment_id, all_sessions in by_enrollment.items():
         enrollment = db.get(Enrollment, enrollment_id)
         assert enrollment is not None  # foreign key
-        unrecorded = [s for s in all_sessions if s.at_clinic]
+        unrecorded = [s for s in all_sessions if s.status == SessionStatus.UNRECORDED]
         if unrecorded:
             _tell_clinic_of_unrecorded(db, enrollment, unrecorded, now)
-        sessions = [s for s in all_sessions if not s.at_clinic]
-        if not sessions:
+        home = [s for s in all_sessions if not s.at_clinic]
+        if not home:
             continue
+        sessions = [s for s in home if s.status == SessionStatus.MISSED]
         for session in sessions:
             emit(
                 db,
@@ -104,6 +102,8 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
         if enrollment.status != EnrollmentStatus.ACTIVE:
             continue
         replan(db, rt, enrollment, now)
+        if not sessions:
+            continue
         patient = db.get(Patient, enrollment.patient_id)
         assert patient is not None  # foreign key
         latest = max(sessions, key=lambda s: s.local_date)
