@@ -122,12 +122,13 @@ def _by_blame(db: Session, sessions: list[SessionRow]) -> tuple[list[SessionRow]
     if not sessions:
         return [], []
     enrollment_ids = sorted({s.enrollment_id for s in sessions})
-    endpoint = WebhookEndpoint
+    # `reminding.subscribed` in SQL, for a healthy endpoint: one whose reminders arrive.
+    events = col(WebhookEndpoint.events)
     takes_reminders = sa.exists().where(
-        col(endpoint.clinic_id) == col(Patient.clinic_id),
-        col(endpoint.enabled),
-        col(endpoint.failing_since).is_(None),
-        sa.or_(col(endpoint.events) == "*", col(endpoint.events).contains("session.reminder")),
+        col(WebhookEndpoint.clinic_id) == col(Patient.clinic_id),
+        col(WebhookEndpoint.enabled),
+        col(WebhookEndpoint.failing_since).is_(None),
+        sa.or_(events == "*", events.contains("session.reminder")),
     )
     cut_off = set(
         db.execute(
