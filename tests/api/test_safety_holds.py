@@ -55,6 +55,9 @@ def test_a_burn_from_the_link_holds_the_plan_and_tells_the_patient_what_to_do(
     assert "Do not treat this area again until your clinic has contacted you." in page.text
     assert "If it is severe, call North Clinic: +49 30 1234567." in page.text
     assert "Your next session" not in page.text
+    again = api.client.get(link).text
+    assert "Your plan is on hold" in again
+    assert "If it is severe, call North Clinic: +49 30 1234567." in again
     held = api.get(f"/v1/enrollments/{enrollment}").json()
     assert (held["status"], held["upcoming"]) == ("held", [])
     assert [s[1] for s in _sessions(db)][:1] == ["confirmed"]
