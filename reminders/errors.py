@@ -1,10 +1,10 @@
 """The exceptions services raise; API, CLI and pages translate them into answers.
 
-    RemindersError
-     +-- NotFound      404: missing, or another clinic's (never say which)
-     +-- InvalidInput  422: `field` names the input, the message says why
-     +-- Conflict      409: valid, but the current state does not allow it
-     +-- Gone          410: erased; what is left of it is not shown
+RemindersError
+ +-- NotFound      404: missing, or another clinic's (never say which)
+ +-- InvalidInput  422: `field` names the input, the message says why
+ +-- Conflict      409: valid, but the current state does not allow it
+ +-- Gone          410: erased; what is left of it is not shown
 """
 
 from __future__ import annotations
