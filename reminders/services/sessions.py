@@ -41,6 +41,16 @@ def get_session(
     return found
 
 
+COURSE_ENDED = "the course has ended; the patient should contact their clinic"
+
+
+def _course_open(enrollment: Enrollment) -> None:
+    """A completed course takes no more sessions: more would be treatment nobody planned
+    (a problem about one done can still be reported)."""
+    if enrollment.status == EnrollmentStatus.COMPLETED:
+        raise Conflict(COURSE_ENDED)
+
+
 def _recordable(session: SessionRow, now: datetime, *, ahead_ok: bool) -> None:
     if session.status == SessionStatus.CANCELLED:
         raise Conflict("the session was cancelled by a re-plan; record an unscheduled one")
@@ -80,6 +90,7 @@ def confirm_session(
                 report.side_effect_note, now,
             )  # fmt: skip
         return session, None
+    _course_open(enrollment)
     _recordable(session, now, ahead_ok=False)
     completed_at = report.completed_at or now
     if completed_at.tzinfo is None:
@@ -331,7 +342,8 @@ def report_problem(
     if session.status != SessionStatus.CONFIRMED and not session.at_clinic:
         if did_it is None:
             raise InvalidInput("did_it", "say whether you did this session")
-        if did_it and session.status != SessionStatus.CANCELLED:
+        course_open = enrollment.status != EnrollmentStatus.COMPLETED
+        if did_it and course_open and session.status != SessionStatus.CANCELLED:
             # Done on its own day, at an hour nobody knows: noon of it, so it counts as
             # on time (today's is done by now).
             today = session.local_date == local_today(now, session.timezone)
@@ -380,6 +392,7 @@ def confirm_from_link(
     assert enrollment is not None  # foreign key
     patient = db.get(Patient, enrollment.patient_id)
     assert patient is not None  # foreign key
+    _course_open(enrollment)
     today = local_today(now, patient.timezone)
     choices, preselected = link_days(link.local_date, link.status in OPEN, today)
     day = day or preselected

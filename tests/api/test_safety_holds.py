@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from reminders.dispatcher import Dispatcher, build_senders
-from reminders.models import Delivery, Escalation, TreatmentSession
+from reminders.models import Delivery, Enrollment, Escalation, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.services.reading import open_escalations_by_priority
 from reminders.states import DeliveryState
@@ -274,3 +274,23 @@ def test_erasing_a_patient_whose_plan_is_held_ends_it_and_clears_their_words(
     assert api.get(f"/v1/enrollments/{enrollment}").json()["status"] == "withdrawn"
     db.expire_all()
     assert {e.patient_note for e in db.exec(select(Escalation)).all()} == {None}
+
+
+def test_a_completed_course_takes_no_more_sessions_but_a_problem_can_still_be_told(
+    api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
+) -> None:
+    _patient, enrollment, link = _reminded(api, rt, smtp)
+    assert api.client.post(f"{link}/confirm", data={}).status_code == 200
+    db.expire_all()
+    course = db.get(Enrollment, enrollment)
+    assert course is not None
+    course.status = "completed"  # as the course's last phase ending leaves it
+    db.add(course)
+    db.commit()
+    api.clock[0] = NOW.replace(hour=10) + timedelta(days=1)
+    refused = api.client.post(f"{link}/confirm", data={"day": "2026-12-08"})
+    assert refused.status_code == 409
+    assert "Your treatment course has ended: please contact your clinic." in refused.text
+    assert [s[2] for s in _sessions(db) if s[1] == "confirmed"] == [False], "no extra session"
+    told = api.client.post(f"{link}/problem", data={"side_effect": "redness", "note": "itchy"})
+    assert told.status_code == 200

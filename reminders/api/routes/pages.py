@@ -240,6 +240,12 @@ async def confirm_from_link(
             following = _next_session(db, enrollment.id, done.local_date)
             held = enrollment.status == EnrollmentStatus.HELD
     except (Conflict, InvalidInput) as refused:
+        if str(refused) == sessions.COURSE_ENDED:
+            return reader.message(
+                reader.t.gettext("Nothing was recorded"),
+                reader.t.gettext("Your treatment course has ended: please contact your clinic."),
+                status=409,
+            )
         return reader.message(
             reader.t.gettext("Nothing was recorded"),
             _reason(reader, refused),
