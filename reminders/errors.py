@@ -4,6 +4,7 @@ RemindersError
  +-- NotFound      404: missing, or another clinic's (never say which)
  +-- InvalidInput  422: `field` names the input, the message says why
  +-- Conflict      409: valid, but the current state does not allow it
+ |    +-- CourseEnded  the course is over: the patient should contact the clinic
  +-- Gone          410: erased; what is left of it is not shown
 """
 
@@ -34,6 +35,14 @@ class InvalidInput(RemindersError):
 
 class Conflict(RemindersError):
     """The request is valid but clashes with the current state."""
+
+
+class CourseEnded(Conflict):
+    """A session for a course that has ended: the patient's page says to contact the
+    clinic, not to try another day."""
+
+    def __init__(self) -> None:
+        super().__init__("the course has ended; the patient should contact their clinic")
 
 
 class Gone(RemindersError):

@@ -33,8 +33,8 @@ from reminders.timing import local_today
 
 DECISIONS = ("continue", "pause", "end")
 PAUSED_AFTER_HOLD = "held after a side effect"
-# What a held plan may be: a plan already ended stays as it is.
-HOLDABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+# What may be held: a plan already held, or ended, stays as it is.
+_HOLDABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
 def hold(db: Session, rt: Runtime, enrollment: Enrollment, patient: Patient, now: datetime) -> bool:
@@ -42,7 +42,7 @@ def hold(db: Session, rt: Runtime, enrollment: Enrollment, patient: Patient, now
     clinician decides. Its planned sessions are cancelled, and so is every message to
     the patient about them still waiting. Returns False if it was not holdable (already
     held, or the course has ended)."""
-    if enrollment.status not in HOLDABLE:
+    if enrollment.status not in _HOLDABLE:
         return False
     enrollment.status = EnrollmentStatus.HELD
     enrollment.paused_until = None
@@ -95,8 +95,8 @@ def decide_hold(
 ) -> Enrollment:
     """Record a clinician's decision on a held plan and act on it; return the enrollment.
 
-    `continue` plans again from the first allowed day after today (a clinic-given
-    course: its notice days ahead); `pause` holds it until `until`, when it resumes by
+    `continue` plans again at the plan's own pace, from tomorrow at the earliest (a
+    clinic-given course: its notice days ahead); `pause` holds it until `until`, when it resumes by
     itself; `end` withdraws it (reason `side_effect`) and tells the patient. The
     decision settles the side-effect escalations and goes in the audit log. Raises
     InvalidInput naming the field, NotFound, or Conflict when the plan is not held."""

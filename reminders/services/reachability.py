@@ -78,10 +78,12 @@ def refresh(db: Session, settings: Settings, patients: Sequence[Patient], now: d
         for cause in before:
             if cause not in causes:
                 _settle(db, patient, cause, now)
+        unreachable += bool(causes)
+        if causes == before and patient.reachability_checked_at is not None:
+            continue  # nothing to write: most of a clinic's patients, most of the time
         patient.unreachable = ",".join(causes) or None
         patient.reachability_checked_at = now
         db.add(patient)
-        unreachable += bool(causes)
     for (clinic, cause), cut_off in newly.items():
         _email_clinic(db, settings, clinic, cause, cut_off, now)
     db.flush()

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from reminders.errors import Conflict, InvalidInput, NotFound
+from reminders.errors import Conflict, CourseEnded, InvalidInput, NotFound
 from reminders.fields import checked, note
 from reminders.models import Enrollment, Patient, SessionReport
 from reminders.outcomes import OutcomeScale, RatedBy, SideEffect
@@ -41,14 +41,11 @@ def get_session(
     return found
 
 
-COURSE_ENDED = "the course has ended; the patient should contact their clinic"
-
-
 def _course_open(enrollment: Enrollment) -> None:
     """A completed course takes no more sessions: more would be treatment nobody planned
     (a problem about one done can still be reported)."""
     if enrollment.status == EnrollmentStatus.COMPLETED:
-        raise Conflict(COURSE_ENDED)
+        raise CourseEnded()
 
 
 def _recordable(session: SessionRow, now: datetime, *, ahead_ok: bool) -> None:
@@ -213,7 +210,7 @@ def _side_effect_reported(
         held=f"{said} reported" if holds else None,
         patient_note=session.side_effect_note,
     )
-    if holds and enrollment.status in holds_service.HOLDABLE:
+    if holds:
         holds_service.hold(db, rt, enrollment, patient, now)
     return True
 

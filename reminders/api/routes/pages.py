@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from reminders import timing
 from reminders.api.deps import FormDep, NowDep, RuntimeDep, TransactionsDep
-from reminders.errors import Conflict, InvalidInput
+from reminders.errors import Conflict, CourseEnded, InvalidInput
 from reminders.i18n import Formats, templates, translator
 from reminders.locales import DEFAULT, N_, from_accept_language, resolve
 from reminders.messages import session_length
@@ -240,7 +240,7 @@ async def confirm_from_link(
             following = _next_session(db, enrollment.id, done.local_date)
             held = enrollment.status == EnrollmentStatus.HELD
     except (Conflict, InvalidInput) as refused:
-        if str(refused) == sessions.COURSE_ENDED:
+        if isinstance(refused, CourseEnded):
             return reader.message(
                 reader.t.gettext("Nothing was recorded"),
                 reader.t.gettext("Your treatment course has ended: please contact your clinic."),
@@ -313,12 +313,10 @@ async def report_problem(
             )
             held = enrollment.status == EnrollmentStatus.HELD
     except (Conflict, InvalidInput) as refused:
-        field = getattr(refused, "field", None)
+        field = refused.field if isinstance(refused, InvalidInput) else ""
         return reader.message(
             reader.t.gettext("Nothing was recorded"),
-            reader.t.gettext(
-                _PROBLEM_REFUSALS.get(field or "", N_("Please check what you entered."))
-            ),
+            reader.t.gettext(_PROBLEM_REFUSALS.get(field, N_("Please check what you entered."))),
             status=409 if isinstance(refused, Conflict) else 422,
         )
     noted = reader.t.gettext("What you told us about your session on %(day)s is recorded.") % {
