@@ -17,7 +17,14 @@ same inputs always gives the same plan.
 
 A building phase that reaches its maximum without the response it waits for does not
 move on by itself: the patient stays on the phase's cadence with a review open until a
-clinician decides to continue (another block), move on, or end the course.
+clinician decides to continue (another block), move on, or end the course. A phase with
+`review_without_dry` opens the same review after that many sessions without a dry
+report, and a fixed-days phase that waits for dry reports goes on every
+`interval_days` after its last day until they come or a clinician decides.
+
+A patient who stopped confirming (`slowed_since`) is asked once a week, on the first
+allowed weekday; appointments at the clinic stop being booked while two or more are
+unrecorded, until staff record them.
 """
 
 from __future__ import annotations
@@ -32,9 +39,9 @@ from reminders.states import SessionStatus
 
 ReviewAction = Literal["continue", "move_on", "end"]
 ChangeReason = Literal["sessions", "dry", "no_response", "relapse", "decision"]
-# Once a patient has stopped confirming and the clinic has been told, reminders come
-# at most this often until the patient confirms again or the clinic acts.
-SLOWED_GAP = timedelta(days=7)
+# Appointments nobody recorded, after which no more are booked: the clinic may be
+# booking a patient who stopped coming.
+UNRECORDED_TO_STOP = 2
 # Far enough to find an allowed day under any cap; a protocol can't need more.
 _SEARCH_DAYS = 400
 NOT_DRY_HDSS = 3
@@ -173,7 +180,11 @@ class _State:
     total: int = 0
     dry_streak: int = 0
     relapse_streak: int = 0
+    # Sessions in this phase since the last dry report (`Phase.review_without_dry`).
+    since_dry: int = 0
     interval_days: int | None = None
+    # A relapse brings the next session forward (`Phase.relapse_next_in_days`).
+    next_gap: int | None = None
     anchor: date | None = None
     last: date | None = None
     completed: bool = False
@@ -199,18 +210,23 @@ class _State:
         if self.anchor is None:
             self.anchor = on
         self.last = on
+        self.next_gap = None
         self.recent.append(on.toordinal())
+        self.since_dry += 1
         if hdss is not None:
             if hdss <= self.protocol.hdss_dry_max:
                 self.dry_streak += 1
                 self.relapse_streak = 0
+                self.since_dry = 0
             else:
                 self.dry_streak = 0
                 self.relapse_streak += 1
             if phase.lengthen_after is not None and self._adapt_interval(phase, on, hdss):
                 return
         if (phase.sessions is not None and self.in_phase >= phase.sessions) or (
-            phase.days is not None and self.in_phase >= len(phase.days)
+            phase.days is not None
+            and phase.dry_reports is None
+            and self.in_phase >= len(phase.days)
         ):
             self._move(on, self.phase_index + 1, "sessions")
         elif (
@@ -220,10 +236,21 @@ class _State:
         ):
             self._move(on, self.phase_index + 1, "dry")
         elif self.review is None and self.review_at is not None and self.in_phase >= self.review_at:
-            self.review = (
-                f"no response after {self.in_phase} {phase.name} sessions ({on.isoformat()})"
+            self._open_review(
+                on, f"no response after {self.in_phase} {phase.name} sessions ({on.isoformat()})"
             )
-            self.changes.append(PhaseChange(on, phase.name, phase.name, "no_response"))
+        elif (
+            self.review is None
+            and phase.review_without_dry is not None
+            and self.since_dry >= phase.review_without_dry
+        ):
+            self._open_review(
+                on, f"no dry report in {self.since_dry} {phase.name} sessions ({on.isoformat()})"
+            )
+
+    def _open_review(self, on: date, why: str) -> None:
+        self.review = why
+        self.changes.append(PhaseChange(on, self.phase.name, self.phase.name, "no_response"))
 
     def hold(self, on: date) -> None:
         """Keep the pace around an appointment nobody recorded: it most likely took
@@ -238,8 +265,10 @@ class _State:
             return
         self.review = None
         if decision.action == "continue":
-            assert self.phase.max_sessions is not None  # a review needs a maximum
-            self.review_at = self.in_phase + self.phase.max_sessions
+            # Another block: as many sessions again before the next review.
+            self.since_dry = 0
+            if self.phase.max_sessions is not None:
+                self.review_at = self.in_phase + self.phase.max_sessions
         elif decision.action == "move_on":
             self._move(decision.on, self.phase_index + 1, "decision")
         else:
@@ -256,6 +285,7 @@ class _State:
                 self.dry_streak = 0
             return False
         self.interval_days = phase.interval_days
+        self.next_gap = phase.relapse_next_in_days
         if (
             phase.return_to is not None
             and phase.relapses_to_return is not None
@@ -276,6 +306,8 @@ class _State:
         self.in_phase = 0
         self.dry_streak = 0
         self.relapse_streak = 0
+        self.since_dry = 0
+        self.next_gap = None
         self.anchor = None
         self.interval_days = self.phase.interval_days
         self.review_at = self.phase.max_sessions
@@ -290,7 +322,12 @@ class _State:
             target = last + timedelta(days=_spacing(allowed, phase.per_week)) if last else None
         elif phase.cadence == "interval":
             assert self.interval_days is not None
-            target = last + timedelta(days=self.interval_days) if last else None
+            gap = self.next_gap or self.interval_days
+            target = last + timedelta(days=gap) if last else None
+        elif phase.days is not None and self.in_phase >= len(phase.days):
+            # The fixed days are done and the phase waits for dry reports.
+            assert phase.interval_days is not None and last is not None
+            target = last + timedelta(days=phase.interval_days)
         else:
             assert phase.days is not None
             anchor = self.anchor
@@ -411,16 +448,24 @@ def at_the_clinic(
 
 
 def _slowed_until(
-    enrollment: EnrollmentSettings, history: list[PastSession] | tuple[PastSession, ...]
+    enrollment: EnrollmentSettings,
+    history: list[PastSession] | tuple[PastSession, ...],
+    allowed: frozenset[int],
 ) -> date | None:
-    """Return the first day a slowed patient's next session may fall on, or None."""
+    """Return the first day a slowed patient's next session may fall on (the first
+    allowed weekday after the last session not done), or None when not slowed."""
     since = enrollment.slowed_since
     if since is None:
         return None
     if any(s.status == "confirmed" and s.local_date >= since for s in history):
         return None
     not_done = [s.local_date for s in history if s.status in ("missed", "skipped")]
-    return max(not_done) + SLOWED_GAP if not_done else None
+    if not not_done:
+        return None
+    day = max(not_done) + timedelta(days=1)
+    while day.weekday() != min(allowed):
+        day += timedelta(days=1)
+    return day
 
 
 def plan(
@@ -457,11 +502,12 @@ def plan(
     not_before = max(
         today,
         enrollment.start_date,
-        _slowed_until(enrollment, history) or today,
+        _slowed_until(enrollment, history, allowed) or today,
         enrollment.resume_on or today,
     )
     sessions: list[PlannedSession] = []
-    while not state.completed:
+    unrecorded = sum(1 for s in history if s.status == "unrecorded")
+    while not state.completed and unrecorded < UNRECORDED_TO_STOP:
         day = _place(state, not_before, allowed, blocked, enrollment.absences, missed)
         if day >= end:
             break

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reminders.locales import DEFAULT, SHIPPED
-from reminders.outcomes import SCALES, OutcomeScale, SideEffect
+from reminders.outcomes import SCALES, OutcomeRule, OutcomeScale, SideEffect
 from reminders.safety import DEFAULT_HOLD_ON
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -85,6 +85,10 @@ class Phase(BaseModel):
     max_interval_days: int | None = Field(default=None, ge=1, le=180)
     relapses_to_return: int | None = Field(default=None, ge=1, le=50)
     return_to: str | None = None
+    # A report not dry brings the next session this many days after it.
+    relapse_next_in_days: int | None = Field(default=None, ge=1, le=90)
+    # Sessions in a row without a dry report after which a review opens.
+    review_without_dry: int | None = Field(default=None, ge=1, le=100)
 
     @model_validator(mode="after")
     def _cadence_fields(self) -> Phase:
@@ -97,6 +101,16 @@ class Phase(BaseModel):
                 raise ValueError("days must start at 1 and increase strictly")
         if self.cadence == "interval" and self.interval_days is None:
             raise ValueError("interval_days is required for an interval cadence")
+        if self.cadence == "days" and self.dry_reports is not None:
+            if self.interval_days is None:
+                raise ValueError(
+                    "a days cadence that waits for dry_reports needs interval_days (the "
+                    "spacing after its last day)"
+                )
+        elif self.cadence == "days" and self.interval_days is not None:
+            raise ValueError("interval_days on a days cadence needs dry_reports")
+        if self.relapse_next_in_days is not None and self.lengthen_after is None:
+            raise ValueError("relapse_next_in_days needs an adaptive interval (lengthen_after)")
         if self.lengthen_after is not None:
             if self.cadence != "interval":
                 raise ValueError("lengthen_after needs an interval cadence")
@@ -148,6 +162,9 @@ class Protocol(BaseModel):
     dose_ma_min: float | None = Field(default=None, gt=0)
     # The question asked after a session: an id in `reminders.outcomes.SCALES`.
     outcome_scale: str | None = None
+    # What the scale's reports mean and which review a course without a response gets.
+    # Left out of the stored body when unset (a clinic's file from before outcome rules).
+    outcome: OutcomeRule | None = Field(default=None, exclude_if=lambda rule: rule is None)
     default_weekdays: tuple[Weekday, ...] = WEEKDAYS  # type: ignore[assignment]
     contraindications: tuple[str, ...] = ()
     # Side effects that stop the plan until a clinician decides (`reminders.safety`).
@@ -189,6 +206,14 @@ class Protocol(BaseModel):
                 raise ValueError(f"minutes.{area} is not one of body_areas")
         if self.outcome_scale is not None and self.outcome_scale not in SCALES:
             raise ValueError(f"outcome_scale must be one of {', '.join(SCALES)}")
+        if self.outcome is not None:
+            if self.scale is None:
+                raise ValueError("outcome needs an outcome_scale")
+            unknown_codes = [c for c in self.outcome.codes() if c not in self.scale.values]
+            if unknown_codes:
+                raise ValueError(
+                    f"outcome: {', '.join(unknown_codes)} not a code of {self.scale.id}"
+                )
         unknown = set(self.contraindications) - set(CONTRAINDICATIONS)
         if unknown:
             raise ValueError(f"unknown contraindication(s): {', '.join(sorted(unknown))}")

@@ -133,7 +133,7 @@ def test_nothing_is_planned_while_the_patient_is_away(protocols: dict[str, Proto
     assert dates(result)[:3] == ["2026-12-07", "2026-12-21", "2026-12-23"]
 
 
-def test_a_slowed_patient_is_planned_a_week_after_the_last_session_not_done(
+def test_a_slowed_patient_is_planned_on_the_first_allowed_weekday_after_the_last_not_done(
     protocols: dict[str, Protocol],
 ) -> None:
     protocol = protocols["tap-water-hyperhidrosis"]
@@ -141,7 +141,9 @@ def test_a_slowed_patient_is_planned_a_week_after_the_last_session_not_done(
     today = MON + timedelta(days=3)
     slowed = EnrollmentSettings(MON, frozenset(range(7)), slowed_since=today)
     first = plan(protocol, slowed, history, today).sessions[0]
-    assert first.local_date == MON + timedelta(days=9)  # a week after the missed Wednesday
+    assert first.local_date == MON + timedelta(days=7)  # the Monday after the missed Wednesday
+    mon_wed = EnrollmentSettings(MON, frozenset({2, 4}), slowed_since=today)
+    assert plan(protocol, mon_wed, history, today).sessions[0].local_date == MON + timedelta(days=9)
     history.append(PastSession(today, SessionStatus.CONFIRMED))
     again = plan(protocol, slowed, history, today + timedelta(days=1))
     # Confirmed: back to the plan's pace (three a week, the missed one counted).
@@ -383,3 +385,73 @@ def test_an_unrecorded_appointment_keeps_the_pace_but_does_not_count(
     result = plan(protocol, EnrollmentSettings(MON), history, MON + timedelta(days=3), 30)
     assert result.sessions[0].local_date == MON + timedelta(days=4)  # not pulled to today
     assert len(result.sessions) == 5  # the unrecorded one is still owed
+
+
+def test_the_fixed_schedule_moves_on_only_after_two_dry_reports_and_reviews_a_non_responder(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["tap-water-fixed-schedule"]
+    never = preview(protocol, EnrollmentSettings(MON), 200, AssumedResponse(never_dry=True))
+    assert {s.phase for s in never.sessions} == {"induction"}  # no induction-maintenance loop
+    reviews = [c for c in never.changes if c.is_review]
+    assert [c.on for c in reviews] == [MON + timedelta(days=21)]  # after the 7th, day 22
+    after = [s.local_date for s in never.sessions if s.local_date > MON + timedelta(days=21)]
+    assert after[0] == MON + timedelta(days=28)  # weekly until a clinician decides
+    assert all((b - a).days == 7 for a, b in zip(after, after[1:], strict=False))
+    dry = preview(protocol, EnrollmentSettings(MON), 60, AssumedResponse(dry_after=6))
+    assert [(c.on, c.reason) for c in dry.changes][0] == (MON + timedelta(days=21), "dry")
+
+
+def test_glycopyrrolate_opens_a_review_after_six_sessions_without_a_dry_report(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["glycopyrrolate-hyperhidrosis"]
+    never = preview(protocol, EnrollmentSettings(MON), 120, AssumedResponse(never_dry=True))
+    assert [c.on for c in never.changes if c.is_review] == [MON + timedelta(days=35)]
+    dry = preview(protocol, EnrollmentSettings(MON), 120, AssumedResponse(dry_after=5))
+    assert not [c for c in dry.changes if c.is_review]
+    history = confirmed(*(MON + timedelta(days=7 * i) for i in range(6)), hdss=4)
+    decided = EnrollmentSettings(
+        MON, decisions=(ReviewDecision(MON + timedelta(days=35), "continue"),)
+    )
+    again = plan(
+        protocol, decided, history, MON + timedelta(days=36), 60, AssumedResponse(never_dry=True)
+    )
+    # Continue: another six weekly sessions before the next review.
+    assert not again.review
+    assert [c.on for c in again.changes if c.is_review] == [
+        MON + timedelta(days=35),
+        MON + timedelta(days=77),
+    ]
+
+
+def test_a_relapse_in_maintenance_brings_the_next_session_forward(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["tap-water-hyperhidrosis"]
+    everyday = frozenset(range(7))
+    induction = [MON + timedelta(days=2 * i) for i in range(6)]
+    history = confirmed(*induction, hdss=1)
+    in_maintenance = plan(protocol, EnrollmentSettings(MON, everyday), history, induction[-1])
+    assert in_maintenance.phase == "maintenance"
+    relapse_day = induction[-1] + timedelta(days=7)
+    history += confirmed(relapse_day, hdss=4)
+    after = plan(
+        protocol, EnrollmentSettings(MON, everyday), history, relapse_day + timedelta(days=1)
+    )
+    assert after.sessions[0].local_date == relapse_day + timedelta(days=3)
+
+
+def test_no_more_appointments_are_booked_while_two_are_unrecorded(
+    protocols: dict[str, Protocol],
+) -> None:
+    protocol = protocols["dexamethasone-tendinopathy"]
+    history = [
+        *confirmed(MON),
+        PastSession(MON + timedelta(days=2), SessionStatus.UNRECORDED),
+        PastSession(MON + timedelta(days=4), SessionStatus.UNRECORDED),
+    ]
+    today = MON + timedelta(days=5)
+    assert plan(protocol, EnrollmentSettings(MON), history, today).sessions == ()
+    history[-1] = PastSession(MON + timedelta(days=4), SessionStatus.CONFIRMED)
+    assert plan(protocol, EnrollmentSettings(MON), history, today).sessions
