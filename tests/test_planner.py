@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 from hypothesis import given, settings
@@ -397,9 +398,9 @@ def test_the_fixed_schedule_moves_on_only_after_two_dry_reports_and_reviews_a_no
     assert [c.on for c in reviews] == [MON + timedelta(days=21)]  # after the 7th, day 22
     after = [s.local_date for s in never.sessions if s.local_date > MON + timedelta(days=21)]
     assert after[0] == MON + timedelta(days=28)  # weekly until a clinician decides
-    assert all((b - a).days == 7 for a, b in zip(after, after[1:], strict=False))
+    assert all((b - a).days == 7 for a, b in itertools.pairwise(after))
     dry = preview(protocol, EnrollmentSettings(MON), 60, AssumedResponse(dry_after=6))
-    assert [(c.on, c.reason) for c in dry.changes][0] == (MON + timedelta(days=21), "dry")
+    assert next((c.on, c.reason) for c in dry.changes) == (MON + timedelta(days=21), "dry")
 
 
 def test_glycopyrrolate_opens_a_review_after_six_sessions_without_a_dry_report(
