@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from reminders.kinds import ABOUT_THE_END, SESSION_BOUND, TO_THE_CLINIC
+from reminders.kinds import ABOUT_THE_END, NUDGES, SESSION_BOUND, TO_THE_CLINIC
 from reminders.states import DeliveryAudience, DeliveryState, EnrollmentStatus, SessionStatus
 from reminders.timing import QuietHours, after_quiet_hours
 
@@ -36,6 +36,8 @@ class PatientMessageFacts:
     enrollment_status: str | None
     zone: str
     quiet: QuietHours
+    # The course winds down (`course_state`): asked once a week, nothing more.
+    winding_down: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ def decide(facts: PatientMessageFacts, now: datetime) -> Decision:
         and facts.kind not in ABOUT_THE_END
     ):
         return End(DeliveryState.CANCELLED, f"enrollment {facts.enrollment_status}")
+    if facts.winding_down and facts.kind in NUDGES:
+        return End(DeliveryState.CANCELLED, "the course winds down: weekly reminders only")
     resume = after_quiet_hours(now, facts.zone, facts.quiet)
     if resume <= now:
         return SEND

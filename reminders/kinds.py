@@ -25,10 +25,12 @@ class DeliveryKind(StrEnum):
     OVERDUE = "overdue"
     COMPLETED = "completed"
     COURSE_ENDED = "course_ended"
+    REMINDERS_STOPPED = "reminders_stopped"
     WELCOME = "welcome"
     # To the clinic's alert address.
     CLINIC_ALERT = "clinic_alert"
     ESCALATION = "escalation"
+    DIGEST = "digest"
     # To one of the clinic's staff.
     STAFF_SETUP = "staff_setup"
     STAFF_RESET = "staff_reset"
@@ -42,6 +44,7 @@ class DeliveryKind(StrEnum):
     ENROLLMENT_COMPLETED = "enrollment.completed"
     PATIENT_ESCALATION = "patient.escalation"
     PATIENT_ERASED = "patient.erased"
+    CLINIC_DIGEST = "clinic.digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,8 @@ class Kind:
     reminder time, quiet hours, zone and channel, so made again when those change;
     `reminds`: reminds the patient of a session at home (`safety.blame_patient`);
     `to_the_clinic`: the clinic's own message (if it fails, telling the clinic again by
-    the same means would only fail again).
+    the same means would only fail again); `nudges`: not sent while the course winds
+    down (`course_state`): the patient is asked once a week and nothing more.
     """
 
     audience: DeliveryAudience
@@ -68,6 +72,7 @@ class Kind:
     timed_by_patient: bool = False
     reminds: bool = False
     to_the_clinic: bool = False
+    nudges: bool = False
 
 
 _PATIENT = DeliveryAudience.PATIENT
@@ -86,12 +91,12 @@ KINDS: dict[DeliveryKind, Kind] = {
     DeliveryKind.DAY_BEFORE: Kind(
         _PATIENT, "session.reminder", N_("Your treatment session tomorrow"),
         N_("%(clinic)s: treatment session tomorrow (%(day)s)."),
-        session_bound=True, linked=True, timed_by_patient=True, reminds=True,
+        session_bound=True, linked=True, timed_by_patient=True, reminds=True, nudges=True,
     ),
     DeliveryKind.FOLLOW_UP: Kind(
         _PATIENT, "session.follow_up", N_("Did you manage today's session?"),
         N_("%(clinic)s: did you manage today's session? Tell us: %(link)s"),
-        session_bound=True, linked=True, timed_by_patient=True,
+        session_bound=True, linked=True, timed_by_patient=True, nudges=True,
     ),
     DeliveryKind.APPOINTMENT: Kind(
         _PATIENT, "session.reminder", N_("Your appointment tomorrow"),
@@ -108,12 +113,12 @@ KINDS: dict[DeliveryKind, Kind] = {
     DeliveryKind.MISSED: Kind(
         _PATIENT, "patient.missed_notice", N_("We missed your session"),
         N_("%(clinic)s: we missed your session (%(day)s). Your plan is updated: %(link)s"),
-        linked=True,
+        linked=True, nudges=True,
     ),
     DeliveryKind.OVERDUE: Kind(
         _PATIENT, "patient.overdue", N_("Time for your next session"),
         N_("%(clinic)s: time for your next session. Tell us when done: %(link)s"),
-        linked=True,
+        linked=True, nudges=True,
     ),
     DeliveryKind.COMPLETED: Kind(
         _PATIENT, "patient.completion_notice", N_("Your treatment course is complete"),
@@ -125,12 +130,20 @@ KINDS: dict[DeliveryKind, Kind] = {
         N_("%(clinic)s has ended your treatment course and will contact you."),
         about_the_end=True,
     ),
+    # The last message of a course wound down, or run out of time.
+    DeliveryKind.REMINDERS_STOPPED: Kind(
+        _PATIENT, "patient.reminders_stopped_notice", N_("Please contact your clinic"),
+        N_("%(clinic)s: we have stopped your reminders. Please contact us to go on with "
+           "your treatment."),
+        about_the_end=True,
+    ),
     DeliveryKind.WELCOME: Kind(
         _PATIENT, "patient.welcome", N_("Your treatment plan"),
         N_("%(clinic)s has planned your treatment. First session: %(day)s."),
     ),
     DeliveryKind.CLINIC_ALERT: Kind(DeliveryAudience.CLINIC, to_the_clinic=True),
     DeliveryKind.ESCALATION: Kind(DeliveryAudience.CLINIC, to_the_clinic=True),
+    DeliveryKind.DIGEST: Kind(DeliveryAudience.CLINIC, to_the_clinic=True),
     DeliveryKind.STAFF_SETUP: Kind(
         DeliveryAudience.STAFF, subject="Your account in the reminders web app"
     ),
@@ -155,6 +168,9 @@ KINDS: dict[DeliveryKind, Kind] = {
     DeliveryKind.PATIENT_ESCALATION: Kind(
         DeliveryAudience.INTEGRATION, "patient.escalation", to_the_clinic=True
     ),
+    DeliveryKind.CLINIC_DIGEST: Kind(
+        DeliveryAudience.INTEGRATION, "clinic.digest", to_the_clinic=True
+    ),
 }  # fmt: skip
 
 
@@ -173,6 +189,7 @@ LINKED = kinds_where(linked=True)
 TIMED_BY_PATIENT = kinds_where(timed_by_patient=True)
 REMINDS = kinds_where(reminds=True)
 TO_THE_CLINIC = kinds_where(to_the_clinic=True)
+NUDGES = kinds_where(nudges=True)
 # The webhook events a clinic may subscribe to, in the order the table names them.
 EVENT_TYPES: tuple[str, ...] = tuple(
     dict.fromkeys(spec.event for spec in KINDS.values() if spec.event is not None)

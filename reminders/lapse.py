@@ -7,6 +7,12 @@ while they keep to it (a count of days since the last session would nag them).
 
 Nothing before `counts_from` (the day a paused enrollment resumed) counts, and days the
 patient is away do not add to how far behind they are.
+
+A nudge must add something: none after a proper skip (the patient did what they were
+asked), none while the re-planned session is today or tomorrow (its reminder says it),
+none on the day a missed notice goes out. A lapse needs two sessions missed in a row, and
+is never raised on the day of a planned session before that day ends: the patient may
+still do it.
 """
 
 from __future__ import annotations
@@ -63,10 +69,10 @@ def standing(
     after = max(confirmed) if confirmed else date.min
     if counts_from is not None and counts_from - timedelta(days=1) > after:
         after = counts_from - timedelta(days=1)
-    not_done = [s.local_date for s in history if s.status in NOT_DONE and s.local_date > after]
-    if not not_done:
+    behind = [s for s in history if s.status in NOT_DONE and s.local_date > after]
+    if not behind:
         return ON_PLAN
-    due = not_done[0]
+    due = behind[0].local_date
     away = [a for a in absences if a.last >= due and a.first <= today]
     if any(a.covers(today) for a in away):
         return Standing(due, 0, False, False)
@@ -75,9 +81,14 @@ def standing(
         for offset in range(1, (today - due).days + 1)
         if not any(a.covers(due + timedelta(days=offset)) for a in away)
     )
+    latest = behind[-1]
+    planned = {s.local_date for s in history if s.status == "planned"}
+    coming = bool(planned & {today, today + timedelta(days=1)})
+    nudge = latest.status == "missed" and latest.local_date < today - timedelta(days=1)
+    missed = sum(1 for s in behind if s.status == "missed")
     return Standing(
         due,
         days,
-        overdue=days >= rule.overdue_after_days,
-        lapsed=days >= rule.lapsed_after_days,
+        overdue=days >= rule.overdue_after_days and nudge and not coming,
+        lapsed=days >= rule.lapsed_after_days and missed >= 2 and today not in planned,
     )

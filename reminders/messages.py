@@ -41,7 +41,8 @@ BODY_AREAS = {
 }
 SENDER_SUFFIX = "via Reminders"
 _BLANK_LINES = re.compile(r"\n{3,}")
-# A completed course this close to its plan is thanked for keeping to it.
+# A completed course this close to its plan, and better for it, is thanked for keeping
+# to it.
 KEPT_TO_PLAN = 0.8
 
 
@@ -86,6 +87,10 @@ class PatientMessage:
     reminder_at: str | None = None
     schedule: tuple[date, ...] = ()
     at_clinic: bool = False
+    # A completion's: whether the reports improved, and whether the clinic will be in
+    # touch about what comes next (the course did not respond, or got worse).
+    improved: bool | None = None
+    clinic_follows_up: bool = False
 
     @staticmethod
     def facts_from(payload: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +100,8 @@ class PatientMessage:
             "days_since": payload.get("days"),
             "sessions_done": payload.get("sessions"),
             "adherence": payload.get("adherence"),
+            "improved": payload.get("improved"),
+            "clinic_follows_up": bool(payload.get("clinic_follows_up")),
             "first_day": date.fromisoformat(first_day) if first_day else None,
             "reminder_at": payload.get("reminder_at"),
             "schedule": tuple(map(date.fromisoformat, payload.get("schedule", ()))),
@@ -186,7 +193,10 @@ def _render_marked(message: PatientMessage, html: bool) -> Rendered:
         "schedule": [formats.day(d) for d in message.schedule],
         "reminder_at": formats.time(time.fromisoformat(reminder_at)) if reminder_at else None,
         "percent": int(message.adherence * 100 + 0.5) if message.adherence is not None else None,
-        "kept_to_plan": message.adherence is None or message.adherence >= KEPT_TO_PLAN,
+        # Thanks only where it worked: a course that did not respond is not a success
+        # (a completion queued before outcomes were read says nothing of them: None).
+        "kept_to_plan": (message.adherence is None or message.adherence >= KEPT_TO_PLAN)
+        and message.improved is not False,
         "confirm": message.links.action("confirm"),
         "skip": message.links.action("skip"),
         "snooze": message.links.action("snooze"),
@@ -314,6 +324,10 @@ ALERT_SUBJECTS = {
     "side_effect": "Side effect reported — patient {reference}",
     "unreachable": "Cannot reach patient {reference}",
     "no_response": "Review waiting — patient {reference}",
+    "no_improvement": "Course ended without improvement — patient {reference}",
+    "worsening": "Getting worse — patient {reference}",
+    "dormant": "Reminders stopped, no answer — patient {reference}",
+    "expired": "Course ran out of time — patient {reference}",
     "missed_sessions": "Missed sessions — patient {reference}",
     "lapsed": "Stopped confirming sessions — patient {reference}",
     "unrecorded": "Appointment not recorded — patient {reference}",
@@ -323,12 +337,16 @@ ALERT_SUBJECTS = {
 HOLD_SUBJECT = "Urgent: {what} — patient {reference}"
 
 
-def alert_subject(reason: str, reference: str, *, held: str | None = None) -> str:
+def alert_subject(
+    reason: str, reference: str, *, held: str | None = None, urgent: bool = False
+) -> str:
     """Return the subject of the clinic's alert for `reason` about the patient
     `reference` (their external id, else a short id); `held`: what happened to a held
     plan ("burn reported")."""
     if held is not None:
         return HOLD_SUBJECT.format(what=held, reference=reference)
+    if urgent:
+        return "Urgent: " + alert_subject(reason, reference)
     return ALERT_SUBJECTS.get(reason, "A patient needs attention — {reference}").format(
         reference=reference
     )

@@ -70,6 +70,10 @@ class Clinic(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=100)
     reply_to: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
+    # The clinic's digest (`services.digest`): daily, weekly (Mondays) or off; and the
+    # local day the last one went out.
+    digest: str = Field(default="daily", max_length=8)
+    digest_sent_on: date | None = None
     created_at: datetime = _stamp()
 
 
@@ -197,9 +201,11 @@ class Enrollment(SQLModel, table=True):
     pause_reason: str | None = Field(default=None, max_length=500)
     # Lapse counting starts again on this day: a pause ended, or the clinic acted.
     counting_from: date | None = None
-    # The day the clinic was told this patient stopped confirming: reminders slow to
-    # weekly until the patient confirms again or the clinic acknowledges.
+    # The day the clinic was told this patient stopped confirming: the course winds
+    # down (`course_state`) until the patient confirms again or the clinic resumes it.
     slowed_since: date | None = None
+    # Why an `ended` course ended (`course_state.EndReason`).
+    end_reason: str | None = Field(default=None, max_length=32)
     # Nothing is planned before this day: a clinician let a held plan go on from it.
     resume_on: date | None = None
     screening: str = Field(default="{}", max_length=2000)
@@ -316,6 +322,9 @@ class Escalation(SQLModel, table=True):
     patient_note: str | None = Field(default=None, max_length=2000)
     state: str = Field(default=EscalationState.OPEN, max_length=16)
     open_key: str | None = Field(default=None, max_length=200, unique=True)
+    # A review nobody decided is sent again (`escalations.realert_undecided`).
+    alerted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    realerts: int = Field(default=0)
     acknowledged_by: str | None = Field(default=None, max_length=300)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=2000)
@@ -364,6 +373,23 @@ class StaffLink(SQLModel, table=True):
     purpose: str = Field(max_length=16)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _stamp()
+
+
+class DigestLine(SQLModel, table=True):
+    """Something about a course the clinic's digest names (`services.digest`): a
+    completion with its verdict, a return to induction, a relapse, worsening, a course
+    wound down or run out of time. `detail` holds ids, dates and scale codes only."""
+
+    __tablename__ = "digest_line"
+    __table_args__ = (sa.Index("ix_digest_line_clinic_created", "clinic_id", "created_at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    clinic_id: str = Field(foreign_key="clinic.id", max_length=32)
+    patient_id: str = Field(foreign_key="patient.id", max_length=32)
+    enrollment_id: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    detail: str = Field(max_length=500)
     created_at: datetime = _stamp()
 
 

@@ -167,8 +167,8 @@ def verdict(scale: OutcomeScale, rule: OutcomeRule, reports: Sequence[str]) -> V
     scale does not define are left out; fewer than two reports are `unknown`."""
     ranks = [scale.values.index(code) for code in reports if code in scale.values]
     if len(ranks) < 2:
-        first = scale.values[ranks[0]] if ranks else None
-        return Verdict("unknown", first, first)
+        only = scale.values[ranks[0]] if ranks else None
+        return Verdict("unknown", only, only)
     first, last = ranks[0], ranks[-1]
     codes = scale.values[first], scale.values[last]
     if rule.dry_at_most is not None:

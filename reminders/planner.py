@@ -22,8 +22,9 @@ clinician decides to continue (another block), move on, or end the course. A pha
 report, and a fixed-days phase that waits for dry reports goes on every
 `interval_days` after its last day until they come or a clinician decides.
 
-A patient who stopped confirming (`slowed_since`) is asked once a week, on the first
-allowed weekday; appointments at the clinic stop being booked while two or more are
+On an interval cadence (maintenance) a session not done is made up once, on the next
+allowed day, and the interval then counts from the make-up. A patient who stopped
+confirming (`slowed_since`) is asked once a week, on the first allowed weekday; appointments at the clinic stop being booked while two or more are
 unrecorded, until staff record them.
 """
 
@@ -468,6 +469,23 @@ def _slowed_until(
     return day
 
 
+def _after_a_missed_make_up(
+    state: _State, history: list[PastSession] | tuple[PastSession, ...]
+) -> date | None:
+    """On an interval cadence a session not done is made up once, on the next allowed
+    day; when the make-up is not done either, the next session comes an interval after
+    it, not on the day after that as well. Returns that day, or None."""
+    if state.phase.cadence != "interval" or state.interval_days is None:
+        return None
+    after = state.last or date.min
+    not_done = sorted(
+        s.local_date for s in history if s.status in ("missed", "skipped") and s.local_date > after
+    )
+    if len(not_done) < 2:
+        return None
+    return not_done[-1] + timedelta(days=state.interval_days)
+
+
 def plan(
     protocol: Protocol,
     enrollment: EnrollmentSettings,
@@ -505,6 +523,7 @@ def plan(
         _slowed_until(enrollment, history, allowed) or today,
         enrollment.resume_on or today,
     )
+    not_before = max(not_before, _after_a_missed_make_up(state, history) or not_before)
     sessions: list[PlannedSession] = []
     unrecorded = sum(1 for s in history if s.status == "unrecorded")
     while not state.completed and unrecorded < UNRECORDED_TO_STOP:

@@ -91,7 +91,9 @@ COLUMNS: dict[type[Any], tuple[str, ...]] = {
         "quiet_end", "channel", "locale", "external_id", "unsubscribed_at",
         "calendar_generation",
     ),
-    Enrollment: ("id", "status", "protocol_id", "protocol_version", "body_area"),
+    Enrollment: (
+        "id", "status", "protocol_id", "protocol_version", "body_area", "slowed_since",
+    ),
     WebhookEndpoint: (
         "id", "url", "enabled", "secret", "previous_secret", "previous_secret_until",
     ),
@@ -255,6 +257,7 @@ class Preparer:
             patient_reachable=patient is not None and patient.unsubscribed_at is None,
             session_status=session.status if session else None,
             enrollment_status=enrollment.status if enrollment else None,
+            winding_down=enrollment is not None and enrollment.slowed_since is not None,
             zone=zone_name,
             quiet=who.quiet if who else QuietHours(time(0), time(0)),
         )

@@ -120,6 +120,10 @@ class Priority(IntEnum):
 _BY_REASON = {
     EscalationReason.UNREACHABLE: Priority.UNREACHABLE,
     EscalationReason.NO_RESPONSE: Priority.REVIEW,
+    EscalationReason.NO_IMPROVEMENT: Priority.REVIEW,
+    EscalationReason.WORSENING: Priority.WORSENING,
+    EscalationReason.DORMANT: Priority.ADHERENCE,
+    EscalationReason.EXPIRED: Priority.ADHERENCE,
     EscalationReason.MISSED_SESSIONS: Priority.ADHERENCE,
     EscalationReason.LAPSED: Priority.ADHERENCE,
     EscalationReason.UNRECORDED: Priority.ADHERENCE,

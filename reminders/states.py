@@ -21,6 +21,12 @@ An enrollment (`enrollment.status`):
        +---withdraw---> withdrawn <+
        +---the plan's last phase ends---> completed
        +---a side effect that holds the plan---> held (from paused too)
+       +---slowed, 3 weekly sessions unanswered---> dormant --a confirmation / resume--> active
+       +---a short course past its last day + 14---> ended (reason expired)
+
+    A patient who stops confirming winds down first (`course_state`): once the clinic
+    is told (missed_sessions, lapsed) the enrollment is `slowed_since` that day: one
+    session a week, no follow-ups or missed notices, until a confirmation.
 
     held --a clinician decides: continue--> active
          +-----------------------pause----> paused
@@ -65,6 +71,11 @@ class EnrollmentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
     HELD = "held"
+    # Wound down: the patient answered none of the weekly sessions after the clinic was
+    # told they stopped; nothing is planned or sent until they confirm or it resumes.
+    DORMANT = "dormant"
+    # A short course that ran out of time (`end_reason` says why).
+    ENDED = "ended"
 
 
 class DeliveryState(StrEnum):
@@ -102,11 +113,20 @@ class EscalationReason(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     UNDELIVERABLE = "undeliverable"
     UNREACHABLE = "unreachable"
+    WORSENING = "worsening"
+    NO_IMPROVEMENT = "no_improvement"
+    DORMANT = "dormant"
+    EXPIRED = "expired"
 
 
 # A course still under way: it may have sessions planned and messages to send, or (held)
 # wait for a clinician's decision.
-ONGOING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED, EnrollmentStatus.HELD)
+ONGOING = (
+    EnrollmentStatus.ACTIVE,
+    EnrollmentStatus.PAUSED,
+    EnrollmentStatus.HELD,
+    EnrollmentStatus.DORMANT,
+)
 # A delivery in one of these is done with: it will never be sent (again).
 ENDED = (
     DeliveryState.SENT,

@@ -33,7 +33,7 @@ PATIENT = SimpleNamespace(
 )  # fmt: skip
 ENROLLMENT = SimpleNamespace(
     id="e1", status="active", protocol_id="tap-water-hyperhidrosis", protocol_version=None,
-    body_area="palms",
+    body_area="palms", slowed_since=None,
 )  # fmt: skip
 ENDPOINT = SimpleNamespace(
     id="w1", url="https://hooks.clinic.example/h", enabled=True,

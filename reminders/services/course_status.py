@@ -51,10 +51,14 @@ def set_status(
     state does not allow.
     """
     allowed = {
-        EnrollmentStatus.PAUSED: (EnrollmentStatus.ACTIVE,),
-        EnrollmentStatus.ACTIVE: (EnrollmentStatus.PAUSED,),
+        EnrollmentStatus.PAUSED: (EnrollmentStatus.ACTIVE, EnrollmentStatus.DORMANT),
+        EnrollmentStatus.ACTIVE: (EnrollmentStatus.PAUSED, EnrollmentStatus.DORMANT),
         # A held plan ends only by a clinician's decision on it (`services.holds`).
-        EnrollmentStatus.WITHDRAWN: (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED),
+        EnrollmentStatus.WITHDRAWN: (
+            EnrollmentStatus.ACTIVE,
+            EnrollmentStatus.PAUSED,
+            EnrollmentStatus.DORMANT,
+        ),
     }
     if status not in allowed:
         raise InvalidInput("status", "must be paused, active or withdrawn")

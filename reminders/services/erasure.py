@@ -20,6 +20,7 @@ from reminders.errors import NotFound
 from reminders.models import (
     AbsenceRow,
     Delivery,
+    DigestLine,
     Enrollment,
     Escalation,
     IdempotentRequest,
@@ -68,6 +69,7 @@ def _holdings(patient_id: str) -> list[Holding]:
         ("absences", AbsenceRow, col(AbsenceRow.patient_id) == patient_id, {"reason": None}),
         ("escalations", Escalation, col(Escalation.patient_id) == patient_id,
          {"note": None, "patient_note": None}),
+        ("digest_lines", DigestLine, col(DigestLine.patient_id) == patient_id, {"detail": ""}),
         ("deliveries", Delivery,
          sa.or_(col(Delivery.patient_id) == patient_id, col(Delivery.session_id).in_(sessions)),
          {"payload": "{}", "last_error": None}),

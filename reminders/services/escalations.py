@@ -1,8 +1,9 @@
 """The clinic's escalation inbox: what needs a person, and who looked at it.
 
 Escalations are opened by `events.escalate` (one open per patient and reason); staff
-acknowledge them here. Acknowledging a lapse is the clinic acting on it: the patient's
-plan returns to its own pace and the count of days behind starts again today.
+acknowledge them here. Acknowledging means "seen": it changes no plan's pace (resuming
+a dormant course, or a confirmation, does). A review nobody decided is sent again every
+REALERT_AFTER (`realert_undecided`).
 """
 
 from __future__ import annotations
@@ -56,24 +57,9 @@ def acknowledge(
         raise Conflict(f"escalation already acknowledged by {escalation.acknowledged_by}")
     settle(escalation, by, note, now)
     db.add(escalation)
-    if escalation.reason == EscalationReason.LAPSED and escalation.enrollment_id:
-        _clinic_acted_on_lapse(db, rt, escalation.enrollment_id, now)
     record(
         db, actor, escalation.clinic_id, AuditAction.ACKNOWLEDGE, ("escalation", escalation.id),
         now, reason=escalation.reason, patient_id=escalation.patient_id, note=note,
     )  # fmt: skip
     db.flush()
     return escalation
-
-
-def _clinic_acted_on_lapse(db: Session, rt: Runtime, enrollment_id: str, now: datetime) -> None:
-    enrollment = db.get(Enrollment, enrollment_id)
-    if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
-        return
-    patient = db.get(Patient, enrollment.patient_id)
-    assert patient is not None  # foreign key
-    enrollment.slowed_since = None
-    enrollment.counting_from = local_today(now, patient.timezone)
-    db.add(enrollment)
-    db.flush()
-    replan(db, rt, enrollment, now, patient=patient)

@@ -80,6 +80,7 @@ def escalate(
     held: str | None = None,
     patient_note: str | None = None,
     email: bool = True,
+    urgent: bool = False,
 ) -> bool:
     """Tell the clinic a patient needs attention, unless the same cause is still open:
     store it for the clinic's inbox, and queue a `patient.escalation` webhook and, where
@@ -92,7 +93,8 @@ def escalate(
     to whoever reads the inbox. `held`: what happened to a held plan (the most
     urgent rank); `patient_note`: the patient's own words, for staff and the clinic's
     systems, never for an email subject or a log. `email=False`: the caller tells the
-    clinic by email itself (one email for many patients).
+    clinic by email itself (one email for many patients); `urgent`: the email's subject
+    says so.
     """
     escalation_id = new_id()
     about = once or (session_id if reason == EscalationReason.SIDE_EFFECT else enrollment_id)
@@ -109,6 +111,8 @@ def escalate(
         "patient_note": patient_note,
         "state": EscalationState.OPEN,
         "open_key": open_key,
+        "alerted_at": now,
+        "realerts": 0,
         "created_at": now,
     }
     insert_ignore(db, Escalation, [row])
@@ -132,7 +136,7 @@ def escalate(
     reference = patient.external_id or short_id(patient.id)
     text = f"Patient {reference} needs attention ({reason}): {detail}"
     payload = {
-        "subject": alert_subject(reason, reference, held=held),
+        "subject": alert_subject(reason, reference, held=held, urgent=urgent),
         "text": text,
         "patient_page": f"/app/patients/{patient.id}",
     }

@@ -28,9 +28,11 @@ from reminders.planner import (
     at_the_clinic,
     plan,
 )
+from reminders.outcomes import Verdict, verdict
 from reminders.protocols import Protocol
 from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
+from reminders.services import digest_lines
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
@@ -121,6 +123,7 @@ def replan(
     now: datetime,
     *,
     patient: Patient | None = None,
+    just_confirmed: str | None = None,
 ) -> Plan:
     """Re-run the planner for an enrollment and bring its planned sessions in line.
 
@@ -130,7 +133,8 @@ def replan(
     A paused or withdrawn enrollment keeps no planned sessions. Returns the plan
     (for an inactive enrollment, the plan it would have). Raises Conflict if the
     enrollment's protocol is no longer installed. `patient` saves reading the
-    enrollment's patient where the caller has it.
+    enrollment's patient where the caller has it; `just_confirmed`: the session whose
+    confirmation this re-plan follows, whose report the clinic may need to hear of.
     """
     protocol = protocol_of(db, rt, enrollment)
     if protocol is None:
@@ -155,9 +159,11 @@ def replan(
     ):
         _tell_of_cancelled_appointments(db, rt, patient, dropped, now)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
+    reading = _verdict(protocol, rows)
+    _tell_of_response(db, enrollment, patient, protocol, rows, reading, just_confirmed, now)
     completed = new_plan.completed and active
     if completed:
-        _tell_of_completion(db, rt, enrollment, patient, rows, now)
+        _tell_of_completion(db, rt, enrollment, patient, protocol, new_plan, rows, reading, now)
     _record_plan(enrollment, new_plan, completed, rows, today, now)
     if enrollment.status == EnrollmentStatus.ACTIVE and patient.unsubscribed_at is None:
         who = recipient(patient, rt.settings)
@@ -278,6 +284,9 @@ def _tell_clinic_of_changes(
             session_id=cause.id if cause else None,
             patient_id=patient.id,
         )
+        if change.reason == "relapse":
+            line = f"{enrollment.phase} -> {new_plan.phase} on {change.on}"
+            digest_lines.note(db, enrollment, "returned", line, now)
     review = "; ".join(new_plan.review)
     if review and review != enrollment.review_reason:
         escalate(
@@ -290,20 +299,92 @@ def _tell_clinic_of_changes(
         )
 
 
+def _verdict(protocol: Protocol, rows: list[PlanRow]) -> Verdict | None:
+    """The verdict of the confirmed sessions' reports, where the protocol has a rule."""
+    if protocol.scale is None or protocol.outcome is None:
+        return None
+    reports = [
+        r.outcome for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None
+    ]
+    return verdict(protocol.scale, protocol.outcome, reports)
+
+
+def _tell_of_response(
+    db: Session,
+    enrollment: Enrollment,
+    patient: Patient,
+    protocol: Protocol,
+    rows: list[PlanRow],
+    reading: Verdict | None,
+    just_confirmed: str | None,
+    now: datetime,
+) -> None:
+    """Tell the clinic what a report just given says: worsening at once (an escalation,
+    urgent where the rule says; one open per enrollment), and for the digest a relapse
+    in an ongoing phase (a report not dry there)."""
+    session = next((r for r in rows if r.id == just_confirmed), None)
+    if session is None or session.outcome is None:
+        return
+    if reading is not None and reading.kind == "worsening":
+        opened = escalate(
+            db, patient, EscalationReason.WORSENING,
+            f"enrollment {enrollment.id}: {protocol.outcome_scale} {reading.first} at first,"
+            f" {reading.last} on {session.local_date}",
+            now, session_id=session.id, enrollment_id=enrollment.id, urgent=reading.urgent,
+        )  # fmt: skip
+        if opened:
+            line = f"{protocol.outcome_scale} {reading.first} -> {reading.last}"
+            digest_lines.note(db, enrollment, "worsening", line, now)
+    phase = next((p for p in protocol.phases if p.name == session.phase), None)
+    relapse = session.hdss is not None and session.hdss > protocol.hdss_dry_max
+    if relapse and phase is not None and not phase.ends:
+        line = f"HDSS {session.hdss} on {session.local_date} in {session.phase}"
+        digest_lines.note(db, enrollment, "relapse", line, now)
+
+
 def _tell_of_completion(
     db: Session,
     rt: Runtime,
     enrollment: Enrollment,
     patient: Patient,
+    protocol: Protocol,
+    new_plan: Plan,
     rows: list[PlanRow],
+    reading: Verdict | None,
     now: datetime,
 ) -> None:
-    """The course has ended: an `enrollment.completed` event for the clinic and a
-    completion message for the patient, both tied to the last confirmed session."""
+    """The course has ended: an `enrollment.completed` event for the clinic with the
+    outcome's first and last reports, a digest line, and a completion message for the
+    patient (both tied to the last confirmed session); and a review escalation when it
+    ended without improving, or a clinician ended it at a review."""
     confirmed = [r for r in rows if r.status == SessionStatus.CONFIRMED]
     due = [r for r in rows if r.status in DUE_STATES]
     last = max(confirmed, key=lambda r: r.local_date) if confirmed else None
     rate = round(len(confirmed) / len(due), 3) if due else None
+    ended_at_review = any(c.to_phase is None and c.reason == "decision" for c in new_plan.changes)
+    not_better = reading is not None and reading.kind in ("unchanged", "worsening")
+    needs_review = ended_at_review or not_better
+    kind = reading.kind if reading is not None else "unknown"
+    outcome = {
+        "scale": protocol.outcome_scale,
+        "verdict": kind,
+        "first": reading.first if reading else None,
+        "last": reading.last if reading else None,
+    }
+    digest_lines.note(
+        db, enrollment, "completed",
+        f"{len(confirmed)} sessions, adherence {rate}, {protocol.outcome_scale} "
+        f"{outcome['first']} -> {outcome['last']} ({kind})",
+        now,
+    )  # fmt: skip
+    if needs_review and protocol.outcome is not None:
+        why = "ended at a review" if ended_at_review else f"verdict {kind}"
+        escalate(
+            db, patient, EscalationReason.NO_IMPROVEMENT,
+            f"enrollment {enrollment.id}: course completed, {why} ({protocol.outcome_scale} "
+            f"{outcome['first']} -> {outcome['last']}); please decide what comes next",
+            now, enrollment_id=enrollment.id,
+        )  # fmt: skip
     emit(
         db,
         enrollment.clinic_id,
@@ -315,6 +396,7 @@ def _tell_of_completion(
             "sessions_done": len(confirmed),
             "adherence": rate,
             "last_session": last.local_date.isoformat() if last else None,
+            "outcome": outcome,
         },
         now,
         session_id=last.id if last else None,
@@ -322,7 +404,12 @@ def _tell_of_completion(
     )
     if last is None or patient.unsubscribed_at is not None:
         return
-    payload = {"sessions": len(confirmed), "adherence": rate}
+    payload = {
+        "sessions": len(confirmed),
+        "adherence": rate,
+        "improved": reading is not None and reading.improved,
+        "clinic_follows_up": needs_review,
+    }
     outbox.queue(
         db,
         notice_rows(db, rt.settings, "completed", last.id, patient, now, payload),

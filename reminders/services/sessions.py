@@ -16,6 +16,7 @@ from reminders.planner import Plan
 from reminders.runtime import Runtime
 from reminders.safety import DEFAULT_HOLD_ON, holds_plan, tells_the_clinic, worst
 from reminders.services import holds as holds_service
+from reminders.services import winding_down
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.replan import replan
@@ -44,7 +45,7 @@ def get_session(
 def _course_open(enrollment: Enrollment) -> None:
     """A completed course takes no more sessions: more would be treatment nobody planned
     (a problem about one done can still be reported)."""
-    if enrollment.status == EnrollmentStatus.COMPLETED:
+    if enrollment.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.ENDED):
         raise CourseEnded()
 
 
@@ -121,7 +122,8 @@ def confirm_session(
             held="a session recorded while the plan is held",
         )  # fmt: skip
     _side_effect_reported(db, rt, session, enrollment, patient, now)
-    return session, replan(db, rt, enrollment, now, patient=patient)
+    winding_down.wake(enrollment, now)
+    return session, replan(db, rt, enrollment, now, patient=patient, just_confirmed=session.id)
 
 
 def add_problem(
@@ -339,7 +341,7 @@ def report_problem(
     if session.status != SessionStatus.CONFIRMED and not session.at_clinic:
         if did_it is None:
             raise InvalidInput("did_it", "say whether you did this session")
-        course_open = enrollment.status != EnrollmentStatus.COMPLETED
+        course_open = enrollment.status not in (EnrollmentStatus.COMPLETED, EnrollmentStatus.ENDED)
         if did_it and course_open and session.status != SessionStatus.CANCELLED:
             # Done on its own day, at an hour nobody knows: noon of it, so it counts as
             # on time (today's is done by now).

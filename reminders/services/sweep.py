@@ -21,7 +21,7 @@ from reminders.models import Enrollment, Patient, WebhookEndpoint
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.safety import blame_patient
-from reminders.services import reachability, standings, webhooks
+from reminders.services import reachability, standings, webhooks, winding_down
 from reminders.services.course_status import set_status
 from reminders.services.events import emit, escalate
 from reminders.services.protocol_versions import protocol_of
@@ -101,13 +101,16 @@ def mark_missed(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequenc
             )
         if enrollment.status != EnrollmentStatus.ACTIVE:
             continue
-        replan(db, rt, enrollment, now)
-        if not sessions:
-            continue
         patient = db.get(Patient, enrollment.patient_id)
         assert patient is not None  # foreign key
+        replan(db, rt, enrollment, now, patient=patient)
+        if not sessions:
+            continue
+        if winding_down.after_a_miss(db, rt, enrollment, patient, now):
+            continue
         latest = max(sessions, key=lambda s: s.local_date)
-        if patient.unsubscribed_at is None:
+        # A course winding down asks once a week and says nothing more.
+        if patient.unsubscribed_at is None and enrollment.slowed_since is None:
             rows.extend(missed_notice_rows(db, rt.settings, latest, patient, now))
         _escalate_repeated_misses(db, rt, enrollment, patient, latest, now)
     outbox.queue(db, rows)
@@ -181,7 +184,8 @@ def _escalate_repeated_misses(
     now: datetime,
 ) -> None:
     """Escalate N misses in a row in a phase that builds up the treatment (induction or
-    a course); ongoing phases are watched by the lapse check instead."""
+    a course), and wind the course down; ongoing phases are watched by the lapse check
+    instead."""
     protocol = protocol_of(db, rt, enrollment)
     if protocol is None:
         return
@@ -194,7 +198,7 @@ def _escalate_repeated_misses(
     ]
     in_a_row = adherence(facts, latest.local_date).missed_in_a_row
     # Once per streak: when it reaches the threshold, not again for every further miss.
-    if in_a_row == rt.settings.escalate_after_misses:
+    if in_a_row >= rt.settings.escalate_after_misses and enrollment.slowed_since is None:
         escalate(
             db,
             patient,
@@ -205,6 +209,7 @@ def _escalate_repeated_misses(
             session_id=latest.id,
             enrollment_id=enrollment.id,
         )
+        winding_down.slow(db, rt, enrollment, patient, now)
 
 
 def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
@@ -218,8 +223,8 @@ def lapse_candidates(db: Session, rt: Runtime, now: datetime) -> list[str]:
 def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
     """Nudge the patients of those `enrollment_ids` in an ongoing phase (maintenance)
     who are behind their plan, and tell the clinic later; each once per lapse. After the
-    clinic is told, reminders slow to weekly (`slowed_since`) until the patient confirms
-    or the clinic acknowledges. Returns how many were behind."""
+    clinic is told, the course winds down (`course_state`) until the patient confirms
+    or the clinic resumes it. Returns how many were behind."""
     settings = rt.settings
     rule = LapseRule(settings.overdue_nudge_days, settings.lapse_escalation_days)
     count = 0
@@ -246,11 +251,11 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
         behind = standing(
             history, today, rule, counts_from=enrollment.counting_from, absences=inputs.absences
         )
-        if not behind.overdue or behind.due_since is None:
+        if not (behind.overdue or behind.lapsed) or behind.due_since is None:
             continue
         count += 1
         due = next(r for r in rows if r.local_date == behind.due_since)
-        if patient.unsubscribed_at is None:
+        if behind.overdue and patient.unsubscribed_at is None:
             outbox.queue(
                 db,
                 overdue_notice_rows(db, settings, due.id, patient, behind.days_past, now),
@@ -266,8 +271,7 @@ def check_lapses(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequen
                 session_id=due.id,
                 enrollment_id=enrollment.id,
             )
-            enrollment.slowed_since, enrollment.updated_at = today, now
-            replan(db, rt, enrollment, now, patient=patient)
+            winding_down.slow(db, rt, enrollment, patient, now)
     return count
 
 
@@ -317,14 +321,19 @@ def stale_enrollments(db: Session, _rt: Runtime, now: datetime) -> list[str]:
 
 def extend_horizons(db: Session, rt: Runtime, now: datetime, enrollment_ids: Sequence[str]) -> int:
     """Re-plan those of `enrollment_ids` still active and not re-planned today (a
-    confirmation may have re-planned one since it was found); return how many."""
+    confirmation may have re-planned one since it was found); return how many. A short
+    course past its time ends instead (`winding_down.expire_if_due`): once a day is
+    often enough to look."""
     stale = db.exec(
         select(Enrollment)
         .where(col(Enrollment.id).in_(enrollment_ids))
         .where(_not_replanned_today(now))
     ).all()
     for enrollment in stale:
-        replan(db, rt, enrollment, now)
+        patient = db.get(Patient, enrollment.patient_id)
+        assert patient is not None  # foreign key
+        if not winding_down.expire_if_due(db, rt, enrollment, patient, now):
+            replan(db, rt, enrollment, now, patient=patient)
     return len(stale)
 
 

@@ -142,6 +142,8 @@ class PlanRow(NamedTuple):
     phase: str
     minutes: int
     timezone: str
+    # The outcome reported on the protocol's scale (`outcomes.verdict` reads them).
+    outcome: str | None
 
 
 _PLAN_ROWS = _of_enrollment(*(_C[name] for name in PlanRow._fields))

@@ -47,6 +47,7 @@ def _clinic_row(clinic_id: str) -> dict[str, object]:
         "webhook_include_names": False,
         "timezone": None,
         "open_weekdays": "mon,tue,wed,thu,fri",
+        "digest": "daily",
         "created_at": SETUP,
     }
 
