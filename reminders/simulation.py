@@ -83,6 +83,13 @@ STORIES: dict[str, str] = {
     "endpoint-deleted": "reminded by webhook; as dry until the clinic's systems stop "
     "taking them: it tries to delete its only endpoint on day 10, and from day 12 the "
     "endpoint answers 500 until the service disables it",
+    "worsening-pain": "confirms every session, worse each time: pain 2, 4, 6, 8 (then 8; on "
+    "another scale, two grades worse each time from its second-best)",
+    "drop-out": "confirms the first two sessions, then never again",
+    "lapsed-for-good": "as dry until two sessions into the last phase (maintenance, or the "
+    "course itself), then never again",
+    "misses-one-in-maintenance": "as dry, but lets the second session of the last phase "
+    "pass; confirms everything after it",
 }
 # The `quiet-hours-time` story's times: one inside the default quiet hours, then one not.
 NIGHT_TIME, EVENING_TIME = "22:30", "20:30"
@@ -213,6 +220,9 @@ class _Course:
     timezone: str
     start: date
     reminders_seen: int = 0
+    # What the story's patient has decided: to stop for good, or to let one pass.
+    stopped: bool = False
+    lets_one_pass: bool = False
 
 
 Action = Callable[[Session, datetime], None]
@@ -460,10 +470,31 @@ class _Runner:
         staff, with what the story reports; a side-effect story's 4th brings its own."""
         nth = self._confirmed(db) + 1
         burn = self.story == "burn" and nth == SIDE_EFFECT_AT
-        report = SessionReport(outcome=self._outcome(db), side_effect="burn" if burn else None)
+        outcome = self._outcome(db, by)
+        report = SessionReport(outcome=outcome, side_effect="burn" if burn else None)
         sessions.confirm_session(db, self.rt, None, session_id, report, now, reported_by=by)
         if self.story in ("burn", "late-blister") and nth == SIDE_EFFECT_AT:
             self._side_effect_story(session_id, now)
+        self._decide_what_next(db, nth)
+
+    def _decide_what_next(self, db: Session, nth: int) -> None:
+        """After the `nth` session done: the stories whose patient stops, or lets one
+        pass, decide here."""
+        if self.story == "drop-out" and nth >= 2:
+            self.course.stopped = True
+        if self.story not in ("lapsed-for-good", "misses-one-in-maintenance"):
+            return
+        enrollment = db.get(Enrollment, self.course.enrollment_id)
+        assert enrollment is not None
+        last_phase = self.rt.protocols[enrollment.protocol_id].phases[-1].name
+        rows = session_store.of_enrollment(db, self.course.enrollment_id)
+        in_last = sum(
+            1 for r in rows if r.status == SessionStatus.CONFIRMED and r.phase == last_phase
+        )
+        if self.story == "lapsed-for-good" and in_last >= 2:
+            self.course.stopped = True
+        if self.story == "misses-one-in-maintenance" and in_last == 1:
+            self.course.lets_one_pass = True
 
     def _confirmed(self, db: Session) -> int:
         rows = session_store.of_enrollment(db, self.course.enrollment_id)
@@ -499,6 +530,11 @@ class _Runner:
         day_offset = (when.astimezone(zone(self.course.timezone)).date() - self.course.start).days
         if self.story == "misses-two" and seen in (2, 3):
             return False
+        if self.course.stopped:
+            return False
+        if self.course.lets_one_pass:
+            self.course.lets_one_pass = False
+            return False
         return not (self.story == "stops-in-maintenance" and day_offset > 60)
 
     def _clinic_day(self, db: Session, now: datetime) -> None:
@@ -514,14 +550,14 @@ class _Runner:
             return
         self._confirm(db, due.id, now, "clinician")
 
-    def _outcome(self, db: Session) -> str | None:
+    def _outcome(self, db: Session, by: RatedBy = "patient") -> str | None:
         """What the story's patient reports on the protocol's scale: the best code once
         better, one near the worst before, the worst for a relapse or no response."""
         enrollment = db.get(Enrollment, self.course.enrollment_id)
         assert enrollment is not None
         protocol = self.rt.protocols[enrollment.protocol_id]
         scale = protocol.scale
-        if scale is None or scale.rated_by != "patient":
+        if scale is None or (scale.rated_by == "clinician" and by != "clinician"):
             return None
         better, not_yet, worst = (
             scale.values[0],
@@ -535,6 +571,9 @@ class _Runner:
             for s in session_store.of_enrollment(db, self.course.enrollment_id)
             if s.status == SessionStatus.CONFIRMED
         ]
+        if self.story == "worsening-pain":
+            rank = min(2 + 2 * len(done), len(scale.values) * 4 // 5)
+            return scale.values[min(rank, len(scale.values) - 1)]
         in_maintenance = sum(1 for s in done if s.phase == "maintenance") + 1
         if (
             self.story == "relapse"
