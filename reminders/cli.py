@@ -595,9 +595,13 @@ def clinic_identity(
     ),
     reply_to: str | None = typer.Option(None, help="Where patients' replies to an email go."),
     phone: str | None = typer.Option(None, help="A number patients can call."),
+    digest: str | None = typer.Option(
+        None, help="The clinic's digest at 07:30 its time: daily, weekly (Mondays) or off."
+    ),
 ) -> None:
-    """Set how patients see and reach a clinic; options left out stay as they are."""
-    given = {"display_name": display_name, "reply_to": reply_to, "phone": phone}
+    """Set how patients see and reach a clinic, and its digest; options left out stay as
+    they are."""
+    given = {"display_name": display_name, "reply_to": reply_to, "phone": phone, "digest": digest}
     wanted = _validated(ClinicIdentity, {k: v for k, v in given.items() if v is not None})
     with _runtime() as runtime, _transaction(runtime) as db:
         found = clinics.set_identity(

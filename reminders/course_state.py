@@ -57,7 +57,9 @@ def is_short(protocol: Protocol) -> bool:
     return all(phase.ends for phase in protocol.phases)
 
 
-def expires_on(protocol: Protocol, settings: EnrollmentSettings, counts_from: date | None) -> date | None:
+def expires_on(
+    protocol: Protocol, settings: EnrollmentSettings, counts_from: date | None
+) -> date | None:
     """Return the day a short course ends as `expired`: the last day of its plan done in
     full from its start (from `counts_from` when it resumed after a pause, which gives
     the patient the whole course again), plus EXPIRES_AFTER. None for ongoing courses."""

@@ -70,10 +70,10 @@ class Clinic(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=100)
     reply_to: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
-    # The clinic's digest (`services.digest`): daily, weekly (Mondays) or off; and the
-    # local day the last one went out.
+    # The clinic's digest (`services.digest`): daily, weekly (Mondays) or off; and when
+    # the last one went out.
     digest: str = Field(default="daily", max_length=8)
-    digest_sent_on: date | None = None
+    digest_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _stamp()
 
 
@@ -815,6 +815,7 @@ class ClinicPublic(BaseModel):
     display_name: str | None
     reply_to: str | None
     phone: str | None
+    digest: str
 
     @classmethod
     def of(cls, clinic: Clinic | sa.Row[Any]) -> ClinicPublic:
@@ -827,6 +828,7 @@ class ClinicPublic(BaseModel):
             display_name=clinic.display_name,
             reply_to=clinic.reply_to,
             phone=clinic.phone,
+            digest=clinic.digest,
         )
 
 
@@ -860,8 +862,9 @@ class ApiKeyCreated(ApiKeyPublic):
 
 
 class ClinicIdentity(_Input):
-    """How patients see and reach the clinic. A field left out stays as it is; null
-    clears it (the display name then falls back to the clinic's name)."""
+    """How patients see and reach the clinic, and how often it gets its digest. A field
+    left out stays as it is; null clears it (the display name then falls back to the
+    clinic's name; a digest cannot be cleared: set it to off)."""
 
     model_config = _example(
         {
@@ -885,10 +888,17 @@ class ClinicIdentity(_Input):
         pattern=r"^\+?[0-9][0-9 ()./-]{2,38}$",
         description="A number patients can call, shown in messages and on their pages.",
     )
+    digest: Literal["daily", "weekly", "off"] | None = PydanticField(
+        default=None,
+        description="The clinic's digest of what happened to its courses, at 07:30 in its "
+        "time zone (UTC if unset): every day, on Mondays, or off.",
+    )
 
     def changes(self) -> dict[str, str | None]:
         """The identity fields the request gives, by column name."""
         given = self.model_fields_set & set(ClinicIdentity.model_fields)
+        if self.digest is None:
+            given.discard("digest")
         return {name: getattr(self, name) for name in sorted(given)}
 
 

@@ -24,8 +24,9 @@ report, and a fixed-days phase that waits for dry reports goes on every
 
 On an interval cadence (maintenance) a session not done is made up once, on the next
 allowed day, and the interval then counts from the make-up. A patient who stopped
-confirming (`slowed_since`) is asked once a week, on the first allowed weekday; appointments at the clinic stop being booked while two or more are
-unrecorded, until staff record them.
+confirming (`slowed_since`) is asked once a week, on the first allowed weekday.
+Appointments at the clinic stop being booked while two or more are unrecorded, until
+staff record them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Every protocol on SQLite; one representative per story on PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import pytest
@@ -61,7 +62,7 @@ def test_a_non_responder_is_reviewed_and_never_loops(rt: Runtime, protocol: str)
     clinic = {kind for day in result.days for kind in day.clinic}
     assert clinic & {"escalation:no_response", "escalation:no_improvement"}
     phases = [d.phase for d in result.days]
-    changes = [(a, b) for a, b in zip(phases, phases[1:], strict=False) if a != b]
+    changes = [(a, b) for a, b in itertools.pairwise(phases) if a != b]
     assert ("maintenance", "induction") not in changes
     assert len({b for _, b in changes}) == len(changes), "no phase entered twice"
 

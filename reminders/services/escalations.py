@@ -8,19 +8,19 @@ REALERT_AFTER (`realert_undecided`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from reminders.errors import Conflict, NotFound
-from reminders.models import Enrollment, Escalation, Patient
+from reminders.models import Escalation, Patient
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
-from reminders.services.events import settle
+from reminders.services.events import announce, settle
 from reminders.services.reading import Page, newest_escalations
-from reminders.services.replan import replan
-from reminders.states import EnrollmentStatus, EscalationReason, EscalationState
-from reminders.timing import local_today
+from reminders.states import EscalationReason, EscalationState
 
 
 def list_escalations(
@@ -63,3 +63,39 @@ def acknowledge(
     )  # fmt: skip
     db.flush()
     return escalation
+
+
+# A review nobody decided is sent to the clinic again this long after the last time.
+REALERT_AFTER = timedelta(days=14)
+REVIEWS = (EscalationReason.NO_RESPONSE, EscalationReason.NO_IMPROVEMENT)
+
+
+def undecided_reviews(db: Session, _rt: Runtime, now: datetime) -> list[str]:
+    """Return the open review escalations last sent REALERT_AFTER ago or more. A read:
+    `realert_undecided` writes."""
+    found = db.execute(
+        sa.select(col(Escalation.id)).where(
+            col(Escalation.state) == EscalationState.OPEN,
+            col(Escalation.reason).in_(REVIEWS),
+            col(Escalation.alerted_at) <= now - REALERT_AFTER,
+        )
+    )
+    return list(found.scalars())
+
+
+def realert_undecided(db: Session, _rt: Runtime, now: datetime, ids: Sequence[str]) -> int:
+    """Send each of those reviews still open again: the same escalation, its email and
+    `patient.escalation` event with `realert: n`. Returns how many were sent."""
+    sent = 0
+    for escalation in db.exec(select(Escalation).where(col(Escalation.id).in_(ids))).all():
+        due = escalation.alerted_at is None or escalation.alerted_at <= now - REALERT_AFTER
+        if escalation.state != EscalationState.OPEN or not due or escalation.patient_id is None:
+            continue
+        patient = db.get(Patient, escalation.patient_id)
+        assert patient is not None  # foreign key
+        escalation.realerts += 1
+        escalation.alerted_at = now
+        db.add(escalation)
+        announce(db, patient, escalation.model_dump(), now, realert=escalation.realerts)
+        sent += 1
+    return sent

@@ -119,22 +119,43 @@ def escalate(
     holder = db.exec(select(Escalation.id).where(Escalation.open_key == open_key)).first()
     if holder != escalation_id:
         return False
+    announce(db, patient, row, now, held=held, email=email, urgent=urgent)
+    return True
+
+
+def announce(
+    db: Session,
+    patient: Patient,
+    escalation: dict[str, Any],
+    now: datetime,
+    *,
+    held: str | None = None,
+    email: bool = True,
+    urgent: bool = False,
+    realert: int = 0,
+) -> None:
+    """Queue the `patient.escalation` event and, where the clinic has an alert address,
+    the email for an escalation (its row's values); `realert`: how many times it has
+    been sent again (a review nobody decided)."""
     data = {
         **patient_data(db, patient),
-        "escalation_id": escalation_id,
-        "enrollment_id": enrollment_id,
-        "session_id": session_id,
-        "reason": reason,
-        "priority": row["priority"],
-        "detail": detail,
-        "note": patient_note,
+        "escalation_id": escalation["id"],
+        "enrollment_id": escalation["enrollment_id"],
+        "session_id": escalation["session_id"],
+        "reason": escalation["reason"],
+        "priority": escalation["priority"],
+        "detail": escalation["detail"],
+        "note": escalation["patient_note"],
+        **({"realert": realert} if realert else {}),
     }
     emit(db, patient.clinic_id, "patient.escalation", data, now, patient_id=patient.id)
     clinic = db.get(Clinic, patient.clinic_id)
     if not email or clinic is None or not clinic.alert_email:
-        return True
+        return
     reference = patient.external_id or short_id(patient.id)
-    text = f"Patient {reference} needs attention ({reason}): {detail}"
+    reason, detail = escalation["reason"], escalation["detail"]
+    again = f" (reminder {realert}: still waiting for a decision)" if realert else ""
+    text = f"Patient {reference} needs attention ({reason}){again}: {detail}"
     payload = {
         "subject": alert_subject(reason, reference, held=held, urgent=urgent),
         "text": text,
@@ -146,7 +167,6 @@ def escalate(
         payload=json.dumps(payload),
     )  # fmt: skip
     outbox.queue(db, [alert])
-    return True
 
 
 def open_key_of(about: str, reason: str) -> str:

@@ -18,6 +18,7 @@ from reminders.models import (
     Patient,
     ReviewDecisionRow,
 )
+from reminders.outcomes import Verdict, verdict
 from reminders.planner import (
     Absence,
     EnrollmentSettings,
@@ -28,7 +29,6 @@ from reminders.planner import (
     at_the_clinic,
     plan,
 )
-from reminders.outcomes import Verdict, verdict
 from reminders.protocols import Protocol
 from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime

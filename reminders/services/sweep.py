@@ -21,7 +21,7 @@ from reminders.models import Enrollment, Patient, WebhookEndpoint
 from reminders.planner import PastSession
 from reminders.runtime import Runtime
 from reminders.safety import blame_patient
-from reminders.services import reachability, standings, webhooks, winding_down
+from reminders.services import digest, escalations, reachability, standings, webhooks, winding_down
 from reminders.services.course_status import set_status
 from reminders.services.events import emit, escalate
 from reminders.services.protocol_versions import protocol_of
@@ -370,6 +370,9 @@ def sweep(rt: Runtime, now: datetime) -> SweepReport:
     if _find_then_write(rt, now, standings.changed_patients, standings.refresh, STANDINGS_BATCH):
         with session_scope(rt.engine) as db:
             standings.note_look(db, now)
+    _find_then_write(rt, now, escalations.undecided_reviews, escalations.realert_undecided)
+    # After the steps above: what they noted goes into today's digest.
+    _find_then_write(rt, now, digest.due_clinics, digest.send_digests)
     with session_scope(rt.engine, write=False) as db:
         reminders = reminders_not_yet_written(db, rt.settings, now)
     if reminders:

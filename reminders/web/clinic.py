@@ -192,6 +192,8 @@ async def change_clinic(
         name: form.get(name, "").strip() or None for name in ("display_name", "reply_to", "phone")
     }
     wanted["open_weekdays"] = [d for d in WEEKDAYS if form.get(f"open.{d}")]
+    if form.get("digest"):
+        wanted["digest"] = form["digest"]
     if form.get("timezone", "").strip():
         wanted["timezone"] = form["timezone"].strip()
     try:

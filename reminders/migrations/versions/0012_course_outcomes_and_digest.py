@@ -1,5 +1,6 @@
 """course outcomes: an ended course says why; a review nobody decided is alerted again;
-each clinic chooses its digest and remembers the day of the last one
+each clinic chooses its digest and remembers when the last one went out; what the
+digest names about courses is kept as lines
 
 Revision ID: 0012
 Revises: 0011
@@ -32,7 +33,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column('digest', sa.String(length=8), nullable=False, server_default='daily')
         )
-        batch_op.add_column(sa.Column('digest_sent_on', sa.Date(), nullable=True))
+        batch_op.add_column(
+            sa.Column('digest_sent_at', UTCDateTime(timezone=True), nullable=True)
+        )
     op.create_table(
         'digest_line',
         sa.Column('id', sa.String(length=32), nullable=False),
@@ -53,7 +56,7 @@ def downgrade() -> None:
     op.drop_index('ix_digest_line_clinic_created', table_name='digest_line')
     op.drop_table('digest_line')
     with op.batch_alter_table('clinic', schema=None) as batch_op:
-        batch_op.drop_column('digest_sent_on')
+        batch_op.drop_column('digest_sent_at')
         batch_op.drop_column('digest')
     with op.batch_alter_table('escalation', schema=None) as batch_op:
         batch_op.drop_column('realerts')
