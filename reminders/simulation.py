@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import itertools
 import tempfile
 from collections import Counter
@@ -454,6 +455,9 @@ class _Runner:
                     self._answer(delivery.session_id, now)
             elif delivery.kind != "patient.escalation":  # counted from the inbox above
                 day.clinic.append(delivery.kind)
+            elif (event := json.loads(delivery.payload)).get("realert"):
+                # The same escalation sent again: not in the inbox as a new one.
+                day.clinic.append(f"realert:{event['reason']}")
 
     def _answer(self, session_id: str, reminded_at: datetime) -> None:
         """The story's patient reads a reminder and may confirm half an hour later."""

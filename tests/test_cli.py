@@ -266,10 +266,11 @@ def test_simulate_prints_the_course_as_json() -> None:
     )  # fmt: skip
     assert code == 0, out
     result = json.loads(out)
-    # Given at the clinic: appointment reminders the evening before, staff record them.
+    # Given at the clinic: appointment reminders the evening before, staff record them;
+    # the completion is in the next morning's digest.
     assert result["totals"] == {
-        "appointment": 5, "completed": 1, "enrollment.completed": 1, "session.confirmed": 6,
-        "welcome": 1,
+        "appointment": 5, "clinic.digest": 1, "completed": 1, "enrollment.completed": 1,
+        "session.confirmed": 6, "welcome": 1,
     }  # fmt: skip
     assert {d["phase"] for d in result["days"][-5:]} == {"completed"}
     code, _, err = run(

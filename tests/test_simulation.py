@@ -17,26 +17,36 @@ SUMMER_TIME = date(2027, 3, 28)
 
 EXPECTED: dict[str, dict[str, int]] = {
     "dry": {"plan.phase_changed": 1, "reminder": 17, "session.confirmed": 17},
-    "relapse": {"plan.phase_changed": 1, "reminder": 21, "session.confirmed": 21},
-    "non-responder": {"escalation:no_response": 1, "reminder": 86, "session.confirmed": 86},
-    "misses-two": {
-        "escalation:missed_sessions": 1, "follow_up": 2, "missed": 2, "plan.phase_changed": 1,
-        "reminder": 19, "session.confirmed": 17, "session.missed": 2,
+    # Each relapse is a line of the clinic's digest.
+    "relapse": {
+        "clinic.digest": 2, "plan.phase_changed": 1, "reminder": 21, "session.confirmed": 21,
     },
+    # The review is sent again every two weeks while nobody decides.
+    "non-responder": {
+        "clinic.digest": 1, "escalation:no_response": 1, "realert:no_response": 12,
+        "reminder": 86, "session.confirmed": 86,
+    },
+    # After the clinic is told, no more missed notices: the second miss has none.
+    "misses-two": {
+        "clinic.digest": 1, "escalation:missed_sessions": 1, "follow_up": 2, "missed": 1,
+        "plan.phase_changed": 1, "reminder": 19, "session.confirmed": 17, "session.missed": 2,
+    },
+    # Made up once, nudged, the clinic told; then asked every interval until dormant.
     "stops-in-maintenance": {
-        "escalation:lapsed": 1, "follow_up": 20, "missed": 20, "overdue": 1,
-        "plan.phase_changed": 1, "reminder": 31, "session.confirmed": 11, "session.missed": 20,
+        "clinic.digest": 2, "escalation:dormant": 1, "escalation:lapsed": 1, "follow_up": 2,
+        "missed": 2, "overdue": 1, "plan.phase_changed": 1, "reminder": 16,
+        "reminders_stopped": 1, "session.confirmed": 11, "session.missed": 5,
     },
     "pause-3-weeks": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 16},
     "away-10-days": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 16},
     "extra-session": {"plan.phase_changed": 1, "reminder": 16, "session.confirmed": 17},
     "burn": {
-        "escalation:side_effect": 1, "plan.phase_changed": 1, "reminder": 17,
-        "session.confirmed": 17,
+        "clinic.digest": 1, "escalation:side_effect": 1, "plan.phase_changed": 1,
+        "reminder": 17, "session.confirmed": 17,
     },
     "late-blister": {
-        "escalation:side_effect": 1, "plan.phase_changed": 1, "reminder": 17,
-        "session.confirmed": 17, "session.problem_reported": 1,
+        "clinic.digest": 1, "escalation:side_effect": 1, "plan.phase_changed": 1,
+        "reminder": 17, "session.confirmed": 17, "session.problem_reported": 1,
     },
     "quiet-hours-time": {"plan.phase_changed": 1, "reminder": 17, "session.confirmed": 17},
     "endpoint-deleted": {
@@ -103,15 +113,21 @@ def test_a_non_responder_is_reviewed_not_moved_on(rt: Runtime) -> None:
     assert review_day == date(2027, 1, 1)  # the twelfth session, Mon/Wed/Fri from the 7th
 
 
-def test_a_patient_who_stops_is_nudged_once_the_clinic_told_once_then_weekly(
+def test_a_patient_who_stops_is_nudged_once_the_clinic_told_once_then_wound_down(
     rt: Runtime,
 ) -> None:
     result = run(rt, "stops-in-maintenance")
+    (missed, made_up) = days_with(result, "missed")
     (nudged,) = days_with(result, "overdue")
     (told,) = days_with(result, "escalation:lapsed")
-    assert (told - nudged).days == 4  # due +3 days, then due +7 days
+    assert missed < made_up < nudged < told
     after = [d for d in days_with(result, "reminder") if d > told]
-    assert all((b - a).days == 7 for a, b in itertools.pairwise(after))
+    assert len(after) == 3  # three sessions unanswered, then dormant
+    assert all((b - a).days >= 7 for a, b in itertools.pairwise(after))
+    assert not [d for d in days_with(result, "follow_up") + days_with(result, "missed") if d > told]
+    (stopped,) = days_with(result, "reminders_stopped")
+    assert stopped == days_with(result, "escalation:dormant")[0] > after[-1]
+    assert not [d for d in result.days if d.date > stopped and d.patient]
 
 
 def test_a_pause_plans_nothing_inside_it_and_resuming_is_not_overdue(rt: Runtime) -> None:
