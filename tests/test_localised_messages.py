@@ -176,3 +176,38 @@ def test_messages_alike_but_for_the_patient_each_carry_their_own_name_and_links(
     assert "Hello Bob <b>," in second.text and "/s/bbb?action=confirm" in second.text
     assert "aaa" not in second.text and "Ann" not in second.html
     assert "Hello Bob &lt;b&gt;," in second.html and 'href="https://r.example/u/bbb"' in second.html
+
+
+@pytest.mark.parametrize(
+    ("adherence", "improved", "follows_up", "thanked", "contact"),
+    [
+        (0.9, True, False, True, False),  # kept to it, and it worked
+        (0.6, True, False, False, False),  # it worked, but half the plan was missed
+        (1.0, False, True, False, True),  # every session, no better: the clinic calls
+        (1.0, None, False, True, False),  # queued before outcomes were read
+    ],
+)
+def test_a_completion_thanks_only_a_course_that_worked_and_says_when_the_clinic_calls(
+    adherence: float, improved: bool | None, follows_up: bool, thanked: bool, contact: bool
+) -> None:
+    links = Links(None, "https://r.example/u/u")
+    message = PatientMessage(
+        "completed", "Ann", date(2027, 1, 15), None, None, (), links, sessions_done=5,
+        adherence=adherence, improved=improved, clinic_follows_up=follows_up,
+    )  # fmt: skip
+    for text in (render(message).text, render(message).html):
+        assert ("Thank you for keeping to it." in text) is thanked
+        assert ("Your clinic will contact you about what comes next." in text) is contact
+        assert ("Your clinic will tell you if anything further is needed." in text) is not contact
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_the_last_message_of_a_wound_down_course_names_the_clinic(locale: str) -> None:
+    links = Links(None, "https://r.example/u/u")
+    message = PatientMessage(
+        "reminders_stopped", "Ann", date(2027, 1, 15), None, None, (), links, locale=locale,
+        clinic="North Clinic",
+    )  # fmt: skip
+    rendered = render(message)
+    assert "North Clinic" in rendered.text and "North Clinic" in rendered.html
+    assert rendered.subject
