@@ -328,6 +328,7 @@ ALERT_SUBJECTS = {
     "worsening": "Getting worse — patient {reference}",
     "dormant": "Reminders stopped, no answer — patient {reference}",
     "expired": "Course ran out of time — patient {reference}",
+    "over_treatment": "More sessions than the plan allows — patient {reference}",
     "missed_sessions": "Missed sessions — patient {reference}",
     "lapsed": "Stopped confirming sessions — patient {reference}",
     "unrecorded": "Appointment not recorded — patient {reference}",

@@ -124,6 +124,7 @@ _BY_REASON = {
     EscalationReason.WORSENING: Priority.WORSENING,
     EscalationReason.DORMANT: Priority.ADHERENCE,
     EscalationReason.EXPIRED: Priority.ADHERENCE,
+    EscalationReason.OVER_TREATMENT: Priority.ADHERENCE,
     EscalationReason.MISSED_SESSIONS: Priority.ADHERENCE,
     EscalationReason.LAPSED: Priority.ADHERENCE,
     EscalationReason.UNRECORDED: Priority.ADHERENCE,
@@ -136,3 +137,9 @@ def priority(reason: str, *, holds: bool = False) -> Priority:
     if reason == EscalationReason.SIDE_EFFECT and holds:
         return Priority.HOLD
     return _BY_REASON.get(EscalationReason(reason), Priority.OTHER)
+
+
+def over_treatment(done: Collection[date], day: date, max_per_week: int) -> bool:
+    """Return True when the sessions done in the 7 days ending on `day` are more than the
+    protocol's weekly maximum: more is not better (irritated skin, burns)."""
+    return sum(1 for d in done if timedelta(0) <= day - d < timedelta(days=7)) > max_per_week

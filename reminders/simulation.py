@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import itertools
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence

@@ -117,6 +117,7 @@ class EscalationReason(StrEnum):
     NO_IMPROVEMENT = "no_improvement"
     DORMANT = "dormant"
     EXPIRED = "expired"
+    OVER_TREATMENT = "over_treatment"
 
 
 # A course still under way: it may have sessions planned and messages to send, or (held)

@@ -316,6 +316,7 @@ def enroll_patient(
     from reminders.models import EnrollmentCreate
     from reminders.services import enrollments
 
+    areas = rt.protocols[protocol].body_areas
     request = EnrollmentCreate.model_validate(
         {
             "protocol": protocol,
@@ -323,6 +324,8 @@ def enroll_patient(
             "screening": no_contraindications(rt.protocols[protocol]),
             # Tests of the welcome ask for it; the others count only reminders.
             "welcome": False,
+            # A protocol that names areas needs one: its first, unless the test says.
+            "body_area": areas[0] if areas else None,
             **fields,
         }
     )

@@ -116,6 +116,12 @@ def _checked(
         raise InvalidInput(
             f"{where}start_date", f"more than {MAX_DAYS_IN_FUTURE} days in the future"
         )
+    if request.body_area is None and protocol.body_areas:
+        # One enrollment per treated area: without one, that rule cannot hold.
+        raise InvalidInput(
+            f"{where}body_area",
+            f"required for {protocol.id}; one of: {', '.join(protocol.body_areas)}",
+        )
     body_area = body_area_of(protocol, request.body_area, f"{where}body_area")
     weekdays: str | None = None
     if request.weekdays is not None:

@@ -32,6 +32,7 @@ from reminders.planner import (
 from reminders.protocols import Protocol
 from reminders.replanning import diff_sessions
 from reminders.runtime import Runtime
+from reminders.safety import over_treatment
 from reminders.services import digest_lines
 from reminders.services.clinics import clinic_days
 from reminders.services.events import emit, escalate, patient_data
@@ -323,7 +324,10 @@ def _tell_of_response(
     urgent where the rule says; one open per enrollment), and for the digest a relapse
     in an ongoing phase (a report not dry there)."""
     session = next((r for r in rows if r.id == just_confirmed), None)
-    if session is None or session.outcome is None:
+    if session is None:
+        return
+    _over_treatment(db, enrollment, patient, protocol, rows, session, now)
+    if session.outcome is None:
         return
     if reading is not None and reading.kind == "worsening":
         opened = escalate(
@@ -340,6 +344,27 @@ def _tell_of_response(
     if relapse and phase is not None and not phase.ends:
         line = f"HDSS {session.hdss} on {session.local_date} in {session.phase}"
         digest_lines.note(db, enrollment, "relapse", line, now)
+
+
+def _over_treatment(
+    db: Session,
+    enrollment: Enrollment,
+    patient: Patient,
+    protocol: Protocol,
+    rows: list[PlanRow],
+    session: PlanRow,
+    now: datetime,
+) -> None:
+    """More sessions recorded in 7 days than the protocol's weekly maximum
+    (`safety.over_treatment`): the clinic hears of it."""
+    done = [r.local_date for r in rows if r.status == SessionStatus.CONFIRMED]
+    if over_treatment(done, session.local_date, protocol.max_per_week):
+        escalate(
+            db, patient, EscalationReason.OVER_TREATMENT,
+            f"enrollment {enrollment.id}: more than {protocol.max_per_week} sessions recorded "
+            f"in the 7 days to {session.local_date}, the protocol's maximum",
+            now, session_id=session.id, enrollment_id=enrollment.id,
+        )  # fmt: skip
 
 
 def _tell_of_completion(

@@ -25,6 +25,7 @@ from reminders.messages import session_length
 from reminders.models import Clinic, Enrollment, Patient, SessionReport
 from reminders.outcomes import SideEffect
 from reminders.runtime import Runtime
+from reminders.safety import over_treatment
 from reminders.services import absences, patients, reminding, sessions
 from reminders.services.absences import MAX_ABSENCE_DAYS, AbsenceRefusal
 from reminders.services.protocol_versions import protocol_of
@@ -153,12 +154,21 @@ def _session_for(db: Session, token: str, now: Any) -> _Found | None:
 
 
 def _next_session(db: Session, enrollment_id: str, after: date) -> date | None:
+    return _after_recording(db, enrollment_id, after, None)[0]
+
+
+def _after_recording(
+    db: Session, enrollment_id: str, day: date, max_per_week: int | None
+) -> tuple[date | None, bool]:
+    """The next planned session after `day`, and whether the sessions done in the week
+    to `day` are more than `max_per_week` (`safety.over_treatment`)."""
+    rows = session_store.of_enrollment(db, enrollment_id)
     upcoming = [
-        r.local_date
-        for r in session_store.of_enrollment(db, enrollment_id)
-        if r.status == SessionStatus.PLANNED and r.local_date > after
+        r.local_date for r in rows if r.status == SessionStatus.PLANNED and r.local_date > day
     ]
-    return min(upcoming) if upcoming else None
+    done = [r.local_date for r in rows if r.status == SessionStatus.CONFIRMED]
+    over = max_per_week is not None and over_treatment(done, day, max_per_week)
+    return (min(upcoming) if upcoming else None), over
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
@@ -237,7 +247,9 @@ async def confirm_from_link(
             session, enrollment, patient = found
             reader = Reader.of(db, rt, patient, now)
             done = sessions.confirm_from_link(db, rt, session, day, report, now)
-            following = _next_session(db, enrollment.id, done.local_date)
+            protocol = protocol_of(db, rt, enrollment)
+            cap = protocol.max_per_week if protocol else None
+            following, over = _after_recording(db, enrollment.id, done.local_date, cap)
             held = enrollment.status == EnrollmentStatus.HELD
     except (Conflict, InvalidInput) as refused:
         if isinstance(refused, CourseEnded):
@@ -259,6 +271,16 @@ async def confirm_from_link(
         return reader.held(
             reader.t.gettext("Thank you for telling us"),
             recorded % {"day": reader.day(done.local_date)},
+        )
+    if over:
+        return reader.message(
+            reader.t.gettext("Recorded: please keep to your plan"),
+            recorded % {"day": reader.day(done.local_date)},
+            reader.t.gettext(
+                "That is more sessions this week than your plan allows. More is not better: "
+                "it can irritate or burn the skin. Please keep to the days in your plan; "
+                "your clinic has been told."
+            ),
         )
     return reader.done(
         reader.t.gettext("Thank you"), recorded % {"day": reader.day(done.local_date)}, following
