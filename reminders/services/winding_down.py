@@ -49,14 +49,11 @@ def after_a_miss(
     if not goes_dormant(history, enrollment.slowed_since):
         return False
     last = max((r for r in rows if r.status == SessionStatus.MISSED), key=lambda r: r.local_date)
-    _stop(db, rt, enrollment, patient, EnrollmentStatus.DORMANT, last.id, now)
-    escalate(
-        db, patient, EscalationReason.DORMANT,
-        f"enrollment {enrollment.id}: no answer to the weekly sessions since "
-        f"{enrollment.slowed_since}; reminders stopped, the patient was asked to contact "
-        "the clinic",
-        now, enrollment_id=enrollment.id,
-    )  # fmt: skip
+    why = (
+        f"no answer to the weekly sessions since {enrollment.slowed_since}; reminders "
+        "stopped, the patient was asked to contact the clinic"
+    )
+    _stop(db, rt, enrollment, patient, EscalationReason.DORMANT, why, last.id, now)
     return True
 
 
@@ -74,18 +71,22 @@ def expire_if_due(
     if ends is None or today < ends:
         return False
     rows = session_store.plan_rows(db, enrollment.id)
-    told = [r for r in rows if r.status in (SessionStatus.MISSED, SessionStatus.CONFIRMED)]
-    last = max(told, key=lambda r: r.local_date).id if told else None
+    past = [r for r in rows if r.status in _PAST]
+    last = max(past, key=lambda r: r.local_date).id if past else None
+    done = sum(1 for r in rows if r.status == SessionStatus.CONFIRMED)
     enrollment.end_reason = "expired"
-    _stop(db, rt, enrollment, patient, EnrollmentStatus.ENDED, last, now)
-    escalate(
-        db, patient, EscalationReason.EXPIRED,
-        f"enrollment {enrollment.id}: the course ran out of time on {ends} "
-        f"({sum(1 for r in rows if r.status == SessionStatus.CONFIRMED)} sessions done); "
-        "ended",
-        now, enrollment_id=enrollment.id,
-    )  # fmt: skip
+    why = f"the course ran out of time on {ends} ({done} sessions done); ended"
+    _stop(db, rt, enrollment, patient, EscalationReason.EXPIRED, why, last, now)
     return True
+
+
+# Sessions whose day has passed, one of which the final message is tied to.
+_PAST = (SessionStatus.CONFIRMED, SessionStatus.MISSED, SessionStatus.UNRECORDED)
+# The status each way of stopping leaves the enrollment in.
+_STOPPED = {
+    EscalationReason.DORMANT: EnrollmentStatus.DORMANT,
+    EscalationReason.EXPIRED: EnrollmentStatus.ENDED,
+}
 
 
 def _stop(
@@ -93,12 +94,15 @@ def _stop(
     rt: Runtime,
     enrollment: Enrollment,
     patient: Patient,
-    status: EnrollmentStatus,
+    reason: EscalationReason,
+    why: str,
     session_id: str | None,
     now: datetime,
 ) -> None:
     """Nothing more is planned or sent but one message asking the patient to contact
-    the clinic (`session_id`: the session it is about, one message per session)."""
+    the clinic (`session_id`: the session it is about, one message per session); the
+    clinic is told once, for `reason`."""
+    status = _STOPPED[reason]
     enrollment.status, enrollment.updated_at = status, now
     db.add(enrollment)
     db.flush()
@@ -107,3 +111,5 @@ def _stop(
     if patient.unsubscribed_at is None and session_id is not None:
         kind = DeliveryKind.REMINDERS_STOPPED
         outbox.queue(db, notice_rows(db, rt.settings, kind, session_id, patient, now))
+    detail = f"enrollment {enrollment.id}: {why}"
+    escalate(db, patient, reason, detail, now, enrollment_id=enrollment.id)
