@@ -18,19 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Literal
 
 from reminders.planner import EnrollmentSettings, PastSession, preview
 from reminders.protocols import Protocol
+from reminders.states import SessionStatus
 
 # Weekly sessions with no confirmation, skip or absence after which a slowed course
 # goes dormant.
 DORMANT_AFTER = 3
 # A short course ends this long after the last day of its plan done in full.
 EXPIRES_AFTER = timedelta(days=14)
-EndReason = Literal["expired"]
 # Statuses a patient's own word is: a skip is an answer, a miss is not.
-_ANSWERED = frozenset({"confirmed", "skipped"})
+_ANSWERED = frozenset({SessionStatus.CONFIRMED, SessionStatus.SKIPPED})
 
 
 def unanswered_since(history: Iterable[PastSession], slowed_since: date) -> int:
@@ -42,7 +41,7 @@ def unanswered_since(history: Iterable[PastSession], slowed_since: date) -> int:
             continue
         if session.status in _ANSWERED:
             count = 0
-        elif session.status == "missed":
+        elif session.status == SessionStatus.MISSED:
             count += 1
     return count
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from reminders.planner import Absence, PastSession
+from reminders.states import SessionStatus
 
 NOT_DONE = frozenset({"missed", "skipped"})
 # An appointment at the clinic that staff did not record counts as attended, as it does
@@ -82,10 +83,10 @@ def standing(
         if not any(a.covers(due + timedelta(days=offset)) for a in away)
     )
     latest = behind[-1]
-    planned = {s.local_date for s in history if s.status == "planned"}
+    planned = {s.local_date for s in history if s.status == SessionStatus.PLANNED}
     coming = bool(planned & {today, today + timedelta(days=1)})
-    nudge = latest.status == "missed" and latest.local_date < today - timedelta(days=1)
-    missed = sum(1 for s in behind if s.status == "missed")
+    nudge = latest.status == SessionStatus.MISSED and latest.local_date < today - timedelta(days=1)
+    missed = sum(1 for s in behind if s.status == SessionStatus.MISSED)
     return Standing(
         due,
         days,

@@ -24,7 +24,7 @@ report, and a fixed-days phase that waits for dry reports goes on every
 
 On an interval cadence (maintenance) a session not done is made up once, on the next
 allowed day, and the interval then counts from the make-up. A patient who stopped
-confirming (`slowed_since`) is asked once a week, on the first allowed weekday.
+confirming (`slowed_since`) is asked once a week, on the week's first allowed weekday.
 Appointments at the clinic stop being booked while two or more are unrecorded, until
 staff record them.
 """
@@ -454,8 +454,8 @@ def _slowed_until(
     history: list[PastSession] | tuple[PastSession, ...],
     allowed: frozenset[int],
 ) -> date | None:
-    """Return the first day a slowed patient's next session may fall on (the first
-    allowed weekday after the last session not done), or None when not slowed."""
+    """Return the first day a slowed patient's next session may fall on (the week's
+    first allowed weekday, after the last session not done), or None when not slowed."""
     since = enrollment.slowed_since
     if since is None:
         return None
@@ -526,7 +526,13 @@ def plan(
     )
     not_before = max(not_before, _after_a_missed_make_up(state, history) or not_before)
     sessions: list[PlannedSession] = []
-    unrecorded = sum(1 for s in history if s.status == "unrecorded")
+    # Since the last appointment staff recorded: older ones no longer say much.
+    last_recorded = max(
+        (s.local_date for s in history if s.status == SessionStatus.CONFIRMED), default=date.min
+    )
+    unrecorded = sum(
+        1 for s in history if s.status == SessionStatus.UNRECORDED and s.local_date > last_recorded
+    )
     while not state.completed and unrecorded < UNRECORDED_TO_STOP:
         day = _place(state, not_before, allowed, blocked, enrollment.absences, missed)
         if day >= end:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -25,8 +25,6 @@ from reminders.states import DeliveryAudience, EscalationReason, EscalationState
 from reminders.stores import outbox
 from reminders.timing import zone
 
-DigestSchedule = Literal["daily", "weekly", "off"]
-SCHEDULES: tuple[str, ...] = ("daily", "weekly", "off")
 DIGEST_AT = time(7, 30)
 # A clinic's first digest looks back this far.
 FIRST_LOOK_BACK = timedelta(days=7)

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reminders.errors import Conflict, NotFound
-from reminders.models import Escalation, Patient
+from reminders.models import Enrollment, Escalation, Patient
 from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.events import announce, settle
 from reminders.services.reading import Page, newest_escalations
-from reminders.states import EscalationReason, EscalationState
+from reminders.states import ONGOING, EscalationReason, EscalationState
 
 
 def list_escalations(
@@ -70,6 +70,19 @@ REALERT_AFTER = timedelta(days=14)
 REVIEWS = (EscalationReason.NO_RESPONSE, EscalationReason.NO_IMPROVEMENT)
 
 
+def _still_waiting(db: Session, escalation: Escalation) -> bool:
+    """A `no_response` review waits while its course is under way with the review open;
+    a `no_improvement` one (raised at a course's end) until someone acknowledges it."""
+    if escalation.reason != EscalationReason.NO_RESPONSE:
+        return True
+    enrollment = db.get(Enrollment, escalation.enrollment_id) if escalation.enrollment_id else None
+    return (
+        enrollment is not None
+        and enrollment.status in ONGOING
+        and enrollment.review_reason is not None
+    )
+
+
 def undecided_reviews(db: Session, _rt: Runtime, now: datetime) -> list[str]:
     """Return the open review escalations last sent REALERT_AFTER ago or more. A read:
     `realert_undecided` writes."""
@@ -85,11 +98,17 @@ def undecided_reviews(db: Session, _rt: Runtime, now: datetime) -> list[str]:
 
 def realert_undecided(db: Session, _rt: Runtime, now: datetime, ids: Sequence[str]) -> int:
     """Send each of those reviews still open again: the same escalation, its email and
-    `patient.escalation` event with `realert: n`. Returns how many were sent."""
+    `patient.escalation` event with `realert: n`. A `no_response` review the plan no
+    longer holds (the patient responded, the course was withdrawn or erased) is settled
+    instead. Returns how many were sent."""
     sent = 0
     for escalation in db.exec(select(Escalation).where(col(Escalation.id).in_(ids))).all():
         due = escalation.alerted_at is None or escalation.alerted_at <= now - REALERT_AFTER
         if escalation.state != EscalationState.OPEN or not due or escalation.patient_id is None:
+            continue
+        if not _still_waiting(db, escalation):
+            settle(escalation, "reminders", "the review no longer waits for a decision", now)
+            db.add(escalation)
             continue
         patient = db.get(Patient, escalation.patient_id)
         assert patient is not None  # foreign key

@@ -160,7 +160,7 @@ def replan(
     ):
         _tell_of_cancelled_appointments(db, rt, patient, dropped, now)
     _tell_clinic_of_changes(db, enrollment, patient, new_plan, rows, now)
-    reading = _verdict(protocol, rows)
+    reading = _verdict(protocol, _reports(rows))
     _tell_of_response(db, enrollment, patient, protocol, rows, reading, just_confirmed, now)
     completed = new_plan.completed and active
     if completed:
@@ -300,13 +300,21 @@ def _tell_clinic_of_changes(
         )
 
 
-def _verdict(protocol: Protocol, rows: list[PlanRow]) -> Verdict | None:
-    """The verdict of the confirmed sessions' reports, where the protocol has a rule."""
+def _reports(rows: list[PlanRow], before: date | None = None) -> list[str]:
+    """The outcomes reported with the confirmed sessions, oldest first (before a day)."""
+    return [
+        r.outcome
+        for r in rows
+        if r.status == SessionStatus.CONFIRMED
+        and r.outcome is not None
+        and (before is None or r.local_date < before)
+    ]
+
+
+def _verdict(protocol: Protocol, reports: list[str]) -> Verdict | None:
+    """The verdict of `reports`, where the protocol has a rule."""
     if protocol.scale is None or protocol.outcome is None:
         return None
-    reports = [
-        r.outcome for r in rows if r.status == SessionStatus.CONFIRMED and r.outcome is not None
-    ]
     return verdict(protocol.scale, protocol.outcome, reports)
 
 
@@ -320,16 +328,20 @@ def _tell_of_response(
     just_confirmed: str | None,
     now: datetime,
 ) -> None:
-    """Tell the clinic what a report just given says: worsening at once (an escalation,
-    urgent where the rule says; one open per enrollment), and for the digest a relapse
-    in an ongoing phase (a report not dry there)."""
+    """Tell the clinic what a report just given says: worsening at once, when this
+    report makes the course read as worsening (an escalation, urgent where the rule
+    says), and for the digest a relapse: a report not dry in an ongoing phase after a
+    dry one (a patient never dry yet is the review's to catch)."""
     session = next((r for r in rows if r.id == just_confirmed), None)
     if session is None:
         return
     _over_treatment(db, enrollment, patient, protocol, rows, session, now)
     if session.outcome is None:
         return
-    if reading is not None and reading.kind == "worsening":
+    before = _reports(rows, session.local_date)
+    earlier = _verdict(protocol, before)
+    turned = earlier is None or earlier.kind != "worsening"
+    if reading is not None and reading.kind == "worsening" and turned:
         opened = escalate(
             db, patient, EscalationReason.WORSENING,
             f"enrollment {enrollment.id}: {protocol.outcome_scale} {reading.first} at first,"
@@ -341,7 +353,12 @@ def _tell_of_response(
             digest_lines.note(db, enrollment, "worsening", line, now)
     phase = next((p for p in protocol.phases if p.name == session.phase), None)
     relapse = session.hdss is not None and session.hdss > protocol.hdss_dry_max
-    if relapse and phase is not None and not phase.ends:
+    was_dry = any(
+        r.hdss is not None and r.hdss <= protocol.hdss_dry_max
+        for r in rows
+        if r.status == SessionStatus.CONFIRMED and r.local_date < session.local_date
+    )
+    if relapse and was_dry and phase is not None and not phase.ends:
         line = f"HDSS {session.hdss} on {session.local_date} in {session.phase}"
         digest_lines.note(db, enrollment, "relapse", line, now)
 
@@ -388,7 +405,15 @@ def _tell_of_completion(
     rate = round(len(confirmed) / len(due), 3) if due else None
     ended_at_review = any(c.to_phase is None and c.reason == "decision" for c in new_plan.changes)
     not_better = reading is not None and reading.kind in ("unchanged", "worsening")
+    # The patient hears the clinic will be in touch; the clinic is asked to decide only
+    # where the protocol reviews at the end and no clinician has just decided.
     needs_review = ended_at_review or not_better
+    asks_clinic = (
+        not_better
+        and not ended_at_review
+        and protocol.outcome is not None
+        and protocol.outcome.review == "no_improvement"
+    )
     kind = reading.kind if reading is not None else "unknown"
     outcome = {
         "scale": protocol.outcome_scale,
@@ -402,12 +427,12 @@ def _tell_of_completion(
         f"{outcome['first']} -> {outcome['last']} ({kind})",
         now,
     )  # fmt: skip
-    if needs_review and protocol.outcome is not None:
-        why = "ended at a review" if ended_at_review else f"verdict {kind}"
+    if asks_clinic:
         escalate(
             db, patient, EscalationReason.NO_IMPROVEMENT,
-            f"enrollment {enrollment.id}: course completed, {why} ({protocol.outcome_scale} "
-            f"{outcome['first']} -> {outcome['last']}); please decide what comes next",
+            f"enrollment {enrollment.id}: course completed, verdict {kind} "
+            f"({protocol.outcome_scale} {outcome['first']} -> {outcome['last']}); please "
+            "decide what comes next",
             now, enrollment_id=enrollment.id,
         )  # fmt: skip
     emit(

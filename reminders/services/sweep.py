@@ -366,7 +366,7 @@ def sweep(rt: Runtime, now: datetime) -> SweepReport:
     missed = _find_then_write(rt, now, missing_enrollments, mark_missed)
     replanned = _find_then_write(rt, now, stale_enrollments, extend_horizons)
     lapsed = _find_then_write(rt, now, lapse_candidates, check_lapses)
-    # Last: the steps above change sessions, and standings are made of them.
+    # After the steps that change sessions: standings are made of them.
     if _find_then_write(rt, now, standings.changed_patients, standings.refresh, STANDINGS_BATCH):
         with session_scope(rt.engine) as db:
             standings.note_look(db, now)

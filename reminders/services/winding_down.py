@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from reminders.course_state import expires_on, goes_dormant, is_short
+from reminders.course_state import EXPIRES_AFTER, expires_on, goes_dormant, is_short
 from reminders.kinds import DeliveryKind
 from reminders.models import Enrollment, Patient
 from reminders.planner import PastSession
@@ -49,11 +49,9 @@ def after_a_miss(
     if not goes_dormant(history, enrollment.slowed_since):
         return False
     last = max((r for r in rows if r.status == SessionStatus.MISSED), key=lambda r: r.local_date)
-    why = (
-        f"no answer to the weekly sessions since {enrollment.slowed_since}; reminders "
-        "stopped, the patient was asked to contact the clinic"
-    )
-    _stop(db, rt, enrollment, patient, EscalationReason.DORMANT, why, last.id, now)
+    since = f"no answer since {enrollment.slowed_since}"
+    why = f"{since}; reminders stopped, the patient was asked to contact the clinic"
+    _stop(db, rt, enrollment, patient, EscalationReason.DORMANT, why, since, last.id, now)
     return True
 
 
@@ -61,7 +59,9 @@ def expire_if_due(
     db: Session, rt: Runtime, enrollment: Enrollment, patient: Patient, now: datetime
 ) -> bool:
     """End a short course as `expired` once past its full plan's last day plus
-    `course_state.EXPIRES_AFTER`, and tell the clinic; return True if it did."""
+    `course_state.EXPIRES_AFTER`, and tell the clinic; return True if it did. A patient
+    who confirmed a session within that time, or whose review waits for a clinician, is
+    still under treatment: not ended."""
     protocol = protocol_of(db, rt, enrollment)
     if protocol is None or not is_short(protocol) or enrollment.status != EnrollmentStatus.ACTIVE:
         return False
@@ -71,12 +71,18 @@ def expire_if_due(
     if ends is None or today < ends:
         return False
     rows = session_store.plan_rows(db, enrollment.id)
+    recent = today - EXPIRES_AFTER
+    if enrollment.review_reason or any(
+        r.status == SessionStatus.CONFIRMED and r.local_date > recent for r in rows
+    ):
+        return False
     past = [r for r in rows if r.status in _PAST]
     last = max(past, key=lambda r: r.local_date).id if past else None
     done = sum(1 for r in rows if r.status == SessionStatus.CONFIRMED)
     enrollment.end_reason = "expired"
-    why = f"the course ran out of time on {ends} ({done} sessions done); ended"
-    _stop(db, rt, enrollment, patient, EscalationReason.EXPIRED, why, last, now)
+    line = f"ran out of time on {ends}, {done} sessions done"
+    why = f"the course {line}; ended"
+    _stop(db, rt, enrollment, patient, EscalationReason.EXPIRED, why, line, last, now)
     return True
 
 
@@ -96,18 +102,19 @@ def _stop(
     patient: Patient,
     reason: EscalationReason,
     why: str,
+    line: str,
     session_id: str | None,
     now: datetime,
 ) -> None:
     """Nothing more is planned or sent but one message asking the patient to contact
     the clinic (`session_id`: the session it is about, one message per session); the
-    clinic is told once, for `reason`."""
+    clinic is told once, for `reason` (`why`), and the digest has `line`."""
     status = _STOPPED[reason]
     enrollment.status, enrollment.updated_at = status, now
     db.add(enrollment)
     db.flush()
     replan(db, rt, enrollment, now, patient=patient)
-    digest_lines.note(db, enrollment, str(status), f"since {enrollment.slowed_since}", now)
+    digest_lines.note(db, enrollment, str(status), line, now)
     if patient.unsubscribed_at is None and session_id is not None:
         kind = DeliveryKind.REMINDERS_STOPPED
         outbox.queue(db, notice_rows(db, rt.settings, kind, session_id, patient, now))
