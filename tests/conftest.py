@@ -299,6 +299,12 @@ def no_contraindications(protocol: Protocol) -> dict[str, bool]:
     return {c: False for c in protocol.contraindications}
 
 
+def first_area(protocol_id: str) -> str | None:
+    """The first body area a shipped protocol lists (enrolling needs one), or None."""
+    protocol = load_protocols(PROTOCOLS_DIR).get(protocol_id)
+    return protocol.body_areas[0] if protocol and protocol.body_areas else None
+
+
 # The tap-water protocol's screening with every contraindication answered "no".
 CLEAR_SCREENING = no_contraindications(load_protocols(PROTOCOLS_DIR)["tap-water-hyperhidrosis"])
 

@@ -84,7 +84,7 @@ def test_the_cli_refuses_control_characters_naming_the_option(
     patient = out.split()[1]
     code, out, _ = run(
         "enroll", patient, "--protocol", "sports-injury-short-course",
-        "--start", "2026-11-21", "--screened",
+        "--start", "2026-11-21", "--screened", "--body-area", "knee",
     )  # fmt: skip
     assert code == 0
     shown = json.loads(run("plan", "show", out.split()[1], "--json")[1])

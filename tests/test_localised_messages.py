@@ -59,7 +59,7 @@ def test_a_brazilian_patient_gets_a_portuguese_reminder_from_their_clinic(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "segunda-feira, 7 de dezembro de 2026" in text
-    assert "A sessão dura 20 minutos." in text
+    assert "A sessão dura 20 minutos (palmas das mãos)." in text
     assert "Clínica Sol" in text and "+55 11 5555-0000" in text
     assert re.search(r"https://reminders\.example\.org/c/[\w-]{43}\.ics", text)
     assert '<html lang="pt-BR">' in html

@@ -212,8 +212,13 @@ def test_expired_or_made_up_tokens_get_a_clear_page(
 def test_the_page_asks_the_protocols_own_question_and_a_blister_alerts_the_clinic(
     api: Api, rt: Runtime, smtp: SmtpRecorder, db: Session
 ) -> None:
+    # Every shipped pain protocol is given at the clinic: a clinic's own home course.
+    sports = rt.protocols["sports-injury-short-course"]
+    rt.protocols["sports-at-home"] = sports.model_copy(
+        update={"id": "sports-at-home", "given_at": "home"}
+    )
     patient = api.patient(timezone="UTC", reminder_time="09:00")
-    api.enroll(patient, protocol="sports-injury-short-course", body_area="knee", weekdays=None)
+    api.enroll(patient, protocol="sports-at-home", body_area="knee", weekdays=None)
     remind(rt, NOW.replace(hour=9))
     api.clock[0] = NOW.replace(hour=10)
     session_link, _ = links(smtp)

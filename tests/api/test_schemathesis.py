@@ -49,7 +49,7 @@ with session_scope(_runtime.engine) as _db:
         _patient.id,
         EnrollmentCreate.model_validate(
             {"protocol": "tap-water-hyperhidrosis", "start_date": datetime.now(UTC).date(),
-             "screening": _screening}
+             "screening": _screening, "body_area": "palms"}
         ),
         datetime.now(UTC),
     )  # fmt: skip

@@ -69,7 +69,8 @@ def test_an_alert_only_clinic_hears_of_yesterdays_completion_and_relapse(
     confirm_each(db, rt, weekly, ["1", "4"], at("2026-12-07 10:00"))
     enrollment = db.get(Enrollment, course)
     assert enrollment is not None and enrollment.status == "completed"
-    morning = at("2026-12-16 07:31")
+    # Given at the clinic on open days, the course's last session was on Wednesday 16th.
+    morning = at("2026-12-17 07:31")
     sweep(rt, morning)
     (payload,) = digests(db)
     dispatch(rt, morning)
@@ -82,8 +83,8 @@ def test_an_alert_only_clinic_hears_of_yesterdays_completion_and_relapse(
     assert "Runa" not in text and "Hugo" not in text and "Runa" not in email["Subject"]
     assert json.loads(payload)["subject"] == email["Subject"]
     # At most once a day; and not again while nothing is new.
-    sweep(rt, at("2026-12-16 18:00"))
-    sweep(rt, at("2026-12-17 07:40"))
+    sweep(rt, at("2026-12-17 18:00"))
+    sweep(rt, at("2026-12-18 07:40"))
     assert len(digests(db)) == 1
 
 

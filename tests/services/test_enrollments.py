@@ -18,7 +18,7 @@ from reminders.runtime import Runtime
 from reminders.services import absences, course_status, enrollments, replan, sessions
 from reminders.states import SessionStatus
 from reminders.stores import outbox, session_store
-from tests.conftest import CLEAR_SCREENING, at, make_clinic, make_patient
+from tests.conftest import CLEAR_SCREENING, at, first_area, make_clinic, make_patient
 
 pytestmark = pytest.mark.both_databases
 
@@ -26,10 +26,12 @@ NOW = at("2026-12-07 07:00")  # Monday 08:00 in Berlin
 
 
 def request(**fields: object) -> EnrollmentCreate:
+    protocol = str(fields.get("protocol", "tap-water-hyperhidrosis"))
     data: dict[str, object] = {
-        "protocol": "tap-water-hyperhidrosis",
+        "protocol": protocol,
         "start_date": "2026-12-07",
         "screening": CLEAR_SCREENING,
+        "body_area": first_area(protocol),
         **fields,
     }
     return EnrollmentCreate.model_validate(data)
@@ -106,6 +108,9 @@ def test_override_with_reason_enrolls_and_stores_screening_and_reason(
         ({"weekdays": []}, "weekdays"),
         ({"screening": {"pacemaker": False}}, "screening"),
         ({"screening": {**CLEAR_SCREENING, "left_handed": False}}, "screening"),
+        # Required where the protocol lists areas: one enrollment per treated area.
+        ({"body_area": None}, "body_area"),
+        ({"body_area": "nose"}, "body_area"),
     ],
 )
 def test_bad_enrollment_names_the_field_and_writes_nothing(
@@ -272,7 +277,8 @@ def test_finishing_a_course_completes_the_enrollment(db: Session, rt: Runtime) -
         sessions.confirm_session(db, rt, clinic, row.id, SessionReport(), day_after)
     assert enrollment.status == "completed"
     assert planned_dates(db, enrollment.id) == []
-    assert session_store.of_enrollment(db, enrollment.id)[-1].local_date == date(2026, 12, 15)
+    # Given at the clinic, on its open days: Mon 7, Wed 9, Fri 11, Mon 14, Wed 16.
+    assert session_store.of_enrollment(db, enrollment.id)[-1].local_date == date(2026, 12, 16)
 
 
 def test_enrolling_welcomes_the_patient_with_the_first_weeks_of_the_plan(
