@@ -82,7 +82,7 @@ def test_plan_preview_bad_input_names_the_field(args: list[str], field: str) -> 
     assert err.startswith(f"error: {field}:")
 
 
-@freeze_time("2026-11-21 10:00:00")
+@freeze_time("2026-11-23 10:00:00")
 def test_clinic_patient_enroll_show_confirm_flow() -> None:
     assert run("migrate")[0] == 0
     code, out, _ = run("clinic", "create", "North Clinic")
@@ -97,13 +97,14 @@ def test_clinic_patient_enroll_show_confirm_flow() -> None:
     assert code == 0
     patient = out.split()[1]
     code, out, err = run(
-        "enroll", patient, "--protocol", "sports-injury-short-course", "--start", "2026-11-21"
-    )
+        "enroll", patient, "--protocol", "sports-injury-short-course", "--start", "2026-11-23",
+        "--body-area", "knee",
+    )  # fmt: skip
     assert code != 0
     assert "screening" in err
     code, out, _ = run(
         "enroll", patient, "--protocol", "sports-injury-short-course",
-        "--start", "2026-11-21", "--screened",
+        "--start", "2026-11-23", "--screened", "--body-area", "knee",
     )  # fmt: skip
     assert code == 0
     enrollment = out.split()[1]
@@ -112,7 +113,7 @@ def test_clinic_patient_enroll_show_confirm_flow() -> None:
     shown = json.loads(out)
     assert shown["phase"] == "course"
     first = shown["sessions"][0]
-    assert first["date"] == "2026-11-21"
+    assert first["date"] == "2026-11-23"
     code, _, err = run("session", "confirm", first["id"], "--hdss", "7")
     assert code != 0
     assert err.startswith("error: hdss:")
@@ -353,7 +354,7 @@ def test_clinics_and_patients_are_listed_and_shown() -> None:
     assert code == 0 and "EHR-2" in out and "EHR-1" not in out
     (second,) = [p["id"] for p in listed if p["external_id"] == "EHR-2"]
     run("enroll", second, "--protocol", "glycopyrrolate-hyperhidrosis", "--start", "2026-12-07",
-        "--screened")  # fmt: skip
+        "--screened", "--body-area", "palms")  # fmt: skip
     shown = json.loads(run("patient", "show", "EHR-2", "--clinic", clinic, "--json")[1])
     assert shown["id"] == second
     assert [e["protocol"] for e in shown["enrollments"]] == ["glycopyrrolate-hyperhidrosis"]
@@ -504,9 +505,9 @@ def test_import_reports_each_refused_row_and_a_second_run_skips_what_is_imported
     clinic = run("clinic", "create", "North Clinic")[1].split()[1]
     rows = tmp_path / "patients.csv"
     rows.write_text(
-        "name,email,timezone,external_id,protocol,start_date,screening\n"
-        "Ann,ann@example.org,Europe/Berlin,EHR-1,tap-water-hyperhidrosis,2026-12-07,none\n"
-        "Bea,bea@example,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,none\n"
+        "name,email,timezone,external_id,protocol,start_date,screening,body_area\n"
+        "Ann,ann@example.org,Europe/Berlin,EHR-1,tap-water-hyperhidrosis,2026-12-07,none,palms\n"
+        "Bea,bea@example,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,none,palms\n"
     )
     dry = run("import", str(rows), "--clinic", clinic, "--dry-run")
     assert dry[0] == 1 and "1 patient(s) would be imported" in dry[1]

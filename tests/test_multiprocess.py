@@ -52,7 +52,11 @@ def due_webhook_reminders(db: Session, rt: Runtime, receiver: WebhookReceiver) -
         enrollments.EnrollRequest(
             pid,
             EnrollmentCreate(
-                protocol=protocol.id, start_date=today, screening=screening, welcome=False
+                protocol=protocol.id,
+                start_date=today,
+                screening=screening,
+                welcome=False,
+                body_area="palms",
             ),
         )
         for pid in ids

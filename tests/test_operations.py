@@ -34,7 +34,7 @@ def test_backlog_after_downtime_drains_in_one_pass_without_stale_reminders(
             email=f"p{n}@example.org",
         )  # fmt: skip
         enroll_patient(
-            db, rt, clinic, patient, "2026-12-05", start, protocol="sports-injury-short-course",
+            db, rt, clinic, patient, "2026-12-05", start, protocol="tap-water-hyperhidrosis",
             weekdays=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
         )  # fmt: skip
     with freeze_time(start):

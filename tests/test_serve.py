@@ -44,7 +44,7 @@ def test_serve_puts_the_reminder_in_the_maildir_at_its_minute(tmp_path: Path) ->
         ).split()[1]  # fmt: skip
         run(
             env, "enroll", patient, "--protocol", "glycopyrrolate-hyperhidrosis",
-            "--start", f"{due:%Y-%m-%d}", "--screened", "--no-welcome",
+            "--start", f"{due:%Y-%m-%d}", "--screened", "--no-welcome", "--body-area", "palms",
         )  # fmt: skip
         box = tmp_path / "maildir"
         wait_for(lambda: _count(box) == 1, 120, "the reminder in the Maildir")

@@ -120,6 +120,7 @@ def test_a_new_admin_sets_up_logs_in_enrolls_and_handles_an_escalation(
     expect(page.get_by_role("heading", name="Enroll Ann Example")).to_be_visible()
     page.get_by_label("Protocol", exact=True).select_option("tap-water-hyperhidrosis")
     expect(page.get_by_role("heading", name="The plan, if every session is done")).to_be_visible()
+    page.get_by_label("Body area", exact=True).select_option("palms")
     assert page.locator("ol.plan li").count() > 5
     accessible(page, "enroll")
     for radio in page.get_by_role("radio", name="No").all():
@@ -287,13 +288,16 @@ def test_the_enroll_form_works_by_keyboard_alone(
     page.keyboard.press("ArrowDown")  # the first protocol
     page.keyboard.press("Tab")
     expect(page.get_by_role("heading", name="The plan, if every session is done")).to_be_visible()
-    for _ in range(40):
+    for _ in range(120):
         focused = page.evaluate("document.activeElement.name || ''")
         if focused.startswith("screening."):
             page.keyboard.press("Space")  # "No" comes first in each question
             page.keyboard.press("Tab")
         elif focused == "override_reason":
             page.keyboard.press("Tab")
+        elif focused == "body_area" and not page.evaluate("document.activeElement.value"):
+            page.keyboard.press("ArrowDown")  # the first area; the preview is drawn again
+            expect(page.locator("#body_area")).not_to_have_value("")
         elif page.evaluate("document.activeElement.textContent") == "Enroll":
             page.keyboard.press("Enter")
             break

@@ -34,8 +34,9 @@ def test_a_review_nobody_decided_is_sent_again_every_two_weeks_until_decided(
     patient = db.get(Patient, make_patient(db, clinic_id, external_id="HYP-9"))
     assert patient is not None
     opened = at("2026-12-07 12:05")
-    escalate(db, patient, EscalationReason.NO_RESPONSE, "enrollment e1: no response", opened,
-             enrollment_id="e1")  # fmt: skip
+    # A course's end without improvement: it waits until someone acknowledges it.
+    escalate(db, patient, EscalationReason.NO_IMPROVEMENT, "enrollment e1: no improvement",
+             opened, enrollment_id="e1")  # fmt: skip
     escalate(db, patient, EscalationReason.LAPSED, "enrollment e1: lapsed", opened,
              enrollment_id="e1")  # fmt: skip
     db.commit()
@@ -46,12 +47,12 @@ def test_a_review_nobody_decided_is_sent_again_every_two_weeks_until_decided(
         assert len(found) == 1, "only reviews are sent again, not other escalations"
         assert realert_undecided(db, rt, now, found) == 1
         db.commit()
-        (review,) = db.exec(select(Escalation).where(Escalation.reason == "no_response")).all()
+        (review,) = db.exec(select(Escalation).where(Escalation.reason == "no_improvement")).all()
         assert (review.realerts, review.alerted_at) == (n, now)
     emails = alert_emails(db)
     assert len(emails) == 4  # two opened, the review twice again
     assert "reminder 2: still waiting for a decision" in emails[-1]["text"]
-    (review,) = db.exec(select(Escalation).where(Escalation.reason == "no_response")).all()
+    (review,) = db.exec(select(Escalation).where(Escalation.reason == "no_improvement")).all()
     acknowledge(db, rt, clinic_id, review.id, "nurse", None, opened + 30 * timedelta(days=1))
     db.commit()
     assert undecided_reviews(db, rt, opened + 60 * timedelta(days=1)) == []

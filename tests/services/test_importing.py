@@ -32,7 +32,7 @@ GOOD = [
     "Ann Example,ann@example.org,Europe/Berlin,EHR-1,tap-water-hyperhidrosis,2026-12-07,"
     "palms,mon;wed;fri,none",
     "Bea Beispiel,bea@example.org,America/New_York,EHR-2,glycopyrrolate-hyperhidrosis,"
-    "2026-12-08,,,none",
+    "2026-12-08,palms,,none",
 ]
 
 
@@ -161,9 +161,9 @@ def test_an_update_the_service_refuses_is_reported_and_the_import_goes_on(
     clinic = make_clinic(db)
     assert _import(rt, clinic, _row(1)).imported == 1
     rows = io.StringIO(
-        "name,email,timezone,external_id,protocol,start_date,channel,screening\n"
-        "P1,p1@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,webhook,none\n"
-        "P2,p2@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,email,none\n"
+        "name,email,timezone,external_id,protocol,start_date,channel,screening,body_area\n"
+        "P1,p1@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,webhook,none,palms\n"
+        "P2,p2@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,email,none,palms\n"
     )
     report = import_patients(rt, clinic, read_rows(rows), NOW + timedelta(hours=1), update=True)
     assert [(r.line, r.field) for r in report.refused] == [(2, "channel")]
@@ -205,10 +205,11 @@ def test_a_file_as_people_type_it_spaces_capitals_and_dates_in_their_own_words(
 ) -> None:
     clinic = make_clinic(db)
     text = (
-        " Name , EMAIL,timezone,external_id,protocol,start_date,screening,channel\n"
-        "Müller,m@example.org,Europe/Berlin,E1,Tap-Water-Hyperhidrosis,2026-12-07,None,Email\n"
-        "X,x@example.org,UTC,E2,tap-water-hyperhidrosis,07.12.2026,none,email\n"
-        "Y,y@example.org,UTC,E3,tap-water-hyperhidrosis,2027-02-30,none,email\n"
+        " Name , EMAIL,timezone,external_id,protocol,start_date,screening,channel,Body_Area\n"
+        "Müller,m@example.org,Europe/Berlin,E1,Tap-Water-Hyperhidrosis,2026-12-07,None,Email,"
+        "Hands\n"
+        "X,x@example.org,UTC,E2,tap-water-hyperhidrosis,07.12.2026,none,email,palms\n"
+        "Y,y@example.org,UTC,E3,tap-water-hyperhidrosis,2027-02-30,none,email,palms\n"
     )
     report = import_patients(rt, clinic, read_rows(io.StringIO(text)), NOW)
     assert report.imported == 1
@@ -282,9 +283,9 @@ def test_a_reminder_time_inside_the_quiet_hours_is_refused_by_line_and_column(
     clinic = make_clinic(db)
     header = "name,email,timezone,external_id,protocol,start_date,reminder_time,screening"
     stream = io.StringIO(
-        f"{header}\n"
-        "Ann,ann@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,22:30,none\n"
-        "Bea,bea@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,20:30,none\n"
+        f"{header},body_area\n"
+        "Ann,ann@example.org,UTC,EHR-1,tap-water-hyperhidrosis,2026-12-07,22:30,none,palms\n"
+        "Bea,bea@example.org,UTC,EHR-2,tap-water-hyperhidrosis,2026-12-07,20:30,none,palms\n"
     )
     report = import_patients(rt, clinic, read_rows(stream), NOW)
     assert [(r.line, r.field) for r in report.refused] == [(2, "reminder_time")]
