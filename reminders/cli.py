@@ -766,7 +766,9 @@ def enroll(
         [], help="A contraindication the screening found (repeat for several)."
     ),
     override_reason: str | None = typer.Option(None, help="Why to enroll despite one."),
-    body_area: str | None = typer.Option(None, help="e.g. palms, soles, underarms."),
+    body_area: str | None = typer.Option(
+        None, help="The treated area, e.g. palms; required where the protocol lists areas."
+    ),
     weekdays: str | None = typer.Option(None, help="Allowed weekdays, e.g. mon,wed,fri."),
     welcome: bool = typer.Option(
         True, "--welcome/--no-welcome", help="Send the patient a welcome with their plan."

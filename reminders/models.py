@@ -585,7 +585,13 @@ class EnrollmentCreate(_Input):
     )
     start_date: Day = PydanticField(examples=["2026-12-07"])
     body_area: str | None = PydanticField(
-        default=None, max_length=50, pattern=r"^[a-z][a-z-]*$", examples=["palms"]
+        default=None,
+        max_length=50,
+        pattern=r"^[a-z][a-z-]*$",
+        examples=["palms"],
+        description="The treated area, one of the protocol's `body_areas` (hands, feet and "
+        "armpits are understood too). Required where the protocol lists areas (every "
+        "shipped one): one enrollment per treated area.",
     )
     weekdays: list[SingleLine] | None = PydanticField(
         default=None, max_length=7, examples=[["mon", "wed", "fri"]]

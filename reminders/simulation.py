@@ -50,6 +50,7 @@ from reminders.services import (
     absences,
     clinics,
     course_status,
+    digest,
     enrollments,
     holds,
     patients,
@@ -301,6 +302,8 @@ def _set_up(
     """The clinic, its endpoint, the patient and the enrollment; what the service refused
     on the way goes in `refused`."""
     clinic, _key = clinics.create_clinic(db, "Simulated clinic", now)
+    # In the patient's zone, so its digest comes at 07:30 their time.
+    clinic.timezone = timezone
     db.flush()
     webhooks.add_endpoint(db, rt.settings, clinic.id, "https://127.0.0.1/simulated-clinic", now)
     by_webhook = story == "endpoint-deleted"
@@ -361,6 +364,13 @@ class _Runner:
         self.phases: dict[date, str] = {}
         self.seen: set[str] = set()  # escalations already noted
         self._plan_story_events()
+        self.at(self.local(0, digest.DIGEST_AT), self._digest_round)
+
+    def _digest_round(self, db: Session, now: datetime) -> None:
+        """The sweep's digest step at the clinic's 07:30, as the service's minutely sweep
+        would send it (the simulation's own sweep comes at noon)."""
+        self.at(self._next_local(now, digest.DIGEST_AT), self._digest_round)
+        digest.send_digests(db, self.rt, now, digest.due_clinics(db, self.rt, now))
 
     def local(self, day_offset: int, at: time) -> datetime:
         """The UTC instant of local `at` on the course's `day_offset`-th day."""

@@ -40,6 +40,14 @@ HEADINGS = {
 }
 
 
+# The line that already tells of an escalation's cause.
+LINE_OF_REASON: dict[str, str] = {
+    EscalationReason.WORSENING: "worsening",
+    EscalationReason.DORMANT: "dormant",
+    EscalationReason.EXPIRED: "ended",
+}
+
+
 def _local_now(clinic: Clinic, now: datetime) -> datetime:
     return now.astimezone(zone(clinic.timezone or "UTC"))
 
@@ -95,6 +103,11 @@ def build(
         .where(Escalation.clinic_id == clinic.id, Escalation.state == EscalationState.OPEN)
         .order_by(col(Escalation.priority), col(Escalation.created_at))
     ).all()
+    # An escalation the lines already name (a course gone dormant) is listed once.
+    named: set[tuple[str | None, str | None]] = {(line.enrollment_id, line.kind) for line in lines}
+    open_ones = [
+        e for e in open_ones if (e.enrollment_id, LINE_OF_REASON.get(e.reason)) not in named
+    ]
     fresh = [e for e in open_ones if e.created_at > since]
     if not lines and not fresh:
         return None

@@ -338,15 +338,19 @@ def _tell_of_response(
     _over_treatment(db, enrollment, patient, protocol, rows, session, now)
     if session.outcome is None:
         return
-    before = _reports(rows, session.local_date)
-    earlier = _verdict(protocol, before)
-    turned = earlier is None or earlier.kind != "worsening"
-    if reading is not None and reading.kind == "worsening" and turned:
+    earlier = _verdict(protocol, _reports(rows, session.local_date))
+    was_worse = earlier is not None and earlier.kind == "worsening"
+    was_urgent = was_worse and earlier is not None and earlier.urgent
+    worse = reading is not None and reading.kind == "worsening"
+    # Once when the course turns worse, and once more when it becomes urgent: the urgent
+    # one is a cause of its own, so an open normal one does not swallow it.
+    if reading is not None and worse and (not was_worse or (reading.urgent and not was_urgent)):
         opened = escalate(
             db, patient, EscalationReason.WORSENING,
             f"enrollment {enrollment.id}: {protocol.outcome_scale} {reading.first} at first,"
             f" {reading.last} on {session.local_date}",
             now, session_id=session.id, enrollment_id=enrollment.id, urgent=reading.urgent,
+            once=f"{enrollment.id}:urgent" if reading.urgent else None,
         )  # fmt: skip
         if opened:
             line = f"{protocol.outcome_scale} {reading.first} -> {reading.last}"
