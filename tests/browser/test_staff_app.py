@@ -298,6 +298,9 @@ def test_the_enroll_form_works_by_keyboard_alone(
         elif focused == "body_area" and not page.evaluate("document.activeElement.value"):
             page.keyboard.press("ArrowDown")  # the first area; the preview is drawn again
             expect(page.locator("#body_area")).not_to_have_value("")
+            # The answers below are in the part drawn again: give them after it.
+            page.wait_for_load_state("networkidle")
+            expect(page.locator("#body_area")).to_be_focused()
         elif page.evaluate("document.activeElement.textContent") == "Enroll":
             page.keyboard.press("Enter")
             break
