@@ -526,7 +526,7 @@ def plan(
     )
     not_before = max(not_before, _after_a_missed_make_up(state, history) or not_before)
     sessions: list[PlannedSession] = []
-    # Since the last appointment staff recorded: older ones no longer say much.
+    # Counted since the last appointment staff recorded: a gap before it was dealt with.
     last_recorded = max(
         (s.local_date for s in history if s.status == SessionStatus.CONFIRMED), default=date.min
     )

@@ -122,6 +122,10 @@ class EscalationReason(StrEnum):
 
 # A course still under way: it may have sessions planned and messages to send, or (held)
 # wait for a clinician's decision.
+# Escalations that ask a clinician to decide how a course goes on.
+REVIEW_REASONS = (EscalationReason.NO_RESPONSE, EscalationReason.NO_IMPROVEMENT)
+# A course that takes no more sessions: it completed, or ran out of time.
+FINISHED = (EnrollmentStatus.COMPLETED, EnrollmentStatus.ENDED)
 ONGOING = (
     EnrollmentStatus.ACTIVE,
     EnrollmentStatus.PAUSED,

@@ -9,7 +9,6 @@ link to their page in the staff app, never by name; the event carries ids only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -21,14 +20,13 @@ from reminders.kinds import DeliveryKind
 from reminders.models import Clinic, DigestLine, Escalation, Patient
 from reminders.runtime import Runtime
 from reminders.services.events import emit, short_id
-from reminders.states import DeliveryAudience, EscalationReason, EscalationState
-from reminders.stores import outbox
+from reminders.services.reminding import alert_clinic
+from reminders.states import REVIEW_REASONS, EscalationReason, EscalationState
 from reminders.timing import zone
 
 DIGEST_AT = time(7, 30)
 # A clinic's first digest looks back this far.
 FIRST_LOOK_BACK = timedelta(days=7)
-REVIEWS = (EscalationReason.NO_RESPONSE, EscalationReason.NO_IMPROVEMENT)
 # How each kind of line reads, in the order the digest lists them.
 HEADINGS = {
     "completed": "Courses completed",
@@ -129,11 +127,11 @@ def build(
         if found:
             text += ["", f"{heading} ({len(found)}):"]
             text += [f"- {who(line.patient_id)}: {line.detail}" for line in found]
-    reviews = [e for e in open_ones if e.reason in REVIEWS]
+    reviews = [e for e in open_ones if e.reason in REVIEW_REASONS]
     if reviews:
         text += ["", f"Reviews waiting for a decision ({len(reviews)}):"]
         text += [f"- {who(e.patient_id)}: {e.reason}, {_age(e, now)}" for e in reviews]
-    others = [e for e in open_ones if e.reason not in REVIEWS]
+    others = [e for e in open_ones if e.reason not in REVIEW_REASONS]
     if others:
         text += ["", f"Open escalations ({len(others)}), most urgent first:"]
         text += [f"- {who(e.patient_id)}: {e.reason}, {_age(e, now)}" for e in others]
@@ -175,10 +173,6 @@ def _references(db: Session, patient_ids: set[str]) -> dict[str, str]:
 
 def _queue(db: Session, clinic: Clinic, digest: dict[str, Any], now: datetime) -> None:
     if clinic.alert_email:
-        email = outbox.new_delivery(
-            clinic_id=clinic.id, kind=DeliveryKind.DIGEST, audience=DeliveryAudience.CLINIC,
-            channel="email", target=clinic.id, now=now,
-            payload=json.dumps({"subject": digest["subject"], "text": digest["text"]}),
-        )  # fmt: skip
-        outbox.queue(db, [email])
+        subject, text = digest["subject"], digest["text"]
+        alert_clinic(db, clinic.id, subject, text, now, kind=DeliveryKind.DIGEST)
     emit(db, clinic.id, DeliveryKind.CLINIC_DIGEST, digest["data"], now)

@@ -20,7 +20,7 @@ from reminders.runtime import Runtime
 from reminders.services.audit import Actor, AuditAction, record
 from reminders.services.events import announce, settle
 from reminders.services.reading import Page, newest_escalations
-from reminders.states import ONGOING, EscalationReason, EscalationState
+from reminders.states import ONGOING, REVIEW_REASONS, EscalationReason, EscalationState
 
 
 def list_escalations(
@@ -67,7 +67,6 @@ def acknowledge(
 
 # A review nobody decided is sent to the clinic again this long after the last time.
 REALERT_AFTER = timedelta(days=14)
-REVIEWS = (EscalationReason.NO_RESPONSE, EscalationReason.NO_IMPROVEMENT)
 
 
 def _still_waiting(db: Session, escalation: Escalation) -> bool:
@@ -89,7 +88,7 @@ def undecided_reviews(db: Session, _rt: Runtime, now: datetime) -> list[str]:
     found = db.execute(
         sa.select(col(Escalation.id)).where(
             col(Escalation.state) == EscalationState.OPEN,
-            col(Escalation.reason).in_(REVIEWS),
+            col(Escalation.reason).in_(REVIEW_REASONS),
             col(Escalation.alerted_at) <= now - REALERT_AFTER,
         )
     )

@@ -456,10 +456,19 @@ def overdue_notice_rows(
     return notice_rows(db, settings, "overdue", due_session_id, patient, now, {"days": days})
 
 
-def alert_clinic(db: Session, clinic_id: str, subject: str, text: str, now: datetime) -> None:
-    """Queue an email to the clinic's alert address, in the caller's transaction."""
+def alert_clinic(
+    db: Session,
+    clinic_id: str,
+    subject: str,
+    text: str,
+    now: datetime,
+    *,
+    kind: str = DeliveryKind.CLINIC_ALERT,
+) -> None:
+    """Queue an email to the clinic's alert address, in the caller's transaction (`kind`:
+    an alert, or the clinic's digest)."""
     alert = outbox.new_delivery(
-        clinic_id=clinic_id, kind="clinic_alert", audience=DeliveryAudience.CLINIC,
+        clinic_id=clinic_id, kind=kind, audience=DeliveryAudience.CLINIC,
         channel="email", target=clinic_id, now=now,
         payload=json.dumps({"subject": subject, "text": text}),
     )  # fmt: skip

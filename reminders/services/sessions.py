@@ -20,7 +20,7 @@ from reminders.services import winding_down
 from reminders.services.events import emit, escalate, patient_data
 from reminders.services.protocol_versions import protocol_of
 from reminders.services.replan import replan
-from reminders.states import EnrollmentStatus, EscalationReason, SessionStatus
+from reminders.states import FINISHED, EnrollmentStatus, EscalationReason, SessionStatus
 from reminders.stores import session_store
 from reminders.stores.session_store import SessionRow
 from reminders.timing import local_to_utc, local_today
@@ -45,7 +45,7 @@ def get_session(
 def _course_open(enrollment: Enrollment) -> None:
     """A completed course takes no more sessions: more would be treatment nobody planned
     (a problem about one done can still be reported)."""
-    if enrollment.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.ENDED):
+    if enrollment.status in FINISHED:
         raise CourseEnded()
 
 
@@ -341,7 +341,7 @@ def report_problem(
     if session.status != SessionStatus.CONFIRMED and not session.at_clinic:
         if did_it is None:
             raise InvalidInput("did_it", "say whether you did this session")
-        course_open = enrollment.status not in (EnrollmentStatus.COMPLETED, EnrollmentStatus.ENDED)
+        course_open = enrollment.status not in FINISHED
         if did_it and course_open and session.status != SessionStatus.CANCELLED:
             # Done on its own day, at an hour nobody knows: noon of it, so it counts as
             # on time (today's is done by now).

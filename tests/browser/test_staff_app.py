@@ -317,9 +317,9 @@ def _zone_near_noon() -> str:
     return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
-def test_a_patient_confirms_from_the_emailed_link_and_the_patient_page_shows_it(
-    app_url: str, browser: Browser, page: Page, db: Session, rt: Runtime, smtp: SmtpRecorder
-) -> None:
+def _reminded_patient(db: Session, rt: Runtime, smtp: SmtpRecorder) -> tuple[str, str]:
+    """A clinic with a nurse, and a patient reminded an hour ago of today's session;
+    return the patient's id and the session link from their reminder email."""
     clinic_id = make_clinic(db)
     member(db, rt, clinic_id, "nurse@north.example", role="clinician")
     zone = _zone_near_noon()
@@ -335,8 +335,15 @@ def test_a_patient_confirms_from_the_emailed_link_and_the_patient_page_shows_it(
     reminders = [m for m in smtp.messages if "/s/" in m.get_body(("plain",)).get_content()]  # type: ignore[union-attr]
     link = re.search(r"https?://\S+/s/[\w-]+", reminders[0].get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert link is not None
+    return patient_id, link.group(0)
+
+
+def test_a_patient_confirms_from_the_emailed_link_and_the_patient_page_shows_it(
+    app_url: str, browser: Browser, page: Page, db: Session, rt: Runtime, smtp: SmtpRecorder
+) -> None:
+    patient_id, link = _reminded_patient(db, rt, smtp)
     patient_page = browser.new_context().new_page()
-    patient_page.goto(link.group(0))
+    patient_page.goto(link)
     patient_page.get_by_role("button", name="Confirm the session").click()
     expect(patient_page.locator("h1")).to_be_visible()
 
@@ -349,30 +356,16 @@ def test_a_patient_confirms_from_the_emailed_link_and_the_patient_page_shows_it(
 def test_a_burn_from_the_problem_page_holds_the_plan_and_the_nurse_decides_on_it(
     app_url: str, browser: Browser, page: Page, db: Session, rt: Runtime, smtp: SmtpRecorder
 ) -> None:
-    clinic_id = make_clinic(db)
-    member(db, rt, clinic_id, "nurse@north.example", role="clinician")
-    zone = _zone_near_noon()
-    local_now = datetime.now(ZoneInfo(zone))
-    reminder_at = (local_now - timedelta(hours=1)).strftime("%H:%M")
-    patient_id = make_patient(db, clinic_id, timezone=zone, reminder_time=reminder_at)
-    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    enroll_patient(
-        db, rt, clinic_id, patient_id, local_now.date().isoformat(), datetime.now(UTC),
-        weekdays=every_day,
-    )  # fmt: skip
-    send_emails(rt)
-    reminders = [m for m in smtp.messages if "/s/" in m.get_body(("plain",)).get_content()]  # type: ignore[union-attr]
-    link = re.search(r"https?://\S+/s/[\w-]+", reminders[0].get_body(("plain",)).get_content())  # type: ignore[union-attr]
-    assert link is not None
+    patient_id, link = _reminded_patient(db, rt, smtp)
     patient_page = browser.new_context().new_page()
-    patient_page.goto(f"{link.group(0)}/problem")
+    patient_page.goto(f"{link}/problem")
     screenshot(patient_page, "patient-problem")
     patient_page.get_by_label("Yes").check()
     patient_page.get_by_label("What happened?").select_option("burn")
     patient_page.get_by_role("button", name="Tell my clinic").click()
     expect(patient_page.get_by_text("Do not treat this area again")).to_be_visible()
     screenshot(patient_page, "patient-problem-held")
-    patient_page.goto(link.group(0))
+    patient_page.goto(link)
     expect(patient_page.get_by_text("Your plan is on hold")).to_be_visible()
     screenshot(patient_page, "patient-session-held")
     patient_page.context.close()

@@ -10,7 +10,12 @@ from reminders.runtime import Runtime
 from reminders.safety import over_treatment
 from reminders.services import sessions
 from reminders.stores import session_store
-from tests.conftest import at, enroll_patient, make_clinic, make_patient
+from tests.conftest import (
+    at,
+    enroll_in_ongoing_phase_with_first_session_done,
+    make_clinic,
+    make_patient,
+)
 
 
 def test_a_second_session_in_a_week_of_a_weekly_protocol_tells_the_clinic(
@@ -18,13 +23,9 @@ def test_a_second_session_in_a_week_of_a_weekly_protocol_tells_the_clinic(
 ) -> None:
     clinic = make_clinic(db)
     patient = make_patient(db, clinic, timezone="UTC")
-    enrollment = enroll_patient(
-        db, rt, clinic, patient, "2026-12-07", at("2026-12-07 08:00"),
-        protocol="glycopyrrolate-hyperhidrosis",
-    )  # fmt: skip
-    monday = session_store.of_enrollment(db, enrollment)[0]
-    sessions.confirm_session(db, rt, None, monday.id, SessionReport(), at("2026-12-07 10:00"))
-    db.commit()
+    # Weekly glycopyrrolate, Monday's session done.
+    enrollment = enroll_in_ongoing_phase_with_first_session_done(db, rt, clinic, patient)
+    (monday,) = [r for r in session_store.of_enrollment(db, enrollment) if r.status == "confirmed"]
     assert db.exec(select(Escalation)).all() == []
     # From Monday's link, on Wednesday: an extra session, the week's second.
     link = session_store.get(db, monday.id)
